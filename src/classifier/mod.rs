@@ -1,0 +1,126 @@
+//! Classifiers: a trait with two backends (Claude and offline) and the fallback policy.
+//!
+//! Every ticket gets a decision. When the primary classifier fails for good, the offline one
+//! decides, `routine` is raised to `urgent` (a person sees every ticket the model did not judge),
+//! and the decision carries the reason.
+
+pub mod offline;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::{Classification, Severity, TicketContext, Verdict};
+
+pub use offline::OfflineClassifier;
+
+/// Why a classifier gave no usable answer. Each variant ends in the offline fallback; the
+/// variant decides whether it was retried first and how it is logged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClassifierError {
+    /// The model answered, but not with a valid decision (bad JSON, schema violation, refusal,
+    /// `max_tokens`).
+    #[error("invalid answer: {0}")]
+    InvalidAnswer(String),
+    /// The API answered with an error status that retrying will not fix, or retries ran out.
+    #[error("upstream {status} {kind}")]
+    Upstream {
+        /// HTTP status.
+        status: u16,
+        /// The API's `error.type` (or error code), for logs and the fallback reason.
+        kind: String,
+        /// The API's `request-id` header, for support.
+        request_id: Option<String>,
+    },
+    /// The call did not finish within its deadline.
+    #[error("timeout")]
+    Timeout,
+    /// The connection failed (DNS, TLS, reset).
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The retry budget is spent or the concurrency cap is reached: shed load, do not wait.
+    #[error("overloaded: {0}")]
+    Overloaded(String),
+}
+
+impl ClassifierError {
+    /// A short machine-friendly reason, stored as the decision's `fallback_reason`.
+    pub fn reason(&self) -> String {
+        match self {
+            ClassifierError::InvalidAnswer(m) => format!("invalid_answer: {m}"),
+            ClassifierError::Upstream { status, kind, .. } => format!("upstream_{status}: {kind}"),
+            ClassifierError::Timeout => "timeout".to_owned(),
+            ClassifierError::Transport(m) => format!("transport: {m}"),
+            ClassifierError::Overloaded(m) => format!("overloaded: {m}"),
+        }
+    }
+}
+
+/// A backend that turns a ticket into a validated classification.
+#[async_trait]
+pub trait Classifier: Send + Sync {
+    /// The model name recorded in decisions (`offline` for the rule-based backend).
+    fn model(&self) -> &str;
+
+    /// Classifies one ticket.
+    ///
+    /// # Errors
+    /// [`ClassifierError`] when no valid answer could be had; the caller falls back.
+    async fn classify(&self, ctx: &TicketContext) -> Result<Classification, ClassifierError>;
+}
+
+/// The classifier the service uses: an optional primary (Claude) and the offline backend, which
+/// serves alone when no API key is set and stands in when the primary fails.
+#[derive(Clone)]
+pub struct Decider {
+    primary: Option<Arc<dyn Classifier>>,
+    offline: Arc<OfflineClassifier>,
+}
+
+impl Decider {
+    /// A decider over `primary` (None: offline only).
+    pub fn new(primary: Option<Arc<dyn Classifier>>, offline: Arc<OfflineClassifier>) -> Self {
+        Self { primary, offline }
+    }
+
+    /// The model the service classifies with, for the startup log line.
+    pub fn describe(&self) -> String {
+        match &self.primary {
+            Some(p) => format!("{} (fallback: offline)", p.model()),
+            None => "offline (no ANTHROPIC_API_KEY set)".to_owned(),
+        }
+    }
+
+    /// Decides; never fails. See the module docs for the fallback policy.
+    pub async fn decide(&self, ctx: &TicketContext) -> Classification {
+        let Some(primary) = &self.primary else {
+            return self.offline.decide(ctx);
+        };
+        match primary.classify(ctx).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "classifier failed; the offline classifier decides");
+                fallback(self.offline.decide(ctx), &e.reason())
+            }
+        }
+    }
+}
+
+/// Marks an offline classification as a fallback for `reason`, raising routine to urgent.
+pub fn fallback(mut c: Classification, reason: &str) -> Classification {
+    if c.verdict.severity == Severity::Routine {
+        let mut notes = c.verdict.notes.clone();
+        notes.push("fallback raised routine to urgent".to_owned());
+        c.verdict = Verdict {
+            notes,
+            ..Verdict::new(
+                Severity::Urgent,
+                None,
+                c.verdict.confidence,
+                &c.verdict.reasoning,
+            )
+        };
+    }
+    c.fallback_reason = Some(reason.to_owned());
+    c
+}

@@ -1,0 +1,592 @@
+//! Pure types of the routing problem: tickets, the three buckets, decisions.
+//!
+//! Raw input (protobuf, webhook JSON, database rows, model output) is parsed into these types
+//! once, at the edge; everything inside the service works with values that are already valid.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Longest accepted ticket id, customer id or version, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+/// Longest accepted subject, in characters.
+pub const MAX_SUBJECT_CHARS: usize = 1_000;
+/// Longest accepted first message, in characters (32 KiB of text is far beyond a real first
+/// message, and keeps one ticket from costing more than a few cents of model input).
+pub const MAX_BODY_CHARS: usize = 32_768;
+/// Longest reasoning kept, in words; longer answers are trimmed and flagged.
+pub const MAX_REASONING_WORDS: usize = 20;
+
+/// An input that cannot become a domain value. The message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// A field is missing, too long or has a value outside its set.
+    #[error("invalid {field}: {reason}")]
+    InvalidField {
+        /// The field's name as the caller spelled it (e.g. `ticket.body`).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl DomainError {
+    /// Shorthand for [`DomainError::InvalidField`].
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// Every value, in order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The lowercase wire and database spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Parses the lowercase spelling, case-insensitively and ignoring surrounding blanks.
+            ///
+            /// # Errors
+            /// [`DomainError::InvalidField`] naming `field` when the text is not one of the values.
+            pub fn parse(field: &str, text: &str) -> Result<Self, DomainError> {
+                let t = text.trim();
+                $(if t.eq_ignore_ascii_case($text) { return Ok($name::$variant); })+
+                Err(DomainError::invalid(
+                    field,
+                    format!("{t:?} is not one of {}", [$($text),+].join(", ")),
+                ))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+string_enum! {
+    /// How urgent a ticket is; the route follows from it.
+    Severity {
+        /// Docs answers, how-to, FAQ, feature requests.
+        Routine = "routine",
+        /// Enterprise, churn risk, billing disputes, repeats within 24 h, competitor in frustration.
+        Urgent = "urgent",
+        /// Outage, data loss, security, legal, billing dispute over $1k, "need a human now".
+        OnFire = "on_fire",
+    }
+}
+
+string_enum! {
+    /// Who handles a ticket.
+    Route {
+        /// The support bot (deflection).
+        Bot = "bot",
+        /// A human agent.
+        Human = "human",
+        /// The engineering on-call queue.
+        Engineering = "engineering",
+    }
+}
+
+string_enum! {
+    /// The customer's plan.
+    Tier {
+        /// No contract.
+        Free = "free",
+        /// Self-serve paid plan.
+        Pro = "pro",
+        /// Contracted account; never routine.
+        Enterprise = "enterprise",
+    }
+}
+
+string_enum! {
+    /// Where a ticket came from; part of its idempotency key.
+    Source {
+        /// An internal service over gRPC.
+        Api = "api",
+        /// A Plain webhook.
+        Plain = "plain",
+        /// A Pylon webhook.
+        Pylon = "pylon",
+    }
+}
+
+impl Severity {
+    /// The route is a pure function of severity.
+    pub fn route(self) -> Route {
+        match self {
+            Severity::Routine => Route::Bot,
+            Severity::Urgent => Route::Human,
+            Severity::OnFire => Route::Engineering,
+        }
+    }
+}
+
+/// A confidence in `0..=1`. Logged and audited for calibration; never used to gate routing.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
+pub struct Confidence(f32);
+
+impl Confidence {
+    /// # Errors
+    /// When the value is not a finite number within `0..=1`.
+    pub fn parse(value: f64) -> Result<Self, DomainError> {
+        if value.is_finite() && (0.0..=1.0).contains(&value) {
+            #[allow(clippy::cast_possible_truncation)]
+            Ok(Self(value as f32))
+        } else {
+            Err(DomainError::invalid(
+                "confidence",
+                format!("{value} is not within 0..1"),
+            ))
+        }
+    }
+
+    /// The value.
+    pub fn get(self) -> f32 {
+        self.0
+    }
+}
+
+/// Webhooks arrive at least once and Plain retries for days, so source + ticket id + version
+/// names one delivery: a repeat must cost no model call and no action.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    /// Where the ticket came from.
+    pub source: Source,
+    /// The ticket's id in its source.
+    pub ticket_id: String,
+    /// The revision of the ticket.
+    pub version: String,
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}@{}", self.source, self.ticket_id, self.version)
+    }
+}
+
+/// A support ticket, validated. Built only through [`Ticket::parse`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ticket {
+    key: IdempotencyKey,
+    subject: String,
+    body: String,
+    tier: Tier,
+    arr_usd: Option<f64>,
+    customer_id: Option<String>,
+}
+
+/// The raw fields of a ticket as an edge received them, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct RawTicket {
+    /// Required.
+    pub id: String,
+    /// Empty means `"1"`.
+    pub version: String,
+    /// Optional.
+    pub subject: String,
+    /// Required.
+    pub body: String,
+    /// Empty means `free`.
+    pub tier: String,
+    /// Optional, finite and >= 0.
+    pub arr_usd: Option<f64>,
+    /// Optional.
+    pub customer_id: String,
+}
+
+impl Ticket {
+    /// Validates raw fields. Field names in errors are prefixed with `prefix` (e.g. `ticket.`).
+    ///
+    /// # Errors
+    /// [`DomainError::InvalidField`] for an empty id or body, text over the documented limits
+    /// ([`MAX_ID_BYTES`], [`MAX_SUBJECT_CHARS`], [`MAX_BODY_CHARS`]), an unknown tier, or a
+    /// negative or non-finite ARR.
+    pub fn parse(source: Source, raw: RawTicket, prefix: &str) -> Result<Self, DomainError> {
+        let field = |name: &str| format!("{prefix}{name}");
+        let id = raw.id.trim().to_owned();
+        if id.is_empty() {
+            return Err(DomainError::invalid(field("id"), "must not be empty"));
+        }
+        check_bytes(&field("id"), &id)?;
+        let version = match raw.version.trim() {
+            "" => "1".to_owned(),
+            v => v.to_owned(),
+        };
+        check_bytes(&field("version"), &version)?;
+        if raw.body.trim().is_empty() {
+            return Err(DomainError::invalid(field("body"), "must not be empty"));
+        }
+        check_chars(&field("body"), &raw.body, MAX_BODY_CHARS)?;
+        check_chars(&field("subject"), &raw.subject, MAX_SUBJECT_CHARS)?;
+        let tier = if raw.tier.trim().is_empty() {
+            Tier::Free
+        } else {
+            Tier::parse(&field("tier"), &raw.tier)?
+        };
+        if let Some(arr) = raw.arr_usd {
+            if !arr.is_finite() || arr < 0.0 {
+                return Err(DomainError::invalid(
+                    field("arr_usd"),
+                    format!("{arr} is not a finite amount >= 0"),
+                ));
+            }
+        }
+        let customer_id = raw.customer_id.trim().to_owned();
+        check_bytes(&field("customer_id"), &customer_id)?;
+        Ok(Self {
+            key: IdempotencyKey {
+                source,
+                ticket_id: id,
+                version,
+            },
+            subject: raw.subject.trim().to_owned(),
+            body: raw.body.trim().to_owned(),
+            tier,
+            arr_usd: raw.arr_usd,
+            customer_id: (!customer_id.is_empty()).then_some(customer_id),
+        })
+    }
+
+    /// The idempotency key.
+    pub fn key(&self) -> &IdempotencyKey {
+        &self.key
+    }
+    /// The subject line (may be empty).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+    /// The first message.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+    /// The customer's plan.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+    /// Annual recurring revenue in USD, when known.
+    pub fn arr_usd(&self) -> Option<f64> {
+        self.arr_usd
+    }
+    /// The customer's id in the source, when known.
+    pub fn customer_id(&self) -> Option<&str> {
+        self.customer_id.as_deref()
+    }
+
+    /// A copy with tier and ARR replaced by what enrichment found.
+    #[must_use]
+    pub fn with_account(mut self, tier: Tier, arr_usd: Option<f64>) -> Self {
+        self.tier = tier;
+        self.arr_usd = arr_usd;
+        self
+    }
+}
+
+fn check_bytes(field: &str, value: &str) -> Result<(), DomainError> {
+    if value.len() > MAX_ID_BYTES {
+        return Err(DomainError::invalid(
+            field,
+            format!("is {} bytes, the limit is {MAX_ID_BYTES}", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn check_chars(field: &str, value: &str, max: usize) -> Result<(), DomainError> {
+    let n = value.chars().count();
+    if n > max {
+        return Err(DomainError::invalid(
+            field,
+            format!("is {n} characters, the limit is {max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A ticket plus what enrichment added: what the classifier sees.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketContext {
+    /// The ticket.
+    pub ticket: Ticket,
+    /// Other tickets from the same customer in the last 24 hours (from our own log).
+    pub repeat_count_24h: u32,
+}
+
+/// A classifier's answer, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// How urgent.
+    pub severity: Severity,
+    /// Who handles it; equal to `severity.route()`.
+    pub route: Route,
+    /// How sure the classifier is.
+    pub confidence: Confidence,
+    /// One sentence of at most [`MAX_REASONING_WORDS`] words.
+    pub reasoning: String,
+    /// Notes on what local validation corrected (route/severity disagreement, trimmed reasoning).
+    pub notes: Vec<String>,
+}
+
+impl Verdict {
+    /// Builds a verdict from the parts a classifier produced: the route is derived from the
+    /// severity (a disagreement is recorded in `notes`), and reasoning is cut to one sentence of
+    /// at most [`MAX_REASONING_WORDS`] words (a cut is recorded too).
+    pub fn new(
+        severity: Severity,
+        claimed_route: Option<Route>,
+        confidence: Confidence,
+        reasoning: &str,
+    ) -> Self {
+        let mut notes = Vec::new();
+        let route = severity.route();
+        if let Some(claimed) = claimed_route {
+            if claimed != route {
+                notes.push(format!(
+                    "route_disagreement: model said {claimed}, severity {severity} implies {route}"
+                ));
+            }
+        }
+        let (reasoning, trimmed) = one_sentence(reasoning, MAX_REASONING_WORDS);
+        if trimmed {
+            notes.push("reasoning_trimmed".to_owned());
+        }
+        Self {
+            severity,
+            route,
+            confidence,
+            reasoning,
+            notes,
+        }
+    }
+}
+
+/// Cuts text to its first sentence and at most `max_words` words. Returns whether it cut.
+pub fn one_sentence(text: &str, max_words: usize) -> (String, bool) {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut first = text.as_str();
+    // A sentence ends at ". ", "! " or "? " (not at the dot in "$1.5k" or "v2.1").
+    for (i, _) in text.match_indices(['.', '!', '?']) {
+        if text[i + 1..].starts_with(' ') {
+            first = &text[..=i];
+            break;
+        }
+    }
+    let mut cut = first.len() != text.len();
+    let words: Vec<&str> = first.split(' ').filter(|w| !w.is_empty()).collect();
+    let out = if words.len() > max_words {
+        cut = true;
+        let mut s = words[..max_words].join(" ");
+        s = s.trim_end_matches([',', ';', ':']).to_owned();
+        if !s.ends_with(['.', '!', '?']) {
+            s.push('.');
+        }
+        s
+    } else {
+        first.to_owned()
+    };
+    (out, cut)
+}
+
+/// Token usage and cost of one model call, as logged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Usage {
+    /// The API's `request-id` header.
+    pub request_id: Option<String>,
+    /// Uncached input tokens.
+    pub input_tokens: i64,
+    /// Generated tokens.
+    pub output_tokens: i64,
+    /// Tokens read from the prompt cache.
+    pub cache_read_tokens: i64,
+    /// Tokens written to the prompt cache.
+    pub cache_write_tokens: i64,
+    /// Cost in USD from the price table.
+    pub cost_usd: f64,
+}
+
+/// What a classifier returned for one ticket: the verdict and how it was reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classification {
+    /// The validated answer.
+    pub verdict: Verdict,
+    /// The model that decided, or `offline`.
+    pub model: String,
+    /// The prompt version the answer was made against.
+    pub prompt_version: String,
+    /// `Some(reason)` when the primary classifier failed and the offline one decided.
+    pub fallback_reason: Option<String>,
+    /// Usage of the model call, when there was one.
+    pub usage: Usage,
+}
+
+/// One row of the routing log: written before anything acts on the ticket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// UUIDv7 of the decision.
+    pub id: String,
+    /// Where the ticket came from.
+    pub source: Source,
+    /// The ticket's id in its source.
+    pub ticket_id: String,
+    /// The ticket's version.
+    pub ticket_version: String,
+    /// How urgent.
+    pub severity: Severity,
+    /// Who handles it.
+    pub route: Route,
+    /// How sure the classifier was.
+    pub confidence: f32,
+    /// One sentence, shown to the agent.
+    pub reasoning: String,
+    /// The prompt version the decision was made against.
+    pub prompt_version: String,
+    /// The model, or `offline`.
+    pub model: String,
+    /// True when the offline classifier stood in for the model.
+    pub fallback: bool,
+    /// Why it stood in.
+    pub fallback_reason: Option<String>,
+    /// What validation corrected, `;`-separated (route disagreement, trimmed reasoning).
+    pub notes: Option<String>,
+    /// The tier the decision was made with.
+    pub tier: Tier,
+    /// Usage of the model call.
+    pub usage: Usage,
+    /// The W3C trace id of the request that made the decision, when traced.
+    pub trace_id: Option<String>,
+    /// When the decision was logged.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Decision {
+    /// The decision for `ctx` from `classification`, with a fresh id and timestamp.
+    pub fn new(ctx: &TicketContext, c: Classification, trace_id: Option<String>) -> Self {
+        let key = ctx.ticket.key();
+        let fallback = c.fallback_reason.is_some();
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            source: key.source,
+            ticket_id: key.ticket_id.clone(),
+            ticket_version: key.version.clone(),
+            severity: c.verdict.severity,
+            route: c.verdict.route,
+            confidence: c.verdict.confidence.get(),
+            reasoning: c.verdict.reasoning,
+            prompt_version: c.prompt_version,
+            model: c.model,
+            fallback,
+            fallback_reason: c.fallback_reason,
+            notes: (!c.verdict.notes.is_empty()).then(|| c.verdict.notes.join("; ")),
+            tier: ctx.ticket.tier(),
+            usage: c.usage,
+            trace_id,
+            created_at: Utc::now(),
+        }
+    }
+
+    /// The key this decision is for.
+    pub fn key(&self) -> IdempotencyKey {
+        IdempotencyKey {
+            source: self.source,
+            ticket_id: self.ticket_id.clone(),
+            version: self.ticket_version.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(body: &str) -> RawTicket {
+        RawTicket {
+            id: "T-1".into(),
+            body: body.into(),
+            ..RawTicket::default()
+        }
+    }
+
+    #[test]
+    fn enums_parse_case_insensitively_and_name_the_field() {
+        assert_eq!(
+            Severity::parse("severity", " ON_FIRE ").unwrap(),
+            Severity::OnFire
+        );
+        let err = Tier::parse("ticket.tier", "gold").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid ticket.tier: \"gold\" is not one of free, pro, enterprise"
+        );
+    }
+
+    #[test]
+    fn route_is_a_function_of_severity() {
+        assert_eq!(Severity::Routine.route(), Route::Bot);
+        assert_eq!(Severity::Urgent.route(), Route::Human);
+        assert_eq!(Severity::OnFire.route(), Route::Engineering);
+    }
+
+    #[test]
+    fn ticket_defaults_and_limits() {
+        let t = Ticket::parse(Source::Api, raw("hello"), "ticket.").unwrap();
+        assert_eq!(t.key().version, "1");
+        assert_eq!(t.tier(), Tier::Free);
+        let e = Ticket::parse(Source::Api, raw("  "), "ticket.").unwrap_err();
+        assert_eq!(e.to_string(), "invalid ticket.body: must not be empty");
+        let long = "x".repeat(MAX_BODY_CHARS + 1);
+        let e = Ticket::parse(Source::Api, raw(&long), "ticket.").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid ticket.body: is 32769 characters")
+        );
+        let mut r = raw("hi");
+        r.arr_usd = Some(-1.0);
+        let e = Ticket::parse(Source::Api, r, "ticket.").unwrap_err();
+        assert!(e.to_string().starts_with("invalid ticket.arr_usd"));
+    }
+
+    #[test]
+    fn confidence_must_be_within_unit_interval() {
+        assert!(Confidence::parse(0.5).is_ok());
+        assert!(Confidence::parse(1.5).is_err());
+        assert!(Confidence::parse(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn verdict_derives_route_and_trims_reasoning() {
+        let v = Verdict::new(
+            Severity::OnFire,
+            Some(Route::Human),
+            Confidence::parse(0.9).unwrap(),
+            "Production is down for all users. Also more words here.",
+        );
+        assert_eq!(v.route, Route::Engineering);
+        assert_eq!(v.reasoning, "Production is down for all users.");
+        assert_eq!(v.notes.len(), 2);
+        let long = (0..30)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (s, cut) = one_sentence(&long, 20);
+        assert!(cut);
+        assert_eq!(s.split(' ').count(), 20);
+        assert!(s.ends_with('.'));
+        let (s, cut) = one_sentence("A dispute over $1.5k on v2.1 billing.", 20);
+        assert!(!cut);
+        assert_eq!(s, "A dispute over $1.5k on v2.1 billing.");
+    }
+}

@@ -1,0 +1,51 @@
+//! The one mapping from [`TriageError`] to a gRPC code and an HTTP status. Both edges call it;
+//! the match has no `_` arm, so a new variant does not compile until its codes are chosen.
+
+use axum::http::StatusCode;
+use tonic::Code;
+
+use crate::triage::TriageError;
+
+/// The gRPC code and HTTP status for `e`.
+pub fn codes(e: &TriageError) -> (Code, StatusCode) {
+    match e {
+        TriageError::InvalidInput(_) => (Code::InvalidArgument, StatusCode::BAD_REQUEST),
+        // The sender retries: a 2xx is never given for a ticket that is not stored.
+        TriageError::StoreUnavailable(_) => (Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+        TriageError::InFlight(_) => (Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+        TriageError::Unexpected(_) => (Code::Internal, StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// Logs `e` with its cause chain once, at the edge, and returns the gRPC status the caller
+/// sees (the variant's message only, never internals).
+pub fn to_status(e: &TriageError) -> tonic::Status {
+    let (code, _) = codes(e);
+    log(e);
+    tonic::Status::new(code, e.to_string())
+}
+
+/// Logs `e` at a level fitting its kind, with the whole cause chain.
+pub fn log(e: &TriageError) {
+    let chain = error_chain(e);
+    match e {
+        TriageError::InvalidInput(_) | TriageError::InFlight(_) => {
+            tracing::info!(error = %chain, "request rejected")
+        }
+        TriageError::StoreUnavailable(_) => {
+            tracing::warn!(error = %chain, "routing log unavailable")
+        }
+        TriageError::Unexpected(_) => tracing::error!(error = %chain, "request failed"),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,127 @@
+//! The gRPC edge: a thin tonic service over the triage use case. Protobuf types never leave
+//! this module; `TryFrom` turns them into domain values once, here.
+
+use tonic::{Request, Response, Status};
+
+use crate::{
+    domain::{Decision, RawTicket, Route, Severity, Source, Ticket},
+    error,
+    triage::Triage,
+};
+
+/// Code generated from `proto/escalator/v1/escalator.proto`.
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("escalator.v1");
+
+    /// The encoded descriptor set, served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/escalator_descriptor.bin"));
+}
+
+/// The `escalator.v1.Escalator` service.
+#[derive(Clone)]
+pub struct EscalatorService {
+    triage: Triage,
+}
+
+impl EscalatorService {
+    /// A service over `triage`.
+    pub fn new(triage: Triage) -> Self {
+        Self { triage }
+    }
+}
+
+fn ticket_from(t: Option<pb::Ticket>) -> Result<Ticket, Status> {
+    let t = t.ok_or_else(|| Status::invalid_argument("invalid ticket: is required"))?;
+    let raw = RawTicket {
+        id: t.id,
+        version: t.version,
+        subject: t.subject,
+        body: t.body,
+        tier: t.tier,
+        arr_usd: t.arr_usd,
+        customer_id: t.customer_id,
+    };
+    Ticket::parse(Source::Api, raw, "ticket.").map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+/// The W3C trace id of the caller's `traceparent`, when it sent a valid one.
+fn trace_id<T>(req: &Request<T>) -> Option<String> {
+    let tp = req.metadata().get("traceparent")?.to_str().ok()?;
+    let mut parts = tp.split('-');
+    let (_version, trace) = (parts.next()?, parts.next()?);
+    (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()) && trace != "0".repeat(32))
+        .then(|| trace.to_ascii_lowercase())
+}
+
+impl From<Decision> for pb::Decision {
+    fn from(d: Decision) -> Self {
+        let severity = match d.severity {
+            Severity::Routine => pb::Severity::Routine,
+            Severity::Urgent => pb::Severity::Urgent,
+            Severity::OnFire => pb::Severity::OnFire,
+        };
+        let route = match d.route {
+            Route::Bot => pb::Route::Bot,
+            Route::Human => pb::Route::Human,
+            Route::Engineering => pb::Route::Engineering,
+        };
+        pb::Decision {
+            decision_id: d.id,
+            severity: severity.into(),
+            route: route.into(),
+            confidence: d.confidence,
+            reasoning: d.reasoning,
+            prompt_version: d.prompt_version,
+            model: d.model,
+            fallback: d.fallback,
+            fallback_reason: d.fallback_reason.unwrap_or_default(),
+            source: d.source.as_str().to_owned(),
+            ticket_id: d.ticket_id,
+            ticket_version: d.ticket_version,
+            created_at: d
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::escalator_server::Escalator for EscalatorService {
+    async fn classify(
+        &self,
+        request: Request<pb::ClassifyRequest>,
+    ) -> Result<Response<pb::ClassifyResponse>, Status> {
+        let trace = trace_id(&request);
+        let ticket = ticket_from(request.into_inner().ticket)?;
+        let outcome = self
+            .triage
+            .decide(ticket, trace)
+            .await
+            .map_err(|e| error::to_status(&e))?;
+        Ok(Response::new(pb::ClassifyResponse {
+            decision: Some(outcome.decision.into()),
+            duplicate: outcome.duplicate,
+        }))
+    }
+
+    async fn route(
+        &self,
+        request: Request<pb::RouteRequest>,
+    ) -> Result<Response<pb::RouteResponse>, Status> {
+        let trace = trace_id(&request);
+        let req = request.into_inner();
+        let ticket = ticket_from(req.ticket)?;
+        let outcome = if req.dry_run {
+            self.triage.dry_run(ticket, trace).await
+        } else {
+            self.triage.decide(ticket, trace).await
+        }
+        .map_err(|e| error::to_status(&e))?;
+        Ok(Response::new(pb::RouteResponse {
+            decision: Some(outcome.decision.into()),
+            duplicate: outcome.duplicate,
+        }))
+    }
+}

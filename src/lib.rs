@@ -1,0 +1,27 @@
+//! escalator routes customer-support tickets: one classification per ticket against a short
+//! versioned prompt, written to the routing log before anything acts on it.
+//!
+//! # Layout
+//! Arrows point inward: edges -> use case -> domain <- adapters.
+//! - [`domain`]: pure types (`Ticket`, `Severity`, `Route`, `Decision`), no I/O.
+//! - [`labels`], [`prompt`]: the labelled examples and the prompt rendered from them.
+//! - [`classifier`]: the `Classifier` trait, the offline backend and the fallback policy.
+//! - [`store`]: the routing log on PostgreSQL or SQLite.
+//! - [`triage`]: the use case (accept, enrich, classify, log), over traits only.
+//! - [`grpc`], [`http`]: thin edges; [`error`] maps use-case errors to codes in one place.
+//! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: wiring and lifecycle.
+
+pub mod classifier;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod labels;
+pub mod prompt;
+pub mod shutdown;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod triage;

@@ -1,0 +1,221 @@
+//! The classifier prompt: template + labelled examples -> system block, user turn and version.
+//!
+//! The system block holds definitions and examples only and is byte-identical across tickets, so
+//! Anthropic's prompt cache hits; ticket data goes into the user turn and nowhere else.
+
+use std::fmt::Write as _;
+
+use sha2::{Digest, Sha256};
+
+use crate::{
+    domain::{DomainError, TicketContext},
+    labels::Example,
+};
+
+/// The template shipped with the binary.
+pub const EMBEDDED_TEMPLATE: &str = include_str!("../prompts/classifier.md");
+/// The line that separates the system template from the user-turn template.
+pub const USER_TURN_MARKER: &str = "<!-- user turn -->";
+/// The placeholder in the system template that the rendered examples replace.
+pub const EXAMPLES_PLACEHOLDER: &str = "{{examples}}";
+/// The name under which prompt versions are reported (`classifier@<hash>`).
+pub const PROMPT_NAME: &str = "classifier";
+
+/// The JSON schema the model's answer must match (`output_config.format`). Kept as text so its
+/// bytes, and so the prompt version, never depend on map ordering.
+pub const OUTPUT_SCHEMA: &str = r#"{"type":"object","properties":{"severity":{"type":"string","enum":["routine","urgent","on_fire"]},"route":{"type":"string","enum":["bot","human","engineering"]},"confidence":{"type":"number"},"reasoning":{"type":"string"}},"required":["severity","route","confidence","reasoning"],"additionalProperties":false}"#;
+
+/// A rendered prompt: what every call sends, and the version every decision records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    system: String,
+    user_template: String,
+    version: String,
+}
+
+impl Prompt {
+    /// Renders `template` with `examples`.
+    ///
+    /// # Errors
+    /// When the template lacks the user-turn marker or the examples placeholder, or when the
+    /// system part has any other `{{…}}` placeholder (ticket data must never reach it).
+    pub fn render(template: &str, examples: &[Example]) -> Result<Self, DomainError> {
+        let (system_t, user_t) = template.split_once(USER_TURN_MARKER).ok_or_else(|| {
+            DomainError::invalid(
+                "prompt",
+                format!("template has no `{USER_TURN_MARKER}` line"),
+            )
+        })?;
+        if system_t.matches(EXAMPLES_PLACEHOLDER).count() != 1 {
+            return Err(DomainError::invalid(
+                "prompt",
+                format!("the system part must contain `{EXAMPLES_PLACEHOLDER}` exactly once"),
+            ));
+        }
+        let rendered = render_examples(examples);
+        let system = system_t
+            .replacen(EXAMPLES_PLACEHOLDER, rendered.trim_end(), 1)
+            .trim()
+            .to_owned();
+        if let Some(i) = system_t.replace(EXAMPLES_PLACEHOLDER, "").find("{{") {
+            return Err(DomainError::invalid(
+                "prompt",
+                format!(
+                    "the system part has a placeholder other than {EXAMPLES_PLACEHOLDER} at byte {i}"
+                ),
+            ));
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(system_t.as_bytes());
+        hasher.update([0]);
+        hasher.update(user_t.as_bytes());
+        hasher.update([0]);
+        hasher.update(rendered.as_bytes());
+        hasher.update([0]);
+        hasher.update(OUTPUT_SCHEMA.as_bytes());
+        let digest = hex::encode(hasher.finalize());
+        Ok(Self {
+            system,
+            user_template: user_t.trim().to_owned(),
+            version: format!("{PROMPT_NAME}@{}", &digest[..12]),
+        })
+    }
+
+    /// The system block: definitions and examples, identical for every ticket.
+    pub fn system(&self) -> &str {
+        &self.system
+    }
+
+    /// `classifier@<12 hex of sha256 over template, rendered examples and output schema>`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The user turn for one ticket.
+    pub fn user_turn(&self, ctx: &TicketContext) -> String {
+        let t = &ctx.ticket;
+        let arr = t
+            .arr_usd()
+            .map_or_else(|| "unknown".to_owned(), |a| format!("{a:.0}"));
+        // One pass over the template so text inside the ticket that looks like a placeholder
+        // (`{{tier}}` typed by a customer) is never substituted.
+        let mut out = String::with_capacity(self.user_template.len() + t.body().len() + 64);
+        let mut rest = self.user_template.as_str();
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find("}}") else {
+                out.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let name = &after[..end];
+            let value: std::borrow::Cow<'_, str> = match name {
+                "tier" => t.tier().as_str().into(),
+                "arr_usd" => arr.as_str().into(),
+                "repeat_count_24h" => ctx.repeat_count_24h.to_string().into(),
+                "subject" => one_line(t.subject()).into(),
+                "first_message" => one_line(t.body()).into(),
+                _ => rest[start..start + 2 + end + 2].into(),
+            };
+            out.push_str(&value);
+            rest = &after[end + 2..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Renders the labelled examples in file order, one block each.
+pub fn render_examples(examples: &[Example]) -> String {
+    let mut out = String::new();
+    for e in examples {
+        // serde_json escapes the reasoning exactly like the model is asked to write it.
+        let answer = format!(
+            "{{\"severity\":\"{}\",\"route\":\"{}\",\"reasoning\":{}}}",
+            e.severity,
+            e.route,
+            serde_json::Value::String(e.why.clone())
+        );
+        let _ = write!(
+            out,
+            "<example id=\"{}\">\ntier: {}\nsubject: {}\nfirst_message: {}\nanswer: {}\n</example>\n",
+            e.ticket_id,
+            e.tier,
+            one_line(&e.subject),
+            one_line(&e.first_message),
+            answer
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        domain::{RawTicket, Source, Ticket},
+        labels,
+    };
+
+    fn shipped() -> Prompt {
+        let ex = labels::parse("labels.csv", labels::EMBEDDED_LABELS).unwrap();
+        Prompt::render(EMBEDDED_TEMPLATE, &ex).unwrap()
+    }
+
+    #[test]
+    fn version_is_stable_and_content_addressed() {
+        let a = shipped();
+        let b = shipped();
+        assert_eq!(a, b);
+        assert!(a.version().starts_with("classifier@"));
+        assert_eq!(a.version().len(), "classifier@".len() + 12);
+        let ex = labels::parse("labels.csv", labels::EMBEDDED_LABELS).unwrap();
+        let fewer = Prompt::render(EMBEDDED_TEMPLATE, &ex[1..]).unwrap();
+        assert_ne!(fewer.version(), a.version());
+    }
+
+    #[test]
+    fn system_block_has_every_example_and_no_placeholder() {
+        let p = shipped();
+        assert!(p.system().contains("<example id=\"L-001\">"));
+        assert!(!p.system().contains("{{"));
+        assert!(!p.system().contains(USER_TURN_MARKER));
+    }
+
+    #[test]
+    fn ticket_data_goes_to_the_user_turn_only() {
+        let p = shipped();
+        let raw = RawTicket {
+            id: "T-9".into(),
+            subject: "Export {{tier}}".into(),
+            body: "Our dashboard\nis down".into(),
+            tier: "enterprise".into(),
+            arr_usd: Some(120_000.0),
+            ..RawTicket::default()
+        };
+        let ctx = TicketContext {
+            ticket: Ticket::parse(Source::Api, raw, "").unwrap(),
+            repeat_count_24h: 2,
+        };
+        let user = p.user_turn(&ctx);
+        assert!(user.contains("tier: enterprise"));
+        assert!(user.contains("arr_usd: 120000"));
+        assert!(user.contains("other_tickets_from_customer_last_24h: 2"));
+        assert!(user.contains("subject: Export {{tier}}"));
+        assert!(user.contains("first_message: Our dashboard is down"));
+        assert!(!p.system().contains("Our dashboard"));
+    }
+
+    #[test]
+    fn bad_templates_are_rejected() {
+        assert!(Prompt::render("no marker {{examples}}", &[]).is_err());
+        assert!(Prompt::render("no examples\n<!-- user turn -->\nx", &[]).is_err());
+        let e = Prompt::render("{{examples}} {{subject}}\n<!-- user turn -->\nx", &[]).unwrap_err();
+        assert!(e.to_string().contains("placeholder other than"));
+    }
+}

@@ -1,0 +1,215 @@
+//! Wiring: builds the store, prompt, classifiers and use case from [`Settings`], binds both
+//! listeners (so tests can use port 0 and read the real ports), and runs until a token is
+//! cancelled. Used by `escalator serve` and by the integration tests.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    classifier::{Decider, OfflineClassifier},
+    config::Settings,
+    grpc::{EscalatorService, pb},
+    http::{HttpState, router},
+    labels,
+    prompt::{self, Prompt},
+    store::{self, Store},
+    triage::{NoActions, Triage},
+};
+
+/// The prompt and labels the service classifies with, loaded from the configured files or the
+/// embedded copies.
+///
+/// # Errors
+/// When a configured file cannot be read or the labels or template are invalid.
+pub fn load_prompt(settings: &Settings) -> anyhow::Result<(Prompt, Vec<labels::Example>)> {
+    let examples = match &settings.labels_file {
+        Some(path) => labels::load(path),
+        None => labels::parse("labels/labels.csv (embedded)", labels::EMBEDDED_LABELS),
+    }
+    .map_err(|problems| {
+        anyhow::anyhow!(
+            "labels are invalid:\n{}",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let template = match &settings.prompt_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read prompt template {}", path.display()))?,
+        None => prompt::EMBEDDED_TEMPLATE.to_owned(),
+    };
+    let prompt = Prompt::render(&template, &examples)?;
+    Ok((prompt, examples))
+}
+
+/// The classifier chain for `settings`: Claude when an API key is set (with the offline
+/// classifier as fallback), else the offline classifier alone.
+///
+/// # Errors
+/// When the prompt cannot be loaded.
+pub fn build_decider(settings: &Settings) -> anyhow::Result<(Decider, Prompt)> {
+    let (prompt, examples) = load_prompt(settings)?;
+    let offline = Arc::new(OfflineClassifier::new(&examples, prompt.version()));
+    if settings.claude.api_key.is_some() {
+        tracing::warn!(
+            "ANTHROPIC_API_KEY is set but this build has no Claude backend yet; the offline classifier decides"
+        );
+    }
+    Ok((Decider::new(None, offline), prompt))
+}
+
+/// A built application: listeners bound, dependencies connected, not yet serving.
+pub struct App {
+    settings: Settings,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    triage: Triage,
+    store: Arc<dyn Store>,
+}
+
+impl App {
+    /// Connects the store (running migrations), builds the classifiers and binds both listeners.
+    ///
+    /// # Errors
+    /// When the database cannot be opened, the prompt is invalid, or an address is taken.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        for w in &settings.warnings {
+            tracing::warn!("{w}");
+        }
+        let store = store::connect(&settings.store).await?;
+        let (decider, prompt) = build_decider(&settings)?;
+        let triage = Triage::new(
+            store.clone(),
+            decider,
+            Arc::new(NoActions),
+            settings.triage.clone(),
+        );
+        let grpc_listener = TcpListener::bind(settings.grpc_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on ESCALATOR_GRPC_ADDR {}",
+                    settings.grpc_addr
+                )
+            })?;
+        let http_listener = TcpListener::bind(settings.http_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on ESCALATOR_HTTP_ADDR {}",
+                    settings.http_addr
+                )
+            })?;
+        tracing::info!(
+            database = %store::redact_url(&settings.store.url),
+            backend = store.backend(),
+            classifier = %triage.decider().describe(),
+            prompt_version = prompt.version(),
+            grpc = %grpc_listener.local_addr()?,
+            http = %http_listener.local_addr()?,
+            "escalator ready"
+        );
+        Ok(Self {
+            settings,
+            grpc_listener,
+            http_listener,
+            triage,
+            store,
+        })
+    }
+
+    /// The bound gRPC address (the real port when configured with port 0).
+    ///
+    /// # Errors
+    /// When the socket has no local address (closed).
+    pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
+        self.grpc_listener.local_addr()
+    }
+
+    /// The bound HTTP address.
+    ///
+    /// # Errors
+    /// When the socket has no local address (closed).
+    pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
+        self.http_listener.local_addr()
+    }
+
+    /// Serves gRPC and HTTP until `shutdown` is cancelled, then stops accepting, lets in-flight
+    /// requests finish within the grace period, and closes the database pool.
+    ///
+    /// # Errors
+    /// When a server fails (not on a normal shutdown).
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<pb::escalator_server::EscalatorServer<EscalatorService>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("cannot build gRPC reflection")?;
+        let service =
+            pb::escalator_server::EscalatorServer::new(EscalatorService::new(self.triage.clone()));
+
+        let grpc_stop = CancellationToken::new();
+        let grpc = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(service)
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.grpc_listener),
+                grpc_stop.clone().cancelled_owned(),
+            );
+        let http_stop = CancellationToken::new();
+        let http = axum::serve(
+            self.http_listener,
+            router(HttpState {
+                store: self.store.clone(),
+            }),
+        )
+        .with_graceful_shutdown(http_stop.clone().cancelled_owned());
+        let mut grpc = tokio::spawn(grpc);
+        let mut http = tokio::spawn(async move { http.await });
+
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            r = &mut grpc => return Err(anyhow::anyhow!("gRPC server stopped: {r:?}")),
+            r = &mut http => return Err(anyhow::anyhow!("HTTP server stopped: {r:?}")),
+        }
+        // Tell load balancers first, then stop accepting and drain.
+        health
+            .set_not_serving::<pb::escalator_server::EscalatorServer<EscalatorService>>()
+            .await;
+        grpc_stop.cancel();
+        http_stop.cancel();
+        let drain = async {
+            let g = grpc.await;
+            let h = http.await;
+            (g, h)
+        };
+        match tokio::time::timeout(self.settings.shutdown_grace, drain).await {
+            Ok((g, h)) => {
+                g.context("gRPC task panicked")?
+                    .context("gRPC server failed")?;
+                h.context("HTTP task panicked")?
+                    .context("HTTP server failed")?;
+                tracing::info!("in-flight requests finished");
+            }
+            Err(_) => tracing::warn!(
+                grace_secs = self.settings.shutdown_grace.as_secs(),
+                "drain deadline passed; exiting with requests still open"
+            ),
+        }
+        self.store.close().await;
+        tracing::info!("escalator stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,268 @@
+//! The two [`Store`] implementations, written once by `impl_store!` because PostgreSQL and
+//! SQLite accept the same statements here. Timestamps are `TIMESTAMPTZ` on PostgreSQL and
+//! RFC 3339 UTC text on SQLite (which sorts lexically, so range queries work on both).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row as _;
+
+use super::{Claim, NewAction, Recorded, Store, StoreError};
+use crate::domain::{Decision, IdempotencyKey, Route, Severity, Source, Ticket, Tier, Usage};
+
+/// The routing log on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: sqlx::PgPool,
+}
+
+/// The routing log on SQLite (the embedded default).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: sqlx::SqlitePool,
+}
+
+macro_rules! decision_columns {
+    () => {
+        "id, source, ticket_id, ticket_version, severity, route, confidence, \
+     reasoning, prompt_version, model, fallback, fallback_reason, notes, tier, request_id, \
+     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, trace_id, created_at"
+    };
+}
+
+fn lease_end(lease: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60))
+}
+
+macro_rules! impl_store {
+    ($store:ident, $pool:ty, $row:ty, $backend:literal) => {
+        impl $store {
+            /// A store over an already migrated pool.
+            pub fn new(pool: $pool) -> Self {
+                Self { pool }
+            }
+
+            /// The pool, for tests and the action worker.
+            pub fn pool(&self) -> &$pool {
+                &self.pool
+            }
+
+            fn decision_from_row(row: &$row) -> Result<Decision, StoreError> {
+                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+                let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
+                let parse = |e: crate::domain::DomainError| StoreError::Corrupt(e.to_string());
+                Ok(Decision {
+                    id: text("id")?,
+                    source: Source::parse("source", &text("source")?).map_err(parse)?,
+                    ticket_id: text("ticket_id")?,
+                    ticket_version: text("ticket_version")?,
+                    severity: Severity::parse("severity", &text("severity")?).map_err(parse)?,
+                    route: Route::parse("route", &text("route")?).map_err(parse)?,
+                    confidence: row.try_get::<f32, _>("confidence").map_err(corrupt)?,
+                    reasoning: text("reasoning")?,
+                    prompt_version: text("prompt_version")?,
+                    model: text("model")?,
+                    fallback: row.try_get::<bool, _>("fallback").map_err(corrupt)?,
+                    fallback_reason: row.try_get("fallback_reason").map_err(corrupt)?,
+                    notes: row.try_get("notes").map_err(corrupt)?,
+                    tier: Tier::parse("tier", &text("tier")?).map_err(parse)?,
+                    usage: Usage {
+                        request_id: row.try_get("request_id").map_err(corrupt)?,
+                        input_tokens: row.try_get("input_tokens").map_err(corrupt)?,
+                        output_tokens: row.try_get("output_tokens").map_err(corrupt)?,
+                        cache_read_tokens: row.try_get("cache_read_tokens").map_err(corrupt)?,
+                        cache_write_tokens: row.try_get("cache_write_tokens").map_err(corrupt)?,
+                        cost_usd: row.try_get("cost_usd").map_err(corrupt)?,
+                    },
+                    trace_id: row.try_get("trace_id").map_err(corrupt)?,
+                    created_at: row.try_get("created_at").map_err(corrupt)?,
+                })
+            }
+
+            async fn find<'e, E>(executor: E, key: &IdempotencyKey) -> Result<Option<Decision>, StoreError>
+            where
+                E: sqlx::Executor<'e, Database = <$pool as PoolDb>::Db>,
+            {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    decision_columns!(),
+                    " FROM decisions WHERE source = $1 AND ticket_id = $2 AND ticket_version = $3"
+                ))
+                    .bind(key.source.as_str())
+                    .bind(&key.ticket_id)
+                    .bind(&key.version)
+                    .fetch_optional(executor)
+                    .await?;
+                row.as_ref().map(Self::decision_from_row).transpose()
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn claim(&self, ticket: &Ticket, lease: Duration) -> Result<Claim, StoreError> {
+                let key = ticket.key();
+                let now = Utc::now();
+                let until = lease_end(lease);
+                let inserted = sqlx::query(
+                    "INSERT INTO tickets (source, ticket_id, version, subject, body, tier, arr_usd, \
+                     customer_id, received_at, claimed_until) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (source, ticket_id, version) DO NOTHING",
+                )
+                .bind(key.source.as_str())
+                .bind(&key.ticket_id)
+                .bind(&key.version)
+                .bind(ticket.subject())
+                .bind(ticket.body())
+                .bind(ticket.tier().as_str())
+                .bind(ticket.arr_usd())
+                .bind(ticket.customer_id())
+                .bind(now)
+                .bind(until)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    return Ok(Claim::New);
+                }
+                if let Some(d) = Self::find(&self.pool, key).await? {
+                    return Ok(Claim::Decided(Box::new(d)));
+                }
+                // Stored but undecided: take the claim over only if its holder's lease ran out.
+                let taken = sqlx::query(
+                    "UPDATE tickets SET claimed_until = $1 \
+                     WHERE source = $2 AND ticket_id = $3 AND version = $4 AND claimed_until < $5",
+                )
+                .bind(until)
+                .bind(key.source.as_str())
+                .bind(&key.ticket_id)
+                .bind(&key.version)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(if taken == 1 { Claim::New } else { Claim::InFlight })
+            }
+
+            async fn decision(&self, key: &IdempotencyKey) -> Result<Option<Decision>, StoreError> {
+                Self::find(&self.pool, key).await
+            }
+
+            async fn record(&self, d: &Decision, actions: &[NewAction]) -> Result<Recorded, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO decisions (id, source, ticket_id, ticket_version, severity, route, \
+                     confidence, reasoning, prompt_version, model, fallback, fallback_reason, notes, \
+                     tier, request_id, input_tokens, output_tokens, cache_read_tokens, \
+                     cache_write_tokens, cost_usd, trace_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                     $17, $18, $19, $20, $21, $22) \
+                     ON CONFLICT (source, ticket_id, ticket_version) DO NOTHING",
+                )
+                .bind(&d.id)
+                .bind(d.source.as_str())
+                .bind(&d.ticket_id)
+                .bind(&d.ticket_version)
+                .bind(d.severity.as_str())
+                .bind(d.route.as_str())
+                .bind(d.confidence)
+                .bind(&d.reasoning)
+                .bind(&d.prompt_version)
+                .bind(&d.model)
+                .bind(d.fallback)
+                .bind(&d.fallback_reason)
+                .bind(&d.notes)
+                .bind(d.tier.as_str())
+                .bind(&d.usage.request_id)
+                .bind(d.usage.input_tokens)
+                .bind(d.usage.output_tokens)
+                .bind(d.usage.cache_read_tokens)
+                .bind(d.usage.cache_write_tokens)
+                .bind(d.usage.cost_usd)
+                .bind(&d.trace_id)
+                .bind(d.created_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    let existing = Self::find(&mut *tx, &d.key()).await?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("decision for {} conflicted but is not there", d.key()))
+                    })?;
+                    tx.rollback().await?;
+                    return Ok(Recorded::Existing(Box::new(existing)));
+                }
+                for a in actions {
+                    sqlx::query(
+                        "INSERT INTO actions (decision_id, source, ticket_id, kind, payload, status, \
+                         attempts, next_attempt_at, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+                    )
+                    .bind(&d.id)
+                    .bind(d.source.as_str())
+                    .bind(&d.ticket_id)
+                    .bind(&a.kind)
+                    .bind(a.payload.to_string())
+                    .bind(d.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(Recorded::New)
+            }
+
+            async fn recent_tickets(
+                &self,
+                source: Source,
+                customer_id: &str,
+                exclude_ticket_id: &str,
+                since: DateTime<Utc>,
+            ) -> Result<u32, StoreError> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(DISTINCT ticket_id) FROM tickets \
+                     WHERE source = $1 AND customer_id = $2 AND ticket_id <> $3 AND received_at >= $4",
+                )
+                .bind(source.as_str())
+                .bind(customer_id)
+                .bind(exclude_ticket_id)
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(u32::try_from(n).unwrap_or(u32::MAX))
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+        }
+    };
+}
+
+/// Maps a pool type to its database, so `impl_store!` can name the executor bound.
+pub(super) trait PoolDb {
+    /// The sqlx database.
+    type Db: sqlx::Database;
+}
+impl PoolDb for sqlx::PgPool {
+    type Db = sqlx::Postgres;
+}
+impl PoolDb for sqlx::SqlitePool {
+    type Db = sqlx::Sqlite;
+}
+
+impl_store!(PgStore, sqlx::PgPool, sqlx::postgres::PgRow, "postgres");
+impl_store!(
+    SqliteStore,
+    sqlx::SqlitePool,
+    sqlx::sqlite::SqliteRow,
+    "sqlite"
+);

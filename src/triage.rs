@@ -1,0 +1,231 @@
+//! The use case: accept a ticket, enrich it, classify it, log the decision (with the actions it
+//! implies) and return it. Talks to traits only; the edges (gRPC, HTTP) and the adapters
+//! (store, classifier) are plugged in at startup.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+
+use crate::{
+    classifier::Decider,
+    domain::{Decision, DomainError, Ticket, TicketContext},
+    store::{Claim, NewAction, Recorded, Store, StoreError},
+};
+
+/// Why a ticket could not be triaged. Each edge maps these in one place (`crate::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum TriageError {
+    /// The input is invalid; the message names the field.
+    #[error(transparent)]
+    InvalidInput(#[from] DomainError),
+    /// The routing log cannot be written; nothing was decided, the caller should retry.
+    #[error("the routing log is unavailable; retry later")]
+    StoreUnavailable(#[source] StoreError),
+    /// Another request is deciding the same ticket right now and did not finish in time.
+    #[error("ticket {0} is being classified by another request; retry shortly")]
+    InFlight(String),
+    /// Anything else; details are logged, never returned.
+    #[error("internal error")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl From<StoreError> for TriageError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => TriageError::StoreUnavailable(e),
+            other => TriageError::Unexpected(other.into()),
+        }
+    }
+}
+
+/// A decision and whether it was made before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The logged decision (for a dry run: computed, not logged).
+    pub decision: Decision,
+    /// True when the key was decided already and nothing was done now.
+    pub duplicate: bool,
+}
+
+/// Tunables of the use case.
+#[derive(Debug, Clone)]
+pub struct TriageSettings {
+    /// How long a claim on a ticket lasts; a crashed holder's ticket is taken over after it.
+    /// Must exceed the classifier's whole deadline (retries included).
+    pub claim_lease: Duration,
+    /// How long a duplicate request waits for the in-flight original before answering "retry".
+    pub in_flight_wait: Duration,
+}
+
+impl Default for TriageSettings {
+    fn default() -> Self {
+        Self {
+            claim_lease: Duration::from_secs(120),
+            in_flight_wait: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Builds the actions a decision implies (empty when the ticket's source has nothing to act on).
+pub trait ActionPlanner: Send + Sync {
+    /// The actions for `decision`, written in the same transaction as the decision.
+    fn plan(&self, decision: &Decision) -> Vec<NewAction>;
+}
+
+/// A planner that plans nothing (decisions are logged, nobody is told).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoActions;
+
+impl ActionPlanner for NoActions {
+    fn plan(&self, _decision: &Decision) -> Vec<NewAction> {
+        Vec::new()
+    }
+}
+
+/// The triage use case.
+#[derive(Clone)]
+pub struct Triage {
+    store: Arc<dyn Store>,
+    decider: Decider,
+    planner: Arc<dyn ActionPlanner>,
+    settings: TriageSettings,
+}
+
+impl Triage {
+    /// A use case over the given store, classifier and action planner.
+    pub fn new(
+        store: Arc<dyn Store>,
+        decider: Decider,
+        planner: Arc<dyn ActionPlanner>,
+        settings: TriageSettings,
+    ) -> Self {
+        Self {
+            store,
+            decider,
+            planner,
+            settings,
+        }
+    }
+
+    /// The store, for readiness checks.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The classifier, for the startup log line.
+    pub fn decider(&self) -> &Decider {
+        &self.decider
+    }
+
+    /// Decides `ticket` once: the first call for its key classifies and logs; every later call
+    /// returns the logged decision with `duplicate = true` and does nothing else.
+    ///
+    /// # Errors
+    /// [`TriageError::StoreUnavailable`] when the log cannot be written (nothing was decided),
+    /// [`TriageError::InFlight`] when a concurrent request holds the ticket past the wait.
+    #[tracing::instrument(skip_all, fields(key = %ticket.key()))]
+    pub async fn decide(
+        &self,
+        ticket: Ticket,
+        trace_id: Option<String>,
+    ) -> Result<Outcome, TriageError> {
+        match self.store.claim(&ticket, self.settings.claim_lease).await? {
+            Claim::Decided(decision) => {
+                tracing::info!(decision_id = %decision.id, "duplicate; returning the logged decision");
+                Ok(Outcome {
+                    decision: *decision,
+                    duplicate: true,
+                })
+            }
+            Claim::InFlight => self.wait_for(&ticket).await,
+            Claim::New => {
+                let ctx = self.enrich(ticket).await?;
+                let classification = self.decider.decide(&ctx).await;
+                let decision = Decision::new(&ctx, classification, trace_id);
+                let actions = self.planner.plan(&decision);
+                match self.store.record(&decision, &actions).await? {
+                    Recorded::New => {
+                        tracing::info!(
+                            decision_id = %decision.id,
+                            severity = %decision.severity,
+                            route = %decision.route,
+                            model = %decision.model,
+                            fallback = decision.fallback,
+                            actions = actions.len(),
+                            "decision logged"
+                        );
+                        Ok(Outcome {
+                            decision,
+                            duplicate: false,
+                        })
+                    }
+                    Recorded::Existing(d) => Ok(Outcome {
+                        decision: *d,
+                        duplicate: true,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Classifies without logging or acting (`Route` with `dry_run`). A key that was decided
+    /// already returns its logged decision.
+    ///
+    /// # Errors
+    /// [`TriageError::StoreUnavailable`] when the log cannot be read.
+    pub async fn dry_run(
+        &self,
+        ticket: Ticket,
+        trace_id: Option<String>,
+    ) -> Result<Outcome, TriageError> {
+        if let Some(d) = self.store.decision(ticket.key()).await? {
+            return Ok(Outcome {
+                decision: d,
+                duplicate: true,
+            });
+        }
+        let ctx = self.enrich(ticket).await?;
+        let classification = self.decider.decide(&ctx).await;
+        Ok(Outcome {
+            decision: Decision::new(&ctx, classification, trace_id),
+            duplicate: false,
+        })
+    }
+
+    async fn enrich(&self, ticket: Ticket) -> Result<TicketContext, TriageError> {
+        let repeat_count_24h = match ticket.customer_id() {
+            Some(customer) => {
+                let since = Utc::now() - chrono::Duration::hours(24);
+                self.store
+                    .recent_tickets(
+                        ticket.key().source,
+                        customer,
+                        &ticket.key().ticket_id,
+                        since,
+                    )
+                    .await?
+            }
+            None => 0,
+        };
+        Ok(TicketContext {
+            ticket,
+            repeat_count_24h,
+        })
+    }
+
+    async fn wait_for(&self, ticket: &Ticket) -> Result<Outcome, TriageError> {
+        let deadline = tokio::time::Instant::now() + self.settings.in_flight_wait;
+        let mut pause = Duration::from_millis(20);
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(pause).await;
+            if let Some(d) = self.store.decision(ticket.key()).await? {
+                return Ok(Outcome {
+                    decision: d,
+                    duplicate: true,
+                });
+            }
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+        Err(TriageError::InFlight(ticket.key().to_string()))
+    }
+}

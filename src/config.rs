@@ -13,7 +13,11 @@ use std::{
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::{store::StoreSettings, triage::TriageSettings};
+use crate::{
+    classifier::claude::{ApiVersion, CacheTtl, Effort, price::Price},
+    store::StoreSettings,
+    triage::TriageSettings,
+};
 
 /// Where settings come from: the process environment or, in tests, a map.
 pub trait EnvSource {
@@ -90,6 +94,7 @@ pub enum ConfigError {
 }
 
 /// Settings of the Claude backend. `api_key: None` means the offline classifier serves.
+/// Everything below `model` comes from the `[claude]` TOML section (see `docs/claude.md`).
 #[derive(Debug, Clone)]
 pub struct ClaudeSettings {
     /// `ANTHROPIC_API_KEY`; never logged.
@@ -98,6 +103,58 @@ pub struct ClaudeSettings {
     pub base_url: String,
     /// `ESCALATOR_MODEL`.
     pub model: String,
+    /// `api_version`: the `anthropic-version` header and the auth header that goes with it.
+    pub api_version: ApiVersion,
+    /// `max_tokens`: output budget per call, thinking included.
+    pub max_tokens: u32,
+    /// `timeout_ms`: one HTTP attempt.
+    pub timeout: Duration,
+    /// `deadline_ms`: one classify call, retries and waiting for a free slot included.
+    pub deadline: Duration,
+    /// `cache_ttl`: `5m` or `1h`.
+    pub cache_ttl: CacheTtl,
+    /// `effort`: sent only when set and the model takes it.
+    pub effort: Option<Effort>,
+    /// `max_retries`: retries after the first attempt.
+    pub max_retries: u32,
+    /// `backoff_base_ms`: first backoff delay; doubles per retry.
+    pub backoff_base: Duration,
+    /// `backoff_max_ms`: longest backoff delay.
+    pub backoff_max: Duration,
+    /// `retry_after_max_ms`: cap on a server-requested `retry-after`.
+    pub retry_after_max: Duration,
+    /// `retry_budget_ratio`: retries earned per call.
+    pub retry_budget_ratio: f64,
+    /// `retry_budget_reserve`: most retries that may be spent back to back.
+    pub retry_budget_reserve: f64,
+    /// `max_concurrency`: in-flight calls per replica.
+    pub max_concurrency: usize,
+    /// `[claude.prices."<model>"]`: prices overriding the built-in table.
+    pub prices: BTreeMap<String, Price>,
+}
+
+impl Default for ClaudeSettings {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            base_url: "https://api.anthropic.com".to_owned(),
+            model: "claude-sonnet-4-6".to_owned(),
+            api_version: ApiVersion::default(),
+            max_tokens: 1_024,
+            timeout: Duration::from_secs(20),
+            deadline: Duration::from_secs(45),
+            cache_ttl: CacheTtl::default(),
+            effort: None,
+            max_retries: 2,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(8),
+            retry_after_max: Duration::from_secs(60),
+            retry_budget_ratio: 0.2,
+            retry_budget_reserve: 10.0,
+            max_concurrency: 8,
+            prices: BTreeMap::new(),
+        }
+    }
 }
 
 /// Everything the service needs to start.
@@ -150,6 +207,98 @@ struct FileDatabase {
 struct FileClaude {
     base_url: Option<String>,
     model: Option<String>,
+    api_version: Option<ApiVersion>,
+    max_tokens: Option<u32>,
+    timeout_ms: Option<u64>,
+    deadline_ms: Option<u64>,
+    cache_ttl: Option<CacheTtl>,
+    effort: Option<Effort>,
+    max_retries: Option<u32>,
+    backoff_base_ms: Option<u64>,
+    backoff_max_ms: Option<u64>,
+    retry_after_max_ms: Option<u64>,
+    retry_budget_ratio: Option<f64>,
+    retry_budget_reserve: Option<f64>,
+    max_concurrency: Option<usize>,
+    #[serde(default)]
+    prices: BTreeMap<String, Price>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
+}
+
+impl FileClaude {
+    /// The `[claude]` tunables over the defaults, checked.
+    fn into_settings(
+        self,
+        api_key: Option<SecretString>,
+        base_url: String,
+        model: String,
+    ) -> Result<ClaudeSettings, ConfigError> {
+        let d = ClaudeSettings::default();
+        let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
+        let s = ClaudeSettings {
+            api_key,
+            base_url,
+            model,
+            api_version: self.api_version.unwrap_or(d.api_version),
+            max_tokens: self.max_tokens.unwrap_or(d.max_tokens),
+            timeout: ms(self.timeout_ms, d.timeout),
+            deadline: ms(self.deadline_ms, d.deadline),
+            cache_ttl: self.cache_ttl.unwrap_or(d.cache_ttl),
+            effort: self.effort.or(d.effort),
+            max_retries: self.max_retries.unwrap_or(d.max_retries),
+            backoff_base: ms(self.backoff_base_ms, d.backoff_base),
+            backoff_max: ms(self.backoff_max_ms, d.backoff_max),
+            retry_after_max: ms(self.retry_after_max_ms, d.retry_after_max),
+            retry_budget_ratio: self.retry_budget_ratio.unwrap_or(d.retry_budget_ratio),
+            retry_budget_reserve: self.retry_budget_reserve.unwrap_or(d.retry_budget_reserve),
+            max_concurrency: self.max_concurrency.unwrap_or(d.max_concurrency),
+            prices: self.prices,
+        };
+        let invalid = |key: &str, reason: &str| ConfigError::Invalid {
+            key: format!("claude.{key}"),
+            reason: reason.to_owned(),
+        };
+        if s.max_tokens == 0 {
+            return Err(invalid("max_tokens", "must be at least 1"));
+        }
+        if s.timeout.is_zero() || s.deadline.is_zero() {
+            return Err(invalid(
+                "timeout_ms",
+                "timeout_ms and deadline_ms must be above 0",
+            ));
+        }
+        if s.max_concurrency == 0 {
+            return Err(invalid("max_concurrency", "must be at least 1"));
+        }
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        if !(non_negative(s.retry_budget_ratio) && non_negative(s.retry_budget_reserve)) {
+            return Err(invalid(
+                "retry_budget_ratio",
+                "budget values must be finite and >= 0",
+            ));
+        }
+        for (model, p) in &s.prices {
+            let fields = [
+                Some(p.input),
+                Some(p.output),
+                p.cache_write_5m,
+                p.cache_write_1h,
+                p.cache_read,
+            ];
+            if fields
+                .iter()
+                .flatten()
+                .any(|v| !(v.is_finite() && *v >= 0.0))
+            {
+                return Err(invalid(
+                    &format!("prices.{model}"),
+                    "prices must be finite and >= 0",
+                ));
+            }
+        }
+        Ok(s)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -217,7 +366,7 @@ impl Settings {
         }
         let base_url = env
             .get("ANTHROPIC_BASE_URL")
-            .or(file.claude.base_url)
+            .or(file.claude.base_url.clone())
             .unwrap_or_else(|| "https://api.anthropic.com".to_owned());
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(ConfigError::Invalid {
@@ -225,6 +374,20 @@ impl Settings {
                 reason: "must be an http(s) URL".into(),
             });
         }
+        for k in file.claude.unknown.keys() {
+            warnings.push(format!(
+                "unknown key `claude.{k}` in the ESCALATOR_CONFIG file"
+            ));
+        }
+        let model = env
+            .get("ESCALATOR_MODEL")
+            .or(file.claude.model.clone())
+            .unwrap_or_else(|| "claude-sonnet-4-6".to_owned());
+        let claude = file.claude.into_settings(
+            env.get("ANTHROPIC_API_KEY").map(SecretString::from),
+            base_url.trim_end_matches('/').to_owned(),
+            model,
+        )?;
         Ok(Self {
             grpc_addr: addr("ESCALATOR_GRPC_ADDR", file.grpc_addr, "127.0.0.1:50051")?,
             http_addr: addr("ESCALATOR_HTTP_ADDR", file.http_addr, "127.0.0.1:8080")?,
@@ -235,14 +398,7 @@ impl Settings {
                     file.database.acquire_timeout_secs.unwrap_or(5),
                 ),
             },
-            claude: ClaudeSettings {
-                api_key: env.get("ANTHROPIC_API_KEY").map(SecretString::from),
-                base_url: base_url.trim_end_matches('/').to_owned(),
-                model: env
-                    .get("ESCALATOR_MODEL")
-                    .or(file.claude.model)
-                    .unwrap_or_else(|| "claude-sonnet-4-6".to_owned()),
-            },
+            claude,
             triage: TriageSettings::default(),
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(20)),
             prompt_file: file.prompt.template_file,
@@ -291,6 +447,47 @@ mod tests {
         assert_eq!(s.grpc_addr.to_string(), "127.0.0.1:9001");
         assert_eq!(s.claude.api_key.unwrap().expose_secret(), "sk-test");
         assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn claude_section_overrides_defaults_and_is_checked() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            f,
+            "[claude]\nmodel = \"claude-haiku-5-5\"\napi_version = \"2023-06-01\"\ncache_ttl = \"5m\"\n\
+             effort = \"low\"\ntimeout_ms = 1500\nmax_concurrency = 2\n\
+             [claude.prices.\"claude-haiku-5-5\"]\ninput = 0.2\noutput = 1.0"
+        )
+        .unwrap();
+        let path = f.path().to_str().unwrap().to_owned();
+        let s = Settings::load(&BTreeMap::from([("ESCALATOR_CONFIG", path.as_str())])).unwrap();
+        assert_eq!(s.claude.model, "claude-haiku-5-5");
+        assert_eq!(s.claude.api_version, ApiVersion::V2023_06_01);
+        assert_eq!(s.claude.cache_ttl, CacheTtl::FiveMinutes);
+        assert_eq!(s.claude.effort, Some(Effort::Low));
+        assert_eq!(s.claude.timeout, Duration::from_millis(1500));
+        assert_eq!(s.claude.max_concurrency, 2);
+        assert_eq!(s.claude.max_retries, 2);
+        assert_eq!(s.claude.prices["claude-haiku-5-5"], Price::new(0.2, 1.0));
+        let env = BTreeMap::from([
+            ("ESCALATOR_CONFIG", path.as_str()),
+            ("ESCALATOR_MODEL", "claude-opus-4-8"),
+        ]);
+        assert_eq!(
+            Settings::load(&env).unwrap().claude.model,
+            "claude-opus-4-8"
+        );
+
+        let mut bad = tempfile::NamedTempFile::new().unwrap();
+        writeln!(bad, "[claude]\ncache_ttl = \"10m\"").unwrap();
+        let p = bad.path().to_str().unwrap().to_owned();
+        let e = Settings::load(&BTreeMap::from([("ESCALATOR_CONFIG", p.as_str())])).unwrap_err();
+        assert!(e.to_string().contains("cache_ttl"), "{e}");
+        let mut bad = tempfile::NamedTempFile::new().unwrap();
+        writeln!(bad, "[claude]\nmax_concurrency = 0").unwrap();
+        let p = bad.path().to_str().unwrap().to_owned();
+        let e = Settings::load(&BTreeMap::from([("ESCALATOR_CONFIG", p.as_str())])).unwrap_err();
+        assert_eq!(e.to_string(), "claude.max_concurrency: must be at least 1");
     }
 
     #[test]

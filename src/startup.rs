@@ -10,7 +10,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    classifier::{Decider, OfflineClassifier},
+    classifier::{ClaudeClassifier, Decider, OfflineClassifier},
     config::Settings,
     grpc::{EscalatorService, pb},
     http::{HttpState, router},
@@ -57,12 +57,23 @@ pub fn load_prompt(settings: &Settings) -> anyhow::Result<(Prompt, Vec<labels::E
 pub fn build_decider(settings: &Settings) -> anyhow::Result<(Decider, Prompt)> {
     let (prompt, examples) = load_prompt(settings)?;
     let offline = Arc::new(OfflineClassifier::new(&examples, prompt.version()));
-    if settings.claude.api_key.is_some() {
-        tracing::warn!(
-            "ANTHROPIC_API_KEY is set but this build has no Claude backend yet; the offline classifier decides"
-        );
+    if settings.claude.api_key.is_none() {
+        return Ok((Decider::new(None, offline), prompt));
     }
-    Ok((Decider::new(None, offline), prompt))
+    let claude = Arc::new(ClaudeClassifier::new(&settings.claude, prompt.clone())?);
+    tracing::info!(
+        model = %settings.claude.model,
+        api_version = settings.claude.api_version.as_str(),
+        base_url = %settings.claude.base_url,
+        "ANTHROPIC_API_KEY is set: Claude classifies, the offline classifier is the fallback"
+    );
+    // Inside a runtime (serve), count the cached prefix in the background so start-up does not
+    // wait on the API; the CLI commands run the check themselves where they need it.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let check = claude.clone();
+        runtime.spawn(async move { check.check_cache().await });
+    }
+    Ok((Decider::new(Some(claude), offline), prompt))
 }
 
 /// A built application: listeners bound, dependencies connected, not yet serving.

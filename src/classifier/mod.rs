@@ -4,6 +4,7 @@
 //! decides, `routine` is raised to `urgent` (a person sees every ticket the model did not judge),
 //! and the decision carries the reason.
 
+pub mod claude;
 pub mod offline;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 
 use crate::domain::{Classification, Severity, TicketContext, Verdict};
 
+pub use claude::ClaudeClassifier;
 pub use offline::OfflineClassifier;
 
 /// Why a classifier gave no usable answer. Each variant ends in the offline fallback; the

@@ -1,0 +1,645 @@
+//! The Claude backend: one `POST /v1/messages` per ticket with a cached system block and a JSON
+//! schema for the answer, validated again here.
+//!
+//! A small reqwest + serde client instead of a third-party SDK: none of the Rust crates sends
+//! `output_config.format` with the 1h cache TTL and the current version headers, and their retry
+//! behaviour differs from the one policy we want (see `retry`).
+//!
+//! - `wire`: request and response bodies (structs, so the cached prefix is byte-identical).
+//! - `retry`: which failures are retried, backoff, `retry-after`, the shared retry budget.
+//! - `price`: price table, cost per call, minimum cacheable prompt length.
+
+pub mod price;
+pub mod retry;
+mod wire;
+
+use std::{
+    collections::HashSet,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use reqwest::{
+    StatusCode,
+    header::{self, HeaderMap, HeaderName, HeaderValue},
+};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use self::{
+    price::{Price, PriceTable, TokenCounts},
+    retry::RetryBudget,
+    wire::{CountTokensResponse, ErrorEnvelope, MessagesRequest, MessagesResponse, WireUsage},
+};
+use super::{Classifier, ClassifierError};
+use crate::{
+    config::ClaudeSettings,
+    domain::{Classification, TicketContext, Usage},
+    prompt::Prompt,
+};
+
+/// The `anthropic-version` header and the auth header that goes with it. The two are switched
+/// together: no official SDK sends a mixed pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ApiVersion {
+    /// `2026-10-21` with `Authorization: Bearer <key>`, what the current official SDKs send.
+    #[default]
+    #[serde(rename = "2026-10-21")]
+    V2026_10_21,
+    /// `2023-06-01` with `x-api-key: <key>`, what SDKs up to Python 0.121.0 sent.
+    #[serde(rename = "2023-06-01")]
+    V2023_06_01,
+}
+
+impl ApiVersion {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::V2026_10_21 => "2026-10-21",
+            ApiVersion::V2023_06_01 => "2023-06-01",
+        }
+    }
+}
+
+/// How long the cached system block lives after its last use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum CacheTtl {
+    /// Five minutes: for traffic that hits the prefix more often than every 5 minutes.
+    #[serde(rename = "5m")]
+    FiveMinutes,
+    /// One hour (the default): support tickets arrive minutes apart, and a write costs 2× input
+    /// instead of 1.25× but is needed far less often.
+    #[default]
+    #[serde(rename = "1h")]
+    OneHour,
+}
+
+/// `output_config.effort`, for models that take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effort {
+    /// Cheapest and fastest; enough for a three-bucket classification.
+    Low,
+    /// The API's default on models with effort levels.
+    Medium,
+    /// More thinking.
+    High,
+    /// Even more thinking.
+    Xhigh,
+    /// The most thinking.
+    Max,
+}
+
+/// Why the Claude backend cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// No `ANTHROPIC_API_KEY`.
+    #[error("ANTHROPIC_API_KEY is not set")]
+    MissingKey,
+    /// The HTTP client could not be built (TLS roots).
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// The user turn sent to warm the cache and to count the system block: no ticket data.
+const PROBE_USER_TURN: &str = "Warm-up request: no ticket.";
+
+/// How the size of the system block was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `POST /v1/messages/count_tokens` (system block plus a one-line user turn and the schema).
+    CountTokens,
+    /// Characters / 4.
+    Estimate,
+}
+
+/// The start-up check of the cached prefix against the model's minimum cacheable length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheCheck {
+    /// Tokens in the cached prefix.
+    pub tokens: u32,
+    /// How they were counted.
+    pub source: TokenSource,
+    /// The model's minimum cacheable length.
+    pub minimum: u32,
+}
+
+impl CacheCheck {
+    /// False when the API will silently not cache the system block.
+    pub fn cacheable(&self) -> bool {
+        self.tokens >= self.minimum
+    }
+}
+
+/// The Claude classifier. One per process: the retry budget, the concurrency cap and the
+/// connection pool are shared by every call.
+#[derive(Debug)]
+pub struct ClaudeClassifier {
+    http: reqwest::Client,
+    settings: ClaudeSettings,
+    api_key: SecretString,
+    prompt: Prompt,
+    messages_url: String,
+    count_tokens_url: String,
+    effort: Option<Effort>,
+    price: Option<Price>,
+    budget: RetryBudget,
+    slots: Semaphore,
+    /// Error kinds already logged at ERROR, so a broken key logs once, not per ticket.
+    logged: Mutex<HashSet<String>>,
+}
+
+/// A 2xx answer.
+struct Reply {
+    request_id: Option<String>,
+    body: Vec<u8>,
+}
+
+impl ClaudeClassifier {
+    /// A classifier for `settings`, classifying with `prompt`. Logs (WARN) an `effort` the model
+    /// does not take, and a model with no price.
+    ///
+    /// # Errors
+    /// [`SetupError`] when no API key is set or the HTTP client cannot be built.
+    pub fn new(settings: &ClaudeSettings, prompt: Prompt) -> Result<Self, SetupError> {
+        let api_key = settings.api_key.clone().ok_or(SetupError::MissingKey)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+            // The docs warn that idle connections can be dropped.
+            .tcp_keepalive(Duration::from_secs(30))
+            .build()
+            .map_err(SetupError::Client)?;
+        let effort = match settings.effort {
+            Some(e) if !price::takes_effort(&settings.model) => {
+                tracing::warn!(
+                    model = %settings.model,
+                    effort = ?e,
+                    "the model takes no effort level; claude.effort is not sent"
+                );
+                None
+            }
+            e => e,
+        };
+        let price = PriceTable::new(settings.prices.clone()).get(&settings.model);
+        if price.is_none() {
+            tracing::warn!(
+                model = %settings.model,
+                "no price for this model; cost is recorded as 0 (add [claude.prices.\"<model>\"])"
+            );
+        }
+        Ok(Self {
+            http,
+            messages_url: format!("{}/v1/messages", settings.base_url),
+            count_tokens_url: format!("{}/v1/messages/count_tokens", settings.base_url),
+            api_key,
+            effort,
+            price,
+            budget: RetryBudget::new(settings.retry_budget_ratio, settings.retry_budget_reserve),
+            slots: Semaphore::new(settings.max_concurrency),
+            logged: Mutex::new(HashSet::new()),
+            settings: settings.clone(),
+            prompt,
+        })
+    }
+
+    /// The request body for one user turn.
+    fn body(&self, user: &str, max_tokens: Option<u32>) -> Vec<u8> {
+        let req = MessagesRequest::new(
+            &self.settings.model,
+            max_tokens,
+            self.prompt.system(),
+            self.settings.cache_ttl,
+            self.effort,
+            user,
+        );
+        // Serialising structs of strings and numbers cannot fail.
+        serde_json::to_vec(&req).unwrap_or_default()
+    }
+
+    /// The headers of every call. The one place the API key is exposed.
+    fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            HeaderName::from_static("anthropic-version"),
+            HeaderValue::from_static(self.settings.api_version.as_str()),
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let (name, value) = match self.settings.api_version {
+            ApiVersion::V2026_10_21 => (
+                header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {}", self.api_key.expose_secret())),
+            ),
+            ApiVersion::V2023_06_01 => (
+                HeaderName::from_static("x-api-key"),
+                HeaderValue::from_str(self.api_key.expose_secret()),
+            ),
+        };
+        // A key with bytes a header cannot hold is sent as nothing; the API answers 401, which
+        // is logged as such (the key itself never is).
+        if let Ok(mut value) = value {
+            value.set_sensitive(true);
+            h.insert(name, value);
+        }
+        h
+    }
+
+    /// One POST with the retry policy, within `deadline`.
+    async fn post(
+        &self,
+        url: &str,
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<Reply, ClassifierError> {
+        let mut retries = 0;
+        loop {
+            let (err, wait) = match self.attempt(url, body, deadline).await {
+                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Err((err, wait))) => (err, wait),
+                Err(fatal) => return Err(fatal),
+            };
+            if retries >= self.settings.max_retries {
+                return Err(err);
+            }
+            let wait = wait.unwrap_or_else(|| {
+                retry::backoff(
+                    retries,
+                    self.settings.backoff_base,
+                    self.settings.backoff_max,
+                )
+            });
+            if Instant::now() + wait >= deadline {
+                // Sleeping would pass the deadline: give up now and let the fallback decide.
+                return Err(err);
+            }
+            if !self.budget.withdraw() {
+                return Err(ClassifierError::Overloaded(format!(
+                    "retry budget spent; last error {}",
+                    err.reason()
+                )));
+            }
+            retries += 1;
+            tracing::warn!(
+                error = %err.reason(),
+                retry = retries,
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                "Claude call failed; retrying"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One HTTP attempt. `Ok(Ok)`: a 2xx. `Ok(Err)`: a retryable failure and the wait the
+    /// server asked for. `Err`: a failure that is not retried.
+    #[allow(clippy::type_complexity)]
+    async fn attempt(
+        &self,
+        url: &str,
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<Result<Reply, (ClassifierError, Option<Duration>)>, ClassifierError> {
+        let timeout = self
+            .settings
+            .timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let sent = self
+            .http
+            .post(url)
+            .headers(self.headers())
+            .timeout(timeout)
+            .body(body.to_vec())
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => return Ok(Err((transport_error(&e), None))),
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let request_id = headers
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Ok(Err((transport_error(&e), None))),
+        };
+        if status.is_success() {
+            return Ok(Ok(Reply {
+                request_id,
+                body: bytes.to_vec(),
+            }));
+        }
+        let envelope: ErrorEnvelope = serde_json::from_slice(&bytes).unwrap_or_default();
+        let code = envelope
+            .error
+            .as_ref()
+            .and_then(|e| e.details.as_ref())
+            .and_then(|d| d.error_code.as_deref());
+        let err = ClassifierError::Upstream {
+            status: status.as_u16(),
+            kind: envelope
+                .kind()
+                .map_or_else(|| status_kind(status), str::to_owned),
+            request_id: request_id.or_else(|| envelope.request_id.clone()),
+        };
+        if retry::should_retry(status.as_u16(), retry::should_retry_header(&headers), code) {
+            Ok(Err((
+                err,
+                retry::retry_after(&headers, self.settings.retry_after_max),
+            )))
+        } else {
+            let message = envelope.error.as_ref().and_then(|e| e.message.as_deref());
+            self.log_refused(&err, message);
+            Err(err)
+        }
+    }
+
+    /// Logs a call the API refused for good at ERROR, once per kind (a revoked key would
+    /// otherwise log once per ticket); repeats go to DEBUG.
+    fn log_refused(&self, err: &ClassifierError, message: Option<&str>) {
+        let ClassifierError::Upstream {
+            status,
+            kind,
+            request_id,
+        } = err
+        else {
+            return;
+        };
+        let first = self
+            .logged
+            .lock()
+            .map(|mut seen| seen.insert(format!("{status} {kind}")))
+            .unwrap_or(true);
+        let request_id = request_id.as_deref().unwrap_or("");
+        let api_version = self.settings.api_version.as_str();
+        let message = message.unwrap_or("");
+        if first {
+            tracing::error!(
+                status,
+                kind = %kind,
+                request_id,
+                api_version,
+                message,
+                "Claude API refused the call and it is not retried; every such ticket falls back \
+                 to the offline classifier (logged once per kind)"
+            );
+        } else {
+            tracing::debug!(status, kind = %kind, request_id, "Claude API refused the call again");
+        }
+    }
+
+    /// Token counts and cost of a reply.
+    fn usage(&self, request_id: Option<String>, u: Option<&WireUsage>) -> Usage {
+        let Some(u) = u else {
+            return Usage {
+                request_id,
+                ..Usage::default()
+            };
+        };
+        let (w5m, w1h) = u.cache_creation.as_ref().map_or((0, 0), |c| {
+            (
+                c.ephemeral_5m_input_tokens.unwrap_or(0),
+                c.ephemeral_1h_input_tokens.unwrap_or(0),
+            )
+        });
+        let total_write = u.cache_creation_input_tokens.unwrap_or(w5m + w1h);
+        let base = TokenCounts {
+            input: u.input_tokens,
+            output: u.output_tokens,
+            cache_read: u.cache_read_input_tokens.unwrap_or(0),
+            batch: u.service_tier.as_deref() == Some("batch"),
+            ..TokenCounts::default()
+        };
+        let tokens = if u.cache_creation.is_some() && w5m + w1h == total_write {
+            TokenCounts {
+                cache_write_5m: w5m,
+                cache_write_1h: w1h,
+                ..base
+            }
+        } else {
+            // No split (or one that does not add up): count the writes at the TTL we asked for.
+            base.with_unsplit_writes(total_write, self.settings.cache_ttl)
+        };
+        if u.speed.as_deref() == Some("fast") {
+            tracing::warn!(
+                request_id = request_id.as_deref().unwrap_or(""),
+                "call ran in fast mode, which the price table does not cover; cost is understated"
+            );
+        }
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        Usage {
+            cost_usd: self.price.map_or(0.0, |p| p.cost_usd(&tokens)),
+            request_id,
+            input_tokens: count(tokens.input),
+            output_tokens: count(tokens.output),
+            cache_read_tokens: count(tokens.cache_read),
+            cache_write_tokens: count(tokens.cache_write()),
+        }
+    }
+
+    /// Reads a 2xx `Message` into a classification.
+    fn interpret(&self, reply: Reply) -> Result<Classification, ClassifierError> {
+        let msg: MessagesResponse = serde_json::from_slice(&reply.body)
+            .map_err(|e| ClassifierError::InvalidAnswer(format!("response body: {e}")))?;
+        let usage = self.usage(reply.request_id, msg.usage.as_ref());
+        let invalid = |why: String| {
+            // The call was billed although the offline classifier will decide: keep the cost
+            // visible in the logs.
+            tracing::warn!(
+                request_id = usage.request_id.as_deref().unwrap_or(""),
+                input_tokens = usage.input_tokens,
+                output_tokens = usage.output_tokens,
+                cost_usd = usage.cost_usd,
+                reason = %why,
+                "Claude answer is invalid"
+            );
+            ClassifierError::InvalidAnswer(why)
+        };
+        match msg.stop_reason.as_deref() {
+            Some("refusal") => {
+                let category = msg
+                    .stop_details
+                    .as_ref()
+                    .and_then(|d| d.category.as_deref())
+                    .unwrap_or("unspecified");
+                return Err(invalid(format!("refusal ({category})")));
+            }
+            Some(
+                reason @ ("max_tokens"
+                | "model_context_window_exceeded"
+                | "pause_turn"
+                | "tool_use"
+                | "stop_sequence"),
+            ) => {
+                return Err(invalid(format!("stop_reason {reason}")));
+            }
+            // `end_turn`, or a value newer than this build: the validation below decides.
+            _ => {}
+        }
+        let Some(text) = msg
+            .content
+            .iter()
+            .find(|b| b.kind == "text")
+            .and_then(|b| b.text.as_deref())
+        else {
+            return Err(invalid("no text block".to_owned()));
+        };
+        let verdict = wire::parse_answer(text).map_err(invalid)?;
+        tracing::debug!(
+            request_id = usage.request_id.as_deref().unwrap_or(""),
+            severity = %verdict.severity,
+            cache_read_tokens = usage.cache_read_tokens,
+            cost_usd = usage.cost_usd,
+            "Claude decided"
+        );
+        Ok(Classification {
+            verdict,
+            model: self.settings.model.clone(),
+            prompt_version: self.prompt.version().to_owned(),
+            fallback_reason: None,
+            usage,
+        })
+    }
+
+    /// Waits for a free slot, then posts; all within `deadline`.
+    async fn call(
+        &self,
+        url: &str,
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<Reply, ClassifierError> {
+        let run = async {
+            let _slot =
+                self.slots.acquire().await.map_err(|_| {
+                    ClassifierError::Overloaded("classifier is shutting down".into())
+                })?;
+            self.post(url, body, deadline).await
+        };
+        tokio::time::timeout_at(deadline.into(), run)
+            .await
+            .unwrap_or(Err(ClassifierError::Timeout))
+    }
+
+    /// Writes the system block to the prompt cache with one `max_tokens: 0` call (documented to
+    /// fill the cache and generate nothing), so calls fanned out afterwards read it instead of
+    /// each writing it.
+    ///
+    /// # Errors
+    /// [`ClassifierError`] when the call fails; the calls after it still work, uncached.
+    pub async fn warm(&self) -> Result<Usage, ClassifierError> {
+        let deadline = Instant::now() + self.settings.deadline;
+        let reply = self
+            .call(
+                &self.messages_url,
+                &self.body(PROBE_USER_TURN, Some(0)),
+                deadline,
+            )
+            .await?;
+        let msg: Option<MessagesResponse> = serde_json::from_slice(&reply.body).ok();
+        Ok(self.usage(
+            reply.request_id,
+            msg.as_ref().and_then(|m| m.usage.as_ref()),
+        ))
+    }
+
+    /// Counts the tokens of the cached prefix with `count_tokens` (the estimate chars/4 when
+    /// that fails) and warns when it is below the model's minimum cacheable length, where the
+    /// API caches nothing and says nothing.
+    pub async fn check_cache(&self) -> CacheCheck {
+        let minimum = price::min_cacheable_tokens(&self.settings.model);
+        let deadline = Instant::now() + self.settings.timeout;
+        let body = self.body(PROBE_USER_TURN, None);
+        let counted = match self.call(&self.count_tokens_url, &body, deadline).await {
+            Ok(reply) => serde_json::from_slice::<CountTokensResponse>(&reply.body)
+                .map(|c| u32::try_from(c.input_tokens).unwrap_or(u32::MAX))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.reason()),
+        };
+        let check = match counted {
+            Ok(tokens) => CacheCheck {
+                tokens,
+                source: TokenSource::CountTokens,
+                minimum,
+            },
+            Err(why) => {
+                tracing::warn!(error = %why, "count_tokens failed; estimating the system block at chars/4");
+                CacheCheck {
+                    tokens: price::estimate_tokens(self.prompt.system()),
+                    source: TokenSource::Estimate,
+                    minimum,
+                }
+            }
+        };
+        log_cache_check(&self.settings.model, &check);
+        check
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &ClaudeSettings {
+        &self.settings
+    }
+}
+
+/// Logs a [`CacheCheck`]: INFO when the block is cacheable, WARN when it is not.
+pub fn log_cache_check(model: &str, check: &CacheCheck) {
+    if check.cacheable() {
+        tracing::info!(
+            model,
+            tokens = check.tokens,
+            minimum = check.minimum,
+            source = ?check.source,
+            "system block is above the model's minimum cacheable length"
+        );
+    } else {
+        tracing::warn!(
+            model,
+            tokens = check.tokens,
+            minimum = check.minimum,
+            source = ?check.source,
+            "system block is below the model's minimum cacheable length: nothing will be cached \
+             and every call pays full input price"
+        );
+    }
+}
+
+fn transport_error(e: &reqwest::Error) -> ClassifierError {
+    if e.is_timeout() {
+        return ClassifierError::Timeout;
+    }
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    ClassifierError::Transport(msg)
+}
+
+fn status_kind(status: StatusCode) -> String {
+    status.canonical_reason().map_or_else(
+        || "unknown".to_owned(),
+        |r| r.to_lowercase().replace(' ', "_"),
+    )
+}
+
+#[async_trait]
+impl Classifier for ClaudeClassifier {
+    fn model(&self) -> &str {
+        &self.settings.model
+    }
+
+    async fn classify(&self, ctx: &TicketContext) -> Result<Classification, ClassifierError> {
+        let deadline = Instant::now() + self.settings.deadline;
+        self.budget.deposit();
+        let body = self.body(&self.prompt.user_turn(ctx), Some(self.settings.max_tokens));
+        let reply = self.call(&self.messages_url, &body, deadline).await?;
+        self.interpret(reply)
+    }
+}

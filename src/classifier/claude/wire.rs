@@ -1,0 +1,367 @@
+//! The Messages API on the wire: request bodies serialised from structs (fixed key order, so
+//! the cached prefix is byte-identical on every call) and lenient response types (unknown fields
+//! ignored, open enums kept as strings).
+
+use serde::{Deserialize, Serialize};
+
+use super::{CacheTtl, Effort};
+use crate::domain::{Confidence, Route, Severity, Verdict};
+
+/// `POST /v1/messages` and (without `max_tokens`) `POST /v1/messages/count_tokens`.
+#[derive(Debug, Serialize)]
+pub(super) struct MessagesRequest<'a> {
+    pub(super) model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) max_tokens: Option<u32>,
+    pub(super) system: [SystemBlock<'a>; 1],
+    pub(super) messages: [UserMessage<'a>; 1],
+    pub(super) output_config: OutputConfig,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct SystemBlock<'a> {
+    #[serde(rename = "type")]
+    pub(super) kind: &'static str,
+    pub(super) text: &'a str,
+    pub(super) cache_control: CacheControl,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct CacheControl {
+    #[serde(rename = "type")]
+    pub(super) kind: &'static str,
+    pub(super) ttl: CacheTtl,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct UserMessage<'a> {
+    pub(super) role: &'static str,
+    pub(super) content: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct OutputConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) effort: Option<Effort>,
+    pub(super) format: OutputFormat,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct OutputFormat {
+    #[serde(rename = "type")]
+    pub(super) kind: &'static str,
+    pub(super) schema: AnswerSchema,
+}
+
+impl<'a> MessagesRequest<'a> {
+    /// The request for one user turn; everything but `user` and `max_tokens` is the same on
+    /// every call.
+    pub(super) fn new(
+        model: &'a str,
+        max_tokens: Option<u32>,
+        system: &'a str,
+        ttl: CacheTtl,
+        effort: Option<Effort>,
+        user: &'a str,
+    ) -> Self {
+        Self {
+            model,
+            max_tokens,
+            system: [SystemBlock {
+                kind: "text",
+                text: system,
+                cache_control: CacheControl {
+                    kind: "ephemeral",
+                    ttl,
+                },
+            }],
+            messages: [UserMessage {
+                role: "user",
+                content: user,
+            }],
+            output_config: OutputConfig {
+                effort,
+                format: OutputFormat {
+                    kind: "json_schema",
+                    schema: AnswerSchema::default(),
+                },
+            },
+        }
+    }
+}
+
+/// [`crate::prompt::OUTPUT_SCHEMA`] as a struct, so it serialises in schema order without a map
+/// (a test checks the bytes are equal to the constant the prompt version hashes).
+#[derive(Debug, Serialize)]
+pub(super) struct AnswerSchema {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    properties: AnswerProperties,
+    required: [&'static str; 4],
+    #[serde(rename = "additionalProperties")]
+    additional_properties: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct AnswerProperties {
+    severity: EnumProperty,
+    route: EnumProperty,
+    confidence: TypeOnly,
+    reasoning: TypeOnly,
+}
+
+#[derive(Debug, Serialize)]
+struct EnumProperty {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(rename = "enum")]
+    values: [&'static str; 3],
+}
+
+#[derive(Debug, Serialize)]
+struct TypeOnly {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+impl Default for AnswerSchema {
+    fn default() -> Self {
+        let [r, u, o] =
+            [Severity::Routine, Severity::Urgent, Severity::OnFire].map(Severity::as_str);
+        let [b, h, e] = [Route::Bot, Route::Human, Route::Engineering].map(Route::as_str);
+        Self {
+            kind: "object",
+            properties: AnswerProperties {
+                severity: EnumProperty {
+                    kind: "string",
+                    values: [r, u, o],
+                },
+                route: EnumProperty {
+                    kind: "string",
+                    values: [b, h, e],
+                },
+                confidence: TypeOnly { kind: "number" },
+                reasoning: TypeOnly { kind: "string" },
+            },
+            required: ["severity", "route", "confidence", "reasoning"],
+            additional_properties: false,
+        }
+    }
+}
+
+/// A `Message` response, read leniently.
+#[derive(Debug, Deserialize)]
+pub(super) struct MessagesResponse {
+    #[serde(default)]
+    pub(super) content: Vec<ContentBlock>,
+    #[serde(default)]
+    pub(super) stop_reason: Option<String>,
+    #[serde(default)]
+    pub(super) stop_details: Option<StopDetails>,
+    #[serde(default)]
+    pub(super) usage: Option<WireUsage>,
+}
+
+/// One content block; `type` is an open set (`thinking`, `redacted_thinking`, …).
+#[derive(Debug, Deserialize)]
+pub(super) struct ContentBlock {
+    #[serde(rename = "type")]
+    pub(super) kind: String,
+    #[serde(default)]
+    pub(super) text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct StopDetails {
+    #[serde(default)]
+    pub(super) category: Option<String>,
+}
+
+/// `usage`: only the two totals are always present.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct WireUsage {
+    #[serde(default)]
+    pub(super) input_tokens: u64,
+    #[serde(default)]
+    pub(super) output_tokens: u64,
+    #[serde(default)]
+    pub(super) cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub(super) cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub(super) cache_creation: Option<CacheCreation>,
+    #[serde(default)]
+    pub(super) service_tier: Option<String>,
+    #[serde(default)]
+    pub(super) speed: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct CacheCreation {
+    #[serde(default)]
+    pub(super) ephemeral_5m_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub(super) ephemeral_1h_input_tokens: Option<u64>,
+}
+
+/// `{"input_tokens": N}` from `count_tokens`.
+#[derive(Debug, Deserialize)]
+pub(super) struct CountTokensResponse {
+    pub(super) input_tokens: u64,
+}
+
+/// `{"type":"error","error":{"type":…,"message":…,"details":{"error_code":…}},"request_id":…}`.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ErrorEnvelope {
+    #[serde(default)]
+    pub(super) error: Option<ErrorBody>,
+    #[serde(default)]
+    pub(super) request_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ErrorBody {
+    #[serde(rename = "type", default)]
+    pub(super) kind: Option<String>,
+    #[serde(default)]
+    pub(super) message: Option<String>,
+    #[serde(default)]
+    pub(super) details: Option<ErrorDetails>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ErrorDetails {
+    #[serde(default)]
+    pub(super) error_code: Option<String>,
+}
+
+impl ErrorEnvelope {
+    /// The most specific name of the error: `details.error_code`, else `error.type`.
+    pub(super) fn kind(&self) -> Option<&str> {
+        let e = self.error.as_ref()?;
+        e.details
+            .as_ref()
+            .and_then(|d| d.error_code.as_deref())
+            .or(e.kind.as_deref())
+    }
+}
+
+/// The model's answer as sent; every field is checked in [`parse_answer`].
+#[derive(Debug, Deserialize)]
+struct Answer {
+    severity: String,
+    route: String,
+    confidence: f64,
+    reasoning: String,
+}
+
+/// Validates the model's JSON text into a [`Verdict`]: enums case-insensitive, confidence within
+/// 0..1, reasoning cut to one sentence of at most 20 words (flagged), route derived from the
+/// severity (a disagreement, or a route value this build does not know, is recorded).
+///
+/// # Errors
+/// A message for the fallback reason when the text is not JSON, a field is missing or has the
+/// wrong type, the severity is not one of ours, or the confidence is out of range.
+pub(super) fn parse_answer(text: &str) -> Result<Verdict, String> {
+    let a: Answer = serde_json::from_str(text.trim()).map_err(|e| format!("json: {e}"))?;
+    let severity = Severity::parse("severity", &a.severity).map_err(|e| e.to_string())?;
+    let confidence = Confidence::parse(a.confidence).map_err(|e| e.to_string())?;
+    let claimed = Route::parse("route", &a.route).ok();
+    let mut verdict = Verdict::new(severity, claimed, confidence, &a.reasoning);
+    if claimed.is_none() {
+        verdict.notes.push(format!(
+            "route_disagreement: model said {:?}, severity {severity} implies {}",
+            a.route.trim(),
+            verdict.route
+        ));
+    }
+    Ok(verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prompt::OUTPUT_SCHEMA;
+
+    #[test]
+    fn schema_bytes_equal_the_versioned_constant() {
+        assert_eq!(
+            serde_json::to_string(&AnswerSchema::default()).unwrap(),
+            OUTPUT_SCHEMA
+        );
+    }
+
+    #[test]
+    fn request_serialises_in_a_fixed_order_without_sampling_parameters() {
+        let r = MessagesRequest::new(
+            "claude-sonnet-4-6",
+            Some(1024),
+            "SYS",
+            CacheTtl::OneHour,
+            None,
+            "USER",
+        );
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            s,
+            format!(
+                r#"{{"model":"claude-sonnet-4-6","max_tokens":1024,"system":[{{"type":"text","text":"SYS","cache_control":{{"type":"ephemeral","ttl":"1h"}}}}],"messages":[{{"role":"user","content":"USER"}}],"output_config":{{"format":{{"type":"json_schema","schema":{OUTPUT_SCHEMA}}}}}}}"#
+            )
+        );
+        let counted = MessagesRequest::new(
+            "m",
+            None,
+            "S",
+            CacheTtl::FiveMinutes,
+            Some(Effort::Low),
+            "U",
+        );
+        let s = serde_json::to_string(&counted).unwrap();
+        assert!(!s.contains("max_tokens"));
+        assert!(s.contains(r#""ttl":"5m""#));
+        assert!(s.contains(r#""output_config":{"effort":"low","format""#));
+    }
+
+    #[test]
+    fn answers_are_validated_leniently_but_strictly_enough() {
+        let v = parse_answer(
+            r#"{"severity":"On_Fire","route":"HUMAN","confidence":0.9,"reasoning":"Outage.","extra":1}"#,
+        )
+        .unwrap();
+        assert_eq!(v.severity, Severity::OnFire);
+        assert_eq!(v.route, Route::Engineering);
+        assert_eq!(v.notes.len(), 1);
+        let v = parse_answer(
+            r#"{"severity":"urgent","route":"sales","confidence":1,"reasoning":"Churn risk."}"#,
+        )
+        .unwrap();
+        assert_eq!(v.route, Route::Human);
+        assert!(v.notes[0].contains("\"sales\""));
+        for bad in [
+            r#"{"severity":"urgent","route":"human","confidence":1.5,"reasoning":"x"}"#,
+            r#"{"severity":"critical","route":"human","confidence":0.5,"reasoning":"x"}"#,
+            r#"{"severity":"urgent","confidence":0.5,"reasoning":"x"}"#,
+            r#"{"severity":"urgent","route":"human","confidence":"high","reasoning":"x"}"#,
+            r#"{"severity":"urgent","route":"hu"#,
+            "",
+        ] {
+            assert!(parse_answer(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn responses_with_unknown_fields_and_blocks_parse() {
+        let r: MessagesResponse = serde_json::from_str(
+            r#"{"id":"m","content":[{"type":"thinking","thinking":"","signature":"s"},{"type":"brand_new"},{"type":"text","text":"{}"}],
+               "stop_reason":"something_new","usage":{"input_tokens":1,"output_tokens":2,"cache_creation":null,"new":{}},"later":true}"#,
+        )
+        .unwrap();
+        assert_eq!(r.content.len(), 3);
+        assert_eq!(r.stop_reason.as_deref(), Some("something_new"));
+        let e: ErrorEnvelope = serde_json::from_str(
+            r#"{"type":"error","error":{"type":"rate_limit_error","message":"m","details":{"error_code":"enforced_spend_limit_reached"}},"request_id":"req_1"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.kind(), Some("enforced_spend_limit_reached"));
+    }
+}

@@ -1,0 +1,692 @@
+//! The Claude backend against a mock Messages API on 127.0.0.1: the exact request, and the
+//! decision `Decider::decide` reaches for each kind of answer or failure.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::extract::State;
+
+use escalator::{
+    classifier::{
+        Classifier as _, ClaudeClassifier, Decider, OfflineClassifier,
+        claude::{ApiVersion, CacheTtl, Effort, TokenSource},
+    },
+    config::ClaudeSettings,
+    domain::{Classification, RawTicket, Route, Severity, Source, Ticket, TicketContext},
+    labels,
+    prompt::{self, OUTPUT_SCHEMA, Prompt},
+};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use wiremock::{
+    Mock, MockServer, Request, ResponseTemplate,
+    matchers::{method, path},
+};
+
+const KEY: &str = "sk-ant-test-4f1c9e";
+
+fn prompt_and_examples() -> (Prompt, Vec<labels::Example>) {
+    let examples = labels::parse("labels.csv", labels::EMBEDDED_LABELS).unwrap();
+    let prompt = Prompt::render(prompt::EMBEDDED_TEMPLATE, &examples).unwrap();
+    (prompt, examples)
+}
+
+/// Settings aimed at `server`, with backoffs short enough for tests.
+fn settings(server: &MockServer) -> ClaudeSettings {
+    ClaudeSettings {
+        api_key: Some(SecretString::from(KEY)),
+        base_url: server.uri(),
+        backoff_base: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(5),
+        timeout: Duration::from_secs(5),
+        deadline: Duration::from_secs(10),
+        ..ClaudeSettings::default()
+    }
+}
+
+fn decider(s: &ClaudeSettings) -> Decider {
+    let (prompt, examples) = prompt_and_examples();
+    let offline = Arc::new(OfflineClassifier::new(&examples, prompt.version()));
+    let claude = Arc::new(ClaudeClassifier::new(s, prompt).unwrap());
+    Decider::new(Some(claude), offline)
+}
+
+fn ticket(id: &str, subject: &str, body: &str, tier: &str) -> TicketContext {
+    let raw = RawTicket {
+        id: id.into(),
+        subject: subject.into(),
+        body: body.into(),
+        tier: tier.into(),
+        arr_usd: Some(48_000.0),
+        ..RawTicket::default()
+    };
+    TicketContext {
+        ticket: Ticket::parse(Source::Api, raw, "").unwrap(),
+        repeat_count_24h: 3,
+    }
+}
+
+/// A ticket the offline classifier calls routine, so a fallback must raise it to urgent.
+fn routine_ticket() -> TicketContext {
+    TicketContext {
+        repeat_count_24h: 0,
+        ..ticket(
+            "T-routine",
+            "Renaming a workspace",
+            "Small question: how can I change the name of our workspace?",
+            "free",
+        )
+    }
+}
+
+fn outage_ticket() -> TicketContext {
+    ticket(
+        "T-outage",
+        "Dashboard down",
+        "Our production dashboard returns HTTP 500 for every user since 09:10.",
+        "enterprise",
+    )
+}
+
+/// A realistic `Message` with `content` and `stop_reason`.
+fn message(content: Value, stop_reason: &str) -> Value {
+    json!({
+        "id": "msg_01XYZ", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
+        "content": content,
+        "stop_reason": stop_reason, "stop_sequence": null, "stop_details": null,
+        "usage": {
+            "input_tokens": 312, "output_tokens": 58,
+            "cache_creation_input_tokens": 0, "cache_read_input_tokens": 5400,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "service_tier": "standard", "inference_geo": "us"
+        }
+    })
+}
+
+fn text_answer(answer: &str) -> Value {
+    message(json!([{"type": "text", "text": answer}]), "end_turn")
+}
+
+fn ok(body: &Value) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .insert_header("request-id", "req_011CTest")
+        .set_body_json(body)
+}
+
+fn api_error(status: u16, kind: &str, code: Option<&str>) -> ResponseTemplate {
+    let mut error = json!({"type": kind, "message": "details from the API"});
+    if let Some(code) = code {
+        error["details"] = json!({"error_code": code});
+    }
+    ResponseTemplate::new(status)
+        .insert_header("request-id", "req_err_1")
+        .set_body_json(json!({"type": "error", "error": error, "request_id": "req_err_1"}))
+}
+
+const ON_FIRE: &str = r#"{"severity":"on_fire","route":"engineering","confidence":0.93,"reasoning":"Production dashboard is down for every user."}"#;
+
+async fn mount(server: &MockServer, response: ResponseTemplate, times: u64) {
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(response)
+        .up_to_n_times(times)
+        .expect(times)
+        .mount(server)
+        .await;
+}
+
+async fn requests(server: &MockServer) -> Vec<Request> {
+    server.received_requests().await.unwrap()
+}
+
+/// The raw bytes of the `system` value in a request body.
+fn system_bytes(body: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(body).unwrap();
+    let start = text.find(r#""system":"#).unwrap();
+    let end = text.find(r#","messages":"#).unwrap();
+    text.as_bytes()[start..end].to_vec()
+}
+
+fn assert_from_claude(c: &Classification) {
+    assert_eq!(c.fallback_reason, None, "{c:?}");
+    assert_eq!(c.model, "claude-sonnet-4-6");
+}
+
+fn assert_fallback(c: &Classification, reason_starts: &str) {
+    let reason = c.fallback_reason.as_deref().unwrap_or_default();
+    assert!(reason.starts_with(reason_starts), "{reason:?}");
+    assert_eq!(c.model, "offline");
+    assert_eq!(c.verdict.severity, Severity::Urgent, "routine is raised");
+    assert!(
+        c.verdict
+            .notes
+            .contains(&"fallback raised routine to urgent".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn the_request_is_exact_and_the_system_block_identical_across_tickets() {
+    let server = MockServer::start().await;
+    mount(&server, ok(&text_answer(ON_FIRE)), 2).await;
+    let d = decider(&settings(&server));
+
+    let first = d.decide(&outage_ticket()).await;
+    let second = d.decide(&routine_ticket()).await;
+    assert_from_claude(&first);
+    assert_eq!(first.verdict.severity, Severity::OnFire);
+    assert_eq!(first.verdict.route, Route::Engineering);
+    assert_eq!(
+        first.verdict.reasoning,
+        "Production dashboard is down for every user."
+    );
+    assert!(first.verdict.notes.is_empty());
+    assert!(first.prompt_version.starts_with("classifier@"));
+    assert_from_claude(&second);
+
+    // Usage and cost: 312×$3 + 5,400×$0.30 + 58×$15 per million on Sonnet 4.6.
+    let u = &first.usage;
+    assert_eq!(u.request_id.as_deref(), Some("req_011CTest"));
+    assert_eq!(
+        (
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_read_tokens,
+            u.cache_write_tokens
+        ),
+        (312, 58, 5400, 0)
+    );
+    assert!((u.cost_usd - (312.0 * 3.0 + 5400.0 * 0.3 + 58.0 * 15.0) / 1e6).abs() < 1e-12);
+
+    let (prompt, _) = prompt_and_examples();
+    let reqs = requests(&server).await;
+    assert_eq!(reqs.len(), 2);
+    for (r, ctx) in reqs.iter().zip([outage_ticket(), routine_ticket()]) {
+        let h = |name: &str| r.headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(h("anthropic-version").as_deref(), Some("2026-10-21"));
+        assert_eq!(
+            h("authorization").as_deref(),
+            Some(format!("Bearer {KEY}").as_str())
+        );
+        assert_eq!(h("x-api-key"), None, "exactly one auth header");
+        assert_eq!(h("anthropic-beta"), None);
+        assert_eq!(h("content-type").as_deref(), Some("application/json"));
+
+        let body: Value = r.body_json().unwrap();
+        assert_eq!(body["model"], "claude-sonnet-4-6");
+        assert_eq!(body["max_tokens"], 1024);
+        let keys: Vec<&str> = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for sampling in ["temperature", "top_p", "top_k"] {
+            assert!(!keys.contains(&sampling), "{sampling} sent");
+        }
+        assert_eq!(
+            body["system"],
+            json!([{
+                "type": "text",
+                "text": prompt.system(),
+                "cache_control": {"type": "ephemeral", "ttl": "1h"}
+            }])
+        );
+        assert_eq!(
+            body["output_config"],
+            json!({"format": {
+                "type": "json_schema",
+                "schema": serde_json::from_str::<Value>(OUTPUT_SCHEMA).unwrap()
+            }})
+        );
+        let schema = &body["output_config"]["format"]["schema"];
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(
+            schema["required"],
+            json!(["severity", "route", "confidence", "reasoning"])
+        );
+        assert_eq!(
+            schema["properties"]["severity"]["enum"],
+            json!(["routine", "urgent", "on_fire"])
+        );
+        assert_eq!(
+            body["messages"],
+            json!([{"role": "user", "content": prompt.user_turn(&ctx)}])
+        );
+        let user = body["messages"][0]["content"].as_str().unwrap();
+        assert!(user.contains(ctx.ticket.subject()));
+        assert!(user.contains("tier: "));
+        assert!(user.contains("arr_usd: 48000"));
+        let repeats = format!(
+            "other_tickets_from_customer_last_24h: {}",
+            ctx.repeat_count_24h
+        );
+        assert!(user.contains(&repeats));
+        let system = body["system"][0]["text"].as_str().unwrap();
+        assert!(!system.contains(ctx.ticket.subject()));
+        assert!(!system.contains(ctx.ticket.body()));
+    }
+    assert_eq!(system_bytes(&reqs[0].body), system_bytes(&reqs[1].body));
+    // The raw body keeps a fixed key order (what the cache keys on).
+    let raw = std::str::from_utf8(&reqs[0].body).unwrap();
+    assert!(raw.starts_with(
+        r#"{"model":"claude-sonnet-4-6","max_tokens":1024,"system":[{"type":"text","text":"#
+    ));
+}
+
+#[tokio::test]
+async fn the_older_version_pair_is_switched_together_and_tunables_are_sent() {
+    let server = MockServer::start().await;
+    mount(&server, ok(&text_answer(ON_FIRE)), 1).await;
+    let s = ClaudeSettings {
+        api_version: ApiVersion::V2023_06_01,
+        model: "claude-haiku-5-5".into(),
+        cache_ttl: CacheTtl::FiveMinutes,
+        effort: Some(Effort::Low),
+        max_tokens: 300,
+        ..settings(&server)
+    };
+    let c = decider(&s).decide(&outage_ticket()).await;
+    assert_eq!(c.fallback_reason, None);
+    assert_eq!(c.model, "claude-haiku-5-5");
+    // Haiku 5.5 prices: 312×0.10 + 5,400×0.01 + 58×0.50 per million.
+    assert!((c.usage.cost_usd - (312.0 * 0.10 + 5400.0 * 0.01 + 58.0 * 0.50) / 1e6).abs() < 1e-12);
+    let r = &requests(&server).await[0];
+    assert_eq!(r.headers["anthropic-version"], "2023-06-01");
+    assert_eq!(r.headers["x-api-key"], KEY);
+    assert!(r.headers.get("authorization").is_none());
+    let body: Value = r.body_json().unwrap();
+    assert_eq!(body["model"], "claude-haiku-5-5");
+    assert_eq!(body["max_tokens"], 300);
+    assert_eq!(body["system"][0]["cache_control"]["ttl"], "5m");
+    assert_eq!(body["output_config"]["effort"], "low");
+}
+
+#[tokio::test]
+async fn effort_is_not_sent_to_a_model_without_effort_levels() {
+    let server = MockServer::start().await;
+    mount(&server, ok(&text_answer(ON_FIRE)), 1).await;
+    let s = ClaudeSettings {
+        model: "claude-haiku-4-5".into(),
+        effort: Some(Effort::Low),
+        ..settings(&server)
+    };
+    decider(&s).decide(&outage_ticket()).await;
+    let body: Value = requests(&server).await[0].body_json().unwrap();
+    assert!(body["output_config"].get("effort").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn a_thinking_block_before_the_text_is_skipped() {
+    let server = MockServer::start().await;
+    let body = message(
+        json!([
+            {"type": "thinking", "thinking": "", "signature": "EqQBCkYIBxgCKkA"},
+            {"type": "redacted_thinking", "data": "abc"},
+            {"type": "text", "text": ON_FIRE}
+        ]),
+        "end_turn",
+    );
+    mount(&server, ok(&body), 1).await;
+    let c = decider(&settings(&server)).decide(&outage_ticket()).await;
+    assert_from_claude(&c);
+    assert_eq!(c.verdict.severity, Severity::OnFire);
+}
+
+#[tokio::test]
+async fn capitalised_enums_unknown_fields_and_new_stop_reasons_are_accepted() {
+    let server = MockServer::start().await;
+    let mut body = text_answer(
+        r#"{"severity":"Urgent","route":"HUMAN","confidence":0.7,"reasoning":"Enterprise customer reports churn risk.","extra_field":true}"#,
+    );
+    body["stop_reason"] = json!("brand_new_reason");
+    body["diagnostics"] = json!({"cache_miss_reason": {"type": "system_changed"}});
+    body["usage"]["server_tool_use"] = json!({"web_search_requests": 0});
+    mount(&server, ok(&body), 1).await;
+    let c = decider(&settings(&server)).decide(&routine_ticket()).await;
+    assert_from_claude(&c);
+    assert_eq!(c.verdict.severity, Severity::Urgent);
+    assert_eq!(c.verdict.route, Route::Human);
+    assert!(c.verdict.notes.is_empty());
+}
+
+#[tokio::test]
+async fn a_route_that_disagrees_with_the_severity_is_derived_and_recorded() {
+    let server = MockServer::start().await;
+    let long = "Production is down for all users and it keeps failing on every request we send, \
+                which blocks our whole company today. Please help.";
+    let answer =
+        json!({"severity": "on_fire", "route": "bot", "confidence": 0.8, "reasoning": long});
+    mount(&server, ok(&text_answer(&answer.to_string())), 1).await;
+    let c = decider(&settings(&server)).decide(&outage_ticket()).await;
+    assert_from_claude(&c);
+    assert_eq!(c.verdict.route, Route::Engineering);
+    assert_eq!(c.verdict.notes.len(), 2, "{:?}", c.verdict.notes);
+    assert!(c.verdict.notes[0].starts_with("route_disagreement: model said bot"));
+    assert_eq!(c.verdict.notes[1], "reasoning_trimmed");
+    assert_eq!(c.verdict.reasoning.split(' ').count(), 20);
+}
+
+#[tokio::test]
+async fn a_refusal_falls_back() {
+    let server = MockServer::start().await;
+    let mut body = message(json!([{"type": "text", "text": ""}]), "refusal");
+    body["stop_details"] = json!({"type": "refusal", "category": "cyber", "explanation": null});
+    mount(&server, ok(&body), 1).await;
+    let c = decider(&settings(&server)).decide(&routine_ticket()).await;
+    assert_fallback(&c, "invalid_answer: refusal (cyber)");
+}
+
+#[tokio::test]
+async fn a_truncated_answer_falls_back() {
+    let server = MockServer::start().await;
+    let body = message(
+        json!([{"type": "text", "text": r#"{"severity":"rout"#}]),
+        "max_tokens",
+    );
+    mount(&server, ok(&body), 1).await;
+    let c = decider(&settings(&server)).decide(&routine_ticket()).await;
+    assert_fallback(&c, "invalid_answer: stop_reason max_tokens");
+}
+
+#[tokio::test]
+async fn broken_json_and_schema_violations_fall_back() {
+    for (answer, reason) in [
+        (
+            r#"{"severity": "urgent", "route": "#,
+            "invalid_answer: json",
+        ),
+        (
+            r#"{"severity":"urgent","route":"human","confidence":7,"reasoning":"x"}"#,
+            "invalid_answer: invalid confidence",
+        ),
+        (
+            r#"{"severity":"critical","route":"human","confidence":0.5,"reasoning":"x"}"#,
+            "invalid_answer: invalid severity",
+        ),
+    ] {
+        let server = MockServer::start().await;
+        mount(&server, ok(&text_answer(answer)), 1).await;
+        let c = decider(&settings(&server)).decide(&routine_ticket()).await;
+        assert_fallback(&c, reason);
+    }
+    let server = MockServer::start().await;
+    mount(
+        &server,
+        ResponseTemplate::new(200).set_body_string("<html>proxy</html>"),
+        1,
+    )
+    .await;
+    let c = decider(&settings(&server)).decide(&routine_ticket()).await;
+    assert_fallback(&c, "invalid_answer: response body");
+}
+
+#[tokio::test]
+async fn overloaded_twice_then_success_is_retried() {
+    let server = MockServer::start().await;
+    mount(&server, api_error(529, "overloaded_error", None), 2).await;
+    mount(&server, ok(&text_answer(ON_FIRE)), 1).await;
+    let c = decider(&settings(&server)).decide(&outage_ticket()).await;
+    assert_from_claude(&c);
+    assert_eq!(requests(&server).await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_rate_limit_waits_for_retry_after_within_its_cap() {
+    let server = MockServer::start().await;
+    mount(
+        &server,
+        api_error(429, "rate_limit_error", None).insert_header("retry-after", "30"),
+        1,
+    )
+    .await;
+    mount(&server, ok(&text_answer(ON_FIRE)), 1).await;
+    let s = ClaudeSettings {
+        retry_after_max: Duration::from_millis(200),
+        ..settings(&server)
+    };
+    let started = Instant::now();
+    let c = decider(&s).decide(&outage_ticket()).await;
+    assert_from_claude(&c);
+    // The header's wait (capped at 200 ms) was honoured instead of the 1 ms backoff.
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(requests(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_spend_cap_is_never_retried() {
+    let server = MockServer::start().await;
+    // `x-should-retry: true` does not override a spend cap.
+    mount(
+        &server,
+        api_error(
+            429,
+            "rate_limit_error",
+            Some("enforced_spend_limit_reached"),
+        )
+        .insert_header("x-should-retry", "true"),
+        1,
+    )
+    .await;
+    let c = decider(&settings(&server)).decide(&routine_ticket()).await;
+    assert_fallback(&c, "upstream_429: enforced_spend_limit_reached");
+    assert_eq!(requests(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_bad_key_is_not_retried_and_never_shown() {
+    let server = MockServer::start().await;
+    mount(&server, api_error(401, "authentication_error", None), 2).await;
+    let s = settings(&server);
+    let (prompt, _) = prompt_and_examples();
+    let claude = ClaudeClassifier::new(&s, prompt).unwrap();
+    let err = claude.classify(&routine_ticket()).await.unwrap_err();
+    assert_eq!(err.reason(), "upstream_401: authentication_error");
+    assert!(format!("{err:?}").contains("req_err_1"), "request-id kept");
+    assert!(!format!("{claude:?}").contains(KEY));
+    assert!(!format!("{err:?}").contains(KEY));
+    let c = decider(&s).decide(&routine_ticket()).await;
+    assert_fallback(&c, "upstream_401: authentication_error");
+    assert_eq!(requests(&server).await.len(), 2, "one request per ticket");
+}
+
+#[tokio::test]
+async fn x_should_retry_false_stops_retries_and_the_budget_caps_them() {
+    let server = MockServer::start().await;
+    mount(
+        &server,
+        api_error(529, "overloaded_error", None).insert_header("x-should-retry", "false"),
+        1,
+    )
+    .await;
+    let c = decider(&settings(&server)).decide(&routine_ticket()).await;
+    assert_fallback(&c, "upstream_529: overloaded_error");
+
+    // An empty budget: the storm gets one request per ticket, not three.
+    let server = MockServer::start().await;
+    mount(&server, api_error(529, "overloaded_error", None), 2).await;
+    let s = ClaudeSettings {
+        retry_budget_reserve: 0.0,
+        retry_budget_ratio: 0.0,
+        ..settings(&server)
+    };
+    let d = decider(&s);
+    for _ in 0..2 {
+        let c = d.decide(&routine_ticket()).await;
+        assert_fallback(&c, "overloaded: retry budget spent");
+    }
+
+    // Retries run out: bounded attempts (1 + max_retries).
+    let server = MockServer::start().await;
+    mount(&server, api_error(503, "api_error", None), 3).await;
+    let c = decider(&settings(&server)).decide(&routine_ticket()).await;
+    assert_fallback(&c, "upstream_503: api_error");
+}
+
+#[tokio::test]
+async fn a_slow_answer_times_out_and_falls_back() {
+    let server = MockServer::start().await;
+    mount(
+        &server,
+        ok(&text_answer(ON_FIRE)).set_delay(Duration::from_secs(2)),
+        3,
+    )
+    .await;
+    let s = ClaudeSettings {
+        timeout: Duration::from_millis(150),
+        ..settings(&server)
+    };
+    let c = decider(&s).decide(&routine_ticket()).await;
+    assert_fallback(&c, "timeout");
+    assert_eq!(requests(&server).await.len(), 3, "timeouts are retried");
+}
+
+#[tokio::test]
+async fn the_deadline_covers_retries() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ok(&text_answer(ON_FIRE)).set_delay(Duration::from_secs(2)))
+        .mount(&server)
+        .await;
+    let s = ClaudeSettings {
+        timeout: Duration::from_secs(20),
+        deadline: Duration::from_millis(300),
+        ..settings(&server)
+    };
+    let c = decider(&s).decide(&routine_ticket()).await;
+    assert_fallback(&c, "timeout");
+    assert_eq!(requests(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn warming_sends_max_tokens_zero_with_the_same_prefix() {
+    let server = MockServer::start().await;
+    let mut warm = message(json!([]), "max_tokens");
+    warm["usage"] = json!({"input_tokens": 9, "output_tokens": 0,
+        "cache_creation_input_tokens": 5400, "cache_read_input_tokens": 0});
+    mount(&server, ok(&warm), 1).await;
+    mount(&server, ok(&text_answer(ON_FIRE)), 1).await;
+    let (prompt, _) = prompt_and_examples();
+    let claude = ClaudeClassifier::new(&settings(&server), prompt).unwrap();
+    let usage = claude.warm().await.unwrap();
+    // No split in the answer: the writes are priced at the requested 1h TTL (2 × $3).
+    assert_eq!(usage.cache_write_tokens, 5400);
+    assert!((usage.cost_usd - (9.0 * 3.0 + 5400.0 * 6.0) / 1e6).abs() < 1e-12);
+    claude.classify(&outage_ticket()).await.unwrap();
+    let reqs = requests(&server).await;
+    let warm_body: Value = reqs[0].body_json().unwrap();
+    assert_eq!(warm_body["max_tokens"], 0);
+    assert!(
+        !warm_body["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(system_bytes(&reqs[0].body), system_bytes(&reqs[1].body));
+    assert_eq!(
+        reqs[0].body_json::<Value>().unwrap()["output_config"],
+        reqs[1].body_json::<Value>().unwrap()["output_config"],
+        "a different format would invalidate the cache"
+    );
+}
+
+#[tokio::test]
+async fn the_cached_prefix_is_counted_and_checked_against_the_minimum() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages/count_tokens"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"input_tokens": 5512})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (prompt, _) = prompt_and_examples();
+    let claude = ClaudeClassifier::new(&settings(&server), prompt.clone()).unwrap();
+    let check = claude.check_cache().await;
+    assert_eq!(check.source, TokenSource::CountTokens);
+    assert_eq!(check.tokens, 5512);
+    assert_eq!(check.minimum, 2048);
+    assert!(check.cacheable());
+    let body: Value = requests(&server).await[0].body_json().unwrap();
+    assert!(
+        body.get("max_tokens").is_none(),
+        "count_tokens takes no max_tokens"
+    );
+    assert_eq!(body["system"][0]["text"], prompt.system());
+
+    // count_tokens unavailable: the chars/4 estimate, and Haiku 4.5's 4,096 minimum.
+    let down = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(api_error(404, "not_found_error", None))
+        .mount(&down)
+        .await;
+    let s = ClaudeSettings {
+        model: "claude-haiku-4-5".into(),
+        ..settings(&down)
+    };
+    let check = ClaudeClassifier::new(&s, prompt.clone())
+        .unwrap()
+        .check_cache()
+        .await;
+    assert_eq!(check.source, TokenSource::Estimate);
+    assert_eq!(
+        check.tokens as usize,
+        prompt.system().chars().count().div_ceil(4)
+    );
+    assert_eq!(check.minimum, 4096);
+}
+
+/// Counts requests in flight on a slow Messages endpoint.
+#[derive(Clone, Default)]
+struct Gauge {
+    now: Arc<AtomicUsize>,
+    max: Arc<AtomicUsize>,
+    total: Arc<AtomicUsize>,
+}
+
+async fn slow_messages(State(g): State<Gauge>) -> axum::Json<Value> {
+    let n = g.now.fetch_add(1, Ordering::SeqCst) + 1;
+    g.max.fetch_max(n, Ordering::SeqCst);
+    g.total.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    g.now.fetch_sub(1, Ordering::SeqCst);
+    axum::Json(text_answer(ON_FIRE))
+}
+
+#[tokio::test]
+async fn the_concurrency_cap_bounds_calls_in_flight() {
+    let gauge = Gauge::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/v1/messages", axum::routing::post(slow_messages))
+        .with_state(gauge.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let s = ClaudeSettings {
+        api_key: Some(SecretString::from(KEY)),
+        base_url,
+        max_concurrency: 2,
+        ..ClaudeSettings::default()
+    };
+    let d = decider(&s);
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let d = d.clone();
+            tokio::spawn(async move { d.decide(&outage_ticket()).await })
+        })
+        .collect();
+    for c in calls {
+        assert_from_claude(&c.await.unwrap());
+    }
+    assert_eq!(gauge.total.load(Ordering::SeqCst), 6);
+    let max = gauge.max.load(Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&max),
+        "{max} calls in flight with a cap of 2"
+    );
+    server.abort();
+}

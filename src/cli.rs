@@ -3,16 +3,19 @@
 //! Exit codes: 0 success; 1 a check failed (bad labels, accuracy below `--min-accuracy`);
 //! 2 usage error (clap); 64 invalid configuration; 70 the service failed at run time.
 
-use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
+use std::{
+    collections::BTreeMap, io::IsTerminal as _, path::PathBuf, process::ExitCode, sync::Arc,
+    time::Instant,
+};
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    classifier::Decider,
+    classifier::{ClaudeClassifier, Decider, OfflineClassifier, claude::TokenSource},
     config::{ProcessEnv, Settings},
-    domain::{Classification, RawTicket, Severity, Source, Ticket, TicketContext},
+    domain::{Classification, RawTicket, Severity, Source, Ticket, TicketContext, Usage},
     labels::{self, Example, Rules, Summary},
     prompt::Prompt,
     shutdown,
@@ -78,6 +81,23 @@ struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// The classifier to evaluate: `offline` (rules, no network) or `claude` (the real API with
+    /// the configured model; needs ANTHROPIC_API_KEY and costs money).
+    #[arg(long, value_enum, default_value_t = EvalClassifier::Offline)]
+    classifier: EvalClassifier,
+    /// Tickets classified at once with `--classifier claude` (also capped by
+    /// `claude.max_concurrency`).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+}
+
+/// Which backend `eval` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum EvalClassifier {
+    /// The rule-based classifier; no network.
+    Offline,
+    /// The Claude backend, through the same fallback policy as the service.
+    Claude,
 }
 
 #[derive(Debug, Subcommand)]
@@ -281,6 +301,75 @@ pub struct EvalReport {
     pub confusion: BTreeMap<Severity, BTreeMap<Severity, usize>>,
     /// The rows that were wrong.
     pub misses: Vec<Miss>,
+    /// Rows the offline classifier decided because the model could not.
+    pub fallbacks: usize,
+    /// Time per decision (fallbacks included), in milliseconds.
+    pub latency_ms: Latency,
+    /// Model usage and cost; absent for the offline classifier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<EvalUsage>,
+}
+
+/// Nearest-rank percentiles of the time per decision.
+#[derive(Debug, Default, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: u64,
+    /// 95th percentile.
+    pub p95: u64,
+}
+
+impl Latency {
+    fn of(mut ms: Vec<u64>) -> Self {
+        ms.sort_unstable();
+        let rank = |p: f64| {
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let i = ((p * ms.len() as f64).ceil() as usize).saturating_sub(1);
+            ms.get(i).copied().unwrap_or(0)
+        };
+        Self {
+            p50: rank(0.50),
+            p95: rank(0.95),
+        }
+    }
+}
+
+/// Tokens and cost of an evaluation run against the API, from each decision's `usage`.
+#[derive(Debug, Default, Serialize)]
+pub struct EvalUsage {
+    /// Rows the model decided (not fallbacks).
+    pub answered: usize,
+    /// Uncached input tokens.
+    pub input_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+    /// Tokens read from the prompt cache.
+    pub cache_read_tokens: i64,
+    /// Tokens written to the prompt cache (warm-up included).
+    pub cache_write_tokens: i64,
+    /// Share of answered rows that read the system block from the cache.
+    pub cache_hit_rate: f64,
+    /// USD for the whole run, warm-up included. Calls whose answer was invalid were billed too
+    /// but carry no usage in their (fallback) decision, so they are not counted.
+    pub cost_usd: f64,
+    /// `cost_usd / total`.
+    pub cost_per_ticket_usd: f64,
+    /// USD of the warm-up call.
+    pub warmup_cost_usd: f64,
+}
+
+impl EvalUsage {
+    fn add(&mut self, u: &Usage) {
+        self.input_tokens += u.input_tokens;
+        self.output_tokens += u.output_tokens;
+        self.cache_read_tokens += u.cache_read_tokens;
+        self.cache_write_tokens += u.cache_write_tokens;
+        self.cost_usd += u.cost_usd;
+    }
 }
 
 /// One wrong answer.
@@ -296,33 +385,100 @@ pub struct Miss {
     pub reasoning: String,
 }
 
-/// Classifies every example with `decider` and compares with the labels.
+/// Classifies every example with `decider` and compares with the labels, one at a time.
 pub async fn evaluate(file: &str, examples: &[Example], decider: &Decider) -> EvalReport {
+    evaluate_with(file, examples, decider, 1, None, false).await
+}
+
+/// Like [`evaluate`], with up to `concurrency` tickets in flight, the usage of a warm-up call
+/// (`warmup`) folded into the totals, and a progress line on stderr when `progress` is set.
+pub async fn evaluate_with(
+    file: &str,
+    examples: &[Example],
+    decider: &Decider,
+    concurrency: usize,
+    warmup: Option<Usage>,
+    progress: bool,
+) -> EvalReport {
     let mut confusion: BTreeMap<Severity, BTreeMap<Severity, usize>> = Severity::ALL
         .iter()
         .map(|s| (*s, Severity::ALL.iter().map(|p| (*p, 0)).collect()))
         .collect();
+    let contexts: Vec<(usize, TicketContext)> = examples
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let raw = RawTicket {
+                id: e.ticket_id.clone(),
+                subject: e.subject.clone(),
+                body: e.first_message.clone(),
+                tier: e.tier.as_str().to_owned(),
+                ..RawTicket::default()
+            };
+            let ticket = Ticket::parse(Source::Api, raw, "").ok()?;
+            Some((
+                i,
+                TicketContext {
+                    ticket,
+                    repeat_count_24h: 0,
+                },
+            ))
+        })
+        .collect();
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, ctx) in contexts {
+        let decider = decider.clone();
+        let slots = slots.clone();
+        tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let started = Instant::now();
+            let c = decider.decide(&ctx).await;
+            (i, c, started.elapsed())
+        });
+    }
+    let total = examples.len();
+    let mut results = Vec::with_capacity(total);
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(r) = joined {
+            results.push(r);
+        }
+        if progress {
+            eprint!("\r  classified {}/{total}", results.len());
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    results.sort_by_key(|(i, _, _)| *i);
+
     let mut misses = Vec::new();
     let mut model = String::new();
     let mut prompt_version = String::new();
-    for e in examples {
-        let raw = RawTicket {
-            id: e.ticket_id.clone(),
-            subject: e.subject.clone(),
-            body: e.first_message.clone(),
-            tier: e.tier.as_str().to_owned(),
-            ..RawTicket::default()
-        };
-        let Ok(ticket) = Ticket::parse(Source::Api, raw, "") else {
-            continue;
-        };
-        let c = decider
-            .decide(&TicketContext {
-                ticket,
-                repeat_count_24h: 0,
-            })
-            .await;
-        model.clone_from(&c.model);
+    let mut fallbacks = 0;
+    let mut latencies = Vec::with_capacity(results.len());
+    let mut usage = EvalUsage::default();
+    let mut cache_hits = 0;
+    if let Some(w) = &warmup {
+        usage.add(w);
+        usage.warmup_cost_usd = w.cost_usd;
+    }
+    for (i, c, elapsed) in results {
+        let e = &examples[i];
+        latencies.push(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+        if c.fallback_reason.is_some() {
+            fallbacks += 1;
+        } else {
+            model.clone_from(&c.model);
+            if c.usage.request_id.is_some() {
+                usage.answered += 1;
+                cache_hits += usize::from(c.usage.cache_read_tokens > 0);
+            }
+        }
+        if model.is_empty() {
+            model.clone_from(&c.model);
+        }
+        usage.add(&c.usage);
         prompt_version.clone_from(&c.prompt_version);
         let predicted = c.verdict.severity;
         if let Some(row) = confusion.get_mut(&e.severity) {
@@ -337,14 +493,22 @@ pub async fn evaluate(file: &str, examples: &[Example], decider: &Decider) -> Ev
             });
         }
     }
-    let total = examples.len();
     let correct = total - misses.len();
     #[allow(clippy::cast_precision_loss)]
-    let accuracy = if total == 0 {
-        0.0
-    } else {
-        correct as f64 / total as f64
-    };
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let accuracy = ratio(correct, total);
+    let model_called = warmup.is_some() || usage.answered > 0 || usage.cost_usd > 0.0;
+    let usage = model_called.then(|| {
+        usage.cache_hit_rate = ratio(cache_hits, usage.answered);
+        #[allow(clippy::cast_precision_loss)]
+        let per_ticket = if total == 0 {
+            0.0
+        } else {
+            usage.cost_usd / total as f64
+        };
+        usage.cost_per_ticket_usd = per_ticket;
+        usage
+    });
     EvalReport {
         file: file.to_owned(),
         model,
@@ -354,6 +518,9 @@ pub async fn evaluate(file: &str, examples: &[Example], decider: &Decider) -> Ev
         accuracy,
         confusion,
         misses,
+        fallbacks,
+        latency_ms: Latency::of(latencies),
+        usage,
     }
 }
 
@@ -391,6 +558,29 @@ impl std::fmt::Display for EvalReport {
                 )?;
             }
         }
+        writeln!(
+            f,
+            "\nfallbacks: {}\nlatency: p50 {} ms, p95 {} ms",
+            self.fallbacks, self.latency_ms.p50, self.latency_ms.p95
+        )?;
+        if let Some(u) = &self.usage {
+            writeln!(
+                f,
+                "tokens: input {}, output {}, cache read {}, cache write {}",
+                u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens
+            )?;
+            writeln!(
+                f,
+                "cache hit rate: {:.1}% of {} answers",
+                u.cache_hit_rate * 100.0,
+                u.answered
+            )?;
+            writeln!(
+                f,
+                "cost: ${:.4} total, ${:.5} per ticket (warm-up ${:.4} included)",
+                u.cost_usd, u.cost_per_ticket_usd, u.warmup_cost_usd
+            )?;
+        }
         Ok(())
     }
 }
@@ -420,15 +610,14 @@ fn eval(args: EvalArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let (decider, _) = match decider() {
-        Ok(d) => d,
-        Err(code) => return code,
-    };
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let report = rt.block_on(evaluate(&file, &examples, &decider));
+    let report = match rt.block_on(eval_run(&file, &examples, &args)) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     if args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(s) => println!("{s}"),
@@ -450,6 +639,69 @@ fn eval(args: EvalArgs) -> ExitCode {
         }
         _ => ExitCode::SUCCESS,
     }
+}
+
+/// Builds the decider `--classifier` names and runs the evaluation; against the API it first
+/// checks the cached prefix and warms the cache with one call, then fans out.
+async fn eval_run(
+    file: &str,
+    examples: &[Example],
+    args: &EvalArgs,
+) -> Result<EvalReport, ExitCode> {
+    let settings = settings()?;
+    let (prompt, labelled) = startup::load_prompt(&settings).map_err(|e| {
+        eprintln!("escalator eval: {e:#}");
+        ExitCode::from(EX_USAGE)
+    })?;
+    let offline = Arc::new(OfflineClassifier::new(&labelled, prompt.version()));
+    if args.classifier == EvalClassifier::Offline {
+        let decider = Decider::new(None, offline);
+        return Ok(evaluate(file, examples, &decider).await);
+    }
+    let claude = match ClaudeClassifier::new(&settings.claude, prompt) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("escalator eval --classifier claude: {e}");
+            return Err(ExitCode::from(EX_USAGE));
+        }
+    };
+    let check = claude.check_cache().await;
+    eprintln!(
+        "system block: {} tokens ({}), minimum cacheable for {}: {}{}",
+        check.tokens,
+        match check.source {
+            TokenSource::CountTokens => "count_tokens",
+            TokenSource::Estimate => "estimated at chars/4",
+        },
+        settings.claude.model,
+        check.minimum,
+        if check.cacheable() {
+            ""
+        } else {
+            " (below it: nothing will be cached)"
+        }
+    );
+    let warmup = match claude.warm().await {
+        Ok(u) => Some(u),
+        Err(e) => {
+            eprintln!(
+                "escalator eval: cache warm-up failed ({}); continuing",
+                e.reason()
+            );
+            None
+        }
+    };
+    let decider = Decider::new(Some(claude), offline);
+    let progress = std::io::stderr().is_terminal() && !args.json;
+    Ok(evaluate_with(
+        file,
+        examples,
+        &decider,
+        usize::from(args.concurrency),
+        warmup,
+        progress,
+    )
+    .await)
 }
 
 fn labels_check(

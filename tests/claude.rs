@@ -690,3 +690,102 @@ async fn the_concurrency_cap_bounds_calls_in_flight() {
     );
     server.abort();
 }
+
+/// Answers each holdout ticket with its label, except H-002, which it calls urgent.
+fn labelled_answer(req: &Request) -> ResponseTemplate {
+    let body: Value = req.body_json().unwrap();
+    if req.url.path() == "/v1/messages/count_tokens" {
+        return ResponseTemplate::new(200).set_body_json(json!({"input_tokens": 5512}));
+    }
+    if body["max_tokens"] == 0 {
+        let mut warm = message(json!([]), "max_tokens");
+        warm["usage"] = json!({"input_tokens": 9, "output_tokens": 0,
+            "cache_creation_input_tokens": 5400, "cache_read_input_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 5400}});
+        return ok(&warm);
+    }
+    let user = body["messages"][0]["content"].as_str().unwrap();
+    let holdout = labels::parse("holdout.csv", labels::EMBEDDED_HOLDOUT).unwrap();
+    let e = holdout
+        .iter()
+        .find(|e| user.contains(&format!("subject: {}", e.subject)))
+        .unwrap();
+    let severity = if e.ticket_id == "H-002" {
+        Severity::Urgent
+    } else {
+        e.severity
+    };
+    let answer = json!({"severity": severity, "route": severity.route(), "confidence": 0.9,
+        "reasoning": format!("Looks {severity} to me.")});
+    ok(&text_answer(&answer.to_string()))
+}
+
+fn run_eval(server_uri: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["eval", "--classifier", "claude", "--json"];
+    args.extend_from_slice(extra);
+    std::process::Command::new(env!("CARGO_BIN_EXE_escalator"))
+        .args(&args)
+        .env("ANTHROPIC_API_KEY", KEY)
+        .env("ANTHROPIC_BASE_URL", server_uri)
+        .env_remove("ESCALATOR_CONFIG")
+        .env_remove("ESCALATOR_MODEL")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eval_with_claude_warms_the_cache_then_reports_accuracy_tokens_and_cost() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(labelled_answer)
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let out = tokio::task::spawn_blocking(move || run_eval(&uri, &["--min-accuracy", "0.9"]))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("system block: 5512 tokens (count_tokens)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(KEY));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["model"], "claude-sonnet-4-6");
+    assert_eq!(v["total"], 12);
+    assert_eq!(v["correct"], 11);
+    assert_eq!(v["fallbacks"], 0);
+    assert_eq!(v["misses"][0]["ticket_id"], "H-002");
+    assert_eq!(v["misses"][0]["predicted"], "urgent");
+    assert_eq!(v["misses"][0]["reasoning"], "Looks urgent to me.");
+    assert_eq!(v["confusion"]["routine"]["urgent"], 1);
+    let u = &v["usage"];
+    assert_eq!(u["answered"], 12);
+    assert_eq!(u["cache_hit_rate"], 1.0);
+    assert_eq!(u["input_tokens"], 312 * 12 + 9);
+    assert_eq!(u["cache_read_tokens"], 5400 * 12);
+    assert_eq!(u["cache_write_tokens"], 5400);
+    let per_answer = (312.0 * 3.0 + 5400.0 * 0.3 + 58.0 * 15.0) / 1e6;
+    let warm = (9.0 * 3.0 + 5400.0 * 6.0) / 1e6;
+    assert!((u["warmup_cost_usd"].as_f64().unwrap() - warm).abs() < 1e-12);
+    assert!((u["cost_usd"].as_f64().unwrap() - (12.0 * per_answer + warm)).abs() < 1e-9);
+    assert!(v["latency_ms"]["p95"].as_u64().unwrap() >= v["latency_ms"]["p50"].as_u64().unwrap());
+
+    // count_tokens first, then the warm-up, then the tickets.
+    let reqs = requests(&server).await;
+    assert_eq!(reqs.len(), 14);
+    assert_eq!(reqs[0].url.path(), "/v1/messages/count_tokens");
+    assert_eq!(reqs[1].body_json::<Value>().unwrap()["max_tokens"], 0);
+    assert!(
+        reqs[2..]
+            .iter()
+            .all(|r| r.body_json::<Value>().unwrap()["max_tokens"] == 1024)
+    );
+
+    let uri = server.uri();
+    let out = tokio::task::spawn_blocking(move || run_eval(&uri, &["--min-accuracy", "0.95"]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -10,7 +10,10 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    classifier::{ClaudeClassifier, Decider, OfflineClassifier},
+    classifier::{
+        ClaudeClassifier, Decider, OfflineClassifier,
+        claude::{self, CacheCheck, TokenSource},
+    },
     config::Settings,
     grpc::{EscalatorService, pb},
     http::{HttpState, router},
@@ -58,6 +61,16 @@ pub fn build_decider(settings: &Settings) -> anyhow::Result<(Decider, Prompt)> {
     let (prompt, examples) = load_prompt(settings)?;
     let offline = Arc::new(OfflineClassifier::new(&examples, prompt.version()));
     if settings.claude.api_key.is_none() {
+        // No key to ask count_tokens with: estimate, so a prompt that grew or shrank past the
+        // configured model's cache minimum is noticed before the key is switched on.
+        let check = CacheCheck {
+            tokens: claude::price::estimate_tokens(prompt.system()),
+            source: TokenSource::Estimate,
+            minimum: claude::price::min_cacheable_tokens(&settings.claude.model),
+        };
+        if !check.cacheable() {
+            claude::log_cache_check(&settings.claude.model, &check);
+        }
         return Ok((Decider::new(None, offline), prompt));
     }
     let claude = Arc::new(ClaudeClassifier::new(&settings.claude, prompt.clone())?);

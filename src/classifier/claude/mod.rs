@@ -27,6 +27,7 @@ use reqwest::{
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 
 use self::{
     price::{Price, PriceTable, TokenCounts},
@@ -636,10 +637,43 @@ impl Classifier for ClaudeClassifier {
     }
 
     async fn classify(&self, ctx: &TicketContext) -> Result<Classification, ClassifierError> {
-        let deadline = Instant::now() + self.settings.deadline;
-        self.budget.deposit();
-        let body = self.body(&self.prompt.user_turn(ctx), Some(self.settings.max_tokens));
-        let reply = self.call(&self.messages_url, &body, deadline).await?;
-        self.interpret(reply)
+        // The generation span: model, prompt version, usage and cost of the call (never the
+        // ticket text).
+        let span = tracing::info_span!(
+            "claude.messages",
+            model = %self.settings.model,
+            prompt_version = self.prompt.version(),
+            api_version = self.settings.api_version.as_str(),
+            request_id = tracing::field::Empty,
+            input_tokens = tracing::field::Empty,
+            output_tokens = tracing::field::Empty,
+            cache_read_tokens = tracing::field::Empty,
+            cache_write_tokens = tracing::field::Empty,
+            cost_usd = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        let run = async {
+            let deadline = Instant::now() + self.settings.deadline;
+            self.budget.deposit();
+            let body = self.body(&self.prompt.user_turn(ctx), Some(self.settings.max_tokens));
+            let reply = self.call(&self.messages_url, &body, deadline).await?;
+            self.interpret(reply)
+        };
+        let result = run.instrument(span.clone()).await;
+        match &result {
+            Ok(c) => {
+                let u = &c.usage;
+                span.record("request_id", u.request_id.as_deref().unwrap_or(""));
+                span.record("input_tokens", u.input_tokens);
+                span.record("output_tokens", u.output_tokens);
+                span.record("cache_read_tokens", u.cache_read_tokens);
+                span.record("cache_write_tokens", u.cache_write_tokens);
+                span.record("cost_usd", u.cost_usd);
+            }
+            Err(e) => {
+                span.record("error", e.reason());
+            }
+        }
+        result
     }
 }

@@ -789,3 +789,45 @@ async fn eval_with_claude_warms_the_cache_then_reports_accuracy_tokens_and_cost(
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Collects formatted log lines for assertions.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_call_is_logged_at_error_once_per_kind_without_the_key_or_ticket() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = MockServer::start().await;
+    mount(&server, api_error(401, "authentication_error", None), 3).await;
+    let d = decider(&settings(&server));
+    for _ in 0..3 {
+        let c = d.decide(&outage_ticket()).await;
+        assert!(c.fallback_reason.is_some());
+    }
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{text}");
+    assert!(errors[0].contains("req_err_1"), "{}", errors[0]);
+    assert!(errors[0].contains("authentication_error"));
+    assert!(!text.contains(KEY), "{text}");
+    let ctx = outage_ticket();
+    assert!(!text.contains(ctx.ticket.body()), "{text}");
+}

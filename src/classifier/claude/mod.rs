@@ -356,14 +356,14 @@ impl ClaudeClassifier {
             )))
         } else {
             let message = envelope.error.as_ref().and_then(|e| e.message.as_deref());
-            self.log_refused(&err, message);
+            self.log_refused(url, &err, message);
             Err(err)
         }
     }
 
     /// Logs a call the API refused for good at ERROR, once per kind (a revoked key would
     /// otherwise log once per ticket); repeats go to DEBUG.
-    fn log_refused(&self, err: &ClassifierError, message: Option<&str>) {
+    fn log_refused(&self, url: &str, err: &ClassifierError, message: Option<&str>) {
         let ClassifierError::Upstream {
             status,
             kind,
@@ -375,13 +375,14 @@ impl ClaudeClassifier {
         let first = self
             .logged
             .lock()
-            .map(|mut seen| seen.insert(format!("{status} {kind}")))
+            .map(|mut seen| seen.insert(format!("{url} {status} {kind}")))
             .unwrap_or(true);
         let request_id = request_id.as_deref().unwrap_or("");
         let api_version = self.settings.api_version.as_str();
         let message = message.unwrap_or("");
         if first {
             tracing::error!(
+                url,
                 status,
                 kind = %kind,
                 request_id,

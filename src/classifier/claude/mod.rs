@@ -158,6 +158,16 @@ struct Reply {
     body: Vec<u8>,
 }
 
+/// What one HTTP attempt came to.
+enum Attempt {
+    /// A 2xx.
+    Done(Reply),
+    /// A failure worth another attempt, after the wait the server asked for (if any).
+    Retry(ClassifierError, Option<Duration>),
+    /// A failure that retrying cannot fix.
+    Fatal(ClassifierError),
+}
+
 impl ClaudeClassifier {
     /// A classifier for `settings`, classifying with `prompt`. Logs (WARN) an `effort` the model
     /// does not take, and a model with no price.
@@ -200,7 +210,11 @@ impl ClaudeClassifier {
             budget: RetryBudget::new(settings.retry_budget_ratio, settings.retry_budget_reserve),
             slots: Semaphore::new(settings.max_concurrency),
             logged: Mutex::new(HashSet::new()),
-            settings: settings.clone(),
+            // The key is kept once, in `api_key`.
+            settings: ClaudeSettings {
+                api_key: None,
+                ..settings.clone()
+            },
             prompt,
         })
     }
@@ -260,9 +274,9 @@ impl ClaudeClassifier {
         let mut retries = 0;
         loop {
             let (err, wait) = match self.attempt(url, body, deadline).await {
-                Ok(Ok(reply)) => return Ok(reply),
-                Ok(Err((err, wait))) => (err, wait),
-                Err(fatal) => return Err(fatal),
+                Attempt::Done(reply) => return Ok(reply),
+                Attempt::Retry(err, wait) => (err, wait),
+                Attempt::Fatal(err) => return Err(err),
             };
             if retries >= self.settings.max_retries {
                 return Err(err);
@@ -295,15 +309,8 @@ impl ClaudeClassifier {
         }
     }
 
-    /// One HTTP attempt. `Ok(Ok)`: a 2xx. `Ok(Err)`: a retryable failure and the wait the
-    /// server asked for. `Err`: a failure that is not retried.
-    #[allow(clippy::type_complexity)]
-    async fn attempt(
-        &self,
-        url: &str,
-        body: &[u8],
-        deadline: Instant,
-    ) -> Result<Result<Reply, (ClassifierError, Option<Duration>)>, ClassifierError> {
+    /// One HTTP attempt, classified by the retry rules.
+    async fn attempt(&self, url: &str, body: &[u8], deadline: Instant) -> Attempt {
         let timeout = self
             .settings
             .timeout
@@ -318,7 +325,7 @@ impl ClaudeClassifier {
             .await;
         let resp = match sent {
             Ok(r) => r,
-            Err(e) => return Ok(Err((transport_error(&e), None))),
+            Err(e) => return Attempt::Retry(transport_error(&e), None),
         };
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -328,13 +335,13 @@ impl ClaudeClassifier {
             .map(str::to_owned);
         let bytes = match resp.bytes().await {
             Ok(b) => b,
-            Err(e) => return Ok(Err((transport_error(&e), None))),
+            Err(e) => return Attempt::Retry(transport_error(&e), None),
         };
         if status.is_success() {
-            return Ok(Ok(Reply {
+            return Attempt::Done(Reply {
                 request_id,
                 body: bytes.to_vec(),
-            }));
+            });
         }
         let envelope: ErrorEnvelope = serde_json::from_slice(&bytes).unwrap_or_default();
         let code = envelope
@@ -350,14 +357,12 @@ impl ClaudeClassifier {
             request_id: request_id.or_else(|| envelope.request_id.clone()),
         };
         if retry::should_retry(status.as_u16(), retry::should_retry_header(&headers), code) {
-            Ok(Err((
-                err,
-                retry::retry_after(&headers, self.settings.retry_after_max),
-            )))
+            let wait = retry::retry_after(&headers, self.settings.retry_after_max);
+            Attempt::Retry(err, wait)
         } else {
             let message = envelope.error.as_ref().and_then(|e| e.message.as_deref());
             self.log_refused(url, &err, message);
-            Err(err)
+            Attempt::Fatal(err)
         }
     }
 
@@ -582,7 +587,7 @@ impl ClaudeClassifier {
         check
     }
 
-    /// The settings in use.
+    /// The settings in use (`api_key` is `None` here: the key is held once, apart).
     pub fn settings(&self) -> &ClaudeSettings {
         &self.settings
     }

@@ -831,3 +831,44 @@ async fn a_refused_call_is_logged_at_error_once_per_kind_without_the_key_or_tick
     let ctx = outage_ticket();
     assert!(!text.contains(ctx.ticket.body()), "{text}");
 }
+
+#[tokio::test]
+async fn with_a_key_the_service_classifies_with_claude_and_counts_the_prefix_at_start() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages/count_tokens"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"input_tokens": 5512})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount(&server, ok(&text_answer(ON_FIRE)), 1).await;
+    let uri = server.uri();
+    let env = std::collections::BTreeMap::from([
+        ("ANTHROPIC_API_KEY", KEY),
+        ("ANTHROPIC_BASE_URL", uri.as_str()),
+    ]);
+    let settings = escalator::config::Settings::load(&env).unwrap();
+    let (decider, _) = escalator::startup::build_decider(&settings).unwrap();
+    assert_eq!(decider.describe(), "claude-sonnet-4-6 (fallback: offline)");
+    let c = decider.decide(&outage_ticket()).await;
+    assert_from_claude(&c);
+    // The start-up count runs in the background; wait for it (bounded).
+    for _ in 0..100 {
+        let counted = requests(&server)
+            .await
+            .iter()
+            .any(|r| r.url.path() == "/v1/messages/count_tokens");
+        if counted {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("count_tokens was not called at start");
+}
+
+#[test]
+fn without_a_key_the_offline_classifier_serves_alone() {
+    let settings = escalator::config::Settings::load(&std::collections::BTreeMap::new()).unwrap();
+    let (decider, _) = escalator::startup::build_decider(&settings).unwrap();
+    assert_eq!(decider.describe(), "offline (no ANTHROPIC_API_KEY set)");
+}

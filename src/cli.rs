@@ -585,62 +585,6 @@ impl std::fmt::Display for EvalReport {
     }
 }
 
-fn eval(args: EvalArgs) -> ExitCode {
-    if let Some(min) = args.min_accuracy {
-        if !(0.0..=1.0).contains(&min) {
-            eprintln!("escalator eval: --min-accuracy must be within 0..1, got {min}");
-            return ExitCode::from(EX_USAGE);
-        }
-    }
-    let default_absent =
-        args.file == std::path::Path::new("labels/holdout.csv") && !args.file.exists();
-    let (file, parsed) = if default_absent {
-        let name = "labels/holdout.csv (embedded)".to_owned();
-        let parsed = labels::parse(&name, labels::EMBEDDED_HOLDOUT);
-        (name, parsed)
-    } else {
-        (args.file.display().to_string(), labels::load(&args.file))
-    };
-    let examples = match parsed {
-        Ok(e) => e,
-        Err(problems) => {
-            for p in problems {
-                eprintln!("{p}");
-            }
-            return ExitCode::from(1);
-        }
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let report = match rt.block_on(eval_run(&file, &examples, &args)) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    if args.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("escalator eval: {e}");
-                return ExitCode::from(EX_SOFTWARE);
-            }
-        }
-    } else {
-        print!("{report}");
-    }
-    match args.min_accuracy {
-        Some(min) if report.accuracy < min => {
-            eprintln!(
-                "escalator eval: accuracy {:.3} is below --min-accuracy {min}",
-                report.accuracy
-            );
-            ExitCode::from(1)
-        }
-        _ => ExitCode::SUCCESS,
-    }
-}
-
 /// Builds the decider `--classifier` names and runs the evaluation; against the API it first
 /// checks the cached prefix and warms the cache with one call, then fans out.
 async fn eval_run(
@@ -702,6 +646,62 @@ async fn eval_run(
         progress,
     )
     .await)
+}
+
+fn eval(args: EvalArgs) -> ExitCode {
+    if let Some(min) = args.min_accuracy {
+        if !(0.0..=1.0).contains(&min) {
+            eprintln!("escalator eval: --min-accuracy must be within 0..1, got {min}");
+            return ExitCode::from(EX_USAGE);
+        }
+    }
+    let default_absent =
+        args.file == std::path::Path::new("labels/holdout.csv") && !args.file.exists();
+    let (file, parsed) = if default_absent {
+        let name = "labels/holdout.csv (embedded)".to_owned();
+        let parsed = labels::parse(&name, labels::EMBEDDED_HOLDOUT);
+        (name, parsed)
+    } else {
+        (args.file.display().to_string(), labels::load(&args.file))
+    };
+    let examples = match parsed {
+        Ok(e) => e,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{p}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let report = match rt.block_on(eval_run(&file, &examples, &args)) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("escalator eval: {e}");
+                return ExitCode::from(EX_SOFTWARE);
+            }
+        }
+    } else {
+        print!("{report}");
+    }
+    match args.min_accuracy {
+        Some(min) if report.accuracy < min => {
+            eprintln!(
+                "escalator eval: accuracy {:.3} is below --min-accuracy {min}",
+                report.accuracy
+            );
+            ExitCode::from(1)
+        }
+        _ => ExitCode::SUCCESS,
+    }
 }
 
 fn labels_check(

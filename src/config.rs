@@ -10,14 +10,11 @@ use std::{
     time::Duration,
 };
 
+use crate::classifier::claude::{ApiVersion, CacheTtl, Effort, price::Price};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::{
-    classifier::claude::{ApiVersion, CacheTtl, Effort, price::Price},
-    store::StoreSettings,
-    triage::TriageSettings,
-};
+use crate::{store::StoreSettings, triage::TriageSettings};
 
 /// Where settings come from: the process environment or, in tests, a map.
 pub trait EnvSource {
@@ -368,12 +365,6 @@ impl Settings {
             .get("ANTHROPIC_BASE_URL")
             .or(file.claude.base_url.clone())
             .unwrap_or_else(|| "https://api.anthropic.com".to_owned());
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(ConfigError::Invalid {
-                key: "ANTHROPIC_BASE_URL".into(),
-                reason: "must be an http(s) URL".into(),
-            });
-        }
         for k in file.claude.unknown.keys() {
             warnings.push(format!(
                 "unknown key `claude.{k}` in the ESCALATOR_CONFIG file"
@@ -388,6 +379,12 @@ impl Settings {
             base_url.trim_end_matches('/').to_owned(),
             model,
         )?;
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                key: "ANTHROPIC_BASE_URL".into(),
+                reason: "must be an http(s) URL".into(),
+            });
+        }
         Ok(Self {
             grpc_addr: addr("ESCALATOR_GRPC_ADDR", file.grpc_addr, "127.0.0.1:50051")?,
             http_addr: addr("ESCALATOR_HTTP_ADDR", file.http_addr, "127.0.0.1:8080")?,

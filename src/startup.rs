@@ -10,10 +10,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    classifier::{
-        ClaudeClassifier, Decider, OfflineClassifier,
-        claude::{self, CacheCheck, TokenSource},
-    },
+    classifier::{Decider, OfflineClassifier},
     config::Settings,
     grpc::{EscalatorService, pb},
     http::{HttpState, router},
@@ -52,41 +49,59 @@ pub fn load_prompt(settings: &Settings) -> anyhow::Result<(Prompt, Vec<labels::E
     Ok((prompt, examples))
 }
 
-/// The classifier chain for `settings`: Claude when an API key is set (with the offline
-/// classifier as fallback), else the offline classifier alone.
+/// The Claude backend when `ANTHROPIC_API_KEY` is set, else `None` (offline only).
+///
+/// Inside a runtime (serve) the cached prefix is counted with `count_tokens` in the background,
+/// so start-up does not wait on the API. Without a key the prefix is estimated at chars/4, so a
+/// prompt that shrank below the configured model's cache minimum is noticed before the key is
+/// switched on.
 ///
 /// # Errors
-/// When the prompt cannot be loaded.
-pub fn build_decider(settings: &Settings) -> anyhow::Result<(Decider, Prompt)> {
-    let (prompt, examples) = load_prompt(settings)?;
-    let offline = Arc::new(OfflineClassifier::new(&examples, prompt.version()));
+/// When the HTTP client cannot be built.
+pub fn build_claude(
+    settings: &Settings,
+    prompt: &Prompt,
+) -> anyhow::Result<Option<Arc<dyn crate::classifier::Classifier>>> {
+    use crate::classifier::claude::{self, CacheCheck, ClaudeClassifier, TokenSource};
+
+    let model = &settings.claude.model;
     if settings.claude.api_key.is_none() {
-        // No key to ask count_tokens with: estimate, so a prompt that grew or shrank past the
-        // configured model's cache minimum is noticed before the key is switched on.
         let check = CacheCheck {
             tokens: claude::price::estimate_tokens(prompt.system()),
             source: TokenSource::Estimate,
-            minimum: claude::price::min_cacheable_tokens(&settings.claude.model),
+            minimum: claude::price::min_cacheable_tokens(model),
         };
         if !check.cacheable() {
-            claude::log_cache_check(&settings.claude.model, &check);
+            claude::log_cache_check(model, &check);
         }
-        return Ok((Decider::new(None, offline), prompt));
+        return Ok(None);
     }
-    let claude = Arc::new(ClaudeClassifier::new(&settings.claude, prompt.clone())?);
+    let backend = Arc::new(ClaudeClassifier::new(&settings.claude, prompt.clone())?);
     tracing::info!(
-        model = %settings.claude.model,
+        model = %model,
         api_version = settings.claude.api_version.as_str(),
         base_url = %settings.claude.base_url,
         "ANTHROPIC_API_KEY is set: Claude classifies, the offline classifier is the fallback"
     );
-    // Inside a runtime (serve), count the cached prefix in the background so start-up does not
-    // wait on the API; the CLI commands run the check themselves where they need it.
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        let check = claude.clone();
+        let check = backend.clone();
         runtime.spawn(async move { check.check_cache().await });
     }
-    Ok((Decider::new(Some(claude), offline), prompt))
+    Ok(Some(backend))
+}
+
+/// The classifier chain for `settings`: Claude when an API key is set (with the offline
+/// classifier as fallback), else the offline classifier alone.
+///
+/// # Errors
+/// When the prompt cannot be loaded or the Claude client cannot be built.
+pub fn build_decider(settings: &Settings) -> anyhow::Result<(Decider, Prompt)> {
+    let (prompt, examples) = load_prompt(settings)?;
+    let offline = Arc::new(OfflineClassifier::new(&examples, prompt.version()));
+    if let Some(claude) = build_claude(settings, &prompt)? {
+        return Ok((Decider::new(Some(claude), offline), prompt));
+    }
+    Ok((Decider::new(None, offline), prompt))
 }
 
 /// A built application: listeners bound, dependencies connected, not yet serving.

@@ -80,10 +80,19 @@ impl App {
     /// # Errors
     /// When the database cannot be opened, the prompt is invalid, or an address is taken.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = store::connect(&settings.store).await?;
+        Self::with_store(settings, store).await
+    }
+
+    /// Like [`App::build`], over an already connected and migrated store (tests hand in a
+    /// fresh database per test).
+    ///
+    /// # Errors
+    /// When the prompt is invalid or an address is taken.
+    pub async fn with_store(settings: Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         for w in &settings.warnings {
             tracing::warn!("{w}");
         }
-        let store = store::connect(&settings.store).await?;
         let (decider, prompt) = build_decider(&settings)?;
         let triage = Triage::new(
             store.clone(),

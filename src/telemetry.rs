@@ -13,6 +13,8 @@ pub fn init(env: &dyn EnvSource) {
     )
     .unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
+    // Colours only for a person at a terminal, never in files or log collectors.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let json = env
         .get("ESCALATOR_LOG_FORMAT")
         .is_some_and(|f| f.eq_ignore_ascii_case("json"));
@@ -28,7 +30,12 @@ pub fn init(env: &dyn EnvSource) {
             .try_init()
     } else {
         registry
-            .with(fmt::layer().with_writer(std::io::stderr).with_target(false))
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .with_ansi(ansi),
+            )
             .try_init()
     };
 }

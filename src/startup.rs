@@ -185,6 +185,19 @@ impl App {
             }),
         )
         .with_graceful_shutdown(http_stop.clone().cancelled_owned());
+        let scores = self.settings.telemetry.langfuse.as_ref().map(|lf| {
+            crate::telemetry::scores::ScoreSender::new(lf, &self.settings.telemetry.environment)
+        });
+        let scores = match scores {
+            Some(Ok(sender)) => Some(tokio::spawn(crate::telemetry::scores::run_sender(
+                self.store.clone(),
+                sender,
+                self.settings.telemetry.score_interval,
+                shutdown.clone(),
+            ))),
+            Some(Err(e)) => return Err(e.context("cannot build the Langfuse score client")),
+            None => None,
+        };
         let mut grpc = tokio::spawn(grpc);
         let mut http = tokio::spawn(async move { http.await });
 
@@ -216,6 +229,9 @@ impl App {
                 grace_secs = self.settings.shutdown_grace.as_secs(),
                 "drain deadline passed; exiting with requests still open"
             ),
+        }
+        if let Some(scores) = scores {
+            let _ = scores.await;
         }
         self.store.close().await;
         tracing::info!("escalator stopped");

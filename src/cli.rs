@@ -136,7 +136,16 @@ enum PromptCommand {
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(&ProcessEnv);
+    if let Command::Serve = cli.command {
+        return serve();
+    }
+    // One-shot commands log to stderr only; traces are for the service.
+    if let Ok(mut s) = Settings::load(&ProcessEnv) {
+        s.telemetry.traces = None;
+        if let Ok(guard) = telemetry::init(&s.telemetry) {
+            std::mem::forget(guard);
+        }
+    }
     match cli.command {
         Command::Serve => serve(),
         Command::Classify(args) => classify(args),
@@ -183,8 +192,13 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 fn serve() -> ExitCode {
     let run = || -> Result<(), ExitCode> {
         let settings = settings()?;
+        // Before the runtime: the trace exporter's blocking HTTP client owns its own.
+        let telemetry = telemetry::init(&settings.telemetry).map_err(|e| {
+            eprintln!("escalator: cannot set up tracing: {e:#}");
+            ExitCode::from(EX_USAGE)
+        })?;
         let rt = runtime()?;
-        rt.block_on(async {
+        let result = rt.block_on(async {
             let app = App::build(settings).await.map_err(|e| {
                 tracing::error!("cannot start: {e:#}");
                 ExitCode::from(EX_SOFTWARE)
@@ -195,7 +209,11 @@ fn serve() -> ExitCode {
                 tracing::error!("server failed: {e:#}");
                 ExitCode::from(EX_SOFTWARE)
             })
-        })
+        });
+        drop(rt);
+        // Last: export the spans of the final requests.
+        telemetry.shutdown();
+        result
     };
     match run() {
         Ok(()) => ExitCode::SUCCESS,

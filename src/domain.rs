@@ -431,6 +431,8 @@ pub struct Classification {
     pub fallback_reason: Option<String>,
     /// Usage of the model call, when there was one.
     pub usage: Usage,
+    /// The span id of the model call's generation span, when traced.
+    pub observation_id: Option<String>,
 }
 
 /// One row of the routing log: written before anything acts on the ticket.
@@ -468,6 +470,8 @@ pub struct Decision {
     pub usage: Usage,
     /// The W3C trace id of the request that made the decision, when traced.
     pub trace_id: Option<String>,
+    /// The span id of the generation span of the model call, when traced.
+    pub observation_id: Option<String>,
     /// When the decision was logged.
     pub created_at: DateTime<Utc>,
 }
@@ -494,6 +498,7 @@ impl Decision {
             tier: ctx.ticket.tier(),
             usage: c.usage,
             trace_id,
+            observation_id: c.observation_id,
             created_at: Utc::now(),
         }
     }

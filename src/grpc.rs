@@ -2,11 +2,12 @@
 //! this module; `TryFrom` turns them into domain values once, here.
 
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use crate::{
     domain::{Decision, RawTicket, Route, Severity, Source, Ticket},
-    error,
-    triage::Triage,
+    error, telemetry,
+    triage::{Outcome, Triage, TriageError},
 };
 
 /// Code generated from `proto/escalator/v1/escalator.proto`.
@@ -46,15 +47,6 @@ fn ticket_from(t: Option<pb::Ticket>) -> Result<Ticket, Status> {
     Ticket::parse(Source::Api, raw, "ticket.").map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
-/// The W3C trace id of the caller's `traceparent`, when it sent a valid one.
-fn trace_id<T>(req: &Request<T>) -> Option<String> {
-    let tp = req.metadata().get("traceparent")?.to_str().ok()?;
-    let mut parts = tp.split('-');
-    let (_version, trace) = (parts.next()?, parts.next()?);
-    (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()) && trace != "0".repeat(32))
-        .then(|| trace.to_ascii_lowercase())
-}
-
 impl From<Decision> for pb::Decision {
     fn from(d: Decision) -> Self {
         let severity = match d.severity {
@@ -87,19 +79,60 @@ impl From<Decision> for pb::Decision {
     }
 }
 
+impl EscalatorService {
+    /// Runs one request in its own trace: a root span continuing the caller's `traceparent`,
+    /// the ticket and decision recorded on it, errors mapped in one place.
+    async fn traced(
+        &self,
+        name: &str,
+        metadata: &tonic::metadata::MetadataMap,
+        ticket: Option<pb::Ticket>,
+        dry_run: bool,
+    ) -> Result<Outcome, Status> {
+        let span = telemetry::root_span(name, metadata);
+        let trace = telemetry::trace_id(&span, metadata);
+        let ticket = match ticket_from(ticket) {
+            Ok(t) => t,
+            Err(status) => {
+                telemetry::record_error(&span, status.message());
+                return Err(status);
+            }
+        };
+        telemetry::record_ticket(&span, &ticket);
+        let result: Result<Outcome, TriageError> = if dry_run {
+            self.triage
+                .dry_run(ticket, trace)
+                .instrument(span.clone())
+                .await
+        } else {
+            self.triage
+                .decide(ticket, trace)
+                .instrument(span.clone())
+                .await
+        };
+        match result {
+            Ok(outcome) => {
+                telemetry::record_decision(&span, &outcome.decision, outcome.duplicate);
+                Ok(outcome)
+            }
+            Err(e) => {
+                telemetry::record_error(&span, &e.to_string());
+                Err(error::to_status(&e))
+            }
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl pb::escalator_server::Escalator for EscalatorService {
     async fn classify(
         &self,
         request: Request<pb::ClassifyRequest>,
     ) -> Result<Response<pb::ClassifyResponse>, Status> {
-        let trace = trace_id(&request);
-        let ticket = ticket_from(request.into_inner().ticket)?;
+        let (metadata, _, req) = request.into_parts();
         let outcome = self
-            .triage
-            .decide(ticket, trace)
-            .await
-            .map_err(|e| error::to_status(&e))?;
+            .traced("Classify", &metadata, req.ticket, false)
+            .await?;
         Ok(Response::new(pb::ClassifyResponse {
             decision: Some(outcome.decision.into()),
             duplicate: outcome.duplicate,
@@ -110,15 +143,10 @@ impl pb::escalator_server::Escalator for EscalatorService {
         &self,
         request: Request<pb::RouteRequest>,
     ) -> Result<Response<pb::RouteResponse>, Status> {
-        let trace = trace_id(&request);
-        let req = request.into_inner();
-        let ticket = ticket_from(req.ticket)?;
-        let outcome = if req.dry_run {
-            self.triage.dry_run(ticket, trace).await
-        } else {
-            self.triage.decide(ticket, trace).await
-        }
-        .map_err(|e| error::to_status(&e))?;
+        let (metadata, _, req) = request.into_parts();
+        let outcome = self
+            .traced("Route", &metadata, req.ticket, req.dry_run)
+            .await?;
         Ok(Response::new(pb::RouteResponse {
             decision: Some(outcome.decision.into()),
             duplicate: outcome.duplicate,

@@ -119,10 +119,19 @@ impl App {
     /// # Errors
     /// When the database cannot be opened, the prompt is invalid, or an address is taken.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = store::connect(&settings.store).await?;
+        Self::with_store(settings, store).await
+    }
+
+    /// Like [`App::build`], over an already connected and migrated store (tests hand in a
+    /// fresh database per test).
+    ///
+    /// # Errors
+    /// When the prompt is invalid or an address is taken.
+    pub async fn with_store(settings: Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         for w in &settings.warnings {
             tracing::warn!("{w}");
         }
-        let store = store::connect(&settings.store).await?;
         let (decider, prompt) = build_decider(&settings)?;
         let triage = Triage::new(
             store.clone(),
@@ -215,6 +224,19 @@ impl App {
             }),
         )
         .with_graceful_shutdown(http_stop.clone().cancelled_owned());
+        let scores = self.settings.telemetry.langfuse.as_ref().map(|lf| {
+            crate::telemetry::scores::ScoreSender::new(lf, &self.settings.telemetry.environment)
+        });
+        let scores = match scores {
+            Some(Ok(sender)) => Some(tokio::spawn(crate::telemetry::scores::run_sender(
+                self.store.clone(),
+                sender,
+                self.settings.telemetry.score_interval,
+                shutdown.clone(),
+            ))),
+            Some(Err(e)) => return Err(e.context("cannot build the Langfuse score client")),
+            None => None,
+        };
         let mut grpc = tokio::spawn(grpc);
         let mut http = tokio::spawn(async move { http.await });
 
@@ -246,6 +268,9 @@ impl App {
                 grace_secs = self.settings.shutdown_grace.as_secs(),
                 "drain deadline passed; exiting with requests still open"
             ),
+        }
+        if let Some(scores) = scores {
+            let _ = scores.await;
         }
         self.store.close().await;
         tracing::info!("escalator stopped");

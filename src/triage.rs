@@ -10,6 +10,7 @@ use crate::{
     classifier::Decider,
     domain::{Decision, DomainError, Ticket, TicketContext},
     store::{Claim, NewAction, Recorded, Store, StoreError},
+    telemetry::{self, metrics::metrics},
 };
 
 /// Why a ticket could not be triaged. Each edge maps these in one place (`crate::error`).
@@ -123,7 +124,7 @@ impl Triage {
     /// # Errors
     /// [`TriageError::StoreUnavailable`] when the log cannot be written (nothing was decided),
     /// [`TriageError::InFlight`] when a concurrent request holds the ticket past the wait.
-    #[tracing::instrument(skip_all, fields(key = %ticket.key()))]
+    // No span of its own: enrichment and labels are recorded on the caller's root span.
     pub async fn decide(
         &self,
         ticket: Ticket,
@@ -131,7 +132,11 @@ impl Triage {
     ) -> Result<Outcome, TriageError> {
         match self.store.claim(&ticket, self.settings.claim_lease).await? {
             Claim::Decided(decision) => {
-                tracing::info!(decision_id = %decision.id, "duplicate; returning the logged decision");
+                tracing::info!(key = %ticket.key(), decision_id = %decision.id, "duplicate; returning the logged decision");
+                metrics()
+                    .duplicates
+                    .with_label_values(&[decision.source.as_str()])
+                    .inc();
                 Ok(Outcome {
                     decision: *decision,
                     duplicate: true,
@@ -145,7 +150,9 @@ impl Triage {
                 let actions = self.planner.plan(&decision);
                 match self.store.record(&decision, &actions).await? {
                     Recorded::New => {
+                        metrics().decision(&decision);
                         tracing::info!(
+                            key = %decision.key(),
                             decision_id = %decision.id,
                             severity = %decision.severity,
                             route = %decision.route,
@@ -159,10 +166,16 @@ impl Triage {
                             duplicate: false,
                         })
                     }
-                    Recorded::Existing(d) => Ok(Outcome {
-                        decision: *d,
-                        duplicate: true,
-                    }),
+                    Recorded::Existing(d) => {
+                        metrics()
+                            .duplicates
+                            .with_label_values(&[d.source.as_str()])
+                            .inc();
+                        Ok(Outcome {
+                            decision: *d,
+                            duplicate: true,
+                        })
+                    }
                 }
             }
         }
@@ -207,10 +220,12 @@ impl Triage {
             }
             None => 0,
         };
-        Ok(TicketContext {
+        let ctx = TicketContext {
             ticket,
             repeat_count_24h,
-        })
+        };
+        telemetry::record_context(&tracing::Span::current(), &ctx);
+        Ok(ctx)
     }
 
     async fn wait_for(&self, ticket: &Ticket) -> Result<Outcome, TriageError> {
@@ -219,6 +234,10 @@ impl Triage {
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(pause).await;
             if let Some(d) = self.store.decision(ticket.key()).await? {
+                metrics()
+                    .duplicates
+                    .with_label_values(&[d.source.as_str()])
+                    .inc();
                 return Ok(Outcome {
                     decision: d,
                     duplicate: true,

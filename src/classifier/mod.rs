@@ -98,8 +98,18 @@ impl Decider {
         let Some(primary) = &self.primary else {
             return self.offline.decide(ctx);
         };
-        match primary.classify(ctx).await {
-            Ok(c) => c,
+        let started = std::time::Instant::now();
+        let result = primary.classify(ctx).await;
+        let m = crate::telemetry::metrics::metrics();
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        m.model_latency
+            .with_label_values(&[primary.model(), outcome])
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(c) => {
+                m.usage(&c.model, &c.usage);
+                c
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "classifier failed; the offline classifier decides");
                 fallback(self.offline.decide(ctx), &e.reason())

@@ -401,6 +401,7 @@ impl OfflineClassifier {
             prompt_version: self.prompt_version.clone(),
             fallback_reason: None,
             usage: Usage::default(),
+            observation_id: None,
         }
     }
 

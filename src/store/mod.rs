@@ -78,6 +78,31 @@ pub struct NewAction {
     pub payload: serde_json::Value,
 }
 
+/// A routing score waiting to be sent to Langfuse (or sent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreRow {
+    /// Idempotency id, also the Langfuse score id.
+    pub id: String,
+    /// The decision it judges.
+    pub decision_id: String,
+    /// The decision's trace, when traced.
+    pub trace_id: Option<String>,
+    /// The generation span of the model call, when there was one.
+    pub observation_id: Option<String>,
+    /// The ticket id (Langfuse session id).
+    pub session_id: String,
+    /// Score name (`routing_correct`).
+    pub name: String,
+    /// 1 correct, 0 corrected.
+    pub value: i32,
+    /// Free text from the reviewer (e.g. the corrected route).
+    pub comment: Option<String>,
+    /// JSON object of filterable context (severity, route, prompt version, model).
+    pub metadata: String,
+    /// Failed send attempts so far.
+    pub attempts: i32,
+}
+
 /// The routing log.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -108,6 +133,28 @@ pub trait Store: Send + Sync {
         exclude_ticket_id: &str,
         since: DateTime<Utc>,
     ) -> Result<u32, StoreError>;
+
+    /// Writes a score to the outbox as pending; a score with the same id is replaced (a
+    /// correction of a review wins) and sent again.
+    async fn upsert_score(&self, score: &ScoreRow) -> Result<(), StoreError>;
+
+    /// Pending scores whose next attempt is due, oldest first.
+    async fn due_scores(&self, now: DateTime<Utc>, limit: i64)
+    -> Result<Vec<ScoreRow>, StoreError>;
+
+    /// Marks a score sent.
+    async fn score_sent(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Records a failed send and when to try again.
+    async fn score_failed(
+        &self,
+        id: &str,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Actions not yet done: (pending, failed).
+    async fn action_backlog(&self) -> Result<(i64, i64), StoreError>;
 
     /// Closes the pool (end of graceful shutdown).
     async fn close(&self);

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
-use super::{Claim, NewAction, Recorded, Store, StoreError};
+use super::{Claim, NewAction, Recorded, ScoreRow, Store, StoreError};
 use crate::domain::{Decision, IdempotencyKey, Route, Severity, Source, Ticket, Tier, Usage};
 
 /// The routing log on PostgreSQL.
@@ -27,7 +27,8 @@ macro_rules! decision_columns {
     () => {
         "id, source, ticket_id, ticket_version, severity, route, confidence, \
      reasoning, prompt_version, model, fallback, fallback_reason, notes, tier, request_id, \
-     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, trace_id, created_at"
+     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, trace_id, \
+     observation_id, created_at"
     };
 }
 
@@ -76,6 +77,7 @@ macro_rules! impl_store {
                         cost_usd: row.try_get("cost_usd").map_err(corrupt)?,
                     },
                     trace_id: row.try_get("trace_id").map_err(corrupt)?,
+                    observation_id: row.try_get("observation_id").map_err(corrupt)?,
                     created_at: row.try_get("created_at").map_err(corrupt)?,
                 })
             }
@@ -164,9 +166,9 @@ macro_rules! impl_store {
                     "INSERT INTO decisions (id, source, ticket_id, ticket_version, severity, route, \
                      confidence, reasoning, prompt_version, model, fallback, fallback_reason, notes, \
                      tier, request_id, input_tokens, output_tokens, cache_read_tokens, \
-                     cache_write_tokens, cost_usd, trace_id, created_at) \
+                     cache_write_tokens, cost_usd, trace_id, observation_id, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                     $17, $18, $19, $20, $21, $22) \
+                     $17, $18, $19, $20, $21, $22, $23) \
                      ON CONFLICT (source, ticket_id, ticket_version) DO NOTHING",
                 )
                 .bind(&d.id)
@@ -190,6 +192,7 @@ macro_rules! impl_store {
                 .bind(d.usage.cache_write_tokens)
                 .bind(d.usage.cost_usd)
                 .bind(&d.trace_id)
+                .bind(&d.observation_id)
                 .bind(d.created_at)
                 .execute(&mut *tx)
                 .await?
@@ -238,6 +241,94 @@ macro_rules! impl_store {
                 .fetch_one(&self.pool)
                 .await?;
                 Ok(u32::try_from(n).unwrap_or(u32::MAX))
+            }
+
+            async fn upsert_score(&self, sc: &ScoreRow) -> Result<(), StoreError> {
+                let now = Utc::now();
+                sqlx::query(
+                    "INSERT INTO scores (id, decision_id, trace_id, observation_id, session_id, name, \
+                     value, comment, metadata, status, attempts, next_attempt_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10) \
+                     ON CONFLICT (id) DO UPDATE SET value = excluded.value, \
+                     comment = excluded.comment, metadata = excluded.metadata, status = 'pending', \
+                     attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = NULL, \
+                     sent_at = NULL",
+                )
+                .bind(&sc.id)
+                .bind(&sc.decision_id)
+                .bind(&sc.trace_id)
+                .bind(&sc.observation_id)
+                .bind(&sc.session_id)
+                .bind(&sc.name)
+                .bind(sc.value)
+                .bind(&sc.comment)
+                .bind(&sc.metadata)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn due_scores(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ScoreRow>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, decision_id, trace_id, observation_id, session_id, name, value, \
+                     comment, metadata, attempts FROM scores \
+                     WHERE status = 'pending' AND next_attempt_at <= $1 \
+                     ORDER BY next_attempt_at, id LIMIT $2",
+                )
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+                rows.iter()
+                    .map(|r| {
+                        Ok(ScoreRow {
+                            id: r.try_get("id").map_err(corrupt)?,
+                            decision_id: r.try_get("decision_id").map_err(corrupt)?,
+                            trace_id: r.try_get("trace_id").map_err(corrupt)?,
+                            observation_id: r.try_get("observation_id").map_err(corrupt)?,
+                            session_id: r.try_get("session_id").map_err(corrupt)?,
+                            name: r.try_get("name").map_err(corrupt)?,
+                            value: r.try_get("value").map_err(corrupt)?,
+                            comment: r.try_get("comment").map_err(corrupt)?,
+                            metadata: r.try_get("metadata").map_err(corrupt)?,
+                            attempts: r.try_get("attempts").map_err(corrupt)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn score_sent(&self, id: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE scores SET status = 'sent', sent_at = $1, last_error = NULL WHERE id = $2")
+                    .bind(Utc::now())
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn score_failed(&self, id: &str, error: &str, next_attempt_at: DateTime<Utc>) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE scores SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 \
+                     WHERE id = $3",
+                )
+                .bind(error)
+                .bind(next_attempt_at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn action_backlog(&self) -> Result<(i64, i64), StoreError> {
+                let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM actions WHERE status = 'pending'")
+                    .fetch_one(&self.pool)
+                    .await?;
+                let failed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM actions WHERE status = 'failed'")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok((pending, failed))
             }
 
             async fn close(&self) {

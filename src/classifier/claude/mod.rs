@@ -27,7 +27,7 @@ use reqwest::{
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
-use tracing::Instrument as _;
+use tracing::{Instrument as _, Span};
 
 use self::{
     price::{Price, PriceTable, TokenCounts},
@@ -39,6 +39,7 @@ use crate::{
     config::ClaudeSettings,
     domain::{Classification, TicketContext, Usage},
     prompt::Prompt,
+    telemetry::{self, GenerationOutcome},
 };
 
 /// The `anthropic-version` header and the auth header that goes with it. The two are switched
@@ -450,14 +451,30 @@ impl ClaudeClassifier {
         }
     }
 
-    /// Reads a 2xx `Message` into a classification.
-    fn interpret(&self, reply: Reply) -> Result<Classification, ClassifierError> {
+    /// Reads a 2xx `Message` into a classification, recording what the model produced (usage,
+    /// cost, answer text) on the generation `span` even when the answer turns out invalid: the
+    /// call was billed either way.
+    fn interpret(&self, reply: Reply, span: &Span) -> Result<Classification, ClassifierError> {
         let msg: MessagesResponse = serde_json::from_slice(&reply.body)
             .map_err(|e| ClassifierError::InvalidAnswer(format!("response body: {e}")))?;
         let usage = self.usage(reply.request_id, msg.usage.as_ref());
+        let text = msg
+            .content
+            .iter()
+            .find(|b| b.kind == "text")
+            .and_then(|b| b.text.as_deref());
+        telemetry::record_generation(
+            span,
+            &GenerationOutcome {
+                response_model: msg.model.as_deref().unwrap_or(&self.settings.model),
+                response_id: msg.id.as_deref(),
+                finish_reason: msg.stop_reason.as_deref(),
+                usage: &usage,
+                output: text.unwrap_or(""),
+            },
+        );
         let invalid = |why: String| {
-            // The call was billed although the offline classifier will decide: keep the cost
-            // visible in the logs.
+            // The fallback decision carries no usage: keep the billed cost visible in the logs.
             tracing::warn!(
                 request_id = usage.request_id.as_deref().unwrap_or(""),
                 input_tokens = usage.input_tokens,
@@ -489,12 +506,7 @@ impl ClaudeClassifier {
             // `end_turn`, or a value newer than this build: the validation below decides.
             _ => {}
         }
-        let Some(text) = msg
-            .content
-            .iter()
-            .find(|b| b.kind == "text")
-            .and_then(|b| b.text.as_deref())
-        else {
+        let Some(text) = text else {
             return Err(invalid("no text block".to_owned()));
         };
         let verdict = wire::parse_answer(text).map_err(invalid)?;
@@ -511,6 +523,7 @@ impl ClaudeClassifier {
             prompt_version: self.prompt.version().to_owned(),
             fallback_reason: None,
             usage,
+            observation_id: telemetry::span_id(span),
         })
     }
 
@@ -643,42 +656,26 @@ impl Classifier for ClaudeClassifier {
     }
 
     async fn classify(&self, ctx: &TicketContext) -> Result<Classification, ClassifierError> {
-        // The generation span: model, prompt version, usage and cost of the call (never the
-        // ticket text).
-        let span = tracing::info_span!(
-            "claude.messages",
-            model = %self.settings.model,
-            prompt_version = self.prompt.version(),
-            api_version = self.settings.api_version.as_str(),
-            request_id = tracing::field::Empty,
-            input_tokens = tracing::field::Empty,
-            output_tokens = tracing::field::Empty,
-            cache_read_tokens = tracing::field::Empty,
-            cache_write_tokens = tracing::field::Empty,
-            cost_usd = tracing::field::Empty,
-            error = tracing::field::Empty,
+        let user = self.prompt.user_turn(ctx);
+        // The generation span (Langfuse observation): model, prompt link, input (unless
+        // redacted), then usage, cost and the answer.
+        let span = telemetry::generation_span(
+            &self.settings.model,
+            ctx,
+            self.prompt.version(),
+            &user,
+            self.settings.max_tokens,
         );
         let run = async {
             let deadline = Instant::now() + self.settings.deadline;
             self.budget.deposit();
-            let body = self.body(&self.prompt.user_turn(ctx), Some(self.settings.max_tokens));
+            let body = self.body(&user, Some(self.settings.max_tokens));
             let reply = self.call(&self.messages_url, &body, deadline).await?;
-            self.interpret(reply)
+            self.interpret(reply, &span)
         };
         let result = run.instrument(span.clone()).await;
-        match &result {
-            Ok(c) => {
-                let u = &c.usage;
-                span.record("request_id", u.request_id.as_deref().unwrap_or(""));
-                span.record("input_tokens", u.input_tokens);
-                span.record("output_tokens", u.output_tokens);
-                span.record("cache_read_tokens", u.cache_read_tokens);
-                span.record("cache_write_tokens", u.cache_write_tokens);
-                span.record("cost_usd", u.cost_usd);
-            }
-            Err(e) => {
-                span.record("error", e.reason());
-            }
+        if let Err(e) = &result {
+            telemetry::record_error(&span, &e.reason());
         }
         result
     }

@@ -153,6 +153,10 @@ impl Default for AnswerSchema {
 #[derive(Debug, Deserialize)]
 pub(super) struct MessagesResponse {
     #[serde(default)]
+    pub(super) id: Option<String>,
+    #[serde(default)]
+    pub(super) model: Option<String>,
+    #[serde(default)]
     pub(super) content: Vec<ContentBlock>,
     #[serde(default)]
     pub(super) stop_reason: Option<String>,

@@ -1,0 +1,231 @@
+//! Prometheus metrics, served as text on `GET /metrics`.
+//!
+//! One process-wide registry: counters are incremented where things happen (triage, the
+//! classifier chain, the action worker, the webhook edge) and gauges that mirror the database
+//! (action backlog) are refreshed at scrape time.
+
+use std::sync::OnceLock;
+
+use prometheus::{
+    CounterVec, Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::domain::{Decision, Usage};
+
+/// Every metric escalator exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Decisions logged, by source, severity, route and model.
+    pub decisions: IntCounterVec,
+    /// Decisions the offline classifier made in place of the model, by reason kind.
+    pub fallbacks: IntCounterVec,
+    /// Requests or deliveries for a key that was already decided, by source.
+    pub duplicates: IntCounterVec,
+    /// Wall time of model calls (retries included), by model and outcome.
+    pub model_latency: HistogramVec,
+    /// Tokens used, by model and kind (input, output, cache_read, cache_write).
+    pub tokens: IntCounterVec,
+    /// Model spend in USD, by model.
+    pub cost_usd: CounterVec,
+    /// Actions waiting in the outbox, by status (pending, failed); refreshed at scrape.
+    pub action_backlog: IntGaugeVec,
+    /// Failed attempts to execute an action, by kind.
+    pub action_failures: IntCounterVec,
+    /// Webhook deliveries refused, by source and reason.
+    pub webhook_rejections: IntCounterVec,
+    /// Routing scores sent to Langfuse, by outcome (sent, failed).
+    pub scores: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
+    registry
+        .register(Box::new(c.clone()))
+        .unwrap_or_else(|e| panic!("metric {name} registered twice: {e}"));
+    c
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new_custom(Some("escalator".into()), None)
+            .unwrap_or_else(|e| panic!("registry prefix is malformed: {e}"));
+        let decisions = counter(
+            &registry,
+            "decisions_total",
+            "Decisions written to the routing log.",
+            &["source", "severity", "route", "model"],
+        );
+        let fallbacks = counter(
+            &registry,
+            "fallbacks_total",
+            "Decisions made by the offline classifier because the model could not decide.",
+            &["reason"],
+        );
+        let duplicates = counter(
+            &registry,
+            "duplicates_total",
+            "Tickets received again for an already decided key (nothing was done twice).",
+            &["source"],
+        );
+        let model_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "model_latency_seconds",
+                "Wall time of one classification by the model, retries included.",
+            )
+            .buckets(vec![0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+            &["model", "outcome"],
+        )
+        .unwrap_or_else(|e| panic!("model_latency_seconds is malformed: {e}"));
+        registry
+            .register(Box::new(model_latency.clone()))
+            .unwrap_or_else(|e| panic!("model_latency_seconds registered twice: {e}"));
+        let tokens = counter(
+            &registry,
+            "tokens_total",
+            "Model tokens, by kind: input (uncached), output, cache_read, cache_write.",
+            &["model", "kind"],
+        );
+        let cost_usd = CounterVec::new(
+            Opts::new("cost_usd_total", "Model spend in USD from the price table."),
+            &["model"],
+        )
+        .unwrap_or_else(|e| panic!("cost_usd_total is malformed: {e}"));
+        registry
+            .register(Box::new(cost_usd.clone()))
+            .unwrap_or_else(|e| panic!("cost_usd_total registered twice: {e}"));
+        let action_backlog = IntGaugeVec::new(
+            Opts::new(
+                "action_backlog",
+                "Actions in the outbox not yet done, by status (pending, failed).",
+            ),
+            &["status"],
+        )
+        .unwrap_or_else(|e| panic!("action_backlog is malformed: {e}"));
+        registry
+            .register(Box::new(action_backlog.clone()))
+            .unwrap_or_else(|e| panic!("action_backlog registered twice: {e}"));
+        let action_failures = counter(
+            &registry,
+            "action_failures_total",
+            "Failed attempts to execute an action in the ticketing tool (it is retried).",
+            &["kind"],
+        );
+        let webhook_rejections = counter(
+            &registry,
+            "webhook_rejections_total",
+            "Webhook deliveries refused, by source and reason.",
+            &["source", "reason"],
+        );
+        let scores = counter(
+            &registry,
+            "scores_total",
+            "Routing scores sent to Langfuse, by outcome.",
+            &["outcome"],
+        );
+        Self {
+            registry,
+            decisions,
+            fallbacks,
+            duplicates,
+            model_latency,
+            tokens,
+            cost_usd,
+            action_backlog,
+            action_failures,
+            webhook_rejections,
+            scores,
+        }
+    }
+
+    /// Counts a newly logged decision.
+    pub fn decision(&self, d: &Decision) {
+        self.decisions
+            .with_label_values(&[
+                d.source.as_str(),
+                d.severity.as_str(),
+                d.route.as_str(),
+                &d.model,
+            ])
+            .inc();
+        if let Some(reason) = &d.fallback_reason {
+            self.fallbacks
+                .with_label_values(&[reason_kind(reason)])
+                .inc();
+        }
+    }
+
+    /// Counts the tokens and cost of one model call.
+    pub fn usage(&self, model: &str, u: &Usage) {
+        for (kind, n) in [
+            ("input", u.input_tokens),
+            ("output", u.output_tokens),
+            ("cache_read", u.cache_read_tokens),
+            ("cache_write", u.cache_write_tokens),
+        ] {
+            if let Ok(n) = u64::try_from(n) {
+                self.tokens.with_label_values(&[model, kind]).inc_by(n);
+            }
+        }
+        if u.cost_usd > 0.0 {
+            self.cost_usd.with_label_values(&[model]).inc_by(u.cost_usd);
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// The low-cardinality part of a fallback reason (`upstream_529: overloaded_error` ->
+/// `upstream_529`), so the label set stays bounded.
+pub fn reason_kind(reason: &str) -> &str {
+    reason.split(':').next().unwrap_or(reason).trim()
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_reasons_are_bucketed() {
+        assert_eq!(
+            reason_kind("upstream_529: overloaded_error"),
+            "upstream_529"
+        );
+        assert_eq!(reason_kind("timeout"), "timeout");
+    }
+
+    #[test]
+    fn usage_is_counted_by_kind() {
+        let m = metrics();
+        let u = Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            cache_read_tokens: 100,
+            cost_usd: 0.5,
+            ..Usage::default()
+        };
+        m.usage("unit-test-model", &u);
+        let text = m.render();
+        assert!(
+            text.contains(
+                "escalator_tokens_total{kind=\"cache_read\",model=\"unit-test-model\"} 100"
+            )
+        );
+        assert!(text.contains("escalator_cost_usd_total{model=\"unit-test-model\"} 0.5"));
+    }
+}

@@ -1,0 +1,213 @@
+//! Routing accuracy scores: a reviewed decision becomes a Langfuse score `routing_correct`
+//! (BOOLEAN) on its trace and generation.
+//!
+//! [`record_review`] is what the review flow calls: it only writes the score to the database
+//! outbox, so a review is never lost to a Langfuse outage. [`run_sender`] delivers pending scores
+//! with back-off; the score id is an idempotency key, so a re-send (or a corrected review)
+//! updates the score in Langfuse instead of duplicating it.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::LangfuseSettings,
+    domain::Decision,
+    store::{ScoreRow, Store, StoreError},
+    telemetry::metrics::metrics,
+};
+
+/// The score name the dashboards average.
+pub const SCORE_NAME: &str = "routing_correct";
+
+/// Writes the review of `decision` to the score outbox (pending). `correct = false` means the
+/// reviewer corrected the decision; `comment` says how (e.g. `human -> engineering`).
+///
+/// # Errors
+/// When the score cannot be written; the caller should retry the review.
+pub async fn record_review(
+    store: &dyn Store,
+    decision: &Decision,
+    correct: bool,
+    comment: Option<&str>,
+) -> Result<ScoreRow, StoreError> {
+    let anchor = decision.trace_id.as_deref().unwrap_or(&decision.id);
+    let score = ScoreRow {
+        id: format!("{anchor}-{SCORE_NAME}"),
+        decision_id: decision.id.clone(),
+        trace_id: decision.trace_id.clone(),
+        observation_id: decision.observation_id.clone(),
+        session_id: decision.ticket_id.clone(),
+        name: SCORE_NAME.to_owned(),
+        value: i32::from(correct),
+        comment: comment.map(str::to_owned),
+        metadata: serde_json::json!({
+            "decision_id": decision.id,
+            "source": decision.source.as_str(),
+            "severity": decision.severity.as_str(),
+            "route": decision.route.as_str(),
+            "prompt_version": decision.prompt_version,
+            "model": decision.model,
+            "fallback": decision.fallback,
+        })
+        .to_string(),
+        attempts: 0,
+    };
+    store.upsert_score(&score).await?;
+    Ok(score)
+}
+
+/// The body of `POST /api/public/scores` (reference/langfuse-otel.md section 4).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ScoreBody<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    observation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+    name: &'a str,
+    value: i32,
+    data_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<&'a str>,
+    metadata: serde_json::Value,
+    environment: &'a str,
+}
+
+/// Sends scores to Langfuse's Scores API.
+#[derive(Debug, Clone)]
+pub struct ScoreSender {
+    client: reqwest::Client,
+    url: String,
+    auth: SecretString,
+    environment: String,
+}
+
+impl ScoreSender {
+    /// A sender for `langfuse`, tagging scores with `environment`.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built (TLS setup).
+    pub fn new(langfuse: &LangfuseSettings, environment: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+            url: format!("{}/api/public/scores", langfuse.host),
+            auth: langfuse.basic_auth(),
+            environment: environment.to_owned(),
+        })
+    }
+
+    /// Sends one score.
+    ///
+    /// # Errors
+    /// A short description (status and the start of the body, or the transport error).
+    pub async fn send(&self, s: &ScoreRow) -> Result<(), String> {
+        let metadata = serde_json::from_str(&s.metadata).unwrap_or(serde_json::Value::Null);
+        let body = ScoreBody {
+            id: &s.id,
+            trace_id: s.trace_id.as_deref(),
+            observation_id: s.trace_id.as_ref().and(s.observation_id.as_deref()),
+            // A score without a trace still links to the ticket's session.
+            session_id: s.trace_id.is_none().then_some(s.session_id.as_str()),
+            name: &s.name,
+            value: s.value,
+            data_type: "BOOLEAN",
+            comment: s.comment.as_deref(),
+            metadata,
+            environment: &self.environment,
+        };
+        let resp = self
+            .client
+            .post(&self.url)
+            .header("authorization", self.auth.expose_secret())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("transport: {}", e.without_url()))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = resp.text().await.unwrap_or_default();
+        Err(format!(
+            "HTTP {}: {}",
+            status.as_u16(),
+            text.chars().take(200).collect::<String>()
+        ))
+    }
+}
+
+/// The delay before retry number `attempts + 1`: 5 s doubling, at most an hour.
+pub fn backoff(attempts: i32) -> Duration {
+    let exp = u32::try_from(attempts.clamp(0, 10)).unwrap_or(10);
+    Duration::from_secs(5u64.saturating_mul(1 << exp)).min(Duration::from_secs(3600))
+}
+
+/// Sends every score due at `now` once; returns how many were sent.
+///
+/// # Errors
+/// When the outbox cannot be read or updated.
+pub async fn send_due(
+    store: &dyn Store,
+    sender: &ScoreSender,
+    now: chrono::DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let mut sent = 0;
+    for s in store.due_scores(now, 100).await? {
+        match sender.send(&s).await {
+            Ok(()) => {
+                store.score_sent(&s.id).await?;
+                metrics().scores.with_label_values(&["sent"]).inc();
+                sent += 1;
+            }
+            Err(e) => {
+                let delay = backoff(s.attempts);
+                tracing::warn!(score_id = %s.id, attempts = s.attempts + 1, error = %e, retry_in_secs = delay.as_secs(), "sending a score to Langfuse failed");
+                metrics().scores.with_label_values(&["failed"]).inc();
+                let next = Utc::now()
+                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
+                store.score_failed(&s.id, &e, next).await?;
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// Sends due scores every `interval` until `shutdown` is cancelled.
+pub async fn run_sender(
+    store: Arc<dyn Store>,
+    sender: ScoreSender,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        if let Err(e) = send_due(store.as_ref(), &sender, Utc::now()).await {
+            tracing::warn!(error = %e, "score outbox unavailable; retrying");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(0), Duration::from_secs(5));
+        assert_eq!(backoff(1), Duration::from_secs(10));
+        assert_eq!(backoff(20), Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,218 @@
+//! The command line as a user runs it: the built binary, its output and exit codes.
+
+use std::{
+    io::Write as _,
+    net::TcpListener,
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use escalator::grpc::pb::{self, ClassifyRequest, escalator_client::EscalatorClient};
+
+fn escalator(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_escalator"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ESCALATOR_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const HEAD: &str = "ticket_id,subject,first_message,tier,severity,route,why_this_label\n";
+
+#[test]
+fn labels_check_passes_the_shipped_files_with_a_summary() {
+    let out = escalator(&["labels", "check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("labels/labels.csv: ok\n"), "{stdout}");
+    assert!(stdout.contains("routine"));
+    assert!(stdout.contains("enterprise"));
+    assert!(stdout.contains("no overlap with labels/holdout.csv"));
+    let out = escalator(&["labels", "check", "labels/holdout.csv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn labels_check_names_file_line_and_column_and_fails() {
+    let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+    write!(
+        f,
+        "{HEAD}A-1,s,m,pro,routine,bot,w\nA-2,s2,m2,pro,urgnt,human,w\n"
+    )
+    .unwrap();
+    let path = f.path().to_str().unwrap();
+    let out = escalator(&["labels", "check", path, "--min-rows", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{path}:3:5: invalid severity: \"urgnt\" is not one of routine, urgent, on_fire"
+        )),
+        "{stderr}"
+    );
+    let out = escalator(&["labels", "check", "does/not/exist.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("does/not/exist.csv: cannot read"));
+}
+
+#[test]
+fn prompt_render_prints_the_system_block_and_version() {
+    let out = escalator(&["prompt", "render"]);
+    assert!(out.status.success());
+    let system = text(&out.stdout);
+    assert!(system.contains("DEFINITIONS"));
+    assert!(system.contains("<example id=\"L-001\">"));
+    assert!(!system.contains("{{"));
+    let stderr = text(&out.stderr);
+    let version = stderr.trim().strip_prefix("prompt version: ").unwrap();
+    let json = escalator(&["prompt", "render", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["version"], version);
+    assert_eq!(format!("{}\n", v["system"].as_str().unwrap()), system);
+}
+
+#[test]
+fn eval_reports_accuracy_and_gates_on_min_accuracy() {
+    let out = escalator(&["eval", "--min-accuracy", "0.8"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("accuracy: "), "{stdout}");
+    assert!(stdout.contains("expected \\ predicted"));
+    let json = escalator(&["eval", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(v["accuracy"].as_f64().unwrap() >= 0.8);
+    assert_eq!(v["total"], 12);
+
+    // A file whose labels are all wrong: accuracy 0, exit 1, the misses listed.
+    let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+    writeln!(
+        f,
+        "{HEAD}X-1,Down,Your API is down for everyone.,pro,routine,bot,w"
+    )
+    .unwrap();
+    let out = escalator(&["eval", f.path().to_str().unwrap(), "--min-accuracy", "0.9"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("X-1: expected routine, got on_fire"));
+    assert!(text(&out.stderr).contains("below --min-accuracy 0.9"));
+}
+
+#[test]
+fn classify_prints_the_decision_as_json() {
+    let out = escalator(&[
+        "classify",
+        "--subject",
+        "Invoice",
+        "--body",
+        "You billed us $4,800 in error.",
+        "--tier",
+        "pro",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["severity"], "on_fire");
+    assert_eq!(v["route"], "engineering");
+    assert_eq!(v["model"], "offline");
+    assert_eq!(v["fallback"], false);
+    let out = escalator(&["classify", "--body", "hi", "--tier", "gold"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(text(&out.stderr).contains("invalid --tier"));
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The quick start as written: `escalator serve` on embedded defaults (a SQLite file and the
+/// offline classifier), a Classify call, the decision in the file, and a clean exit on SIGTERM.
+#[tokio::test]
+async fn serve_runs_on_embedded_defaults_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_escalator"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("DATABASE_URL")
+        .env_remove("ESCALATOR_CONFIG")
+        .env("ESCALATOR_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+        .env("ESCALATOR_HTTP_ADDR", format!("127.0.0.1:{http}"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let client = loop {
+        if let Ok(c) = EscalatorClient::connect(format!("http://127.0.0.1:{grpc}")).await {
+            break c;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut client = client;
+    let t = pb::Ticket {
+        id: "Q-1".into(),
+        body: "We are thinking of cancelling our subscription.".into(),
+        tier: "pro".into(),
+        ..pb::Ticket::default()
+    };
+    let d = client
+        .classify(ClassifyRequest { ticket: Some(t) })
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert_eq!(d.severity(), pb::Severity::Urgent);
+
+    // The decision is in the default SQLite file, created in the working directory.
+    let db = dir.path().join("escalator.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let (id, severity): (String, String) =
+        sqlx::query_as("SELECT id, severity FROM decisions WHERE source = 'api' AND ticket_id = 'Q-1' AND ticket_version = '1'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((id, severity.as_str()), (d.decision_id, "urgent"));
+    pool.close().await;
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::task::spawn_blocking(move || {
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        (status, err)
+    })
+    .await
+    .unwrap();
+    assert!(status.0.success(), "exit {:?}\n{}", status.0, status.1);
+    assert!(
+        status.1.contains("offline (no ANTHROPIC_API_KEY set)"),
+        "{}",
+        status.1
+    );
+    assert!(
+        status.1.contains("backend=\"sqlite\"") || status.1.contains("backend=sqlite"),
+        "{}",
+        status.1
+    );
+    assert!(status.1.contains("SIGTERM received"), "{}", status.1);
+    assert!(status.1.contains("escalator stopped"), "{}", status.1);
+}

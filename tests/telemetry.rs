@@ -1,0 +1,296 @@
+//! Traces Langfuse understands, Prometheus metrics and routing scores, checked against a fake
+//! Langfuse on 127.0.0.1 that decodes the OTLP protobufs the service really exports.
+//! (Its own test binary: the tracing subscriber and the metrics registry are per process.)
+#![allow(clippy::unwrap_used, unreachable_pub, missing_docs)]
+
+#[path = "support/collector.rs"]
+mod collector;
+
+use std::collections::BTreeMap;
+
+use collector::{Collector, attrs};
+use escalator::{
+    config::Settings,
+    domain::IdempotencyKey,
+    grpc::pb::{self, ClassifyRequest, escalator_client::EscalatorClient},
+    startup::App,
+    store::{self, StoreSettings},
+    telemetry::{self, scores},
+};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio_util::sync::CancellationToken;
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT_SPAN: &str = "00f067aa0ba902b7";
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+fn metric(text: &str, line_prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+#[test]
+fn langfuse_traces_metrics_and_scores() {
+    let lf = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let url = lf.url();
+    let env = BTreeMap::from([
+        ("ESCALATOR_GRPC_ADDR", "127.0.0.1:0"),
+        ("ESCALATOR_HTTP_ADDR", "127.0.0.1:0"),
+        ("DATABASE_URL", db.as_str()),
+        ("LANGFUSE_HOST", url.as_str()),
+        ("LANGFUSE_PUBLIC_KEY", "pk-lf-test"),
+        ("LANGFUSE_SECRET_KEY", "sk-lf-secret"),
+        ("ESCALATOR_ENVIRONMENT", "staging"),
+        ("ESCALATOR_RELEASE", "abc1234"),
+    ]);
+    let settings = Settings::load(&env).unwrap();
+    // Built outside any runtime: the exporter's blocking client owns one.
+    let (dispatch, guard) = telemetry::build(&settings.telemetry).unwrap();
+    let _scope = tracing::dispatcher::set_default(&dispatch);
+    // One thread: every span of the server is created under the scoped subscriber.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let (decision_id, stored_trace, metrics_text, store, shutdown, server) = rt.block_on(async {
+        let store = store::connect(&StoreSettings {
+            url: db.clone(),
+            ..settings.store.clone()
+        })
+        .await
+        .unwrap();
+        let app = App::with_store(settings.clone(), store.clone())
+            .await
+            .unwrap();
+        let (grpc, http) = (app.grpc_addr().unwrap(), app.http_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let mut client = EscalatorClient::connect(format!("http://{grpc}"))
+            .await
+            .unwrap();
+        let before = get(http, "/metrics").await;
+
+        let mut req = tonic::Request::new(ClassifyRequest {
+            ticket: Some(pb::Ticket {
+                id: "T-42".into(),
+                subject: "Everything is down".into(),
+                body: "Our production API is down, every request returns HTTP 503.".into(),
+                tier: "enterprise".into(),
+                arr_usd: Some(250_000.0),
+                ..pb::Ticket::default()
+            }),
+        });
+        req.metadata_mut().insert(
+            "traceparent",
+            format!("00-{TRACE_ID}-{PARENT_SPAN}-01").parse().unwrap(),
+        );
+        let d = client
+            .classify(req)
+            .await
+            .unwrap()
+            .into_inner()
+            .decision
+            .unwrap();
+        // A duplicate and an invalid request show up in the metrics too.
+        let mut again = tonic::Request::new(ClassifyRequest {
+            ticket: Some(pb::Ticket {
+                id: "T-42".into(),
+                body: "x".into(),
+                ..pb::Ticket::default()
+            }),
+        });
+        again.metadata_mut().insert(
+            "traceparent",
+            format!("00-{TRACE_ID}-{PARENT_SPAN}-01").parse().unwrap(),
+        );
+        assert!(client.classify(again).await.unwrap().into_inner().duplicate);
+        let after = get(http, "/metrics").await;
+        assert!(
+            after.contains("content-type: text/plain; version=0.0.4"),
+            "{after}"
+        );
+        let metrics_text = format!("{before}\n=====\n{after}");
+
+        let key = IdempotencyKey {
+            source: escalator::domain::Source::Api,
+            ticket_id: "T-42".into(),
+            version: "1".into(),
+        };
+        let stored = store.decision(&key).await.unwrap().unwrap();
+        (
+            d.decision_id,
+            stored.trace_id.clone(),
+            metrics_text,
+            store,
+            shutdown,
+            server,
+        )
+    });
+
+    // The routing log links to the caller's trace.
+    assert_eq!(stored_trace.as_deref(), Some(TRACE_ID));
+
+    // Metrics: one decision, one duplicate, backlog gauges present.
+    let (before, after) = metrics_text.split_once("\n=====\n").unwrap();
+    let line = "escalator_decisions_total{model=\"offline\",route=\"engineering\",severity=\"on_fire\",source=\"api\"}";
+    assert_eq!(metric(after, line) - metric(before, line), 1.0, "{after}");
+    let dup = "escalator_duplicates_total{source=\"api\"}";
+    assert_eq!(metric(after, dup) - metric(before, dup), 1.0);
+    assert!(
+        after.contains("escalator_action_backlog{status=\"pending\"} 0"),
+        "{after}"
+    );
+
+    guard.flush();
+    let exports = lf.requests("traces");
+    assert!(!exports.is_empty(), "no spans exported");
+    for r in &exports {
+        assert_eq!(
+            r.headers["authorization"],
+            "Basic cGstbGYtdGVzdDpzay1sZi1zZWNyZXQ="
+        );
+        assert_eq!(r.headers["x-langfuse-ingestion-version"], "4");
+        assert_eq!(r.headers["content-type"], "application/x-protobuf");
+    }
+    let spans = lf.spans();
+    // Only escalator's own spans: two requests, two root spans, no library spans.
+    assert_eq!(
+        spans.len(),
+        2,
+        "{:#?}",
+        spans.iter().map(attrs).collect::<Vec<_>>()
+    );
+    let root = spans
+        .iter()
+        .find(|s| attrs(s).get("escalator.duplicate").map(String::as_str) == Some("false"))
+        .unwrap();
+    assert_eq!(root.name, "Classify");
+    assert_eq!(hex(&root.trace_id), TRACE_ID);
+    assert_eq!(hex(&root.parent_span_id), PARENT_SPAN);
+    let a = attrs(root);
+    for (k, v) in [
+        ("langfuse.trace.name", "escalator.triage"),
+        ("langfuse.session.id", "T-42"),
+        ("langfuse.trace.tags", "[escalator,api]"),
+        ("langfuse.release", "abc1234"),
+        ("langfuse.environment", "staging"),
+        ("langfuse.trace.metadata.source", "api"),
+        ("langfuse.trace.metadata.tier", "enterprise"),
+        ("langfuse.trace.metadata.route", "engineering"),
+        ("langfuse.trace.metadata.severity", "on_fire"),
+        ("langfuse.trace.metadata.model", "offline"),
+        ("langfuse.trace.metadata.decision_id", decision_id.as_str()),
+        ("escalator.tier", "enterprise"),
+        ("escalator.arr_usd", "250000"),
+        ("escalator.tier_rule", "enterprise_never_routine"),
+        ("escalator.route", "engineering"),
+        ("escalator.fallback", "false"),
+    ] {
+        assert_eq!(a.get(k).map(String::as_str), Some(v), "{k} in {a:#?}");
+    }
+    assert!(a["langfuse.trace.metadata.prompt_version"].starts_with("classifier@"));
+    let input: serde_json::Value = serde_json::from_str(&a["langfuse.observation.input"]).unwrap();
+    assert_eq!(
+        input["first_message"],
+        "Our production API is down, every request returns HTTP 503."
+    );
+    let output: serde_json::Value =
+        serde_json::from_str(&a["langfuse.observation.output"]).unwrap();
+    assert_eq!(output["severity"], "on_fire");
+    // Noise off.
+    assert!(
+        a.keys().all(|k| !k.starts_with("code.")
+            && !k.starts_with("thread.")
+            && k != "target"
+            && k != "busy_ns"),
+        "{a:#?}"
+    );
+
+    // Scores: a review is written to the outbox, a Langfuse 500 leaves it pending, the next
+    // round sends it; the body is the documented BOOLEAN score with an idempotent id.
+    lf.script_scores(&[500]);
+    rt.block_on(async {
+        let key = IdempotencyKey {
+            source: escalator::domain::Source::Api,
+            ticket_id: "T-42".into(),
+            version: "1".into(),
+        };
+        let decision = store.decision(&key).await.unwrap().unwrap();
+        let row = scores::record_review(
+            store.as_ref(),
+            &decision,
+            false,
+            Some("engineering -> human"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(row.id, format!("{TRACE_ID}-routing_correct"));
+        let sender =
+            scores::ScoreSender::new(settings.telemetry.langfuse.as_ref().unwrap(), "staging")
+                .unwrap();
+        let now = chrono::Utc::now();
+        assert_eq!(
+            scores::send_due(store.as_ref(), &sender, now)
+                .await
+                .unwrap(),
+            0
+        );
+        // Not due again until its back-off has passed.
+        assert_eq!(
+            scores::send_due(store.as_ref(), &sender, now)
+                .await
+                .unwrap(),
+            0
+        );
+        let later = now + chrono::Duration::minutes(5);
+        assert_eq!(
+            scores::send_due(store.as_ref(), &sender, later)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            scores::send_due(store.as_ref(), &sender, later)
+                .await
+                .unwrap(),
+            0
+        );
+        shutdown.cancel();
+        server.await.unwrap().unwrap();
+    });
+    let sent = lf.requests("scores");
+    assert_eq!(sent.len(), 2, "one failed attempt, one success");
+    let body: serde_json::Value = serde_json::from_slice(&sent[1].body).unwrap();
+    assert_eq!(
+        sent[1].headers["authorization"],
+        "Basic cGstbGYtdGVzdDpzay1sZi1zZWNyZXQ="
+    );
+    assert_eq!(body["id"], format!("{TRACE_ID}-routing_correct"));
+    assert_eq!(body["traceId"], TRACE_ID);
+    assert_eq!(body["name"], "routing_correct");
+    assert_eq!(body["value"], 0);
+    assert_eq!(body["dataType"], "BOOLEAN");
+    assert_eq!(body["comment"], "engineering -> human");
+    assert_eq!(body["environment"], "staging");
+    assert_eq!(body["metadata"]["decision_id"], decision_id);
+    assert!(body.get("sessionId").is_none());
+    guard.shutdown();
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -872,3 +872,71 @@ fn without_a_key_the_offline_classifier_serves_alone() {
     let (decider, _) = escalator::startup::build_decider(&settings).unwrap();
     assert_eq!(decider.describe(), "offline (no ANTHROPIC_API_KEY set)");
 }
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "support/collector.rs"]
+mod collector;
+
+#[test]
+fn the_call_is_exported_as_a_langfuse_generation_with_usage_and_cost() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        mount(&server, ok(&text_answer(ON_FIRE)), 1).await;
+        server
+    });
+    let lf = collector::Collector::start();
+    let (lf_url, api_url) = (lf.url(), server.uri());
+    let env = std::collections::BTreeMap::from([
+        ("LANGFUSE_HOST", lf_url.as_str()),
+        ("LANGFUSE_PUBLIC_KEY", "pk-lf-test"),
+        ("LANGFUSE_SECRET_KEY", "sk-lf-secret"),
+        ("ANTHROPIC_API_KEY", KEY),
+        ("ANTHROPIC_BASE_URL", api_url.as_str()),
+    ]);
+    let settings = escalator::config::Settings::load(&env).unwrap();
+    // Built outside any runtime (the exporter's blocking client owns one); scoped to this
+    // thread, which runs the whole call.
+    let (dispatch, guard) = escalator::telemetry::build(&settings.telemetry).unwrap();
+    let _scope = tracing::dispatcher::set_default(&dispatch);
+    let c = rt.block_on(decider(&settings.claude).decide(&outage_ticket()));
+    assert_from_claude(&c);
+    guard.flush();
+
+    let spans = lf.spans();
+    let generations: Vec<_> = spans
+        .iter()
+        .filter(|s| {
+            collector::attrs(s)
+                .get("langfuse.observation.type")
+                .map(String::as_str)
+                == Some("generation")
+        })
+        .collect();
+    assert_eq!(generations.len(), 1, "{spans:#?}");
+    let span = generations[0];
+    assert_eq!(span.name, "chat claude-sonnet-4-6");
+    assert_eq!(c.observation_id, Some(hex::encode(&span.span_id)));
+    let a = collector::attrs(span);
+    for (k, v) in [
+        ("gen_ai.provider.name", "anthropic"),
+        ("gen_ai.request.model", "claude-sonnet-4-6"),
+        ("gen_ai.response.model", "claude-sonnet-4-6"),
+        ("gen_ai.response.id", "msg_01XYZ"),
+        ("gen_ai.response.finish_reasons", "[end_turn]"),
+        ("gen_ai.usage.output_tokens", "58"),
+        ("gen_ai.usage.cache_read.input_tokens", "5400"),
+        ("escalator.request_id", "req_011CTest"),
+        ("langfuse.observation.output", ON_FIRE),
+    ] {
+        assert_eq!(a.get(k).map(String::as_str), Some(v), "{k}: {a:#?}");
+    }
+    let cost: Value = serde_json::from_str(&a["langfuse.observation.cost_details"]).unwrap();
+    assert!((cost["total"].as_f64().unwrap() - c.usage.cost_usd).abs() < 1e-12);
+    assert!(c.usage.cost_usd > 0.0);
+    assert!(!format!("{a:?}").contains(KEY));
+    guard.shutdown();
+}

@@ -240,6 +240,8 @@ struct DecisionJson<'a> {
     fallback: bool,
     fallback_reason: Option<&'a str>,
     notes: &'a [String],
+    /// `request-id`, tokens and cost of the model call (zeros for the offline classifier).
+    usage: &'a Usage,
 }
 
 impl<'a> From<&'a Classification> for DecisionJson<'a> {
@@ -254,6 +256,7 @@ impl<'a> From<&'a Classification> for DecisionJson<'a> {
             fallback: c.fallback_reason.is_some(),
             fallback_reason: c.fallback_reason.as_deref(),
             notes: &c.verdict.notes,
+            usage: &c.usage,
         }
     }
 }

@@ -940,3 +940,23 @@ fn the_call_is_exported_as_a_langfuse_generation_with_usage_and_cost() {
     assert!(!format!("{a:?}").contains(KEY));
     guard.shutdown();
 }
+
+#[tokio::test]
+async fn a_connection_failure_is_retried_then_falls_back() {
+    // A port that was free a moment ago: connections are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = ClaudeSettings {
+        api_key: Some(SecretString::from(KEY)),
+        base_url: format!("http://127.0.0.1:{port}"),
+        backoff_base: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(5),
+        ..ClaudeSettings::default()
+    };
+    let c = decider(&s).decide(&routine_ticket()).await;
+    assert_fallback(&c, "transport: ");
+    assert!(!c.fallback_reason.unwrap().contains(KEY));
+}

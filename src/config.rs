@@ -13,7 +13,12 @@ use std::{
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::{store::StoreSettings, triage::TriageSettings};
+use crate::{
+    store::StoreSettings,
+    ticketing::TicketingSettings,
+    ticketing::settings::{FileActions, FilePlain, FilePylon, FileRoute, FileTicketing},
+    triage::TriageSettings,
+};
 
 /// Where settings come from: the process environment or, in tests, a map.
 pub trait EnvSource {
@@ -121,6 +126,8 @@ pub struct Settings {
     pub labels_file: Option<PathBuf>,
     /// Names of unknown `ESCALATOR_*` variables and unknown file keys, warned about at start.
     pub warnings: Vec<String>,
+    /// The webhook bridge, the Plain and Pylon adapters, per-route targets and the action worker.
+    pub ticketing: TicketingSettings,
 }
 
 /// The optional TOML file. Unknown keys are warned about, not fatal.
@@ -136,6 +143,14 @@ struct FileSettings {
     claude: FileClaude,
     #[serde(default)]
     prompt: FilePrompt,
+    #[serde(default)]
+    plain: FilePlain,
+    #[serde(default)]
+    pylon: FilePylon,
+    #[serde(default)]
+    actions: FileActions,
+    #[serde(default)]
+    routes: BTreeMap<String, FileRoute>,
     #[serde(flatten)]
     unknown: BTreeMap<String, toml::Value>,
 }
@@ -225,6 +240,15 @@ impl Settings {
                 reason: "must be an http(s) URL".into(),
             });
         }
+        let ticketing = TicketingSettings::load(
+            env,
+            FileTicketing {
+                plain: file.plain,
+                pylon: file.pylon,
+                actions: file.actions,
+                routes: file.routes,
+            },
+        )?;
         Ok(Self {
             grpc_addr: addr("ESCALATOR_GRPC_ADDR", file.grpc_addr, "127.0.0.1:50051")?,
             http_addr: addr("ESCALATOR_HTTP_ADDR", file.http_addr, "127.0.0.1:8080")?,
@@ -248,6 +272,7 @@ impl Settings {
             prompt_file: file.prompt.template_file,
             labels_file: file.prompt.labels_file,
             warnings,
+            ticketing,
         })
     }
 }

@@ -299,15 +299,19 @@ macro_rules! impl_store {
                 let now = Utc::now();
                 // The outer WHERE repeats the due/unleased test so that a row another worker
                 // leased between the subquery and the update is not taken twice.
+                // The pick is a MATERIALIZED CTE so it runs once: as a plain subquery PostgreSQL
+                // may re-run it per row and, skipping the rows this very statement updated,
+                // lease more than `limit`.
                 let rows = sqlx::query(concat!(
-                    "UPDATE deliveries SET locked_until = $1, attempts = attempts + 1 \
-                     WHERE (source, ticket_id, version) IN ( \
+                    "WITH picked AS MATERIALIZED ( \
                        SELECT source, ticket_id, version FROM deliveries \
                        WHERE status = 'pending' AND next_attempt_at <= $2 \
                          AND (locked_until IS NULL OR locked_until < $2) \
                        ORDER BY next_attempt_at LIMIT $3 ",
                     $skip_locked,
-                    ") AND status = 'pending' AND (locked_until IS NULL OR locked_until < $2) \
+                    ") UPDATE deliveries SET locked_until = $1, attempts = attempts + 1 \
+                     WHERE (source, ticket_id, version) IN (SELECT source, ticket_id, version FROM picked) \
+                       AND status = 'pending' AND (locked_until IS NULL OR locked_until < $2) \
                      RETURNING source, ticket_id, version, event_type, payload, attempts"
                 ))
                 .bind(lease_end(lease))
@@ -387,15 +391,17 @@ macro_rules! impl_store {
 
             async fn lease_actions(&self, lease: Duration, limit: u32) -> Result<Vec<Action>, StoreError> {
                 let now = Utc::now();
+                // A MATERIALIZED CTE for the same reason as in `lease_deliveries`.
                 let rows = sqlx::query(concat!(
-                    "UPDATE actions SET locked_until = $1, attempts = attempts + 1 \
-                     WHERE id IN ( \
+                    "WITH picked AS MATERIALIZED ( \
                        SELECT id FROM actions \
                        WHERE status = 'pending' AND next_attempt_at <= $2 \
                          AND (locked_until IS NULL OR locked_until < $2) \
                        ORDER BY next_attempt_at, id LIMIT $3 ",
                     $skip_locked,
-                    ") AND status = 'pending' AND (locked_until IS NULL OR locked_until < $2) \
+                    ") UPDATE actions SET locked_until = $1, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM picked) \
+                       AND status = 'pending' AND (locked_until IS NULL OR locked_until < $2) \
                      RETURNING ",
                     action_columns!()
                 ))

@@ -271,7 +271,7 @@ impl Ticketing for Plain {
             .pointer("/webhookMetadata/webhookTargetVersion")
             .and_then(Value::as_str)
             .unwrap_or("unversioned");
-        tracing::debug!(
+        tracing::info!(
             event_type,
             webhook_version = version,
             "plain webhook verified"

@@ -377,3 +377,91 @@ impl TicketingSettings {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeMap, io::Write as _};
+
+    use secrecy::ExposeSecret as _;
+
+    use crate::config::Settings;
+
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<TicketingSettings, ConfigError> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(toml.as_bytes()).unwrap();
+        let path = f.path().to_str().unwrap().to_owned();
+        let mut map = BTreeMap::from([("ESCALATOR_CONFIG", path.as_str())]);
+        map.extend(env.iter().copied());
+        Settings::load(&map).map(|s| s.ticketing)
+    }
+
+    #[test]
+    fn the_shipped_example_loads() {
+        let text = include_str!("../../deploy/escalator.example.toml");
+        let s = load(text, &[]).unwrap();
+        assert_eq!(
+            s.routes.plain(Route::Engineering).label_type_ids,
+            ["lt_REPLACE_engineering"]
+        );
+        assert_eq!(s.routes.plain(Route::Bot).priority, 2);
+        assert_eq!(
+            s.routes.pylon(Route::Human).tags,
+            ["escalator", "escalator-human"]
+        );
+        assert_eq!(s.plain.event_types, ["thread.thread_created"]);
+        assert_eq!(s.plain.api_url, DEFAULT_PLAIN_API_URL);
+        assert!(s.worker.enabled);
+        assert_eq!(s.api_tool, None);
+    }
+
+    #[test]
+    fn env_wins_and_secrets_come_only_from_env() {
+        let s = load(
+            "[plain]\napi_url = \"https://file.example/graphql\"\n",
+            &[
+                ("PLAIN_API_URL", "http://127.0.0.1:1/graphql/"),
+                ("PLAIN_WEBHOOK_SECRET", "s3cret"),
+                ("PYLON_API_TOKEN", "tok"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.plain.api_url, "http://127.0.0.1:1/graphql");
+        assert_eq!(s.plain.webhook_secret.unwrap().expose_secret(), "s3cret");
+        assert!(s.plain.api_key.is_none());
+        assert_eq!(s.pylon.api_token.unwrap().expose_secret(), "tok");
+        assert!(
+            !format!("{:?}", load("", &[("PLAIN_API_KEY", "k-123")]).unwrap()).contains("k-123")
+        );
+    }
+
+    #[test]
+    fn defaults_cover_every_route() {
+        let s = load("", &[]).unwrap();
+        assert_eq!(s.routes.plain(Route::Engineering).priority, 0);
+        assert_eq!(s.routes.plain(Route::Human).priority, 1);
+        assert!(s.routes.pylon(Route::Bot).tags.is_empty());
+        assert_eq!(s.pylon.api_url, DEFAULT_PYLON_API_URL);
+        assert_eq!(s.plain.replay_window, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let e = load("[routes.urgent.plain]\npriority = 1\n", &[]).unwrap_err();
+        assert!(e.to_string().starts_with("routes.urgent: "), "{e}");
+        let e = load("[routes.bot.plain]\npriority = 7\n", &[]).unwrap_err();
+        assert!(
+            e.to_string().starts_with("routes.bot.plain.priority: "),
+            "{e}"
+        );
+        let e = load("[actions]\napi_tool = \"api\"\n", &[]).unwrap_err();
+        assert!(e.to_string().starts_with("actions.api_tool: "), "{e}");
+        let e = load("[pylon]\nrate_share = 0\n", &[]).unwrap_err();
+        assert!(e.to_string().starts_with("pylon.rate_share: "), "{e}");
+        let e = load("", &[("PYLON_API_URL", "ftp://x")]).unwrap_err();
+        assert_eq!(e.to_string(), "PYLON_API_URL: must be an http(s) URL");
+        let e = load("[routes.bot.plain]\nlabel_type_id = [\"x\"]\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("label_type_id"), "{e}");
+    }
+}

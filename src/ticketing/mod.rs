@@ -556,7 +556,147 @@ pub(crate) fn payload_str<'a>(
 
 #[cfg(test)]
 mod tests {
+    use std::{collections::BTreeMap, io::Write as _};
+
     use super::*;
+    use crate::{
+        config::Settings,
+        domain::{RawTicket, Tier, Usage},
+    };
+
+    fn settings(toml: &str, env: &[(&str, &str)]) -> TicketingSettings {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(toml.as_bytes()).unwrap();
+        let path = f.path().to_str().unwrap().to_owned();
+        let mut map = BTreeMap::from([("ESCALATOR_CONFIG", path.as_str())]);
+        map.extend(env.iter().copied());
+        Settings::load(&map).unwrap().ticketing
+    }
+
+    fn ticket(source: Source, customer: &str) -> Ticket {
+        Ticket::parse(
+            source,
+            RawTicket {
+                id: "th_1".into(),
+                body: "Production is down".into(),
+                customer_id: customer.into(),
+                ..RawTicket::default()
+            },
+            "",
+        )
+        .unwrap()
+    }
+
+    fn decision(source: Source, fallback: bool) -> Decision {
+        Decision {
+            id: "dec-1".into(),
+            source,
+            ticket_id: "th_1".into(),
+            ticket_version: "1".into(),
+            severity: Severity::OnFire,
+            route: Route::Engineering,
+            confidence: 0.9,
+            reasoning: "Production <down> & losing data.".into(),
+            prompt_version: "p@1".into(),
+            model: "offline".into(),
+            fallback,
+            fallback_reason: fallback.then(|| "timeout".to_owned()),
+            notes: None,
+            tier: Tier::Free,
+            usage: Usage::default(),
+            trace_id: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    const ROUTES: &str = "[routes.engineering.plain]\nlabel_type_ids = [\"lt_eng\"]\nassignee_user_id = \"u_1\"\n[routes.engineering.pylon]\ntags = [\"on-fire\"]\n";
+    const KEYS: &[(&str, &str)] = &[("PLAIN_API_KEY", "k"), ("PYLON_API_TOKEN", "t")];
+
+    fn kinds(actions: &[NewAction]) -> Vec<&str> {
+        actions.iter().map(|a| a.kind.as_str()).collect()
+    }
+
+    #[test]
+    fn a_plain_decision_plans_label_priority_assignment_and_note() {
+        let p = RoutingPlanner::new(&settings(ROUTES, KEYS));
+        let d = decision(Source::Plain, false);
+        let a = p.plan(&ticket(Source::Plain, "c_1"), &d);
+        assert_eq!(
+            kinds(&a),
+            [
+                "plain.label",
+                "plain.priority",
+                "plain.assign",
+                "plain.note"
+            ]
+        );
+        assert_eq!(
+            a[0].payload,
+            serde_json::json!({"thread_id": "th_1", "label_type_ids": ["lt_eng"]})
+        );
+        assert_eq!(
+            a[1].payload,
+            serde_json::json!({"thread_id": "th_1", "priority": 0})
+        );
+        assert_eq!(a[3].payload["customer_id"], "c_1");
+        assert_eq!(
+            a[3].payload["text"],
+            "escalator: on_fire -> engineering (confidence 0.90). Production <down> & losing data. (decision dec-1)"
+        );
+        // Without a customer there is no note (createNote needs one).
+        let a = p.plan(&ticket(Source::Plain, ""), &d);
+        assert_eq!(kinds(&a), ["plain.label", "plain.priority", "plain.assign"]);
+    }
+
+    #[test]
+    fn a_pylon_decision_plans_update_and_an_escaped_note() {
+        let p = RoutingPlanner::new(&settings(ROUTES, KEYS));
+        let d = decision(Source::Pylon, true);
+        let a = p.plan(&ticket(Source::Pylon, ""), &d);
+        assert_eq!(kinds(&a), ["pylon.update", "pylon.note"]);
+        assert_eq!(
+            a[0].payload,
+            serde_json::json!({"issue_id": "th_1", "tags": ["on-fire"], "team_id": null, "assignee_id": null})
+        );
+        let html = a[1].payload["body_html"].as_str().unwrap();
+        assert!(
+            html.contains("Production &lt;down&gt; &amp; losing data."),
+            "{html}"
+        );
+        assert!(html.contains("fallback"), "{html}");
+    }
+
+    #[test]
+    fn nothing_is_planned_without_credentials_or_for_api_by_default() {
+        let p = RoutingPlanner::new(&settings(ROUTES, &[]));
+        assert!(
+            p.plan(
+                &ticket(Source::Plain, "c_1"),
+                &decision(Source::Plain, false)
+            )
+            .is_empty()
+        );
+        assert!(
+            p.plan(&ticket(Source::Pylon, ""), &decision(Source::Pylon, false))
+                .is_empty()
+        );
+        let p = RoutingPlanner::new(&settings(ROUTES, KEYS));
+        assert!(
+            p.plan(&ticket(Source::Api, "c_1"), &decision(Source::Api, false))
+                .is_empty()
+        );
+        let with_api = format!("[actions]\napi_tool = \"plain\"\n{ROUTES}");
+        let p = RoutingPlanner::new(&settings(&with_api, KEYS));
+        assert_eq!(
+            kinds(&p.plan(&ticket(Source::Api, "c_1"), &decision(Source::Api, false))),
+            [
+                "plain.label",
+                "plain.priority",
+                "plain.assign",
+                "plain.note"
+            ]
+        );
+    }
 
     #[test]
     fn signatures_are_checked_in_hex_of_either_case() {

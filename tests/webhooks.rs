@@ -128,17 +128,19 @@ impl Mocks {
     }
 }
 
+/// Settings for a test app; `actions_extra` is added to the `[actions]` table of [`CONFIG`].
 fn settings(
     db: &TestDb,
     mocks: &Mocks,
-    extra: &[(&str, &str)],
+    actions_extra: &str,
 ) -> (Settings, tempfile::NamedTempFile) {
     let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(CONFIG.as_bytes()).unwrap();
+    let config = CONFIG.replace("[actions]\n", &format!("[actions]\n{actions_extra}"));
+    file.write_all(config.as_bytes()).unwrap();
     let config = file.path().to_str().unwrap().to_owned();
     let plain_url = format!("{}/graphql/v1", mocks.plain.uri());
     let pylon_url = mocks.pylon.uri();
-    let mut env: BTreeMap<&str, &str> = BTreeMap::from([
+    let env: BTreeMap<&str, &str> = BTreeMap::from([
         ("DATABASE_URL", db.url.as_str()),
         ("ESCALATOR_GRPC_ADDR", "127.0.0.1:0"),
         ("ESCALATOR_HTTP_ADDR", "127.0.0.1:0"),
@@ -150,9 +152,6 @@ fn settings(
         ("PYLON_API_TOKEN", PYLON_TOKEN),
         ("PYLON_WEBHOOK_SECRET", PYLON_SECRET),
     ]);
-    for (k, v) in extra {
-        env.insert(k, v);
-    }
     let mut s = Settings::load(&env).unwrap();
     s.shutdown_grace = Duration::from_secs(5);
     (s, file)
@@ -160,6 +159,7 @@ fn settings(
 
 struct TestApp {
     http: String,
+    grpc: String,
     client: reqwest::Client,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -167,14 +167,16 @@ struct TestApp {
 }
 
 impl TestApp {
-    async fn spawn(db: &TestDb, mocks: &Mocks, extra: &[(&str, &str)]) -> Self {
-        let (s, config) = settings(db, mocks, extra);
+    async fn spawn(db: &TestDb, mocks: &Mocks, actions_extra: &str) -> Self {
+        let (s, config) = settings(db, mocks, actions_extra);
         let app = App::build(s).await.unwrap();
         let http = format!("http://{}", app.http_addr().unwrap());
+        let grpc = format!("http://{}", app.grpc_addr().unwrap());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         Self {
             http,
+            grpc,
             client: reqwest::Client::new(),
             shutdown,
             task,
@@ -412,7 +414,7 @@ async fn a_signed_plain_delivery_is_logged_then_routed_once() {
     mount_enrichment(&mocks).await;
     mount_plain_routing(&mocks).await;
     mount_plain_note(&mocks).await;
-    let app = TestApp::spawn(&db, &mocks, &[]).await;
+    let app = TestApp::spawn(&db, &mocks, "").await;
     let pool = db.pool().await;
 
     let body = plain_body(OUTAGE);
@@ -461,7 +463,7 @@ async fn a_hundred_concurrent_copies_cost_one_decision_and_one_set_of_actions() 
     mount_enrichment(&mocks).await;
     mount_plain_routing(&mocks).await;
     mount_plain_note(&mocks).await;
-    let app = Arc::new(TestApp::spawn(&db, &mocks, &[]).await);
+    let app = Arc::new(TestApp::spawn(&db, &mocks, "").await);
     let pool = db.pool().await;
 
     let body = plain_body(OUTAGE);
@@ -541,7 +543,7 @@ async fn actions_are_retried_through_an_outage_and_complete_once() {
             .await;
     }
     mount_plain_note(&mocks).await;
-    let app = TestApp::spawn(&db, &mocks, &[]).await;
+    let app = TestApp::spawn(&db, &mocks, "").await;
     let pool = db.pool().await;
 
     assert_eq!(app.plain(plain_body(OUTAGE)).await.0, 202);
@@ -595,7 +597,7 @@ async fn a_validation_error_is_recorded_and_not_retried() {
             .await;
     }
     mount_plain_note(&mocks).await;
-    let app = TestApp::spawn(&db, &mocks, &[]).await;
+    let app = TestApp::spawn(&db, &mocks, "").await;
     let pool = db.pool().await;
     assert_eq!(app.plain(plain_body(OUTAGE)).await.0, 202);
     for _ in 0..600 {
@@ -640,7 +642,7 @@ fn outage_ticket() -> Ticket {
 /// What a previous process did before it died: the decision and its actions are logged (the
 /// same code path the worker uses), and, when `mid_action`, one action was leased and in flight.
 async fn log_then_die(db: &TestDb, mocks: &Mocks, mid_action: bool) {
-    let (s, _config) = settings(db, mocks, &[]);
+    let (s, _config) = settings(db, mocks, "");
     let store = store::connect(&StoreSettings {
         url: db.url.clone(),
         max_connections: 2,
@@ -677,13 +679,13 @@ async fn a_restart_after_logging_runs_the_pending_actions_once() {
     log_then_die(&db, &mocks, false).await;
     assert!(mocks.plain.received_requests().await.unwrap().is_empty());
 
-    let app = TestApp::spawn(&db, &mocks, &[]).await;
+    let app = TestApp::spawn(&db, &mocks, "").await;
     let pool = db.pool().await;
     wait_for_actions(&pool, 4).await;
     assert_note_matches(&mocks, &the_decision(&pool).await).await;
     app.stop().await;
     // A second restart finds nothing to do (expect(1) on every mock).
-    let app = TestApp::spawn(&db, &mocks, &[]).await;
+    let app = TestApp::spawn(&db, &mocks, "").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     app.stop().await;
 }
@@ -695,7 +697,7 @@ async fn an_action_leased_by_a_dead_worker_is_taken_over_after_its_lease() {
     mount_plain_routing(&mocks).await;
     mount_plain_note(&mocks).await;
     log_then_die(&db, &mocks, true).await;
-    let app = TestApp::spawn(&db, &mocks, &[]).await;
+    let app = TestApp::spawn(&db, &mocks, "").await;
     let pool = db.pool().await;
     wait_for_actions(&pool, 4).await;
     let label_attempts: i32 =
@@ -743,7 +745,7 @@ async fn a_delivery_stored_before_a_crash_is_decided_and_routed_on_restart() {
         );
         store.close().await;
     }
-    let app = TestApp::spawn(&db, &mocks, &[]).await;
+    let app = TestApp::spawn(&db, &mocks, "").await;
     let pool = db.pool().await;
     wait_for_actions(&pool, 4).await;
     assert_eq!(count(&pool, "SELECT COUNT(*) FROM decisions").await, 1);
@@ -803,7 +805,7 @@ async fn a_pylon_doorbell_is_fetched_decided_and_routed_once() {
         .expect(1)
         .mount(&mocks.pylon)
         .await;
-    let app = TestApp::spawn(&db, &mocks, &[]).await;
+    let app = TestApp::spawn(&db, &mocks, "").await;
     let pool = db.pool().await;
 
     let body = br#"{"issue_id":"iss_1","event":"issue.created"}"#.to_vec();
@@ -843,7 +845,7 @@ async fn a_pylon_doorbell_is_fetched_decided_and_routed_once() {
 async fn pylon_error_paths() {
     let db = TestDb::new().await;
     let mocks = Mocks::start().await;
-    let app = TestApp::spawn(&db, &mocks, &[]).await;
+    let app = TestApp::spawn(&db, &mocks, "").await;
     let (s, j) = app.pylon(br#"{"event":"issue.created"}"#.to_vec()).await;
     assert_eq!(
         (s, j),
@@ -867,6 +869,206 @@ async fn pylon_error_paths() {
     assert!(mocks.pylon.received_requests().await.unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn a_pylon_rate_limit_is_waited_out_and_the_note_posted_once() {
+    let db = TestDb::new().await;
+    let mocks = Mocks::start().await;
+    Mock::given(method("GET"))
+        .and(path("/issues/iss_1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pylon_issue()))
+        .mount(&mocks.pylon)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/issues/iss_1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pylon_issue()))
+        .expect(1)
+        .mount(&mocks.pylon)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/issues/iss_1/note"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .mount(&mocks.pylon)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/issues/iss_1/note"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": {"id": "msg_1", "issue_id": "iss_1"}})),
+        )
+        .with_priority(2)
+        .expect(1)
+        .mount(&mocks.pylon)
+        .await;
+    // The retry first checks the note was not posted already.
+    Mock::given(method("GET"))
+        .and(path("/issues/iss_1/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
+            {"id": "m_0", "message_html": "<p>hello</p>", "is_private": false}
+        ]})))
+        .expect(1)
+        .mount(&mocks.pylon)
+        .await;
+    let app = TestApp::spawn(&db, &mocks, "").await;
+    let pool = db.pool().await;
+    let body = br#"{"issue_id":"iss_1","event":"issue.created"}"#.to_vec();
+    assert_eq!(app.pylon(body).await.0, 202);
+    wait_for_actions(&pool, 2).await;
+    let (attempts, last_error): (i32, Option<String>) =
+        sqlx::query_as("SELECT attempts, last_error FROM actions WHERE kind = 'pylon.note'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((attempts, last_error), (2, None));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_pylon_note_posted_before_a_crash_is_not_posted_again() {
+    let db = TestDb::new().await;
+    let mocks = Mocks::start().await;
+    let (s, _config) = settings(&db, &mocks, "");
+    let store = store::connect(&s.store).await.unwrap();
+    let (decider, _) = build_decider(&s).unwrap();
+    let triage = Triage::new(
+        store.clone(),
+        decider,
+        Arc::new(RoutingPlanner::new(&s.ticketing)),
+        s.triage.clone(),
+    );
+    let ticket = Ticket::parse(
+        Source::Pylon,
+        RawTicket {
+            id: "iss_1".into(),
+            version: "issue.created".into(),
+            subject: "Production down".into(),
+            body: OUTAGE.into(),
+            ..RawTicket::default()
+        },
+        "",
+    )
+    .unwrap();
+    let d = triage.decide(ticket, None).await.unwrap().decision;
+    // The dead worker held both actions and had posted the note when it died.
+    assert_eq!(
+        store
+            .lease_actions(Duration::from_secs(1), 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    store.close().await;
+
+    Mock::given(method("GET"))
+        .and(path("/issues/iss_1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pylon_issue()))
+        .expect(1)
+        .mount(&mocks.pylon)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/issues/iss_1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pylon_issue()))
+        .expect(1)
+        .mount(&mocks.pylon)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/issues/iss_1/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
+            {"id": "m_1", "message_html": note_html(&d), "is_private": true, "thread_id": "t_1"}
+        ]})))
+        .expect(1)
+        .mount(&mocks.pylon)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/issues/iss_1/note"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&mocks.pylon)
+        .await;
+    let app = TestApp::spawn(&db, &mocks, "").await;
+    let pool = db.pool().await;
+    wait_for_actions(&pool, 2).await;
+    app.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replicas and gRPC
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn two_replicas_on_one_database_decide_and_act_once() {
+    let db = TestDb::new().await;
+    let mocks = Mocks::start().await;
+    mount_enrichment(&mocks).await;
+    mount_plain_routing(&mocks).await;
+    mount_plain_note(&mocks).await;
+    let a = Arc::new(TestApp::spawn(&db, &mocks, "").await);
+    let b = Arc::new(TestApp::spawn(&db, &mocks, "").await);
+    let pool = db.pool().await;
+    let body = plain_body(OUTAGE);
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (app, body) = (if i % 2 == 0 { a.clone() } else { b.clone() }, body.clone());
+        set.spawn(async move { app.plain(body).await.0 });
+    }
+    let statuses = set.join_all().await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 202));
+    wait_for_actions(&pool, 4).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM decisions").await, 1);
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM actions").await, 4);
+    Arc::into_inner(a).unwrap().stop().await;
+    Arc::into_inner(b).unwrap().stop().await;
+}
+
+#[tokio::test]
+async fn grpc_route_acts_through_the_configured_tool_once() {
+    use escalator::grpc::pb;
+    let db = TestDb::new().await;
+    let mocks = Mocks::start().await;
+    mount_plain_routing(&mocks).await;
+    mount_plain_note(&mocks).await;
+    // `api` tickets carry Plain thread ids here.
+    let app = TestApp::spawn(&db, &mocks, "api_tool = \"plain\"\n").await;
+    let pool = db.pool().await;
+
+    let mut client = pb::escalator_client::EscalatorClient::connect(app.grpc.clone())
+        .await
+        .unwrap();
+    let request = pb::RouteRequest {
+        ticket: Some(pb::Ticket {
+            id: THREAD.into(),
+            version: "v1".into(),
+            subject: "Production down".into(),
+            body: OUTAGE.into(),
+            tier: "enterprise".into(),
+            arr_usd: None,
+            customer_id: CUSTOMER.into(),
+        }),
+        dry_run: false,
+    };
+    let first = client.route(request.clone()).await.unwrap().into_inner();
+    assert!(!first.duplicate);
+    let second = client.route(request).await.unwrap().into_inner();
+    assert!(second.duplicate);
+    assert_eq!(
+        first.decision.unwrap().decision_id,
+        second.decision.unwrap().decision_id
+    );
+    wait_for_actions(&pool, 4).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM actions").await, 4);
+    app.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Error paths
 // ---------------------------------------------------------------------------------------------
@@ -875,7 +1077,7 @@ async fn pylon_error_paths() {
 async fn plain_error_paths_answer_the_documented_statuses() {
     let db = TestDb::new().await;
     let mocks = Mocks::start().await;
-    let app = TestApp::spawn(&db, &mocks, &[]).await;
+    let app = TestApp::spawn(&db, &mocks, "").await;
     let pool = db.pool().await;
     let body = plain_body(OUTAGE);
 
@@ -952,7 +1154,7 @@ async fn plain_error_paths_answer_the_documented_statuses() {
 async fn an_unconfigured_secret_refuses_every_request() {
     let db = TestDb::new().await;
     let mocks = Mocks::start().await;
-    let (mut s, _config) = settings(&db, &mocks, &[]);
+    let (mut s, _config) = settings(&db, &mocks, "");
     s.ticketing.plain.webhook_secret = None;
     s.ticketing.pylon.webhook_secret = None;
     let app = App::build(s).await.unwrap();
@@ -994,7 +1196,7 @@ async fn an_unconfigured_secret_refuses_every_request() {
 async fn a_database_outage_answers_503_so_the_sender_retries() {
     let db = TestDb::new().await;
     let mocks = Mocks::start().await;
-    let (s, _config) = settings(&db, &mocks, &[]);
+    let (s, _config) = settings(&db, &mocks, "");
     // A store whose pool is closed behaves like a database that went away.
     let pool = sqlx::sqlite::SqlitePoolOptions::new()
         .connect("sqlite::memory:")

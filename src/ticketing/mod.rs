@@ -219,11 +219,6 @@ impl Adapters {
         })
     }
 
-    /// Adapters from explicit implementations (tests).
-    pub fn from_parts(plain: Arc<dyn Ticketing>, pylon: Arc<dyn Ticketing>) -> Self {
-        Self { plain, pylon }
-    }
-
     /// The adapter for `source`; `None` for `api` (no tool behind it).
     pub fn get(&self, source: Source) -> Option<&Arc<dyn Ticketing>> {
         match source {

@@ -18,7 +18,7 @@ use super::{
     settings::PlainSettings, verify_signature,
 };
 use crate::{
-    domain::{IdempotencyKey, RawTicket, Source, Ticket, Tier},
+    domain::{IdempotencyKey, MAX_BODY_CHARS, MAX_SUBJECT_CHARS, RawTicket, Source, Ticket, Tier},
     store::{Action, NewDelivery, PendingDelivery},
 };
 
@@ -301,14 +301,15 @@ impl Ticketing for Plain {
         )
         .unwrap_or(title);
         // Validate now, so a ticket the domain rejects is a 400 naming the field, not a
-        // delivery that fails later.
+        // delivery that fails later. Long text is cut rather than refused: a long first email is
+        // still a ticket, and a refusal would only make Plain retry it for days.
         let ticket = Ticket::parse(
             Source::Plain,
             RawTicket {
                 id: thread_id.to_owned(),
                 version: ticket_version.to_owned(),
-                subject: title.to_owned(),
-                body: text.to_owned(),
+                subject: title.chars().take(MAX_SUBJECT_CHARS).collect(),
+                body: text.chars().take(MAX_BODY_CHARS).collect(),
                 tier: String::new(),
                 arr_usd: None,
                 customer_id: customer_id.to_owned(),
@@ -564,6 +565,26 @@ mod tests {
             Accepted::Ignored {
                 event_type: "thread.some_future_event".into()
             }
+        );
+    }
+
+    #[test]
+    fn long_text_is_cut_not_refused() {
+        let p = plain(Some("secret"));
+        let long = "x".repeat(MAX_BODY_CHARS + 10);
+        let body = String::from_utf8(BODY.to_vec()).unwrap().replace(
+            "Hey, I am currently unable to tail the logs of the service svc-8af1e3",
+            &long,
+        );
+        let Accepted::Ticket(d) = p
+            .accept(&headers(&sign(body.as_bytes())), body.as_bytes(), now())
+            .unwrap()
+        else {
+            panic!("not a ticket")
+        };
+        assert_eq!(
+            d.payload["text"].as_str().unwrap().chars().count(),
+            MAX_BODY_CHARS
         );
     }
 

@@ -68,7 +68,8 @@ pub struct WorkerSettings {
     /// How often the worker looks for due work when nobody wakes it.
     pub poll_interval: Duration,
     /// How long a leased action is held before another worker may take it over; must exceed
-    /// one call to the tool (timeouts included).
+    /// one execution (rate-limit waits and HTTP timeouts included), or a slow call may be
+    /// repeated by another worker.
     pub action_lease: Duration,
     /// How long a leased delivery is held; must exceed building and classifying a ticket.
     pub delivery_lease: Duration,
@@ -306,7 +307,7 @@ impl TicketingSettings {
         let worker = WorkerSettings {
             enabled: a.enabled.unwrap_or(true),
             poll_interval: Duration::from_millis(a.poll_interval_ms.unwrap_or(1_000).max(1)),
-            action_lease: Duration::from_secs(a.action_lease_secs.unwrap_or(60).max(1)),
+            action_lease: Duration::from_secs(a.action_lease_secs.unwrap_or(120).max(1)),
             delivery_lease: Duration::from_secs(a.delivery_lease_secs.unwrap_or(180).max(1)),
             batch: a.batch.unwrap_or(16).clamp(1, 1_000),
             backoff_base: Duration::from_millis(a.backoff_base_ms.unwrap_or(1_000).max(1)),

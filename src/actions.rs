@@ -5,6 +5,8 @@
 //!    and its actions in one transaction. A delivery whose worker died is leased again once its
 //!    lease runs out, so a crash between "2xx sent" and "decision logged" loses nothing; the
 //!    triage claim makes the decision happen once.
+//!    A ticket claimed by a gRPC `Route` request that died before deciding is found by its
+//!    expired claim and decided the same way.
 //! 2. **Outbox.** Pending actions are leased (atomically: `FOR UPDATE SKIP LOCKED` on
 //!    PostgreSQL, so several replicas can share one database) and executed with backoff and
 //!    jitter until done. Attempts and the last error are recorded; an action is marked done once.
@@ -80,10 +82,35 @@ impl Worker {
         tracing::info!("action worker stopped");
     }
 
-    /// One pass: decides the due deliveries, then runs the due actions, each batch concurrently.
-    /// Returns how many items it handled (0: nothing was due, or the store is down).
+    /// One pass: decides the due deliveries and the abandoned `api` tickets, then runs the due
+    /// actions, each batch concurrently. Returns how many items it handled (0: nothing was due,
+    /// or the store is down).
     pub async fn run_once(&self) -> usize {
         let mut handled = 0;
+        // Webhook tickets are recovered through their deliveries; a gRPC request that died after
+        // claiming its ticket left only the ticket behind.
+        match self
+            .store
+            .undecided_tickets(Source::Api, self.settings.batch)
+            .await
+        {
+            Ok(tickets) => {
+                for t in tickets {
+                    let key = t.key().clone();
+                    match self.triage.decide(t, None).await {
+                        Ok(o) => {
+                            handled += 1;
+                            tracing::info!(%key, decision_id = %o.decision.id, "abandoned ticket decided");
+                        }
+                        // Another replica took it over first, or the store is down: next pass.
+                        Err(e) => {
+                            tracing::info!(%key, error = %crate::error::error_chain(&e), "abandoned ticket not decided yet")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list abandoned tickets; retrying later"),
+        }
         match self
             .store
             .lease_deliveries(self.settings.delivery_lease, self.settings.batch)

@@ -282,6 +282,66 @@ async fn concurrent_workers_never_share_an_action(backend: &str) {
     assert_eq!((before, ids.len()), (20, 20));
 }
 
+async fn tickets_whose_claim_ran_out_undecided_are_listed(backend: &str) {
+    let (store, _guard) = open(backend).await;
+    let ticket = |id: &str, source: Source| {
+        Ticket::parse(
+            source,
+            RawTicket {
+                id: id.into(),
+                version: "v1".into(),
+                subject: "s".into(),
+                body: "hello".into(),
+                tier: "pro".into(),
+                arr_usd: Some(5.0),
+                customer_id: "c_1".into(),
+            },
+            "",
+        )
+        .unwrap()
+    };
+    let short = Duration::from_millis(1);
+    store.claim(&ticket("a", Source::Api), short).await.unwrap();
+    store
+        .claim(&ticket("live", Source::Api), Duration::from_secs(60))
+        .await
+        .unwrap();
+    store
+        .claim(&ticket("p", Source::Plain), short)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let found = store.undecided_tickets(Source::Api, 10).await.unwrap();
+    assert_eq!(
+        found,
+        [ticket("a", Source::Api)],
+        "same ticket back, live claims excluded"
+    );
+    assert_eq!(
+        store
+            .undecided_tickets(Source::Plain, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Once decided it is not listed any more.
+    let d = decided_with_actions(&store, "x", &[]).await;
+    assert_eq!(d.ticket_id, "x");
+    let mut decision = d.clone();
+    decision.id = uuid::Uuid::now_v7().to_string();
+    decision.source = Source::Api;
+    decision.ticket_id = "a".into();
+    store.record(&decision, &[]).await.unwrap();
+    assert!(
+        store
+            .undecided_tickets(Source::Api, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 macro_rules! both_backends {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -300,4 +360,5 @@ both_backends!(
     an_expired_delivery_lease_is_taken_over,
     actions_are_leased_exclusively_and_finished_once,
     concurrent_workers_never_share_an_action,
+    tickets_whose_claim_ran_out_undecided_are_listed,
 );

@@ -760,6 +760,47 @@ async fn a_delivery_stored_before_a_crash_is_decided_and_routed_on_restart() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_grpc_ticket_abandoned_after_its_claim_is_decided_by_the_worker() {
+    let db = TestDb::new().await;
+    let mocks = Mocks::start().await;
+    // A Route request claimed the ticket and its process died before deciding.
+    {
+        let (s, _config) = settings(&db, &mocks, "");
+        let store = store::connect(&s.store).await.unwrap();
+        let ticket = Ticket::parse(
+            Source::Api,
+            RawTicket {
+                id: THREAD.into(),
+                version: "v1".into(),
+                subject: "Production down".into(),
+                body: OUTAGE.into(),
+                ..RawTicket::default()
+            },
+            "",
+        )
+        .unwrap();
+        let claim = store
+            .claim(&ticket, Duration::from_millis(500))
+            .await
+            .unwrap();
+        assert_eq!(claim, escalator::store::Claim::New);
+        store.close().await;
+    }
+    let app = TestApp::spawn(&db, &mocks, "").await;
+    let pool = db.pool().await;
+    for _ in 0..200 {
+        if count(&pool, "SELECT COUNT(*) FROM decisions WHERE source = 'api'").await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM decisions").await, 1);
+    // api tickets plan no actions unless [actions] api_tool is set.
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM actions").await, 0);
+    app.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Pylon
 // ---------------------------------------------------------------------------------------------

@@ -205,6 +205,14 @@ pub trait Store: Send + Sync {
     /// Every action of a decision, oldest first (for audits and tests).
     async fn actions(&self, decision_id: &str) -> Result<Vec<Action>, StoreError>;
 
+    /// Tickets from `source` whose claim ran out without a decision (the process deciding them
+    /// died), oldest first, for the worker to decide.
+    async fn undecided_tickets(
+        &self,
+        source: Source,
+        limit: u32,
+    ) -> Result<Vec<Ticket>, StoreError>;
+
     /// Closes the pool (end of graceful shutdown).
     async fn close(&self);
 }

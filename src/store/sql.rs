@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
 use super::{Action, Claim, NewAction, NewDelivery, PendingDelivery, Recorded, Store, StoreError};
-use crate::domain::{Decision, IdempotencyKey, Route, Severity, Source, Ticket, Tier, Usage};
+use crate::domain::{
+    Decision, IdempotencyKey, RawTicket, Route, Severity, Source, Ticket, Tier, Usage,
+};
 
 /// The routing log on PostgreSQL.
 #[derive(Debug, Clone)]
@@ -469,6 +471,49 @@ macro_rules! impl_store {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(Self::action_from_row).collect()
+            }
+
+            async fn undecided_tickets(
+                &self,
+                source: Source,
+                limit: u32,
+            ) -> Result<Vec<Ticket>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT t.source, t.ticket_id, t.version, t.subject, t.body, t.tier, t.arr_usd, \
+                     t.customer_id FROM tickets t \
+                     WHERE t.source = $1 AND t.claimed_until < $2 AND NOT EXISTS ( \
+                       SELECT 1 FROM decisions d WHERE d.source = t.source \
+                       AND d.ticket_id = t.ticket_id AND d.ticket_version = t.version) \
+                     ORDER BY t.received_at LIMIT $3",
+                )
+                .bind(source.as_str())
+                .bind(Utc::now())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+                        let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
+                        Ticket::parse(
+                            source,
+                            RawTicket {
+                                id: text("ticket_id")?,
+                                version: text("version")?,
+                                subject: text("subject")?,
+                                body: text("body")?,
+                                tier: text("tier")?,
+                                arr_usd: row.try_get("arr_usd").map_err(corrupt)?,
+                                customer_id: row
+                                    .try_get::<Option<String>, _>("customer_id")
+                                    .map_err(corrupt)?
+                                    .unwrap_or_default(),
+                            },
+                            "",
+                        )
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
+                    })
+                    .collect()
             }
 
             async fn close(&self) {

@@ -402,8 +402,7 @@ fn eval(args: EvalArgs) -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     }
-    let default_absent =
-        args.file == std::path::Path::new("labels/holdout.csv") && !args.file.exists();
+    let default_absent = args.file == std::path::Path::new("labels/holdout.csv") && !args.file.exists();
     let (file, parsed) = if default_absent {
         let name = "labels/holdout.csv (embedded)".to_owned();
         let parsed = labels::parse(&name, labels::EMBEDDED_HOLDOUT);
@@ -452,11 +451,7 @@ fn eval(args: EvalArgs) -> ExitCode {
     }
 }
 
-fn labels_check(
-    file: &std::path::Path,
-    against: Option<PathBuf>,
-    min_rows: Option<usize>,
-) -> ExitCode {
+fn labels_check(file: &std::path::Path, against: Option<PathBuf>, min_rows: Option<usize>) -> ExitCode {
     let is_holdout = file
         .file_name()
         .is_some_and(|n| n.to_string_lossy().contains("holdout"));

@@ -14,7 +14,12 @@ use crate::classifier::claude::{ApiVersion, CacheTtl, Effort, price::Price};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::{store::StoreSettings, triage::TriageSettings};
+use crate::{
+    store::StoreSettings,
+    ticketing::TicketingSettings,
+    ticketing::settings::{FileActions, FilePlain, FilePylon, FileRoute, FileTicketing},
+    triage::TriageSettings,
+};
 
 /// Where settings come from: the process environment or, in tests, a map.
 pub trait EnvSource {
@@ -236,6 +241,8 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// Names of unknown `ESCALATOR_*` variables and unknown file keys, warned about at start.
     pub warnings: Vec<String>,
+    /// The webhook bridge, the Plain and Pylon adapters, per-route targets and the action worker.
+    pub ticketing: TicketingSettings,
 }
 
 /// The optional TOML file. Unknown keys are warned about, not fatal.
@@ -253,6 +260,14 @@ struct FileSettings {
     prompt: FilePrompt,
     #[serde(default)]
     telemetry: FileTelemetry,
+    #[serde(default)]
+    plain: FilePlain,
+    #[serde(default)]
+    pylon: FilePylon,
+    #[serde(default)]
+    actions: FileActions,
+    #[serde(default)]
+    routes: BTreeMap<String, FileRoute>,
     #[serde(flatten)]
     unknown: BTreeMap<String, toml::Value>,
 }
@@ -457,6 +472,15 @@ impl Settings {
             });
         }
         let telemetry = load_telemetry(env, file.telemetry)?;
+        let ticketing = TicketingSettings::load(
+            env,
+            FileTicketing {
+                plain: file.plain,
+                pylon: file.pylon,
+                actions: file.actions,
+                routes: file.routes,
+            },
+        )?;
         Ok(Self {
             grpc_addr: addr("ESCALATOR_GRPC_ADDR", file.grpc_addr, "127.0.0.1:50051")?,
             http_addr: addr("ESCALATOR_HTTP_ADDR", file.http_addr, "127.0.0.1:8080")?,
@@ -474,6 +498,7 @@ impl Settings {
             labels_file: file.prompt.labels_file,
             telemetry,
             warnings,
+            ticketing,
         })
     }
 }

@@ -1,10 +1,11 @@
 //! The one mapping from [`TriageError`] to a gRPC code and an HTTP status. Both edges call it;
 //! the match has no `_` arm, so a new variant does not compile until its codes are chosen.
+//! [`WebhookError`] (the webhook bridge's own errors) has its exhaustive mapping here too.
 
 use axum::http::StatusCode;
 use tonic::Code;
 
-use crate::triage::TriageError;
+use crate::{ticketing::WebhookError, triage::TriageError};
 
 /// The gRPC code and HTTP status for `e`.
 pub fn codes(e: &TriageError) -> (Code, StatusCode) {
@@ -39,7 +40,45 @@ pub fn log(e: &TriageError) {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// The HTTP status a webhook sender gets for `e`. Only 2xx stops a sender's retries, so
+/// everything that may succeed later (store down, route not configured yet) is a 5xx.
+pub fn webhook_status(e: &WebhookError) -> StatusCode {
+    match e {
+        // A route without its secret refuses every request (documented in docs/webhooks.md).
+        WebhookError::NotConfigured { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        WebhookError::MissingSignature(_) | WebhookError::BadSignature | WebhookError::Stale(_) => {
+            StatusCode::UNAUTHORIZED
+        }
+        WebhookError::Malformed(_) | WebhookError::MissingField(_) | WebhookError::Invalid(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        WebhookError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        WebhookError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Logs a refused webhook once, at the edge, at a level fitting its kind.
+pub fn log_webhook(e: &WebhookError) {
+    let chain = error_chain(e);
+    match e {
+        WebhookError::NotConfigured { .. } => {
+            tracing::error!(error = %chain, "webhook refused: route not configured")
+        }
+        WebhookError::MissingSignature(_) | WebhookError::BadSignature | WebhookError::Stale(_) => {
+            tracing::warn!(error = %chain, "webhook refused: authentication")
+        }
+        WebhookError::Malformed(_) | WebhookError::MissingField(_) | WebhookError::Invalid(_) => {
+            tracing::info!(error = %chain, "webhook refused: bad request")
+        }
+        WebhookError::StoreUnavailable(_) => {
+            tracing::warn!(error = %chain, "webhook refused: routing log unavailable")
+        }
+        WebhookError::Unexpected(_) => tracing::error!(error = %chain, "webhook failed"),
+    }
+}
+
+/// `e` and its causes, `: `-separated.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -8,9 +8,12 @@
 //! - [`classifier`]: the `Classifier` trait, the offline backend and the fallback policy.
 //! - [`store`]: the routing log on PostgreSQL or SQLite.
 //! - [`triage`]: the use case (accept, enrich, classify, log), over traits only.
+//! - [`ticketing`]: Plain and Pylon adapters (webhooks in, actions out) and the webhook bridge.
+//! - [`actions`]: the worker that decides stored deliveries and runs logged actions.
 //! - [`grpc`], [`http`]: thin edges; [`error`] maps use-case errors to codes in one place.
 //! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: wiring and lifecycle.
 
+pub mod actions;
 pub mod classifier;
 pub mod cli;
 pub mod config;
@@ -24,4 +27,5 @@ pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod ticketing;
 pub mod triage;

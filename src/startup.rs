@@ -10,6 +10,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    actions::Worker,
     classifier::{Decider, OfflineClassifier},
     config::Settings,
     grpc::{EscalatorService, pb},
@@ -17,7 +18,8 @@ use crate::{
     labels,
     prompt::{self, Prompt},
     store::{self, Store},
-    triage::{NoActions, Triage},
+    ticketing::{Adapters, Bridge, RoutingPlanner},
+    triage::Triage,
 };
 
 /// The prompt and labels the service classifies with, loaded from the configured files or the
@@ -104,6 +106,39 @@ pub fn build_decider(settings: &Settings) -> anyhow::Result<(Decider, Prompt)> {
     Ok((Decider::new(None, offline), prompt))
 }
 
+/// Says at start which webhook routes and tool actions are live, so a missing secret or key is
+/// visible in the first lines of the log.
+fn log_bridge_setup(settings: &Settings) {
+    let t = &settings.ticketing;
+    for (route, secret, var) in [
+        (
+            "/webhooks/plain",
+            t.plain.webhook_secret.is_some(),
+            "PLAIN_WEBHOOK_SECRET",
+        ),
+        (
+            "/webhooks/pylon",
+            t.pylon.webhook_secret.is_some(),
+            "PYLON_WEBHOOK_SECRET",
+        ),
+    ] {
+        if !secret {
+            tracing::warn!(
+                route,
+                "{var} is unset: {route} refuses every request with 503"
+            );
+        }
+    }
+    if t.plain.api_key.is_none() {
+        tracing::warn!(
+            "PLAIN_API_KEY is unset: Plain tickets are decided with the default tier and logged, not routed back"
+        );
+    }
+    if t.pylon.api_token.is_none() {
+        tracing::warn!("PYLON_API_TOKEN is unset: /webhooks/pylon refuses every request with 503");
+    }
+}
+
 /// A built application: listeners bound, dependencies connected, not yet serving.
 pub struct App {
     settings: Settings,
@@ -111,6 +146,8 @@ pub struct App {
     http_listener: TcpListener,
     triage: Triage,
     store: Arc<dyn Store>,
+    bridge: Bridge,
+    worker: Worker,
 }
 
 impl App {
@@ -136,9 +173,21 @@ impl App {
         let triage = Triage::new(
             store.clone(),
             decider,
-            Arc::new(NoActions),
+            Arc::new(RoutingPlanner::new(&settings.ticketing)),
             settings.triage.clone(),
         );
+        let adapters = Adapters::new(&settings.ticketing)
+            .context("cannot build the ticketing HTTP clients")?;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let bridge = Bridge::new(store.clone(), adapters.clone(), wake.clone());
+        let worker = Worker::new(
+            store.clone(),
+            triage.clone(),
+            adapters,
+            settings.ticketing.worker.clone(),
+            wake,
+        );
+        log_bridge_setup(&settings);
         let grpc_listener = TcpListener::bind(settings.grpc_addr)
             .await
             .with_context(|| {
@@ -170,6 +219,8 @@ impl App {
             http_listener,
             triage,
             store,
+            bridge,
+            worker,
         })
     }
 
@@ -221,6 +272,7 @@ impl App {
             self.http_listener,
             router(HttpState {
                 store: self.store.clone(),
+                bridge: self.bridge.clone(),
             }),
         )
         .with_graceful_shutdown(http_stop.clone().cancelled_owned());
@@ -237,6 +289,13 @@ impl App {
             Some(Err(e)) => return Err(e.context("cannot build the Langfuse score client")),
             None => None,
         };
+        let worker_stop = CancellationToken::new();
+        let worker = if self.settings.ticketing.worker.enabled {
+            Some(tokio::spawn(self.worker.run(worker_stop.clone())))
+        } else {
+            tracing::info!("action worker disabled ([actions] enabled = false)");
+            None
+        };
         let mut grpc = tokio::spawn(grpc);
         let mut http = tokio::spawn(async move { http.await });
 
@@ -251,9 +310,15 @@ impl App {
             .await;
         grpc_stop.cancel();
         http_stop.cancel();
+        worker_stop.cancel();
         let drain = async {
             let g = grpc.await;
             let h = http.await;
+            if let Some(w) = worker {
+                if let Err(e) = w.await {
+                    tracing::error!(error = %e, "action worker panicked");
+                }
+            }
             (g, h)
         };
         match tokio::time::timeout(self.settings.shutdown_grace, drain).await {

@@ -69,8 +69,8 @@ impl Default for TriageSettings {
 
 /// Builds the actions a decision implies (empty when the ticket's source has nothing to act on).
 pub trait ActionPlanner: Send + Sync {
-    /// The actions for `decision`, written in the same transaction as the decision.
-    fn plan(&self, decision: &Decision) -> Vec<NewAction>;
+    /// The actions for `decision` on `ticket`, written in the same transaction as the decision.
+    fn plan(&self, ticket: &Ticket, decision: &Decision) -> Vec<NewAction>;
 }
 
 /// A planner that plans nothing (decisions are logged, nobody is told).
@@ -78,7 +78,7 @@ pub trait ActionPlanner: Send + Sync {
 pub struct NoActions;
 
 impl ActionPlanner for NoActions {
-    fn plan(&self, _decision: &Decision) -> Vec<NewAction> {
+    fn plan(&self, _ticket: &Ticket, _decision: &Decision) -> Vec<NewAction> {
         Vec::new()
     }
 }
@@ -147,7 +147,7 @@ impl Triage {
                 let ctx = self.enrich(ticket).await?;
                 let classification = self.decider.decide(&ctx).await;
                 let decision = Decision::new(&ctx, classification, trace_id);
-                let actions = self.planner.plan(&decision);
+                let actions = self.planner.plan(&ctx.ticket, &decision);
                 match self.store.record(&decision, &actions).await? {
                     Recorded::New => {
                         metrics().decision(&decision);

@@ -78,6 +78,54 @@ pub struct NewAction {
     pub payload: serde_json::Value,
 }
 
+/// A webhook delivery as accepted: the adapter's parse of the body, made durable under its
+/// idempotency key before the sender gets a 2xx.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDelivery {
+    /// Source, ticket id and version: a repeat of the key is a duplicate.
+    pub key: IdempotencyKey,
+    /// The tool's event type (e.g. `thread.thread_created`), for logs.
+    pub event_type: String,
+    /// What the adapter needs to build the ticket later (ticket text; never secrets).
+    pub payload: serde_json::Value,
+}
+
+/// A stored delivery leased to one worker, which must build, decide and finish it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingDelivery {
+    /// The delivery's key.
+    pub key: IdempotencyKey,
+    /// The tool's event type.
+    pub event_type: String,
+    /// The adapter's payload.
+    pub payload: serde_json::Value,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+}
+
+/// An action in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    /// Row id; the lease and completion name it.
+    pub id: i64,
+    /// The decision that implied it.
+    pub decision_id: String,
+    /// The ticket's source.
+    pub source: Source,
+    /// The ticket's id in its source.
+    pub ticket_id: String,
+    /// What to do (e.g. `plain.label`).
+    pub kind: String,
+    /// Everything the executor needs.
+    pub payload: serde_json::Value,
+    /// `pending`, `done` or `failed`.
+    pub status: String,
+    /// Attempts so far (a leased action counts its current attempt).
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
 /// A routing score waiting to be sent to Langfuse (or sent).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoreRow {
@@ -133,6 +181,62 @@ pub trait Store: Send + Sync {
         exclude_ticket_id: &str,
         since: DateTime<Utc>,
     ) -> Result<u32, StoreError>;
+
+    /// Makes a webhook delivery durable; `true` when it is new, `false` for a repeat of its key
+    /// (which must then do nothing else).
+    async fn accept_delivery(&self, delivery: &NewDelivery) -> Result<bool, StoreError>;
+
+    /// Leases up to `limit` pending deliveries that are due and not leased by a live worker, for
+    /// `lease`, counting an attempt on each. Atomic across workers and replicas.
+    async fn lease_deliveries(
+        &self,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<PendingDelivery>, StoreError>;
+
+    /// Marks a delivery processed (its ticket is decided, or deliberately skipped).
+    async fn finish_delivery(&self, key: &IdempotencyKey) -> Result<(), StoreError>;
+
+    /// Releases a delivery for another attempt at `next_attempt_at`, recording why this one failed.
+    async fn retry_delivery(
+        &self,
+        key: &IdempotencyKey,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Gives a delivery up for good (the tool says the ticket does not exist or is invalid).
+    async fn fail_delivery(&self, key: &IdempotencyKey, error: &str) -> Result<(), StoreError>;
+
+    /// Leases up to `limit` pending actions that are due and not leased by a live worker, for
+    /// `lease`, counting an attempt on each. Atomic across workers and replicas (`FOR UPDATE SKIP
+    /// LOCKED` on PostgreSQL; SQLite serialises writers).
+    async fn lease_actions(&self, lease: Duration, limit: u32) -> Result<Vec<Action>, StoreError>;
+
+    /// Marks an action done; `false` when it was not pending any more (someone else finished it).
+    async fn complete_action(&self, id: i64) -> Result<bool, StoreError>;
+
+    /// Releases an action for another attempt at `next_attempt_at`, recording why this one failed.
+    async fn retry_action(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Gives an action up for good (the tool rejected it as invalid or forbidden).
+    async fn fail_action(&self, id: i64, error: &str) -> Result<(), StoreError>;
+
+    /// Every action of a decision, oldest first (for audits and tests).
+    async fn actions(&self, decision_id: &str) -> Result<Vec<Action>, StoreError>;
+
+    /// Tickets from `source` whose claim ran out without a decision (the process deciding them
+    /// died), oldest first, for the worker to decide.
+    async fn undecided_tickets(
+        &self,
+        source: Source,
+        limit: u32,
+    ) -> Result<Vec<Ticket>, StoreError>;
 
     /// Writes a score to the outbox as pending; a score with the same id is replaced (a
     /// correction of a review wins) and sent again.

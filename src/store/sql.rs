@@ -8,8 +8,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
-use super::{Claim, NewAction, Recorded, ScoreRow, Store, StoreError};
-use crate::domain::{Decision, IdempotencyKey, Route, Severity, Source, Ticket, Tier, Usage};
+use super::{
+    Action, Claim, NewAction, NewDelivery, PendingDelivery, Recorded, ScoreRow, Store, StoreError,
+};
+use crate::domain::{
+    Decision, IdempotencyKey, RawTicket, Route, Severity, Source, Ticket, Tier, Usage,
+};
 
 /// The routing log on PostgreSQL.
 #[derive(Debug, Clone)]
@@ -32,12 +36,26 @@ macro_rules! decision_columns {
     };
 }
 
+macro_rules! action_columns {
+    () => {
+        "id, decision_id, source, ticket_id, kind, payload, status, attempts, last_error"
+    };
+}
+
+fn attempts(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+fn json(col: &str, text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+}
+
 fn lease_end(lease: Duration) -> DateTime<Utc> {
     Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60))
 }
 
 macro_rules! impl_store {
-    ($store:ident, $pool:ty, $row:ty, $backend:literal) => {
+    ($store:ident, $pool:ty, $row:ty, $backend:literal, $skip_locked:literal) => {
         impl $store {
             /// A store over an already migrated pool.
             pub fn new(pool: $pool) -> Self {
@@ -79,6 +97,23 @@ macro_rules! impl_store {
                     trace_id: row.try_get("trace_id").map_err(corrupt)?,
                     observation_id: row.try_get("observation_id").map_err(corrupt)?,
                     created_at: row.try_get("created_at").map_err(corrupt)?,
+                })
+            }
+
+            fn action_from_row(row: &$row) -> Result<Action, StoreError> {
+                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+                let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
+                Ok(Action {
+                    id: row.try_get("id").map_err(corrupt)?,
+                    decision_id: text("decision_id")?,
+                    source: Source::parse("source", &text("source")?)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    ticket_id: text("ticket_id")?,
+                    kind: text("kind")?,
+                    payload: json("payload", &text("payload")?)?,
+                    status: text("status")?,
+                    attempts: attempts(row.try_get("attempts").map_err(corrupt)?),
+                    last_error: row.try_get("last_error").map_err(corrupt)?,
                 })
             }
 
@@ -243,6 +278,249 @@ macro_rules! impl_store {
                 Ok(u32::try_from(n).unwrap_or(u32::MAX))
             }
 
+            async fn accept_delivery(&self, d: &NewDelivery) -> Result<bool, StoreError> {
+                let now = Utc::now();
+                let inserted = sqlx::query(
+                    "INSERT INTO deliveries (source, ticket_id, version, event_type, payload, status, \
+                     attempts, next_attempt_at, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) \
+                     ON CONFLICT (source, ticket_id, version) DO NOTHING",
+                )
+                .bind(d.key.source.as_str())
+                .bind(&d.key.ticket_id)
+                .bind(&d.key.version)
+                .bind(&d.event_type)
+                .bind(d.payload.to_string())
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(inserted == 1)
+            }
+
+            async fn lease_deliveries(
+                &self,
+                lease: Duration,
+                limit: u32,
+            ) -> Result<Vec<PendingDelivery>, StoreError> {
+                let now = Utc::now();
+                // The outer WHERE repeats the due/unleased test so that a row another worker
+                // leased between the subquery and the update is not taken twice.
+                // The pick is a MATERIALIZED CTE so it runs once: as a plain subquery PostgreSQL
+                // may re-run it per row and, skipping the rows this very statement updated,
+                // lease more than `limit`.
+                let rows = sqlx::query(concat!(
+                    "WITH picked AS MATERIALIZED ( \
+                       SELECT source, ticket_id, version FROM deliveries \
+                       WHERE status = 'pending' AND next_attempt_at <= $2 \
+                         AND (locked_until IS NULL OR locked_until < $2) \
+                       ORDER BY next_attempt_at LIMIT $3 ",
+                    $skip_locked,
+                    ") UPDATE deliveries SET locked_until = $1, attempts = attempts + 1 \
+                     WHERE (source, ticket_id, version) IN (SELECT source, ticket_id, version FROM picked) \
+                       AND status = 'pending' AND (locked_until IS NULL OR locked_until < $2) \
+                     RETURNING source, ticket_id, version, event_type, payload, attempts"
+                ))
+                .bind(lease_end(lease))
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+                        let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
+                        Ok(PendingDelivery {
+                            key: IdempotencyKey {
+                                source: Source::parse("source", &text("source")?)
+                                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                                ticket_id: text("ticket_id")?,
+                                version: text("version")?,
+                            },
+                            event_type: text("event_type")?,
+                            payload: json("payload", &text("payload")?)?,
+                            attempts: attempts(row.try_get("attempts").map_err(corrupt)?),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn finish_delivery(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE deliveries SET status = 'done', done_at = $1, locked_until = NULL, \
+                     last_error = NULL \
+                     WHERE source = $2 AND ticket_id = $3 AND version = $4 AND status = 'pending'",
+                )
+                .bind(Utc::now())
+                .bind(key.source.as_str())
+                .bind(&key.ticket_id)
+                .bind(&key.version)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn retry_delivery(
+                &self,
+                key: &IdempotencyKey,
+                error: &str,
+                next_attempt_at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE deliveries SET locked_until = NULL, last_error = $1, next_attempt_at = $2 \
+                     WHERE source = $3 AND ticket_id = $4 AND version = $5 AND status = 'pending'",
+                )
+                .bind(error)
+                .bind(next_attempt_at)
+                .bind(key.source.as_str())
+                .bind(&key.ticket_id)
+                .bind(&key.version)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn fail_delivery(&self, key: &IdempotencyKey, error: &str) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE deliveries SET status = 'failed', locked_until = NULL, last_error = $1, \
+                     done_at = $2 \
+                     WHERE source = $3 AND ticket_id = $4 AND version = $5 AND status = 'pending'",
+                )
+                .bind(error)
+                .bind(Utc::now())
+                .bind(key.source.as_str())
+                .bind(&key.ticket_id)
+                .bind(&key.version)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn lease_actions(&self, lease: Duration, limit: u32) -> Result<Vec<Action>, StoreError> {
+                let now = Utc::now();
+                // A MATERIALIZED CTE for the same reason as in `lease_deliveries`.
+                let rows = sqlx::query(concat!(
+                    "WITH picked AS MATERIALIZED ( \
+                       SELECT id FROM actions \
+                       WHERE status = 'pending' AND next_attempt_at <= $2 \
+                         AND (locked_until IS NULL OR locked_until < $2) \
+                       ORDER BY next_attempt_at, id LIMIT $3 ",
+                    $skip_locked,
+                    ") UPDATE actions SET locked_until = $1, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM picked) \
+                       AND status = 'pending' AND (locked_until IS NULL OR locked_until < $2) \
+                     RETURNING ",
+                    action_columns!()
+                ))
+                .bind(lease_end(lease))
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                let mut actions = rows.iter().map(Self::action_from_row).collect::<Result<Vec<_>, _>>()?;
+                actions.sort_by_key(|a| a.id);
+                Ok(actions)
+            }
+
+            async fn complete_action(&self, id: i64) -> Result<bool, StoreError> {
+                let n = sqlx::query(
+                    "UPDATE actions SET status = 'done', done_at = $1, locked_until = NULL, \
+                     last_error = NULL WHERE id = $2 AND status = 'pending'",
+                )
+                .bind(Utc::now())
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn retry_action(
+                &self,
+                id: i64,
+                error: &str,
+                next_attempt_at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE actions SET locked_until = NULL, last_error = $1, next_attempt_at = $2 \
+                     WHERE id = $3 AND status = 'pending'",
+                )
+                .bind(error)
+                .bind(next_attempt_at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn fail_action(&self, id: i64, error: &str) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE actions SET status = 'failed', locked_until = NULL, last_error = $1, \
+                     done_at = $2 WHERE id = $3 AND status = 'pending'",
+                )
+                .bind(error)
+                .bind(Utc::now())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn actions(&self, decision_id: &str) -> Result<Vec<Action>, StoreError> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    action_columns!(),
+                    " FROM actions WHERE decision_id = $1 ORDER BY id"
+                ))
+                .bind(decision_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::action_from_row).collect()
+            }
+
+            async fn undecided_tickets(
+                &self,
+                source: Source,
+                limit: u32,
+            ) -> Result<Vec<Ticket>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT t.source, t.ticket_id, t.version, t.subject, t.body, t.tier, t.arr_usd, \
+                     t.customer_id FROM tickets t \
+                     WHERE t.source = $1 AND t.claimed_until < $2 AND NOT EXISTS ( \
+                       SELECT 1 FROM decisions d WHERE d.source = t.source \
+                       AND d.ticket_id = t.ticket_id AND d.ticket_version = t.version) \
+                     ORDER BY t.received_at LIMIT $3",
+                )
+                .bind(source.as_str())
+                .bind(Utc::now())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+                        let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
+                        Ticket::parse(
+                            source,
+                            RawTicket {
+                                id: text("ticket_id")?,
+                                version: text("version")?,
+                                subject: text("subject")?,
+                                body: text("body")?,
+                                tier: text("tier")?,
+                                arr_usd: row.try_get("arr_usd").map_err(corrupt)?,
+                                customer_id: row
+                                    .try_get::<Option<String>, _>("customer_id")
+                                    .map_err(corrupt)?
+                                    .unwrap_or_default(),
+                            },
+                            "",
+                        )
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
+                    })
+                    .collect()
+            }
+
             async fn upsert_score(&self, sc: &ScoreRow) -> Result<(), StoreError> {
                 let now = Utc::now();
                 sqlx::query(
@@ -350,10 +628,18 @@ impl PoolDb for sqlx::SqlitePool {
     type Db = sqlx::Sqlite;
 }
 
-impl_store!(PgStore, sqlx::PgPool, sqlx::postgres::PgRow, "postgres");
+impl_store!(
+    PgStore,
+    sqlx::PgPool,
+    sqlx::postgres::PgRow,
+    "postgres",
+    "FOR UPDATE SKIP LOCKED"
+);
+// SQLite has no row locks: writers are serialised, so the UPDATE alone is atomic.
 impl_store!(
     SqliteStore,
     sqlx::SqlitePool,
     sqlx::sqlite::SqliteRow,
-    "sqlite"
+    "sqlite",
+    ""
 );

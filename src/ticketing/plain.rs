@@ -1,0 +1,614 @@
+//! Plain: `thread.*` webhooks in (signed with `Plain-Request-Signature`, replay window on
+//! `webhookMetadata.webhookDeliveryAttemptTimestamp`), GraphQL out (labels, priority, assignee,
+//! internal note) and GraphQL enrichment (tier, company contract value).
+//!
+//! Parsing is lenient on purpose: unknown fields, unknown event types and new webhook versions
+//! are accepted and logged; only the fields the bridge needs are required.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use secrecy::ExposeSecret as _;
+use serde_json::{Value, json};
+
+use super::{
+    Accepted, Ticketing, TicketingError, WebhookError, payload_str, required_str, retry_after,
+    settings::PlainSettings, verify_signature,
+};
+use crate::{
+    domain::{IdempotencyKey, MAX_BODY_CHARS, MAX_SUBJECT_CHARS, RawTicket, Source, Ticket, Tier},
+    store::{Action, NewDelivery, PendingDelivery},
+};
+
+/// The signature header.
+pub const SIGNATURE_HEADER: &str = "Plain-Request-Signature";
+
+/// Adds the route's labels. `label_with_given_type_already_added_to_thread` counts as done.
+pub const ADD_LABELS: &str = "mutation addLabels($input: AddLabelsInput!) { addLabels(input: $input) { labels { id labelType { id name externalId } } error { message type code fields { field message type } } } }";
+/// Sets the thread priority (0 urgent … 3 low).
+pub const CHANGE_PRIORITY: &str = "mutation changeThreadPriority($input: ChangeThreadPriorityInput!) { changeThreadPriority(input: $input) { thread { id priority } error { message type code fields { field message type } } } }";
+/// Assigns the thread to a user.
+pub const ASSIGN_THREAD: &str = "mutation assignThread($input: AssignThreadInput!) { assignThread(input: $input) { thread { id status assignedTo { __typename ... on User { id } ... on MachineUser { id } } } error { message type code fields { field message type } } } }";
+/// Creates the internal note with the decision.
+pub const CREATE_NOTE: &str = "mutation createNote($input: CreateNoteInput!) { createNote(input: $input) { note { id text markdown } error { message type code fields { field message type } } } }";
+/// Reads the thread's tier and its customer's company (tier, contract value).
+pub const THREAD_FOR_ROUTING: &str = "query threadForRouting($threadId: ID!) { thread(threadId: $threadId) { id tier { id name externalId } tenant { id name externalId tier { id name externalId } } customer { id company { id name contractValue tier { id name externalId } } } } }";
+
+/// The Plain adapter.
+#[derive(Debug, Clone)]
+pub struct Plain {
+    settings: PlainSettings,
+    http: reqwest::Client,
+}
+
+impl Plain {
+    /// An adapter for `settings`.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(settings: PlainSettings) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .user_agent(concat!("escalator/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { settings, http })
+    }
+
+    /// Posts one GraphQL operation and returns its `data`, classifying every failure.
+    async fn graphql(
+        &self,
+        op: &str,
+        query: &str,
+        variables: Value,
+    ) -> Result<Value, TicketingError> {
+        let Some(key) = &self.settings.api_key else {
+            return Err(TicketingError::NotConfigured("PLAIN_API_KEY"));
+        };
+        let resp = self
+            .http
+            .post(&self.settings.api_url)
+            .bearer_auth(key.expose_secret())
+            .json(&json!({ "query": query, "variables": variables, "operationName": op }))
+            .send()
+            .await
+            .map_err(TicketingError::Transport)?;
+        let status = resp.status();
+        let request_id = resp
+            .headers()
+            .get("apigw-requestid")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        tracing::debug!(
+            op,
+            status = status.as_u16(),
+            request_id,
+            "plain graphql answered"
+        );
+        if status.as_u16() == 429 {
+            return Err(TicketingError::RateLimited {
+                retry_after: retry_after(resp.headers()).unwrap_or(Duration::from_secs(10)),
+            });
+        }
+        let text = resp.text().await.map_err(TicketingError::Transport)?;
+        let body: Option<Value> = serde_json::from_str(&text).ok();
+        if let Some(errors) = body
+            .as_ref()
+            .and_then(|b| b.get("errors"))
+            .and_then(Value::as_array)
+            .filter(|e| !e.is_empty())
+        {
+            let code = errors[0]
+                .pointer("/extensions/code")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let message = format!(
+                "{code}: {}",
+                errors[0]
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            );
+            return Err(
+                if code == "INTERNAL_SERVER_ERROR" || status.is_server_error() {
+                    TicketingError::Upstream {
+                        status: status.as_u16(),
+                        message,
+                    }
+                } else {
+                    TicketingError::Rejected {
+                        status: status.as_u16(),
+                        message,
+                    }
+                },
+            );
+        }
+        if status.is_server_error() {
+            return Err(TicketingError::Upstream {
+                status: status.as_u16(),
+                message: "server error".into(),
+            });
+        }
+        if !status.is_success() {
+            return Err(TicketingError::Rejected {
+                status: status.as_u16(),
+                message: format!("HTTP {status}"),
+            });
+        }
+        match body.and_then(|mut b| b.get_mut("data").map(Value::take)) {
+            Some(data) => Ok(data),
+            None => Err(TicketingError::Upstream {
+                status: status.as_u16(),
+                message: "answer has no data".into(),
+            }),
+        }
+    }
+
+    /// Runs a mutation; its `error` field counts as a failure even under HTTP 200, except the
+    /// codes in `done_codes`, which mean the change is already there.
+    async fn mutate(
+        &self,
+        op: &str,
+        query: &str,
+        input: Value,
+        done_codes: &[&str],
+    ) -> Result<(), TicketingError> {
+        let data = self.graphql(op, query, json!({ "input": input })).await?;
+        let result = data.get(op).ok_or_else(|| TicketingError::Upstream {
+            status: 200,
+            message: format!("answer has no {op}"),
+        })?;
+        match result.get("error") {
+            None | Some(Value::Null) => Ok(()),
+            Some(err) => {
+                let code = err.get("code").and_then(Value::as_str).unwrap_or("");
+                if done_codes.contains(&code) {
+                    tracing::info!(op, code, "plain says the change is already there");
+                    return Ok(());
+                }
+                let kind = err.get("type").and_then(Value::as_str).unwrap_or("");
+                let message = format!(
+                    "{op}: {kind} {code}: {}",
+                    err.get("message").and_then(Value::as_str).unwrap_or("")
+                );
+                Err(if kind == "INTERNAL" {
+                    TicketingError::Upstream {
+                        status: 200,
+                        message,
+                    }
+                } else {
+                    TicketingError::Rejected {
+                        status: 200,
+                        message,
+                    }
+                })
+            }
+        }
+    }
+
+    /// Tier and ARR of a thread from the GraphQL API.
+    async fn enrich(&self, thread_id: &str) -> Result<(Option<Tier>, Option<f64>), TicketingError> {
+        let data = self
+            .graphql(
+                "threadForRouting",
+                THREAD_FOR_ROUTING,
+                json!({ "threadId": thread_id }),
+            )
+            .await?;
+        let thread = data
+            .get("thread")
+            .filter(|t| !t.is_null())
+            .ok_or_else(|| TicketingError::NotFound(format!("plain thread {thread_id}")))?;
+        let tier = ["/tier", "/tenant/tier", "/customer/company/tier"]
+            .iter()
+            .find_map(|p| thread.pointer(p).and_then(tier_of));
+        let arr = thread
+            .pointer("/customer/company/contractValue")
+            .and_then(Value::as_f64)
+            .filter(|v| v.is_finite() && *v >= 0.0);
+        Ok((tier, arr))
+    }
+}
+
+/// A Plain tier object as one of ours: its `externalId`, else its `name`, when either spells
+/// `free`, `pro` or `enterprise`.
+fn tier_of(v: &Value) -> Option<Tier> {
+    ["externalId", "name"].iter().find_map(|k| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .and_then(|s| Tier::parse("tier", s).ok())
+    })
+}
+
+/// The first non-blank string among `pointers`.
+fn first_text<'a>(v: &'a Value, pointers: &[&str]) -> Option<&'a str> {
+    pointers.iter().find_map(|p| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+    })
+}
+
+#[async_trait]
+impl Ticketing for Plain {
+    fn source(&self) -> Source {
+        Source::Plain
+    }
+
+    fn accept(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, WebhookError> {
+        let Some(secret) = &self.settings.webhook_secret else {
+            return Err(WebhookError::NotConfigured {
+                tool: Source::Plain,
+                missing: "PLAIN_WEBHOOK_SECRET",
+            });
+        };
+        verify_signature(headers, SIGNATURE_HEADER, secret, body)?;
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let event_type = required_str(&v, "/type", "type")?.to_owned();
+        let ts_text = required_str(
+            &v,
+            "/webhookMetadata/webhookDeliveryAttemptTimestamp",
+            "webhookMetadata.webhookDeliveryAttemptTimestamp",
+        )?;
+        let ts = DateTime::parse_from_rfc3339(ts_text)
+            .map_err(|_| {
+                WebhookError::MissingField("webhookMetadata.webhookDeliveryAttemptTimestamp".into())
+            })?
+            .with_timezone(&Utc);
+        let skew = (now - ts).abs().to_std().unwrap_or(Duration::MAX);
+        if skew > self.settings.replay_window {
+            return Err(WebhookError::Stale(ts_text.to_owned()));
+        }
+        let version = v
+            .pointer("/webhookMetadata/webhookTargetVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("unversioned");
+        tracing::info!(
+            event_type,
+            webhook_version = version,
+            "plain webhook verified"
+        );
+        if !self.settings.event_types.contains(&event_type) {
+            return Ok(Accepted::Ignored { event_type });
+        }
+        let event_id = v.get("id").and_then(Value::as_str).unwrap_or("");
+        let thread_id = required_str(&v, "/payload/thread/id", "payload.thread.id")?;
+        let title = required_str(&v, "/payload/thread/title", "payload.thread.title")?;
+        let customer_id = required_str(
+            &v,
+            "/payload/thread/customer/id",
+            "payload.thread.customer.id",
+        )?;
+        let ticket_version = first_text(&v, &["/payload/thread/updatedAt"])
+            .or((!event_id.trim().is_empty()).then_some(event_id))
+            .ok_or_else(|| WebhookError::MissingField("payload.thread.updatedAt".into()))?;
+        let text = first_text(
+            &v,
+            &[
+                "/payload/email/textContent",
+                "/payload/email/markdownContent",
+                "/payload/chat/text",
+                "/payload/thread/previewText",
+            ],
+        )
+        .unwrap_or(title);
+        // Validate now, so a ticket the domain rejects is a 400 naming the field, not a
+        // delivery that fails later. Long text is cut rather than refused: a long first email is
+        // still a ticket, and a refusal would only make Plain retry it for days.
+        let ticket = Ticket::parse(
+            Source::Plain,
+            RawTicket {
+                id: thread_id.to_owned(),
+                version: ticket_version.to_owned(),
+                subject: title.chars().take(MAX_SUBJECT_CHARS).collect(),
+                body: text.chars().take(MAX_BODY_CHARS).collect(),
+                tier: String::new(),
+                arr_usd: None,
+                customer_id: customer_id.to_owned(),
+            },
+            "payload.thread.",
+        )?;
+        Ok(Accepted::Ticket(NewDelivery {
+            key: IdempotencyKey {
+                source: Source::Plain,
+                ticket_id: ticket.key().ticket_id.clone(),
+                version: ticket.key().version.clone(),
+            },
+            event_type,
+            payload: json!({
+                "event_id": event_id,
+                "thread_id": ticket.key().ticket_id,
+                "title": ticket.subject(),
+                "text": ticket.body(),
+                "customer_id": customer_id,
+            }),
+        }))
+    }
+
+    async fn ticket(&self, d: &PendingDelivery) -> Result<Ticket, TicketingError> {
+        let p = &d.payload;
+        let thread_id = payload_str(p, "thread_id")?;
+        let (mut tier, mut arr) = (None, None);
+        if self.settings.api_key.is_some() {
+            match self.enrich(thread_id).await {
+                Ok((t, a)) => (tier, arr) = (t, a),
+                Err(e) if e.is_retryable() && d.attempts < self.settings.enrichment_attempts => {
+                    return Err(e);
+                }
+                Err(e) => tracing::warn!(
+                    key = %d.key,
+                    error = %e.chain(),
+                    "plain enrichment failed; deciding with the configured defaults"
+                ),
+            }
+        }
+        Ticket::parse(
+            Source::Plain,
+            RawTicket {
+                id: thread_id.to_owned(),
+                version: d.key.version.clone(),
+                subject: payload_str(p, "title")?.to_owned(),
+                body: payload_str(p, "text")?.to_owned(),
+                tier: tier
+                    .unwrap_or(self.settings.default_tier)
+                    .as_str()
+                    .to_owned(),
+                arr_usd: arr.or(self.settings.default_arr_usd),
+                customer_id: payload_str(p, "customer_id")?.to_owned(),
+            },
+            "",
+        )
+        .map_err(|e| TicketingError::InvalidPayload(e.to_string()))
+    }
+
+    async fn execute(&self, a: &Action) -> Result<(), TicketingError> {
+        let p = &a.payload;
+        let thread_id = payload_str(p, "thread_id")?;
+        match a.kind.as_str() {
+            "plain.label" => {
+                let ids = p
+                    .get("label_type_ids")
+                    .filter(|v| v.is_array())
+                    .ok_or_else(|| {
+                        TicketingError::InvalidPayload("missing label_type_ids".into())
+                    })?;
+                self.mutate(
+                    "addLabels",
+                    ADD_LABELS,
+                    json!({ "threadId": thread_id, "labelTypeIds": ids }),
+                    &["label_with_given_type_already_added_to_thread"],
+                )
+                .await
+            }
+            "plain.priority" => {
+                let priority = p
+                    .get("priority")
+                    .and_then(Value::as_u64)
+                    .filter(|n| *n <= 3)
+                    .ok_or_else(|| TicketingError::InvalidPayload("missing priority".into()))?;
+                self.mutate(
+                    "changeThreadPriority",
+                    CHANGE_PRIORITY,
+                    json!({ "threadId": thread_id, "priority": priority }),
+                    &[],
+                )
+                .await
+            }
+            "plain.assign" => {
+                let user_id = payload_str(p, "user_id")?;
+                self.mutate(
+                    "assignThread",
+                    ASSIGN_THREAD,
+                    json!({ "threadId": thread_id, "userId": user_id }),
+                    &[],
+                )
+                .await
+            }
+            "plain.note" => {
+                self.mutate(
+                    "createNote",
+                    CREATE_NOTE,
+                    json!({
+                        "customerId": payload_str(p, "customer_id")?,
+                        "threadId": thread_id,
+                        "text": payload_str(p, "text")?,
+                        "markdown": payload_str(p, "markdown")?,
+                    }),
+                    &[],
+                )
+                .await
+            }
+            other => Err(TicketingError::InvalidPayload(format!(
+                "unknown plain action kind {other}"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hmac::{Hmac, Mac as _};
+    use reqwest::header::HeaderValue;
+    use secrecy::SecretString;
+    use sha2::Sha256;
+
+    use super::*;
+
+    const BODY: &[u8] = include_bytes!("testdata/plain-thread-created.json");
+
+    fn plain(secret: Option<&str>) -> Plain {
+        Plain::new(PlainSettings {
+            api_url: "http://127.0.0.1:9/graphql".into(),
+            api_key: None,
+            webhook_secret: secret.map(SecretString::from),
+            event_types: vec!["thread.thread_created".into()],
+            replay_window: Duration::from_secs(300),
+            default_tier: Tier::Pro,
+            default_arr_usd: Some(1_000.0),
+            enrichment_attempts: 3,
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap()
+    }
+
+    fn headers(sig: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(SIGNATURE_HEADER, HeaderValue::from_str(sig).unwrap());
+        h
+    }
+
+    fn sign(body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"secret").unwrap();
+        mac.update(body);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The SDK tests' frozen clock: 299.927 s after the attempt timestamp.
+    fn now() -> DateTime<Utc> {
+        "2023-10-19T14:17:26.000Z".parse().unwrap()
+    }
+
+    #[test]
+    fn the_reference_vectors_verify() {
+        let p = plain(Some("secret"));
+        let sig = "ae0d54c966dea1056b6ced04d1bafc3358af592469b5fd55553dcb036b58a1ef";
+        let Accepted::Ticket(d) = p.accept(&headers(sig), BODY, now()).unwrap() else {
+            panic!("not a ticket")
+        };
+        assert_eq!(d.key.source, Source::Plain);
+        assert_eq!(d.key.ticket_id, "th_01HD44FHMCDSSWE38N14FSYV6K");
+        assert_eq!(d.key.version, "2023-10-19T14:12:25.266Z");
+        assert_eq!(d.event_type, "thread.thread_created");
+        assert_eq!(d.payload["title"], "Unable to tail logs");
+        assert_eq!(
+            d.payload["text"],
+            "Hey, I am currently unable to tail the logs of the service svc-8af1e3"
+        );
+        assert_eq!(d.payload["customer_id"], "c_01HD44FHDPG82VQ4QNHDR4N2T0");
+
+        // A newer webhook version is accepted, not rejected.
+        let newer = String::from_utf8(BODY.to_vec())
+            .unwrap()
+            .replace("\"2026-02-27\"", "\"2026-04-21\"");
+        let sig = "52fc5815f1cb0558a19f6a249b3177d50a75952d55a23ec2c2d505207f5095bd";
+        assert!(matches!(
+            p.accept(&headers(sig), newer.as_bytes(), now()).unwrap(),
+            Accepted::Ticket(_)
+        ));
+
+        // Valid signature, missing title: 400 naming the field.
+        let no_title = String::from_utf8(BODY.to_vec())
+            .unwrap()
+            .replace("\"title\":\"Unable to tail logs\",", "");
+        let sig = "5656d05d265cea83d60afe94b440eff2ef403a8d77f6bf5483e5e83f3e5b1499";
+        let e = p
+            .accept(&headers(sig), no_title.as_bytes(), now())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "missing or invalid field `payload.thread.title`"
+        );
+
+        // Valid signature, not JSON.
+        let sig = "1bff4699de4fb5202a4b1e6cefd7b5fdfb02d19a67a1eb371dd417a45b0a47df";
+        let e = p.accept(&headers(sig), b"hello-world", now()).unwrap_err();
+        assert!(matches!(e, WebhookError::Malformed(_)), "{e:?}");
+    }
+
+    #[test]
+    fn signatures_and_the_replay_window_are_enforced() {
+        let p = plain(Some("secret"));
+        let good = sign(BODY);
+        let e = p.accept(&HeaderMap::new(), BODY, now()).unwrap_err();
+        assert!(matches!(e, WebhookError::MissingSignature(_)));
+        let e = plain(Some("other"))
+            .accept(&headers(&good), BODY, now())
+            .unwrap_err();
+        assert!(matches!(e, WebhookError::BadSignature));
+        let late = now() + chrono::Duration::seconds(2);
+        let e = p.accept(&headers(&good), BODY, late).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "delivery timestamp 2023-10-19T14:12:26.073Z is outside the replay window"
+        );
+        let early = now() - chrono::Duration::minutes(10);
+        assert!(matches!(
+            p.accept(&headers(&good), BODY, early).unwrap_err(),
+            WebhookError::Stale(_)
+        ));
+        let e = plain(None)
+            .accept(&headers(&good), BODY, now())
+            .unwrap_err();
+        assert!(matches!(e, WebhookError::NotConfigured { .. }));
+    }
+
+    #[test]
+    fn other_events_are_acknowledged_and_ignored() {
+        let p = plain(Some("secret"));
+        let body = String::from_utf8(BODY.to_vec()).unwrap().replace(
+            "\"type\":\"thread.thread_created\"",
+            "\"type\":\"thread.some_future_event\"",
+        );
+        let r = p
+            .accept(&headers(&sign(body.as_bytes())), body.as_bytes(), now())
+            .unwrap();
+        assert_eq!(
+            r,
+            Accepted::Ignored {
+                event_type: "thread.some_future_event".into()
+            }
+        );
+    }
+
+    #[test]
+    fn long_text_is_cut_not_refused() {
+        let p = plain(Some("secret"));
+        let long = "x".repeat(MAX_BODY_CHARS + 10);
+        let body = String::from_utf8(BODY.to_vec()).unwrap().replace(
+            "Hey, I am currently unable to tail the logs of the service svc-8af1e3",
+            &long,
+        );
+        let Accepted::Ticket(d) = p
+            .accept(&headers(&sign(body.as_bytes())), body.as_bytes(), now())
+            .unwrap()
+        else {
+            panic!("not a ticket")
+        };
+        assert_eq!(
+            d.payload["text"].as_str().unwrap().chars().count(),
+            MAX_BODY_CHARS
+        );
+    }
+
+    #[test]
+    fn missing_metadata_names_the_field() {
+        let p = plain(Some("secret"));
+        let body = br#"{"type":"thread.thread_created","payload":{}}"#;
+        let e = p.accept(&headers(&sign(body)), body, now()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "missing or invalid field `webhookMetadata.webhookDeliveryAttemptTimestamp`"
+        );
+    }
+
+    #[test]
+    fn tiers_are_read_from_external_id_or_name() {
+        assert_eq!(
+            tier_of(&json!({"externalId": "enterprise"})),
+            Some(Tier::Enterprise)
+        );
+        assert_eq!(
+            tier_of(&json!({"externalId": "x", "name": "Pro"})),
+            Some(Tier::Pro)
+        );
+        assert_eq!(tier_of(&json!({"name": "Gold"})), None);
+    }
+}

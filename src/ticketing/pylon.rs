@@ -1,0 +1,477 @@
+//! Pylon: trigger webhooks in (signed with `X-Pylon-Signature`, a hex HMAC-SHA256 of the raw
+//! body), REST out. Pylon has no fixed webhook payload: the trigger's body is written by the
+//! customer, so escalator asks for a minimal "doorbell" and reads the issue over the API:
+//!
+//! ```json
+//! {"issue_id": "{{ issue.id }}", "event": "issue.created"}
+//! ```
+//!
+//! `event` is a constant typed into each trigger and is the ticket's version: the same issue
+//! sent again for the same event is a duplicate. An optional `version` field overrides it (for
+//! a trigger that should re-route on every update, template an update marker into it).
+//!
+//! Pylon's per-endpoint rate limits are low (10 notes a minute), so every call waits for a
+//! token of its endpoint's bucket; a wait longer than [`MAX_TOKEN_WAIT`] hands the action back
+//! to the worker to retry later instead of failing it.
+
+use std::{sync::Mutex, time::Duration};
+
+use tokio::time::Instant;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use secrecy::ExposeSecret as _;
+use serde_json::{Value, json};
+
+use super::{
+    Accepted, Ticketing, TicketingError, WebhookError, payload_str, required_str, retry_after,
+    settings::PylonSettings, verify_signature,
+};
+use crate::{
+    domain::{DomainError, IdempotencyKey, MAX_ID_BYTES, RawTicket, Source, Ticket},
+    store::{Action, NewDelivery, PendingDelivery},
+};
+
+/// The signature header.
+pub const SIGNATURE_HEADER: &str = "X-Pylon-Signature";
+/// Longest a call waits for a rate-limit token before the work is rescheduled.
+pub const MAX_TOKEN_WAIT: Duration = Duration::from_secs(20);
+
+/// A token bucket for one endpoint: `capacity` calls at once, refilled at the endpoint's
+/// per-minute limit (times this replica's share).
+#[derive(Debug)]
+struct Bucket {
+    capacity: f64,
+    per_sec: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl Bucket {
+    fn new(per_minute: u32, share: f64) -> Self {
+        let per_min = (f64::from(per_minute) * share).max(1.0);
+        Self {
+            capacity: per_min.floor().max(1.0),
+            per_sec: per_min / 60.0,
+            state: Mutex::new((per_min.floor().max(1.0), Instant::now())),
+        }
+    }
+
+    /// Takes a token, waiting up to [`MAX_TOKEN_WAIT`] for one (the call queues behind earlier
+    /// ones); a longer wait is returned as [`TicketingError::RateLimited`].
+    async fn acquire(&self) -> Result<(), TicketingError> {
+        let wait = {
+            let mut s = self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = Instant::now();
+            let refilled = s.0 + now.duration_since(s.1).as_secs_f64() * self.per_sec;
+            s.0 = refilled.min(self.capacity);
+            s.1 = now;
+            let wait = if s.0 >= 1.0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs_f64((1.0 - s.0) / self.per_sec)
+            };
+            if wait > MAX_TOKEN_WAIT {
+                return Err(TicketingError::RateLimited { retry_after: wait });
+            }
+            // Reserve the token now; the balance may go negative, which queues later callers.
+            s.0 -= 1.0;
+            wait
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
+    }
+}
+
+/// The rate limits of the endpoints the adapter calls (requests per minute, from Pylon's
+/// OpenAPI descriptions).
+#[derive(Debug)]
+struct Limits {
+    get_issue: Bucket,
+    patch_issue: Bucket,
+    note: Bucket,
+    messages: Bucket,
+}
+
+/// The Pylon adapter.
+#[derive(Debug)]
+pub struct Pylon {
+    settings: PylonSettings,
+    http: reqwest::Client,
+    limits: Limits,
+}
+
+impl Pylon {
+    /// An adapter for `settings`.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(settings: PylonSettings) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .user_agent(concat!("escalator/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let share = settings.rate_share;
+        Ok(Self {
+            settings,
+            http,
+            limits: Limits {
+                get_issue: Bucket::new(60, share),
+                patch_issue: Bucket::new(20, share),
+                note: Bucket::new(10, share),
+                messages: Bucket::new(20, share),
+            },
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.api_url)
+    }
+
+    /// Sends one request after taking a token from `bucket`; returns the `data` of the answer.
+    async fn call(
+        &self,
+        bucket: &Bucket,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, TicketingError> {
+        let Some(token) = &self.settings.api_token else {
+            return Err(TicketingError::NotConfigured("PYLON_API_TOKEN"));
+        };
+        bucket.acquire().await?;
+        let mut req = self
+            .http
+            .request(method.clone(), self.url(path))
+            .bearer_auth(token.expose_secret());
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(TicketingError::Transport)?;
+        let status = resp.status();
+        if status.as_u16() == 429 {
+            return Err(TicketingError::RateLimited {
+                retry_after: retry_after(resp.headers()).unwrap_or(Duration::from_secs(30)),
+            });
+        }
+        let text = resp.text().await.map_err(TicketingError::Transport)?;
+        let v: Option<Value> = serde_json::from_str(&text).ok();
+        let request_id = v
+            .as_ref()
+            .and_then(|v| v.get("request_id"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        tracing::debug!(%method, path, status = status.as_u16(), request_id, "pylon answered");
+        let message = || {
+            v.as_ref()
+                .and_then(|v| v.pointer("/errors/0"))
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("HTTP {status}"), str::to_owned)
+        };
+        if status.as_u16() == 404 {
+            return Err(TicketingError::NotFound(format!("pylon {path}")));
+        }
+        if status.is_server_error() {
+            return Err(TicketingError::Upstream {
+                status: status.as_u16(),
+                message: message(),
+            });
+        }
+        if !status.is_success() {
+            return Err(TicketingError::Rejected {
+                status: status.as_u16(),
+                message: message(),
+            });
+        }
+        v.and_then(|mut v| v.get_mut("data").map(Value::take))
+            .ok_or_else(|| TicketingError::Upstream {
+                status: status.as_u16(),
+                message: "answer has no data".into(),
+            })
+    }
+
+    async fn issue(&self, issue_id: &str) -> Result<Value, TicketingError> {
+        self.call(
+            &self.limits.get_issue,
+            reqwest::Method::GET,
+            &format!("/issues/{issue_id}"),
+            None,
+        )
+        .await
+    }
+
+    /// Adds the route's tags (merged with the current ones, since PATCH replaces the set) and
+    /// sets team and assignee; skips the PATCH when the issue already looks like that.
+    async fn update(&self, p: &Value) -> Result<(), TicketingError> {
+        let issue_id = payload_str(p, "issue_id")?;
+        let issue = self.issue(issue_id).await?;
+        let mut tags: Vec<String> = issue
+            .get("tags")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut changed = false;
+        for t in p
+            .get("tags")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !tags.iter().any(|have| have == t) {
+                tags.push(t.to_owned());
+                changed = true;
+            }
+        }
+        let mut body = serde_json::Map::new();
+        body.insert("tags".into(), json!(tags));
+        for (field, current) in [("team_id", "/team/id"), ("assignee_id", "/assignee/id")] {
+            if let Some(want) = p.get(field).and_then(Value::as_str) {
+                if issue.pointer(current).and_then(Value::as_str) != Some(want) {
+                    changed = true;
+                }
+                body.insert(field.into(), json!(want));
+            }
+        }
+        if !changed {
+            tracing::info!(issue_id, "pylon issue already routed; nothing to patch");
+            return Ok(());
+        }
+        self.call(
+            &self.limits.patch_issue,
+            reqwest::Method::PATCH,
+            &format!("/issues/{issue_id}"),
+            Some(Value::Object(body)),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Posts the internal note. A retry first looks for the note among the issue's messages (a
+    /// crash after Pylon stored it but before the log was updated must not post it twice).
+    async fn note(&self, p: &Value, attempts: u32) -> Result<(), TicketingError> {
+        let issue_id = payload_str(p, "issue_id")?;
+        let decision_id = payload_str(p, "decision_id")?;
+        if attempts > 1 {
+            let messages = self
+                .call(
+                    &self.limits.messages,
+                    reqwest::Method::GET,
+                    &format!("/issues/{issue_id}/messages"),
+                    None,
+                )
+                .await?;
+            let posted = messages.as_array().into_iter().flatten().any(|m| {
+                m.get("message_html")
+                    .and_then(Value::as_str)
+                    .is_some_and(|h| h.contains(decision_id))
+            });
+            if posted {
+                tracing::info!(issue_id, "pylon note was posted by an earlier attempt");
+                return Ok(());
+            }
+        }
+        self.call(
+            &self.limits.note,
+            reqwest::Method::POST,
+            &format!("/issues/{issue_id}/note"),
+            Some(json!({ "body_html": payload_str(p, "body_html")? })),
+        )
+        .await
+        .map(drop)
+    }
+}
+
+/// Plain text of an HTML fragment: tags dropped (block ends become line breaks), the common
+/// entities decoded, blank runs collapsed.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find('>') else {
+            rest = "";
+            break;
+        };
+        let tag = rest[i + 1..i + j]
+            .trim_start_matches('/')
+            .to_ascii_lowercase();
+        if ["p", "br", "div", "li", "tr", "h1", "h2", "h3"]
+            .iter()
+            .any(|t| {
+                tag == *t || tag.starts_with(&format!("{t} ")) || tag.starts_with(&format!("{t}/"))
+            })
+        {
+            out.push('\n');
+        }
+        rest = &rest[i + j + 1..];
+    }
+    out.push_str(rest);
+    let decoded = out
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    decoded
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[async_trait]
+impl Ticketing for Pylon {
+    fn source(&self) -> Source {
+        Source::Pylon
+    }
+
+    fn accept(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        _now: DateTime<Utc>,
+    ) -> Result<Accepted, WebhookError> {
+        let Some(secret) = &self.settings.webhook_secret else {
+            return Err(WebhookError::NotConfigured {
+                tool: Source::Pylon,
+                missing: "PYLON_WEBHOOK_SECRET",
+            });
+        };
+        // The issue is read over the API, so without a token nothing could be decided.
+        if self.settings.api_token.is_none() {
+            return Err(WebhookError::NotConfigured {
+                tool: Source::Pylon,
+                missing: "PYLON_API_TOKEN",
+            });
+        }
+        verify_signature(headers, SIGNATURE_HEADER, secret, body)?;
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let issue_id = required_str(&v, "/issue_id", "issue_id")?.trim();
+        let event = required_str(&v, "/event", "event")?.trim();
+        let version = v
+            .get("version")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(event);
+        for (field, value) in [("issue_id", issue_id), ("version", version)] {
+            if value.len() > MAX_ID_BYTES {
+                return Err(DomainError::invalid(
+                    field,
+                    format!("is {} bytes, the limit is {MAX_ID_BYTES}", value.len()),
+                )
+                .into());
+            }
+        }
+        if issue_id.contains(['/', '?', '#']) {
+            return Err(DomainError::invalid("issue_id", "must not contain / ? or #").into());
+        }
+        Ok(Accepted::Ticket(NewDelivery {
+            key: IdempotencyKey {
+                source: Source::Pylon,
+                ticket_id: issue_id.to_owned(),
+                version: version.to_owned(),
+            },
+            event_type: event.to_owned(),
+            payload: json!({ "issue_id": issue_id, "event": event }),
+        }))
+    }
+
+    async fn ticket(&self, d: &PendingDelivery) -> Result<Ticket, TicketingError> {
+        let issue_id = payload_str(&d.payload, "issue_id")?;
+        let issue = self.issue(issue_id).await?;
+        let title = issue.get("title").and_then(Value::as_str).unwrap_or("");
+        let text = html_to_text(issue.get("body_html").and_then(Value::as_str).unwrap_or(""));
+        let body = if text.trim().is_empty() { title } else { &text };
+        let customer = ["/requester/id", "/account/id"]
+            .iter()
+            .find_map(|p| issue.pointer(p).and_then(Value::as_str))
+            .unwrap_or("");
+        Ticket::parse(
+            Source::Pylon,
+            RawTicket {
+                id: issue_id.to_owned(),
+                version: d.key.version.clone(),
+                subject: title
+                    .chars()
+                    .take(crate::domain::MAX_SUBJECT_CHARS)
+                    .collect(),
+                body: body.chars().take(crate::domain::MAX_BODY_CHARS).collect(),
+                tier: self.settings.default_tier.as_str().to_owned(),
+                arr_usd: self.settings.default_arr_usd,
+                customer_id: customer.to_owned(),
+            },
+            "issue.",
+        )
+        .map_err(|e| TicketingError::Rejected {
+            status: 200,
+            message: e.to_string(),
+        })
+    }
+
+    async fn execute(&self, a: &Action) -> Result<(), TicketingError> {
+        match a.kind.as_str() {
+            "pylon.update" => self.update(&a.payload).await,
+            "pylon.note" => self.note(&a.payload, a.attempts).await,
+            other => Err(TicketingError::InvalidPayload(format!(
+                "unknown pylon action kind {other}"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_becomes_text() {
+        assert_eq!(
+            html_to_text("<p>Prod is <b>down</b> &amp; we&#39;re losing data</p><p>help!</p>"),
+            "Prod is down & we're losing data\nhelp!"
+        );
+        assert_eq!(html_to_text("a<br/>b"), "a\nb");
+        assert_eq!(html_to_text("plain"), "plain");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bucket_queues_then_hands_back() {
+        // 10 a minute: ten at once, the eleventh waits six seconds for a token.
+        let b = Bucket::new(10, 1.0);
+        for _ in 0..10 {
+            b.acquire().await.unwrap();
+        }
+        let start = Instant::now();
+        b.acquire().await.unwrap();
+        assert!(start.elapsed() >= Duration::from_secs(6));
+        // Five at once: the first three queue (6, 12, 18 s), the rest would wait past the
+        // limit and are handed back to be retried later.
+        let (a, b2, c, d, e) = tokio::join!(
+            b.acquire(),
+            b.acquire(),
+            b.acquire(),
+            b.acquire(),
+            b.acquire()
+        );
+        let results = [a, b2, c, d, e];
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
+        for r in results.iter().filter_map(|r| r.as_ref().err()) {
+            let wait = r.retry_after().unwrap();
+            assert!(wait > MAX_TOKEN_WAIT, "{wait:?}");
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! Settings of the webhook bridge, the tool adapters and the action worker: the `[plain]`,
+//! `[pylon]`, `[actions]` and `[routes.<route>.plain|pylon]` tables of the TOML file, with the
+//! `PLAIN_*` and `PYLON_*` environment variables (DESIGN.md names) winning over the file.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::{default_priority, severity_of};
+use crate::{
+    config::{ConfigError, EnvSource},
+    domain::{Route, Source, Tier},
+};
+
+/// Default Plain GraphQL endpoint.
+pub const DEFAULT_PLAIN_API_URL: &str = "https://core-api.uk.plain.com/graphql/v1";
+/// Default Pylon REST base URL.
+pub const DEFAULT_PYLON_API_URL: &str = "https://api.usepylon.com";
+
+/// The Plain adapter.
+#[derive(Debug, Clone)]
+pub struct PlainSettings {
+    /// `PLAIN_API_URL`: the GraphQL endpoint.
+    pub api_url: String,
+    /// `PLAIN_API_KEY` (machine-user key). Unset: no enrichment and no routing back.
+    pub api_key: Option<SecretString>,
+    /// `PLAIN_WEBHOOK_SECRET`. Unset: `/webhooks/plain` refuses every request.
+    pub webhook_secret: Option<SecretString>,
+    /// Event types that carry a new ticket (`[plain] event_types`).
+    pub event_types: Vec<String>,
+    /// How far the delivery-attempt timestamp may be from now.
+    pub replay_window: Duration,
+    /// Tier when enrichment is off or finds none.
+    pub default_tier: Tier,
+    /// ARR when enrichment is off or finds none.
+    pub default_arr_usd: Option<f64>,
+    /// Failed enrichment attempts before deciding with the defaults (never drop a ticket).
+    pub enrichment_attempts: u32,
+    /// Per-request timeout of the GraphQL client.
+    pub timeout: Duration,
+}
+
+/// The Pylon adapter.
+#[derive(Debug, Clone)]
+pub struct PylonSettings {
+    /// `PYLON_API_URL`.
+    pub api_url: String,
+    /// `PYLON_API_TOKEN`. Needed to read issues, so unset refuses the webhook too.
+    pub api_token: Option<SecretString>,
+    /// `PYLON_WEBHOOK_SECRET`. Unset: `/webhooks/pylon` refuses every request.
+    pub webhook_secret: Option<SecretString>,
+    /// Tier of Pylon tickets.
+    pub default_tier: Tier,
+    /// ARR of Pylon tickets.
+    pub default_arr_usd: Option<f64>,
+    /// This replica's share of Pylon's per-endpoint rate limits (0 < share <= 1).
+    pub rate_share: f64,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+/// The outbox and inbox worker.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Whether this replica runs the worker (a webhook-only replica sets `false`).
+    pub enabled: bool,
+    /// How often the worker looks for due work when nobody wakes it.
+    pub poll_interval: Duration,
+    /// How long a leased action is held before another worker may take it over; must exceed
+    /// one execution (rate-limit waits and HTTP timeouts included), or a slow call may be
+    /// repeated by another worker.
+    pub action_lease: Duration,
+    /// How long a leased delivery is held; must exceed building and classifying a ticket.
+    pub delivery_lease: Duration,
+    /// Most items leased at once (run concurrently).
+    pub batch: u32,
+    /// First retry delay; doubles per attempt, with jitter.
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+}
+
+/// Where a route lands in Plain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlainTarget {
+    /// Label types to add (`labelTypeIds`); empty adds none.
+    pub label_type_ids: Vec<String>,
+    /// Thread priority, 0 (urgent) … 3 (low).
+    pub priority: u8,
+    /// A user to assign, if any.
+    pub assignee_user_id: Option<String>,
+}
+
+/// Where a route lands in Pylon.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PylonTarget {
+    /// Tags to add (merged with the issue's current tags).
+    pub tags: Vec<String>,
+    /// Team to set, if any.
+    pub team_id: Option<String>,
+    /// Assignee to set, if any.
+    pub assignee_id: Option<String>,
+}
+
+/// The per-route targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteTargets {
+    plain: BTreeMap<Route, PlainTarget>,
+    pylon: BTreeMap<Route, PylonTarget>,
+}
+
+impl RouteTargets {
+    /// The Plain target of `route`.
+    pub fn plain(&self, route: Route) -> &PlainTarget {
+        // Every route is filled in by `load`.
+        &self.plain[&route]
+    }
+    /// The Pylon target of `route`.
+    pub fn pylon(&self, route: Route) -> &PylonTarget {
+        &self.pylon[&route]
+    }
+}
+
+/// Everything the bridge needs.
+#[derive(Debug, Clone)]
+pub struct TicketingSettings {
+    /// Plain.
+    pub plain: PlainSettings,
+    /// Pylon.
+    pub pylon: PylonSettings,
+    /// The worker.
+    pub worker: WorkerSettings,
+    /// Per-route targets.
+    pub routes: RouteTargets,
+    /// The tool `api` tickets are routed back through (`[actions] api_tool`); unset: `api`
+    /// tickets are decided and logged only.
+    pub api_tool: Option<Source>,
+}
+
+/// `[plain]` in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FilePlain {
+    api_url: Option<String>,
+    event_types: Option<Vec<String>>,
+    replay_window_secs: Option<u64>,
+    default_tier: Option<String>,
+    default_arr_usd: Option<f64>,
+    enrichment_attempts: Option<u32>,
+    timeout_secs: Option<u64>,
+}
+
+/// `[pylon]` in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FilePylon {
+    api_url: Option<String>,
+    default_tier: Option<String>,
+    default_arr_usd: Option<f64>,
+    rate_share: Option<f64>,
+    timeout_secs: Option<u64>,
+}
+
+/// `[actions]` in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileActions {
+    enabled: Option<bool>,
+    api_tool: Option<String>,
+    poll_interval_ms: Option<u64>,
+    action_lease_secs: Option<u64>,
+    delivery_lease_secs: Option<u64>,
+    batch: Option<u32>,
+    backoff_base_ms: Option<u64>,
+    backoff_max_secs: Option<u64>,
+}
+
+/// `[routes.<route>]` in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileRoute {
+    #[serde(default)]
+    plain: FilePlainTarget,
+    #[serde(default)]
+    pylon: FilePylonTarget,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePlainTarget {
+    #[serde(default)]
+    label_type_ids: Vec<String>,
+    priority: Option<u8>,
+    assignee_user_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePylonTarget {
+    #[serde(default)]
+    tags: Vec<String>,
+    team_id: Option<String>,
+    assignee_id: Option<String>,
+}
+
+/// The bridge's tables of the TOML file.
+#[derive(Debug, Default)]
+pub(crate) struct FileTicketing {
+    pub(crate) plain: FilePlain,
+    pub(crate) pylon: FilePylon,
+    pub(crate) actions: FileActions,
+    pub(crate) routes: BTreeMap<String, FileRoute>,
+}
+
+fn url(
+    env: &dyn EnvSource,
+    key: &str,
+    file: Option<String>,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let v = env.get(key).or(file).unwrap_or_else(|| default.to_owned());
+    if !(v.starts_with("http://") || v.starts_with("https://")) {
+        return Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            reason: "must be an http(s) URL".into(),
+        });
+    }
+    Ok(v.trim_end_matches('/').to_owned())
+}
+
+fn tier(key: &str, v: Option<String>) -> Result<Tier, ConfigError> {
+    match v {
+        None => Ok(Tier::Free),
+        Some(t) => Tier::parse(key, &t).map_err(|e| ConfigError::Invalid {
+            key: key.to_owned(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn arr(key: &str, v: Option<f64>) -> Result<Option<f64>, ConfigError> {
+    match v {
+        Some(a) if !a.is_finite() || a < 0.0 => Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            reason: format!("{a} is not a finite amount >= 0"),
+        }),
+        other => Ok(other),
+    }
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+impl TicketingSettings {
+    /// Loads the bridge settings from the environment and the file's tables.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the bad key.
+    pub(crate) fn load(env: &dyn EnvSource, file: FileTicketing) -> Result<Self, ConfigError> {
+        let secret = |k: &str| env.get(k).map(SecretString::from);
+        let p = file.plain;
+        let plain = PlainSettings {
+            api_url: url(env, "PLAIN_API_URL", p.api_url, DEFAULT_PLAIN_API_URL)?,
+            api_key: secret("PLAIN_API_KEY"),
+            webhook_secret: secret("PLAIN_WEBHOOK_SECRET"),
+            event_types: p
+                .event_types
+                .unwrap_or_else(|| vec!["thread.thread_created".to_owned()]),
+            replay_window: Duration::from_secs(p.replay_window_secs.unwrap_or(300)),
+            default_tier: tier("plain.default_tier", p.default_tier)?,
+            default_arr_usd: arr("plain.default_arr_usd", p.default_arr_usd)?,
+            enrichment_attempts: p.enrichment_attempts.unwrap_or(3).max(1),
+            timeout: Duration::from_secs(p.timeout_secs.unwrap_or(15)),
+        };
+        let y = file.pylon;
+        let rate_share = y.rate_share.unwrap_or(1.0);
+        if !(rate_share > 0.0 && rate_share <= 1.0) {
+            return Err(ConfigError::Invalid {
+                key: "pylon.rate_share".into(),
+                reason: format!("{rate_share} is not within (0, 1]"),
+            });
+        }
+        let pylon = PylonSettings {
+            api_url: url(env, "PYLON_API_URL", y.api_url, DEFAULT_PYLON_API_URL)?,
+            api_token: secret("PYLON_API_TOKEN"),
+            webhook_secret: secret("PYLON_WEBHOOK_SECRET"),
+            default_tier: tier("pylon.default_tier", y.default_tier)?,
+            default_arr_usd: arr("pylon.default_arr_usd", y.default_arr_usd)?,
+            rate_share,
+            timeout: Duration::from_secs(y.timeout_secs.unwrap_or(15)),
+        };
+        let a = file.actions;
+        let api_tool = match non_empty(a.api_tool) {
+            None => None,
+            Some(t) => match Source::parse("actions.api_tool", &t) {
+                Ok(s @ (Source::Plain | Source::Pylon)) => Some(s),
+                Ok(Source::Api) | Err(_) => {
+                    return Err(ConfigError::Invalid {
+                        key: "actions.api_tool".into(),
+                        reason: format!("{t:?} is not one of plain, pylon"),
+                    });
+                }
+            },
+        };
+        let worker = WorkerSettings {
+            enabled: a.enabled.unwrap_or(true),
+            poll_interval: Duration::from_millis(a.poll_interval_ms.unwrap_or(1_000).max(1)),
+            action_lease: Duration::from_secs(a.action_lease_secs.unwrap_or(120).max(1)),
+            delivery_lease: Duration::from_secs(a.delivery_lease_secs.unwrap_or(180).max(1)),
+            batch: a.batch.unwrap_or(16).clamp(1, 1_000),
+            backoff_base: Duration::from_millis(a.backoff_base_ms.unwrap_or(1_000).max(1)),
+            backoff_max: Duration::from_secs(a.backoff_max_secs.unwrap_or(600).max(1)),
+        };
+        let mut plain_routes = BTreeMap::new();
+        let mut pylon_routes = BTreeMap::new();
+        for route in Route::ALL {
+            plain_routes.insert(
+                *route,
+                PlainTarget {
+                    label_type_ids: Vec::new(),
+                    priority: default_priority(severity_of(*route)),
+                    assignee_user_id: None,
+                },
+            );
+            pylon_routes.insert(
+                *route,
+                PylonTarget {
+                    tags: Vec::new(),
+                    team_id: None,
+                    assignee_id: None,
+                },
+            );
+        }
+        for (name, r) in file.routes {
+            let key = format!("routes.{name}");
+            let route = Route::parse(&key, &name).map_err(|e| ConfigError::Invalid {
+                key: key.clone(),
+                reason: e.to_string(),
+            })?;
+            let priority = r
+                .plain
+                .priority
+                .unwrap_or(default_priority(severity_of(route)));
+            if priority > 3 {
+                return Err(ConfigError::Invalid {
+                    key: format!("{key}.plain.priority"),
+                    reason: format!("{priority} is not within 0 (urgent) ..= 3 (low)"),
+                });
+            }
+            plain_routes.insert(
+                route,
+                PlainTarget {
+                    label_type_ids: r.plain.label_type_ids,
+                    priority,
+                    assignee_user_id: non_empty(r.plain.assignee_user_id),
+                },
+            );
+            pylon_routes.insert(
+                route,
+                PylonTarget {
+                    tags: r.pylon.tags,
+                    team_id: non_empty(r.pylon.team_id),
+                    assignee_id: non_empty(r.pylon.assignee_id),
+                },
+            );
+        }
+        Ok(Self {
+            plain,
+            pylon,
+            worker,
+            routes: RouteTargets {
+                plain: plain_routes,
+                pylon: pylon_routes,
+            },
+            api_tool,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeMap, io::Write as _};
+
+    use secrecy::ExposeSecret as _;
+
+    use crate::config::Settings;
+
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<TicketingSettings, ConfigError> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(toml.as_bytes()).unwrap();
+        let path = f.path().to_str().unwrap().to_owned();
+        let mut map = BTreeMap::from([("ESCALATOR_CONFIG", path.as_str())]);
+        map.extend(env.iter().copied());
+        Settings::load(&map).map(|s| s.ticketing)
+    }
+
+    #[test]
+    fn the_shipped_example_loads() {
+        let text = include_str!("../../deploy/escalator.example.toml");
+        let s = load(text, &[]).unwrap();
+        assert_eq!(
+            s.routes.plain(Route::Engineering).label_type_ids,
+            ["lt_REPLACE_engineering"]
+        );
+        assert_eq!(s.routes.plain(Route::Bot).priority, 2);
+        assert_eq!(
+            s.routes.pylon(Route::Human).tags,
+            ["escalator", "escalator-human"]
+        );
+        assert_eq!(s.plain.event_types, ["thread.thread_created"]);
+        assert_eq!(s.plain.api_url, DEFAULT_PLAIN_API_URL);
+        assert!(s.worker.enabled);
+        assert_eq!(s.api_tool, None);
+    }
+
+    #[test]
+    fn env_wins_and_secrets_come_only_from_env() {
+        let s = load(
+            "[plain]\napi_url = \"https://file.example/graphql\"\n",
+            &[
+                ("PLAIN_API_URL", "http://127.0.0.1:1/graphql/"),
+                ("PLAIN_WEBHOOK_SECRET", "s3cret"),
+                ("PYLON_API_TOKEN", "tok"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.plain.api_url, "http://127.0.0.1:1/graphql");
+        assert_eq!(s.plain.webhook_secret.unwrap().expose_secret(), "s3cret");
+        assert!(s.plain.api_key.is_none());
+        assert_eq!(s.pylon.api_token.unwrap().expose_secret(), "tok");
+        assert!(
+            !format!("{:?}", load("", &[("PLAIN_API_KEY", "k-123")]).unwrap()).contains("k-123")
+        );
+    }
+
+    #[test]
+    fn defaults_cover_every_route() {
+        let s = load("", &[]).unwrap();
+        assert_eq!(s.routes.plain(Route::Engineering).priority, 0);
+        assert_eq!(s.routes.plain(Route::Human).priority, 1);
+        assert!(s.routes.pylon(Route::Bot).tags.is_empty());
+        assert_eq!(s.pylon.api_url, DEFAULT_PYLON_API_URL);
+        assert_eq!(s.plain.replay_window, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let e = load("[routes.urgent.plain]\npriority = 1\n", &[]).unwrap_err();
+        assert!(e.to_string().starts_with("routes.urgent: "), "{e}");
+        let e = load("[routes.bot.plain]\npriority = 7\n", &[]).unwrap_err();
+        assert!(
+            e.to_string().starts_with("routes.bot.plain.priority: "),
+            "{e}"
+        );
+        let e = load("[actions]\napi_tool = \"api\"\n", &[]).unwrap_err();
+        assert!(e.to_string().starts_with("actions.api_tool: "), "{e}");
+        let e = load("[pylon]\nrate_share = 0\n", &[]).unwrap_err();
+        assert!(e.to_string().starts_with("pylon.rate_share: "), "{e}");
+        let e = load("", &[("PYLON_API_URL", "ftp://x")]).unwrap_err();
+        assert_eq!(e.to_string(), "PYLON_API_URL: must be an http(s) URL");
+        let e = load("[routes.bot.plain]\nlabel_type_id = [\"x\"]\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("label_type_id"), "{e}");
+    }
+}

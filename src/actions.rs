@@ -21,10 +21,12 @@ use std::{hash::BuildHasher as _, sync::Arc, time::Duration};
 use chrono::Utc;
 use tokio::{sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::{
     domain::Source,
     store::{Action, PendingDelivery, Store},
+    telemetry::{self, metrics::metrics},
     ticketing::{Adapters, settings::WorkerSettings},
     triage::{Triage, TriageError},
 };
@@ -191,7 +193,25 @@ impl Worker {
                 return;
             }
         };
-        match self.triage.decide(ticket, None).await {
+        // One trace per ticket: this span continues the webhook request's trace.
+        let parent = d
+            .payload
+            .get(crate::ticketing::TRACEPARENT_KEY)
+            .and_then(serde_json::Value::as_str);
+        let headers = telemetry::Traceparent(parent);
+        let span = telemetry::root_span(&format!("decide {} delivery", key.source), &headers);
+        let trace_id = telemetry::trace_id(&span, &headers);
+        telemetry::record_ticket(&span, &ticket);
+        let result = self
+            .triage
+            .decide(ticket, trace_id)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(o) => telemetry::record_decision(&span, &o.decision, o.duplicate),
+            Err(e) => telemetry::record_error(&span, &e.to_string()),
+        }
+        match result {
             Ok(outcome) => {
                 if let Err(e) = self.store.finish_delivery(&key).await {
                     // The decision is logged; a repeat of this delivery finds it and does nothing.
@@ -260,6 +280,10 @@ impl Worker {
             },
             Err(e) if e.is_retryable() => {
                 let error = e.chain();
+                metrics()
+                    .action_failures
+                    .with_label_values(&[&a.kind])
+                    .inc();
                 tracing::warn!(error, "action failed; will retry");
                 if let Err(se) = self
                     .store
@@ -271,6 +295,10 @@ impl Worker {
             }
             Err(e) => {
                 let error = e.chain();
+                metrics()
+                    .action_failures
+                    .with_label_values(&[&a.kind])
+                    .inc();
                 tracing::error!(error, "action rejected by the tool; giving up");
                 if let Err(se) = self.store.fail_action(a.id, &error).await {
                     tracing::warn!(error = %se, "cannot record the failed action");

@@ -44,7 +44,7 @@ pub fn log(e: &TriageError) {
 /// everything that may succeed later (store down, route not configured yet) is a 5xx.
 pub fn webhook_status(e: &WebhookError) -> StatusCode {
     match e {
-        // A route without its secret refuses every request (documented in docs/webhooks.md).
+        // A route without its secret refuses every request (documented in the README).
         WebhookError::NotConfigured { .. } => StatusCode::SERVICE_UNAVAILABLE,
         WebhookError::MissingSignature(_) | WebhookError::BadSignature | WebhookError::Stale(_) => {
             StatusCode::UNAUTHORIZED
@@ -54,6 +54,21 @@ pub fn webhook_status(e: &WebhookError) -> StatusCode {
         }
         WebhookError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         WebhookError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A short, bounded label for a refused webhook (the `reason` of
+/// `escalator_webhook_rejections_total`).
+pub fn webhook_reason(e: &WebhookError) -> &'static str {
+    match e {
+        WebhookError::NotConfigured { .. } => "not_configured",
+        WebhookError::MissingSignature(_) => "missing_signature",
+        WebhookError::BadSignature => "bad_signature",
+        WebhookError::Stale(_) => "stale",
+        WebhookError::Malformed(_) => "malformed",
+        WebhookError::MissingField(_) | WebhookError::Invalid(_) => "invalid_field",
+        WebhookError::StoreUnavailable(_) => "store_unavailable",
+        WebhookError::Unexpected(_) => "internal",
     }
 }
 

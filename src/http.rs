@@ -12,10 +12,14 @@ use axum::{
     routing::{get, post},
 };
 
+use axum::extract::rejection::BytesRejection;
+use tracing::Instrument as _;
+
 use crate::{
     domain::Source,
     error,
     store::Store,
+    telemetry::{self, metrics::metrics},
     ticketing::{Bridge, Received},
 };
 
@@ -37,7 +41,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(prometheus_metrics))
         // The body is taken as raw bytes because the signature is over them exactly; the limit
         // layer answers 413 before a large body is buffered.
         .route(
@@ -54,31 +58,75 @@ pub fn router(state: HttpState) -> Router {
 async fn plain_webhook(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    webhook(&state, Source::Plain, &headers, &body).await
+    webhook(&state, Source::Plain, &headers, body).await
 }
 
 async fn pylon_webhook(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    webhook(&state, Source::Pylon, &headers, &body).await
+    webhook(&state, Source::Pylon, &headers, body).await
 }
 
 /// 202 for a new delivery (stored; decided and routed in the background), 200 for a duplicate
-/// or an ignored event, the mapped error status otherwise.
-async fn webhook(state: &HttpState, source: Source, headers: &HeaderMap, body: &[u8]) -> Response {
-    match state.bridge.receive(source, headers, body).await {
+/// or an ignored event, the mapped error status otherwise. Each delivery gets a root span that
+/// continues the sender's `traceparent`; the worker that decides it continues this trace.
+async fn webhook(
+    state: &HttpState,
+    source: Source,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let span = telemetry::root_span(&format!("webhook {source}"), headers);
+    let rejected = |reason: &'static str| {
+        metrics()
+            .webhook_rejections
+            .with_label_values(&[source.as_str(), reason])
+            .inc();
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            // The body limit (413) or a broken stream: nothing was read, nothing stored.
+            let reason = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "unreadable_body"
+            };
+            rejected(reason);
+            telemetry::record_delivery(&span, source, reason);
+            tracing::info!(%source, reason, "webhook refused: body");
+            return rejection.into_response();
+        }
+    };
+    let result = state
+        .bridge
+        .receive(source, headers, &body)
+        .instrument(span.clone())
+        .await;
+    match result {
         Ok(r) => {
+            telemetry::record_delivery(&span, source, r.as_str());
             let status = match r {
                 Received::Accepted => StatusCode::ACCEPTED,
                 Received::Duplicate | Received::Ignored => StatusCode::OK,
             };
+            if matches!(r, Received::Duplicate) {
+                metrics()
+                    .duplicates
+                    .with_label_values(&[source.as_str()])
+                    .inc();
+            }
             (status, Json(serde_json::json!({ "status": r.as_str() }))).into_response()
         }
         Err(e) => {
+            let reason = error::webhook_reason(&e);
+            rejected(reason);
+            telemetry::record_delivery(&span, source, reason);
+            telemetry::record_error(&span, reason);
             error::log_webhook(&e);
             (
                 error::webhook_status(&e),
@@ -99,7 +147,7 @@ async fn readyz(State(state): State<HttpState>) -> (StatusCode, &'static str) {
     }
 }
 
-async fn metrics(State(state): State<HttpState>) -> impl axum::response::IntoResponse {
+async fn prometheus_metrics(State(state): State<HttpState>) -> impl axum::response::IntoResponse {
     let m = crate::telemetry::metrics::metrics();
     match state.store.action_backlog().await {
         Ok((pending, failed)) => {

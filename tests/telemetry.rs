@@ -294,3 +294,134 @@ fn langfuse_traces_metrics_and_scores() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac as _};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+async fn post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> u16 {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out).await;
+    out[9..12].parse().unwrap()
+}
+
+/// A Plain delivery is one trace: the webhook request (continuing the sender's traceparent) and
+/// the worker's decision are spans of the same trace, whose id is in the routing log; refused
+/// deliveries are counted by reason.
+#[test]
+fn a_webhook_delivery_and_its_decision_share_one_trace() {
+    let lf = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("w.db").display());
+    let url = lf.url();
+    let env = BTreeMap::from([
+        ("ESCALATOR_GRPC_ADDR", "127.0.0.1:0"),
+        ("ESCALATOR_HTTP_ADDR", "127.0.0.1:0"),
+        ("DATABASE_URL", db.as_str()),
+        ("LANGFUSE_HOST", url.as_str()),
+        ("LANGFUSE_PUBLIC_KEY", "pk-lf-test"),
+        ("LANGFUSE_SECRET_KEY", "sk-lf-secret"),
+        ("ESCALATOR_ENVIRONMENT", "staging"),
+        ("ESCALATOR_RELEASE", "abc1234"),
+        ("PLAIN_WEBHOOK_SECRET", "whsec"),
+    ]);
+    let settings = Settings::load(&env).unwrap();
+    let (dispatch, guard) = telemetry::build(&settings.telemetry).unwrap();
+    let _scope = tracing::dispatcher::set_default(&dispatch);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (stored_trace, after) = rt.block_on(async {
+        let store = store::connect(&StoreSettings { url: db.clone(), ..settings.store.clone() }).await.unwrap();
+        let app = App::with_store(settings.clone(), store.clone()).await.unwrap();
+        let http = app.http_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let body = serde_json::json!({
+            "id": "pEv_trace", "type": "thread.thread_created",
+            "payload": {"thread": {"id": "th_trace", "title": "Down", "previewText": "Our API is down for all users",
+                "customer": {"id": "c_1"}, "updatedAt": now}},
+            "webhookMetadata": {"webhookDeliveryAttemptTimestamp": now}
+        })
+        .to_string();
+        let tp = format!("00-{TRACE_ID}-{PARENT_SPAN}-01");
+        let sig = sign("whsec", body.as_bytes());
+        let headers = [("Plain-Request-Signature", sig.clone()), ("traceparent", tp.clone())];
+        assert_eq!(post(http, "/webhooks/plain", &headers, body.as_bytes()).await, 202);
+        assert_eq!(post(http, "/webhooks/plain", &[("Plain-Request-Signature", "00".repeat(32))], body.as_bytes()).await, 401);
+        let big = vec![b' '; 1024 * 1024 + 1];
+        assert_eq!(post(http, "/webhooks/plain", &[("Plain-Request-Signature", sign("whsec", &big))], &big).await, 413);
+
+        let key = IdempotencyKey { source: escalator::domain::Source::Plain, ticket_id: "th_trace".into(), version: now.clone() };
+        let mut decision = None;
+        for _ in 0..200 {
+            if let Some(d) = store.decision(&key).await.unwrap() {
+                decision = Some(d);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let decision = decision.expect("the worker decided the delivery");
+        let after = get(http, "/metrics").await;
+        shutdown.cancel();
+        server.await.unwrap().unwrap();
+        (decision.trace_id, after)
+    });
+    guard.shutdown();
+
+    assert_eq!(stored_trace.as_deref(), Some(TRACE_ID));
+    assert!(
+        after.contains(
+            "escalator_webhook_rejections_total{reason=\"bad_signature\",source=\"plain\"} 1"
+        ),
+        "{after}"
+    );
+    assert!(
+        after.contains(
+            "escalator_webhook_rejections_total{reason=\"too_large\",source=\"plain\"} 1"
+        ),
+        "{after}"
+    );
+    let spans = lf.spans();
+    let webhook = spans
+        .iter()
+        .find(|s| {
+            s.name == "webhook plain"
+                && attrs(s).get("escalator.delivery").map(String::as_str) == Some("accepted")
+        })
+        .unwrap();
+    let decide = spans
+        .iter()
+        .find(|s| s.name == "decide plain delivery")
+        .unwrap();
+    assert_eq!(hex(&webhook.trace_id), TRACE_ID);
+    assert_eq!(hex(&webhook.parent_span_id), PARENT_SPAN);
+    assert_eq!(decide.trace_id, webhook.trace_id);
+    assert_eq!(decide.parent_span_id, webhook.span_id);
+    let a = attrs(decide);
+    assert_eq!(a["langfuse.session.id"], "th_trace");
+    assert_eq!(a["langfuse.trace.metadata.source"], "plain");
+    assert_eq!(a["langfuse.trace.metadata.route"], "engineering");
+    assert_eq!(a["escalator.tier_rule"], "none");
+}

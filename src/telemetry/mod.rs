@@ -204,6 +204,24 @@ impl Extractor for Extract<'_> {
     }
 }
 
+/// A W3C `traceparent` value, read as a header source (a delivery carries its webhook's).
+#[derive(Debug, Clone, Copy)]
+pub struct Traceparent<'a>(pub Option<&'a str>);
+
+impl HeaderSource for Traceparent<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        (name == "traceparent").then_some(self.0).flatten()
+    }
+}
+
+/// The `traceparent` of `span`, to continue its trace later (e.g. when a stored webhook
+/// delivery is decided by the worker).
+pub fn traceparent_of(span: &Span) -> Option<String> {
+    let mut carrier = std::collections::HashMap::new();
+    TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
+    carrier.remove("traceparent")
+}
+
 /// The root span of one ticket's trace, continuing the caller's W3C `traceparent` if it sent
 /// one. `name` becomes the span name (e.g. `Classify`, `webhook plain`).
 pub fn root_span(name: &str, headers: &dyn HeaderSource) -> Span {
@@ -276,6 +294,22 @@ fn set_weighting(span: &Span, ctx: &TicketContext) {
         (_, _) => "repeat_within_24h",
     };
     span.set_attribute("escalator.tier_rule", rule);
+}
+
+/// Records a webhook delivery's outcome on its span (`accepted`, `duplicate`, `ignored`, or the
+/// rejection reason).
+pub fn record_delivery(span: &Span, source: crate::domain::Source, outcome: &str) {
+    let d = defaults();
+    span.set_attribute("langfuse.trace.name", TRACE_NAME);
+    span.set_attribute(
+        "langfuse.trace.tags",
+        string_array(&["escalator", source.as_str()]),
+    );
+    span.set_attribute("langfuse.release", d.release);
+    span.set_attribute("langfuse.version", env!("CARGO_PKG_VERSION"));
+    span.set_attribute("langfuse.environment", d.environment);
+    span.set_attribute("langfuse.trace.metadata.source", source.as_str());
+    span.set_attribute("escalator.delivery", outcome.to_owned());
 }
 
 /// Records the accepted ticket on the root span: trace-level attributes and the input (ticket

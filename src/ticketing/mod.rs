@@ -30,6 +30,9 @@ pub use plain::Plain;
 pub use pylon::Pylon;
 pub use settings::{PlainTarget, PylonTarget, RouteTargets, TicketingSettings};
 
+/// Key in a stored delivery's payload holding the W3C `traceparent` of the webhook request.
+pub const TRACEPARENT_KEY: &str = "_traceparent";
+
 /// Why a webhook delivery was refused. Mapped to an HTTP status in `crate::error`.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -288,7 +291,14 @@ impl Bridge {
                 tracing::info!(%source, event_type, "webhook event ignored");
                 Ok(Received::Ignored)
             }
-            Accepted::Ticket(delivery) => {
+            Accepted::Ticket(mut delivery) => {
+                // The worker that decides the delivery continues this request's trace.
+                if let (Some(tp), Some(obj)) = (
+                    crate::telemetry::traceparent_of(&tracing::Span::current()),
+                    delivery.payload.as_object_mut(),
+                ) {
+                    obj.insert(TRACEPARENT_KEY.to_owned(), tp.into());
+                }
                 if self.store.accept_delivery(&delivery).await? {
                     tracing::info!(key = %delivery.key, event_type = delivery.event_type, "webhook delivery stored");
                     self.wake.notify_one();

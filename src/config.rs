@@ -99,7 +99,7 @@ pub enum ConfigError {
 }
 
 /// Settings of the Claude backend. `api_key: None` means the offline classifier serves.
-/// Everything below `model` comes from the `[claude]` TOML section (see `docs/claude.md`).
+/// Everything below `model` comes from the `[claude]` TOML section (see the README, "The Claude classifier").
 #[derive(Debug, Clone)]
 pub struct ClaudeSettings {
     /// `ANTHROPIC_API_KEY`; never logged.

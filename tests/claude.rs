@@ -380,6 +380,17 @@ async fn a_refusal_falls_back() {
     mount(&server, ok(&body), 1).await;
     let c = decider(&settings(&server)).decide(&routine_ticket()).await;
     assert_fallback(&c, "invalid_answer: refusal (cyber)");
+    // The refused call was billed: the fallback decision keeps its usage and request id.
+    assert_eq!(c.usage.request_id.as_deref(), Some("req_011CTest"));
+    assert_eq!(
+        (
+            c.usage.input_tokens,
+            c.usage.output_tokens,
+            c.usage.cache_read_tokens
+        ),
+        (312, 58, 5400)
+    );
+    assert!(c.usage.cost_usd > 0.0);
 }
 
 #[tokio::test]

@@ -98,3 +98,61 @@ fn redacted_ticket_text_never_leaves_the_process() {
     assert_eq!(input["ticket_id"], "R-1");
     assert!(input.get("first_message").is_none() && input.get("subject").is_none());
 }
+
+/// A collector that is down costs nothing: requests succeed and shutdown still completes.
+#[test]
+fn an_unreachable_collector_never_fails_a_request() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}/otlp", dead.local_addr().unwrap());
+    drop(dead);
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("d.db").display());
+    let env = BTreeMap::from([
+        ("ESCALATOR_GRPC_ADDR", "127.0.0.1:0"),
+        ("ESCALATOR_HTTP_ADDR", "127.0.0.1:0"),
+        ("DATABASE_URL", db.as_str()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        // Same as the other test in this binary: the redaction switch is process-wide.
+        ("ESCALATOR_REDACT_TICKET_TEXT", "true"),
+    ]);
+    let settings = Settings::load(&env).unwrap();
+    let (dispatch, guard) = telemetry::build(&settings.telemetry).unwrap();
+    let _scope = tracing::dispatcher::set_default(&dispatch);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = store::connect(&StoreSettings {
+            url: db.clone(),
+            ..settings.store.clone()
+        })
+        .await
+        .unwrap();
+        let app = App::with_store(settings.clone(), store).await.unwrap();
+        let grpc = app.grpc_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let mut client = EscalatorClient::connect(format!("http://{grpc}"))
+            .await
+            .unwrap();
+        for i in 0..3 {
+            let t = pb::Ticket {
+                id: format!("D-{i}"),
+                body: "How do I invite a teammate?".into(),
+                ..pb::Ticket::default()
+            };
+            let d = client
+                .classify(ClassifyRequest { ticket: Some(t) })
+                .await
+                .unwrap()
+                .into_inner()
+                .decision
+                .unwrap();
+            assert_eq!(d.severity(), pb::Severity::Routine);
+        }
+        shutdown.cancel();
+        server.await.unwrap().unwrap();
+    });
+    guard.shutdown();
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{Classification, Severity, TicketContext, Verdict};
+use crate::domain::{Classification, Severity, TicketContext, Usage, Verdict};
 
 pub use claude::ClaudeClassifier;
 pub use offline::OfflineClassifier;
@@ -22,8 +22,15 @@ pub use offline::OfflineClassifier;
 pub enum ClassifierError {
     /// The model answered, but not with a valid decision (bad JSON, schema violation, refusal,
     /// `max_tokens`).
-    #[error("invalid answer: {0}")]
-    InvalidAnswer(String),
+    #[error("invalid answer: {reason}")]
+    InvalidAnswer {
+        /// What was wrong with it.
+        reason: String,
+        /// The call was billed all the same: its usage, recorded on the fallback decision.
+        usage: Option<Box<Usage>>,
+        /// The generation span of the call, when traced.
+        observation_id: Option<String>,
+    },
     /// The API answered with an error status that retrying will not fix, or retries ran out.
     #[error("upstream {status} {kind}")]
     Upstream {
@@ -49,7 +56,7 @@ impl ClassifierError {
     /// A short machine-friendly reason, stored as the decision's `fallback_reason`.
     pub fn reason(&self) -> String {
         match self {
-            ClassifierError::InvalidAnswer(m) => format!("invalid_answer: {m}"),
+            ClassifierError::InvalidAnswer { reason, .. } => format!("invalid_answer: {reason}"),
             ClassifierError::Upstream { status, kind, .. } => format!("upstream_{status}: {kind}"),
             ClassifierError::Timeout => "timeout".to_owned(),
             ClassifierError::Transport(m) => format!("transport: {m}"),
@@ -112,7 +119,19 @@ impl Decider {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "classifier failed; the offline classifier decides");
-                fallback(self.offline.decide(ctx), &e.reason())
+                let mut c = fallback(self.offline.decide(ctx), &e.reason());
+                if let ClassifierError::InvalidAnswer {
+                    usage: Some(usage),
+                    observation_id,
+                    ..
+                } = e
+                {
+                    // A refused or malformed answer was billed: the log keeps its cost.
+                    m.usage(primary.model(), &usage);
+                    c.usage = *usage;
+                    c.observation_id = observation_id;
+                }
+                c
             }
         }
     }

@@ -455,8 +455,12 @@ impl ClaudeClassifier {
     /// cost, answer text) on the generation `span` even when the answer turns out invalid: the
     /// call was billed either way.
     fn interpret(&self, reply: Reply, span: &Span) -> Result<Classification, ClassifierError> {
-        let msg: MessagesResponse = serde_json::from_slice(&reply.body)
-            .map_err(|e| ClassifierError::InvalidAnswer(format!("response body: {e}")))?;
+        let msg: MessagesResponse =
+            serde_json::from_slice(&reply.body).map_err(|e| ClassifierError::InvalidAnswer {
+                reason: format!("response body: {e}"),
+                usage: None,
+                observation_id: telemetry::span_id(span),
+            })?;
         let usage = self.usage(reply.request_id, msg.usage.as_ref());
         let text = msg
             .content
@@ -474,7 +478,7 @@ impl ClaudeClassifier {
             },
         );
         let invalid = |why: String| {
-            // The fallback decision carries no usage: keep the billed cost visible in the logs.
+            // Billed all the same: the fallback decision records this usage.
             tracing::warn!(
                 request_id = usage.request_id.as_deref().unwrap_or(""),
                 input_tokens = usage.input_tokens,
@@ -483,7 +487,11 @@ impl ClaudeClassifier {
                 reason = %why,
                 "Claude answer is invalid"
             );
-            ClassifierError::InvalidAnswer(why)
+            ClassifierError::InvalidAnswer {
+                reason: why,
+                usage: Some(Box::new(usage.clone())),
+                observation_id: telemetry::span_id(span),
+            }
         };
         match msg.stop_reason.as_deref() {
             Some("refusal") => {

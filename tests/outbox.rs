@@ -1,7 +1,10 @@
 //! The inbox (deliveries) and outbox (actions) methods of the store, run against both backends:
 //! SQLite in a temporary file and a fresh PostgreSQL database (`DATABASE_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
+#[path = "support/pg.rs"]
+mod pg;
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,44 +13,13 @@ use escalator::{
     domain::{Decision, IdempotencyKey, RawTicket, Route, Severity, Source, Ticket, Tier, Usage},
     store::{self, NewAction, NewDelivery, Store, StoreSettings},
 };
+use pg::TestDb;
 use serde_json::json;
-use sqlx::{Connection as _, Executor as _, PgConnection};
-
-fn admin_url() -> String {
-    std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| u.starts_with("postgres"))
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
 
 /// A store on a fresh database of the given backend; the guard removes it.
 enum Guard {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres(String),
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Guard::Postgres(name) = self {
-            let (admin, name) = (admin_url(), name.clone());
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    if let Ok(mut c) = PgConnection::connect(&admin).await {
-                        let _ = c
-                            .execute(sqlx::AssertSqlSafe(format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            )))
-                            .await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
+    Postgres(#[allow(dead_code)] TestDb),
 }
 
 async fn open(backend: &str) -> (Arc<dyn Store>, Guard) {
@@ -56,14 +28,8 @@ async fn open(backend: &str) -> (Arc<dyn Store>, Guard) {
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         (url, Guard::Sqlite(dir))
     } else {
-        let admin = admin_url();
-        let name = format!("escalator_outbox_{}", uuid::Uuid::now_v7().simple());
-        let mut conn = PgConnection::connect(&admin).await.unwrap();
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').unwrap().0;
-        (format!("{base}/{name}"), Guard::Postgres(name))
+        let db = TestDb::new().await;
+        (db.url.clone(), Guard::Postgres(db))
     };
     let store = store::connect(&StoreSettings {
         url,

@@ -1,7 +1,10 @@
 //! End-to-end tests of the webhook bridge: the real App on port 0 against a fresh PostgreSQL
 //! database per test (`DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`),
 //! with wiremock servers standing in for Plain's GraphQL API and Pylon's REST API.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
+#[path = "support/pg.rs"]
+mod pg;
 
 use std::{collections::BTreeMap, io::Write as _, sync::Arc, time::Duration};
 
@@ -18,9 +21,10 @@ use escalator::{
     triage::Triage,
 };
 use hmac::{Hmac, Mac as _};
+use pg::TestDb;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use sqlx::{Connection as _, Executor as _, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
@@ -57,62 +61,6 @@ team_id = "team_eng"
 // ---------------------------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------------------------
-
-fn admin_url() -> String {
-    std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| u.starts_with("postgres"))
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A fresh database, dropped when the test ends (also when it panics).
-struct TestDb {
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    async fn new() -> Self {
-        let admin = admin_url();
-        let name = format!("escalator_test_{}", uuid::Uuid::now_v7().simple());
-        let mut conn = PgConnection::connect(&admin).await.unwrap();
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').unwrap().0;
-        Self {
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-
-    async fn pool(&self) -> PgPool {
-        PgPool::connect(&self.url).await.unwrap()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let (admin, name) = (admin_url(), self.name.clone());
-        // Drop runs inside the test's runtime, which cannot block; use a thread of our own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = PgConnection::connect(&admin).await {
-                    let _ = c
-                        .execute(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        )))
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
 
 struct Mocks {
     plain: MockServer,

@@ -5,23 +5,26 @@
 
 #[path = "support/collector.rs"]
 mod collector;
-
-use std::collections::BTreeMap;
+#[path = "support/traced.rs"]
+mod traced;
 
 use collector::{Collector, attrs};
 use escalator::{
-    config::Settings,
     domain::IdempotencyKey,
-    grpc::pb::{self, ClassifyRequest, escalator_client::EscalatorClient},
-    startup::App,
-    store::{self, StoreSettings},
-    telemetry::{self, scores},
+    grpc::pb::{self, ClassifyRequest},
+    telemetry::scores,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio_util::sync::CancellationToken;
+use traced::traced;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_SPAN: &str = "00f067aa0ba902b7";
+const LANGFUSE_KEYS: [(&str, &str); 4] = [
+    ("LANGFUSE_PUBLIC_KEY", "pk-lf-test"),
+    ("LANGFUSE_SECRET_KEY", "sk-lf-secret"),
+    ("ESCALATOR_ENVIRONMENT", "staging"),
+    ("ESCALATOR_RELEASE", "abc1234"),
+];
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -43,45 +46,19 @@ fn metric(text: &str, line_prefix: &str) -> f64 {
 #[test]
 fn langfuse_traces_metrics_and_scores() {
     let lf = Collector::start();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("t.db").display());
     let url = lf.url();
-    let env = BTreeMap::from([
-        ("ESCALATOR_GRPC_ADDR", "127.0.0.1:0"),
-        ("ESCALATOR_HTTP_ADDR", "127.0.0.1:0"),
-        ("DATABASE_URL", db.as_str()),
+    let t = traced(&[
         ("LANGFUSE_HOST", url.as_str()),
-        ("LANGFUSE_PUBLIC_KEY", "pk-lf-test"),
-        ("LANGFUSE_SECRET_KEY", "sk-lf-secret"),
-        ("ESCALATOR_ENVIRONMENT", "staging"),
-        ("ESCALATOR_RELEASE", "abc1234"),
+        LANGFUSE_KEYS[0],
+        LANGFUSE_KEYS[1],
+        LANGFUSE_KEYS[2],
+        LANGFUSE_KEYS[3],
     ]);
-    let settings = Settings::load(&env).unwrap();
-    // Built outside any runtime: the exporter's blocking client owns one.
-    let (dispatch, guard) = telemetry::build(&settings.telemetry).unwrap();
-    let _scope = tracing::dispatcher::set_default(&dispatch);
-    // One thread: every span of the server is created under the scoped subscriber.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let _scope = tracing::dispatcher::set_default(&t.dispatch);
 
-    let (decision_id, stored_trace, metrics_text, store, shutdown, server) = rt.block_on(async {
-        let store = store::connect(&StoreSettings {
-            url: db.clone(),
-            ..settings.store.clone()
-        })
-        .await
-        .unwrap();
-        let app = App::with_store(settings.clone(), store.clone())
-            .await
-            .unwrap();
-        let (grpc, http) = (app.grpc_addr().unwrap(), app.http_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        let mut client = EscalatorClient::connect(format!("http://{grpc}"))
-            .await
-            .unwrap();
+    let (decision_id, stored_trace, metrics_text, app) = t.rt.block_on(async {
+        let mut app = t.start().await;
+        let http = app.http;
         let before = get(http, "/metrics").await;
 
         let mut req = tonic::Request::new(ClassifyRequest {
@@ -98,7 +75,8 @@ fn langfuse_traces_metrics_and_scores() {
             "traceparent",
             format!("00-{TRACE_ID}-{PARENT_SPAN}-01").parse().unwrap(),
         );
-        let d = client
+        let d = app
+            .grpc
             .classify(req)
             .await
             .unwrap()
@@ -117,7 +95,14 @@ fn langfuse_traces_metrics_and_scores() {
             "traceparent",
             format!("00-{TRACE_ID}-{PARENT_SPAN}-01").parse().unwrap(),
         );
-        assert!(client.classify(again).await.unwrap().into_inner().duplicate);
+        assert!(
+            app.grpc
+                .classify(again)
+                .await
+                .unwrap()
+                .into_inner()
+                .duplicate
+        );
         let after = get(http, "/metrics").await;
         assert!(
             after.contains("content-type: text/plain; version=0.0.4"),
@@ -130,15 +115,8 @@ fn langfuse_traces_metrics_and_scores() {
             ticket_id: "T-42".into(),
             version: "1".into(),
         };
-        let stored = store.decision(&key).await.unwrap().unwrap();
-        (
-            d.decision_id,
-            stored.trace_id.clone(),
-            metrics_text,
-            store,
-            shutdown,
-            server,
-        )
+        let stored = app.store.decision(&key).await.unwrap().unwrap();
+        (d.decision_id, stored.trace_id.clone(), metrics_text, app)
     });
 
     // The routing log links to the caller's trace.
@@ -155,7 +133,7 @@ fn langfuse_traces_metrics_and_scores() {
         "{after}"
     );
 
-    guard.flush();
+    t.guard.flush();
     let exports = lf.requests("traces");
     assert!(!exports.is_empty(), "no spans exported");
     for r in &exports {
@@ -223,7 +201,8 @@ fn langfuse_traces_metrics_and_scores() {
     // Scores: a review is written to the outbox, a Langfuse 500 leaves it pending, the next
     // round sends it; the body is the documented BOOLEAN score with an idempotent id.
     lf.script_scores(&[500]);
-    rt.block_on(async {
+    let store = app.store.clone();
+    t.rt.block_on(async {
         let key = IdempotencyKey {
             source: escalator::domain::Source::Api,
             ticket_id: "T-42".into(),
@@ -240,7 +219,7 @@ fn langfuse_traces_metrics_and_scores() {
         .unwrap();
         assert_eq!(row.id, format!("{TRACE_ID}-routing_correct"));
         let sender =
-            scores::ScoreSender::new(settings.telemetry.langfuse.as_ref().unwrap(), "staging")
+            scores::ScoreSender::new(t.settings.telemetry.langfuse.as_ref().unwrap(), "staging")
                 .unwrap();
         let now = chrono::Utc::now();
         assert_eq!(
@@ -269,8 +248,7 @@ fn langfuse_traces_metrics_and_scores() {
                 .unwrap(),
             0
         );
-        shutdown.cancel();
-        server.await.unwrap().unwrap();
+        app.stop().await;
     });
     let sent = lf.requests("scores");
     assert_eq!(sent.len(), 2, "one failed attempt, one success");
@@ -288,7 +266,7 @@ fn langfuse_traces_metrics_and_scores() {
     assert_eq!(body["environment"], "staging");
     assert_eq!(body["metadata"]["decision_id"], decision_id);
     assert!(body.get("sessionId").is_none());
-    guard.shutdown();
+    t.guard.shutdown();
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -330,33 +308,19 @@ async fn post(
 #[test]
 fn a_webhook_delivery_and_its_decision_share_one_trace() {
     let lf = Collector::start();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("w.db").display());
     let url = lf.url();
-    let env = BTreeMap::from([
-        ("ESCALATOR_GRPC_ADDR", "127.0.0.1:0"),
-        ("ESCALATOR_HTTP_ADDR", "127.0.0.1:0"),
-        ("DATABASE_URL", db.as_str()),
+    let t = traced(&[
         ("LANGFUSE_HOST", url.as_str()),
-        ("LANGFUSE_PUBLIC_KEY", "pk-lf-test"),
-        ("LANGFUSE_SECRET_KEY", "sk-lf-secret"),
-        ("ESCALATOR_ENVIRONMENT", "staging"),
-        ("ESCALATOR_RELEASE", "abc1234"),
+        LANGFUSE_KEYS[0],
+        LANGFUSE_KEYS[1],
+        LANGFUSE_KEYS[2],
+        LANGFUSE_KEYS[3],
         ("PLAIN_WEBHOOK_SECRET", "whsec"),
     ]);
-    let settings = Settings::load(&env).unwrap();
-    let (dispatch, guard) = telemetry::build(&settings.telemetry).unwrap();
-    let _scope = tracing::dispatcher::set_default(&dispatch);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (stored_trace, after) = rt.block_on(async {
-        let store = store::connect(&StoreSettings { url: db.clone(), ..settings.store.clone() }).await.unwrap();
-        let app = App::with_store(settings.clone(), store.clone()).await.unwrap();
-        let http = app.http_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let _scope = tracing::dispatcher::set_default(&t.dispatch);
+    let (stored_trace, after) = t.rt.block_on(async {
+        let app = t.start().await;
+        let http = app.http;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let body = serde_json::json!({
             "id": "pEv_trace", "type": "thread.thread_created",
@@ -376,7 +340,7 @@ fn a_webhook_delivery_and_its_decision_share_one_trace() {
         let key = IdempotencyKey { source: escalator::domain::Source::Plain, ticket_id: "th_trace".into(), version: now.clone() };
         let mut decision = None;
         for _ in 0..200 {
-            if let Some(d) = store.decision(&key).await.unwrap() {
+            if let Some(d) = app.store.decision(&key).await.unwrap() {
                 decision = Some(d);
                 break;
             }
@@ -384,11 +348,10 @@ fn a_webhook_delivery_and_its_decision_share_one_trace() {
         }
         let decision = decision.expect("the worker decided the delivery");
         let after = get(http, "/metrics").await;
-        shutdown.cancel();
-        server.await.unwrap().unwrap();
+        app.stop().await;
         (decision.trace_id, after)
     });
-    guard.shutdown();
+    t.guard.shutdown();
 
     assert_eq!(stored_trace.as_deref(), Some(TRACE_ID));
     assert!(

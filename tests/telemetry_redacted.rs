@@ -5,31 +5,21 @@
 #[allow(dead_code)]
 #[path = "support/collector.rs"]
 mod collector;
-
-use std::collections::BTreeMap;
+#[allow(dead_code)]
+#[path = "support/traced.rs"]
+mod traced;
 
 use collector::{Collector, attrs};
-use escalator::{
-    config::Settings,
-    grpc::pb::{self, ClassifyRequest, escalator_client::EscalatorClient},
-    startup::App,
-    store::{self, StoreSettings},
-    telemetry,
-};
-use tokio_util::sync::CancellationToken;
+use escalator::grpc::pb::{self, ClassifyRequest};
+use traced::traced;
 
 const SECRET_TEXT: &str = "Customer Jane Roe says the export deleted her invoices";
 
 #[test]
 fn redacted_ticket_text_never_leaves_the_process() {
     let col = Collector::start();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("t.db").display());
     let endpoint = format!("{}/otlp", col.url());
-    let env = BTreeMap::from([
-        ("ESCALATOR_GRPC_ADDR", "127.0.0.1:0"),
-        ("ESCALATOR_HTTP_ADDR", "127.0.0.1:0"),
-        ("DATABASE_URL", db.as_str()),
+    let t = traced(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         (
             "OTEL_EXPORTER_OTLP_HEADERS",
@@ -37,46 +27,30 @@ fn redacted_ticket_text_never_leaves_the_process() {
         ),
         ("ESCALATOR_REDACT_TICKET_TEXT", "true"),
     ]);
-    let settings = Settings::load(&env).unwrap();
-    let (dispatch, guard) = telemetry::build(&settings.telemetry).unwrap();
-    let _scope = tracing::dispatcher::set_default(&dispatch);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let store = store::connect(&StoreSettings {
-            url: db.clone(),
-            ..settings.store.clone()
-        })
-        .await
-        .unwrap();
-        let app = App::with_store(settings.clone(), store).await.unwrap();
-        let grpc = app.grpc_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        let mut client = EscalatorClient::connect(format!("http://{grpc}"))
-            .await
-            .unwrap();
-        let t = pb::Ticket {
+    let _scope = tracing::dispatcher::set_default(&t.dispatch);
+    t.rt.block_on(async {
+        let mut app = t.start().await;
+        let ticket = pb::Ticket {
             id: "R-1".into(),
             subject: "Invoices gone".into(),
             body: SECRET_TEXT.into(),
             tier: "pro".into(),
             ..pb::Ticket::default()
         };
-        let d = client
-            .classify(ClassifyRequest { ticket: Some(t) })
+        let d = app
+            .grpc
+            .classify(ClassifyRequest {
+                ticket: Some(ticket),
+            })
             .await
             .unwrap()
             .into_inner()
             .decision
             .unwrap();
         assert_eq!(d.severity(), pb::Severity::OnFire);
-        shutdown.cancel();
-        server.await.unwrap().unwrap();
+        app.stop().await;
     });
-    guard.shutdown();
+    t.guard.shutdown();
 
     let exports = col.requests("traces");
     assert!(!exports.is_empty());
@@ -105,45 +79,25 @@ fn an_unreachable_collector_never_fails_a_request() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}/otlp", dead.local_addr().unwrap());
     drop(dead);
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("d.db").display());
-    let env = BTreeMap::from([
-        ("ESCALATOR_GRPC_ADDR", "127.0.0.1:0"),
-        ("ESCALATOR_HTTP_ADDR", "127.0.0.1:0"),
-        ("DATABASE_URL", db.as_str()),
+    let t = traced(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         // Same as the other test in this binary: the redaction switch is process-wide.
         ("ESCALATOR_REDACT_TICKET_TEXT", "true"),
     ]);
-    let settings = Settings::load(&env).unwrap();
-    let (dispatch, guard) = telemetry::build(&settings.telemetry).unwrap();
-    let _scope = tracing::dispatcher::set_default(&dispatch);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let store = store::connect(&StoreSettings {
-            url: db.clone(),
-            ..settings.store.clone()
-        })
-        .await
-        .unwrap();
-        let app = App::with_store(settings.clone(), store).await.unwrap();
-        let grpc = app.grpc_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        let mut client = EscalatorClient::connect(format!("http://{grpc}"))
-            .await
-            .unwrap();
+    let _scope = tracing::dispatcher::set_default(&t.dispatch);
+    t.rt.block_on(async {
+        let mut app = t.start().await;
         for i in 0..3 {
-            let t = pb::Ticket {
+            let ticket = pb::Ticket {
                 id: format!("D-{i}"),
                 body: "How do I invite a teammate?".into(),
                 ..pb::Ticket::default()
             };
-            let d = client
-                .classify(ClassifyRequest { ticket: Some(t) })
+            let d = app
+                .grpc
+                .classify(ClassifyRequest {
+                    ticket: Some(ticket),
+                })
                 .await
                 .unwrap()
                 .into_inner()
@@ -151,8 +105,7 @@ fn an_unreachable_collector_never_fails_a_request() {
                 .unwrap();
             assert_eq!(d.severity(), pb::Severity::Routine);
         }
-        shutdown.cancel();
-        server.await.unwrap().unwrap();
+        app.stop().await;
     });
-    guard.shutdown();
+    t.guard.shutdown();
 }

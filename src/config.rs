@@ -241,8 +241,11 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// Names of unknown `ESCALATOR_*` variables and unknown file keys, warned about at start.
     pub warnings: Vec<String>,
-    /// The webhook bridge, the Plain and Pylon adapters, per-route targets and the action worker.
+    /// The webhook bridge, the Plain and Pylon adapters and per-route targets.
     pub ticketing: TicketingSettings,
+    /// The worker: inbox, outbox, recovery and heartbeat loops (`[worker]`, and the worker keys
+    /// of `[actions]`).
+    pub worker: crate::worker::settings::WorkerSettings,
 }
 
 /// The optional TOML file. Unknown keys are warned about, not fatal.
@@ -266,6 +269,8 @@ struct FileSettings {
     pylon: FilePylon,
     #[serde(default)]
     actions: FileActions,
+    #[serde(default)]
+    worker: crate::worker::settings::FileWorker,
     #[serde(default)]
     routes: BTreeMap<String, FileRoute>,
     #[serde(flatten)]
@@ -472,6 +477,11 @@ impl Settings {
             });
         }
         let telemetry = load_telemetry(env, file.telemetry)?;
+        let worker = crate::worker::settings::WorkerSettings::load(
+            &file.actions,
+            file.worker,
+            claude.api_key.is_some().then_some(claude.max_concurrency),
+        )?;
         let ticketing = TicketingSettings::load(
             env,
             FileTicketing {
@@ -490,6 +500,7 @@ impl Settings {
                 acquire_timeout: Duration::from_secs(
                     file.database.acquire_timeout_secs.unwrap_or(5),
                 ),
+                stale_after: worker.stale_after,
             },
             claude,
             triage: TriageSettings::default(),
@@ -499,6 +510,7 @@ impl Settings {
             telemetry,
             warnings,
             ticketing,
+            worker,
         })
     }
 }

@@ -141,6 +141,9 @@ impl Severity {
 pub struct Confidence(f32);
 
 impl Confidence {
+    /// No confidence at all (a safe decision no classifier made).
+    pub const ZERO: Confidence = Confidence(0.0);
+
     /// # Errors
     /// When the value is not a finite number within `0..=1`.
     pub fn parse(value: f64) -> Result<Self, DomainError> {

@@ -33,6 +33,8 @@ pub struct HttpState {
     pub store: Arc<dyn Store>,
     /// The webhook bridge.
     pub bridge: Bridge,
+    /// The worker loops, checked by `/readyz`.
+    pub health: Arc<crate::worker::Health>,
 }
 
 /// The router: `GET /healthz` (the process is up), `GET /readyz` (the database answers),
@@ -137,26 +139,57 @@ async fn webhook(
     }
 }
 
-async fn readyz(State(state): State<HttpState>) -> (StatusCode, &'static str) {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n"),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed: database unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
-        }
+async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
+    if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = %e, "readiness check failed: database unavailable");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unavailable\n".to_owned(),
+        );
     }
+    let down = state.health.down();
+    if !down.is_empty() {
+        tracing::warn!(loops = ?down, "readiness check failed: worker loops down");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("worker loops down: {}\n", down.join(", ")),
+        );
+    }
+    (StatusCode::OK, "ready\n".to_owned())
 }
 
 async fn prometheus_metrics(State(state): State<HttpState>) -> impl axum::response::IntoResponse {
     let m = crate::telemetry::metrics::metrics();
-    match state.store.action_backlog().await {
-        Ok((pending, failed)) => {
+    match state.store.backlog().await {
+        Ok(b) => {
+            let now = chrono::Utc::now();
+            let age = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map_or(0.0, |t| {
+                    #[allow(clippy::cast_precision_loss)]
+                    let ms = (now - t).num_milliseconds().max(0) as f64;
+                    ms / 1000.0
+                })
+            };
             m.action_backlog
                 .with_label_values(&["pending"])
-                .set(pending);
-            m.action_backlog.with_label_values(&["failed"]).set(failed);
+                .set(b.actions_pending);
+            m.action_backlog
+                .with_label_values(&["failed"])
+                .set(b.actions_failed);
+            m.delivery_backlog
+                .with_label_values(&["pending"])
+                .set(b.deliveries_pending);
+            m.delivery_backlog
+                .with_label_values(&["failed"])
+                .set(b.deliveries_failed);
+            m.oldest_pending_seconds
+                .with_label_values(&["inbox"])
+                .set(age(b.oldest_delivery));
+            m.oldest_pending_seconds
+                .with_label_values(&["outbox"])
+                .set(age(b.oldest_action));
         }
-        Err(e) => tracing::warn!(error = %e, "action backlog unavailable for /metrics"),
+        Err(e) => tracing::warn!(error = %e, "backlog unavailable for /metrics"),
     }
     (
         [(

@@ -9,11 +9,10 @@
 //! - [`store`]: the routing log on PostgreSQL or SQLite.
 //! - [`triage`]: the use case (accept, enrich, classify, log), over traits only.
 //! - [`ticketing`]: Plain and Pylon adapters (webhooks in, actions out) and the webhook bridge.
-//! - [`actions`]: the worker that decides stored deliveries and runs logged actions.
+//! - [`worker`]: the loops that decide stored deliveries and run logged actions, supervised.
 //! - [`grpc`], [`http`]: thin edges; [`error`] maps use-case errors to codes in one place.
 //! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: wiring and lifecycle.
 
-pub mod actions;
 pub mod classifier;
 pub mod cli;
 pub mod config;
@@ -29,3 +28,4 @@ pub mod store;
 pub mod telemetry;
 pub mod ticketing;
 pub mod triage;
+pub mod worker;

@@ -10,7 +10,6 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    actions::Worker,
     classifier::{Decider, OfflineClassifier},
     config::Settings,
     grpc::{EscalatorService, pb},
@@ -20,6 +19,7 @@ use crate::{
     store::{self, Store},
     ticketing::{Adapters, Bridge, RoutingPlanner},
     triage::Triage,
+    worker::{self, Health, Worker},
 };
 
 /// The prompt and labels the service classifies with, loaded from the configured files or the
@@ -170,12 +170,14 @@ impl App {
             tracing::warn!("{w}");
         }
         let (decider, prompt) = build_decider(&settings)?;
+        let outbox_wake = Arc::new(tokio::sync::Notify::new());
         let triage = Triage::new(
             store.clone(),
             decider,
             Arc::new(RoutingPlanner::new(&settings.ticketing)),
             settings.triage.clone(),
-        );
+        )
+        .notifying(outbox_wake.clone());
         let adapters = Adapters::new(&settings.ticketing)
             .context("cannot build the ticketing HTTP clients")?;
         let wake = Arc::new(tokio::sync::Notify::new());
@@ -184,9 +186,14 @@ impl App {
             store.clone(),
             triage.clone(),
             adapters,
-            settings.ticketing.worker.clone(),
+            settings.worker.clone(),
             wake,
+            outbox_wake,
         );
+        // Alive before serving: a claim this process takes must not look abandoned.
+        if let Err(e) = store.heartbeat().await {
+            tracing::warn!(error = %e, "cannot write the first worker heartbeat");
+        }
         log_bridge_setup(&settings);
         let grpc_listener = TcpListener::bind(settings.grpc_addr)
             .await
@@ -273,27 +280,57 @@ impl App {
             router(HttpState {
                 store: self.store.clone(),
                 bridge: self.bridge.clone(),
+                health: self.worker.health(),
             }),
         )
         .with_graceful_shutdown(http_stop.clone().cancelled_owned());
         let scores = self.settings.telemetry.langfuse.as_ref().map(|lf| {
             crate::telemetry::scores::ScoreSender::new(lf, &self.settings.telemetry.environment)
         });
+        let loops: Arc<Health> = self.worker.health();
         let scores = match scores {
-            Some(Ok(sender)) => Some(tokio::spawn(crate::telemetry::scores::run_sender(
-                self.store.clone(),
-                sender,
-                self.settings.telemetry.score_interval,
-                shutdown.clone(),
-            ))),
+            Some(Ok(sender)) => {
+                let (store, interval, stop) = (
+                    self.store.clone(),
+                    self.settings.telemetry.score_interval,
+                    shutdown.clone(),
+                );
+                Some(tokio::spawn(worker::supervise(
+                    "scores",
+                    loops.clone(),
+                    shutdown.clone(),
+                    move || {
+                        crate::telemetry::scores::run_sender(
+                            store.clone(),
+                            sender.clone(),
+                            interval,
+                            stop.clone(),
+                        )
+                    },
+                )))
+            }
             Some(Err(e)) => return Err(e.context("cannot build the Langfuse score client")),
             None => None,
         };
+        let beat_stop = CancellationToken::new();
+        let heartbeat = {
+            let (store, interval, stop) = (
+                self.store.clone(),
+                self.settings.worker.heartbeat_interval,
+                beat_stop.clone(),
+            );
+            tokio::spawn(worker::supervise(
+                "heartbeat",
+                loops.clone(),
+                beat_stop.clone(),
+                move || worker::heartbeat(store.clone(), interval, stop.clone()),
+            ))
+        };
         let worker_stop = CancellationToken::new();
-        let worker = if self.settings.ticketing.worker.enabled {
+        let worker = if self.settings.worker.enabled {
             Some(tokio::spawn(self.worker.run(worker_stop.clone())))
         } else {
-            tracing::info!("action worker disabled ([actions] enabled = false)");
+            tracing::info!("worker disabled ([actions] enabled = false)");
             None
         };
         let mut grpc = tokio::spawn(grpc);
@@ -336,6 +373,12 @@ impl App {
         }
         if let Some(scores) = scores {
             let _ = scores.await;
+        }
+        // Whatever is still leased is taken over by another replica at once.
+        beat_stop.cancel();
+        let _ = heartbeat.await;
+        if let Err(e) = self.store.retire().await {
+            tracing::warn!(error = %e, "cannot remove the worker heartbeat; its leases expire on their own");
         }
         self.store.close().await;
         tracing::info!("escalator stopped");

@@ -5,6 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
+use tokio::sync::Notify;
 
 use crate::{
     classifier::Decider,
@@ -90,6 +91,8 @@ pub struct Triage {
     decider: Decider,
     planner: Arc<dyn ActionPlanner>,
     settings: TriageSettings,
+    /// Told when a decision with actions is logged, so the outbox runs them at once.
+    acted: Option<Arc<Notify>>,
 }
 
 impl Triage {
@@ -105,7 +108,15 @@ impl Triage {
             decider,
             planner,
             settings,
+            acted: None,
         }
+    }
+
+    /// Wakes `outbox` whenever a decision with actions is logged.
+    #[must_use]
+    pub fn notifying(mut self, outbox: Arc<Notify>) -> Self {
+        self.acted = Some(outbox);
+        self
     }
 
     /// The store, for readiness checks.
@@ -130,7 +141,12 @@ impl Triage {
         ticket: Ticket,
         trace_id: Option<String>,
     ) -> Result<Outcome, TriageError> {
-        match self.store.claim(&ticket, self.settings.claim_lease).await? {
+        let since = Utc::now() - chrono::Duration::hours(24);
+        let (claim, repeat_count_24h) = self
+            .store
+            .claim_counting(&ticket, self.settings.claim_lease, Some(since))
+            .await?;
+        match claim {
             Claim::Decided(decision) => {
                 tracing::info!(key = %ticket.key(), decision_id = %decision.id, "duplicate; returning the logged decision");
                 metrics()
@@ -144,39 +160,98 @@ impl Triage {
             }
             Claim::InFlight => self.wait_for(&ticket).await,
             Claim::New => {
-                let ctx = self.enrich(ticket).await?;
+                let ctx = TicketContext {
+                    ticket,
+                    repeat_count_24h,
+                };
+                telemetry::record_context(&tracing::Span::current(), &ctx);
                 let classification = self.decider.decide(&ctx).await;
-                let decision = Decision::new(&ctx, classification, trace_id);
-                let actions = self.planner.plan(&ctx.ticket, &decision);
-                match self.store.record(&decision, &actions).await? {
-                    Recorded::New => {
-                        metrics().decision(&decision);
-                        tracing::info!(
-                            key = %decision.key(),
-                            decision_id = %decision.id,
-                            severity = %decision.severity,
-                            route = %decision.route,
-                            model = %decision.model,
-                            fallback = decision.fallback,
-                            actions = actions.len(),
-                            "decision logged"
-                        );
-                        Ok(Outcome {
-                            decision,
-                            duplicate: false,
-                        })
-                    }
-                    Recorded::Existing(d) => {
-                        metrics()
-                            .duplicates
-                            .with_label_values(&[d.source.as_str()])
-                            .inc();
-                        Ok(Outcome {
-                            decision: *d,
-                            duplicate: true,
-                        })
-                    }
+                self.log(&ctx, classification, trace_id).await
+            }
+        }
+    }
+
+    /// Logs the safe decision for `ticket` (see [`Decider::safe`]) with the actions it implies,
+    /// for a ticket the worker could not decide; `reason` is the fallback reason. A key decided
+    /// meanwhile returns its logged decision.
+    ///
+    /// # Errors
+    /// As [`Triage::decide`].
+    pub async fn decide_safe(
+        &self,
+        ticket: Ticket,
+        reason: &str,
+        trace_id: Option<String>,
+    ) -> Result<Outcome, TriageError> {
+        let (claim, repeat_count_24h) = self
+            .store
+            .claim_counting(&ticket, self.settings.claim_lease, None)
+            .await?;
+        match claim {
+            Claim::Decided(decision) => Ok(Outcome {
+                decision: *decision,
+                duplicate: true,
+            }),
+            Claim::InFlight => Err(TriageError::InFlight(ticket.key().to_string())),
+            Claim::New => {
+                let ctx = TicketContext {
+                    ticket,
+                    repeat_count_24h,
+                };
+                let classification = self.decider.safe(reason);
+                self.log(&ctx, classification, trace_id).await
+            }
+        }
+    }
+
+    /// Gives up this process's claim on `key` after its decision failed unexpectedly, so a retry
+    /// does not wait out the claim lease.
+    ///
+    /// # Errors
+    /// When the store cannot be written (the claim then expires with its lease).
+    pub async fn release(&self, key: &crate::domain::IdempotencyKey) -> Result<(), TriageError> {
+        Ok(self.store.release_claim(key).await?)
+    }
+
+    /// Writes the decision for `ctx` and the actions it implies.
+    async fn log(
+        &self,
+        ctx: &TicketContext,
+        classification: crate::domain::Classification,
+        trace_id: Option<String>,
+    ) -> Result<Outcome, TriageError> {
+        let decision = Decision::new(ctx, classification, trace_id);
+        let actions = self.planner.plan(&ctx.ticket, &decision);
+        match self.store.record(&decision, &actions).await? {
+            Recorded::New => {
+                if let (Some(outbox), false) = (&self.acted, actions.is_empty()) {
+                    outbox.notify_one();
                 }
+                metrics().decision(&decision);
+                tracing::info!(
+                    key = %decision.key(),
+                    decision_id = %decision.id,
+                    severity = %decision.severity,
+                    route = %decision.route,
+                    model = %decision.model,
+                    fallback = decision.fallback,
+                    actions = actions.len(),
+                    "decision logged"
+                );
+                Ok(Outcome {
+                    decision,
+                    duplicate: false,
+                })
+            }
+            Recorded::Existing(d) => {
+                metrics()
+                    .duplicates
+                    .with_label_values(&[d.source.as_str()])
+                    .inc();
+                Ok(Outcome {
+                    decision: *d,
+                    duplicate: true,
+                })
             }
         }
     }

@@ -35,6 +35,7 @@ async fn open(backend: &str) -> (Arc<dyn Store>, Guard) {
         url,
         max_connections: 5,
         acquire_timeout: Duration::from_secs(5),
+        stale_after: store::DEFAULT_STALE_AFTER,
     })
     .await
     .unwrap();

@@ -595,6 +595,7 @@ async fn log_then_die(db: &TestDb, mocks: &Mocks, mid_action: bool) {
         url: db.url.clone(),
         max_connections: 2,
         acquire_timeout: Duration::from_secs(5),
+        stale_after: store::DEFAULT_STALE_AFTER,
     })
     .await
     .unwrap();
@@ -670,6 +671,7 @@ async fn a_delivery_stored_before_a_crash_is_decided_and_routed_on_restart() {
             url: db.url.clone(),
             max_connections: 2,
             acquire_timeout: Duration::from_secs(5),
+            stale_after: store::DEFAULT_STALE_AFTER,
         })
         .await
         .unwrap();
@@ -1201,9 +1203,16 @@ async fn a_database_outage_answers_503_so_the_sender_retries() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router(HttpState { store, bridge }))
-            .await
-            .unwrap();
+        axum::serve(
+            listener,
+            router(HttpState {
+                store,
+                bridge,
+                health: Default::default(),
+            }),
+        )
+        .await
+        .unwrap();
     });
     let body = plain_body(OUTAGE);
     let resp = reqwest::Client::new()

@@ -137,6 +137,31 @@ impl Decider {
     }
 }
 
+/// The `fallback_reason` of a safe decision made because the worker could not decide a ticket.
+pub const INTERNAL_ERROR: &str = "internal_error";
+
+impl Decider {
+    /// The safe decision for a ticket that cannot be classified at all (its attempts kept
+    /// panicking or failing unexpectedly, or it cannot be read): `urgent`, so a person sees it,
+    /// with no classifier involved (`model = "none"`, confidence 0) and `reason` as the
+    /// fallback reason. Building it runs no classifier code, so it cannot fail the same way.
+    pub fn safe(&self, reason: &str) -> Classification {
+        Classification {
+            verdict: Verdict::new(
+                Severity::Urgent,
+                None,
+                crate::domain::Confidence::ZERO,
+                "escalator could not classify this ticket, so a person should triage it.",
+            ),
+            model: "none".to_owned(),
+            prompt_version: self.offline.prompt_version().to_owned(),
+            fallback_reason: Some(reason.to_owned()),
+            usage: Usage::default(),
+            observation_id: None,
+        }
+    }
+}
+
 /// Marks an offline classification as a fallback for `reason`, raising routine to urgent.
 pub fn fallback(mut c: Classification, reason: &str) -> Classification {
     if c.verdict.severity == Severity::Routine {

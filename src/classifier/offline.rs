@@ -326,6 +326,11 @@ impl OfflineClassifier {
         }
     }
 
+    /// The prompt version this classifier's decisions carry.
+    pub fn prompt_version(&self) -> &str {
+        &self.prompt_version
+    }
+
     /// Classifies deterministically; never fails.
     pub fn decide(&self, ctx: &TicketContext) -> Classification {
         let t = &ctx.ticket;

@@ -101,6 +101,8 @@ pub struct PendingDelivery {
     pub payload: serde_json::Value,
     /// Attempts so far, this one included.
     pub attempts: u32,
+    /// Earlier attempts that ended in a panic or an unexpected error.
+    pub internal_errors: u32,
 }
 
 /// An action in the outbox.
@@ -124,6 +126,25 @@ pub struct Action {
     pub attempts: u32,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
+    /// Earlier attempts that ended in a panic or an unexpected error.
+    pub internal_errors: u32,
+}
+
+/// How much work waits in the inbox and the outbox, read at scrape time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Backlog {
+    /// Deliveries not yet decided.
+    pub deliveries_pending: i64,
+    /// Deliveries given up on.
+    pub deliveries_failed: i64,
+    /// When the oldest pending delivery was received.
+    pub oldest_delivery: Option<DateTime<Utc>>,
+    /// Actions not yet done.
+    pub actions_pending: i64,
+    /// Actions given up on.
+    pub actions_failed: i64,
+    /// When the oldest pending action was logged.
+    pub oldest_action: Option<DateTime<Utc>>,
 }
 
 /// A routing score waiting to be sent to Langfuse (or sent).
@@ -160,13 +181,42 @@ pub trait Store: Send + Sync {
     /// Checks the database answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// This process's id as a lease holder: every lease and claim it takes names it, and its
+    /// [`Store::heartbeat`] keeps them alive.
+    fn holder(&self) -> &str;
+
+    /// Refreshes this process's heartbeat. Leases and claims of a holder whose heartbeat is
+    /// older than the store's `stale_after` are taken over at once by any other process.
+    async fn heartbeat(&self) -> Result<(), StoreError>;
+
+    /// Removes this process's heartbeat at the end of a graceful shutdown, so whatever it still
+    /// holds is taken over without waiting.
+    async fn retire(&self) -> Result<(), StoreError>;
+
     /// Makes the ticket durable under its idempotency key and claims it for `lease`.
-    async fn claim(&self, ticket: &Ticket, lease: Duration) -> Result<Claim, StoreError>;
+    async fn claim(&self, ticket: &Ticket, lease: Duration) -> Result<Claim, StoreError> {
+        Ok(self.claim_counting(ticket, lease, None).await?.0)
+    }
+
+    /// [`Store::claim`], and for a new claim also the number of other tickets (distinct ids)
+    /// the same customer opened in the same source since `repeats_since` (0 without a customer
+    /// or a `repeats_since`), in the same round trip where the backend allows.
+    async fn claim_counting(
+        &self,
+        ticket: &Ticket,
+        lease: Duration,
+        repeats_since: Option<DateTime<Utc>>,
+    ) -> Result<(Claim, u32), StoreError>;
+
+    /// Gives up this process's claim on `key` at once (its decision failed unexpectedly), so a
+    /// retry is decided without waiting out the claim lease.
+    async fn release_claim(&self, key: &IdempotencyKey) -> Result<(), StoreError>;
 
     /// The decision logged for `key`, if any.
     async fn decision(&self, key: &IdempotencyKey) -> Result<Option<Decision>, StoreError>;
 
-    /// Writes the decision and its actions in one transaction.
+    /// Writes the decision and its actions in one transaction, and marks the delivery of the
+    /// same key done (if there is one). Actions get the decision's severity as their priority.
     async fn record(
         &self,
         decision: &Decision,
@@ -208,13 +258,27 @@ pub trait Store: Send + Sync {
     /// Gives a delivery up for good (the tool says the ticket does not exist or is invalid).
     async fn fail_delivery(&self, key: &IdempotencyKey, error: &str) -> Result<(), StoreError>;
 
+    /// Like [`Store::retry_delivery`] for an attempt that panicked or failed unexpectedly:
+    /// also counts it in `internal_errors`, which bounds such attempts.
+    async fn delivery_crashed(
+        &self,
+        key: &IdempotencyKey,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// Leases up to `limit` pending actions that are due and not leased by a live worker, for
     /// `lease`, counting an attempt on each. Atomic across workers and replicas (`FOR UPDATE SKIP
     /// LOCKED` on PostgreSQL; SQLite serialises writers).
     async fn lease_actions(&self, lease: Duration, limit: u32) -> Result<Vec<Action>, StoreError>;
 
     /// Marks an action done; `false` when it was not pending any more (someone else finished it).
-    async fn complete_action(&self, id: i64) -> Result<bool, StoreError>;
+    async fn complete_action(&self, id: i64) -> Result<bool, StoreError> {
+        Ok(self.complete_actions(&[id]).await? == 1)
+    }
+
+    /// Marks many actions done in one statement; returns how many were still pending.
+    async fn complete_actions(&self, ids: &[i64]) -> Result<u64, StoreError>;
 
     /// Releases an action for another attempt at `next_attempt_at`, recording why this one failed.
     async fn retry_action(
@@ -226,6 +290,15 @@ pub trait Store: Send + Sync {
 
     /// Gives an action up for good (the tool rejected it as invalid or forbidden).
     async fn fail_action(&self, id: i64, error: &str) -> Result<(), StoreError>;
+
+    /// Like [`Store::retry_action`] for an attempt that panicked: also counts it in
+    /// `internal_errors`, which bounds such attempts.
+    async fn action_crashed(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// Every action of a decision, oldest first (for audits and tests).
     async fn actions(&self, decision_id: &str) -> Result<Vec<Action>, StoreError>;
@@ -257,8 +330,8 @@ pub trait Store: Send + Sync {
         next_attempt_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Actions not yet done: (pending, failed).
-    async fn action_backlog(&self) -> Result<(i64, i64), StoreError>;
+    /// Inbox and outbox backlog, for `/metrics`.
+    async fn backlog(&self) -> Result<Backlog, StoreError>;
 
     /// Closes the pool (end of graceful shutdown).
     async fn close(&self);
@@ -273,7 +346,13 @@ pub struct StoreSettings {
     pub max_connections: u32,
     /// How long a request waits for a connection before the store counts as unavailable.
     pub acquire_timeout: Duration,
+    /// A lease holder whose heartbeat is older than this is taken for dead
+    /// (`[worker] stale_after_secs`).
+    pub stale_after: Duration,
 }
+
+/// Default of [`StoreSettings::stale_after`]: three missed heartbeats of two seconds.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(6);
 
 /// Opens the database named by `settings.url` (creating a missing SQLite file) and runs its
 /// migrations.
@@ -296,7 +375,9 @@ pub async fn connect(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>>
             .run(&pool)
             .await
             .context("PostgreSQL migrations failed")?;
-        Ok(Arc::new(PgStore::new(pool)))
+        Ok(Arc::new(
+            PgStore::new(pool).stale_after(settings.stale_after),
+        ))
     } else if url.starts_with("sqlite:") {
         let opts = SqliteConnectOptions::from_str(url)
             .context("DATABASE_URL is not a valid sqlite URL")?
@@ -314,7 +395,9 @@ pub async fn connect(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>>
             .run(&pool)
             .await
             .context("SQLite migrations failed")?;
-        Ok(Arc::new(SqliteStore::new(pool)))
+        Ok(Arc::new(
+            SqliteStore::new(pool).stale_after(settings.stale_after),
+        ))
     } else {
         anyhow::bail!(
             "DATABASE_URL must start with postgres:// or sqlite:// (got scheme {:?})",

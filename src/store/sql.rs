@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
 use super::{
-    Action, Claim, NewAction, NewDelivery, PendingDelivery, Recorded, ScoreRow, Store, StoreError,
+    Action, Backlog, Claim, DEFAULT_STALE_AFTER, NewAction, NewDelivery, PendingDelivery, Recorded,
+    ScoreRow, Store, StoreError,
 };
 use crate::domain::{
     Decision, IdempotencyKey, RawTicket, Route, Severity, Source, Ticket, Tier, Usage,
@@ -19,12 +20,16 @@ use crate::domain::{
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: sqlx::PgPool,
+    holder: String,
+    stale_after: Duration,
 }
 
 /// The routing log on SQLite (the embedded default).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: sqlx::SqlitePool,
+    holder: String,
+    stale_after: Duration,
 }
 
 macro_rules! decision_columns {
@@ -38,8 +43,57 @@ macro_rules! decision_columns {
 
 macro_rules! action_columns {
     () => {
-        "id, decision_id, source, ticket_id, kind, payload, status, attempts, last_error"
+        "id, decision_id, source, ticket_id, kind, payload, status, attempts, last_error, \
+         internal_errors"
     };
+}
+
+/// The condition under which a row of `$table` may be leased: not leased, its lease ran out, or
+/// its holder's heartbeat stopped. A holder never takes its own live lease over. Binds: `$2`
+/// now, `$4` the oldest live heartbeat, `$5` this holder.
+macro_rules! leasable {
+    ($table:literal) => {
+        concat!(
+            "(",
+            $table,
+            ".locked_until IS NULL OR ",
+            $table,
+            ".locked_until < $2 OR (",
+            $table,
+            ".locked_by IS NOT NULL AND ",
+            $table,
+            ".locked_by <> $5 \
+             AND NOT EXISTS (SELECT 1 FROM workers w \
+             WHERE w.id = ",
+            $table,
+            ".locked_by AND w.heartbeat_at >= $4)))"
+        )
+    };
+}
+
+/// The decision's severity as an action priority: lower runs first.
+fn priority(severity: Severity) -> i16 {
+    match severity {
+        Severity::OnFire => 0,
+        Severity::Urgent => 1,
+        Severity::Routine => 2,
+    }
+}
+
+/// The actions of a decision as one JSON array, so every backend inserts them in one statement.
+fn actions_json(actions: &[NewAction]) -> String {
+    serde_json::Value::Array(
+        actions
+            .iter()
+            .map(|a| serde_json::json!({"kind": a.kind, "payload": a.payload.to_string()}))
+            .collect(),
+    )
+    .to_string()
+}
+
+/// Ids as a JSON array, bound as one text parameter on both backends.
+fn ids_json(ids: &[i64]) -> String {
+    serde_json::Value::from(ids.to_vec()).to_string()
 }
 
 fn attempts(n: i32) -> u32 {
@@ -57,9 +111,27 @@ fn lease_end(lease: Duration) -> DateTime<Utc> {
 macro_rules! impl_store {
     ($store:ident, $pool:ty, $row:ty, $backend:literal, $skip_locked:literal) => {
         impl $store {
-            /// A store over an already migrated pool.
+            /// A store over an already migrated pool, holding leases under a fresh holder id.
             pub fn new(pool: $pool) -> Self {
-                Self { pool }
+                Self {
+                    pool,
+                    holder: uuid::Uuid::now_v7().to_string(),
+                    stale_after: DEFAULT_STALE_AFTER,
+                }
+            }
+
+            /// Sets how old a holder's heartbeat may be before its leases are taken over.
+            #[must_use]
+            pub fn stale_after(mut self, stale_after: Duration) -> Self {
+                self.stale_after = stale_after;
+                self
+            }
+
+            /// The oldest heartbeat that still counts as alive.
+            fn live_since(&self) -> DateTime<Utc> {
+                Utc::now()
+                    - chrono::Duration::from_std(self.stale_after)
+                        .unwrap_or(chrono::Duration::seconds(6))
             }
 
             /// The pool, for tests and the action worker.
@@ -114,6 +186,7 @@ macro_rules! impl_store {
                     status: text("status")?,
                     attempts: attempts(row.try_get("attempts").map_err(corrupt)?),
                     last_error: row.try_get("last_error").map_err(corrupt)?,
+                    internal_errors: attempts(row.try_get("internal_errors").map_err(corrupt)?),
                 })
             }
 
@@ -146,49 +219,147 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn claim(&self, ticket: &Ticket, lease: Duration) -> Result<Claim, StoreError> {
+            fn holder(&self) -> &str {
+                &self.holder
+            }
+
+            async fn heartbeat(&self) -> Result<(), StoreError> {
+                let now = Utc::now();
+                sqlx::query(
+                    "INSERT INTO workers (id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
+                     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                )
+                .bind(&self.holder)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                // Rows of processes gone for a day are no use to anyone.
+                sqlx::query("DELETE FROM workers WHERE heartbeat_at < $1")
+                    .bind(now - chrono::Duration::days(1))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn retire(&self) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM workers WHERE id = $1")
+                    .bind(&self.holder)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn claim_counting(
+                &self,
+                ticket: &Ticket,
+                lease: Duration,
+                repeats_since: Option<DateTime<Utc>>,
+            ) -> Result<(Claim, u32), StoreError> {
                 let key = ticket.key();
                 let now = Utc::now();
                 let until = lease_end(lease);
-                let inserted = sqlx::query(
-                    "INSERT INTO tickets (source, ticket_id, version, subject, body, tier, arr_usd, \
-                     customer_id, received_at, claimed_until) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     ON CONFLICT (source, ticket_id, version) DO NOTHING",
+                let since = repeats_since.filter(|_| ticket.customer_id().is_some());
+                const INSERT: &str = "INSERT INTO tickets (source, ticket_id, version, subject, body, \
+                     tier, arr_usd, customer_id, received_at, claimed_until, claimed_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (source, ticket_id, version) DO NOTHING";
+                // PostgreSQL inserts and counts the customer's other tickets in one statement
+                // (the count's snapshot does not see the new row, which it excludes anyway);
+                // SQLite is in-process, so a second statement costs no round trip.
+                let (inserted, mut recent) = if $backend == "postgres" && since.is_some() {
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "WITH ins AS ({INSERT} RETURNING 1) \
+                         SELECT (SELECT COUNT(*) FROM ins) AS inserted, \
+                         (SELECT COUNT(DISTINCT ticket_id) FROM tickets WHERE source = $1 \
+                          AND customer_id = $8 AND ticket_id <> $2 AND received_at >= $12) AS recent"
+                    )))
+                    .bind(key.source.as_str())
+                    .bind(&key.ticket_id)
+                    .bind(&key.version)
+                    .bind(ticket.subject())
+                    .bind(ticket.body())
+                    .bind(ticket.tier().as_str())
+                    .bind(ticket.arr_usd())
+                    .bind(ticket.customer_id())
+                    .bind(now)
+                    .bind(until)
+                    .bind(&self.holder)
+                    .bind(since)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+                    let n: i64 = row.try_get("inserted").map_err(corrupt)?;
+                    let r: i64 = row.try_get("recent").map_err(corrupt)?;
+                    (n == 1, Some(u32::try_from(r).unwrap_or(u32::MAX)))
+                } else {
+                    let n = sqlx::query(INSERT)
+                        .bind(key.source.as_str())
+                        .bind(&key.ticket_id)
+                        .bind(&key.version)
+                        .bind(ticket.subject())
+                        .bind(ticket.body())
+                        .bind(ticket.tier().as_str())
+                        .bind(ticket.arr_usd())
+                        .bind(ticket.customer_id())
+                        .bind(now)
+                        .bind(until)
+                        .bind(&self.holder)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                    (n == 1, None)
+                };
+                let claim = if inserted {
+                    Claim::New
+                } else if let Some(d) = Self::find(&self.pool, key).await? {
+                    return Ok((Claim::Decided(Box::new(d)), 0));
+                } else {
+                    // Stored but undecided: take the claim over only if its holder's lease ran
+                    // out or its holder stopped beating. A claim of our own is never taken
+                    // over: it may be a concurrent request of this very process.
+                    let taken = sqlx::query(
+                        "UPDATE tickets SET claimed_until = $1, claimed_by = $6 \
+                         WHERE source = $2 AND ticket_id = $3 AND version = $4 \
+                         AND (claimed_until < $5 OR (claimed_by IS NOT NULL AND claimed_by <> $6 \
+                          AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = tickets.claimed_by \
+                          AND w.heartbeat_at >= $7)))",
+                    )
+                    .bind(until)
+                    .bind(key.source.as_str())
+                    .bind(&key.ticket_id)
+                    .bind(&key.version)
+                    .bind(now)
+                    .bind(&self.holder)
+                    .bind(self.live_since())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    if taken == 1 { Claim::New } else { return Ok((Claim::InFlight, 0)) }
+                };
+                if recent.is_none() {
+                    recent = Some(match (since, ticket.customer_id()) {
+                        (Some(since), Some(customer)) => {
+                            self.recent_tickets(key.source, customer, &key.ticket_id, since).await?
+                        }
+                        _ => 0,
+                    });
+                }
+                Ok((claim, recent.unwrap_or(0)))
+            }
+
+            async fn release_claim(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE tickets SET claimed_until = $1, claimed_by = NULL \
+                     WHERE source = $2 AND ticket_id = $3 AND version = $4 AND claimed_by = $5",
                 )
+                .bind(Utc::now() - chrono::Duration::seconds(1))
                 .bind(key.source.as_str())
                 .bind(&key.ticket_id)
                 .bind(&key.version)
-                .bind(ticket.subject())
-                .bind(ticket.body())
-                .bind(ticket.tier().as_str())
-                .bind(ticket.arr_usd())
-                .bind(ticket.customer_id())
-                .bind(now)
-                .bind(until)
+                .bind(&self.holder)
                 .execute(&self.pool)
-                .await?
-                .rows_affected();
-                if inserted == 1 {
-                    return Ok(Claim::New);
-                }
-                if let Some(d) = Self::find(&self.pool, key).await? {
-                    return Ok(Claim::Decided(Box::new(d)));
-                }
-                // Stored but undecided: take the claim over only if its holder's lease ran out.
-                let taken = sqlx::query(
-                    "UPDATE tickets SET claimed_until = $1 \
-                     WHERE source = $2 AND ticket_id = $3 AND version = $4 AND claimed_until < $5",
-                )
-                .bind(until)
-                .bind(key.source.as_str())
-                .bind(&key.ticket_id)
-                .bind(&key.version)
-                .bind(now)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(if taken == 1 { Claim::New } else { Claim::InFlight })
+                .await?;
+                Ok(())
             }
 
             async fn decision(&self, key: &IdempotencyKey) -> Result<Option<Decision>, StoreError> {
@@ -196,66 +367,113 @@ macro_rules! impl_store {
             }
 
             async fn record(&self, d: &Decision, actions: &[NewAction]) -> Result<Recorded, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let inserted = sqlx::query(
-                    "INSERT INTO decisions (id, source, ticket_id, ticket_version, severity, route, \
-                     confidence, reasoning, prompt_version, model, fallback, fallback_reason, notes, \
-                     tier, request_id, input_tokens, output_tokens, cache_read_tokens, \
-                     cache_write_tokens, cost_usd, trace_id, observation_id, created_at) \
+                const INSERT: &str = "INSERT INTO decisions (id, source, ticket_id, ticket_version, \
+                     severity, route, confidence, reasoning, prompt_version, model, fallback, \
+                     fallback_reason, notes, tier, request_id, input_tokens, output_tokens, \
+                     cache_read_tokens, cache_write_tokens, cost_usd, trace_id, observation_id, \
+                     created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
                      $17, $18, $19, $20, $21, $22, $23) \
-                     ON CONFLICT (source, ticket_id, ticket_version) DO NOTHING",
-                )
-                .bind(&d.id)
-                .bind(d.source.as_str())
-                .bind(&d.ticket_id)
-                .bind(&d.ticket_version)
-                .bind(d.severity.as_str())
-                .bind(d.route.as_str())
-                .bind(d.confidence)
-                .bind(&d.reasoning)
-                .bind(&d.prompt_version)
-                .bind(&d.model)
-                .bind(d.fallback)
-                .bind(&d.fallback_reason)
-                .bind(&d.notes)
-                .bind(d.tier.as_str())
-                .bind(&d.usage.request_id)
-                .bind(d.usage.input_tokens)
-                .bind(d.usage.output_tokens)
-                .bind(d.usage.cache_read_tokens)
-                .bind(d.usage.cache_write_tokens)
-                .bind(d.usage.cost_usd)
-                .bind(&d.trace_id)
-                .bind(&d.observation_id)
-                .bind(d.created_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if inserted == 0 {
-                    let existing = Self::find(&mut *tx, &d.key()).await?.ok_or_else(|| {
-                        StoreError::Corrupt(format!("decision for {} conflicted but is not there", d.key()))
-                    })?;
-                    tx.rollback().await?;
-                    return Ok(Recorded::Existing(Box::new(existing)));
+                     ON CONFLICT (source, ticket_id, ticket_version) DO NOTHING";
+                macro_rules! bind_decision {
+                    ($q:expr) => {
+                        $q.bind(&d.id)
+                            .bind(d.source.as_str())
+                            .bind(&d.ticket_id)
+                            .bind(&d.ticket_version)
+                            .bind(d.severity.as_str())
+                            .bind(d.route.as_str())
+                            .bind(d.confidence)
+                            .bind(&d.reasoning)
+                            .bind(&d.prompt_version)
+                            .bind(&d.model)
+                            .bind(d.fallback)
+                            .bind(&d.fallback_reason)
+                            .bind(&d.notes)
+                            .bind(d.tier.as_str())
+                            .bind(&d.usage.request_id)
+                            .bind(d.usage.input_tokens)
+                            .bind(d.usage.output_tokens)
+                            .bind(d.usage.cache_read_tokens)
+                            .bind(d.usage.cache_write_tokens)
+                            .bind(d.usage.cost_usd)
+                            .bind(&d.trace_id)
+                            .bind(&d.observation_id)
+                            .bind(d.created_at)
+                    };
                 }
-                for a in actions {
-                    sqlx::query(
-                        "INSERT INTO actions (decision_id, source, ticket_id, kind, payload, status, \
-                         attempts, next_attempt_at, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
-                    )
-                    .bind(&d.id)
-                    .bind(d.source.as_str())
-                    .bind(&d.ticket_id)
-                    .bind(&a.kind)
-                    .bind(a.payload.to_string())
-                    .bind(d.created_at)
-                    .execute(&mut *tx)
+                let inserted = if $backend == "postgres" {
+                    // One statement, so one round trip: the decision, its actions (only when
+                    // the decision went in) and the delivery marked done. A statement is atomic.
+                    let row = bind_decision!(sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "WITH dec AS ({INSERT} RETURNING id), \
+                         act AS (INSERT INTO actions (decision_id, source, ticket_id, kind, payload, \
+                           status, attempts, next_attempt_at, created_at, priority) \
+                           SELECT dec.id, $2, $3, a.elem->>'kind', a.elem->>'payload', 'pending', 0, $23, $23, $24 \
+                           FROM dec, jsonb_array_elements($25::jsonb) WITH ORDINALITY AS a(elem, n) \
+                           ORDER BY a.n RETURNING 1), \
+                         del AS (UPDATE deliveries SET status = 'done', done_at = $23, \
+                           locked_until = NULL, last_error = NULL \
+                           WHERE source = $2 AND ticket_id = $3 AND version = $4 \
+                           AND status = 'pending' AND EXISTS (SELECT 1 FROM dec) RETURNING 1) \
+                         SELECT (SELECT COUNT(*) FROM dec) AS inserted, \
+                           (SELECT COUNT(*) FROM act) AS acted, (SELECT COUNT(*) FROM del) AS done"
+                    ))))
+                    .bind(priority(d.severity))
+                    .bind(actions_json(actions))
+                    .fetch_one(&self.pool)
                     .await?;
+                    let n: i64 = row
+                        .try_get("inserted")
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    n == 1
+                } else {
+                    let mut tx = self.pool.begin().await?;
+                    let n = bind_decision!(sqlx::query(INSERT))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if n == 1 {
+                        sqlx::query(
+                            "INSERT INTO actions (decision_id, source, ticket_id, kind, payload, \
+                             status, attempts, next_attempt_at, created_at, priority) \
+                             SELECT $1, $2, $3, json_extract(value, '$.kind'), \
+                             json_extract(value, '$.payload'), 'pending', 0, $4, $4, $5 \
+                             FROM json_each($6) ORDER BY key",
+                        )
+                        .bind(&d.id)
+                        .bind(d.source.as_str())
+                        .bind(&d.ticket_id)
+                        .bind(d.created_at)
+                        .bind(priority(d.severity))
+                        .bind(actions_json(actions))
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query(
+                            "UPDATE deliveries SET status = 'done', done_at = $1, \
+                             locked_until = NULL, last_error = NULL \
+                             WHERE source = $2 AND ticket_id = $3 AND version = $4 \
+                             AND status = 'pending'",
+                        )
+                        .bind(d.created_at)
+                        .bind(d.source.as_str())
+                        .bind(&d.ticket_id)
+                        .bind(&d.ticket_version)
+                        .execute(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
+                    } else {
+                        tx.rollback().await?;
+                    }
+                    n == 1
+                };
+                if inserted {
+                    return Ok(Recorded::New);
                 }
-                tx.commit().await?;
-                Ok(Recorded::New)
+                let existing = Self::find(&self.pool, &d.key()).await?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("decision for {} conflicted but is not there", d.key()))
+                })?;
+                Ok(Recorded::Existing(Box::new(existing)))
             }
 
             async fn recent_tickets(
@@ -304,26 +522,29 @@ macro_rules! impl_store {
                 limit: u32,
             ) -> Result<Vec<PendingDelivery>, StoreError> {
                 let now = Utc::now();
-                // The outer WHERE repeats the due/unleased test so that a row another worker
-                // leased between the subquery and the update is not taken twice.
+                // Oldest first. The outer WHERE repeats the test so that a row another worker
+                // leased between the pick and the update is not taken twice.
                 // The pick is a MATERIALIZED CTE so it runs once: as a plain subquery PostgreSQL
                 // may re-run it per row and, skipping the rows this very statement updated,
                 // lease more than `limit`.
                 let rows = sqlx::query(concat!(
                     "WITH picked AS MATERIALIZED ( \
                        SELECT source, ticket_id, version FROM deliveries \
-                       WHERE status = 'pending' AND next_attempt_at <= $2 \
-                         AND (locked_until IS NULL OR locked_until < $2) \
-                       ORDER BY next_attempt_at LIMIT $3 ",
+                       WHERE status = 'pending' AND next_attempt_at <= $2 AND ",
+                    leasable!("deliveries"),
+                    " ORDER BY received_at LIMIT $3 ",
                     $skip_locked,
-                    ") UPDATE deliveries SET locked_until = $1, attempts = attempts + 1 \
+                    ") UPDATE deliveries SET locked_until = $1, locked_by = $5, attempts = attempts + 1 \
                      WHERE (source, ticket_id, version) IN (SELECT source, ticket_id, version FROM picked) \
-                       AND status = 'pending' AND (locked_until IS NULL OR locked_until < $2) \
-                     RETURNING source, ticket_id, version, event_type, payload, attempts"
+                       AND status = 'pending' AND ",
+                    leasable!("deliveries"),
+                    " RETURNING source, ticket_id, version, event_type, payload, attempts, internal_errors"
                 ))
                 .bind(lease_end(lease))
                 .bind(now)
                 .bind(i64::from(limit))
+                .bind(self.live_since())
+                .bind(&self.holder)
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter()
@@ -340,6 +561,7 @@ macro_rules! impl_store {
                             event_type: text("event_type")?,
                             payload: json("payload", &text("payload")?)?,
                             attempts: attempts(row.try_get("attempts").map_err(corrupt)?),
+                            internal_errors: attempts(row.try_get("internal_errors").map_err(corrupt)?),
                         })
                     })
                     .collect()
@@ -396,25 +618,49 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn delivery_crashed(
+                &self,
+                key: &IdempotencyKey,
+                error: &str,
+                next_attempt_at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE deliveries SET locked_until = NULL, last_error = $1, next_attempt_at = $2, \
+                     internal_errors = internal_errors + 1 \
+                     WHERE source = $3 AND ticket_id = $4 AND version = $5 AND status = 'pending'",
+                )
+                .bind(error)
+                .bind(next_attempt_at)
+                .bind(key.source.as_str())
+                .bind(&key.ticket_id)
+                .bind(&key.version)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
             async fn lease_actions(&self, lease: Duration, limit: u32) -> Result<Vec<Action>, StoreError> {
                 let now = Utc::now();
-                // A MATERIALIZED CTE for the same reason as in `lease_deliveries`.
+                // Worst tickets first (on_fire, urgent, routine), then the longest due. A
+                // MATERIALIZED CTE for the same reason as in `lease_deliveries`.
                 let rows = sqlx::query(concat!(
                     "WITH picked AS MATERIALIZED ( \
                        SELECT id FROM actions \
-                       WHERE status = 'pending' AND next_attempt_at <= $2 \
-                         AND (locked_until IS NULL OR locked_until < $2) \
-                       ORDER BY next_attempt_at, id LIMIT $3 ",
+                       WHERE status = 'pending' AND next_attempt_at <= $2 AND ",
+                    leasable!("actions"),
+                    " ORDER BY priority, next_attempt_at, id LIMIT $3 ",
                     $skip_locked,
-                    ") UPDATE actions SET locked_until = $1, attempts = attempts + 1 \
-                     WHERE id IN (SELECT id FROM picked) \
-                       AND status = 'pending' AND (locked_until IS NULL OR locked_until < $2) \
-                     RETURNING ",
+                    ") UPDATE actions SET locked_until = $1, locked_by = $5, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM picked) AND status = 'pending' AND ",
+                    leasable!("actions"),
+                    " RETURNING ",
                     action_columns!()
                 ))
                 .bind(lease_end(lease))
                 .bind(now)
                 .bind(i64::from(limit))
+                .bind(self.live_since())
+                .bind(&self.holder)
                 .fetch_all(&self.pool)
                 .await?;
                 let mut actions = rows.iter().map(Self::action_from_row).collect::<Result<Vec<_>, _>>()?;
@@ -422,17 +668,25 @@ macro_rules! impl_store {
                 Ok(actions)
             }
 
-            async fn complete_action(&self, id: i64) -> Result<bool, StoreError> {
-                let n = sqlx::query(
+            async fn complete_actions(&self, ids: &[i64]) -> Result<u64, StoreError> {
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                let list = if $backend == "postgres" {
+                    "SELECT (jsonb_array_elements_text($2::jsonb))::bigint"
+                } else {
+                    "SELECT value FROM json_each($2)"
+                };
+                let n = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE actions SET status = 'done', done_at = $1, locked_until = NULL, \
-                     last_error = NULL WHERE id = $2 AND status = 'pending'",
-                )
+                     last_error = NULL WHERE id IN ({list}) AND status = 'pending'"
+                )))
                 .bind(Utc::now())
-                .bind(id)
+                .bind(ids_json(ids))
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
-                Ok(n == 1)
+                Ok(n)
             }
 
             async fn retry_action(
@@ -466,6 +720,24 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn action_crashed(
+                &self,
+                id: i64,
+                error: &str,
+                next_attempt_at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE actions SET locked_until = NULL, last_error = $1, next_attempt_at = $2, \
+                     internal_errors = internal_errors + 1 WHERE id = $3 AND status = 'pending'",
+                )
+                .bind(error)
+                .bind(next_attempt_at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
             async fn actions(&self, decision_id: &str) -> Result<Vec<Action>, StoreError> {
                 let rows = sqlx::query(concat!(
                     "SELECT ",
@@ -486,7 +758,9 @@ macro_rules! impl_store {
                 let rows = sqlx::query(
                     "SELECT t.source, t.ticket_id, t.version, t.subject, t.body, t.tier, t.arr_usd, \
                      t.customer_id FROM tickets t \
-                     WHERE t.source = $1 AND t.claimed_until < $2 AND NOT EXISTS ( \
+                     WHERE t.source = $1 AND (t.claimed_until < $2 OR (t.claimed_by IS NOT NULL \
+                       AND t.claimed_by <> $5 AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = t.claimed_by \
+                       AND w.heartbeat_at >= $4))) AND NOT EXISTS ( \
                        SELECT 1 FROM decisions d WHERE d.source = t.source \
                        AND d.ticket_id = t.ticket_id AND d.ticket_version = t.version) \
                      ORDER BY t.received_at LIMIT $3",
@@ -494,6 +768,8 @@ macro_rules! impl_store {
                 .bind(source.as_str())
                 .bind(Utc::now())
                 .bind(i64::from(limit))
+                .bind(self.live_since())
+                .bind(&self.holder)
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter()
@@ -599,14 +875,32 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn action_backlog(&self) -> Result<(i64, i64), StoreError> {
-                let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM actions WHERE status = 'pending'")
-                    .fetch_one(&self.pool)
-                    .await?;
-                let failed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM actions WHERE status = 'failed'")
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok((pending, failed))
+            async fn backlog(&self) -> Result<Backlog, StoreError> {
+                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+                let d = sqlx::query(
+                    "SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+                     COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) AS failed, \
+                     MIN(CASE WHEN status = 'pending' THEN received_at END) AS oldest \
+                     FROM deliveries WHERE status IN ('pending', 'failed')",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                let a = sqlx::query(
+                    "SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+                     COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) AS failed, \
+                     MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest \
+                     FROM actions WHERE status IN ('pending', 'failed')",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(Backlog {
+                    deliveries_pending: d.try_get("pending").map_err(corrupt)?,
+                    deliveries_failed: d.try_get("failed").map_err(corrupt)?,
+                    oldest_delivery: d.try_get("oldest").map_err(corrupt)?,
+                    actions_pending: a.try_get("pending").map_err(corrupt)?,
+                    actions_failed: a.try_get("failed").map_err(corrupt)?,
+                    oldest_action: a.try_get("oldest").map_err(corrupt)?,
+                })
             }
 
             async fn close(&self) {

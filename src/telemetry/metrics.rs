@@ -7,8 +7,8 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    CounterVec, Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder as _, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::domain::{Decision, Usage};
@@ -37,6 +37,25 @@ pub struct Metrics {
     pub webhook_rejections: IntCounterVec,
     /// Routing scores sent to Langfuse, by outcome (sent, failed).
     pub scores: IntCounterVec,
+    /// Deliveries in the inbox not yet decided, by status (pending, failed); refreshed at scrape.
+    pub delivery_backlog: IntGaugeVec,
+    /// Age in seconds of the oldest pending item, by queue (inbox, outbox); 0 when empty.
+    pub oldest_pending_seconds: GaugeVec,
+    /// Worker attempts that panicked, by stage (decide, act, recover).
+    pub worker_panics: IntCounterVec,
+    /// Worker loops restarted after ending outside shutdown, by loop.
+    pub worker_restarts: IntCounterVec,
+    /// 1 while a worker loop runs, 0 while it is down (restarting), by loop.
+    pub worker_loop_up: IntGaugeVec,
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
+    registry
+        .register(Box::new(g.clone()))
+        .unwrap_or_else(|e| panic!("metric {name} registered twice: {e}"));
+    g
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -125,6 +144,41 @@ impl Metrics {
             "Routing scores sent to Langfuse, by outcome.",
             &["outcome"],
         );
+        let delivery_backlog = gauge_vec(
+            &registry,
+            "delivery_backlog",
+            "Webhook deliveries in the inbox not yet decided, by status (pending, failed).",
+            &["status"],
+        );
+        let oldest_pending_seconds = GaugeVec::new(
+            Opts::new(
+                "oldest_pending_seconds",
+                "Age of the oldest pending item, by queue (inbox, outbox); 0 when empty.",
+            ),
+            &["queue"],
+        )
+        .unwrap_or_else(|e| panic!("oldest_pending_seconds is malformed: {e}"));
+        registry
+            .register(Box::new(oldest_pending_seconds.clone()))
+            .unwrap_or_else(|e| panic!("oldest_pending_seconds registered twice: {e}"));
+        let worker_panics = counter(
+            &registry,
+            "worker_panics_total",
+            "Worker attempts that panicked (each is one failed attempt of its item), by stage.",
+            &["stage"],
+        );
+        let worker_restarts = counter(
+            &registry,
+            "worker_restarts_total",
+            "Worker loops restarted after ending outside shutdown, by loop.",
+            &["loop"],
+        );
+        let worker_loop_up = gauge_vec(
+            &registry,
+            "worker_loop_up",
+            "1 while a worker loop runs, 0 while it is down, by loop.",
+            &["loop"],
+        );
         Self {
             registry,
             decisions,
@@ -137,6 +191,11 @@ impl Metrics {
             action_failures,
             webhook_rejections,
             scores,
+            delivery_backlog,
+            oldest_pending_seconds,
+            worker_panics,
+            worker_restarts,
+            worker_loop_up,
         }
     }
 

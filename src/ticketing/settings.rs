@@ -1,4 +1,4 @@
-//! Settings of the webhook bridge, the tool adapters and the action worker: the `[plain]`,
+//! Settings of the webhook bridge, the tool adapters and the actions: the `[plain]`,
 //! `[pylon]`, `[actions]` and `[routes.<route>.plain|pylon]` tables of the TOML file, with the
 //! `PLAIN_*` and `PYLON_*` environment variables (DESIGN.md names) winning over the file.
 
@@ -60,27 +60,6 @@ pub struct PylonSettings {
     pub timeout: Duration,
 }
 
-/// The outbox and inbox worker.
-#[derive(Debug, Clone)]
-pub struct WorkerSettings {
-    /// Whether this replica runs the worker (a webhook-only replica sets `false`).
-    pub enabled: bool,
-    /// How often the worker looks for due work when nobody wakes it.
-    pub poll_interval: Duration,
-    /// How long a leased action is held before another worker may take it over; must exceed
-    /// one execution (rate-limit waits and HTTP timeouts included), or a slow call may be
-    /// repeated by another worker.
-    pub action_lease: Duration,
-    /// How long a leased delivery is held; must exceed building and classifying a ticket.
-    pub delivery_lease: Duration,
-    /// Most items leased at once (run concurrently).
-    pub batch: u32,
-    /// First retry delay; doubles per attempt, with jitter.
-    pub backoff_base: Duration,
-    /// Longest retry delay.
-    pub backoff_max: Duration,
-}
-
 /// Where a route lands in Plain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlainTarget {
@@ -129,8 +108,6 @@ pub struct TicketingSettings {
     pub plain: PlainSettings,
     /// Pylon.
     pub pylon: PylonSettings,
-    /// The worker.
-    pub worker: WorkerSettings,
     /// Per-route targets.
     pub routes: RouteTargets,
     /// The tool `api` tickets are routed back through (`[actions] api_tool`); unset: `api`
@@ -166,14 +143,15 @@ pub(crate) struct FilePylon {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileActions {
-    enabled: Option<bool>,
     api_tool: Option<String>,
-    poll_interval_ms: Option<u64>,
-    action_lease_secs: Option<u64>,
-    delivery_lease_secs: Option<u64>,
-    batch: Option<u32>,
-    backoff_base_ms: Option<u64>,
-    backoff_max_secs: Option<u64>,
+    // The worker's keys (read by `crate::worker::settings`), kept here so files stay valid.
+    pub(crate) enabled: Option<bool>,
+    pub(crate) poll_interval_ms: Option<u64>,
+    pub(crate) action_lease_secs: Option<u64>,
+    pub(crate) delivery_lease_secs: Option<u64>,
+    pub(crate) batch: Option<u32>,
+    pub(crate) backoff_base_ms: Option<u64>,
+    pub(crate) backoff_max_secs: Option<u64>,
 }
 
 /// `[routes.<route>]` in the file.
@@ -292,7 +270,7 @@ impl TicketingSettings {
             timeout: Duration::from_secs(y.timeout_secs.unwrap_or(15)),
         };
         let a = file.actions;
-        let api_tool = match non_empty(a.api_tool) {
+        let api_tool = match non_empty(a.api_tool.clone()) {
             None => None,
             Some(t) => match Source::parse("actions.api_tool", &t) {
                 Ok(s @ (Source::Plain | Source::Pylon)) => Some(s),
@@ -303,15 +281,6 @@ impl TicketingSettings {
                     });
                 }
             },
-        };
-        let worker = WorkerSettings {
-            enabled: a.enabled.unwrap_or(true),
-            poll_interval: Duration::from_millis(a.poll_interval_ms.unwrap_or(1_000).max(1)),
-            action_lease: Duration::from_secs(a.action_lease_secs.unwrap_or(120).max(1)),
-            delivery_lease: Duration::from_secs(a.delivery_lease_secs.unwrap_or(180).max(1)),
-            batch: a.batch.unwrap_or(16).clamp(1, 1_000),
-            backoff_base: Duration::from_millis(a.backoff_base_ms.unwrap_or(1_000).max(1)),
-            backoff_max: Duration::from_secs(a.backoff_max_secs.unwrap_or(600).max(1)),
         };
         let mut plain_routes = BTreeMap::new();
         let mut pylon_routes = BTreeMap::new();
@@ -369,7 +338,6 @@ impl TicketingSettings {
         Ok(Self {
             plain,
             pylon,
-            worker,
             routes: RouteTargets {
                 plain: plain_routes,
                 pylon: pylon_routes,
@@ -413,7 +381,6 @@ mod tests {
         );
         assert_eq!(s.plain.event_types, ["thread.thread_created"]);
         assert_eq!(s.plain.api_url, DEFAULT_PLAIN_API_URL);
-        assert!(s.worker.enabled);
         assert_eq!(s.api_tool, None);
     }
 

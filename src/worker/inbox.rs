@@ -1,0 +1,380 @@
+//! The inbox loop: stored webhook deliveries become tickets (through their adapter, which
+//! fetches and enriches them) and are decided; and the recovery loop for gRPC tickets whose
+//! request died after claiming them.
+//!
+//! What each outcome of an attempt does:
+//!
+//! | outcome | then |
+//! |---|---|
+//! | decided (or found decided) | the delivery is done (in the decision's transaction) |
+//! | the tool or the database is unavailable, another worker holds the ticket | retried with backoff, unbounded |
+//! | the tool says the ticket does not exist, or rejects the call | the delivery is failed with the reason |
+//! | the ticket is invalid (e.g. an empty message) | the safe decision at once: a person reads it |
+//! | a panic or an unexpected error | one failed attempt (claim released, backoff); the safe decision after `max_attempts` |
+
+use std::{collections::HashMap, time::Instant};
+
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use super::{Worker, isolated, pump::Pump};
+use crate::{
+    classifier::INTERNAL_ERROR,
+    domain::{IdempotencyKey, RawTicket, Source, Ticket},
+    store::PendingDelivery,
+    telemetry::{self, metrics::metrics},
+    ticketing::{TRACEPARENT_KEY, TicketingError},
+    triage::{Outcome, TriageError},
+};
+
+/// What the message of a ticket whose text cannot be read says, in the safe decision's log row
+/// and in the tool's note.
+const UNREADABLE_BODY: &str = "(escalator could not read this ticket's text; open it in the tool)";
+
+/// Runs the inbox until `shutdown`.
+pub async fn run(w: Worker, shutdown: CancellationToken) {
+    let pump = Pump {
+        name: "inbox",
+        slots: w.settings.inbox_concurrency,
+        batch: w.settings.batch,
+        cooldown: w.settings.fetch_cooldown,
+        poll: w.settings.poll_interval,
+    };
+    let wake = w.inbox_wake.clone();
+    pump.run(
+        &wake,
+        &shutdown,
+        |n| {
+            let store = w.store.clone();
+            let lease = w.settings.delivery_lease;
+            async move { store.lease_deliveries(lease, n).await }
+        },
+        |d, slot| {
+            let w = w.clone();
+            tokio::spawn(async move {
+                w.attempt_delivery(d).await;
+                drop(slot);
+            });
+        },
+    )
+    .await;
+}
+
+/// How an attempt at a delivery ended, when it did not end it.
+enum Failed {
+    /// Try again later (the tool, the database or a concurrent holder); not counted.
+    Later {
+        error: String,
+        hint: Option<std::time::Duration>,
+    },
+    /// A bug or a corrupt row: counted towards `max_attempts`.
+    Internal(String),
+    /// The tool says the ticket cannot be had: give the delivery up.
+    GiveUp(String),
+    /// The ticket can be had but is invalid: decide it safely now.
+    Invalid(String),
+}
+
+impl Worker {
+    /// One attempt at a leased delivery, isolated: a panic anywhere in it is one failed attempt.
+    async fn attempt_delivery(&self, d: PendingDelivery) {
+        let w = self.clone();
+        let leased = d.clone();
+        let result = isolated(async move { w.decide_delivery(&leased).await }).await;
+        let failed = match result {
+            Ok(Ok(())) => return,
+            Ok(Err(f)) => f,
+            Err(join) => {
+                metrics().worker_panics.with_label_values(&["decide"]).inc();
+                tracing::error!(
+                    key = %d.key,
+                    stage = "decide",
+                    attempt = d.attempts,
+                    cancelled = join.is_cancelled(),
+                    "deciding a delivery panicked; counted as a failed attempt"
+                );
+                Failed::Internal("panicked while deciding (stage decide)".to_owned())
+            }
+        };
+        match failed {
+            Failed::Later { error, hint } => {
+                tracing::warn!(key = %d.key, error, "cannot decide the delivery yet; will retry");
+                if let Err(se) = self
+                    .store
+                    .retry_delivery(&d.key, &error, self.next_attempt(d.attempts, hint))
+                    .await
+                {
+                    tracing::warn!(key = %d.key, error = %se, "cannot reschedule the delivery; its lease will expire");
+                }
+            }
+            Failed::GiveUp(error) => self.give_up_delivery(&d.key, &error).await,
+            Failed::Invalid(error) => {
+                tracing::warn!(key = %d.key, error, "the ticket is invalid; logging the safe decision");
+                self.decide_safely(&d, &format!("invalid_ticket: {error}"))
+                    .await;
+            }
+            Failed::Internal(error) => {
+                // A claim this attempt left would make the retry wait out the claim lease.
+                if let Err(e) = self.triage.release(&d.key).await {
+                    tracing::warn!(key = %d.key, error = %crate::error::error_chain(&e), "cannot release the claim; it expires with its lease");
+                }
+                let internal = d.internal_errors + 1;
+                if internal >= self.settings.max_attempts {
+                    tracing::error!(
+                        key = %d.key,
+                        internal_errors = internal,
+                        "delivery failed {internal} times unexpectedly; logging the safe decision"
+                    );
+                    self.decide_safely(&d, INTERNAL_ERROR).await;
+                } else if let Err(se) = self
+                    .store
+                    .delivery_crashed(&d.key, &error, self.next_attempt(internal, None))
+                    .await
+                {
+                    tracing::warn!(key = %d.key, error = %se, "cannot reschedule the delivery; its lease will expire");
+                }
+            }
+        }
+    }
+
+    /// Builds the ticket and decides it.
+    async fn decide_delivery(&self, d: &PendingDelivery) -> Result<(), Failed> {
+        if d.internal_errors >= self.settings.max_attempts {
+            // The process died before it could log the safe decision last time.
+            self.decide_safely(d, INTERNAL_ERROR).await;
+            return Ok(());
+        }
+        let key = &d.key;
+        let Some(adapter) = self.adapters.get(key.source) else {
+            return Err(Failed::GiveUp(format!(
+                "no ticketing tool is configured for {}",
+                key.source
+            )));
+        };
+        let ticket = adapter.ticket(d).await.map_err(|e| match e {
+            TicketingError::InvalidPayload(_) => Failed::Internal(e.chain()),
+            e if e.is_retryable() => Failed::Later {
+                error: e.chain(),
+                hint: e.retry_after(),
+            },
+            e => Failed::GiveUp(e.chain()),
+        })?;
+        // One trace per ticket: this span continues the webhook request's trace.
+        let parent = d
+            .payload
+            .get(TRACEPARENT_KEY)
+            .and_then(serde_json::Value::as_str);
+        let headers = telemetry::Traceparent(parent);
+        let span = telemetry::root_span(&format!("decide {} delivery", key.source), &headers);
+        let trace_id = telemetry::trace_id(&span, &headers);
+        telemetry::record_ticket(&span, &ticket);
+        let result = self
+            .triage
+            .decide(ticket, trace_id)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(o) => telemetry::record_decision(&span, &o.decision, o.duplicate),
+            Err(e) => telemetry::record_error(&span, &e.to_string()),
+        }
+        match result {
+            Ok(outcome) => {
+                self.finished(key, &outcome).await;
+                Ok(())
+            }
+            Err(TriageError::InvalidInput(e)) => Err(Failed::Invalid(e.to_string())),
+            Err(e @ (TriageError::StoreUnavailable(_) | TriageError::InFlight(_))) => {
+                Err(Failed::Later {
+                    error: crate::error::error_chain(&e),
+                    hint: None,
+                })
+            }
+            Err(e @ TriageError::Unexpected(_)) => {
+                Err(Failed::Internal(crate::error::error_chain(&e)))
+            }
+        }
+    }
+
+    /// A new decision marked its delivery done in its own transaction; a duplicate did not.
+    async fn finished(&self, key: &IdempotencyKey, outcome: &Outcome) {
+        if outcome.duplicate {
+            if let Err(e) = self.store.finish_delivery(key).await {
+                // The decision is logged; a repeat of this delivery finds it and does nothing.
+                tracing::warn!(%key, error = %e, "cannot mark the delivery done; it will be seen again as a duplicate");
+            }
+        }
+        tracing::debug!(%key, decision_id = %outcome.decision.id, duplicate = outcome.duplicate, "delivery decided");
+    }
+
+    /// Logs the safe decision for a delivery that cannot be decided: from the ticket as the
+    /// tool has it if that can be read, else from its key alone; if even that cannot be logged,
+    /// the delivery is failed with the reason. Every step is isolated.
+    async fn decide_safely(&self, d: &PendingDelivery, reason: &str) {
+        let read = match self.adapters.get(d.key.source) {
+            Some(adapter) => {
+                let (adapter, d) = (adapter.clone(), d.clone());
+                isolated(async move { adapter.ticket(&d).await })
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+            None => None,
+        };
+        let mut candidates: Vec<Ticket> = read.into_iter().collect();
+        match unreadable_ticket(&d.key) {
+            Ok(t) => candidates.push(t),
+            Err(e) => tracing::error!(key = %d.key, error = %e, "cannot build even a bare ticket"),
+        }
+        let mut last = "no ticket could be built".to_owned();
+        for ticket in candidates {
+            let triage = self.triage.clone();
+            let why = reason.to_owned();
+            match isolated(async move { triage.decide_safe(ticket, &why, None).await }).await {
+                Ok(Ok(outcome)) => {
+                    tracing::warn!(
+                        key = %d.key,
+                        decision_id = %outcome.decision.id,
+                        reason,
+                        "safe decision logged: urgent, routed to a person"
+                    );
+                    self.finished(&d.key, &outcome).await;
+                    return;
+                }
+                Ok(Err(e @ (TriageError::StoreUnavailable(_) | TriageError::InFlight(_)))) => {
+                    // Nothing is lost: the next attempt tries again.
+                    let error = crate::error::error_chain(&e);
+                    tracing::warn!(key = %d.key, error, "cannot log the safe decision yet; will retry");
+                    if let Err(se) = self
+                        .store
+                        .retry_delivery(&d.key, &error, self.next_attempt(d.attempts, None))
+                        .await
+                    {
+                        tracing::warn!(key = %d.key, error = %se, "cannot reschedule the delivery; its lease will expire");
+                    }
+                    return;
+                }
+                Ok(Err(e)) => last = crate::error::error_chain(&e),
+                Err(_) => {
+                    metrics().worker_panics.with_label_values(&["decide"]).inc();
+                    if let Err(e) = self.triage.release(&d.key).await {
+                        tracing::warn!(key = %d.key, error = %crate::error::error_chain(&e), "cannot release the claim");
+                    }
+                    last = "panicked while logging the safe decision".to_owned();
+                }
+            }
+        }
+        self.give_up_delivery(
+            &d.key,
+            &format!("{reason}; the safe decision failed too: {last}"),
+        )
+        .await;
+    }
+
+    async fn give_up_delivery(&self, key: &IdempotencyKey, error: &str) {
+        tracing::error!(
+            %key,
+            error,
+            "delivery cannot be decided; giving up (see deliveries.last_error)"
+        );
+        if let Err(e) = self.store.fail_delivery(key, error).await {
+            tracing::warn!(%key, error = %e, "cannot record the failed delivery");
+        }
+    }
+}
+
+/// A ticket from its key alone, for the safe decision when the tool's copy cannot be read.
+fn unreadable_ticket(key: &IdempotencyKey) -> Result<Ticket, crate::domain::DomainError> {
+    Ticket::parse(
+        key.source,
+        RawTicket {
+            id: key.ticket_id.clone(),
+            version: key.version.clone(),
+            body: UNREADABLE_BODY.to_owned(),
+            ..RawTicket::default()
+        },
+        "",
+    )
+}
+
+/// Runs the recovery loop until `shutdown`: every poll, gRPC tickets whose claim ran out (or
+/// whose holder died) without a decision are decided, each in a task of its own. Failures are
+/// counted per ticket in memory and backed off; after `max_attempts` the safe decision is
+/// logged.
+pub async fn recover(w: Worker, shutdown: CancellationToken) {
+    let mut failures: HashMap<IdempotencyKey, (u32, Instant)> = HashMap::new();
+    loop {
+        match w
+            .store
+            .undecided_tickets(Source::Api, w.settings.batch)
+            .await
+        {
+            Ok(tickets) => {
+                for t in tickets {
+                    let key = t.key().clone();
+                    let count = match failures.get(&key) {
+                        Some((_, next)) if *next > Instant::now() => continue,
+                        Some((n, _)) => *n,
+                        None => 0,
+                    };
+                    let triage = w.triage.clone();
+                    let result = if count >= w.settings.max_attempts {
+                        isolated(async move { triage.decide_safe(t, INTERNAL_ERROR, None).await })
+                            .await
+                    } else {
+                        isolated(async move { triage.decide(t, None).await }).await
+                    };
+                    match result {
+                        Ok(Ok(o)) => {
+                            failures.remove(&key);
+                            tracing::info!(%key, decision_id = %o.decision.id, "abandoned ticket decided");
+                        }
+                        // Another replica took it over first, or the store is down: next pass.
+                        Ok(Err(
+                            e @ (TriageError::StoreUnavailable(_) | TriageError::InFlight(_)),
+                        )) => {
+                            tracing::info!(%key, error = %crate::error::error_chain(&e), "abandoned ticket not decided yet");
+                        }
+                        Ok(Err(e)) => {
+                            tracing::error!(%key, error = %crate::error::error_chain(&e), "abandoned ticket cannot be decided");
+                            w.note_recovery_failure(&mut failures, key).await;
+                        }
+                        Err(_) => {
+                            metrics()
+                                .worker_panics
+                                .with_label_values(&["recover"])
+                                .inc();
+                            tracing::error!(%key, stage = "recover", "deciding an abandoned ticket panicked");
+                            w.note_recovery_failure(&mut failures, key).await;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list abandoned tickets; retrying later"),
+        }
+        failures.retain(|_, (n, _)| *n <= w.settings.max_attempts);
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(w.settings.poll_interval) => {}
+        }
+    }
+}
+
+impl Worker {
+    async fn note_recovery_failure(
+        &self,
+        failures: &mut HashMap<IdempotencyKey, (u32, Instant)>,
+        key: IdempotencyKey,
+    ) {
+        if let Err(e) = self.triage.release(&key).await {
+            tracing::warn!(%key, error = %crate::error::error_chain(&e), "cannot release the claim");
+        }
+        let entry = failures.entry(key).or_insert((0, Instant::now()));
+        entry.0 += 1;
+        let delay = super::jitter(super::backoff(
+            self.settings.backoff_base,
+            self.settings.backoff_max,
+            entry.0,
+        ));
+        entry.1 = Instant::now() + delay;
+    }
+}

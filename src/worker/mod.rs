@@ -1,0 +1,321 @@
+//! The worker behind the webhook bridge, over the `Store` and `Ticketing` traits. It runs as
+//! independent loops, each restarted by a supervisor if it ever ends outside shutdown:
+//!
+//! 1. **Inbox** ([`inbox`]). Stored webhook deliveries are leased oldest first and decided
+//!    through [`Triage::decide`] (which logs the decision, its actions and the delivery's
+//!    completion in one transaction), up to `[worker] inbox_concurrency` at a time.
+//! 2. **Outbox** ([`outbox`]). Pending actions are leased worst ticket first (`on_fire`, then
+//!    `urgent`, then `routine`) and executed with backoff and jitter until done, up to
+//!    `[worker] outbox_concurrency` at a time; completions are written in batches.
+//! 3. **Recovery.** gRPC tickets whose request died after claiming them are decided.
+//! 4. **Heartbeat.** This process's row in `workers` is refreshed every few seconds; leases and
+//!    claims name their holder, so when a process dies any other takes its work over within
+//!    `[worker] stale_after_secs` instead of waiting out the lease.
+//!
+//! Each loop keeps a fixed number of slots ([`pump::Pump`]): it leases as many items as it has
+//! free slots, runs each in its own task, and leases again as soon as a slot frees (no
+//! batch-and-wait rounds, so one slow item never holds the others). Every item runs in a task of
+//! its own, so a panic in one is caught as one failed attempt of that item: logged at ERROR
+//! with its key and stage (never ticket text), counted in `escalator_worker_panics_total`, and
+//! retried with backoff. After `[worker] max_attempts` such attempts a delivery gets the safe
+//! decision (`urgent` / `human`, fallback `internal_error`) so a person sees it, and an action
+//! is given up.
+
+pub mod inbox;
+pub mod outbox;
+pub mod pump;
+pub mod settings;
+
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    hash::BuildHasher as _,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::Utc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    store::Store, telemetry::metrics::metrics, ticketing::Adapters, triage::Triage,
+    worker::settings::WorkerSettings,
+};
+
+/// Which loops are running, for `/readyz` (503 while one is down).
+#[derive(Debug, Default)]
+pub struct Health {
+    loops: Mutex<BTreeMap<&'static str, bool>>,
+}
+
+impl Health {
+    fn set(&self, name: &'static str, up: bool) {
+        if let Ok(mut loops) = self.loops.lock() {
+            loops.insert(name, up);
+        }
+        metrics()
+            .worker_loop_up
+            .with_label_values(&[name])
+            .set(i64::from(up));
+    }
+
+    /// The loops that are down now (empty when all run, or when none was started).
+    pub fn down(&self) -> Vec<&'static str> {
+        self.loops
+            .lock()
+            .map(|l| l.iter().filter(|(_, up)| !**up).map(|(n, _)| *n).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Runs the loop `make` builds until `shutdown`; if it ends any other way (it returned or
+/// panicked) it is logged, counted and started again after a second. `health` shows it down
+/// meanwhile.
+pub async fn supervise<F, Fut>(
+    name: &'static str,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+    mut make: F,
+) where
+    F: FnMut() -> Fut + Send,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        health.set(name, true);
+        let result = tokio::spawn(make()).await;
+        if shutdown.is_cancelled() {
+            break;
+        }
+        health.set(name, false);
+        metrics().worker_restarts.with_label_values(&[name]).inc();
+        match result {
+            Ok(()) => tracing::error!(worker_loop = name, "loop ended unexpectedly; restarting it"),
+            Err(e) => tracing::error!(
+                worker_loop = name,
+                panicked = e.is_panic(),
+                "loop panicked; restarting it"
+            ),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Refreshes this process's heartbeat every `interval` until `shutdown`.
+pub async fn heartbeat(store: Arc<dyn Store>, interval: Duration, shutdown: CancellationToken) {
+    loop {
+        if let Err(e) = store.heartbeat().await {
+            tracing::warn!(error = %e, "cannot refresh the worker heartbeat; retrying");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// The inbox, outbox and recovery loops.
+#[derive(Clone)]
+pub struct Worker {
+    store: Arc<dyn Store>,
+    triage: Triage,
+    adapters: Adapters,
+    settings: WorkerSettings,
+    inbox_wake: Arc<Notify>,
+    outbox_wake: Arc<Notify>,
+    health: Arc<Health>,
+}
+
+impl Worker {
+    /// A worker over `store`, deciding through `triage` and acting through `adapters`.
+    /// `inbox_wake` is the bridge's "new delivery" signal, `outbox_wake` triage's "decision
+    /// with actions logged" signal.
+    pub fn new(
+        store: Arc<dyn Store>,
+        triage: Triage,
+        adapters: Adapters,
+        settings: WorkerSettings,
+        inbox_wake: Arc<Notify>,
+        outbox_wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            triage,
+            adapters,
+            settings,
+            inbox_wake,
+            outbox_wake,
+            health: Arc::new(Health::default()),
+        }
+    }
+
+    /// The loops' health, for `/readyz`.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    /// Runs every loop until `shutdown` is cancelled, then lets the items in hand finish (the
+    /// caller bounds that with its drain deadline; unfinished work stays in the log).
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(
+            inbox_concurrency = self.settings.inbox_concurrency,
+            outbox_concurrency = self.settings.outbox_concurrency,
+            holder = self.store.holder(),
+            "worker started"
+        );
+        let inbox = {
+            let w = self.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(supervise(
+                "inbox",
+                self.health.clone(),
+                shutdown.clone(),
+                move || inbox::run(w.clone(), stop.clone()),
+            ))
+        };
+        let outbox = {
+            let w = self.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(supervise(
+                "outbox",
+                self.health.clone(),
+                shutdown.clone(),
+                move || outbox::run(w.clone(), stop.clone()),
+            ))
+        };
+        let recovery = {
+            let w = self.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(supervise(
+                "recovery",
+                self.health.clone(),
+                shutdown.clone(),
+                move || inbox::recover(w.clone(), stop.clone()),
+            ))
+        };
+        for (name, task) in [("inbox", inbox), ("outbox", outbox), ("recovery", recovery)] {
+            if let Err(e) = task.await {
+                tracing::error!(worker_loop = name, error = %e, "supervisor failed");
+            }
+        }
+        tracing::info!("worker stopped");
+    }
+
+    /// When the next attempt is due after `attempts` failed ones: the tool's hint if it gave
+    /// one, else [`backoff`] with [`jitter`].
+    fn next_attempt(&self, attempts: u32, hint: Option<Duration>) -> chrono::DateTime<Utc> {
+        let delay = hint.unwrap_or_else(|| {
+            jitter(backoff(
+                self.settings.backoff_base,
+                self.settings.backoff_max,
+                attempts,
+            ))
+        });
+        Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60))
+    }
+}
+
+/// Runs `fut` in a task of its own, so that a panic in it is returned as an error instead of
+/// unwinding into the caller's loop.
+///
+/// # Errors
+/// The task's [`tokio::task::JoinError`] when it panicked (or was cancelled at shutdown).
+pub async fn isolated<T, F>(fut: F) -> Result<T, tokio::task::JoinError>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    tokio::spawn(fut).await
+}
+
+/// Exponential backoff after `attempts` failed attempts: `base`, `2 base`, `4 base` … capped at
+/// `max`.
+pub fn backoff(base: Duration, max: Duration, attempts: u32) -> Duration {
+    base.saturating_mul(1u32 << attempts.saturating_sub(1).min(20))
+        .min(max)
+}
+
+/// `d` scaled by a random factor in 50..100 %, so retries of many items spread out.
+pub fn jitter(d: Duration) -> Duration {
+    let r = std::collections::hash_map::RandomState::new().hash_one(0u8);
+    #[allow(clippy::cast_precision_loss)]
+    let factor = 0.5 + (r % 1_000) as f64 / 2_000.0;
+    d.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let (base, max) = (Duration::from_millis(100), Duration::from_millis(1_000));
+        assert_eq!(backoff(base, max, 1), Duration::from_millis(100));
+        assert_eq!(backoff(base, max, 3), Duration::from_millis(400));
+        assert_eq!(backoff(base, max, 30), Duration::from_millis(1_000));
+        assert_eq!(backoff(base, max, 0), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_whole() {
+        let d = Duration::from_secs(10);
+        let seen: Vec<Duration> = (0..50).map(|_| jitter(d)).collect();
+        assert!(seen.iter().all(|j| *j >= d / 2 && *j <= d));
+        assert!(seen.iter().any(|j| *j != seen[0]), "jitter never varies");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_item_is_an_error_not_an_unwind() {
+        let r = isolated(async {
+            if Utc::now().timestamp() > 0 {
+                panic!("poison item");
+            }
+            0
+        })
+        .await;
+        assert!(r.is_err_and(|e| e.is_panic()));
+        assert_eq!(isolated(async { 7 }).await.ok(), Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_loop_that_dies_is_restarted_and_shown_down_meanwhile() {
+        let health = Arc::new(Health::default());
+        let shutdown = CancellationToken::new();
+        let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = runs.clone();
+        let stop = shutdown.clone();
+        let task = tokio::spawn(supervise(
+            "unit-test-loop",
+            health.clone(),
+            shutdown.clone(),
+            move || {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let stop = stop.clone();
+                async move {
+                    if n == 0 {
+                        panic!("first run dies");
+                    }
+                    stop.cancelled().await;
+                }
+            },
+        ));
+        for _ in 0..100 {
+            if runs.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(health.down().is_empty(), "restarted loop is up again");
+        shutdown.cancel();
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_ok(),
+            "the supervisor stops with its loop at shutdown"
+        );
+    }
+}

@@ -1,0 +1,204 @@
+//! The outbox loop: logged actions are leased worst ticket first and executed in the ticketing
+//! tool until done. Attempts and the last error are recorded; an action is marked done once.
+//! A process killed mid-call leaves the action leased; once its heartbeat is stale (or the lease
+//! runs out) it runs again, and the executors are written so a repeat does not apply twice.
+//!
+//! Completions go through a completer that writes them in batches (one `UPDATE` for every action
+//! finished within a few milliseconds), so each action does not pay its own round trip. An
+//! action finished but not yet written when the process dies runs again, which the executors
+//! make harmless.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Worker, isolated, pump::Pump};
+use crate::{
+    domain::Source,
+    store::{Action, Store},
+    telemetry::metrics::metrics,
+};
+
+/// How long the completer waits for more completions before writing a batch.
+const COMPLETE_WINDOW: Duration = Duration::from_millis(2);
+/// Most completions written by one statement.
+const COMPLETE_BATCH: usize = 512;
+
+/// Runs the outbox until `shutdown`, then writes the completions still in hand.
+pub async fn run(w: Worker, shutdown: CancellationToken) {
+    let (done, completions) = mpsc::unbounded_channel();
+    let completer = tokio::spawn(complete(w.store.clone(), completions));
+    let pump = Pump {
+        name: "outbox",
+        slots: w.settings.outbox_concurrency,
+        batch: w.settings.batch,
+        cooldown: w.settings.fetch_cooldown,
+        poll: w.settings.poll_interval,
+    };
+    let wake = w.outbox_wake.clone();
+    pump.run(
+        &wake,
+        &shutdown,
+        |n| {
+            let store = w.store.clone();
+            let lease = w.settings.action_lease;
+            async move { store.lease_actions(lease, n).await }
+        },
+        |a, slot| {
+            let w = w.clone();
+            let done = done.clone();
+            tokio::spawn(async move {
+                w.attempt_action(a, &done).await;
+                drop(slot);
+            });
+        },
+    )
+    .await;
+    drop(done);
+    if let Err(e) = completer.await {
+        tracing::error!(error = %e, "the action completer panicked");
+    }
+}
+
+/// Writes completed action ids in batches until every sender is gone.
+async fn complete(store: Arc<dyn Store>, mut ids: mpsc::UnboundedReceiver<i64>) {
+    while let Some(first) = ids.recv().await {
+        let mut batch = vec![first];
+        let until = tokio::time::Instant::now() + COMPLETE_WINDOW;
+        while batch.len() < COMPLETE_BATCH {
+            match tokio::time::timeout_at(until, ids.recv()).await {
+                Ok(Some(id)) => batch.push(id),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let mut tries = 0;
+        loop {
+            match store.complete_actions(&batch).await {
+                Ok(n) => {
+                    let n = usize::try_from(n).unwrap_or(usize::MAX);
+                    if n < batch.len() {
+                        tracing::info!(
+                            finished_elsewhere = batch.len() - n,
+                            "some actions were finished by another worker"
+                        );
+                    }
+                    break;
+                }
+                Err(e) if tries < 3 => {
+                    tries += 1;
+                    tracing::warn!(error = %e, actions = batch.len(), "cannot mark actions done yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        actions = batch.len(),
+                        "actions ran but cannot be marked done; they run again after their lease"
+                    );
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl Worker {
+    /// One attempt at a leased action, isolated: a panic in it is one failed attempt.
+    async fn attempt_action(&self, a: Action, done: &mpsc::UnboundedSender<i64>) {
+        let w = self.clone();
+        let leased = a.clone();
+        match isolated(async move { w.execute(&leased).await }).await {
+            Ok(true) => {
+                if done.send(a.id).is_err() {
+                    tracing::warn!(
+                        action_id = a.id,
+                        "action ran but the completer is gone; it runs again after its lease"
+                    );
+                }
+            }
+            Ok(false) => {}
+            Err(join) => {
+                metrics().worker_panics.with_label_values(&["act"]).inc();
+                let internal = a.internal_errors + 1;
+                tracing::error!(
+                    action_id = a.id,
+                    kind = %a.kind,
+                    decision_id = %a.decision_id,
+                    stage = "act",
+                    attempt = a.attempts,
+                    cancelled = join.is_cancelled(),
+                    "executing an action panicked; counted as a failed attempt"
+                );
+                let result = if internal >= self.settings.max_attempts {
+                    self.store
+                        .fail_action(a.id, &format!("panicked {internal} times (stage act)"))
+                        .await
+                } else {
+                    self.store
+                        .action_crashed(
+                            a.id,
+                            "panicked (stage act)",
+                            self.next_attempt(internal, None),
+                        )
+                        .await
+                };
+                if let Err(e) = result {
+                    tracing::warn!(action_id = a.id, error = %e, "cannot record the failed action; its lease will expire");
+                }
+            }
+        }
+    }
+
+    /// Executes one action; `true` when it is done and must be marked so.
+    #[tracing::instrument(skip_all, fields(action_id = a.id, kind = %a.kind, decision_id = %a.decision_id, attempt = a.attempts))]
+    async fn execute(&self, a: &Action) -> bool {
+        let tool = a
+            .kind
+            .split('.')
+            .next()
+            .and_then(|t| Source::parse("kind", t).ok());
+        let Some(adapter) = tool.and_then(|t| self.adapters.get(t)) else {
+            let error = format!("no ticketing tool executes {}", a.kind);
+            tracing::error!(error, "action cannot run; giving up");
+            if let Err(e) = self.store.fail_action(a.id, &error).await {
+                tracing::warn!(error = %e, "cannot record the failed action");
+            }
+            return false;
+        };
+        match adapter.execute(a).await {
+            Ok(()) => {
+                tracing::debug!("action done");
+                true
+            }
+            Err(e) if e.is_retryable() => {
+                let error = e.chain();
+                metrics()
+                    .action_failures
+                    .with_label_values(&[&a.kind])
+                    .inc();
+                tracing::warn!(error, "action failed; will retry");
+                if let Err(se) = self
+                    .store
+                    .retry_action(a.id, &error, self.next_attempt(a.attempts, e.retry_after()))
+                    .await
+                {
+                    tracing::warn!(error = %se, "cannot reschedule the action; its lease will expire");
+                }
+                false
+            }
+            Err(e) => {
+                let error = e.chain();
+                metrics()
+                    .action_failures
+                    .with_label_values(&[&a.kind])
+                    .inc();
+                tracing::error!(error, "action rejected by the tool; giving up");
+                if let Err(se) = self.store.fail_action(a.id, &error).await {
+                    tracing::warn!(error = %se, "cannot record the failed action");
+                }
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Settings of the worker: the `[worker]` table of the TOML file, plus the older worker keys of
+//! `[actions]` (`enabled`, `poll_interval_ms`, `action_lease_secs`, `delivery_lease_secs`,
+//! `batch`, `backoff_base_ms`, `backoff_max_secs`), which keep their place so existing files
+//! stay valid.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::{config::ConfigError, ticketing::settings::FileActions};
+
+/// The inbox, outbox, recovery and heartbeat loops.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Whether this replica runs the worker (a webhook-only replica sets `false`).
+    pub enabled: bool,
+    /// How often a loop looks for due work when nobody wakes it.
+    pub poll_interval: Duration,
+    /// How long a leased action is held before another worker may take it over; must exceed
+    /// one execution (rate-limit waits and HTTP timeouts included), or a slow call may be
+    /// repeated by another worker. A holder whose heartbeat stops loses it sooner.
+    pub action_lease: Duration,
+    /// How long a leased delivery is held; must exceed building and classifying a ticket.
+    pub delivery_lease: Duration,
+    /// Most items leased by one query.
+    pub batch: u32,
+    /// First retry delay; doubles per attempt, with jitter.
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// Deliveries decided at once (`[worker] inbox_concurrency`). The default is twice the
+    /// model's concurrency cap, so the cap, not the worker, limits how many calls are in flight
+    /// while the rest of each slot builds tickets and writes the log.
+    pub inbox_concurrency: usize,
+    /// Actions executed at once (`[worker] outbox_concurrency`).
+    pub outbox_concurrency: usize,
+    /// Attempts that panic or fail unexpectedly before a delivery gets the safe decision
+    /// (urgent, human, fallback `internal_error`) and an action is given up
+    /// (`[worker] max_attempts`).
+    pub max_attempts: u32,
+    /// How often this process refreshes its heartbeat (`[worker] heartbeat_ms`).
+    pub heartbeat_interval: Duration,
+    /// A holder whose heartbeat is older than this is dead and its leases are taken over
+    /// (`[worker] stale_after_secs`); at least twice `heartbeat_ms`.
+    pub stale_after: Duration,
+    /// Shortest time between two lease queries of one loop (`[worker] fetch_cooldown_ms`), so
+    /// slots freed one by one under load are refilled by one query, not one each.
+    pub fetch_cooldown: Duration,
+}
+
+/// `[worker]` in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileWorker {
+    inbox_concurrency: Option<usize>,
+    outbox_concurrency: Option<usize>,
+    max_attempts: Option<u32>,
+    heartbeat_ms: Option<u64>,
+    stale_after_secs: Option<u64>,
+    fetch_cooldown_ms: Option<u64>,
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl WorkerSettings {
+    /// Loads the worker settings; `model_concurrency` is the Claude backend's cap when a key is
+    /// set (it sizes the inbox by default).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the bad key.
+    pub(crate) fn load(
+        a: &FileActions,
+        w: FileWorker,
+        model_concurrency: Option<usize>,
+    ) -> Result<Self, ConfigError> {
+        let inbox_concurrency = w
+            .inbox_concurrency
+            .unwrap_or_else(|| model_concurrency.map_or(64, |c| (2 * c).max(16)));
+        let outbox_concurrency = w.outbox_concurrency.unwrap_or(128);
+        for (key, v) in [
+            ("worker.inbox_concurrency", inbox_concurrency),
+            ("worker.outbox_concurrency", outbox_concurrency),
+        ] {
+            if !(1..=10_000).contains(&v) {
+                return Err(invalid(key, format!("{v} is not within 1..=10000")));
+            }
+        }
+        let max_attempts = w.max_attempts.unwrap_or(5);
+        if max_attempts == 0 {
+            return Err(invalid("worker.max_attempts", "must be at least 1"));
+        }
+        let heartbeat_interval = Duration::from_millis(w.heartbeat_ms.unwrap_or(2_000));
+        if heartbeat_interval < Duration::from_millis(100) {
+            return Err(invalid("worker.heartbeat_ms", "must be at least 100"));
+        }
+        let stale_after = Duration::from_secs(w.stale_after_secs.unwrap_or(6));
+        if stale_after < 2 * heartbeat_interval {
+            return Err(invalid(
+                "worker.stale_after_secs",
+                format!(
+                    "{}s must be at least twice worker.heartbeat_ms ({} ms), or a live worker \
+                     would be taken for dead",
+                    stale_after.as_secs(),
+                    heartbeat_interval.as_millis()
+                ),
+            ));
+        }
+        Ok(Self {
+            enabled: a.enabled.unwrap_or(true),
+            poll_interval: Duration::from_millis(a.poll_interval_ms.unwrap_or(1_000).max(1)),
+            action_lease: Duration::from_secs(a.action_lease_secs.unwrap_or(120).max(1)),
+            delivery_lease: Duration::from_secs(a.delivery_lease_secs.unwrap_or(180).max(1)),
+            batch: a.batch.unwrap_or(64).clamp(1, 1_000),
+            backoff_base: Duration::from_millis(a.backoff_base_ms.unwrap_or(1_000).max(1)),
+            backoff_max: Duration::from_secs(a.backoff_max_secs.unwrap_or(600).max(1)),
+            inbox_concurrency,
+            outbox_concurrency,
+            max_attempts,
+            heartbeat_interval,
+            stale_after,
+            fetch_cooldown: Duration::from_millis(w.fetch_cooldown_ms.unwrap_or(10)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inbox_follows_the_model_cap_by_default() {
+        let s = WorkerSettings::load(&FileActions::default(), FileWorker::default(), Some(50))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.inbox_concurrency, 100);
+        let s = WorkerSettings::load(&FileActions::default(), FileWorker::default(), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.inbox_concurrency, 64);
+        assert_eq!(s.max_attempts, 5);
+    }
+
+    #[test]
+    fn a_stale_threshold_below_two_heartbeats_is_refused() {
+        let w = FileWorker {
+            heartbeat_ms: Some(5_000),
+            stale_after_secs: Some(6),
+            ..FileWorker::default()
+        };
+        let e = WorkerSettings::load(&FileActions::default(), w, None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.starts_with("worker.stale_after_secs"), "{e}");
+    }
+}

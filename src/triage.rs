@@ -2,9 +2,10 @@
 //! implies) and return it. Talks to traits only; the edges (gRPC, HTTP) and the adapters
 //! (store, classifier) are plugged in at startup.
 
-use std::{sync::Arc, time::Duration};
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use chrono::Utc;
+use futures_util::FutureExt as _;
 
 use crate::{
     classifier::Decider,
@@ -123,7 +124,10 @@ impl Triage {
     ///
     /// # Errors
     /// [`TriageError::StoreUnavailable`] when the log cannot be written (nothing was decided),
-    /// [`TriageError::InFlight`] when a concurrent request holds the ticket past the wait.
+    /// [`TriageError::InFlight`] when a concurrent request holds the ticket past the wait,
+    /// [`TriageError::Unexpected`] when deciding panicked. After any failure of a request that
+    /// held the claim, the claim is released at once (nothing was logged), so a retry decides
+    /// the ticket without waiting out [`TriageSettings::claim_lease`].
     // No span of its own: enrichment and labels are recorded on the caller's root span.
     pub async fn decide(
         &self,
@@ -144,39 +148,73 @@ impl Triage {
             }
             Claim::InFlight => self.wait_for(&ticket).await,
             Claim::New => {
-                let ctx = self.enrich(ticket).await?;
-                let classification = self.decider.decide(&ctx).await;
-                let decision = Decision::new(&ctx, classification, trace_id);
-                let actions = self.planner.plan(&ctx.ticket, &decision);
-                match self.store.record(&decision, &actions).await? {
-                    Recorded::New => {
-                        metrics().decision(&decision);
-                        tracing::info!(
-                            key = %decision.key(),
-                            decision_id = %decision.id,
-                            severity = %decision.severity,
-                            route = %decision.route,
-                            model = %decision.model,
-                            fallback = decision.fallback,
-                            actions = actions.len(),
-                            "decision logged"
-                        );
-                        Ok(Outcome {
-                            decision,
-                            duplicate: false,
-                        })
-                    }
-                    Recorded::Existing(d) => {
-                        metrics()
-                            .duplicates
-                            .with_label_values(&[d.source.as_str()])
-                            .inc();
-                        Ok(Outcome {
-                            decision: *d,
-                            duplicate: true,
-                        })
+                let key = ticket.key().clone();
+                // A panic anywhere in deciding (a classifier bug on some input) is this
+                // request's failure, not the process's: it is caught here like an error.
+                let decided = AssertUnwindSafe(self.decide_claimed(ticket, trace_id))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_panic| {
+                        // The panic hook has printed the message and location; the message can
+                        // quote ticket text, so it stays out of the structured log.
+                        Err(TriageError::Unexpected(anyhow::anyhow!(
+                            "deciding {key} panicked"
+                        )))
+                    });
+                if decided.is_err() {
+                    // Nothing was logged: hand the claim back now, so the caller's retry (or
+                    // the worker) decides the ticket instead of waiting out the lease.
+                    match self.store.release_claim(&key).await {
+                        Ok(released) => {
+                            tracing::info!(%key, released, "claim released after a failure")
+                        }
+                        Err(e) => {
+                            tracing::warn!(%key, error = %e, "cannot release the claim; it expires with its lease")
+                        }
                     }
                 }
+                decided
+            }
+        }
+    }
+
+    /// Enriches, classifies and logs a ticket this caller holds the claim on.
+    async fn decide_claimed(
+        &self,
+        ticket: Ticket,
+        trace_id: Option<String>,
+    ) -> Result<Outcome, TriageError> {
+        let ctx = self.enrich(ticket).await?;
+        let classification = self.decider.decide(&ctx).await;
+        let decision = Decision::new(&ctx, classification, trace_id);
+        let actions = self.planner.plan(&ctx.ticket, &decision);
+        match self.store.record(&decision, &actions).await? {
+            Recorded::New => {
+                metrics().decision(&decision);
+                tracing::info!(
+                    key = %decision.key(),
+                    decision_id = %decision.id,
+                    severity = %decision.severity,
+                    route = %decision.route,
+                    model = %decision.model,
+                    fallback = decision.fallback,
+                    actions = actions.len(),
+                    "decision logged"
+                );
+                Ok(Outcome {
+                    decision,
+                    duplicate: false,
+                })
+            }
+            Recorded::Existing(d) => {
+                metrics()
+                    .duplicates
+                    .with_label_values(&[d.source.as_str()])
+                    .inc();
+                Ok(Outcome {
+                    decision: *d,
+                    duplicate: true,
+                })
             }
         }
     }
@@ -247,4 +285,13 @@ impl Triage {
         }
         Err(TriageError::InFlight(ticket.key().to_string()))
     }
+}
+
+/// The message of a caught panic (`panic!` with a literal or a formatted string).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
 }

@@ -262,6 +262,11 @@ pub trait Store: Send + Sync {
 
     /// Closes the pool (end of graceful shutdown).
     async fn close(&self);
+
+    /// Ends a live claim on an undecided ticket at once (its holder failed), so the next
+    /// [`Store::claim`] of the key takes it over instead of waiting out the lease. `true` when a
+    /// claim was released; a decided ticket, an expired claim or an unknown key is left alone.
+    async fn release_claim(&self, key: &IdempotencyKey) -> Result<bool, StoreError>;
 }
 
 /// Connection settings of the store.

@@ -612,6 +612,26 @@ macro_rules! impl_store {
             async fn close(&self) {
                 self.pool.close().await;
             }
+
+            async fn release_claim(&self, key: &IdempotencyKey) -> Result<bool, StoreError> {
+                let now = Utc::now();
+                // Back-dated, so `claim` (`claimed_until < now`) takes it over at once.
+                let released = sqlx::query(
+                    "UPDATE tickets SET claimed_until = $1 \
+                     WHERE source = $2 AND ticket_id = $3 AND version = $4 AND claimed_until >= $5 \
+                     AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.source = tickets.source \
+                       AND d.ticket_id = tickets.ticket_id AND d.ticket_version = tickets.version)",
+                )
+                .bind(now - chrono::Duration::seconds(1))
+                .bind(key.source.as_str())
+                .bind(&key.ticket_id)
+                .bind(&key.version)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(released == 1)
+            }
         }
     };
 }

@@ -92,11 +92,14 @@ pub fn has_control(s: &str) -> bool {
 ///
 /// So `I CAN’T LOG IN`, `I can't log in` and `I ｃａｎ’t log in` share a key.
 pub fn fold(s: &str) -> String {
+    // Mapped before NFKC (which would turn `´` into a space and a combining accent) and again
+    // after it (which can make new ones, e.g. `‴` into three `′`).
     s.chars()
         .filter_map(ascii_form)
         .nfkc()
         .default_case_fold()
         .nfkc()
+        .filter_map(ascii_form)
         .collect()
 }
 

@@ -351,6 +351,17 @@ fn settings() -> &'static Settings {
     })
 }
 
+/// Built once: an adapter's HTTP client (TLS roots) costs far more than a parse.
+fn plain() -> &'static Plain {
+    static A: OnceLock<Plain> = OnceLock::new();
+    A.get_or_init(|| Plain::new(settings().ticketing.plain.clone()).unwrap())
+}
+
+fn pylon() -> &'static Pylon {
+    static A: OnceLock<Pylon> = OnceLock::new();
+    A.get_or_init(|| Pylon::new(settings().ticketing.pylon.clone()).unwrap())
+}
+
 fn signed(header: &'static str, body: &[u8]) -> HeaderMap {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(body);
@@ -453,17 +464,15 @@ proptest! {
         text in proptest::option::of(any_text()),
         preview in any_text(),
     ) {
-        let plain = Plain::new(settings().ticketing.plain.clone()).unwrap();
         let body = plain_body(&event_type, &thread_id, &title, &customer, updated_at.as_deref(), text.as_deref(), &preview);
         let headers = signed("Plain-Request-Signature", &body);
-        assert_valid_acceptance(plain.accept(&headers, &body, Utc::now()), PLAIN_FIELDS, "payload.thread.");
+        assert_valid_acceptance(plain().accept(&headers, &body, Utc::now()), PLAIN_FIELDS, "payload.thread.");
     }
 
     #[test]
     fn the_plain_parser_survives_any_signed_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let plain = Plain::new(settings().ticketing.plain.clone()).unwrap();
         let headers = signed("Plain-Request-Signature", &body);
-        assert_valid_acceptance(plain.accept(&headers, &body, Utc::now()), PLAIN_FIELDS, "payload.thread.");
+        assert_valid_acceptance(plain().accept(&headers, &body, Utc::now()), PLAIN_FIELDS, "payload.thread.");
     }
 
     #[test]
@@ -472,21 +481,19 @@ proptest! {
         event in any_id(),
         version in proptest::option::of(any_id()),
     ) {
-        let pylon = Pylon::new(settings().ticketing.pylon.clone()).unwrap();
         let mut v = serde_json::json!({ "issue_id": issue_id, "event": event });
         if let Some(version) = version {
             v["version"] = version.into();
         }
         let body = serde_json::to_vec(&v).unwrap();
         let headers = signed("X-Pylon-Signature", &body);
-        assert_valid_acceptance(pylon.accept(&headers, &body, Utc::now()), &["issue_id", "event"], "");
+        assert_valid_acceptance(pylon().accept(&headers, &body, Utc::now()), &["issue_id", "event"], "");
     }
 
     #[test]
     fn the_pylon_parser_survives_any_signed_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let pylon = Pylon::new(settings().ticketing.pylon.clone()).unwrap();
         let headers = signed("X-Pylon-Signature", &body);
-        assert_valid_acceptance(pylon.accept(&headers, &body, Utc::now()), &["issue_id", "event"], "");
+        assert_valid_acceptance(pylon().accept(&headers, &body, Utc::now()), &["issue_id", "event"], "");
     }
 
     /// Pylon issue bodies are HTML: any text becomes plain text, never longer than the HTML.

@@ -420,6 +420,10 @@ pub struct Miss {
     pub error: Option<String>,
 }
 
+/// How one row of an evaluation ended: its classification and the time it took, or why it got
+/// none.
+type RowOutcome = Result<(Classification, Duration), String>;
+
 /// Classifies every example with `decider` and compares with the labels, one at a time.
 pub async fn evaluate(file: &str, examples: &[Example], decider: &Decider) -> EvalReport {
     evaluate_with(file, examples, decider, 1, None, false).await
@@ -445,8 +449,7 @@ pub async fn evaluate_with(
     // Every row ends in exactly one entry here: a classification, or the reason it has none
     // (a row the domain rejects, a classifier that panicked). None is dropped, so a failure can
     // never count as correct.
-    let mut results: Vec<(usize, Result<(Classification, Duration), String>)> =
-        Vec::with_capacity(total);
+    let mut results: Vec<(usize, RowOutcome)> = Vec::with_capacity(total);
     let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut rows_of_tasks = HashMap::new();

@@ -619,7 +619,7 @@ mod tests {
         let e = Ticket::parse(Source::Api, raw("\0\0"), "ticket.").unwrap_err();
         assert_eq!(e.to_string(), "invalid ticket.body: must not be empty");
         let mut r = raw("hi");
-        r.id = "T\01".into();
+        r.id = "T\0-1".into();
         let e = Ticket::parse(Source::Api, r, "ticket.").unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -1,11 +1,16 @@
 //! The command line: `serve`, `classify`, `eval`, `labels check`, `prompt render`.
 //!
-//! Exit codes: 0 success; 1 a check failed (bad labels, accuracy below `--min-accuracy`);
+//! Exit codes: 0 success; 1 a check failed (bad labels, accuracy below `--min-accuracy`, a
+//! ticket `eval` could not classify);
 //! 2 usage error (clap); 64 invalid configuration; 70 the service failed at run time.
 
 use std::{
-    collections::BTreeMap, io::IsTerminal as _, path::PathBuf, process::ExitCode, sync::Arc,
-    time::Instant,
+    collections::{BTreeMap, HashMap},
+    io::IsTerminal as _,
+    path::PathBuf,
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
 use clap::{Args, Parser, Subcommand};
@@ -312,15 +317,21 @@ pub struct EvalReport {
     pub model: String,
     /// The prompt version.
     pub prompt_version: String,
-    /// Rows evaluated.
+    /// Rows in the file, every one counted (a row that failed to classify is a miss).
     pub total: usize,
     /// Rows whose severity matched the label.
     pub correct: usize,
     /// `correct / total`.
     pub accuracy: f64,
-    /// `confusion[expected][predicted]`, both keyed by severity.
+    /// `confusion[expected][predicted]`, both keyed by severity (classified rows only; the
+    /// failed ones are the margin, [`EvalReport::failed_by_expected`]).
     pub confusion: BTreeMap<Severity, BTreeMap<Severity, usize>>,
-    /// The rows that were wrong.
+    /// Rows that got no classification at all (invalid as a ticket, or the classifier
+    /// panicked); each is also in `misses` with its error, and makes `eval` exit 1.
+    pub failed: usize,
+    /// The confusion matrix's margin: failed rows per expected severity.
+    pub failed_by_expected: BTreeMap<Severity, usize>,
+    /// The rows that were wrong or failed.
     pub misses: Vec<Miss>,
     /// Rows the offline classifier decided because the model could not.
     pub fallbacks: usize,
@@ -393,18 +404,25 @@ impl EvalUsage {
     }
 }
 
-/// One wrong answer.
+/// One wrong answer, or a row that failed to classify.
 #[derive(Debug, Serialize)]
 pub struct Miss {
     /// The labelled ticket.
     pub ticket_id: String,
     /// The label.
     pub expected: Severity,
-    /// What the classifier said.
-    pub predicted: Severity,
-    /// Its reasoning.
+    /// What the classifier said; `None` when it failed.
+    pub predicted: Option<Severity>,
+    /// Its reasoning (empty when it failed).
     pub reasoning: String,
+    /// Why the row got no classification, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
+
+/// How one row of an evaluation ended: its classification and the time it took, or why it got
+/// none.
+type RowOutcome = Result<(Classification, Duration), String>;
 
 /// Classifies every example with `decider` and compares with the labels, one at a time.
 pub async fn evaluate(file: &str, examples: &[Example], decider: &Decider) -> EvalReport {
@@ -425,44 +443,62 @@ pub async fn evaluate_with(
         .iter()
         .map(|s| (*s, Severity::ALL.iter().map(|p| (*p, 0)).collect()))
         .collect();
-    let contexts: Vec<(usize, TicketContext)> = examples
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| {
-            let raw = RawTicket {
-                id: e.ticket_id.clone(),
-                subject: e.subject.clone(),
-                body: e.first_message.clone(),
-                tier: e.tier.as_str().to_owned(),
-                ..RawTicket::default()
-            };
-            let ticket = Ticket::parse(Source::Api, raw, "").ok()?;
-            Some((
-                i,
-                TicketContext {
-                    ticket,
-                    repeat_count_24h: 0,
-                },
-            ))
-        })
-        .collect();
+    let mut failed_by_expected: BTreeMap<Severity, usize> =
+        Severity::ALL.iter().map(|s| (*s, 0)).collect();
+    let total = examples.len();
+    // Every row ends in exactly one entry here: a classification, or the reason it has none
+    // (a row the domain rejects, a classifier that panicked). None is dropped, so a failure can
+    // never count as correct.
+    let mut results: Vec<(usize, RowOutcome)> = Vec::with_capacity(total);
     let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, ctx) in contexts {
+    let mut rows_of_tasks = HashMap::new();
+    for (i, e) in examples.iter().enumerate() {
+        let raw = RawTicket {
+            id: e.ticket_id.clone(),
+            subject: e.subject.clone(),
+            body: e.first_message.clone(),
+            tier: e.tier.as_str().to_owned(),
+            ..RawTicket::default()
+        };
+        let ctx = match Ticket::parse(Source::Api, raw, "") {
+            Ok(ticket) => TicketContext {
+                ticket,
+                repeat_count_24h: 0,
+            },
+            Err(err) => {
+                results.push((i, Err(format!("not a valid ticket: {err}"))));
+                continue;
+            }
+        };
         let decider = decider.clone();
         let slots = slots.clone();
-        tasks.spawn(async move {
+        let task = tasks.spawn(async move {
             let _slot = slots.acquire_owned().await;
             let started = Instant::now();
             let c = decider.decide(&ctx).await;
-            (i, c, started.elapsed())
+            (c, started.elapsed())
         });
+        rows_of_tasks.insert(task.id(), i);
     }
-    let total = examples.len();
-    let mut results = Vec::with_capacity(total);
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok(r) = joined {
-            results.push(r);
+    while let Some(joined) = tasks.join_next_with_id().await {
+        let (id, outcome) = match joined {
+            Ok((id, decided)) => (id, Ok(decided)),
+            Err(e) => {
+                let id = e.id();
+                let why = if e.is_panic() {
+                    format!(
+                        "classification panicked: {}",
+                        crate::triage::panic_message(e.into_panic().as_ref())
+                    )
+                } else {
+                    "classification was cancelled".to_owned()
+                };
+                (id, Err(why))
+            }
+        };
+        if let Some(i) = rows_of_tasks.remove(&id) {
+            results.push((i, outcome));
         }
         if progress {
             eprint!("\r  classified {}/{total}", results.len());
@@ -471,9 +507,11 @@ pub async fn evaluate_with(
     if progress {
         eprintln!();
     }
-    results.sort_by_key(|(i, _, _)| *i);
+    results.sort_by_key(|(i, _)| *i);
 
     let mut misses = Vec::new();
+    let mut correct = 0;
+    let mut failed = 0;
     let mut model = String::new();
     let mut prompt_version = String::new();
     let mut fallbacks = 0;
@@ -484,8 +522,23 @@ pub async fn evaluate_with(
         usage.add(w);
         usage.warmup_cost_usd = w.cost_usd;
     }
-    for (i, c, elapsed) in results {
+    for (i, outcome) in results {
         let e = &examples[i];
+        let (c, elapsed) = match outcome {
+            Ok(decided) => decided,
+            Err(error) => {
+                failed += 1;
+                *failed_by_expected.entry(e.severity).or_default() += 1;
+                misses.push(Miss {
+                    ticket_id: e.ticket_id.clone(),
+                    expected: e.severity,
+                    predicted: None,
+                    reasoning: String::new(),
+                    error: Some(error),
+                });
+                continue;
+            }
+        };
         latencies.push(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
         if c.fallback_reason.is_some() {
             fallbacks += 1;
@@ -505,16 +558,18 @@ pub async fn evaluate_with(
         if let Some(row) = confusion.get_mut(&e.severity) {
             *row.entry(predicted).or_default() += 1;
         }
-        if predicted != e.severity {
+        if predicted == e.severity {
+            correct += 1;
+        } else {
             misses.push(Miss {
                 ticket_id: e.ticket_id.clone(),
                 expected: e.severity,
-                predicted,
+                predicted: Some(predicted),
                 reasoning: c.verdict.reasoning,
+                error: None,
             });
         }
     }
-    let correct = total - misses.len();
     #[allow(clippy::cast_precision_loss)]
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let accuracy = ratio(correct, total);
@@ -538,6 +593,8 @@ pub async fn evaluate_with(
         correct,
         accuracy,
         confusion,
+        failed,
+        failed_by_expected,
         misses,
         fallbacks,
         latency_ms: Latency::of(latencies),
@@ -559,24 +616,44 @@ impl std::fmt::Display for EvalReport {
             self.total,
             self.accuracy * 100.0
         )?;
-        writeln!(f, "\nexpected \\ predicted  routine   urgent  on_fire")?;
+        if self.failed > 0 {
+            writeln!(
+                f,
+                "failed: {} of {} rows got no classification (counted as misses)",
+                self.failed, self.total
+            )?;
+        }
+        writeln!(
+            f,
+            "\nexpected \\ predicted  routine   urgent  on_fire   failed"
+        )?;
         for (expected, row) in &self.confusion {
             write!(f, "{:<20}", expected.as_str())?;
             for s in Severity::ALL {
                 write!(f, " {:>8}", row.get(s).copied().unwrap_or(0))?;
             }
-            writeln!(f)?;
+            let failed = self.failed_by_expected.get(expected).copied();
+            writeln!(f, " {:>8}", failed.unwrap_or(0))?;
         }
         if self.misses.is_empty() {
             writeln!(f, "\nno misses")?;
         } else {
             writeln!(f, "\nmisses:")?;
             for m in &self.misses {
-                writeln!(
-                    f,
-                    "  {}: expected {}, got {}: {}",
-                    m.ticket_id, m.expected, m.predicted, m.reasoning
-                )?;
+                match (&m.predicted, &m.error) {
+                    (Some(p), _) => writeln!(
+                        f,
+                        "  {}: expected {}, got {p}: {}",
+                        m.ticket_id, m.expected, m.reasoning
+                    )?,
+                    (None, error) => writeln!(
+                        f,
+                        "  {}: expected {}, FAILED: {}",
+                        m.ticket_id,
+                        m.expected,
+                        error.as_deref().unwrap_or("no classification")
+                    )?,
+                }
             }
         }
         writeln!(
@@ -713,15 +790,27 @@ fn eval(args: EvalArgs) -> ExitCode {
     } else {
         print!("{report}");
     }
-    match args.min_accuracy {
-        Some(min) if report.accuracy < min => {
+    let mut passed = true;
+    if report.failed > 0 {
+        eprintln!(
+            "escalator eval: {} of {} tickets failed to classify (listed under misses)",
+            report.failed, report.total
+        );
+        passed = false;
+    }
+    if let Some(min) = args.min_accuracy {
+        if report.accuracy < min {
             eprintln!(
                 "escalator eval: accuracy {:.3} is below --min-accuracy {min}",
                 report.accuracy
             );
-            ExitCode::from(1)
+            passed = false;
         }
-        _ => ExitCode::SUCCESS,
+    }
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

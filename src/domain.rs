@@ -8,6 +8,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::text;
+
 /// Longest accepted ticket id, customer id or version, in bytes.
 pub const MAX_ID_BYTES: usize = 256;
 /// Longest accepted subject, in characters.
@@ -17,6 +19,14 @@ pub const MAX_SUBJECT_CHARS: usize = 1_000;
 pub const MAX_BODY_CHARS: usize = 32_768;
 /// Longest reasoning kept, in words; longer answers are trimmed and flagged.
 pub const MAX_REASONING_WORDS: usize = 20;
+/// Longest reasoning kept, in characters: 20 words can still be 20 very long "words" (a URL, a
+/// run of emoji), and the reasoning goes into notes that the tools cap (Plain: 10,000 chars).
+pub const MAX_REASONING_CHARS: usize = 300;
+/// Longest fallback reason or validation note kept in the log, in characters (they can quote
+/// the model's output, which is untrusted and unbounded).
+pub const MAX_NOTE_CHARS: usize = 200;
+/// What a decision says when its classifier gave no reasoning at all.
+pub const NO_REASONING: &str = "No reasoning given.";
 
 /// An input that cannot become a domain value. The message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -217,25 +227,29 @@ impl Ticket {
     ///
     /// # Errors
     /// [`DomainError::InvalidField`] for an empty id or body, text over the documented limits
-    /// ([`MAX_ID_BYTES`], [`MAX_SUBJECT_CHARS`], [`MAX_BODY_CHARS`]), an unknown tier, or a
-    /// negative or non-finite ARR.
+    /// ([`MAX_ID_BYTES`], [`MAX_SUBJECT_CHARS`], [`MAX_BODY_CHARS`]), an id or version with a
+    /// control character, an unknown tier, or a negative or non-finite ARR. NUL characters in
+    /// the subject and body are dropped (the log cannot store them); any other text is kept.
     pub fn parse(source: Source, raw: RawTicket, prefix: &str) -> Result<Self, DomainError> {
         let field = |name: &str| format!("{prefix}{name}");
         let id = raw.id.trim().to_owned();
         if id.is_empty() {
             return Err(DomainError::invalid(field("id"), "must not be empty"));
         }
-        check_bytes(&field("id"), &id)?;
+        check_id(&field("id"), &id)?;
         let version = match raw.version.trim() {
             "" => "1".to_owned(),
             v => v.to_owned(),
         };
-        check_bytes(&field("version"), &version)?;
-        if raw.body.trim().is_empty() {
+        check_id(&field("version"), &version)?;
+        // NUL cannot be stored (PostgreSQL TEXT) and means nothing in a message: dropped.
+        let body = text::without_nul(&raw.body);
+        let subject = text::without_nul(&raw.subject);
+        if body.trim().is_empty() {
             return Err(DomainError::invalid(field("body"), "must not be empty"));
         }
-        check_chars(&field("body"), &raw.body, MAX_BODY_CHARS)?;
-        check_chars(&field("subject"), &raw.subject, MAX_SUBJECT_CHARS)?;
+        check_chars(&field("body"), &body, MAX_BODY_CHARS)?;
+        check_chars(&field("subject"), &subject, MAX_SUBJECT_CHARS)?;
         let tier = if raw.tier.trim().is_empty() {
             Tier::Free
         } else {
@@ -250,15 +264,15 @@ impl Ticket {
             }
         }
         let customer_id = raw.customer_id.trim().to_owned();
-        check_bytes(&field("customer_id"), &customer_id)?;
+        check_id(&field("customer_id"), &customer_id)?;
         Ok(Self {
             key: IdempotencyKey {
                 source,
                 ticket_id: id,
                 version,
             },
-            subject: raw.subject.trim().to_owned(),
-            body: raw.body.trim().to_owned(),
+            subject: subject.trim().to_owned(),
+            body: body.trim().to_owned(),
             tier,
             arr_usd: raw.arr_usd,
             customer_id: (!customer_id.is_empty()).then_some(customer_id),
@@ -299,11 +313,19 @@ impl Ticket {
     }
 }
 
-fn check_bytes(field: &str, value: &str) -> Result<(), DomainError> {
+/// Ids and versions: at most [`MAX_ID_BYTES`], no control characters (an id is a key in the
+/// log and a path segment in the tools' APIs, never text).
+fn check_id(field: &str, value: &str) -> Result<(), DomainError> {
     if value.len() > MAX_ID_BYTES {
         return Err(DomainError::invalid(
             field,
             format!("is {} bytes, the limit is {MAX_ID_BYTES}", value.len()),
+        ));
+    }
+    if text::has_control(value) {
+        return Err(DomainError::invalid(
+            field,
+            "must not contain control characters",
         ));
     }
     Ok(())
@@ -338,7 +360,8 @@ pub struct Verdict {
     pub route: Route,
     /// How sure the classifier is.
     pub confidence: Confidence,
-    /// One sentence of at most [`MAX_REASONING_WORDS`] words.
+    /// One sentence of at most [`MAX_REASONING_WORDS`] words and [`MAX_REASONING_CHARS`]
+    /// characters, never empty.
     pub reasoning: String,
     /// Notes on what local validation corrected (route/severity disagreement, trimmed reasoning).
     pub notes: Vec<String>,
@@ -347,7 +370,8 @@ pub struct Verdict {
 impl Verdict {
     /// Builds a verdict from the parts a classifier produced: the route is derived from the
     /// severity (a disagreement is recorded in `notes`), and reasoning is cut to one sentence of
-    /// at most [`MAX_REASONING_WORDS`] words (a cut is recorded too).
+    /// at most [`MAX_REASONING_WORDS`] words (a cut is recorded too); a blank one becomes
+    /// [`NO_REASONING`] (recorded).
     pub fn new(
         severity: Severity,
         claimed_route: Option<Route>,
@@ -363,9 +387,13 @@ impl Verdict {
                 ));
             }
         }
-        let (reasoning, trimmed) = one_sentence(reasoning, MAX_REASONING_WORDS);
+        let (mut reasoning, trimmed) = one_sentence(reasoning, MAX_REASONING_WORDS);
         if trimmed {
             notes.push("reasoning_trimmed".to_owned());
+        }
+        if reasoning.is_empty() {
+            NO_REASONING.clone_into(&mut reasoning);
+            notes.push("reasoning_missing".to_owned());
         }
         Self {
             severity,
@@ -377,11 +405,18 @@ impl Verdict {
     }
 }
 
-/// Cuts text to its first sentence and at most `max_words` words. Returns whether it cut.
-pub fn one_sentence(text: &str, max_words: usize) -> (String, bool) {
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+/// Cuts text to its first sentence and at most `max_words` words and [`MAX_REASONING_CHARS`]
+/// characters (a cut there ends in `…`). Whitespace runs and control characters (NUL included)
+/// become one space. Returns whether it cut.
+pub fn one_sentence(reasoning: &str, max_words: usize) -> (String, bool) {
+    let text = reasoning
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut first = text.as_str();
-    // A sentence ends at ". ", "! " or "? " (not at the dot in "$1.5k" or "v2.1").
+    // A sentence ends at ". ", "! " or "? " (not at the dot in "$1.5k" or "v2.1"). The match
+    // is an ASCII byte, so `i + 1` is a char boundary.
     for (i, _) in text.match_indices(['.', '!', '?']) {
         if text[i + 1..].starts_with(' ') {
             first = &text[..=i];
@@ -401,7 +436,10 @@ pub fn one_sentence(text: &str, max_words: usize) -> (String, bool) {
     } else {
         first.to_owned()
     };
-    (out, cut)
+    match crate::text::ellipsize(&out, MAX_REASONING_CHARS) {
+        std::borrow::Cow::Borrowed(_) => (out, cut),
+        std::borrow::Cow::Owned(short) => (short, true),
+    }
 }
 
 /// Token usage and cost of one model call, as logged.
@@ -480,10 +518,13 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// The decision for `ctx` from `classification`, with a fresh id and timestamp.
+    /// The decision for `ctx` from `classification`, with a fresh id and timestamp. The
+    /// fallback reason and each note become one-line excerpts of at most [`MAX_NOTE_CHARS`]
+    /// (no control characters, so the log can store them).
     pub fn new(ctx: &TicketContext, c: Classification, trace_id: Option<String>) -> Self {
         let key = ctx.ticket.key();
         let fallback = c.fallback_reason.is_some();
+        let excerpt = |s: &str| text::excerpt(s, MAX_NOTE_CHARS);
         Self {
             id: uuid::Uuid::now_v7().to_string(),
             source: key.source,
@@ -496,8 +537,15 @@ impl Decision {
             prompt_version: c.prompt_version,
             model: c.model,
             fallback,
-            fallback_reason: c.fallback_reason,
-            notes: (!c.verdict.notes.is_empty()).then(|| c.verdict.notes.join("; ")),
+            fallback_reason: c.fallback_reason.as_deref().map(excerpt),
+            notes: (!c.verdict.notes.is_empty()).then(|| {
+                c.verdict
+                    .notes
+                    .iter()
+                    .map(|n| excerpt(n))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }),
             tier: ctx.ticket.tier(),
             usage: c.usage,
             trace_id,
@@ -565,6 +613,43 @@ mod tests {
         r.arr_usd = Some(-1.0);
         let e = Ticket::parse(Source::Api, r, "ticket.").unwrap_err();
         assert!(e.to_string().starts_with("invalid ticket.arr_usd"));
+    }
+
+    #[test]
+    fn nul_in_text_is_dropped_and_control_characters_in_ids_are_refused() {
+        let t = Ticket::parse(Source::Api, raw("Prod\0 is down\0"), "ticket.").unwrap();
+        assert_eq!(t.body(), "Prod is down");
+        let e = Ticket::parse(Source::Api, raw("\0\0"), "ticket.").unwrap_err();
+        assert_eq!(e.to_string(), "invalid ticket.body: must not be empty");
+        let mut r = raw("hi");
+        r.id = "T\0-1".into();
+        let e = Ticket::parse(Source::Api, r, "ticket.").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid ticket.id: must not contain control characters"
+        );
+        let mut r = raw("hi");
+        r.customer_id = "c\n1".into();
+        let e = Ticket::parse(Source::Api, r, "ticket.").unwrap_err();
+        assert!(
+            e.to_string().starts_with("invalid ticket.customer_id"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reasoning_is_bounded_in_characters_and_never_blank() {
+        let c = Confidence::parse(0.5).unwrap();
+        let long_word = "ó".repeat(5_000);
+        let v = Verdict::new(Severity::Urgent, None, c, &long_word);
+        assert_eq!(v.reasoning.chars().count(), MAX_REASONING_CHARS);
+        assert!(v.reasoning.ends_with('…'));
+        assert_eq!(v.notes, ["reasoning_trimmed"]);
+        let v = Verdict::new(Severity::Urgent, None, c, " \0 \u{7} ");
+        assert_eq!(v.reasoning, NO_REASONING);
+        assert!(v.notes.contains(&"reasoning_missing".to_owned()));
+        let (s, _) = one_sentence("Prod\0down\r\nnow. More.", 20);
+        assert_eq!(s, "Prod down now.");
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The gRPC edge: a thin tonic service over the triage use case. Protobuf types never leave
 //! this module; `TryFrom` turns them into domain values once, here.
 
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt as _;
 use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
@@ -80,6 +83,27 @@ impl From<Decision> for pb::Decision {
 }
 
 impl EscalatorService {
+    /// [`Self::traced`], with a panic anywhere in the handler answered `INTERNAL` with the
+    /// generic message (the connection and the other requests on it carry on). A panic while
+    /// deciding has already released the ticket's claim in [`Triage::decide`], so a retry is
+    /// decided at once.
+    async fn guarded(
+        &self,
+        name: &str,
+        metadata: &tonic::metadata::MetadataMap,
+        ticket: Option<pb::Ticket>,
+        dry_run: bool,
+    ) -> Result<Outcome, Status> {
+        AssertUnwindSafe(self.traced(name, metadata, ticket, dry_run))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_panic| {
+                Err(error::to_status(&TriageError::Unexpected(anyhow::anyhow!(
+                    "the {name} handler panicked"
+                ))))
+            })
+    }
+
     /// Runs one request in its own trace: a root span continuing the caller's `traceparent`,
     /// the ticket and decision recorded on it, errors mapped in one place.
     async fn traced(
@@ -131,7 +155,7 @@ impl pb::escalator_server::Escalator for EscalatorService {
     ) -> Result<Response<pb::ClassifyResponse>, Status> {
         let (metadata, _, req) = request.into_parts();
         let outcome = self
-            .traced("Classify", &metadata, req.ticket, false)
+            .guarded("Classify", &metadata, req.ticket, false)
             .await?;
         Ok(Response::new(pb::ClassifyResponse {
             decision: Some(outcome.decision.into()),
@@ -145,7 +169,7 @@ impl pb::escalator_server::Escalator for EscalatorService {
     ) -> Result<Response<pb::RouteResponse>, Status> {
         let (metadata, _, req) = request.into_parts();
         let outcome = self
-            .traced("Route", &metadata, req.ticket, req.dry_run)
+            .guarded("Route", &metadata, req.ticket, req.dry_run)
             .await?;
         Ok(Response::new(pb::RouteResponse {
             decision: Some(outcome.decision.into()),

@@ -4,6 +4,7 @@
 //! # Layout
 //! Arrows point inward: edges -> use case -> domain <- adapters.
 //! - [`domain`]: pure types (`Ticket`, `Severity`, `Route`, `Decision`), no I/O.
+//! - [`text`]: char-safe truncation, matching keys (typographic quotes, case folding), NUL.
 //! - [`labels`], [`prompt`]: the labelled examples and the prompt rendered from them.
 //! - [`classifier`]: the `Classifier` trait, the offline backend and the fallback policy.
 //! - [`store`]: the routing log on PostgreSQL or SQLite.
@@ -26,6 +27,7 @@ pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 pub mod ticketing;
 pub mod triage;
 pub mod worker;

@@ -2,9 +2,10 @@
 //! implies) and return it. Talks to traits only; the edges (gRPC, HTTP) and the adapters
 //! (store, classifier) are plugged in at startup.
 
-use std::{sync::Arc, time::Duration};
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use chrono::Utc;
+use futures_util::FutureExt as _;
 use tokio::sync::Notify;
 
 use crate::{
@@ -134,7 +135,10 @@ impl Triage {
     ///
     /// # Errors
     /// [`TriageError::StoreUnavailable`] when the log cannot be written (nothing was decided),
-    /// [`TriageError::InFlight`] when a concurrent request holds the ticket past the wait.
+    /// [`TriageError::InFlight`] when a concurrent request holds the ticket past the wait,
+    /// [`TriageError::Unexpected`] when deciding panicked. After any failure of a request that
+    /// held the claim, the claim is released at once (nothing was logged), so a retry decides
+    /// the ticket without waiting out [`TriageSettings::claim_lease`].
     // No span of its own: enrichment and labels are recorded on the caller's root span.
     pub async fn decide(
         &self,
@@ -160,15 +164,50 @@ impl Triage {
             }
             Claim::InFlight => self.wait_for(&ticket).await,
             Claim::New => {
-                let ctx = TicketContext {
-                    ticket,
-                    repeat_count_24h,
-                };
-                telemetry::record_context(&tracing::Span::current(), &ctx);
-                let classification = self.decider.decide(&ctx).await;
-                self.log(&ctx, classification, trace_id).await
+                let key = ticket.key().clone();
+                // A panic anywhere in deciding (a classifier bug on some input) is this
+                // request's failure, not the process's: it is caught here like an error.
+                let decided =
+                    AssertUnwindSafe(self.decide_claimed(ticket, repeat_count_24h, trace_id))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|_panic| {
+                            // The message can quote ticket text, so it stays out of the log.
+                            Err(TriageError::Unexpected(anyhow::anyhow!(
+                                "deciding {key} panicked"
+                            )))
+                        });
+                if decided.is_err() {
+                    // Nothing was logged: hand the claim back now, so the caller's retry (or
+                    // the worker) decides the ticket instead of waiting out the lease.
+                    match self.store.release_claim(&key).await {
+                        Ok(released) => {
+                            tracing::info!(%key, released, "claim released after a failure")
+                        }
+                        Err(e) => {
+                            tracing::warn!(%key, error = %e, "cannot release the claim; it expires with its lease")
+                        }
+                    }
+                }
+                decided
             }
         }
+    }
+
+    /// Classifies and logs a ticket this caller holds the claim on.
+    async fn decide_claimed(
+        &self,
+        ticket: Ticket,
+        repeat_count_24h: u32,
+        trace_id: Option<String>,
+    ) -> Result<Outcome, TriageError> {
+        let ctx = TicketContext {
+            ticket,
+            repeat_count_24h,
+        };
+        telemetry::record_context(&tracing::Span::current(), &ctx);
+        let classification = self.decider.decide(&ctx).await;
+        self.log(&ctx, classification, trace_id).await
     }
 
     /// Logs the safe decision for `ticket` (see [`Decider::safe`]) with the actions it implies,
@@ -209,7 +248,7 @@ impl Triage {
     ///
     /// # Errors
     /// When the store cannot be written (the claim then expires with its lease).
-    pub async fn release(&self, key: &crate::domain::IdempotencyKey) -> Result<(), TriageError> {
+    pub async fn release(&self, key: &crate::domain::IdempotencyKey) -> Result<bool, TriageError> {
         Ok(self.store.release_claim(key).await?)
     }
 
@@ -322,4 +361,13 @@ impl Triage {
         }
         Err(TriageError::InFlight(ticket.key().to_string()))
     }
+}
+
+/// The message of a caught panic (`panic!` with a literal or a formatted string).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
 }

@@ -118,7 +118,11 @@ impl Decider {
                 c
             }
             Err(e) => {
-                tracing::warn!(error = %e, "classifier failed; the offline classifier decides");
+                // An invalid answer's reason quotes model output: one bounded line in the log.
+                tracing::warn!(
+                    error = %crate::text::excerpt(&e.to_string(), 300),
+                    "classifier failed; the offline classifier decides"
+                );
                 let mut c = fallback(self.offline.decide(ctx), &e.reason());
                 if let ClassifierError::InvalidAnswer {
                     usage: Some(usage),

@@ -3,17 +3,20 @@
 //! the fallback when the model cannot decide.
 //!
 //! Written by hand because it *is* the product's definitions table in code: no crate knows our
-//! buckets. The rules are phrase lists matched on word boundaries of lowercased text, so a
-//! support lead can read and extend them.
+//! buckets. The rules are phrase lists matched on word boundaries of case-folded text
+//! ([`crate::text::fold`]: `can’t` is `can't`, `ＤＯＷＮ` is `down`), so a support lead can read
+//! and extend them. Nothing here slices text at a byte offset: tickets are Unicode.
 
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
+use unicode_normalization::char::is_combining_mark;
 
 use super::{Classifier, ClassifierError};
 use crate::{
     domain::{Classification, Confidence, Severity, TicketContext, Tier, Usage, Verdict},
     labels::Example,
+    text,
 };
 
 /// The model name recorded for decisions made by this classifier.
@@ -32,7 +35,8 @@ struct Clause {
 }
 
 /// Phrase rules, one per definition clause. Phrases are matched as whole words in the
-/// lowercased subject + message, with punctuation turned into spaces (apostrophes dropped).
+/// case-folded subject + message, with punctuation turned into spaces (apostrophes, typographic
+/// ones included, dropped: write `cant`, not `can't`).
 const CLAUSES: &[Clause] = &[
     Clause {
         severity: Severity::OnFire,
@@ -444,18 +448,21 @@ impl Classifier for OfflineClassifier {
     }
 }
 
-/// Lowercase, apostrophes dropped, every other non-alphanumeric char a space, single-spaced,
-/// padded with one space each side so phrases match on word boundaries.
+/// The phrase-matching form of `text`: [`text::fold`] (typographic quotes and dashes as ASCII,
+/// invisible characters dropped, NFKC, Unicode case folding), apostrophes dropped, every run of
+/// characters that are neither letters, digits nor combining marks one space, padded with one
+/// space each side so phrases match on word boundaries.
 fn normalise(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
+    let folded = text::fold(text);
+    let mut out = String::with_capacity(folded.len() + 2);
     out.push(' ');
     let mut last_space = true;
-    for ch in text.chars() {
-        if ch == '\'' || ch == '\u{2019}' {
+    for ch in folded.chars() {
+        if ch == '\'' {
             continue;
         }
-        if ch.is_alphanumeric() {
-            out.extend(ch.to_lowercase());
+        if ch.is_alphanumeric() || is_combining_mark(ch) {
+            out.push(ch);
             last_space = false;
         } else if !last_space {
             out.push(' ');
@@ -479,10 +486,10 @@ fn has_phrase(normalised: &str, phrase: &str) -> bool {
 fn content_words(text: &str) -> BTreeSet<String> {
     normalise(text)
         .split(' ')
-        .filter(|w| w.len() > 2 && !STOPWORDS.contains(w))
+        .filter(|w| w.chars().count() > 2 && !STOPWORDS.contains(w))
         .map(|w| {
             w.strip_suffix('s')
-                .filter(|s| s.len() > 2)
+                .filter(|s| s.chars().count() > 2)
                 .unwrap_or(w)
                 .to_owned()
         })
@@ -490,53 +497,68 @@ fn content_words(text: &str) -> BTreeSet<String> {
 }
 
 /// The largest dollar amount in the text: `$4,800`, `$1.2k`, `USD 3000`, `2,400 dollars`.
+///
+/// Scans characters, not bytes: the text is whatever the customer typed (`la aplicación`,
+/// `can’t`, emoji), so every position below is a char index into `chars`, never a byte offset
+/// into a `str`. Amounts that do not fit an `f64` are ignored.
 fn max_amount(text: &str) -> Option<f64> {
-    let lower = text.to_lowercase();
-    let bytes = lower.as_bytes();
+    let chars: Vec<char> = text::fold(text).chars().collect();
+    let n = chars.len();
+    let digit_at = |i: usize| chars.get(i).is_some_and(char::is_ascii_digit);
+    let starts_with = |i: usize, pat: &str| {
+        pat.chars()
+            .enumerate()
+            .all(|(k, p)| chars.get(i + k) == Some(&p))
+    };
+    // The number starting at char `start` and the char index just after it (and its `k`).
+    let number_at = |start: usize| -> Option<(f64, usize)> {
+        if !digit_at(start) {
+            return None;
+        }
+        let mut end = start;
+        while end < n && (chars[end].is_ascii_digit() || matches!(chars[end], ',' | '.')) {
+            end += 1;
+        }
+        while matches!(chars[end - 1], ',' | '.') {
+            end -= 1;
+        }
+        let raw: String = chars[start..end].iter().filter(|c| **c != ',').collect();
+        let mut v: f64 = raw.parse().ok()?;
+        let mut after = end;
+        if chars.get(after) == Some(&'k')
+            && !chars.get(after + 1).is_some_and(|c| c.is_alphabetic())
+        {
+            v *= 1_000.0;
+            after += 1;
+        }
+        v.is_finite().then_some((v, after))
+    };
     let mut best: Option<f64> = None;
     let mut consider = |v: f64| {
         if best.is_none_or(|b| v > b) {
             best = Some(v);
         }
     };
-    let number_at = |start: usize| -> Option<(f64, usize)> {
-        let mut end = start;
-        while end < bytes.len()
-            && (bytes[end].is_ascii_digit() || bytes[end] == b',' || bytes[end] == b'.')
-        {
-            end += 1;
-        }
-        let raw = lower[start..end].trim_end_matches(['.', ',']);
-        if raw.is_empty() || !raw.as_bytes()[0].is_ascii_digit() {
-            return None;
-        }
-        let mut v: f64 = raw.replace(',', "").parse().ok()?;
-        let mut after = start + raw.len();
-        if lower[after..].starts_with('k')
-            && !lower[after + 1..].starts_with(|c: char| c.is_alphabetic())
-        {
-            v *= 1_000.0;
-            after += 1;
-        }
-        Some((v, after))
-    };
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'$' {
+    while i < n {
+        if chars[i] == '$' {
             if let Some((v, _)) = number_at(i + 1) {
                 consider(v);
             }
-        } else if lower[i..].starts_with("usd ") {
+        } else if starts_with(i, "usd ") {
             if let Some((v, _)) = number_at(i + 4) {
                 consider(v);
             }
-        } else if bytes[i].is_ascii_digit()
-            && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
-            && bytes.get(i.wrapping_sub(1)) != Some(&b'$')
+        } else if chars[i].is_ascii_digit()
+            && (i == 0 || !chars[i - 1].is_ascii_alphanumeric())
+            && (i == 0 || chars[i - 1] != '$')
         {
             if let Some((v, after)) = number_at(i) {
-                let rest = lower[after..].trim_start();
-                if rest.starts_with("dollars") || rest.starts_with("usd") {
+                let mut rest = after;
+                while chars.get(rest).is_some_and(|c| c.is_whitespace()) {
+                    rest += 1;
+                }
+                if starts_with(rest, "dollars") || starts_with(rest, "usd") {
                     consider(v);
                 }
                 i = after.max(i + 1);
@@ -689,6 +711,89 @@ mod tests {
         assert_eq!(max_amount("USD 3000 charge"), Some(3000.0));
         assert_eq!(max_amount("2,400 dollars"), Some(2400.0));
         assert_eq!(max_amount("seat 11 of 18"), None);
+    }
+
+    // Regression: the scanner sliced `lower[i..]` at byte offsets and panicked on the first
+    // multibyte character ("start byte index 12 is not a char boundary; it is inside 'ó'").
+    #[test]
+    fn accented_text_does_not_panic_the_amount_scanner() {
+        assert_eq!(max_amount("la aplicación no funciona"), None);
+        assert_eq!(
+            max_amount("¿Por qué me cobraron $1.200 dólares?"),
+            Some(1.2)
+        );
+        assert_eq!(max_amount("Überweisung: USD 4,800 zurück"), Some(4800.0));
+        assert_eq!(
+            sev("Ayuda", "la aplicación no funciona", "free"),
+            Severity::Routine
+        );
+    }
+
+    #[test]
+    fn typographic_apostrophes_do_not_panic_the_amount_scanner() {
+        assert_eq!(max_amount("I can’t log in"), None);
+        assert_eq!(
+            max_amount("you’ve billed us $2,400 we didn’t approve"),
+            Some(2400.0)
+        );
+        assert_eq!(sev("Login", "I can’t log in", "free"), Severity::OnFire);
+    }
+
+    #[test]
+    fn emoji_cjk_and_rtl_text_do_not_panic_the_amount_scanner() {
+        for text in [
+            "🔥🔥 $5k 👩\u{200D}💻 refund",
+            "請求額が$3,000でした",
+            "المبلغ $1500 خطأ",
+            "$",
+            "$é",
+            "usd",
+            "usdó 12",
+            "12ó dollars",
+            "1.5kó",
+            "\u{0301}$1\u{0301}",
+        ] {
+            let _ = max_amount(text);
+            let _ = offline().decide(&ctx("s", text, "free", 0));
+        }
+        assert_eq!(max_amount("🔥🔥 $5k 👩\u{200D}💻 refund"), Some(5000.0));
+        assert_eq!(max_amount("請求額が$3,000でした"), Some(3000.0));
+    }
+
+    #[test]
+    fn thirty_two_kib_of_one_multibyte_character_does_not_panic_the_classifier() {
+        for ch in ['ó', '’', '😀', '\u{200B}', '$', '9'] {
+            let body: String = std::iter::repeat_n(ch, crate::domain::MAX_BODY_CHARS).collect();
+            let c = offline().decide(&ctx("", &body, "free", 0));
+            assert!(!c.verdict.reasoning.is_empty());
+        }
+        // 32 KiB of digits is one number too large for the amount rule, not a panic.
+        assert_eq!(max_amount(&"9".repeat(400)), None);
+    }
+
+    #[test]
+    fn typographic_quotes_dashes_and_case_match_like_ascii() {
+        use Severity::*;
+        let cases = [
+            ("Login", "I can’t log in", OnFire),
+            ("LOGIN", "I CAN’T LOG IN SINCE THIS MORNING", OnFire),
+            ("Login", "I can\u{2018}t log in", OnFire),
+            ("Login", "I canʼt log in", OnFire),
+            ("Renewal", "We won’t renew next year.", Urgent),
+            ("Again", "Still haven’t heard back from anyone", Urgent),
+            ("Outage", "It’s down for everyone — again", OnFire),
+            ("Outage", "“Production down” since 9am", OnFire),
+            ("Outage", "ＰＲＯＤＵＣＴＩＯＮ ＤＯＷＮ", OnFire),
+            ("Outage", "production\u{200B} is dow\u{00AD}n", OnFire),
+            ("Refund", "REFUND PLEASE – DOUBLE CHARGED", Urgent),
+        ];
+        for (subject, body, want) in cases {
+            assert_eq!(sev(subject, body, "free"), want, "{subject}: {body}");
+        }
+        // The same text with ASCII punctuation decides the same.
+        let typographic = offline().decide(&ctx("Login", "I can’t log in", "free", 0));
+        let ascii = offline().decide(&ctx("Login", "I can't log in", "free", 0));
+        assert_eq!(typographic.verdict, ascii.verdict);
     }
 
     #[test]

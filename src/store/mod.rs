@@ -210,7 +210,8 @@ pub trait Store: Send + Sync {
 
     /// Gives up this process's claim on `key` at once (its decision failed unexpectedly), so a
     /// retry is decided without waiting out the claim lease.
-    async fn release_claim(&self, key: &IdempotencyKey) -> Result<(), StoreError>;
+    /// `true` when there was such a claim on an undecided ticket.
+    async fn release_claim(&self, key: &IdempotencyKey) -> Result<bool, StoreError>;
 
     /// The decision logged for `key`, if any.
     async fn decision(&self, key: &IdempotencyKey) -> Result<Option<Decision>, StoreError>;

@@ -347,10 +347,13 @@ macro_rules! impl_store {
                 Ok((claim, recent.unwrap_or(0)))
             }
 
-            async fn release_claim(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
-                sqlx::query(
+            async fn release_claim(&self, key: &IdempotencyKey) -> Result<bool, StoreError> {
+                // Back-dated, so `claim` (`claimed_until < now`) takes it over at once.
+                let released = sqlx::query(
                     "UPDATE tickets SET claimed_until = $1, claimed_by = NULL \
-                     WHERE source = $2 AND ticket_id = $3 AND version = $4 AND claimed_by = $5",
+                     WHERE source = $2 AND ticket_id = $3 AND version = $4 AND claimed_by = $5 \
+                     AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.source = tickets.source \
+                       AND d.ticket_id = tickets.ticket_id AND d.ticket_version = tickets.version)",
                 )
                 .bind(Utc::now() - chrono::Duration::seconds(1))
                 .bind(key.source.as_str())
@@ -358,8 +361,9 @@ macro_rules! impl_store {
                 .bind(&key.version)
                 .bind(&self.holder)
                 .execute(&self.pool)
-                .await?;
-                Ok(())
+                .await?
+                .rows_affected();
+                Ok(released == 1)
             }
 
             async fn decision(&self, key: &IdempotencyKey) -> Result<Option<Decision>, StoreError> {

@@ -140,7 +140,7 @@ impl ScoreSender {
         Err(format!(
             "HTTP {}: {}",
             status.as_u16(),
-            text.chars().take(200).collect::<String>()
+            crate::text::excerpt(&text, 200)
         ))
     }
 }

@@ -369,11 +369,25 @@ impl RoutingPlanner {
     }
 }
 
+/// Longest internal note Plain accepts, in characters (reference/plain.md, "Internal note").
+/// The renderers stay far below it: the reasoning in a note is cut to
+/// [`crate::domain::MAX_REASONING_CHARS`].
+pub const PLAIN_NOTE_MAX_CHARS: usize = 10_000;
+
+/// The reasoning as a note shows it: one sentence, cut by characters (before any escaping, so a
+/// cut never splits an entity).
+fn note_reasoning(d: &Decision) -> std::borrow::Cow<'_, str> {
+    crate::text::ellipsize(&d.reasoning, crate::domain::MAX_REASONING_CHARS)
+}
+
 /// The internal note shown to agents: severity, route, confidence and the model's reasoning.
 pub fn note_text(d: &Decision) -> String {
     let mut s = format!(
         "escalator: {} -> {} (confidence {:.2}). {}",
-        d.severity, d.route, d.confidence, d.reasoning
+        d.severity,
+        d.route,
+        d.confidence,
+        note_reasoning(d)
     );
     if d.fallback {
         s.push_str(" [fallback: the offline classifier decided]");
@@ -438,10 +452,14 @@ fn plan_plain(target: &PlainTarget, ticket: &Ticket, d: &Decision) -> Vec<NewAct
     out
 }
 
-fn note_markdown(d: &Decision) -> String {
+/// The internal note as Markdown for Plain.
+pub fn note_markdown(d: &Decision) -> String {
     let mut s = format!(
         "**escalator**: `{}` → `{}` (confidence {:.2})\n\n{}",
-        d.severity, d.route, d.confidence, d.reasoning
+        d.severity,
+        d.route,
+        d.confidence,
+        note_reasoning(d)
     );
     if d.fallback {
         s.push_str("\n\n_fallback: the offline classifier decided_");
@@ -482,7 +500,7 @@ pub fn note_html(d: &Decision) -> String {
         escape_html(d.severity.as_str()),
         escape_html(d.route.as_str()),
         d.confidence,
-        escape_html(&d.reasoning)
+        escape_html(&note_reasoning(d))
     );
     if d.fallback {
         s.push_str("<p><i>fallback: the offline classifier decided</i></p>");

@@ -308,8 +308,8 @@ impl Ticketing for Plain {
             RawTicket {
                 id: thread_id.to_owned(),
                 version: ticket_version.to_owned(),
-                subject: title.chars().take(MAX_SUBJECT_CHARS).collect(),
-                body: text.chars().take(MAX_BODY_CHARS).collect(),
+                subject: crate::text::truncate_chars(title, MAX_SUBJECT_CHARS).to_owned(),
+                body: crate::text::truncate_chars(text, MAX_BODY_CHARS).to_owned(),
                 tier: String::new(),
                 arr_usd: None,
                 customer_id: customer_id.to_owned(),

@@ -368,13 +368,24 @@ impl Ticketing for Pylon {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .unwrap_or(event);
-        for (field, value) in [("issue_id", issue_id), ("version", version)] {
+        // All three are stored as keys: bounded, and without control characters (PostgreSQL
+        // TEXT cannot hold NUL).
+        for (field, value) in [
+            ("issue_id", issue_id),
+            ("version", version),
+            ("event", event),
+        ] {
             if value.len() > MAX_ID_BYTES {
                 return Err(DomainError::invalid(
                     field,
                     format!("is {} bytes, the limit is {MAX_ID_BYTES}", value.len()),
                 )
                 .into());
+            }
+            if crate::text::has_control(value) {
+                return Err(
+                    DomainError::invalid(field, "must not contain control characters").into(),
+                );
             }
         }
         if issue_id.contains(['/', '?', '#']) {
@@ -406,11 +417,9 @@ impl Ticketing for Pylon {
             RawTicket {
                 id: issue_id.to_owned(),
                 version: d.key.version.clone(),
-                subject: title
-                    .chars()
-                    .take(crate::domain::MAX_SUBJECT_CHARS)
-                    .collect(),
-                body: body.chars().take(crate::domain::MAX_BODY_CHARS).collect(),
+                subject: crate::text::truncate_chars(title, crate::domain::MAX_SUBJECT_CHARS)
+                    .to_owned(),
+                body: crate::text::truncate_chars(body, crate::domain::MAX_BODY_CHARS).to_owned(),
                 tier: self.settings.default_tier.as_str().to_owned(),
                 arr_usd: self.settings.default_arr_usd,
                 customer_id: customer.to_owned(),

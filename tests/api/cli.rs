@@ -102,6 +102,87 @@ fn eval_reports_accuracy_and_gates_on_min_accuracy() {
     assert!(text(&out.stderr).contains("below --min-accuracy 0.9"));
 }
 
+/// Tickets as phones type them: typographic apostrophes and quotes, dashes, accents, emoji,
+/// other scripts. Each one panicked the offline classifier's amount scanner before.
+const PHONE_TYPED: &str = "\
+P-1,Login,I can’t log in since this morning,pro,on_fire,engineering,w
+P-2,Ayuda,la aplicación no funciona,free,routine,bot,w
+P-3,Renewal,We won’t renew — it’s too expensive,pro,urgent,human,w
+P-4,Billing,\"You’ve charged us $2,400 in error — refund it\",pro,on_fire,engineering,w
+P-5,Docs,Where’s the “export” button? 🙏,free,routine,bot,w
+P-6,請求,請求書について質問があります,free,routine,bot,w
+P-7,Outage,It’s down for everyone 🔥🔥,enterprise,on_fire,engineering,w
+P-8,Äpfel,Wie exportiere ich Berichte? Grüße,free,routine,bot,w
+";
+
+#[test]
+fn eval_on_phone_typed_tickets_classifies_every_row() {
+    let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+    write!(f, "{HEAD}{PHONE_TYPED}").unwrap();
+    let out = escalator(&["eval", f.path().to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["total"], 8);
+    assert_eq!(v["failed"], 0);
+    assert_eq!(v["correct"], 8, "{:#}", v["misses"]);
+}
+
+#[test]
+fn eval_counts_a_row_that_cannot_be_classified_as_a_miss_and_exits_1() {
+    let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+    let too_long = "ó".repeat(32_769);
+    write!(
+        f,
+        "{HEAD}P-1,Login,I can’t log in,pro,on_fire,engineering,w\nP-9,Long,{too_long},pro,urgent,human,w\n"
+    )
+    .unwrap();
+    let path = f.path().to_str().unwrap();
+    let out = escalator(&["eval", path]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("accuracy: 1/2 = 50.0%"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "P-9: expected urgent, FAILED: not a valid ticket: invalid body: is 32769 characters"
+        ),
+        "{stdout}"
+    );
+    // The margin of the confusion matrix: one failed row expected urgent.
+    let urgent_row = stdout.lines().find(|l| l.starts_with("urgent ")).unwrap();
+    assert_eq!(
+        urgent_row.split_whitespace().collect::<Vec<_>>(),
+        ["urgent", "0", "0", "0", "1"]
+    );
+    assert!(
+        text(&out.stderr).contains("1 of 2 tickets failed to classify"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = escalator(&["eval", path, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            v["total"].as_u64(),
+            v["correct"].as_u64(),
+            v["failed"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(v["accuracy"], 0.5);
+    assert_eq!(v["failed_by_expected"]["urgent"], 1);
+    let miss = &v["misses"][0];
+    assert_eq!(miss["ticket_id"], "P-9");
+    assert!(miss["predicted"].is_null());
+    assert!(
+        miss["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not a valid ticket")
+    );
+}
+
 #[test]
 fn classify_prints_the_decision_as_json() {
     let out = escalator(&[

@@ -10,4 +10,5 @@
 mod classify;
 mod cli;
 mod harness;
+mod panics;
 mod store;

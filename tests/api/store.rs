@@ -78,6 +78,31 @@ both_backends! {
         assert_eq!(store.recent_tickets(src, "cust-1", "Z", future).await.unwrap(), 0);
     }
 
+    async fn a_released_claim_is_taken_over_at_once_and_a_decided_one_is_kept(store) {
+        let t = domain_ticket("T-6", "v1", "");
+        let lease = Duration::from_secs(600);
+        assert_eq!(store.claim(&t, lease).await.unwrap(), Claim::New);
+        assert_eq!(store.claim(&t, lease).await.unwrap(), Claim::InFlight);
+        // The holder failed: releasing hands the ticket to the next caller, long before the lease.
+        assert!(store.release_claim(t.key()).await.unwrap());
+        assert_eq!(store.claim(&t, lease).await.unwrap(), Claim::New);
+        // Once decided, release does nothing and the decision stands.
+        let d = decision_for(&t);
+        assert_eq!(store.record(&d, &[]).await.unwrap(), Recorded::New);
+        assert!(!store.release_claim(t.key()).await.unwrap());
+        match store.claim(&t, lease).await.unwrap() {
+            Claim::Decided(existing) => assert_eq!(existing.id, d.id),
+            other => panic!("expected Decided, got {other:?}"),
+        }
+        // An unknown key, and a claim already released, are left alone.
+        let unknown = domain_ticket("T-7", "v1", "");
+        assert!(!store.release_claim(unknown.key()).await.unwrap());
+        let t8 = domain_ticket("T-8", "v1", "");
+        assert_eq!(store.claim(&t8, lease).await.unwrap(), Claim::New);
+        assert!(store.release_claim(t8.key()).await.unwrap());
+        assert!(!store.release_claim(t8.key()).await.unwrap());
+    }
+
     async fn a_closed_pool_is_reported_unavailable(store) {
         store.ping().await.unwrap();
         store.close().await;

@@ -13,6 +13,9 @@ pub mod price;
 pub mod retry;
 mod wire;
 
+/// The model-output validator, public for the property tests and fuzz targets.
+pub use wire::parse_answer;
+
 use std::{
     collections::HashSet,
     sync::Mutex,

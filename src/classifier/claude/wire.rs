@@ -265,11 +265,15 @@ struct Answer {
 ///
 /// # Errors
 /// A message for the fallback reason when the text is not JSON, a field is missing or has the
-/// wrong type, the severity is not one of ours, or the confidence is out of range.
-pub(super) fn parse_answer(text: &str) -> Result<Verdict, String> {
+/// wrong type, the severity is not one of ours, the confidence is out of range, or the
+/// reasoning is blank. Any text in, no panic (property-tested in `tests/unicode.rs`).
+pub fn parse_answer(text: &str) -> Result<Verdict, String> {
     let a: Answer = serde_json::from_str(text.trim()).map_err(|e| format!("json: {e}"))?;
     let severity = Severity::parse("severity", &a.severity).map_err(|e| e.to_string())?;
     let confidence = Confidence::parse(a.confidence).map_err(|e| e.to_string())?;
+    if a.reasoning.trim().is_empty() {
+        return Err("invalid reasoning: must not be empty".to_owned());
+    }
     let claimed = Route::parse("route", &a.route).ok();
     let mut verdict = Verdict::new(severity, claimed, confidence, &a.reasoning);
     if claimed.is_none() {
@@ -347,6 +351,7 @@ mod tests {
             r#"{"severity":"urgent","confidence":0.5,"reasoning":"x"}"#,
             r#"{"severity":"urgent","route":"human","confidence":"high","reasoning":"x"}"#,
             r#"{"severity":"urgent","route":"hu"#,
+            r#"{"severity":"urgent","route":"human","confidence":0.5,"reasoning":" \n "}"#,
             "",
         ] {
             assert!(parse_answer(bad).is_err(), "{bad}");

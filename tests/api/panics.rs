@@ -1,0 +1,209 @@
+//! A handler that fails unexpectedly: a classifier that panics on a marker, served over a real
+//! socket. The caller gets `INTERNAL` with the generic message, the server carries on, and the
+//! ticket's claim is released at once, so the retry is decided without waiting out the lease.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use escalator::{
+    classifier::{Classifier, ClassifierError, Decider, OfflineClassifier},
+    domain::{Classification, IdempotencyKey, Source, TicketContext},
+    grpc::{
+        EscalatorService,
+        pb::{
+            ClassifyRequest, RouteRequest, escalator_client::EscalatorClient,
+            escalator_server::EscalatorServer,
+        },
+    },
+    labels,
+    store::Store,
+    triage::{NoActions, Triage, TriageSettings},
+};
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, transport::Channel};
+
+use crate::{both_backends, harness::ticket};
+
+const MARKER: &str = "PANIC-MARKER";
+
+/// Panics on tickets whose body holds [`MARKER`] while armed; otherwise fails like a timeout,
+/// so the offline classifier decides.
+struct PanicsOnMarker {
+    armed: AtomicBool,
+}
+
+#[async_trait]
+impl Classifier for PanicsOnMarker {
+    fn model(&self) -> &str {
+        "panics-on-marker"
+    }
+
+    async fn classify(&self, ctx: &TicketContext) -> Result<Classification, ClassifierError> {
+        if self.armed.load(Ordering::SeqCst) && ctx.ticket.body().contains(MARKER) {
+            panic!("classifier bug on {MARKER}");
+        }
+        Err(ClassifierError::Timeout)
+    }
+}
+
+struct Served {
+    grpc: EscalatorClient<Channel>,
+    classifier: Arc<PanicsOnMarker>,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+/// The real gRPC service over `store`, with a claim lease and an in-flight wait far longer than
+/// the test allows, so only a released claim lets a retry through in time.
+async fn serve(store: Arc<dyn Store>) -> Served {
+    let examples = labels::parse("labels.csv", labels::EMBEDDED_LABELS).unwrap();
+    let offline = Arc::new(OfflineClassifier::new(&examples, "classifier@test"));
+    let classifier = Arc::new(PanicsOnMarker {
+        armed: AtomicBool::new(true),
+    });
+    let decider = Decider::new(Some(classifier.clone()), offline);
+    let triage = Triage::new(
+        store,
+        decider,
+        Arc::new(NoActions),
+        TriageSettings {
+            claim_lease: Duration::from_secs(600),
+            in_flight_wait: Duration::from_secs(60),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(EscalatorServer::new(EscalatorService::new(triage)))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                shutdown.clone().cancelled_owned(),
+            ),
+    );
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    Served {
+        grpc: EscalatorClient::new(channel),
+        classifier,
+        shutdown,
+        server,
+    }
+}
+
+fn key(id: &str) -> IdempotencyKey {
+    IdempotencyKey {
+        source: Source::Api,
+        ticket_id: id.into(),
+        version: "v1".into(),
+    }
+}
+
+/// Well under `in_flight_wait` (60 s): a retry that had to wait out the claim fails here.
+const RETRY_BOUND: Duration = Duration::from_secs(15);
+
+both_backends! {
+    async fn a_panicking_classify_answers_internal_and_its_retry_is_decided_at_once(store) {
+        let mut s = serve(store.clone()).await;
+        let t = ticket("T-P1", "Help", &format!("Our API is down {MARKER}"), "pro");
+        let e = s.grpc.classify(ClassifyRequest { ticket: Some(t.clone()) }).await.unwrap_err();
+        assert_eq!(e.code(), Code::Internal);
+        assert_eq!(e.message(), "internal error");
+        assert!(store.decision(&key("T-P1")).await.unwrap().is_none(), "nothing was logged");
+
+        // The bug is fixed (or was transient): the caller's retry is decided now, not after
+        // the claim lease, on the same connection.
+        s.classifier.armed.store(false, Ordering::SeqCst);
+        let retry = tokio::time::timeout(RETRY_BOUND, s.grpc.classify(ClassifyRequest { ticket: Some(t) }))
+            .await
+            .expect("the retry waited on the claim of the request that panicked")
+            .unwrap()
+            .into_inner();
+        assert!(!retry.duplicate);
+        let d = retry.decision.unwrap();
+        assert_eq!(d.ticket_id, "T-P1");
+        assert!(d.fallback, "the stand-in classifier times out; offline decides");
+        assert!(store.decision(&key("T-P1")).await.unwrap().is_some());
+        s.shutdown.cancel();
+        s.server.await.unwrap().unwrap();
+    }
+
+    async fn a_panicking_route_answers_internal_dry_run_or_not_and_the_server_carries_on(store) {
+        let mut s = serve(store.clone()).await;
+        let t = ticket("T-P2", "Help", &format!("Refund please {MARKER}"), "pro");
+        for dry_run in [true, false] {
+            let e = s.grpc.route(RouteRequest { ticket: Some(t.clone()), dry_run }).await.unwrap_err();
+            assert_eq!((e.code(), e.message()), (Code::Internal, "internal error"), "dry_run {dry_run}");
+        }
+        // Other tickets are unaffected while the bug is live.
+        let other = ticket("T-P3", "Docs", "Where are the webhook docs?", "free");
+        let ok = s.grpc.route(RouteRequest { ticket: Some(other), dry_run: false }).await.unwrap().into_inner();
+        assert_eq!(ok.decision.unwrap().ticket_id, "T-P3");
+
+        s.classifier.armed.store(false, Ordering::SeqCst);
+        let retry = tokio::time::timeout(RETRY_BOUND, s.grpc.route(RouteRequest { ticket: Some(t), dry_run: false }))
+            .await
+            .expect("the retry waited on the claim of the request that panicked")
+            .unwrap()
+            .into_inner();
+        assert!(!retry.duplicate);
+        assert!(store.decision(&key("T-P2")).await.unwrap().is_some());
+        s.shutdown.cancel();
+        s.server.await.unwrap().unwrap();
+    }
+}
+
+/// Before: `eval` dropped a ticket whose classification panicked and reported it as correct
+/// (`if let Ok(r) = joined`; accuracy was `total - misses`).
+#[tokio::test]
+async fn eval_counts_a_ticket_whose_classifier_panicked_as_a_miss() {
+    let text = format!(
+        "ticket_id,subject,first_message,tier,severity,route,why_this_label\n\
+         E-1,Docs,Where are the webhook docs?,free,routine,bot,w\n\
+         E-2,Outage,Our API is down {MARKER},pro,on_fire,engineering,w\n\
+         E-3,Lawyer,Our lawyer says this is a breach of contract.,pro,on_fire,engineering,w\n"
+    );
+    let examples = labels::parse("eval.csv", &text).unwrap();
+    let offline = Arc::new(OfflineClassifier::new(&examples, "classifier@test"));
+    let decider = Decider::new(
+        Some(Arc::new(PanicsOnMarker {
+            armed: AtomicBool::new(true),
+        })),
+        offline,
+    );
+    let report = escalator::cli::evaluate("eval.csv", &examples, &decider).await;
+    assert_eq!(report.total, 3);
+    assert_eq!(report.failed, 1);
+    assert!(report.correct <= 2, "a failed row is never correct");
+    #[allow(clippy::cast_precision_loss)]
+    let accuracy = report.correct as f64 / 3.0;
+    assert!((report.accuracy - accuracy).abs() < 1e-9);
+    assert_eq!(
+        report.failed_by_expected[&escalator::domain::Severity::OnFire],
+        1
+    );
+    let classified: usize = report.confusion.values().flat_map(|r| r.values()).sum();
+    assert_eq!(classified, 2);
+    let miss = report.misses.iter().find(|m| m.ticket_id == "E-2").unwrap();
+    assert_eq!(miss.predicted, None);
+    assert_eq!(
+        miss.error.as_deref(),
+        Some("classification panicked: classifier bug on PANIC-MARKER")
+    );
+    assert!(
+        report
+            .to_string()
+            .contains("E-2: expected on_fire, FAILED: classification panicked")
+    );
+}

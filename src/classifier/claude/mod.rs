@@ -8,7 +8,9 @@
 //! - `wire`: request and response bodies (structs, so the cached prefix is byte-identical).
 //! - `retry`: which failures are retried, backoff, `retry-after`, the shared retry budget.
 //! - `price`: price table, cost per call, minimum cacheable prompt length.
+//! - `models`: the start-up check of the configured model (`GET /v1/models/{model}`).
 
+pub mod models;
 pub mod price;
 pub mod retry;
 mod wire;
@@ -176,6 +178,20 @@ impl ClaudeClassifier {
     /// # Errors
     /// [`SetupError`] when no API key is set or the HTTP client cannot be built.
     pub fn new(settings: &ClaudeSettings, prompt: Prompt) -> Result<Self, SetupError> {
+        Self::with_model(settings, prompt, None)
+    }
+
+    /// Like [`ClaudeClassifier::new`], with what `GET /v1/models/{model}` said about the model
+    /// ([`models::check_model`]): its effort capability decides whether `effort` is sent, in
+    /// place of the built-in table.
+    ///
+    /// # Errors
+    /// [`SetupError`] when no API key is set or the HTTP client cannot be built.
+    pub fn with_model(
+        settings: &ClaudeSettings,
+        prompt: Prompt,
+        model: Option<&models::ModelInfo>,
+    ) -> Result<Self, SetupError> {
         let api_key = settings.api_key.clone().ok_or(SetupError::MissingKey)?;
         let http = reqwest::Client::builder()
             .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
@@ -183,8 +199,11 @@ impl ClaudeClassifier {
             .tcp_keepalive(Duration::from_secs(30))
             .build()
             .map_err(SetupError::Client)?;
+        let takes_effort = model
+            .and_then(models::ModelInfo::takes_effort)
+            .unwrap_or_else(|| price::takes_effort(&settings.model));
         let effort = match settings.effort {
-            Some(e) if !price::takes_effort(&settings.model) => {
+            Some(e) if !takes_effort => {
                 tracing::warn!(
                     model = %settings.model,
                     effort = ?e,
@@ -234,35 +253,9 @@ impl ClaudeClassifier {
         serde_json::to_vec(&req).unwrap_or_default()
     }
 
-    /// The headers of every call. The one place the API key is exposed.
+    /// The headers of every call.
     fn headers(&self) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(
-            HeaderName::from_static("anthropic-version"),
-            HeaderValue::from_static(self.settings.api_version.as_str()),
-        );
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let (name, value) = match self.settings.api_version {
-            ApiVersion::V2026_10_21 => (
-                header::AUTHORIZATION,
-                HeaderValue::from_str(&format!("Bearer {}", self.api_key.expose_secret())),
-            ),
-            ApiVersion::V2023_06_01 => (
-                HeaderName::from_static("x-api-key"),
-                HeaderValue::from_str(self.api_key.expose_secret()),
-            ),
-        };
-        // A key with bytes a header cannot hold is sent as nothing; the API answers 401, which
-        // is logged as such (the key itself never is).
-        if let Ok(mut value) = value {
-            value.set_sensitive(true);
-            h.insert(name, value);
-        }
-        h
+        api_headers(self.settings.api_version, &self.api_key)
     }
 
     /// One POST with the retry policy, within `deadline`.
@@ -612,6 +605,38 @@ impl ClaudeClassifier {
     pub fn settings(&self) -> &ClaudeSettings {
         &self.settings
     }
+}
+
+/// The headers of every request to the API: version, content type and the auth header that
+/// goes with the version. The one place the API key is exposed.
+fn api_headers(version: ApiVersion, api_key: &SecretString) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        HeaderName::from_static("anthropic-version"),
+        HeaderValue::from_static(version.as_str()),
+    );
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    let (name, value) = match version {
+        ApiVersion::V2026_10_21 => (
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {}", api_key.expose_secret())),
+        ),
+        ApiVersion::V2023_06_01 => (
+            HeaderName::from_static("x-api-key"),
+            HeaderValue::from_str(api_key.expose_secret()),
+        ),
+    };
+    // A key with bytes a header cannot hold is sent as nothing; the API answers 401, which
+    // is logged as such (the key itself never is).
+    if let Ok(mut value) = value {
+        value.set_sensitive(true);
+        h.insert(name, value);
+    }
+    h
 }
 
 /// Logs a [`CacheCheck`]: INFO when the block is cacheable, WARN when it is not.

@@ -9,7 +9,11 @@
 //! - `retry`: which failures are retried, backoff, `retry-after`, the shared retry budget.
 //! - `price`: price table, cost per call, minimum cacheable prompt length.
 //! - `models`: the start-up check of the configured model (`GET /v1/models/{model}`).
+//! - `limits`: concurrency adapted to the `anthropic-ratelimit-*` headroom the API reports.
+//! - `breaker`: the spend-cap breaker (no calls while the organisation's spend limit is hit).
 
+pub mod breaker;
+pub mod limits;
 pub mod models;
 pub mod price;
 pub mod retry;
@@ -28,10 +32,11 @@ use reqwest::{
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 use tracing::{Instrument as _, Span};
 
 use self::{
+    breaker::SpendCapBreaker,
+    limits::Limiter,
     price::{Price, PriceTable, TokenCounts},
     retry::RetryBudget,
     wire::{CountTokensResponse, ErrorEnvelope, MessagesRequest, MessagesResponse, WireUsage},
@@ -137,8 +142,8 @@ impl CacheCheck {
     }
 }
 
-/// The Claude classifier. One per process: the retry budget, the concurrency cap and the
-/// connection pool are shared by every call.
+/// The Claude classifier. One per process: the retry budget, the adaptive concurrency limit,
+/// the spend-cap breaker and the connection pool are shared by every call.
 #[derive(Debug)]
 pub struct ClaudeClassifier {
     http: reqwest::Client,
@@ -150,7 +155,10 @@ pub struct ClaudeClassifier {
     effort: Option<Effort>,
     price: Option<Price>,
     budget: RetryBudget,
-    slots: Semaphore,
+    /// In-flight calls, adapted to the rate-limit headroom the API reports.
+    limiter: Limiter,
+    /// Stops Messages calls while the spend limit is reached.
+    breaker: SpendCapBreaker,
     /// Error kinds already logged at ERROR, so a broken key logs once, not per ticket.
     logged: Mutex<HashSet<String>>,
 }
@@ -228,7 +236,8 @@ impl ClaudeClassifier {
             effort,
             price,
             budget: RetryBudget::new(settings.retry_budget_ratio, settings.retry_budget_reserve),
-            slots: Semaphore::new(settings.max_concurrency),
+            limiter: Limiter::new(settings.max_concurrency),
+            breaker: SpendCapBreaker::new(settings.spend_cap_probe_interval),
             logged: Mutex::new(HashSet::new()),
             // The key is kept once, in `api_key`.
             settings: ClaudeSettings {
@@ -323,6 +332,10 @@ impl ClaudeClassifier {
         };
         let status = resp.status();
         let headers = resp.headers().clone();
+        // count_tokens has rate limits of its own; only Messages answers describe ours.
+        if url == self.messages_url {
+            self.limiter.observe(&headers);
+        }
         let request_id = headers
             .get("request-id")
             .and_then(|v| v.to_str().ok())
@@ -355,7 +368,12 @@ impl ClaudeClassifier {
             Attempt::Retry(err, wait)
         } else {
             let message = envelope.error.as_ref().and_then(|e| e.message.as_deref());
-            self.log_refused(url, &err, message);
+            let spend_cap = code.is_some_and(|c| retry::SPEND_LIMIT_CODES.contains(&c));
+            // A spend cap on a Messages call opens the breaker, which logs it (once per
+            // opening, not once per process).
+            if !(spend_cap && url == self.messages_url) {
+                self.log_refused(url, &err, message);
+            }
             Attempt::Fatal(err)
         }
     }
@@ -528,23 +546,31 @@ impl ClaudeClassifier {
         })
     }
 
-    /// Waits for a free slot, then posts; all within `deadline`.
+    /// Asks the spend-cap breaker (Messages calls only: `count_tokens` is free), waits for a
+    /// place in flight, then posts; all within `deadline`.
     async fn call(
         &self,
         url: &str,
         body: &[u8],
         deadline: Instant,
     ) -> Result<Reply, ClassifierError> {
+        let gated = url == self.messages_url;
+        let admit = if gated {
+            Some(self.breaker.admit()?)
+        } else {
+            None
+        };
         let run = async {
-            let _slot =
-                self.slots.acquire().await.map_err(|_| {
-                    ClassifierError::Overloaded("classifier is shutting down".into())
-                })?;
+            let _slot = self.limiter.acquire(deadline).await?;
             self.post(url, body, deadline).await
         };
-        tokio::time::timeout_at(deadline.into(), run)
+        let result = tokio::time::timeout_at(deadline.into(), run)
             .await
-            .unwrap_or(Err(ClassifierError::Timeout))
+            .unwrap_or(Err(ClassifierError::Timeout));
+        if let Some(admit) = admit {
+            self.breaker.record(admit, &result);
+        }
+        result
     }
 
     /// Writes the system block to the prompt cache with one `max_tokens: 0` call (documented to

@@ -546,20 +546,16 @@ impl ClaudeClassifier {
         })
     }
 
-    /// Asks the spend-cap breaker (Messages calls only: `count_tokens` is free), waits for a
-    /// place in flight, then posts; all within `deadline`.
+    /// Waits for a place in flight, then posts; all within `deadline`. `admit` is the
+    /// spend-cap breaker's leave for a Messages call (`None` for `count_tokens`, which is free),
+    /// told what the call came to.
     async fn call(
         &self,
         url: &str,
         body: &[u8],
         deadline: Instant,
+        admit: Option<breaker::Admit>,
     ) -> Result<Reply, ClassifierError> {
-        let gated = url == self.messages_url;
-        let admit = if gated {
-            Some(self.breaker.admit()?)
-        } else {
-            None
-        };
         let run = async {
             let _slot = self.limiter.acquire(deadline).await?;
             self.post(url, body, deadline).await
@@ -580,12 +576,14 @@ impl ClaudeClassifier {
     /// # Errors
     /// [`ClassifierError`] when the call fails; the calls after it still work, uncached.
     pub async fn warm(&self) -> Result<Usage, ClassifierError> {
+        let admit = self.breaker.admit()?;
         let deadline = Instant::now() + self.settings.deadline;
         let reply = self
             .call(
                 &self.messages_url,
                 &self.body(PROBE_USER_TURN, Some(0)),
                 deadline,
+                Some(admit),
             )
             .await?;
         let msg: Option<MessagesResponse> = serde_json::from_slice(&reply.body).ok();
@@ -602,7 +600,10 @@ impl ClaudeClassifier {
         let minimum = price::min_cacheable_tokens(&self.settings.model);
         let deadline = Instant::now() + self.settings.timeout;
         let body = self.body(PROBE_USER_TURN, None);
-        let counted = match self.call(&self.count_tokens_url, &body, deadline).await {
+        let counted = match self
+            .call(&self.count_tokens_url, &body, deadline, None)
+            .await
+        {
             Ok(reply) => serde_json::from_slice::<CountTokensResponse>(&reply.body)
                 .map(|c| u32::try_from(c.input_tokens).unwrap_or(u32::MAX))
                 .map_err(|e| e.to_string()),
@@ -715,6 +716,8 @@ impl Classifier for ClaudeClassifier {
     }
 
     async fn classify(&self, ctx: &TicketContext) -> Result<Classification, ClassifierError> {
+        // While the spend cap holds, no call is made, so no generation span either.
+        let admit = self.breaker.admit()?;
         let user = self.prompt.user_turn(ctx);
         // The generation span (Langfuse observation): model, prompt link, input (unless
         // redacted), then usage, cost and the answer.
@@ -729,7 +732,9 @@ impl Classifier for ClaudeClassifier {
             let deadline = Instant::now() + self.settings.deadline;
             self.budget.deposit();
             let body = self.body(&user, Some(self.settings.max_tokens));
-            let reply = self.call(&self.messages_url, &body, deadline).await?;
+            let reply = self
+                .call(&self.messages_url, &body, deadline, Some(admit))
+                .await?;
             self.interpret(reply, &span)
         };
         let result = run.instrument(span.clone()).await;

@@ -1,8 +1,8 @@
 //! The command line: `serve`, `classify`, `eval`, `labels check`, `prompt render`.
 //!
 //! Exit codes: 0 success; 1 a check failed (bad labels, accuracy below `--min-accuracy`, a
-//! ticket `eval` could not classify);
-//! 2 usage error (clap); 64 invalid configuration; 70 the service failed at run time.
+//! ticket `eval` could not classify); 2 usage error (clap); 64 invalid configuration
+//! (including a model the API does not know); 70 the service failed at run time.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -206,7 +206,14 @@ fn serve() -> ExitCode {
         let result = rt.block_on(async {
             let app = App::build(settings).await.map_err(|e| {
                 tracing::error!("cannot start: {e:#}");
-                ExitCode::from(EX_SOFTWARE)
+                // A model the API does not know is a configuration error, like a bad value.
+                if e.downcast_ref::<crate::classifier::claude::models::ModelError>()
+                    .is_some()
+                {
+                    ExitCode::from(EX_USAGE)
+                } else {
+                    ExitCode::from(EX_SOFTWARE)
+                }
             })?;
             let token = CancellationToken::new();
             tokio::spawn(shutdown::cancel_on_signal(token.clone()));

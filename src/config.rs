@@ -132,8 +132,12 @@ pub struct ClaudeSettings {
     pub retry_budget_ratio: f64,
     /// `retry_budget_reserve`: most retries that may be spent back to back.
     pub retry_budget_reserve: f64,
-    /// `max_concurrency`: in-flight calls per replica.
+    /// `max_concurrency`: in-flight calls per replica, the upper bound of the concurrency the
+    /// API's rate-limit headers allow.
     pub max_concurrency: usize,
+    /// `spend_cap_probe_interval_ms`: while the spend-cap breaker is open, one call per
+    /// interval is let through to see whether the cap was raised.
+    pub spend_cap_probe_interval: Duration,
     /// `[claude.prices."<model>"]`: prices overriding the built-in table.
     pub prices: BTreeMap<String, Price>,
 }
@@ -157,6 +161,7 @@ impl Default for ClaudeSettings {
             retry_budget_ratio: 0.2,
             retry_budget_reserve: 10.0,
             max_concurrency: 8,
+            spend_cap_probe_interval: Duration::from_secs(300),
             prices: BTreeMap::new(),
         }
     }
@@ -300,6 +305,7 @@ struct FileClaude {
     retry_budget_ratio: Option<f64>,
     retry_budget_reserve: Option<f64>,
     max_concurrency: Option<usize>,
+    spend_cap_probe_interval_ms: Option<u64>,
     #[serde(default)]
     prices: BTreeMap<String, Price>,
     #[serde(flatten)]
@@ -333,6 +339,10 @@ impl FileClaude {
             retry_budget_ratio: self.retry_budget_ratio.unwrap_or(d.retry_budget_ratio),
             retry_budget_reserve: self.retry_budget_reserve.unwrap_or(d.retry_budget_reserve),
             max_concurrency: self.max_concurrency.unwrap_or(d.max_concurrency),
+            spend_cap_probe_interval: ms(
+                self.spend_cap_probe_interval_ms,
+                d.spend_cap_probe_interval,
+            ),
             prices: self.prices,
         };
         let invalid = |key: &str, reason: &str| ConfigError::Invalid {
@@ -350,6 +360,9 @@ impl FileClaude {
         }
         if s.max_concurrency == 0 {
             return Err(invalid("max_concurrency", "must be at least 1"));
+        }
+        if s.spend_cap_probe_interval.is_zero() {
+            return Err(invalid("spend_cap_probe_interval_ms", "must be above 0"));
         }
         let non_negative = |v: f64| v.is_finite() && v >= 0.0;
         if !(non_negative(s.retry_budget_ratio) && non_negative(s.retry_budget_reserve)) {
@@ -736,6 +749,7 @@ mod tests {
         assert_eq!(s.claude.timeout, Duration::from_millis(1500));
         assert_eq!(s.claude.max_concurrency, 2);
         assert_eq!(s.claude.max_retries, 2);
+        assert_eq!(s.claude.spend_cap_probe_interval, Duration::from_secs(300));
         assert_eq!(s.claude.prices["claude-haiku-5-5"], Price::new(0.2, 1.0));
         let env = BTreeMap::from([
             ("ESCALATOR_CONFIG", path.as_str()),
@@ -756,6 +770,19 @@ mod tests {
         let p = bad.path().to_str().unwrap().to_owned();
         let e = Settings::load(&BTreeMap::from([("ESCALATOR_CONFIG", p.as_str())])).unwrap_err();
         assert_eq!(e.to_string(), "claude.max_concurrency: must be at least 1");
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "[claude]\nspend_cap_probe_interval_ms = 60000").unwrap();
+        let p = f.path().to_str().unwrap().to_owned();
+        let s = Settings::load(&BTreeMap::from([("ESCALATOR_CONFIG", p.as_str())])).unwrap();
+        assert_eq!(s.claude.spend_cap_probe_interval, Duration::from_secs(60));
+        let mut bad = tempfile::NamedTempFile::new().unwrap();
+        writeln!(bad, "[claude]\nspend_cap_probe_interval_ms = 0").unwrap();
+        let p = bad.path().to_str().unwrap().to_owned();
+        let e = Settings::load(&BTreeMap::from([("ESCALATOR_CONFIG", p.as_str())])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "claude.spend_cap_probe_interval_ms: must be above 0"
+        );
     }
 
     #[test]

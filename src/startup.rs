@@ -64,6 +64,18 @@ pub fn build_claude(
     settings: &Settings,
     prompt: &Prompt,
 ) -> anyhow::Result<Option<Arc<dyn crate::classifier::Classifier>>> {
+    build_claude_for(settings, prompt, None)
+}
+
+/// [`build_claude`] with the start-up check's answer about the model ([`check_model`]).
+///
+/// # Errors
+/// When the HTTP client cannot be built.
+pub fn build_claude_for(
+    settings: &Settings,
+    prompt: &Prompt,
+    model_info: Option<&crate::classifier::claude::models::ModelInfo>,
+) -> anyhow::Result<Option<Arc<dyn crate::classifier::Classifier>>> {
     use crate::classifier::claude::{self, CacheCheck, ClaudeClassifier, TokenSource};
 
     let model = &settings.claude.model;
@@ -78,7 +90,11 @@ pub fn build_claude(
         }
         return Ok(None);
     }
-    let backend = Arc::new(ClaudeClassifier::new(&settings.claude, prompt.clone())?);
+    let backend = Arc::new(ClaudeClassifier::with_model(
+        &settings.claude,
+        prompt.clone(),
+        model_info,
+    )?);
     tracing::info!(
         model = %model,
         api_version = settings.claude.api_version.as_str(),
@@ -98,12 +114,36 @@ pub fn build_claude(
 /// # Errors
 /// When the prompt cannot be loaded or the Claude client cannot be built.
 pub fn build_decider(settings: &Settings) -> anyhow::Result<(Decider, Prompt)> {
+    build_decider_for(settings, None)
+}
+
+/// [`build_decider`] with the start-up check's answer about the model ([`check_model`]).
+///
+/// # Errors
+/// When the prompt cannot be loaded or the Claude client cannot be built.
+pub fn build_decider_for(
+    settings: &Settings,
+    model_info: Option<&crate::classifier::claude::models::ModelInfo>,
+) -> anyhow::Result<(Decider, Prompt)> {
     let (prompt, examples) = load_prompt(settings)?;
     let offline = Arc::new(OfflineClassifier::new(&examples, prompt.version()));
-    if let Some(claude) = build_claude(settings, &prompt)? {
+    if let Some(claude) = build_claude_for(settings, &prompt, model_info)? {
         return Ok((Decider::new(Some(claude), offline), prompt));
     }
     Ok((Decider::new(None, offline), prompt))
+}
+
+/// With an API key, asks the API about the configured model before anything is served
+/// (`GET /v1/models/{model}`): a model that does not exist, is retired, or cannot do what the
+/// configuration asks stops the start (the CLI exits 64); an outage only warns.
+///
+/// # Errors
+/// A [`crate::classifier::claude::models::ModelError`] (inside the `anyhow` error, so callers
+/// can `downcast_ref` it).
+pub async fn check_model(
+    settings: &Settings,
+) -> anyhow::Result<Option<crate::classifier::claude::models::ModelInfo>> {
+    Ok(crate::classifier::claude::models::check_model(&settings.claude).await?)
 }
 
 /// Says at start which webhook routes and tool actions are live, so a missing secret or key is
@@ -164,12 +204,14 @@ impl App {
     /// fresh database per test).
     ///
     /// # Errors
-    /// When the prompt is invalid or an address is taken.
+    /// When the configured model fails its check (see [`check_model`]), the prompt is invalid
+    /// or an address is taken.
     pub async fn with_store(settings: Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         for w in &settings.warnings {
             tracing::warn!("{w}");
         }
-        let (decider, prompt) = build_decider(&settings)?;
+        let model_info = check_model(&settings).await?;
+        let (decider, prompt) = build_decider_for(&settings, model_info.as_ref())?;
         let outbox_wake = Arc::new(tokio::sync::Notify::new());
         let triage = Triage::new(
             store.clone(),

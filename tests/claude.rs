@@ -971,3 +971,580 @@ async fn a_connection_failure_is_retried_then_falls_back() {
     assert_fallback(&c, "transport: ");
     assert!(!c.fallback_reason.unwrap().contains(KEY));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The model check at start: GET /v1/models/{model}
+// ---------------------------------------------------------------------------------------------
+
+/// A `ModelInfo` as `GET /v1/models/{id}` answers it.
+fn model_info(id: &str, lifecycle: &str, structured: bool, effort: Value) -> Value {
+    json!({
+        "type": "model", "id": id, "display_name": "Claude", "created_at": "2026-02-17T00:00:00Z",
+        "lifecycle": lifecycle, "deprecated_at": null, "retires_at": null,
+        "max_input_tokens": 200000, "max_tokens": 64000,
+        "capabilities": {
+            "batch": {"supported": true}, "citations": {"supported": true},
+            "structured_outputs": {"supported": structured},
+            "effort": effort,
+            "thinking": {"supported": true, "types": {"adaptive": {"supported": true}}}
+        }
+    })
+}
+
+fn effort_levels(levels: &[&str]) -> Value {
+    let mut e = json!({"supported": !levels.is_empty()});
+    for l in ["low", "medium", "high", "max", "xhigh"] {
+        e[l] = json!({"supported": levels.contains(&l)});
+    }
+    e
+}
+
+/// `GET /v1/models/{model}` with the configured version and auth headers, answered once.
+async fn mount_model(server: &MockServer, model: &str, response: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/models/{model}")))
+        .and(wiremock::matchers::header(
+            "authorization",
+            format!("Bearer {KEY}").as_str(),
+        ))
+        .and(wiremock::matchers::header(
+            "anthropic-version",
+            "2026-10-21",
+        ))
+        .respond_with(response)
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+async fn mount_model_list(server: &MockServer, ids: &[&str]) {
+    let data: Vec<Value> = ids
+        .iter()
+        .map(|id| model_info(id, "active", true, effort_levels(&[])))
+        .collect();
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .and(wiremock::matchers::query_param("limit", "1000"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"data": data, "has_more": false, "first_id": ids[0], "last_id": ids[ids.len() - 1]}),
+        ))
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+async fn no_messages_call(server: &MockServer) {
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn a_mistyped_model_refuses_to_start_with_exit_64_naming_close_matches() {
+    let server = MockServer::start().await;
+    mount_model(
+        &server,
+        "claude-sonet-4-6",
+        api_error(404, "not_found_error", None),
+    )
+    .await;
+    mount_model_list(
+        &server,
+        &["claude-opus-4-8", "claude-sonnet-4-6", "claude-haiku-5-5"],
+    )
+    .await;
+    no_messages_call(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let uri = server.uri();
+    let db = format!("sqlite://{}", dir.path().join("e.db").display());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_escalator"))
+            .arg("serve")
+            .env("ANTHROPIC_API_KEY", KEY)
+            .env("ANTHROPIC_BASE_URL", &uri)
+            .env("ESCALATOR_MODEL", "claude-sonet-4-6")
+            .env("DATABASE_URL", &db)
+            .env("ESCALATOR_GRPC_ADDR", "127.0.0.1:0")
+            .env("ESCALATOR_HTTP_ADDR", "127.0.0.1:0")
+            .env_remove("ESCALATOR_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(30) {
+                child.kill().unwrap();
+                panic!("serve started with a model the API does not know");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("model \"claude-sonet-4-6\""), "{stderr}");
+    assert!(stderr.contains("answered 404"), "{stderr}");
+    assert!(
+        stderr.contains("close matches: claude-sonnet-4-6"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("claude-opus-4-8"), "not close: {stderr}");
+    assert!(!stderr.contains(KEY), "{stderr}");
+}
+
+/// Settings for `App::build` on a fresh SQLite file, Claude aimed at `server`.
+fn app_settings(server_uri: &str, dir: &tempfile::TempDir) -> escalator::config::Settings {
+    let db = format!("sqlite://{}", dir.path().join("a.db").display());
+    let env = std::collections::BTreeMap::from([
+        ("ANTHROPIC_API_KEY", KEY),
+        ("ANTHROPIC_BASE_URL", server_uri),
+        ("DATABASE_URL", db.as_str()),
+        ("ESCALATOR_GRPC_ADDR", "127.0.0.1:0"),
+        ("ESCALATOR_HTTP_ADDR", "127.0.0.1:0"),
+    ]);
+    escalator::config::Settings::load(&env).unwrap()
+}
+
+#[tokio::test]
+async fn an_api_outage_at_start_only_warns_and_the_service_starts() {
+    let server = MockServer::start().await;
+    mount_model(
+        &server,
+        "claude-sonnet-4-6",
+        api_error(503, "api_error", None),
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages/count_tokens"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"input_tokens": 5512})))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = escalator::startup::App::build(app_settings(&server.uri(), &dir))
+        .await
+        .unwrap();
+    drop(app);
+
+    // No answer at all (connection refused): the same.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let app =
+        escalator::startup::App::build(app_settings(&format!("http://127.0.0.1:{port}"), &dir))
+            .await
+            .unwrap();
+    drop(app);
+}
+
+#[tokio::test]
+async fn the_models_capabilities_are_checked_against_the_configuration() {
+    use escalator::classifier::claude::models::{ModelError, check_model};
+
+    // No structured outputs: every call would be refused.
+    let server = MockServer::start().await;
+    mount_model(
+        &server,
+        "claude-sonnet-4-6",
+        ok(&model_info(
+            "claude-sonnet-4-6",
+            "active",
+            false,
+            effort_levels(&[]),
+        )),
+    )
+    .await;
+    let e = check_model(&settings(&server)).await.unwrap_err();
+    assert_eq!(
+        e,
+        ModelError::NoStructuredOutputs {
+            model: "claude-sonnet-4-6".into()
+        }
+    );
+
+    // A level the model does not take: refused, naming the levels it takes.
+    let server = MockServer::start().await;
+    let levels = effort_levels(&["low", "medium", "high", "max"]);
+    mount_model(
+        &server,
+        "claude-haiku-5-5",
+        ok(&model_info("claude-haiku-5-5", "active", true, levels)),
+    )
+    .await;
+    let s = ClaudeSettings {
+        model: "claude-haiku-5-5".into(),
+        effort: Some(Effort::Xhigh),
+        ..settings(&server)
+    };
+    let e = check_model(&s).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "claude.effort \"xhigh\" is not a level model \"claude-haiku-5-5\" takes (it takes: high, low, max, medium); change or remove claude.effort"
+    );
+
+    // Retired: refused like an unknown id, with the callable ones closest to it.
+    let server = MockServer::start().await;
+    mount_model(
+        &server,
+        "claude-sonnet-4-5",
+        ok(&model_info(
+            "claude-sonnet-4-5",
+            "retired",
+            true,
+            effort_levels(&[]),
+        )),
+    )
+    .await;
+    mount_model_list(&server, &["claude-sonnet-4-6", "claude-sonnet-5-5"]).await;
+    let s = ClaudeSettings {
+        model: "claude-sonnet-4-5".into(),
+        ..settings(&server)
+    };
+    let ModelError::Retired { close, .. } = check_model(&s).await.unwrap_err() else {
+        panic!("not retired")
+    };
+    assert_eq!(close[0], "claude-sonnet-4-6");
+}
+
+#[tokio::test]
+async fn the_api_decides_whether_effort_is_sent() {
+    // The built-in table would send `effort` for Sonnet 4.6; the API says it takes none.
+    let server = MockServer::start().await;
+    mount_model(
+        &server,
+        "claude-sonnet-4-6",
+        ok(&model_info(
+            "claude-sonnet-4-6",
+            "deprecated",
+            true,
+            effort_levels(&[]),
+        )),
+    )
+    .await;
+    mount(&server, ok(&text_answer(ON_FIRE)), 1).await;
+    let s = ClaudeSettings {
+        effort: Some(Effort::Low),
+        ..settings(&server)
+    };
+    let info = escalator::classifier::claude::models::check_model(&s)
+        .await
+        .unwrap()
+        .expect("verified");
+    let (prompt, _) = prompt_and_examples();
+    let claude = ClaudeClassifier::with_model(&s, prompt.clone(), Some(&info)).unwrap();
+    claude.classify(&outage_ticket()).await.unwrap();
+    let body: Value = requests(&server).await[1].body_json().unwrap();
+    assert!(body["output_config"].get("effort").is_none(), "{body}");
+
+    // The table does not send it to Haiku 4.5; an API that lists levels for the model wins.
+    let server = MockServer::start().await;
+    let levels = effort_levels(&["low", "medium", "high"]);
+    mount_model(
+        &server,
+        "claude-haiku-4-5",
+        ok(&model_info("claude-haiku-4-5", "active", true, levels)),
+    )
+    .await;
+    mount(&server, ok(&text_answer(ON_FIRE)), 1).await;
+    let s = ClaudeSettings {
+        model: "claude-haiku-4-5".into(),
+        effort: Some(Effort::Low),
+        ..settings(&server)
+    };
+    let info = escalator::classifier::claude::models::check_model(&s)
+        .await
+        .unwrap();
+    let claude = ClaudeClassifier::with_model(&s, prompt, info.as_ref()).unwrap();
+    claude.classify(&outage_ticket()).await.unwrap();
+    let body: Value = requests(&server).await[1].body_json().unwrap();
+    assert_eq!(body["output_config"]["effort"], "low");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate limits from the API's headers, and the spend-cap breaker
+// ---------------------------------------------------------------------------------------------
+
+/// A Messages API with a real request bucket (`capacity` requests, refilling `per_second`),
+/// stating it in `anthropic-ratelimit-requests-*` on every answer and refusing with 429 when it
+/// is empty, as the API does. Counts answers and refusals.
+#[derive(Clone)]
+struct Bucketed {
+    state: Arc<std::sync::Mutex<(f64, Instant)>>,
+    capacity: f64,
+    per_second: f64,
+    ok: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
+}
+
+impl Bucketed {
+    fn new(capacity: f64, per_second: f64) -> Self {
+        Self {
+            state: Arc::new(std::sync::Mutex::new((capacity, Instant::now()))),
+            capacity,
+            per_second,
+            ok: Arc::default(),
+            refused: Arc::default(),
+        }
+    }
+}
+
+async fn bucketed_messages(State(b): State<Bucketed>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let (admitted, left) = {
+        let mut s = b.state.lock().unwrap();
+        let now = Instant::now();
+        s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * b.per_second).min(b.capacity);
+        s.1 = now;
+        let admitted = s.0 >= 1.0;
+        if admitted {
+            s.0 -= 1.0;
+        }
+        (admitted, s.0)
+    };
+    let full_in = Duration::from_secs_f64((b.capacity - left) / b.per_second);
+    let reset = (chrono::Utc::now() + chrono::Duration::from_std(full_in).unwrap())
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let headers = [
+        (
+            "anthropic-ratelimit-requests-limit",
+            format!("{}", b.capacity),
+        ),
+        (
+            "anthropic-ratelimit-requests-remaining",
+            format!("{}", left.floor()),
+        ),
+        ("anthropic-ratelimit-requests-reset", reset.clone()),
+        (
+            "anthropic-ratelimit-output-tokens-limit",
+            "80000".to_owned(),
+        ),
+        (
+            "anthropic-ratelimit-output-tokens-remaining",
+            "79000".to_owned(),
+        ),
+        ("anthropic-ratelimit-output-tokens-reset", reset),
+    ];
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    if admitted {
+        b.ok.fetch_add(1, Ordering::SeqCst);
+        (headers, axum::Json(text_answer(ON_FIRE))).into_response()
+    } else {
+        b.refused.fetch_add(1, Ordering::SeqCst);
+        let body = json!({"type": "error", "error": {"type": "rate_limit_error",
+            "message": "Number of requests has exceeded your per-minute rate limit"}});
+        (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            headers,
+            axum::Json(body),
+        )
+            .into_response()
+    }
+}
+
+#[tokio::test]
+async fn the_rate_limit_headers_slow_calls_down_before_the_api_refuses_them() {
+    // Five requests at once, five more a second: a client sending eight at a time (its cap)
+    // would be refused; one reading the headers never is.
+    let api = Bucketed::new(5.0, 5.0);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/v1/messages", axum::routing::post(bucketed_messages))
+        .with_state(api.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let s = ClaudeSettings {
+        api_key: Some(SecretString::from(KEY)),
+        base_url,
+        max_concurrency: 8,
+        ..ClaudeSettings::default()
+    };
+    let d = decider(&s);
+    // The first answer tells the client where the bucket stands.
+    assert_from_claude(&d.decide(&outage_ticket()).await);
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let d = d.clone();
+            tokio::spawn(async move { d.decide(&outage_ticket()).await })
+        })
+        .collect();
+    for c in calls {
+        assert_from_claude(&c.await.unwrap());
+    }
+    assert_eq!(
+        api.refused.load(Ordering::SeqCst),
+        0,
+        "the API refused a call"
+    );
+    assert_eq!(api.ok.load(Ordering::SeqCst), 11);
+
+    // The headroom is on /metrics.
+    let text = escalator::telemetry::metrics::metrics().render();
+    for needle in [
+        "escalator_claude_ratelimit_limit{kind=\"requests\"} 5",
+        "escalator_claude_ratelimit_limit{kind=\"output_tokens\"} 80000",
+        "escalator_claude_ratelimit_remaining{kind=\"output_tokens\"} 79000",
+        "escalator_claude_ratelimit_remaining{kind=\"requests\"}",
+        "escalator_claude_ratelimit_reset_timestamp_seconds{kind=\"requests\"}",
+        "escalator_claude_concurrency_limit",
+        "escalator_claude_in_flight",
+    ] {
+        assert!(text.contains(needle), "{needle} not in\n{text}");
+    }
+    server.abort();
+
+    // An empty bucket that refills only after the call's deadline: the ticket falls back at
+    // once, with no call the API would refuse.
+    let server = MockServer::start().await;
+    let empty_until = (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339();
+    mount(
+        &server,
+        ok(&text_answer(ON_FIRE))
+            .insert_header("anthropic-ratelimit-requests-limit", "50")
+            .insert_header("anthropic-ratelimit-requests-remaining", "0")
+            .insert_header("anthropic-ratelimit-requests-reset", empty_until.as_str()),
+        1,
+    )
+    .await;
+    let s = ClaudeSettings {
+        deadline: Duration::from_millis(500),
+        ..settings(&server)
+    };
+    let d = decider(&s);
+    assert_from_claude(&d.decide(&outage_ticket()).await);
+    let started = Instant::now();
+    let c = d.decide(&routine_ticket()).await;
+    assert_fallback(
+        &c,
+        "overloaded: rate limit: no requests headroom before the deadline",
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "it did not wait"
+    );
+    assert_eq!(requests(&server).await.len(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_spend_cap_opens_the_breaker_until_a_probe_gets_through() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let m = escalator::telemetry::metrics::metrics();
+    let opened = m
+        .claude_spend_cap
+        .transitions
+        .with_label_values(&["open"])
+        .get();
+    let closed = m
+        .claude_spend_cap
+        .transitions
+        .with_label_values(&["closed"])
+        .get();
+
+    let server = MockServer::start().await;
+    let spend_cap = || {
+        api_error(
+            429,
+            "rate_limit_error",
+            Some("enforced_spend_limit_reached"),
+        )
+    };
+    // The call that hits the cap, then the first probe (still capped), then the API answers.
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(spend_cap())
+        .up_to_n_times(2)
+        .with_priority(1)
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ok(&text_answer(ON_FIRE)))
+        .with_priority(2)
+        .expect(2)
+        .mount(&server)
+        .await;
+    let s = ClaudeSettings {
+        spend_cap_probe_interval: Duration::from_millis(300),
+        ..settings(&server)
+    };
+    let d = decider(&s);
+
+    let c = d.decide(&routine_ticket()).await;
+    assert_fallback(&c, "upstream_429: enforced_spend_limit_reached");
+    // Open: no call at all, the fallback at once.
+    let started = Instant::now();
+    for _ in 0..3 {
+        let c = d.decide(&routine_ticket()).await;
+        assert_fallback(&c, "spend_cap");
+        assert_eq!(c.fallback_reason.as_deref(), Some("spend_cap"));
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "no added latency"
+    );
+    assert_eq!(requests(&server).await.len(), 1);
+
+    // One probe per interval; this one is still refused, so the breaker stays open.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let c = d.decide(&routine_ticket()).await;
+    assert_fallback(&c, "upstream_429: enforced_spend_limit_reached");
+    assert_fallback(&d.decide(&routine_ticket()).await, "spend_cap");
+    assert_eq!(requests(&server).await.len(), 2);
+
+    // The next probe gets an answer: closed, and Claude decides again.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_from_claude(&d.decide(&outage_ticket()).await);
+    assert_from_claude(&d.decide(&outage_ticket()).await);
+    assert_eq!(requests(&server).await.len(), 4);
+    // The metrics are process-wide and other tests open breakers of their own, so only the
+    // growth of the counters is checked here.
+    assert!(
+        m.claude_spend_cap
+            .transitions
+            .with_label_values(&["open"])
+            .get()
+            > opened
+    );
+    assert!(
+        m.claude_spend_cap
+            .transitions
+            .with_label_values(&["closed"])
+            .get()
+            > closed
+    );
+
+    // Each change logged once: ERROR when it opened, INFO when it closed.
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{text}");
+    assert!(errors[0].contains("spend limit reached"), "{}", errors[0]);
+    assert!(errors[0].contains("req_err_1"), "{}", errors[0]);
+    let closes = text
+        .lines()
+        .filter(|l| l.contains("INFO") && l.contains("breaker is closed"))
+        .count();
+    assert_eq!(closes, 1, "{text}");
+    let rendered = m.render();
+    assert!(
+        rendered.contains("escalator_claude_spend_cap_open "),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("escalator_claude_spend_cap_transitions_total{state=\"open\"}"),
+        "{rendered}"
+    );
+}

@@ -47,9 +47,12 @@ pub enum ClassifierError {
     /// The connection failed (DNS, TLS, reset).
     #[error("transport: {0}")]
     Transport(String),
-    /// The retry budget is spent or the concurrency cap is reached: shed load, do not wait.
+    /// The retry budget is spent or the rate-limit headroom is gone: shed load, do not wait.
     #[error("overloaded: {0}")]
     Overloaded(String),
+    /// The spend-cap breaker is open: no call was made (see `claude::breaker`).
+    #[error("spend cap reached; no call made until a probe gets through")]
+    SpendCap,
 }
 
 impl ClassifierError {
@@ -61,6 +64,7 @@ impl ClassifierError {
             ClassifierError::Timeout => "timeout".to_owned(),
             ClassifierError::Transport(m) => format!("transport: {m}"),
             ClassifierError::Overloaded(m) => format!("overloaded: {m}"),
+            ClassifierError::SpendCap => "spend_cap".to_owned(),
         }
     }
 }
@@ -118,11 +122,16 @@ impl Decider {
                 c
             }
             Err(e) => {
-                // An invalid answer's reason quotes model output: one bounded line in the log.
-                tracing::warn!(
-                    error = %crate::text::excerpt(&e.to_string(), 300),
-                    "classifier failed; the offline classifier decides"
-                );
+                if e == ClassifierError::SpendCap {
+                    // The breaker logged its opening once; one line per ticket would be noise.
+                    tracing::debug!("spend cap: the offline classifier decides");
+                } else {
+                    // An invalid answer's reason quotes model output: one bounded line in the log.
+                    tracing::warn!(
+                        error = %crate::text::excerpt(&e.to_string(), 300),
+                        "classifier failed; the offline classifier decides"
+                    );
+                }
                 let mut c = fallback(self.offline.decide(ctx), &e.reason());
                 if let ClassifierError::InvalidAnswer {
                     usage: Some(usage),

@@ -7,8 +7,8 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    CounterVec, Encoder as _, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    CounterVec, Encoder as _, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::domain::{Decision, Usage};
@@ -47,11 +47,49 @@ pub struct Metrics {
     pub worker_restarts: IntCounterVec,
     /// 1 while a worker loop runs, 0 while it is down (restarting), by loop.
     pub worker_loop_up: IntGaugeVec,
+    /// The Claude API's rate limits as its last answer stated them, by kind (requests,
+    /// input_tokens, output_tokens): limit, remaining, and when the bucket is full again.
+    pub claude_ratelimit: ClaudeRateLimit,
+    /// The spend-cap breaker: open (1) or closed (0), and its state changes.
+    pub claude_spend_cap: ClaudeSpendCap,
+}
+
+/// Gauges of the Claude API's `anthropic-ratelimit-*` headers and of the adaptive concurrency
+/// they drive.
+#[derive(Debug)]
+pub struct ClaudeRateLimit {
+    /// `anthropic-ratelimit-<kind>-limit`.
+    pub limit: IntGaugeVec,
+    /// `anthropic-ratelimit-<kind>-remaining`: the organisation's headroom, shared by replicas.
+    pub remaining: IntGaugeVec,
+    /// `anthropic-ratelimit-<kind>-reset` as a Unix time.
+    pub reset: IntGaugeVec,
+    /// Calls this replica lets in flight now (at most `max_concurrency`).
+    pub concurrency: IntGauge,
+    /// Calls in flight now.
+    pub in_flight: IntGauge,
+}
+
+/// The spend-cap breaker's state.
+#[derive(Debug)]
+pub struct ClaudeSpendCap {
+    /// 1 while open (calls skipped), 0 while closed.
+    pub open: IntGauge,
+    /// State changes, by the state entered (open, closed).
+    pub transitions: IntCounterVec,
 }
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels)
         .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
+    registry
+        .register(Box::new(g.clone()))
+        .unwrap_or_else(|e| panic!("metric {name} registered twice: {e}"));
+    g
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
     registry
         .register(Box::new(g.clone()))
         .unwrap_or_else(|e| panic!("metric {name} registered twice: {e}"));
@@ -179,6 +217,45 @@ impl Metrics {
             "1 while a worker loop runs, 0 while it is down, by loop.",
             &["loop"],
         );
+        let claude_ratelimit = ClaudeRateLimit {
+            limit: gauge_vec(
+                &registry,
+                "claude_ratelimit_limit",
+                "Claude API rate limit per kind (requests, input_tokens, output_tokens), from its last answer.",
+                &["kind"],
+            ),
+            remaining: gauge_vec(
+                &registry,
+                "claude_ratelimit_remaining",
+                "Claude API headroom left per kind, shared by every replica of the organisation.",
+                &["kind"],
+            ),
+            reset: gauge_vec(
+                &registry,
+                "claude_ratelimit_reset_timestamp_seconds",
+                "When the Claude API rate limit bucket of a kind is full again (Unix time).",
+                &["kind"],
+            ),
+            concurrency: gauge(
+                &registry,
+                "claude_concurrency_limit",
+                "Claude calls this replica lets in flight now, adapted to the headroom left.",
+            ),
+            in_flight: gauge(&registry, "claude_in_flight", "Claude calls in flight now."),
+        };
+        let claude_spend_cap = ClaudeSpendCap {
+            open: gauge(
+                &registry,
+                "claude_spend_cap_open",
+                "1 while the spend-cap breaker is open (Claude calls skipped), else 0.",
+            ),
+            transitions: counter(
+                &registry,
+                "claude_spend_cap_transitions_total",
+                "Spend-cap breaker state changes, by the state entered.",
+                &["state"],
+            ),
+        };
         Self {
             registry,
             decisions,
@@ -196,6 +273,8 @@ impl Metrics {
             worker_panics,
             worker_restarts,
             worker_loop_up,
+            claude_ratelimit,
+            claude_spend_cap,
         }
     }
 

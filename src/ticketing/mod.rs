@@ -392,8 +392,15 @@ pub fn note_text(d: &Decision) -> String {
     if d.fallback {
         s.push_str(" [fallback: the offline classifier decided]");
     }
-    s.push_str(&format!(" (decision {})", d.id));
+    s.push('\n');
+    s.push_str(&note_marker(&d.id));
     s
+}
+
+/// The last line of every Plain note: Plain notes have no idempotency key, so a retried
+/// `plain.note` looks for this line among the thread's notes before posting again.
+pub fn note_marker(decision_id: &str) -> String {
+    format!("escalator decision {decision_id}")
 }
 
 impl ActionPlanner for RoutingPlanner {
@@ -464,7 +471,8 @@ pub fn note_markdown(d: &Decision) -> String {
     if d.fallback {
         s.push_str("\n\n_fallback: the offline classifier decided_");
     }
-    s.push_str(&format!("\n\ndecision `{}`", d.id));
+    s.push_str("\n\n");
+    s.push_str(&note_marker(&d.id));
     s
 }
 
@@ -665,7 +673,7 @@ mod tests {
         assert_eq!(a[3].payload["customer_id"], "c_1");
         assert_eq!(
             a[3].payload["text"],
-            "escalator: on_fire -> engineering (confidence 0.90). Production <down> & losing data. (decision dec-1)"
+            "escalator: on_fire -> engineering (confidence 0.90). Production <down> & losing data.\nescalator decision dec-1"
         );
         // Without a customer there is no note (createNote needs one).
         let a = p.plan(&ticket(Source::Plain, ""), &d);

@@ -1,6 +1,7 @@
 //! Plain: `thread.*` webhooks in (signed with `Plain-Request-Signature`, replay window on
 //! `webhookMetadata.webhookDeliveryAttemptTimestamp`), GraphQL out (labels, priority, assignee,
-//! internal note) and GraphQL enrichment (tier, company contract value).
+//! internal note) and GraphQL enrichment (tier, company contract value). A retried note first
+//! pages the thread's notes for its decision marker, since Plain notes have no idempotency key.
 //!
 //! Parsing is lenient on purpose: unknown fields, unknown event types and new webhook versions
 //! are accepted and logged; only the fields the bridge needs are required.
@@ -33,6 +34,11 @@ pub const CHANGE_PRIORITY: &str = "mutation changeThreadPriority($input: ChangeT
 pub const ASSIGN_THREAD: &str = "mutation assignThread($input: AssignThreadInput!) { assignThread(input: $input) { thread { id status assignedTo { __typename ... on User { id } ... on MachineUser { id } } } error { message type code fields { field message type } } } }";
 /// Creates the internal note with the decision.
 pub const CREATE_NOTE: &str = "mutation createNote($input: CreateNoteInput!) { createNote(input: $input) { note { id text markdown } error { message type code fields { field message type } } } }";
+/// Pages the thread's notes, newest first (`last`/`before`), to find one an earlier attempt
+/// posted (reference/plain.md, addendum: notes have no idempotency key).
+pub const THREAD_NOTES: &str = "query threadNotes($threadId: ID!, $before: String) { thread(threadId: $threadId) { timelineEntries(filters: { entryTypes: [NOTE] }, last: 50, before: $before) { edges { node { id entry { __typename ... on NoteEntry { noteId text markdown } } } } pageInfo { hasPreviousPage startCursor } } } }";
+/// Most pages of 50 notes a retried note looks through before posting anyway.
+const MAX_NOTE_PAGES: usize = 20;
 /// Reads the thread's tier and its customer's company (tier, contract value).
 pub const THREAD_FOR_ROUTING: &str = "query threadForRouting($threadId: ID!) { thread(threadId: $threadId) { id tier { id name externalId } tenant { id name externalId tier { id name externalId } } customer { id company { id name contractValue tier { id name externalId } } } } }";
 
@@ -186,6 +192,61 @@ impl Plain {
                 })
             }
         }
+    }
+
+    /// Whether one of the thread's notes carries `marker` (the decision's last line), paging
+    /// back from the newest note. A thread with more notes than [`MAX_NOTE_PAGES`] pages is
+    /// logged and counted as "not found": a note twice is better than no note.
+    async fn note_posted(&self, thread_id: &str, marker: &str) -> Result<bool, TicketingError> {
+        let mut before = Value::Null;
+        for _ in 0..MAX_NOTE_PAGES {
+            let data = self
+                .graphql(
+                    "threadNotes",
+                    THREAD_NOTES,
+                    json!({ "threadId": thread_id, "before": before }),
+                )
+                .await?;
+            // No thread: nothing was posted on it; createNote gives Plain's own answer.
+            let Some(entries) = data.pointer("/thread/timelineEntries") else {
+                return Ok(false);
+            };
+            let found = entries
+                .get("edges")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.pointer("/node/entry"))
+                .any(|entry| {
+                    ["text", "markdown"].iter().any(|k| {
+                        entry
+                            .get(k)
+                            .and_then(Value::as_str)
+                            .is_some_and(|t| t.contains(marker))
+                    })
+                });
+            if found {
+                return Ok(true);
+            }
+            let page = entries.get("pageInfo");
+            let more = page
+                .and_then(|p| p.get("hasPreviousPage"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            match page
+                .and_then(|p| p.get("startCursor"))
+                .and_then(Value::as_str)
+            {
+                Some(cursor) if more => before = Value::String(cursor.to_owned()),
+                _ => return Ok(false),
+            }
+        }
+        tracing::warn!(
+            thread_id,
+            pages = MAX_NOTE_PAGES,
+            "thread has too many notes to look through; posting the note"
+        );
+        Ok(false)
     }
 
     /// Tier and ARR of a thread from the GraphQL API.
@@ -413,6 +474,20 @@ impl Ticketing for Plain {
                 .await
             }
             "plain.note" => {
+                // A retry may follow a createNote that went through but was never recorded
+                // done (a crash, a database blip): look for the note before posting it again.
+                // The first attempt never pays for the lookup.
+                if a.attempts > 1
+                    && self
+                        .note_posted(thread_id, &super::note_marker(&a.decision_id))
+                        .await?
+                {
+                    tracing::info!(
+                        thread_id,
+                        "plain note was posted by an earlier attempt; not posting it again"
+                    );
+                    return Ok(());
+                }
                 self.mutate(
                     "createNote",
                     CREATE_NOTE,

@@ -8,7 +8,13 @@
 //! - `wire`: request and response bodies (structs, so the cached prefix is byte-identical).
 //! - `retry`: which failures are retried, backoff, `retry-after`, the shared retry budget.
 //! - `price`: price table, cost per call, minimum cacheable prompt length.
+//! - `models`: the start-up check of the configured model (`GET /v1/models/{model}`).
+//! - `limits`: concurrency adapted to the `anthropic-ratelimit-*` headroom the API reports.
+//! - `breaker`: the spend-cap breaker (no calls while the organisation's spend limit is hit).
 
+pub mod breaker;
+pub mod limits;
+pub mod models;
 pub mod price;
 pub mod retry;
 mod wire;
@@ -29,10 +35,11 @@ use reqwest::{
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 use tracing::{Instrument as _, Span};
 
 use self::{
+    breaker::SpendCapBreaker,
+    limits::Limiter,
     price::{Price, PriceTable, TokenCounts},
     retry::RetryBudget,
     wire::{CountTokensResponse, ErrorEnvelope, MessagesRequest, MessagesResponse, WireUsage},
@@ -138,8 +145,8 @@ impl CacheCheck {
     }
 }
 
-/// The Claude classifier. One per process: the retry budget, the concurrency cap and the
-/// connection pool are shared by every call.
+/// The Claude classifier. One per process: the retry budget, the adaptive concurrency limit,
+/// the spend-cap breaker and the connection pool are shared by every call.
 #[derive(Debug)]
 pub struct ClaudeClassifier {
     http: reqwest::Client,
@@ -151,7 +158,10 @@ pub struct ClaudeClassifier {
     effort: Option<Effort>,
     price: Option<Price>,
     budget: RetryBudget,
-    slots: Semaphore,
+    /// In-flight calls, adapted to the rate-limit headroom the API reports.
+    limiter: Limiter,
+    /// Stops Messages calls while the spend limit is reached.
+    breaker: SpendCapBreaker,
     /// Error kinds already logged at ERROR, so a broken key logs once, not per ticket.
     logged: Mutex<HashSet<String>>,
 }
@@ -179,6 +189,20 @@ impl ClaudeClassifier {
     /// # Errors
     /// [`SetupError`] when no API key is set or the HTTP client cannot be built.
     pub fn new(settings: &ClaudeSettings, prompt: Prompt) -> Result<Self, SetupError> {
+        Self::with_model(settings, prompt, None)
+    }
+
+    /// Like [`ClaudeClassifier::new`], with what `GET /v1/models/{model}` said about the model
+    /// ([`models::check_model`]): its effort capability decides whether `effort` is sent, in
+    /// place of the built-in table.
+    ///
+    /// # Errors
+    /// [`SetupError`] when no API key is set or the HTTP client cannot be built.
+    pub fn with_model(
+        settings: &ClaudeSettings,
+        prompt: Prompt,
+        model: Option<&models::ModelInfo>,
+    ) -> Result<Self, SetupError> {
         let api_key = settings.api_key.clone().ok_or(SetupError::MissingKey)?;
         let http = reqwest::Client::builder()
             .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
@@ -186,8 +210,11 @@ impl ClaudeClassifier {
             .tcp_keepalive(Duration::from_secs(30))
             .build()
             .map_err(SetupError::Client)?;
+        let takes_effort = model
+            .and_then(models::ModelInfo::takes_effort)
+            .unwrap_or_else(|| price::takes_effort(&settings.model));
         let effort = match settings.effort {
-            Some(e) if !price::takes_effort(&settings.model) => {
+            Some(e) if !takes_effort => {
                 tracing::warn!(
                     model = %settings.model,
                     effort = ?e,
@@ -212,7 +239,8 @@ impl ClaudeClassifier {
             effort,
             price,
             budget: RetryBudget::new(settings.retry_budget_ratio, settings.retry_budget_reserve),
-            slots: Semaphore::new(settings.max_concurrency),
+            limiter: Limiter::new(settings.max_concurrency),
+            breaker: SpendCapBreaker::new(settings.spend_cap_probe_interval),
             logged: Mutex::new(HashSet::new()),
             // The key is kept once, in `api_key`.
             settings: ClaudeSettings {
@@ -237,35 +265,9 @@ impl ClaudeClassifier {
         serde_json::to_vec(&req).unwrap_or_default()
     }
 
-    /// The headers of every call. The one place the API key is exposed.
+    /// The headers of every call.
     fn headers(&self) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(
-            HeaderName::from_static("anthropic-version"),
-            HeaderValue::from_static(self.settings.api_version.as_str()),
-        );
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let (name, value) = match self.settings.api_version {
-            ApiVersion::V2026_10_21 => (
-                header::AUTHORIZATION,
-                HeaderValue::from_str(&format!("Bearer {}", self.api_key.expose_secret())),
-            ),
-            ApiVersion::V2023_06_01 => (
-                HeaderName::from_static("x-api-key"),
-                HeaderValue::from_str(self.api_key.expose_secret()),
-            ),
-        };
-        // A key with bytes a header cannot hold is sent as nothing; the API answers 401, which
-        // is logged as such (the key itself never is).
-        if let Ok(mut value) = value {
-            value.set_sensitive(true);
-            h.insert(name, value);
-        }
-        h
+        api_headers(self.settings.api_version, &self.api_key)
     }
 
     /// One POST with the retry policy, within `deadline`.
@@ -333,6 +335,10 @@ impl ClaudeClassifier {
         };
         let status = resp.status();
         let headers = resp.headers().clone();
+        // count_tokens has rate limits of its own; only Messages answers describe ours.
+        if url == self.messages_url {
+            self.limiter.observe(&headers);
+        }
         let request_id = headers
             .get("request-id")
             .and_then(|v| v.to_str().ok())
@@ -365,7 +371,12 @@ impl ClaudeClassifier {
             Attempt::Retry(err, wait)
         } else {
             let message = envelope.error.as_ref().and_then(|e| e.message.as_deref());
-            self.log_refused(url, &err, message);
+            let spend_cap = code.is_some_and(|c| retry::SPEND_LIMIT_CODES.contains(&c));
+            // A spend cap on a Messages call opens the breaker, which logs it (once per
+            // opening, not once per process).
+            if !(spend_cap && url == self.messages_url) {
+                self.log_refused(url, &err, message);
+            }
             Attempt::Fatal(err)
         }
     }
@@ -538,23 +549,27 @@ impl ClaudeClassifier {
         })
     }
 
-    /// Waits for a free slot, then posts; all within `deadline`.
+    /// Waits for a place in flight, then posts; all within `deadline`. `admit` is the
+    /// spend-cap breaker's leave for a Messages call (`None` for `count_tokens`, which is free),
+    /// told what the call came to.
     async fn call(
         &self,
         url: &str,
         body: &[u8],
         deadline: Instant,
+        admit: Option<breaker::Admit>,
     ) -> Result<Reply, ClassifierError> {
         let run = async {
-            let _slot =
-                self.slots.acquire().await.map_err(|_| {
-                    ClassifierError::Overloaded("classifier is shutting down".into())
-                })?;
+            let _slot = self.limiter.acquire(deadline).await?;
             self.post(url, body, deadline).await
         };
-        tokio::time::timeout_at(deadline.into(), run)
+        let result = tokio::time::timeout_at(deadline.into(), run)
             .await
-            .unwrap_or(Err(ClassifierError::Timeout))
+            .unwrap_or(Err(ClassifierError::Timeout));
+        if let Some(admit) = admit {
+            self.breaker.record(admit, &result);
+        }
+        result
     }
 
     /// Writes the system block to the prompt cache with one `max_tokens: 0` call (documented to
@@ -564,12 +579,14 @@ impl ClaudeClassifier {
     /// # Errors
     /// [`ClassifierError`] when the call fails; the calls after it still work, uncached.
     pub async fn warm(&self) -> Result<Usage, ClassifierError> {
+        let admit = self.breaker.admit()?;
         let deadline = Instant::now() + self.settings.deadline;
         let reply = self
             .call(
                 &self.messages_url,
                 &self.body(PROBE_USER_TURN, Some(0)),
                 deadline,
+                Some(admit),
             )
             .await?;
         let msg: Option<MessagesResponse> = serde_json::from_slice(&reply.body).ok();
@@ -586,7 +603,10 @@ impl ClaudeClassifier {
         let minimum = price::min_cacheable_tokens(&self.settings.model);
         let deadline = Instant::now() + self.settings.timeout;
         let body = self.body(PROBE_USER_TURN, None);
-        let counted = match self.call(&self.count_tokens_url, &body, deadline).await {
+        let counted = match self
+            .call(&self.count_tokens_url, &body, deadline, None)
+            .await
+        {
             Ok(reply) => serde_json::from_slice::<CountTokensResponse>(&reply.body)
                 .map(|c| u32::try_from(c.input_tokens).unwrap_or(u32::MAX))
                 .map_err(|e| e.to_string()),
@@ -615,6 +635,38 @@ impl ClaudeClassifier {
     pub fn settings(&self) -> &ClaudeSettings {
         &self.settings
     }
+}
+
+/// The headers of every request to the API: version, content type and the auth header that
+/// goes with the version. The one place the API key is exposed.
+fn api_headers(version: ApiVersion, api_key: &SecretString) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        HeaderName::from_static("anthropic-version"),
+        HeaderValue::from_static(version.as_str()),
+    );
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    let (name, value) = match version {
+        ApiVersion::V2026_10_21 => (
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {}", api_key.expose_secret())),
+        ),
+        ApiVersion::V2023_06_01 => (
+            HeaderName::from_static("x-api-key"),
+            HeaderValue::from_str(api_key.expose_secret()),
+        ),
+    };
+    // A key with bytes a header cannot hold is sent as nothing; the API answers 401, which
+    // is logged as such (the key itself never is).
+    if let Ok(mut value) = value {
+        value.set_sensitive(true);
+        h.insert(name, value);
+    }
+    h
 }
 
 /// Logs a [`CacheCheck`]: INFO when the block is cacheable, WARN when it is not.
@@ -667,6 +719,8 @@ impl Classifier for ClaudeClassifier {
     }
 
     async fn classify(&self, ctx: &TicketContext) -> Result<Classification, ClassifierError> {
+        // While the spend cap holds, no call is made, so no generation span either.
+        let admit = self.breaker.admit()?;
         let user = self.prompt.user_turn(ctx);
         // The generation span (Langfuse observation): model, prompt link, input (unless
         // redacted), then usage, cost and the answer.
@@ -681,7 +735,9 @@ impl Classifier for ClaudeClassifier {
             let deadline = Instant::now() + self.settings.deadline;
             self.budget.deposit();
             let body = self.body(&user, Some(self.settings.max_tokens));
-            let reply = self.call(&self.messages_url, &body, deadline).await?;
+            let reply = self
+                .call(&self.messages_url, &body, deadline, Some(admit))
+                .await?;
             self.interpret(reply, &span)
         };
         let result = run.instrument(span.clone()).await;

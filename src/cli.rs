@@ -1,4 +1,4 @@
-//! The command line: `serve`, `classify`, `eval`, `labels check`, `prompt render`.
+//! The command line: `serve`, `classify`, `eval`, `labels check`, `prompt render`, `bench`.
 //!
 //! Exit codes: 0 success; 1 a check failed (bad labels, accuracy below `--min-accuracy`);
 //! 2 usage error (clap); 64 invalid configuration; 70 the service failed at run time.
@@ -49,6 +49,8 @@ enum Command {
         #[command(subcommand)]
         command: PromptCommand,
     },
+    /// Benchmark the real service against in-process mocks of the Messages API and Plain.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +168,7 @@ pub fn main() -> ExitCode {
                     json,
                 },
         } => prompt_render(labels, template, json),
+        Command::Bench(args) => crate::bench::main(args),
     }
 }
 

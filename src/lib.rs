@@ -12,8 +12,10 @@
 //! - [`actions`]: the worker that decides stored deliveries and runs logged actions.
 //! - [`grpc`], [`http`]: thin edges; [`error`] maps use-case errors to codes in one place.
 //! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: wiring and lifecycle.
+//! - [`bench`]: `escalator bench`, the real service against in-process mocks, measured.
 
 pub mod actions;
+pub mod bench;
 pub mod classifier;
 pub mod cli;
 pub mod config;

@@ -77,6 +77,7 @@ fn check_consistent(r: &Value) {
         "{r:#}"
     );
     assert!(f(r, "/load/accepted_per_sec") > 0.0);
+    assert!(f(r, "/load/generator_cpu_secs") > 0.0, "{r:#}");
 
     let tickets = u(r, "/tickets/accepted");
     let completed = u(r, "/tickets/completed");
@@ -168,6 +169,10 @@ fn bench_on_sqlite_reports_round_trips_as_not_available() {
     ]);
     assert_eq!(r["profile"]["mode"], "burst");
     check_consistent(&r);
+    // 40 distinct tickets; the 10% redeliveries come on top: 4 of 44 requests.
+    assert_eq!(u(&r, "/tickets/accepted"), 40, "{r:#}");
+    assert_eq!(u(&r, "/load/requests"), 44, "{r:#}");
+    assert_eq!(u(&r, "/load/duplicates"), 4, "{r:#}");
     check_webhook_actions(&r);
     assert!(r["database"]["round_trips"].is_null(), "{r:#}");
     assert!(r["database"]["round_trips_per_ticket"].is_null());

@@ -158,7 +158,7 @@ impl Driver {
                     let d = self.clone();
                     set.spawn(async move {
                         while Instant::now() < deadline {
-                            d.send_one().await;
+                            d.send_one(d.roll()).await;
                         }
                     });
                 }
@@ -174,19 +174,31 @@ impl Driver {
                         break;
                     }
                     let d = self.clone();
-                    set.spawn(async move { d.send_one().await });
+                    set.spawn(async move { d.send_one(d.roll()).await });
                     while set.try_join_next().is_some() {}
                 }
             }
             Shape::Burst { count, connections } => {
+                // `count` distinct tickets; redeliveries come on top, interleaved evenly, so
+                // they are the `redeliveries` share of all requests.
                 let slots = Arc::new(Semaphore::new(connections.max(1)));
-                for _ in 0..count {
-                    let d = self.clone();
-                    let slots = slots.clone();
-                    set.spawn(async move {
-                        let _slot = slots.acquire_owned().await;
-                        d.send_one().await;
-                    });
+                let share = self.redeliveries.min(0.99);
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    clippy::cast_precision_loss
+                )]
+                let extra = (count as f64 * share / (1.0 - share)).round() as u64;
+                for j in 0..count {
+                    let repeats = (j + 1) * extra / count - j * extra / count;
+                    for redeliver in std::iter::once(false).chain((0..repeats).map(|_| true)) {
+                        let d = self.clone();
+                        let slots = slots.clone();
+                        set.spawn(async move {
+                            let _slot = slots.acquire_owned().await;
+                            d.send_one(redeliver).await;
+                        });
+                    }
                 }
             }
         }
@@ -194,9 +206,14 @@ impl Driver {
         started.elapsed()
     }
 
-    /// Sends one request: a new ticket, or with probability `redeliveries` one sent before.
-    async fn send_one(&self) {
-        let redeliver = self.redeliveries > 0.0 && rand::random_bool(self.redeliveries.min(1.0));
+    /// Whether the next request of a loop redelivers: with probability `redeliveries`.
+    fn roll(&self) -> bool {
+        self.redeliveries > 0.0 && rand::random_bool(self.redeliveries.min(1.0))
+    }
+
+    /// Sends one request: a ticket sent before when `redeliver` (and there is one), else a new
+    /// ticket.
+    async fn send_one(&self, redeliver: bool) {
         let previous = if redeliver {
             self.tickets.random_sent()
         } else {

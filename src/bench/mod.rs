@@ -26,7 +26,7 @@ use std::{
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use sqlx::{Connection as _, Executor as _, PgConnection};
+use sqlx::{Executor as _, PgConnection};
 
 pub use self::report::Report;
 
@@ -253,7 +253,7 @@ struct FreshDb {
 impl FreshDb {
     async fn create(admin: &str) -> anyhow::Result<(Self, String)> {
         let name = format!("escalator_bench_{}", uuid::Uuid::now_v7().simple());
-        let mut conn = PgConnection::connect(admin).await.with_context(|| {
+        let mut conn = admin_connection(admin).await.with_context(|| {
             format!(
                 "PostgreSQL is not reachable at {} (set DATABASE_URL or --database-url, or use --database sqlite)",
                 crate::store::redact_url(admin)
@@ -274,7 +274,7 @@ impl FreshDb {
     }
 
     async fn drop_it(self) {
-        match PgConnection::connect(&self.admin).await {
+        match admin_connection(&self.admin).await {
             Ok(mut c) => {
                 if let Err(e) = c
                     .execute(sqlx::AssertSqlSafe(format!(
@@ -289,6 +289,14 @@ impl FreshDb {
             Err(e) => eprintln!("escalator bench: cannot drop database {}: {e}", self.name),
         }
     }
+}
+
+/// A connection for CREATE/DROP DATABASE, without sqlx's slow-statement log lines (a DROP
+/// WITH (FORCE) takes a second and is not news).
+async fn admin_connection(url: &str) -> anyhow::Result<PgConnection> {
+    use sqlx::ConnectOptions as _;
+    let opts: sqlx::postgres::PgConnectOptions = url.parse()?;
+    Ok(opts.disable_statement_logging().connect().await?)
 }
 
 /// The mutations a ticket implies under `config`: the same for every route, or an error (the
@@ -429,7 +437,7 @@ fn machine(postgres_version: Option<String>) -> Machine {
 }
 
 async fn postgres_version(url: &str) -> Option<String> {
-    let mut c = PgConnection::connect(url).await.ok()?;
+    let mut c = admin_connection(url).await.ok()?;
     let v: (String,) = sqlx::query_as("SHOW server_version")
         .fetch_one(&mut c)
         .await
@@ -583,6 +591,7 @@ async fn measure(args: &BenchArgs, db_url: &str, dir: &Path) -> anyhow::Result<R
             client_errors: acks.client_errors.load(Ordering::Relaxed),
             server_errors: acks.server_errors.load(Ordering::Relaxed),
             transport_errors: acks.transport_errors.load(Ordering::Relaxed),
+            generator_cpu_secs: (run.own_cpu_secs.max(0.0) * 100.0).round() / 100.0,
             first_error: acks
                 .first_error
                 .lock()
@@ -662,6 +671,8 @@ struct Run {
     drain_secs: f64,
     round_trips_before: u64,
     cpu_before: f64,
+    /// CPU seconds of this process (load, mocks, proxy) over the run.
+    own_cpu_secs: f64,
 }
 
 /// Waits for readiness, runs the load, then waits (bounded) for the backlog.
@@ -727,6 +738,7 @@ async fn drive(
 
     let round_trips_before = proxy.map_or(0, |p| p.counters.round_trips());
     let cpu_before = service.stats()?.cpu_secs;
+    let own_before = service::proc_stats(std::process::id())?.cpu_secs;
     let load_start = Instant::now();
     let load_secs = driver.run(args.shape()).await.as_secs_f64();
     let load_end = Instant::now();
@@ -740,6 +752,7 @@ async fn drive(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let end = Instant::now();
+    let own_cpu_secs = service::proc_stats(std::process::id())?.cpu_secs - own_before;
     ticker.abort();
     bar.finish_and_clear();
     Ok(Run {
@@ -751,6 +764,7 @@ async fn drive(
         drain_secs: (end - load_end).as_secs_f64(),
         round_trips_before,
         cpu_before,
+        own_cpu_secs,
     })
 }
 

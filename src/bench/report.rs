@@ -99,6 +99,9 @@ pub struct LoadReport {
     pub server_errors: u64,
     /// No answer.
     pub transport_errors: u64,
+    /// CPU time of the benchmark process itself (load generator, mocks, proxy) over the run:
+    /// it shares the machine's cores with the service and PostgreSQL.
+    pub generator_cpu_secs: f64,
     /// The first failure, if any.
     pub first_error: Option<String>,
 }
@@ -303,6 +306,11 @@ impl fmt::Display for Report {
             l.client_errors,
             l.server_errors,
             l.transport_errors
+        )?;
+        writeln!(
+            f,
+            "              load generator, mocks and proxy used {:.2} CPU seconds",
+            l.generator_cpu_secs
         )?;
         if let Some(e) = &l.first_error {
             writeln!(f, "              first failure: {e}")?;

@@ -211,7 +211,7 @@ async fn read_log(
 }
 
 /// Reads `VmHWM` and `utime + stime` of `pid` (proc(5)).
-fn proc_stats(pid: u32) -> anyhow::Result<ProcStats> {
+pub(crate) fn proc_stats(pid: u32) -> anyhow::Result<ProcStats> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("cannot read /proc/{pid}/status"))?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))

@@ -200,7 +200,7 @@ pub struct ServiceReport {
     pub warn_lines: u64,
     /// ERROR lines it logged.
     pub error_lines: u64,
-    /// The first distinct WARN and ERROR messages (at most five).
+    /// The first distinct WARN and ERROR messages (at most five of each).
     pub log_messages: Vec<String>,
     /// It exited 0 on SIGTERM.
     pub clean_exit: bool,

@@ -37,18 +37,19 @@ pub(crate) struct Service {
     tail: Arc<Mutex<VecDeque<String>>>,
 }
 
-/// How many WARN and ERROR lines the service logged, and the first distinct ones.
+/// How many WARN and ERROR lines (panics included) the service logged, and the first distinct
+/// ones.
 #[derive(Debug, Default)]
 pub(crate) struct LogCounts {
     /// WARN lines.
     pub(crate) warn: AtomicU64,
-    /// ERROR lines.
+    /// ERROR lines and panic messages.
     pub(crate) error: AtomicU64,
-    /// Up to [`DISTINCT_MESSAGES`] distinct `LEVEL message` texts.
+    /// Up to [`DISTINCT_MESSAGES`] distinct `LEVEL message` texts per level.
     pub(crate) messages: Mutex<Vec<String>>,
 }
 
-/// Distinct WARN/ERROR messages kept for the report.
+/// Distinct WARN and ERROR messages kept for the report, per level.
 const DISTINCT_MESSAGES: usize = 5;
 
 /// Peak memory and CPU time of a process.
@@ -177,20 +178,31 @@ async fn read_log(
     while let Ok(Some(line)) = lines.next_line().await {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         let fields = &v["fields"];
-        let level = v["level"].as_str().unwrap_or("");
+        // A panic message is not a log line: Rust's hook prints it as text.
+        let panic = v.is_null() && line.contains("panicked at");
+        let level = if panic {
+            "PANIC"
+        } else {
+            v["level"].as_str().unwrap_or("")
+        };
         let counter = match level {
             "WARN" => Some(&counts.warn),
-            "ERROR" => Some(&counts.error),
+            "ERROR" | "PANIC" => Some(&counts.error),
             _ => None,
         };
         if let Some(counter) = counter {
             counter.fetch_add(1, Ordering::Relaxed);
-            let text = format!("{level} {}", fields["message"].as_str().unwrap_or(""));
+            let text = if panic {
+                format!("PANIC {line}")
+            } else {
+                format!("{level} {}", fields["message"].as_str().unwrap_or(""))
+            };
             let mut m = counts
                 .messages
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if m.len() < DISTINCT_MESSAGES && !m.contains(&text) {
+            let same_level = m.iter().filter(|t| t.starts_with(level)).count();
+            if same_level < DISTINCT_MESSAGES && !m.contains(&text) {
                 m.push(text);
             }
         }

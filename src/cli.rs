@@ -1,4 +1,4 @@
-//! The command line: `serve`, `classify`, `eval`, `labels check`, `prompt render`.
+//! The command line: `serve`, `classify`, `eval`, `labels check`, `prompt render`, `bench`.
 //!
 //! Exit codes: 0 success; 1 a check failed (bad labels, accuracy below `--min-accuracy`, a
 //! ticket `eval` could not classify); 2 usage error (clap); 64 invalid configuration
@@ -54,6 +54,8 @@ enum Command {
         #[command(subcommand)]
         command: PromptCommand,
     },
+    /// Benchmark the real service against in-process mocks of the Messages API and Plain.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +173,7 @@ pub fn main() -> ExitCode {
                     json,
                 },
         } => prompt_render(labels, template, json),
+        Command::Bench(args) => crate::bench::main(args),
     }
 }
 

@@ -13,7 +13,9 @@
 //! - [`worker`]: the loops that decide stored deliveries and run logged actions, supervised.
 //! - [`grpc`], [`http`]: thin edges; [`error`] maps use-case errors to codes in one place.
 //! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: wiring and lifecycle.
+//! - [`bench`]: `escalator bench`, the real service against in-process mocks, measured.
 
+pub mod bench;
 pub mod classifier;
 pub mod cli;
 pub mod config;

@@ -1082,8 +1082,9 @@ async fn a_plain_note_whose_completion_failed_is_found_and_not_posted_again() {
         .mount(&mocks.plain)
         .await;
 
-    // The database refuses the first "note done" update, as in a blip right after Plain
-    // answered (a sequence, because a failed statement rolls back everything else).
+    // The database refuses the first two "note done" updates, as in a blip right after Plain
+    // answered: the worker's batched completion, then its one-by-one completion of that batch
+    // (a sequence, because a failed statement rolls back everything else).
     {
         let s = store::connect(&StoreSettings {
             url: db.url.clone(),
@@ -1100,7 +1101,7 @@ async fn a_plain_note_whose_completion_failed_is_found_and_not_posted_again() {
         "CREATE SEQUENCE note_done_updates",
         "CREATE FUNCTION fail_first_note_done() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
          IF NEW.kind = 'plain.note' AND NEW.status = 'done' AND OLD.status <> 'done' \
-            AND nextval('note_done_updates') = 1 THEN \
+            AND nextval('note_done_updates') <= 2 THEN \
            RAISE EXCEPTION 'simulated database blip'; \
          END IF; RETURN NEW; END $$",
         "CREATE TRIGGER fail_first_note_done BEFORE UPDATE ON actions \

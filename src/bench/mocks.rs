@@ -27,7 +27,7 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse as _, Response},
-    routing::post,
+    routing::{get, post},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -147,6 +147,7 @@ pub(crate) async fn start_model(
         Router::new()
             .route("/v1/messages", post(messages))
             .route("/v1/messages/count_tokens", post(count_tokens))
+            .route("/v1/models/{model}", get(model_info))
             .with_state(state),
     )
     .await
@@ -284,6 +285,30 @@ async fn count_tokens(State(s): State<ModelState>, headers: HeaderMap) -> Respon
         return model_error(401, "authentication_error", "invalid x-api-key");
     }
     Json(json!({"input_tokens": 5600})).into_response()
+}
+
+/// `GET /v1/models/{model}`, which the service calls once at start: any model exists, active,
+/// with structured outputs and every effort level.
+async fn model_info(
+    headers: HeaderMap,
+    axum::extract::Path(model): axum::extract::Path<String>,
+) -> Response {
+    if !model_key_ok(&headers) {
+        return model_error(401, "authentication_error", "invalid x-api-key");
+    }
+    Json(json!({
+        "type": "model",
+        "id": model,
+        "display_name": model,
+        "created_at": "2026-01-01T00:00:00Z",
+        "lifecycle": "active",
+        "capabilities": {
+            "structured_outputs": {"supported": true},
+            "effort": {"supported": true, "low": {"supported": true}, "medium": {"supported": true},
+                       "high": {"supported": true}, "xhigh": {"supported": true}, "max": {"supported": true}}
+        }
+    }))
+    .into_response()
 }
 
 #[derive(Clone)]

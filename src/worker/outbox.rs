@@ -72,31 +72,28 @@ async fn complete(store: Arc<dyn Store>, mut ids: mpsc::UnboundedReceiver<i64>) 
                 Ok(None) | Err(_) => break,
             }
         }
-        let mut tries = 0;
-        loop {
-            match store.complete_actions(&batch).await {
-                Ok(n) => {
-                    let n = usize::try_from(n).unwrap_or(usize::MAX);
-                    if n < batch.len() {
-                        tracing::info!(
-                            finished_elsewhere = batch.len() - n,
-                            "some actions were finished by another worker"
+        match store.complete_actions(&batch).await {
+            Ok(n) => {
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                if n < batch.len() {
+                    tracing::info!(
+                        finished_elsewhere = batch.len() - n,
+                        "some actions were finished by another worker"
+                    );
+                }
+            }
+            Err(e) => {
+                // One bad row fails the whole statement: mark each on its own, so only the
+                // ones that really cannot be written run again.
+                tracing::warn!(error = %e, actions = batch.len(), "cannot mark a batch of actions done; marking each");
+                for id in batch {
+                    if let Err(e) = store.complete_action(id).await {
+                        tracing::warn!(
+                            action_id = id,
+                            error = %e,
+                            "action ran but cannot be marked done; it runs again after its lease"
                         );
                     }
-                    break;
-                }
-                Err(e) if tries < 3 => {
-                    tries += 1;
-                    tracing::warn!(error = %e, actions = batch.len(), "cannot mark actions done yet; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        error = %e,
-                        actions = batch.len(),
-                        "actions ran but cannot be marked done; they run again after their lease"
-                    );
-                    break;
                 }
             }
         }

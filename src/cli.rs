@@ -205,6 +205,7 @@ fn serve() -> ExitCode {
             eprintln!("escalator: cannot set up tracing: {e:#}");
             ExitCode::from(EX_USAGE)
         })?;
+        telemetry::install_panic_hook();
         let rt = runtime()?;
         let result = rt.block_on(async {
             let app = App::build(settings).await.map_err(|e| {

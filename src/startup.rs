@@ -212,6 +212,21 @@ impl App {
         }
         let model_info = check_model(&settings).await?;
         let (decider, prompt) = build_decider_for(&settings, model_info.as_ref())?;
+        Self::with_decider(settings, store, decider, prompt.version()).await
+    }
+
+    /// Like [`App::with_store`], classifying with `decider` (whose decisions carry
+    /// `prompt_version`) instead of the one the settings describe: tests plug in a classifier
+    /// that misbehaves on purpose.
+    ///
+    /// # Errors
+    /// When an address is taken or the ticketing clients cannot be built.
+    pub async fn with_decider(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        decider: Decider,
+        prompt_version: &str,
+    ) -> anyhow::Result<Self> {
         let outbox_wake = Arc::new(tokio::sync::Notify::new());
         let triage = Triage::new(
             store.clone(),
@@ -257,7 +272,7 @@ impl App {
             database = %store::redact_url(&settings.store.url),
             backend = store.backend(),
             classifier = %triage.decider().describe(),
-            prompt_version = prompt.version(),
+            prompt_version,
             grpc = %grpc_listener.local_addr()?,
             http = %http_listener.local_addr()?,
             "escalator ready"

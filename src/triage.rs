@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use crate::{
     classifier::Decider,
-    domain::{Decision, DomainError, Ticket, TicketContext},
+    domain::{Decision, DomainError, IdempotencyKey, Ticket, TicketContext},
     store::{Claim, NewAction, Recorded, Store, StoreError},
     telemetry::{self, metrics::metrics},
 };
@@ -94,6 +94,23 @@ pub struct Triage {
     settings: TriageSettings,
     /// Told when a decision with actions is logged, so the outbox runs them at once.
     acted: Option<Arc<Notify>>,
+    /// Keys this process is deciding now. A claim of this process on any other key is stale
+    /// (its attempt failed and could not release it) and is taken over.
+    deciding: Arc<std::sync::Mutex<std::collections::HashSet<IdempotencyKey>>>,
+}
+
+/// Marks a key as being decided in this process until dropped (also on unwind).
+struct Deciding {
+    keys: Arc<std::sync::Mutex<std::collections::HashSet<IdempotencyKey>>>,
+    key: IdempotencyKey,
+}
+
+impl Drop for Deciding {
+    fn drop(&mut self) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.remove(&self.key);
+        }
+    }
 }
 
 impl Triage {
@@ -110,7 +127,18 @@ impl Triage {
             planner,
             settings,
             acted: None,
+            deciding: Arc::default(),
         }
+    }
+
+    /// Registers `key` as being decided here; `None` when this process already is (a
+    /// concurrent request), whose claim must then be respected.
+    fn enter(&self, key: &IdempotencyKey) -> Option<Deciding> {
+        let mut keys = self.deciding.lock().ok()?;
+        keys.insert(key.clone()).then(|| Deciding {
+            keys: self.deciding.clone(),
+            key: key.clone(),
+        })
     }
 
     /// Wakes `outbox` whenever a decision with actions is logged.
@@ -146,9 +174,15 @@ impl Triage {
         trace_id: Option<String>,
     ) -> Result<Outcome, TriageError> {
         let since = Utc::now() - chrono::Duration::hours(24);
+        let deciding = self.enter(ticket.key());
         let (claim, repeat_count_24h) = self
             .store
-            .claim_counting(&ticket, self.settings.claim_lease, Some(since))
+            .claim_counting(
+                &ticket,
+                self.settings.claim_lease,
+                Some(since),
+                deciding.is_some(),
+            )
             .await?;
         match claim {
             Claim::Decided(decision) => {
@@ -173,6 +207,8 @@ impl Triage {
                         .await
                         .unwrap_or_else(|_panic| {
                             // The message can quote ticket text, so it stays out of the log.
+                            metrics().worker_panics.with_label_values(&["decide"]).inc();
+                            tracing::error!(%key, stage = "decide", "deciding a ticket panicked; counted as a failed attempt");
                             Err(TriageError::Unexpected(anyhow::anyhow!(
                                 "deciding {key} panicked"
                             )))
@@ -222,9 +258,10 @@ impl Triage {
         reason: &str,
         trace_id: Option<String>,
     ) -> Result<Outcome, TriageError> {
+        let deciding = self.enter(ticket.key());
         let (claim, repeat_count_24h) = self
             .store
-            .claim_counting(&ticket, self.settings.claim_lease, None)
+            .claim_counting(&ticket, self.settings.claim_lease, None, deciding.is_some())
             .await?;
         match claim {
             Claim::Decided(decision) => Ok(Outcome {

@@ -42,6 +42,15 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            // The server is restarting or shutting down (class 08 connection exceptions, 57P01
+            // admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now): retry later.
+            sqlx::Error::Database(ref db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")) =>
+            {
+                StoreError::Unavailable(e)
+            }
             other => StoreError::Unexpected(other),
         }
     }
@@ -195,17 +204,21 @@ pub trait Store: Send + Sync {
 
     /// Makes the ticket durable under its idempotency key and claims it for `lease`.
     async fn claim(&self, ticket: &Ticket, lease: Duration) -> Result<Claim, StoreError> {
-        Ok(self.claim_counting(ticket, lease, None).await?.0)
+        Ok(self.claim_counting(ticket, lease, None, false).await?.0)
     }
 
     /// [`Store::claim`], and for a new claim also the number of other tickets (distinct ids)
     /// the same customer opened in the same source since `repeats_since` (0 without a customer
-    /// or a `repeats_since`), in the same round trip where the backend allows.
+    /// or a `repeats_since`), in the same round trip where the backend allows. `take_own`: a
+    /// live claim of this very process is stale (the caller knows nothing in this process is
+    /// deciding the key now, e.g. an earlier attempt failed while the database was down and
+    /// could not release it) and may be taken over.
     async fn claim_counting(
         &self,
         ticket: &Ticket,
         lease: Duration,
         repeats_since: Option<DateTime<Utc>>,
+        take_own: bool,
     ) -> Result<(Claim, u32), StoreError>;
 
     /// Gives up this process's claim on `key` at once (its decision failed unexpectedly), so a

@@ -254,6 +254,7 @@ macro_rules! impl_store {
                 ticket: &Ticket,
                 lease: Duration,
                 repeats_since: Option<DateTime<Utc>>,
+                take_own: bool,
             ) -> Result<(Claim, u32), StoreError> {
                 let key = ticket.key();
                 let now = Utc::now();
@@ -315,12 +316,14 @@ macro_rules! impl_store {
                     return Ok((Claim::Decided(Box::new(d)), 0));
                 } else {
                     // Stored but undecided: take the claim over only if its holder's lease ran
-                    // out or its holder stopped beating. A claim of our own is never taken
-                    // over: it may be a concurrent request of this very process.
+                    // out or its holder stopped beating. A claim of our own is taken over only
+                    // when the caller says so: otherwise it may be a concurrent request of
+                    // this very process.
                     let taken = sqlx::query(
                         "UPDATE tickets SET claimed_until = $1, claimed_by = $6 \
                          WHERE source = $2 AND ticket_id = $3 AND version = $4 \
-                         AND (claimed_until < $5 OR (claimed_by IS NOT NULL AND claimed_by <> $6 \
+                         AND (claimed_until < $5 OR (claimed_by = $6 AND $8) \
+                          OR (claimed_by IS NOT NULL AND claimed_by <> $6 \
                           AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = tickets.claimed_by \
                           AND w.heartbeat_at >= $7)))",
                     )
@@ -331,6 +334,7 @@ macro_rules! impl_store {
                     .bind(now)
                     .bind(&self.holder)
                     .bind(self.live_since())
+                    .bind(take_own)
                     .execute(&self.pool)
                     .await?
                     .rows_affected();

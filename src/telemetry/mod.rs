@@ -175,6 +175,30 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     Ok(guard)
 }
 
+/// Replaces the default panic hook, which prints the panic message to stderr: a message such as
+/// "byte index 12 is not a char boundary; it is inside 'ó' of `…`" quotes ticket text, which
+/// must stay out of the logs at INFO and above. The location is logged at ERROR, the message
+/// only at DEBUG. The worker and the gRPC edge recover from the panic itself.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(
+            location,
+            "a task panicked (message at DEBUG: it may quote ticket text)"
+        );
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::debug!(location, message, "panic message");
+    }));
+}
+
 /// Reads W3C trace context from request headers or gRPC metadata.
 pub trait HeaderSource {
     /// The value of header `name` (lowercase), if present and text.

@@ -17,7 +17,7 @@ use std::{collections::HashMap, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::{Worker, isolated, pump::Pump};
+use super::{Worker, isolated, persist, pump::Pump};
 use crate::{
     classifier::INTERNAL_ERROR,
     domain::{IdempotencyKey, RawTicket, Source, Ticket},
@@ -99,10 +99,11 @@ impl Worker {
         match failed {
             Failed::Later { error, hint } => {
                 tracing::warn!(key = %d.key, error, "cannot decide the delivery yet; will retry");
-                if let Err(se) = self
-                    .store
-                    .retry_delivery(&d.key, &error, self.next_attempt(d.attempts, hint))
-                    .await
+                let at = self.next_attempt(d.attempts, hint);
+                if let Err(se) = persist(self.settings.delivery_lease / 2, || {
+                    self.store.retry_delivery(&d.key, &error, at)
+                })
+                .await
                 {
                     tracing::warn!(key = %d.key, error = %se, "cannot reschedule the delivery; its lease will expire");
                 }
@@ -126,10 +127,11 @@ impl Worker {
                         "delivery failed {internal} times unexpectedly; logging the safe decision"
                     );
                     self.decide_safely(&d, INTERNAL_ERROR).await;
-                } else if let Err(se) = self
-                    .store
-                    .delivery_crashed(&d.key, &error, self.next_attempt(internal, None))
-                    .await
+                } else if let Err(se) = persist(self.settings.delivery_lease / 2, || {
+                    self.store
+                        .delivery_crashed(&d.key, &error, self.next_attempt(internal, None))
+                })
+                .await
                 {
                     tracing::warn!(key = %d.key, error = %se, "cannot reschedule the delivery; its lease will expire");
                 }
@@ -198,7 +200,11 @@ impl Worker {
     /// A new decision marked its delivery done in its own transaction; a duplicate did not.
     async fn finished(&self, key: &IdempotencyKey, outcome: &Outcome) {
         if outcome.duplicate {
-            if let Err(e) = self.store.finish_delivery(key).await {
+            if let Err(e) = persist(self.settings.delivery_lease / 2, || {
+                self.store.finish_delivery(key)
+            })
+            .await
+            {
                 // The decision is logged; a repeat of this delivery finds it and does nothing.
                 tracing::warn!(%key, error = %e, "cannot mark the delivery done; it will be seen again as a duplicate");
             }
@@ -244,10 +250,11 @@ impl Worker {
                     // Nothing is lost: the next attempt tries again.
                     let error = crate::error::error_chain(&e);
                     tracing::warn!(key = %d.key, error, "cannot log the safe decision yet; will retry");
-                    if let Err(se) = self
-                        .store
-                        .retry_delivery(&d.key, &error, self.next_attempt(d.attempts, None))
-                        .await
+                    let at = self.next_attempt(d.attempts, None);
+                    if let Err(se) = persist(self.settings.delivery_lease / 2, || {
+                        self.store.retry_delivery(&d.key, &error, at)
+                    })
+                    .await
                     {
                         tracing::warn!(key = %d.key, error = %se, "cannot reschedule the delivery; its lease will expire");
                     }
@@ -276,7 +283,11 @@ impl Worker {
             error,
             "delivery cannot be decided; giving up (see deliveries.last_error)"
         );
-        if let Err(e) = self.store.fail_delivery(key, error).await {
+        if let Err(e) = persist(self.settings.delivery_lease / 2, || {
+            self.store.fail_delivery(key, error)
+        })
+        .await
+        {
             tracing::warn!(%key, error = %e, "cannot record the failed delivery");
         }
     }

@@ -218,6 +218,33 @@ impl Worker {
     }
 }
 
+/// Retries a write to the routing log while the database is unavailable, for up to `within`:
+/// releasing or completing an item must not wait out its lease because the database blinked
+/// (a restart takes seconds, a lease minutes). Other errors are returned at once.
+///
+/// # Errors
+/// The last error when the database stayed unavailable for `within`, or any other error.
+pub async fn persist<T, F, Fut>(
+    within: Duration,
+    mut write: F,
+) -> Result<T, crate::store::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, crate::store::StoreError>>,
+{
+    let start = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match write().await {
+            Err(crate::store::StoreError::Unavailable(_)) if start.elapsed() + pause < within => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs `fut` in a task of its own, so that a panic in it is returned as an error instead of
 /// unwinding into the caller's loop.
 ///

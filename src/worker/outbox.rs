@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Worker, isolated, pump::Pump};
+use super::{Worker, isolated, persist, pump::Pump};
 use crate::{
     domain::Source,
     store::{Action, Store},
@@ -28,7 +28,11 @@ const COMPLETE_BATCH: usize = 512;
 /// Runs the outbox until `shutdown`, then writes the completions still in hand.
 pub async fn run(w: Worker, shutdown: CancellationToken) {
     let (done, completions) = mpsc::unbounded_channel();
-    let completer = tokio::spawn(complete(w.store.clone(), completions));
+    let completer = tokio::spawn(complete(
+        w.store.clone(),
+        completions,
+        w.settings.action_lease / 2,
+    ));
     let pump = Pump {
         name: "outbox",
         slots: w.settings.outbox_concurrency,
@@ -62,7 +66,7 @@ pub async fn run(w: Worker, shutdown: CancellationToken) {
 }
 
 /// Writes completed action ids in batches until every sender is gone.
-async fn complete(store: Arc<dyn Store>, mut ids: mpsc::UnboundedReceiver<i64>) {
+async fn complete(store: Arc<dyn Store>, mut ids: mpsc::UnboundedReceiver<i64>, within: Duration) {
     while let Some(first) = ids.recv().await {
         let mut batch = vec![first];
         let until = tokio::time::Instant::now() + COMPLETE_WINDOW;
@@ -72,7 +76,7 @@ async fn complete(store: Arc<dyn Store>, mut ids: mpsc::UnboundedReceiver<i64>) 
                 Ok(None) | Err(_) => break,
             }
         }
-        match store.complete_actions(&batch).await {
+        match persist(within, || store.complete_actions(&batch)).await {
             Ok(n) => {
                 let n = usize::try_from(n).unwrap_or(usize::MAX);
                 if n < batch.len() {
@@ -127,18 +131,16 @@ impl Worker {
                     cancelled = join.is_cancelled(),
                     "executing an action panicked; counted as a failed attempt"
                 );
+                let within = self.settings.action_lease / 2;
                 let result = if internal >= self.settings.max_attempts {
-                    self.store
-                        .fail_action(a.id, &format!("panicked {internal} times (stage act)"))
-                        .await
+                    let why = format!("panicked {internal} times (stage act)");
+                    persist(within, || self.store.fail_action(a.id, &why)).await
                 } else {
-                    self.store
-                        .action_crashed(
-                            a.id,
-                            "panicked (stage act)",
-                            self.next_attempt(internal, None),
-                        )
-                        .await
+                    let at = self.next_attempt(internal, None);
+                    persist(within, || {
+                        self.store.action_crashed(a.id, "panicked (stage act)", at)
+                    })
+                    .await
                 };
                 if let Err(e) = result {
                     tracing::warn!(action_id = a.id, error = %e, "cannot record the failed action; its lease will expire");
@@ -158,7 +160,11 @@ impl Worker {
         let Some(adapter) = tool.and_then(|t| self.adapters.get(t)) else {
             let error = format!("no ticketing tool executes {}", a.kind);
             tracing::error!(error, "action cannot run; giving up");
-            if let Err(e) = self.store.fail_action(a.id, &error).await {
+            if let Err(e) = persist(self.settings.action_lease / 2, || {
+                self.store.fail_action(a.id, &error)
+            })
+            .await
+            {
                 tracing::warn!(error = %e, "cannot record the failed action");
             }
             return false;
@@ -175,10 +181,11 @@ impl Worker {
                     .with_label_values(&[&a.kind])
                     .inc();
                 tracing::warn!(error, "action failed; will retry");
-                if let Err(se) = self
-                    .store
-                    .retry_action(a.id, &error, self.next_attempt(a.attempts, e.retry_after()))
-                    .await
+                let at = self.next_attempt(a.attempts, e.retry_after());
+                if let Err(se) = persist(self.settings.action_lease / 2, || {
+                    self.store.retry_action(a.id, &error, at)
+                })
+                .await
                 {
                     tracing::warn!(error = %se, "cannot reschedule the action; its lease will expire");
                 }
@@ -191,7 +198,11 @@ impl Worker {
                     .with_label_values(&[&a.kind])
                     .inc();
                 tracing::error!(error, "action rejected by the tool; giving up");
-                if let Err(se) = self.store.fail_action(a.id, &error).await {
+                if let Err(se) = persist(self.settings.action_lease / 2, || {
+                    self.store.fail_action(a.id, &error)
+                })
+                .await
+                {
                     tracing::warn!(error = %se, "cannot record the failed action");
                 }
                 false

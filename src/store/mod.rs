@@ -382,6 +382,10 @@ pub async fn connect(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>>
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
+            // No ping before every query: it doubled the round trips of the hot path. A
+            // connection the server dropped fails its next query as `Unavailable` (the caller
+            // answers 503 or retries) and the pool replaces it.
+            .test_before_acquire(false)
             .connect_with(opts)
             .await
             .context("cannot connect to PostgreSQL (DATABASE_URL)")?;

@@ -56,6 +56,8 @@ enum Command {
     },
     /// Benchmark the real service against in-process mocks of the Messages API and Plain.
     Bench(crate::bench::BenchArgs),
+    /// The daily review: judge a day's sample of decisions (or export / import it as CSV).
+    Review(crate::review::cli::ReviewArgs),
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +124,9 @@ enum LabelsCommand {
         #[arg(long)]
         min_rows: Option<usize>,
     },
+    /// Append the tickets reviewers corrected to the labels file, check it, print the prompt
+    /// version it implies.
+    AddFromReviews(crate::review::cli::AddFromReviewsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +170,9 @@ pub fn main() -> ExitCode {
                     min_rows,
                 },
         } => labels_check(&file, against, min_rows),
+        Command::Labels {
+            command: LabelsCommand::AddFromReviews(args),
+        } => crate::review::cli::add_from_reviews(args),
         Command::Prompt {
             command:
                 PromptCommand::Render {
@@ -174,6 +182,7 @@ pub fn main() -> ExitCode {
                 },
         } => prompt_render(labels, template, json),
         Command::Bench(args) => crate::bench::main(args),
+        Command::Review(args) => crate::review::cli::main(args),
     }
 }
 

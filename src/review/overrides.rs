@@ -1,0 +1,1 @@
+//! Agents' overrides in Plain and Pylon, taken as verdicts (filled in below).

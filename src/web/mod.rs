@@ -1,0 +1,1 @@
+//! The `/review` web page (filled in below).

@@ -323,7 +323,11 @@ impl App {
                 store: self.store.clone(),
                 bridge: self.bridge.clone(),
                 health: self.worker.health(),
-            }),
+            })
+            .merge(crate::web::router(
+                self.store.clone(),
+                &self.settings.review,
+            )),
         )
         .with_graceful_shutdown(http_stop.clone().cancelled_owned());
         let scores = self.settings.telemetry.langfuse.as_ref().map(|lf| {

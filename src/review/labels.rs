@@ -74,7 +74,7 @@ pub async fn add_from_reviews(
         }])
     })?;
     let existing = labels::parse(&name, &text).map_err(AddError::Labels)?;
-    let since = since.map_or(chrono::DateTime::<chrono::Utc>::MIN_UTC, |d| {
+    let since = since.map_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH, |d| {
         super::day_bounds(d, tz).0
     });
     let mut ids: std::collections::BTreeSet<String> =

@@ -11,4 +11,5 @@ mod classify;
 mod cli;
 mod harness;
 mod panics;
+mod review;
 mod store;

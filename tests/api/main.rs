@@ -12,4 +12,5 @@ mod cli;
 mod harness;
 mod panics;
 mod review;
+mod review_web;
 mod store;

@@ -71,7 +71,9 @@ pub async fn seed(
         notes: None,
         tier: Tier::Enterprise,
         usage: Usage::default(),
-        trace_id: Some(format!("{:0>32}", ticket_id.len())),
+        trace_id: Some(hex::encode(
+            &<sha2::Sha256 as sha2::Digest>::digest(ticket_id)[..16],
+        )),
         observation_id: None,
         created_at: at,
     };

@@ -12,9 +12,6 @@ pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 /// Default number of decisions in a day's sample.
 pub const DEFAULT_SAMPLE_SIZE: usize = 10;
 
-/// Default `event` of the Pylon trigger that reports a tag or team change.
-pub const DEFAULT_PYLON_OVERRIDE_EVENT: &str = "issue.routing_changed";
-
 /// The daily review.
 #[derive(Debug, Clone)]
 pub struct ReviewSettings {
@@ -31,9 +28,6 @@ pub struct ReviewSettings {
     /// owner of `PLAIN_API_KEY`). Label and priority changes it made are escalator's, not an
     /// agent's override.
     pub plain_machine_user_id: Option<String>,
-    /// `[review] pylon_override_event`: the `event` value of the Pylon trigger that reports tag
-    /// or team changes (see README, "Agents' overrides").
-    pub pylon_override_event: String,
 }
 
 impl Default for ReviewSettings {
@@ -44,7 +38,6 @@ impl Default for ReviewSettings {
             admin_token: None,
             secure_cookie: false,
             plain_machine_user_id: None,
-            pylon_override_event: DEFAULT_PYLON_OVERRIDE_EVENT.to_owned(),
         }
     }
 }
@@ -57,7 +50,6 @@ pub(crate) struct FileReview {
     sample_size: Option<usize>,
     secure_cookie: Option<bool>,
     plain_machine_user_id: Option<String>,
-    pylon_override_event: Option<String>,
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
@@ -96,13 +88,6 @@ impl ReviewSettings {
                 ));
             }
         }
-        let pylon_override_event = file
-            .pylon_override_event
-            .map(|e| e.trim().to_owned())
-            .unwrap_or(d.pylon_override_event);
-        if pylon_override_event.is_empty() {
-            return Err(invalid("review.pylon_override_event", "must not be empty"));
-        }
         Ok(Self {
             time_zone,
             sample_size,
@@ -112,7 +97,6 @@ impl ReviewSettings {
                 .plain_machine_user_id
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty()),
-            pylon_override_event,
         })
     }
 }

@@ -10,6 +10,7 @@
 mod classify;
 mod cli;
 mod harness;
+mod overrides;
 mod panics;
 mod review;
 mod review_web;

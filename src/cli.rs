@@ -1,4 +1,5 @@
-//! The command line: `serve`, `classify`, `eval`, `labels check`, `prompt render`, `bench`.
+//! The command line: `serve`, `classify`, `eval`, `labels check`, `prompt render`, `bench`,
+//! `review` and `labels add-from-reviews` (dispatched to `crate::review::cli`).
 //!
 //! Exit codes: 0 success; 1 a check failed (bad labels, accuracy below `--min-accuracy`, a
 //! ticket `eval` could not classify); 2 usage error (clap); 64 invalid configuration

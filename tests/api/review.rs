@@ -388,3 +388,116 @@ both_backends! {
         assert_eq!(std::fs::read_to_string(&file).unwrap(), now);
     }
 }
+
+/// The binary as a reviewer runs it, on a SQLite file: `review` with keys on stdin, `export`,
+/// and `import` of a malformed then a good file.
+#[tokio::test]
+async fn the_review_commands_run_end_to_end_on_the_binary() {
+    use std::{io::Write as _, process::Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("review.db").display());
+    let store = escalator::store::connect(&escalator::store::StoreSettings {
+        url: url.clone(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(5),
+        stale_after: escalator::store::DEFAULT_STALE_AFTER,
+    })
+    .await
+    .unwrap();
+    for i in 0..2 {
+        seed(
+            store.as_ref(),
+            Source::Api,
+            &format!("T-cli-{i}"),
+            "Refund?",
+            "Charged twice",
+            Severity::Routine,
+            false,
+            at(day(), 8 + i),
+        )
+        .await;
+    }
+    store.close().await;
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_escalator"))
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .env_remove("ESCALATOR_CONFIG")
+            .env_remove("ANTHROPIC_API_KEY")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(
+        &[
+            "review",
+            "--date",
+            "2026-11-24",
+            "--seed",
+            "3",
+            "--reviewer",
+            "cli",
+        ],
+        "u\nvip customer\nq\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("2 decisions sampled, 2 to judge (seed 3)"),
+        "{out}"
+    );
+    assert!(out.contains("── 1/2 "), "{out}");
+    assert!(out.contains("1 judged, 0 skipped, 1 left"), "{out}");
+    assert!(
+        out.contains("2026-11-24: reviewed: 0/1 correct (0%)"),
+        "{out}"
+    );
+    let (code, csv_text, err) = run(&["review", "export", "--date", "2026-11-24"], "");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        csv_text.lines().count(),
+        2,
+        "header and the one open row: {csv_text}"
+    );
+    let bad = csv_text.replacen(",false,,,,,", ",false,,corrected,critical,,", 1);
+    assert_ne!(bad, csv_text);
+    let file = dir.path().join("sample.csv");
+    std::fs::write(&file, &bad).unwrap();
+    let path = file.to_str().unwrap();
+    let (code, _, err) = run(&["review", "import", path], "");
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!(
+            "{path}:2:18: corrected_severity \"critical\" is not one of routine, urgent, on_fire"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("nothing was stored"), "{err}");
+    std::fs::write(
+        &file,
+        csv_text.replacen(",false,,,,,", ",false,,correct,,fine,", 1),
+    )
+    .unwrap();
+    let (code, out, err) = run(&["review", "import", path, "--reviewer", "sheet"], "");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("1 verdicts stored (0 corrected), 0 rows left unjudged"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["review", "--date", "2026-11-24"], "");
+    assert_eq!(code, Some(0));
+    assert!(out.contains("0 to judge"), "{out}");
+}

@@ -1,4 +1,5 @@
-//! The command line: `serve`, `classify`, `eval`, `labels check`, `prompt render`, `bench`.
+//! The command line: `serve`, `classify`, `eval`, `labels check`, `prompt render`, `bench`,
+//! `review` and `labels add-from-reviews` (dispatched to `crate::review::cli`).
 //!
 //! Exit codes: 0 success; 1 a check failed (bad labels, accuracy below `--min-accuracy`, a
 //! ticket `eval` could not classify); 2 usage error (clap); 64 invalid configuration
@@ -56,6 +57,8 @@ enum Command {
     },
     /// Benchmark the real service against in-process mocks of the Messages API and Plain.
     Bench(crate::bench::BenchArgs),
+    /// The daily review: judge a day's sample of decisions (or export / import it as CSV).
+    Review(crate::review::cli::ReviewArgs),
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +125,9 @@ enum LabelsCommand {
         #[arg(long)]
         min_rows: Option<usize>,
     },
+    /// Append the tickets reviewers corrected to the labels file, check it, print the prompt
+    /// version it implies.
+    AddFromReviews(crate::review::cli::AddFromReviewsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +171,9 @@ pub fn main() -> ExitCode {
                     min_rows,
                 },
         } => labels_check(&file, against, min_rows),
+        Command::Labels {
+            command: LabelsCommand::AddFromReviews(args),
+        } => crate::review::cli::add_from_reviews(args),
         Command::Prompt {
             command:
                 PromptCommand::Render {
@@ -174,6 +183,7 @@ pub fn main() -> ExitCode {
                 },
         } => prompt_render(labels, template, json),
         Command::Bench(args) => crate::bench::main(args),
+        Command::Review(args) => crate::review::cli::main(args),
     }
 }
 

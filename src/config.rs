@@ -75,6 +75,7 @@ pub const KNOWN_ESCALATOR_VARS: &[&str] = &[
     "ESCALATOR_ENVIRONMENT",
     "ESCALATOR_RELEASE",
     "ESCALATOR_REDACT_TICKET_TEXT",
+    "ESCALATOR_ADMIN_TOKEN",
 ];
 
 /// A setting that could not be loaded; names the key. The CLI exits 64 (EX_USAGE) on it.
@@ -251,6 +252,8 @@ pub struct Settings {
     /// The worker: inbox, outbox, recovery and heartbeat loops (`[worker]`, and the worker keys
     /// of `[actions]`).
     pub worker: crate::worker::settings::WorkerSettings,
+    /// The daily review (`[review]`, `ESCALATOR_ADMIN_TOKEN`).
+    pub review: crate::review::ReviewSettings,
 }
 
 /// The optional TOML file. Unknown keys are warned about, not fatal.
@@ -278,6 +281,8 @@ struct FileSettings {
     worker: crate::worker::settings::FileWorker,
     #[serde(default)]
     routes: BTreeMap<String, FileRoute>,
+    #[serde(default)]
+    review: crate::review::settings::FileReview,
     #[serde(flatten)]
     unknown: BTreeMap<String, toml::Value>,
 }
@@ -524,6 +529,7 @@ impl Settings {
             warnings,
             ticketing,
             worker,
+            review: crate::review::ReviewSettings::load(env, file.review)?,
         })
     }
 }

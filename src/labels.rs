@@ -329,9 +329,49 @@ pub fn load(path: &Path) -> Result<Vec<Example>, Vec<Problem>> {
     parse(&file, &text)
 }
 
+/// Renders examples as rows of a labels file (no header), quoted where the CSV format needs it,
+/// so a tool that adds rows (`escalator labels add-from-reviews`) writes what [`parse`] reads.
+pub fn render_rows(examples: &[Example]) -> String {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    for e in examples {
+        // Writing to a Vec cannot fail.
+        let _ = w.write_record([
+            e.ticket_id.as_str(),
+            &e.subject,
+            &e.first_message,
+            e.tier.as_str(),
+            e.severity.as_str(),
+            e.route.as_str(),
+            &e.why,
+        ]);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rendered_rows_parse_back() {
+        let e = Example {
+            ticket_id: "th_1".into(),
+            subject: "Can’t log in, \"urgent\"".into(),
+            first_message: "Line one,\nline two 🔥".into(),
+            tier: Tier::Pro,
+            severity: Severity::Urgent,
+            route: Route::Human,
+            why: "Reviewer: login blocked".into(),
+        };
+        let text = format!(
+            "{}\n{}",
+            HEADER.join(","),
+            render_rows(std::slice::from_ref(&e))
+        );
+        assert_eq!(parse("f.csv", &text).unwrap(), vec![e]);
+    }
 
     const HEAD: &str = "ticket_id,subject,first_message,tier,severity,route,why_this_label\n";
 

@@ -14,6 +14,8 @@
 //! - [`grpc`], [`http`]: thin edges; [`error`] maps use-case errors to codes in one place.
 //! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: wiring and lifecycle.
 //! - [`bench`]: `escalator bench`, the real service against in-process mocks, measured.
+//! - [`review`]: the daily review (samples, verdicts, overrides, labels from reviews); [`web`]:
+//!   its `/review` page.
 
 pub mod bench;
 pub mod classifier;
@@ -25,6 +27,7 @@ pub mod grpc;
 pub mod http;
 pub mod labels;
 pub mod prompt;
+pub mod review;
 pub mod shutdown;
 pub mod startup;
 pub mod store;
@@ -32,4 +35,5 @@ pub mod telemetry;
 pub mod text;
 pub mod ticketing;
 pub mod triage;
+pub mod web;
 pub mod worker;

@@ -238,7 +238,14 @@ impl App {
         let adapters = Adapters::new(&settings.ticketing)
             .context("cannot build the ticketing HTTP clients")?;
         let wake = Arc::new(tokio::sync::Notify::new());
-        let bridge = Bridge::new(store.clone(), adapters.clone(), wake.clone());
+        let overrides = crate::review::overrides::Overrides::new(
+            store.clone(),
+            settings.ticketing.routes.clone(),
+            &settings.review,
+            crate::ticketing::Pylon::new(settings.ticketing.pylon.clone()).ok(),
+        );
+        let bridge =
+            Bridge::new(store.clone(), adapters.clone(), wake.clone()).with_overrides(overrides);
         let worker = Worker::new(
             store.clone(),
             triage.clone(),
@@ -338,7 +345,11 @@ impl App {
                 store: self.store.clone(),
                 bridge: self.bridge.clone(),
                 health: self.worker.health(),
-            }),
+            })
+            .merge(crate::web::router(
+                self.store.clone(),
+                &self.settings.review,
+            )),
         )
         .with_graceful_shutdown(http_stop.clone().cancelled_owned());
         let scores = self.settings.telemetry.langfuse.as_ref().map(|lf| {

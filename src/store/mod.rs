@@ -171,14 +171,34 @@ pub struct ScoreRow {
     pub session_id: String,
     /// Score name (`routing_correct`).
     pub name: String,
-    /// 1 correct, 0 corrected.
-    pub value: i32,
+    /// The value: `routing_correct` is BOOLEAN (1 correct, 0 corrected), `corrected_severity`
+    /// CATEGORICAL (the severity the reviewer says is right).
+    pub value: ScoreValue,
     /// Free text from the reviewer (e.g. the corrected route).
     pub comment: Option<String>,
     /// JSON object of filterable context (severity, route, prompt version, model).
     pub metadata: String,
     /// Failed send attempts so far.
     pub attempts: i32,
+}
+
+/// A score's value and, with it, its Langfuse `dataType`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScoreValue {
+    /// `dataType: BOOLEAN`, sent as `1` or `0`.
+    Boolean(bool),
+    /// `dataType: CATEGORICAL`, sent as the string.
+    Categorical(String),
+}
+
+impl ScoreValue {
+    /// The Langfuse `dataType` (also the stored `data_type`).
+    pub fn data_type(&self) -> &'static str {
+        match self {
+            ScoreValue::Boolean(_) => "BOOLEAN",
+            ScoreValue::Categorical(_) => "CATEGORICAL",
+        }
+    }
 }
 
 /// The routing log.
@@ -349,6 +369,78 @@ pub trait Store: Send + Sync {
 
     /// Closes the pool (end of graceful shutdown).
     async fn close(&self);
+
+    // The daily review (`crate::review`): samples and verdicts.
+
+    /// The decision with this id.
+    async fn decision_by_id(&self, id: &str) -> Result<Option<Decision>, StoreError>;
+
+    /// The most recent decision logged for a ticket (any version), for an agent's override.
+    async fn latest_decision(
+        &self,
+        source: Source,
+        ticket_id: &str,
+    ) -> Result<Option<Decision>, StoreError>;
+
+    /// Ids of the decisions logged in `[from, to)` (from `source`, if given) that were never
+    /// offered for review, in id order (so a seeded draw over them is reproducible).
+    async fn review_candidates(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        source: Option<Source>,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Records `ids` as offered in the sample of `day` / `sample_source` (positions from
+    /// `first_position` on). A decision already offered anywhere is left as it was.
+    async fn add_to_sample(
+        &self,
+        day: &str,
+        sample_source: &str,
+        seed: u64,
+        first_position: i32,
+        ids: &[String],
+    ) -> Result<(), StoreError>;
+
+    /// The sample of `day` / `sample_source`, in order, with tickets and latest verdicts.
+    async fn sample_items(
+        &self,
+        day: &str,
+        sample_source: &str,
+    ) -> Result<Vec<crate::review::ReviewItem>, StoreError>;
+
+    /// One decision with its ticket and latest sampled-review verdict.
+    async fn review_item(
+        &self,
+        decision_id: &str,
+    ) -> Result<Option<crate::review::ReviewItem>, StoreError>;
+
+    /// Marks a sampled decision skipped: it is not offered again.
+    async fn skip_sampled(&self, decision_id: &str) -> Result<(), StoreError>;
+
+    /// Stores a verdict; `None` when its `external_key` was stored before (a redelivery).
+    async fn insert_review(
+        &self,
+        review: &crate::review::NewReview,
+    ) -> Result<Option<crate::review::Review>, StoreError>;
+
+    /// Every verdict on a decision, oldest first (the last one counts).
+    async fn reviews(&self, decision_id: &str) -> Result<Vec<crate::review::Review>, StoreError>;
+
+    /// The last verdict of every decision whose last verdict was given at or after `since`,
+    /// oldest first.
+    async fn latest_reviews_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<crate::review::Review>, StoreError>;
+
+    /// Last verdicts of the decisions logged in `[from, to)`: sampled reviews and overrides
+    /// counted apart.
+    async fn review_tally(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<crate::review::Tally, StoreError>;
 }
 
 /// Connection settings of the store.

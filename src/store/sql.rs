@@ -10,7 +10,7 @@ use sqlx::Row as _;
 
 use super::{
     Action, Backlog, Claim, DEFAULT_STALE_AFTER, NewAction, NewDelivery, PendingDelivery, Recorded,
-    ScoreRow, Store, StoreError,
+    ScoreRow, ScoreValue, Store, StoreError,
 };
 use crate::domain::{
     Decision, IdempotencyKey, RawTicket, Route, Severity, Source, Ticket, Tier, Usage,
@@ -38,6 +38,24 @@ macro_rules! decision_columns {
      reasoning, prompt_version, model, fallback, fallback_reason, notes, tier, request_id, \
      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, trace_id, \
      observation_id, created_at"
+    };
+}
+
+macro_rules! review_columns {
+    () => {
+        "r.id, r.decision_id, r.reviewer, r.reviewed_at, r.verdict, r.corrected_severity, r.why, \
+         r.origin"
+    };
+}
+
+/// A decision (qualified `d.`, as tickets share column names), its ticket and its sample.
+macro_rules! review_item_columns {
+    () => {
+        "d.id, d.source, d.ticket_id, d.ticket_version, d.severity, d.route, d.confidence, \
+         d.reasoning, d.prompt_version, d.model, d.fallback, d.fallback_reason, d.notes, d.tier, \
+         d.request_id, d.input_tokens, d.output_tokens, d.cache_read_tokens, d.cache_write_tokens, \
+         d.cost_usd, d.trace_id, d.observation_id, d.created_at, t.subject AS t_subject, \
+         t.body AS t_body, t.tier AS t_tier, t.arr_usd AS t_arr_usd, s.skipped_at AS s_skipped_at"
     };
 }
 
@@ -809,9 +827,11 @@ macro_rules! impl_store {
                 let now = Utc::now();
                 sqlx::query(
                     "INSERT INTO scores (id, decision_id, trace_id, observation_id, session_id, name, \
-                     value, comment, metadata, status, attempts, next_attempt_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10) \
+                     value, comment, metadata, status, attempts, next_attempt_at, created_at, \
+                     data_type, string_value) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10, $11, $12) \
                      ON CONFLICT (id) DO UPDATE SET value = excluded.value, \
+                     data_type = excluded.data_type, string_value = excluded.string_value, \
                      comment = excluded.comment, metadata = excluded.metadata, status = 'pending', \
                      attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = NULL, \
                      sent_at = NULL",
@@ -822,10 +842,18 @@ macro_rules! impl_store {
                 .bind(&sc.observation_id)
                 .bind(&sc.session_id)
                 .bind(&sc.name)
-                .bind(sc.value)
+                .bind(match &sc.value {
+                    ScoreValue::Boolean(b) => Some(i32::from(*b)),
+                    ScoreValue::Categorical(_) => None,
+                })
                 .bind(&sc.comment)
                 .bind(&sc.metadata)
                 .bind(now)
+                .bind(sc.value.data_type())
+                .bind(match &sc.value {
+                    ScoreValue::Boolean(_) => None,
+                    ScoreValue::Categorical(v) => Some(v.as_str()),
+                })
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -834,7 +862,7 @@ macro_rules! impl_store {
             async fn due_scores(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ScoreRow>, StoreError> {
                 let rows = sqlx::query(
                     "SELECT id, decision_id, trace_id, observation_id, session_id, name, value, \
-                     comment, metadata, attempts FROM scores \
+                     comment, metadata, attempts, data_type, string_value FROM scores \
                      WHERE status = 'pending' AND next_attempt_at <= $1 \
                      ORDER BY next_attempt_at, id LIMIT $2",
                 )
@@ -845,6 +873,22 @@ macro_rules! impl_store {
                 let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
                 rows.iter()
                     .map(|r| {
+                        let data_type: String = r.try_get("data_type").map_err(corrupt)?;
+                        let value = match data_type.as_str() {
+                            "BOOLEAN" => ScoreValue::Boolean(
+                                r.try_get::<Option<i32>, _>("value").map_err(corrupt)? == Some(1),
+                            ),
+                            "CATEGORICAL" => ScoreValue::Categorical(
+                                r.try_get::<Option<String>, _>("string_value")
+                                    .map_err(corrupt)?
+                                    .unwrap_or_default(),
+                            ),
+                            other => {
+                                return Err(StoreError::Corrupt(format!(
+                                    "scores.data_type {other:?}"
+                                )));
+                            }
+                        };
                         Ok(ScoreRow {
                             id: r.try_get("id").map_err(corrupt)?,
                             decision_id: r.try_get("decision_id").map_err(corrupt)?,
@@ -852,7 +896,7 @@ macro_rules! impl_store {
                             observation_id: r.try_get("observation_id").map_err(corrupt)?,
                             session_id: r.try_get("session_id").map_err(corrupt)?,
                             name: r.try_get("name").map_err(corrupt)?,
-                            value: r.try_get("value").map_err(corrupt)?,
+                            value,
                             comment: r.try_get("comment").map_err(corrupt)?,
                             metadata: r.try_get("metadata").map_err(corrupt)?,
                             attempts: r.try_get("attempts").map_err(corrupt)?,
@@ -913,6 +957,286 @@ macro_rules! impl_store {
 
             async fn close(&self) {
                 self.pool.close().await;
+            }
+
+            async fn decision_by_id(&self, id: &str) -> Result<Option<Decision>, StoreError> {
+                let row = sqlx::query(concat!("SELECT ", decision_columns!(), " FROM decisions WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::decision_from_row).transpose()
+            }
+
+            async fn latest_decision(
+                &self,
+                source: Source,
+                ticket_id: &str,
+            ) -> Result<Option<Decision>, StoreError> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    decision_columns!(),
+                    " FROM decisions WHERE source = $1 AND ticket_id = $2 \
+                     ORDER BY created_at DESC, id DESC LIMIT 1"
+                ))
+                .bind(source.as_str())
+                .bind(ticket_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(Self::decision_from_row).transpose()
+            }
+
+            async fn review_candidates(
+                &self,
+                from: DateTime<Utc>,
+                to: DateTime<Utc>,
+                source: Option<Source>,
+            ) -> Result<Vec<String>, StoreError> {
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT d.id FROM decisions d WHERE d.created_at >= $1 AND d.created_at < $2 \
+                     AND ($3 = '' OR d.source = $3) \
+                     AND NOT EXISTS (SELECT 1 FROM review_samples s WHERE s.decision_id = d.id) \
+                     ORDER BY d.id",
+                )
+                .bind(from)
+                .bind(to)
+                .bind(source.map_or("", Source::as_str))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(ids)
+            }
+
+            async fn add_to_sample(
+                &self,
+                day: &str,
+                sample_source: &str,
+                seed: u64,
+                first_position: i32,
+                ids: &[String],
+            ) -> Result<(), StoreError> {
+                let now = Utc::now();
+                // The seed's bits, as the column is a signed 64-bit integer.
+                let seed = i64::from_ne_bytes(seed.to_ne_bytes());
+                let mut tx = self.pool.begin().await?;
+                for (i, id) in ids.iter().enumerate() {
+                    let position = first_position.saturating_add(i32::try_from(i).unwrap_or(i32::MAX));
+                    sqlx::query(
+                        "INSERT INTO review_samples (decision_id, sample_day, sample_source, position, \
+                         seed, offered_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (decision_id) DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(day)
+                    .bind(sample_source)
+                    .bind(position)
+                    .bind(seed)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn sample_items(
+                &self,
+                day: &str,
+                sample_source: &str,
+            ) -> Result<Vec<crate::review::ReviewItem>, StoreError> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    review_item_columns!(),
+                    " FROM review_samples s JOIN decisions d ON d.id = s.decision_id \
+                     LEFT JOIN tickets t ON t.source = d.source AND t.ticket_id = d.ticket_id \
+                       AND t.version = d.ticket_version \
+                     WHERE s.sample_day = $1 AND s.sample_source = $2 ORDER BY s.position, d.id"
+                ))
+                .bind(day)
+                .bind(sample_source)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut items = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    items.push(self.item_from_row(row).await?);
+                }
+                Ok(items)
+            }
+
+            async fn review_item(
+                &self,
+                decision_id: &str,
+            ) -> Result<Option<crate::review::ReviewItem>, StoreError> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    review_item_columns!(),
+                    " FROM decisions d LEFT JOIN review_samples s ON s.decision_id = d.id \
+                     LEFT JOIN tickets t ON t.source = d.source AND t.ticket_id = d.ticket_id \
+                       AND t.version = d.ticket_version \
+                     WHERE d.id = $1"
+                ))
+                .bind(decision_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                match row {
+                    Some(row) => Ok(Some(self.item_from_row(&row).await?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn skip_sampled(&self, decision_id: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE review_samples SET skipped_at = $1 WHERE decision_id = $2 AND skipped_at IS NULL")
+                    .bind(Utc::now())
+                    .bind(decision_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_review(
+                &self,
+                r: &crate::review::NewReview,
+            ) -> Result<Option<crate::review::Review>, StoreError> {
+                let severity = r.verdict.corrected_severity();
+                let row = sqlx::query(
+                    "INSERT INTO reviews (decision_id, reviewer, reviewed_at, verdict, \
+                     corrected_severity, corrected_route, why, origin, external_key) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     ON CONFLICT (external_key) DO NOTHING \
+                     RETURNING id, decision_id, reviewer, reviewed_at, verdict, corrected_severity, why, origin",
+                )
+                .bind(&r.decision_id)
+                .bind(&r.reviewer)
+                .bind(Utc::now())
+                .bind(r.verdict.as_str())
+                .bind(severity.map(Severity::as_str))
+                .bind(severity.map(|s| s.route().as_str()))
+                .bind(&r.why)
+                .bind(r.origin.as_str())
+                .bind(&r.external_key)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(Self::review_from_row).transpose()
+            }
+
+            async fn reviews(&self, decision_id: &str) -> Result<Vec<crate::review::Review>, StoreError> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    review_columns!(),
+                    " FROM reviews r WHERE r.decision_id = $1 ORDER BY r.id"
+                ))
+                .bind(decision_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::review_from_row).collect()
+            }
+
+            async fn latest_reviews_since(
+                &self,
+                since: DateTime<Utc>,
+            ) -> Result<Vec<crate::review::Review>, StoreError> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    review_columns!(),
+                    " FROM reviews r WHERE r.reviewed_at >= $1 AND r.id = \
+                     (SELECT MAX(r2.id) FROM reviews r2 WHERE r2.decision_id = r.decision_id) \
+                     ORDER BY r.id"
+                ))
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::review_from_row).collect()
+            }
+
+            async fn review_tally(
+                &self,
+                from: DateTime<Utc>,
+                to: DateTime<Utc>,
+            ) -> Result<crate::review::Tally, StoreError> {
+                // The last verdict per decision within each group: a sampled review and an
+                // agent's override of the same decision both count, each in its own column.
+                let rows = sqlx::query(
+                    "SELECT CASE WHEN r.origin = 'override' THEN 'override' ELSE 'review' END AS grp, \
+                     r.verdict AS verdict, COUNT(*) AS n FROM reviews r \
+                     JOIN decisions d ON d.id = r.decision_id \
+                     WHERE d.created_at >= $1 AND d.created_at < $2 AND r.id = ( \
+                       SELECT MAX(r2.id) FROM reviews r2 WHERE r2.decision_id = r.decision_id \
+                       AND (CASE WHEN r2.origin = 'override' THEN 1 ELSE 0 END) = \
+                           (CASE WHEN r.origin = 'override' THEN 1 ELSE 0 END)) \
+                     GROUP BY 1, 2",
+                )
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+                let mut t = crate::review::Tally::default();
+                for row in &rows {
+                    let grp: String = row.try_get("grp").map_err(corrupt)?;
+                    let verdict: String = row.try_get("verdict").map_err(corrupt)?;
+                    let n: i64 = row.try_get("n").map_err(corrupt)?;
+                    let n = u64::try_from(n).unwrap_or(0);
+                    match (grp.as_str(), verdict.as_str()) {
+                        ("override", _) => t.overrides += n,
+                        (_, "correct") => t.reviewed_correct += n,
+                        _ => t.reviewed_corrected += n,
+                    }
+                }
+                Ok(t)
+            }
+        }
+
+        impl $store {
+            fn review_from_row(row: &$row) -> Result<crate::review::Review, StoreError> {
+                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+                let bad = |e: crate::domain::DomainError| StoreError::Corrupt(e.to_string());
+                let verdict: String = row.try_get("verdict").map_err(corrupt)?;
+                let severity: Option<String> = row.try_get("corrected_severity").map_err(corrupt)?;
+                let origin: String = row.try_get("origin").map_err(corrupt)?;
+                Ok(crate::review::Review {
+                    id: row.try_get("id").map_err(corrupt)?,
+                    decision_id: row.try_get("decision_id").map_err(corrupt)?,
+                    reviewer: row.try_get("reviewer").map_err(corrupt)?,
+                    reviewed_at: row.try_get("reviewed_at").map_err(corrupt)?,
+                    verdict: crate::review::Verdict::parse(&verdict, severity.as_deref()).map_err(bad)?,
+                    why: row.try_get("why").map_err(corrupt)?,
+                    origin: crate::review::Origin::parse(&origin).map_err(bad)?,
+                })
+            }
+
+            /// A decision row joined with its ticket (`t_*`) and sample (`s_skipped_at`), and
+            /// its last sampled-review verdict.
+            async fn item_from_row(&self, row: &$row) -> Result<crate::review::ReviewItem, StoreError> {
+                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+                let decision = Self::decision_from_row(row)?;
+                let subject: Option<String> = row.try_get("t_subject").map_err(corrupt)?;
+                let ticket = match subject {
+                    Some(subject) => {
+                        let tier: String = row.try_get("t_tier").map_err(corrupt)?;
+                        Some(crate::review::TicketText {
+                            subject,
+                            body: row.try_get("t_body").map_err(corrupt)?,
+                            tier: Tier::parse("tier", &tier)
+                                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                            arr_usd: row.try_get("t_arr_usd").map_err(corrupt)?,
+                        })
+                    }
+                    None => None,
+                };
+                let skipped: Option<DateTime<Utc>> = row.try_get("s_skipped_at").map_err(corrupt)?;
+                let latest = sqlx::query(concat!(
+                    "SELECT ",
+                    review_columns!(),
+                    " FROM reviews r WHERE r.decision_id = $1 AND r.origin <> 'override' \
+                     ORDER BY r.id DESC LIMIT 1"
+                ))
+                .bind(&decision.id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(crate::review::ReviewItem {
+                    latest: latest.as_ref().map(Self::review_from_row).transpose()?,
+                    decision,
+                    ticket,
+                    skipped: skipped.is_some(),
+                })
             }
         }
     };

@@ -1,5 +1,6 @@
 //! Routing accuracy scores: a reviewed decision becomes a Langfuse score `routing_correct`
-//! (BOOLEAN) on its trace and generation.
+//! (BOOLEAN) on its trace and generation, and a corrected one also `corrected_severity`
+//! (CATEGORICAL: the severity the reviewer says is right).
 //!
 //! [`record_review`] is what the review flow calls: it only writes the score to the database
 //! outbox, so a review is never lost to a Langfuse outage. [`run_sender`] delivers pending scores
@@ -16,12 +17,15 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::LangfuseSettings,
     domain::Decision,
-    store::{ScoreRow, Store, StoreError},
+    domain::Severity,
+    store::{ScoreRow, ScoreValue, Store, StoreError},
     telemetry::metrics::metrics,
 };
 
 /// The score name the dashboards average.
 pub const SCORE_NAME: &str = "routing_correct";
+/// The CATEGORICAL score of a corrected decision: the severity that is right.
+pub const CORRECTED_SEVERITY: &str = "corrected_severity";
 
 /// Writes the review of `decision` to the score outbox (pending). `correct = false` means the
 /// reviewer corrected the decision; `comment` says how (e.g. `human -> engineering`).
@@ -34,15 +38,50 @@ pub async fn record_review(
     correct: bool,
     comment: Option<&str>,
 ) -> Result<ScoreRow, StoreError> {
+    let score = score_row(decision, SCORE_NAME, ScoreValue::Boolean(correct), comment);
+    store.upsert_score(&score).await?;
+    Ok(score)
+}
+
+/// Writes the `corrected_severity` score of `decision` to the outbox (pending): the severity a
+/// reviewer says is right. Idempotent like [`record_review`] (`<trace id>-corrected_severity`),
+/// so a re-judged decision updates it.
+///
+/// # Errors
+/// When the score cannot be written; the caller should retry the review.
+pub async fn record_corrected_severity(
+    store: &dyn Store,
+    decision: &Decision,
+    severity: Severity,
+    comment: Option<&str>,
+) -> Result<ScoreRow, StoreError> {
+    let score = score_row(
+        decision,
+        CORRECTED_SEVERITY,
+        ScoreValue::Categorical(severity.as_str().to_owned()),
+        comment,
+    );
+    store.upsert_score(&score).await?;
+    Ok(score)
+}
+
+/// A score on `decision`'s trace (or, untraced, its id) named `name`, with the filterable
+/// context of the decision as metadata.
+fn score_row(
+    decision: &Decision,
+    name: &str,
+    value: ScoreValue,
+    comment: Option<&str>,
+) -> ScoreRow {
     let anchor = decision.trace_id.as_deref().unwrap_or(&decision.id);
-    let score = ScoreRow {
-        id: format!("{anchor}-{SCORE_NAME}"),
+    ScoreRow {
+        id: format!("{anchor}-{name}"),
         decision_id: decision.id.clone(),
         trace_id: decision.trace_id.clone(),
         observation_id: decision.observation_id.clone(),
         session_id: decision.ticket_id.clone(),
-        name: SCORE_NAME.to_owned(),
-        value: i32::from(correct),
+        name: name.to_owned(),
+        value,
         comment: comment.map(str::to_owned),
         metadata: serde_json::json!({
             "decision_id": decision.id,
@@ -55,9 +94,7 @@ pub async fn record_review(
         })
         .to_string(),
         attempts: 0,
-    };
-    store.upsert_score(&score).await?;
-    Ok(score)
+    }
 }
 
 /// The body of `POST /api/public/scores` (reference/langfuse-otel.md section 4).
@@ -72,7 +109,8 @@ struct ScoreBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     session_id: Option<&'a str>,
     name: &'a str,
-    value: i32,
+    /// A number for BOOLEAN, a string for CATEGORICAL.
+    value: serde_json::Value,
     data_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     comment: Option<&'a str>,
@@ -118,8 +156,11 @@ impl ScoreSender {
             // A score without a trace still links to the ticket's session.
             session_id: s.trace_id.is_none().then_some(s.session_id.as_str()),
             name: &s.name,
-            value: s.value,
-            data_type: "BOOLEAN",
+            value: match &s.value {
+                ScoreValue::Boolean(b) => serde_json::Value::from(i32::from(*b)),
+                ScoreValue::Categorical(v) => serde_json::Value::from(v.as_str()),
+            },
+            data_type: s.value.data_type(),
             comment: s.comment.as_deref(),
             metadata,
             environment: &self.environment,

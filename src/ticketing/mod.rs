@@ -162,6 +162,9 @@ impl TicketingError {
 pub enum Accepted {
     /// A new ticket (or a new version of one) to store and decide.
     Ticket(NewDelivery),
+    /// A change in the tool that may be an agent's override of escalator's routing
+    /// (`crate::review::overrides`); never re-routes the ticket.
+    Override(crate::review::overrides::Observed),
     /// An event the bridge does not act on; acknowledged and ignored.
     Ignored {
         /// The event type, for the log.
@@ -260,6 +263,7 @@ pub struct Bridge {
     store: Arc<dyn Store>,
     adapters: Adapters,
     wake: Arc<Notify>,
+    overrides: Option<Arc<crate::review::overrides::Overrides>>,
 }
 
 impl Bridge {
@@ -269,7 +273,15 @@ impl Bridge {
             store,
             adapters,
             wake,
+            overrides: None,
         }
+    }
+
+    /// Takes agents' overrides as verdicts (without this they are acknowledged and ignored).
+    #[must_use]
+    pub fn with_overrides(mut self, overrides: crate::review::overrides::Overrides) -> Self {
+        self.overrides = Some(Arc::new(overrides));
+        self
     }
 
     /// Handles one delivery for `source`. `Ok` means the delivery is durable (or deliberately
@@ -290,6 +302,17 @@ impl Bridge {
             Accepted::Ignored { event_type } => {
                 tracing::info!(%source, event_type, "webhook event ignored");
                 Ok(Received::Ignored)
+            }
+            Accepted::Override(observed) => {
+                use crate::review::overrides::Outcome;
+                Ok(match &self.overrides {
+                    Some(o) => match o.record(&observed).await? {
+                        Outcome::Stored => Received::Accepted,
+                        Outcome::Duplicate => Received::Duplicate,
+                        Outcome::NotAnOverride => Received::Ignored,
+                    },
+                    None => Received::Ignored,
+                })
             }
             Accepted::Ticket(mut delivery) => {
                 // The worker that decides the delivery continues this request's trace.

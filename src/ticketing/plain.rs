@@ -337,6 +337,11 @@ impl Ticketing for Plain {
             webhook_version = version,
             "plain webhook verified"
         );
+        if let Some(change) = crate::review::overrides::plain_change(&event_type, &v) {
+            return Ok(Accepted::Override(
+                crate::review::overrides::Observed::Plain(change),
+            ));
+        }
         if !self.settings.event_types.contains(&event_type) {
             return Ok(Accepted::Ignored { event_type });
         }

@@ -205,6 +205,30 @@ impl Pylon {
         .await
     }
 
+    /// The issue's current tags and team, for an agent's override (`crate::review::overrides`).
+    ///
+    /// # Errors
+    /// [`TicketingError`] from `GET /issues/{id}`.
+    pub async fn routing_of(
+        &self,
+        issue_id: &str,
+    ) -> Result<(Vec<String>, Option<String>), TicketingError> {
+        let issue = self.issue(issue_id).await?;
+        let tags = issue
+            .get("tags")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+        let team = issue
+            .pointer("/team/id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok((tags, team))
+    }
+
     /// Adds the route's tags (merged with the current ones, since PATCH replaces the set) and
     /// sets team and assignee; skips the PATCH when the issue already looks like that.
     async fn update(&self, p: &Value) -> Result<(), TicketingError> {
@@ -390,6 +414,9 @@ impl Ticketing for Pylon {
         }
         if issue_id.contains(['/', '?', '#']) {
             return Err(DomainError::invalid("issue_id", "must not contain / ? or #").into());
+        }
+        if let Some(o) = crate::review::overrides::pylon_doorbell(event, issue_id) {
+            return Ok(Accepted::Override(o));
         }
         Ok(Accepted::Ticket(NewDelivery {
             key: IdempotencyKey {

@@ -10,5 +10,8 @@
 mod classify;
 mod cli;
 mod harness;
+mod overrides;
 mod panics;
+mod review;
+mod review_web;
 mod store;

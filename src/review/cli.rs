@@ -1,0 +1,330 @@
+//! The review's commands: `escalator review [export|import]` and
+//! `escalator labels add-from-reviews`. `crate::cli` only dispatches here.
+
+use std::{io::IsTerminal as _, path::PathBuf, process::ExitCode, sync::Arc};
+
+use chrono::NaiveDate;
+use clap::{Args, Subcommand};
+
+use crate::{
+    config::{ProcessEnv, Settings},
+    domain::Source,
+    store::{self, Store},
+};
+
+use super::{SampleRequest, Verdict};
+
+const EX_USAGE: u8 = 64;
+const EX_SOFTWARE: u8 = 70;
+
+/// `escalator review`: judge a day's sample in the terminal (or export / import it).
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ReviewArgs {
+    #[command(subcommand)]
+    command: Option<ReviewCommand>,
+    #[command(flatten)]
+    sample: SampleArgs,
+    /// Who is judging (stored with every verdict).
+    #[arg(long, env = "USER", default_value = "reviewer")]
+    reviewer: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReviewCommand {
+    /// Print the day's open sample as CSV (ticket, decision, empty verdict columns).
+    Export(SampleArgs),
+    /// Validate a filled-in export and store its verdicts (nothing is stored if a row is wrong).
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// The reviewer of rows whose `reviewer` column is empty.
+        #[arg(long, env = "USER", default_value = "reviewer")]
+        reviewer: String,
+    },
+}
+
+/// Which sample: the day, its size, the seed and the source.
+#[derive(Debug, Args)]
+struct SampleArgs {
+    /// The day whose decisions are sampled (YYYY-MM-DD in `[review] time_zone`; default
+    /// yesterday).
+    #[arg(long)]
+    date: Option<NaiveDate>,
+    /// Decisions in the day's sample (default `[review] sample_size`, 10).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    n: Option<u16>,
+    /// Seed of the draw, to repeat it (the seed used is printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Only decisions of this source.
+    #[arg(long, value_enum)]
+    source: Option<SourceArg>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SourceArg {
+    Plain,
+    Pylon,
+    Api,
+}
+
+impl From<SourceArg> for Source {
+    fn from(s: SourceArg) -> Self {
+        match s {
+            SourceArg::Plain => Source::Plain,
+            SourceArg::Pylon => Source::Pylon,
+            SourceArg::Api => Source::Api,
+        }
+    }
+}
+
+/// `escalator labels add-from-reviews`.
+#[derive(Debug, Args)]
+pub struct AddFromReviewsArgs {
+    /// Only verdicts given on or after this day (YYYY-MM-DD in `[review] time_zone`).
+    #[arg(long)]
+    since: Option<NaiveDate>,
+    /// Show what would be added and the prompt version; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The labels file to append to.
+    #[arg(long, default_value = "labels/labels.csv")]
+    file: PathBuf,
+}
+
+struct Env {
+    settings: Settings,
+    rt: tokio::runtime::Runtime,
+    store: Arc<dyn Store>,
+}
+
+fn open(command: &str) -> Result<Env, ExitCode> {
+    let settings = Settings::load(&ProcessEnv).map_err(|e| {
+        eprintln!("escalator {command}: invalid configuration: {e}");
+        ExitCode::from(EX_USAGE)
+    })?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("escalator {command}: cannot start the async runtime: {e}");
+            ExitCode::from(EX_SOFTWARE)
+        })?;
+    let store = rt.block_on(store::connect(&settings.store)).map_err(|e| {
+        eprintln!("escalator {command}: {e:#}");
+        ExitCode::from(EX_SOFTWARE)
+    })?;
+    Ok(Env {
+        settings,
+        rt,
+        store,
+    })
+}
+
+impl SampleArgs {
+    fn request(&self, settings: &Settings) -> SampleRequest {
+        SampleRequest {
+            day: self
+                .date
+                .unwrap_or_else(|| super::yesterday(settings.review.time_zone)),
+            n: self.n.map_or(settings.review.sample_size, usize::from),
+            seed: self.seed,
+            source: self.source.map(Source::from),
+        }
+    }
+}
+
+/// Runs `escalator review …`; returns the exit code.
+pub fn main(args: ReviewArgs) -> ExitCode {
+    match args.command {
+        None => review(&args.sample, &args.reviewer),
+        Some(ReviewCommand::Export(sample)) => export(&sample),
+        Some(ReviewCommand::Import { file, reviewer }) => import(&file, &reviewer),
+    }
+}
+
+fn review(sample: &SampleArgs, reviewer: &str) -> ExitCode {
+    let env = match open("review") {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let req = sample.request(&env.settings);
+    let tz = env.settings.review.time_zone;
+    let sample = match env.rt.block_on(super::sample(env.store.as_ref(), tz, &req)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("escalator review: cannot sample: {e}");
+            return ExitCode::from(EX_SOFTWARE);
+        }
+    };
+    if sample.items.is_empty() {
+        println!("No decisions to review for {} in {tz}.", req.day);
+        return ExitCode::SUCCESS;
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("Type a key and Enter; the why is optional (Enter to leave it empty).");
+    }
+    let mut input = stdin.lock();
+    let mut out = std::io::stdout().lock();
+    let outcome = super::terminal::run(
+        env.rt.handle(),
+        env.store.as_ref(),
+        &sample,
+        reviewer,
+        &mut input,
+        &mut out,
+    );
+    match outcome {
+        Ok(_) => {
+            if let Ok(t) = env
+                .rt
+                .block_on(super::tally(env.store.as_ref(), tz, req.day))
+            {
+                println!("{}: {t}", req.day);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("escalator review: {e:#} (verdicts given before it are kept)");
+            ExitCode::from(EX_SOFTWARE)
+        }
+    }
+}
+
+fn export(sample: &SampleArgs) -> ExitCode {
+    let env = match open("review export") {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let req = sample.request(&env.settings);
+    let tz = env.settings.review.time_zone;
+    let sample = match env.rt.block_on(super::sample(env.store.as_ref(), tz, &req)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("escalator review export: cannot sample: {e}");
+            return ExitCode::from(EX_SOFTWARE);
+        }
+    };
+    let open: Vec<_> = sample.open().map(|(_, i)| i).collect();
+    if let Err(e) = super::csv::export(&open, &mut std::io::stdout().lock()) {
+        eprintln!("escalator review export: {e}");
+        return ExitCode::from(EX_SOFTWARE);
+    }
+    eprintln!(
+        "{} decisions of {} to judge (seed {}); fill in verdict (correct | corrected), \
+         corrected_severity (routine | urgent | on_fire) and why, then `escalator review import`",
+        open.len(),
+        req.day,
+        sample.seed
+    );
+    ExitCode::SUCCESS
+}
+
+fn import(file: &std::path::Path, reviewer: &str) -> ExitCode {
+    let name = file.display().to_string();
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{name}: cannot read: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let env = match open("review import") {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let store = env.store.as_ref();
+    let parsed = match env
+        .rt
+        .block_on(super::csv::parse(store, &name, &text, reviewer))
+    {
+        Ok(p) => p,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!("{name}: {} problem(s); nothing was stored", problems.len());
+            return ExitCode::from(1);
+        }
+    };
+    let mut corrected = 0;
+    for row in &parsed.rows {
+        if let Err(e) = env
+            .rt
+            .block_on(super::record_by_id(store, row.review.clone()))
+        {
+            eprintln!(
+                "{name}:{}: cannot store the verdict: {e} (rows before it are stored; importing again is safe)",
+                row.line
+            );
+            return ExitCode::from(EX_SOFTWARE);
+        }
+        corrected += usize::from(matches!(row.review.verdict, Verdict::Corrected(_)));
+    }
+    println!(
+        "{name}: {} verdicts stored ({corrected} corrected), {} rows left unjudged",
+        parsed.rows.len(),
+        parsed.unjudged
+    );
+    ExitCode::SUCCESS
+}
+
+/// Runs `escalator labels add-from-reviews`; returns the exit code.
+pub fn add_from_reviews(args: AddFromReviewsArgs) -> ExitCode {
+    let env = match open("labels add-from-reviews") {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let result = env.rt.block_on(super::labels::add_from_reviews(
+        env.store.as_ref(),
+        env.settings.review.time_zone,
+        &args.file,
+        args.since,
+        env.settings.prompt_file.as_deref(),
+        args.dry_run,
+    ));
+    let name = args.file.display();
+    match result {
+        Ok(added) => {
+            for e in &added.rows {
+                println!(
+                    "{} {}: {} -> {} ({})",
+                    if args.dry_run { "would add" } else { "added" },
+                    e.ticket_id,
+                    crate::text::excerpt(&e.subject, 60),
+                    e.severity,
+                    e.why
+                );
+            }
+            println!(
+                "{name}: {} row(s) {}, {} already there, {} without ticket text; labels check: ok",
+                added.rows.len(),
+                if args.dry_run {
+                    "to add (dry run)"
+                } else {
+                    "added"
+                },
+                added.already_there,
+                added.without_text
+            );
+            println!("prompt version: {}", added.prompt_version);
+            ExitCode::SUCCESS
+        }
+        Err(super::labels::AddError::Labels(problems)) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!(
+                "{name}: {} problem(s); the file is unchanged",
+                problems.len()
+            );
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("escalator labels add-from-reviews: {e:#}; the file is unchanged");
+            ExitCode::from(EX_SOFTWARE)
+        }
+    }
+}

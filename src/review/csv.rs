@@ -1,0 +1,264 @@
+//! The review as a spreadsheet: `escalator review export` writes a day's open sample as CSV
+//! (the ticket, the decision, and empty verdict columns); `escalator review import` validates
+//! every row and stores the verdicts, or stores nothing when any row is wrong.
+
+use std::collections::BTreeSet;
+
+use crate::{domain::Severity, store::Store};
+
+use super::{NewReview, Origin, ReviewItem, Verdict};
+
+/// The exact header of an export (and of a file to import).
+pub const HEADER: [&str; 20] = [
+    "decision_id",
+    "source",
+    "ticket_id",
+    "decided_at",
+    "subject",
+    "first_message",
+    "tier",
+    "arr_usd",
+    "severity",
+    "route",
+    "confidence",
+    "reasoning",
+    "prompt_version",
+    "model",
+    "fallback",
+    "fallback_reason",
+    "verdict",
+    "corrected_severity",
+    "why",
+    "reviewer",
+];
+
+fn col(name: &str) -> usize {
+    HEADER.iter().position(|h| *h == name).unwrap_or(0)
+}
+
+/// Writes `items` as CSV with empty verdict columns.
+///
+/// # Errors
+/// When the writer fails.
+pub fn export(items: &[&ReviewItem], out: &mut dyn std::io::Write) -> Result<(), csv::Error> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(HEADER)?;
+    for item in items {
+        let d = &item.decision;
+        let t = item.ticket.as_ref();
+        w.write_record([
+            d.id.as_str(),
+            d.source.as_str(),
+            &d.ticket_id,
+            &d.created_at.to_rfc3339(),
+            t.map_or("", |t| t.subject.as_str()),
+            t.map_or("", |t| t.body.as_str()),
+            t.map_or("", |t| t.tier.as_str()),
+            &t.and_then(|t| t.arr_usd)
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            d.severity.as_str(),
+            d.route.as_str(),
+            &format!("{:.2}", d.confidence),
+            &d.reasoning,
+            &d.prompt_version,
+            &d.model,
+            if d.fallback { "true" } else { "false" },
+            d.fallback_reason.as_deref().unwrap_or(""),
+            "",
+            "",
+            "",
+            "",
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// One problem in an import, located like the labels checker's (`file:line:column: message`).
+pub type Problem = crate::labels::Problem;
+
+/// A verdict read from a file, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// 1-based line.
+    pub line: u64,
+    /// The review.
+    pub review: NewReview,
+}
+
+/// What an import holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parsed {
+    /// Rows with a verdict.
+    pub rows: Vec<Row>,
+    /// Rows left unjudged (empty verdict).
+    pub unjudged: usize,
+}
+
+/// Parses and validates an import: the header, every row's verdict, corrected severity, why and
+/// reviewer, each decision id present once and known to `store` with the row's ticket id.
+///
+/// # Errors
+/// Every problem found, each naming its line and column; nothing is stored then.
+pub async fn parse(
+    store: &dyn Store,
+    file: &str,
+    text: &str,
+    default_reviewer: &str,
+) -> Result<Parsed, Vec<Problem>> {
+    let problem = |line: u64, column: usize, message: String| Problem {
+        file: file.to_owned(),
+        line,
+        column,
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+    match records.next() {
+        None => return Err(vec![problem(0, 0, "file is empty".into())]),
+        Some(Err(e)) => return Err(vec![problem(1, 0, format!("unreadable header: {e}"))]),
+        Some(Ok(h)) => {
+            let got: Vec<&str> = h.iter().collect();
+            if got != HEADER {
+                return Err(vec![problem(
+                    1,
+                    0,
+                    format!(
+                        "header must be exactly `{}` (as `escalator review export` writes it)",
+                        HEADER.join(",")
+                    ),
+                )]);
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    let mut parsed = Parsed::default();
+    let mut seen = BTreeSet::new();
+    for record in records {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, csv::Position::line);
+                problems.push(problem(line, 0, format!("malformed CSV: {e}")));
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, csv::Position::line);
+        if record.len() != HEADER.len() {
+            problems.push(problem(
+                line,
+                0,
+                format!("has {} fields, expected {}", record.len(), HEADER.len()),
+            ));
+            continue;
+        }
+        let field = |name: &str| record[col(name)].trim();
+        let verdict = field("verdict");
+        let severity = field("corrected_severity");
+        if verdict.is_empty() && severity.is_empty() {
+            parsed.unjudged += 1;
+            continue;
+        }
+        let id = field("decision_id");
+        let mut ok = true;
+        if id.is_empty() {
+            problems.push(problem(
+                line,
+                col("decision_id") + 1,
+                "decision_id is empty".into(),
+            ));
+            ok = false;
+        } else if !seen.insert(id.to_owned()) {
+            problems.push(problem(
+                line,
+                col("decision_id") + 1,
+                format!("decision {id} appears twice"),
+            ));
+            ok = false;
+        } else {
+            match store.decision_by_id(id).await {
+                Ok(Some(d)) if d.ticket_id == field("ticket_id") => {}
+                Ok(Some(d)) => {
+                    problems.push(problem(
+                        line,
+                        col("ticket_id") + 1,
+                        format!(
+                            "ticket_id {:?} is not the ticket of decision {id} ({:?})",
+                            field("ticket_id"),
+                            d.ticket_id
+                        ),
+                    ));
+                    ok = false;
+                }
+                Ok(None) => {
+                    problems.push(problem(
+                        line,
+                        col("decision_id") + 1,
+                        format!("no decision {id} in the routing log"),
+                    ));
+                    ok = false;
+                }
+                Err(e) => {
+                    problems.push(problem(
+                        line,
+                        0,
+                        format!("cannot read the routing log: {e}"),
+                    ));
+                    ok = false;
+                }
+            }
+        }
+        // `corrected` with a severity, `correct` without; a bare severity in the verdict column
+        // (as typed in a hurry) is read as a correction to it.
+        let parsed_verdict = match Severity::parse("verdict", verdict) {
+            Ok(s) if severity.is_empty() => Ok(Verdict::Corrected(s)),
+            _ => Verdict::parse(verdict, Some(severity)),
+        };
+        let verdict = match parsed_verdict {
+            Ok(v) => Some(v),
+            Err(crate::domain::DomainError::InvalidField { field: f, reason }) => {
+                let column = if f == "verdict" {
+                    col("verdict")
+                } else {
+                    col("corrected_severity")
+                } + 1;
+                problems.push(problem(line, column, format!("{f} {reason}")));
+                None
+            }
+        };
+        let reviewer = match field("reviewer") {
+            "" => default_reviewer,
+            r => r,
+        };
+        if crate::text::has_control(reviewer) || reviewer.chars().count() > 100 {
+            problems.push(problem(
+                line,
+                col("reviewer") + 1,
+                "reviewer must be one line of at most 100 characters".into(),
+            ));
+            ok = false;
+        }
+        if let (true, Some(verdict)) = (ok, verdict) {
+            parsed.rows.push(Row {
+                line,
+                review: NewReview {
+                    decision_id: id.to_owned(),
+                    reviewer: reviewer.to_owned(),
+                    verdict,
+                    why: Some(field("why").to_owned()),
+                    origin: Origin::Import,
+                    external_key: None,
+                },
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(problems)
+    }
+}

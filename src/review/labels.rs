@@ -1,0 +1,171 @@
+//! `escalator labels add-from-reviews`: the corrected tickets become labelled examples. Rows are
+//! appended to the labels file with the labels module's own writer, checked with its checker
+//! (the rules of `escalator labels check`) before anything is written, and the prompt version
+//! the new file implies is printed, since every later decision will carry it.
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+
+use crate::{
+    labels::{self, Example, Rules},
+    prompt::{self, Prompt},
+    store::Store,
+};
+
+use super::Verdict;
+
+/// What `add-from-reviews` found and did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Added {
+    /// The rows appended (or, in a dry run, that would be).
+    pub rows: Vec<Example>,
+    /// Corrected tickets already in the file (by ticket id), skipped.
+    pub already_there: usize,
+    /// Corrected decisions whose ticket text is not in the routing log, skipped.
+    pub without_text: usize,
+    /// The prompt version with the new file.
+    pub prompt_version: String,
+}
+
+/// Why nothing was added.
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    /// The labels file (as it is, or with the new rows) fails the checks; nothing was written.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Labels(Vec<labels::Problem>),
+    /// The routing log cannot be read.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The file cannot be written, or the prompt not rendered.
+    #[error(transparent)]
+    Io(#[from] anyhow::Error),
+}
+
+/// The rules `escalator labels check` applies to a training file (not a holdout).
+const TRAINING_RULES: Rules = Rules {
+    min_rows: 50,
+    min_share: 0.25,
+};
+
+/// Appends the tickets whose last verdict since `since` (start of that day in `tz`; all when
+/// `None`) is a correction to the labels file at `file`, with the corrected severity and the
+/// reviewer's why; tickets already in the file are skipped. The combined file must pass the
+/// labels checks (against the holdout beside it, when there is one) or nothing is written.
+/// `template` is the prompt template for the version (the embedded one when `None`).
+///
+/// # Errors
+/// [`AddError`]; the file is unchanged then.
+pub async fn add_from_reviews(
+    store: &dyn Store,
+    tz: chrono_tz::Tz,
+    file: &Path,
+    since: Option<NaiveDate>,
+    template: Option<&Path>,
+    dry_run: bool,
+) -> Result<Added, AddError> {
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        AddError::Labels(vec![labels::Problem {
+            file: name.clone(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    let existing = labels::parse(&name, &text).map_err(AddError::Labels)?;
+    let since = since.map_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH, |d| {
+        super::day_bounds(d, tz).0
+    });
+    let mut ids: std::collections::BTreeSet<String> =
+        existing.iter().map(|e| e.ticket_id.clone()).collect();
+    let mut added = Added {
+        rows: Vec::new(),
+        already_there: 0,
+        without_text: 0,
+        prompt_version: String::new(),
+    };
+    for review in store.latest_reviews_since(since).await? {
+        let Verdict::Corrected(severity) = review.verdict else {
+            continue;
+        };
+        let Some(item) = store.review_item(&review.decision_id).await? else {
+            continue;
+        };
+        let Some(ticket) = item.ticket else {
+            added.without_text += 1;
+            continue;
+        };
+        let id = item.decision.ticket_id.clone();
+        if !ids.insert(id.clone()) {
+            added.already_there += 1;
+            continue;
+        }
+        let subject = crate::text::excerpt(&ticket.subject, 300);
+        added.rows.push(Example {
+            ticket_id: id,
+            subject: if subject.is_empty() {
+                "(no subject)".to_owned()
+            } else {
+                subject
+            },
+            first_message: ticket.body.trim().to_owned(),
+            tier: ticket.tier,
+            severity,
+            route: severity.route(),
+            why: review.why.clone().unwrap_or_else(|| {
+                format!(
+                    "Reviewer corrected {} to {severity} ({}).",
+                    item.decision.severity,
+                    review.origin.as_str()
+                )
+            }),
+        });
+    }
+    let mut new_text = text.clone();
+    if !new_text.ends_with('\n') {
+        new_text.push('\n');
+    }
+    new_text.push_str(&labels::render_rows(&added.rows));
+    let examples = labels::parse(&name, &new_text).map_err(AddError::Labels)?;
+    let holdout = file.with_file_name("holdout.csv");
+    let other = if holdout.exists() && holdout != file {
+        Some((
+            holdout.display().to_string(),
+            labels::load(&holdout).map_err(AddError::Labels)?,
+        ))
+    } else {
+        None
+    };
+    let problems = labels::check(
+        &name,
+        &examples,
+        &TRAINING_RULES,
+        other.as_ref().map(|(n, o)| (n.as_str(), o.as_slice())),
+    );
+    if !problems.is_empty() {
+        return Err(AddError::Labels(problems));
+    }
+    let template = match template {
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| anyhow::anyhow!("cannot read prompt template {}: {e}", p.display()))?,
+        None => prompt::EMBEDDED_TEMPLATE.to_owned(),
+    };
+    added.prompt_version = Prompt::render(&template, &examples)
+        .map_err(|e| anyhow::anyhow!("cannot render the prompt: {e}"))?
+        .version()
+        .to_owned();
+    if !dry_run && !added.rows.is_empty() {
+        write_atomically(file, &new_text)?;
+    }
+    Ok(added)
+}
+
+/// Writes `text` next to `file` and renames it over, so a crash never leaves half a file.
+fn write_atomically(file: &Path, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let tmp: PathBuf = file.with_extension("csv.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, file).with_context(|| format!("cannot replace {}", file.display()))?;
+    Ok(())
+}

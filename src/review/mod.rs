@@ -1,0 +1,303 @@
+//! The daily review: a person reads a few of yesterday's decisions each morning and says whether
+//! each was right. Without verdicts no accuracy figure exists; with them the labels and the
+//! Langfuse dashboards learn from the misses.
+//!
+//! - [`sample`] draws N decisions uniformly at random from one day (in the configured time
+//!   zone), reproducibly for a `--seed`, and records them, so a decision is never offered twice.
+//! - [`record`] stores a verdict (history kept, the last one counts) and writes the Langfuse
+//!   scores to the outbox: `routing_correct` (BOOLEAN), and `corrected_severity` (CATEGORICAL)
+//!   for a correction.
+//! - [`terminal`] is `escalator review`, [`csv`] its spreadsheet export and import,
+//!   [`labels`] `escalator labels add-from-reviews`, [`overrides`] the agents' changes in Plain
+//!   and Pylon taken as verdicts; `crate::web` serves the same sample as a page.
+
+pub mod cli;
+pub mod csv;
+pub mod labels;
+pub mod model;
+pub mod overrides;
+pub mod settings;
+pub mod terminal;
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone as _, Utc};
+use rand::{SeedableRng as _, rngs::StdRng};
+
+pub use model::{NewReview, Origin, Review, ReviewItem, Tally, TicketText, Verdict};
+pub use settings::ReviewSettings;
+
+use crate::{
+    domain::{Decision, Source},
+    store::{Store, StoreError},
+    telemetry::scores,
+};
+
+/// Longest why kept, in characters (it becomes a labels row's `why_this_label`).
+pub const MAX_WHY_CHARS: usize = 300;
+
+/// Which decisions to sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleRequest {
+    /// The day, in the review time zone.
+    pub day: NaiveDate,
+    /// How many decisions the day's sample should hold.
+    pub n: usize,
+    /// The seed of the draw; `None` picks one (printed, so the draw can be repeated).
+    pub seed: Option<u64>,
+    /// Only decisions of this source.
+    pub source: Option<Source>,
+}
+
+/// A day's sample: every decision offered for it, judged or not, in the order drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The day.
+    pub day: NaiveDate,
+    /// The source filter.
+    pub source: Option<Source>,
+    /// The seed of this call's draw (when nothing was drawn, the one it would have used).
+    pub seed: u64,
+    /// Decisions drawn by this call (the rest were offered before).
+    pub drawn: usize,
+    /// The sample.
+    pub items: Vec<ReviewItem>,
+}
+
+impl Sample {
+    /// Items still waiting for a verdict.
+    pub fn open(&self) -> impl Iterator<Item = (usize, &ReviewItem)> {
+        self.items.iter().enumerate().filter(|(_, i)| i.open())
+    }
+}
+
+/// The stored name of a source filter.
+pub fn source_key(source: Option<Source>) -> &'static str {
+    source.map_or("all", Source::as_str)
+}
+
+/// Yesterday in `tz`.
+pub fn yesterday(tz: chrono_tz::Tz) -> NaiveDate {
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    today.pred_opt().unwrap_or(today)
+}
+
+/// The first instant of `day` in `tz`, in UTC. A day whose midnight falls in a DST gap starts
+/// at the first local time that exists.
+fn day_start(day: NaiveDate, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    let mut t = day.and_time(NaiveTime::MIN);
+    for _ in 0..48 {
+        if let Some(local) = tz.from_local_datetime(&t).earliest() {
+            return local.with_timezone(&Utc);
+        }
+        t += Duration::minutes(30);
+    }
+    Utc.from_utc_datetime(&day.and_time(NaiveTime::MIN))
+}
+
+/// `[start, end)` of `day` in `tz`, in UTC (23, 24 or 25 hours).
+pub fn day_bounds(day: NaiveDate, tz: chrono_tz::Tz) -> (DateTime<Utc>, DateTime<Utc>) {
+    let next = day.succ_opt().unwrap_or(day);
+    (day_start(day, tz), day_start(next, tz))
+}
+
+/// Picks `k` of `len` indices uniformly at random without replacement, in draw order; the same
+/// seed always gives the same picks.
+pub fn draw(len: usize, k: usize, seed: u64) -> Vec<usize> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    rand::seq::index::sample(&mut rng, len, k.min(len)).into_vec()
+}
+
+/// The day's sample for `req`: the decisions offered for that day and source before, topped up
+/// to `req.n` with a uniform draw from the decisions of that day never offered (fallbacks
+/// included), which is recorded before it is returned.
+///
+/// # Errors
+/// When the store cannot be read or written.
+pub async fn sample(
+    store: &dyn Store,
+    tz: chrono_tz::Tz,
+    req: &SampleRequest,
+) -> Result<Sample, StoreError> {
+    let day = req.day.format("%Y-%m-%d").to_string();
+    let key = source_key(req.source);
+    let seed = req.seed.unwrap_or_else(rand::random);
+    let existing = store.sample_items(&day, key).await?;
+    let mut drawn = 0;
+    if existing.len() < req.n {
+        let (from, to) = day_bounds(req.day, tz);
+        let candidates = store.review_candidates(from, to, req.source).await?;
+        let picks: Vec<String> = draw(candidates.len(), req.n - existing.len(), seed)
+            .into_iter()
+            .map(|i| candidates[i].clone())
+            .collect();
+        if !picks.is_empty() {
+            let first = i32::try_from(existing.len()).unwrap_or(i32::MAX);
+            store.add_to_sample(&day, key, seed, first, &picks).await?;
+            drawn = picks.len();
+        }
+    }
+    let items = if drawn > 0 {
+        store.sample_items(&day, key).await?
+    } else {
+        existing
+    };
+    Ok(Sample {
+        day: req.day,
+        source: req.source,
+        seed,
+        drawn,
+        items,
+    })
+}
+
+/// Why a verdict could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// The decision id is not in the routing log.
+    #[error("no decision {0} in the routing log")]
+    UnknownDecision(String),
+    /// The store failed; nothing or only part was written (recording again is safe).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The why as stored: one line, at most [`MAX_WHY_CHARS`], `None` when blank.
+pub fn clean_why(why: Option<&str>) -> Option<String> {
+    let w = crate::text::excerpt(why.unwrap_or(""), MAX_WHY_CHARS);
+    (!w.is_empty()).then_some(w)
+}
+
+/// Stores a verdict on `decision` and writes its Langfuse scores to the outbox:
+/// `routing_correct` (1 correct, 0 corrected) and, for a correction, `corrected_severity`. A
+/// correction to the decision's own severity counts as correct. When a decision corrected
+/// before is now judged correct, `corrected_severity` is updated to the decision's severity, so
+/// Langfuse agrees with the last verdict. `None` when the review's `external_key` was stored
+/// before (a redelivered override): nothing else is written.
+///
+/// # Errors
+/// When the store cannot be written; recording again is safe (scores are idempotent).
+pub async fn record(
+    store: &dyn Store,
+    decision: &Decision,
+    mut review: NewReview,
+) -> Result<Option<Review>, StoreError> {
+    review.verdict = review.verdict.normalised(decision);
+    review.why = clean_why(review.why.as_deref());
+    let earlier = store.reviews(&decision.id).await?;
+    let Some(stored) = store.insert_review(&review).await? else {
+        return Ok(None);
+    };
+    let comment = format!(
+        "{} ({}, {}){}",
+        review.verdict,
+        review.origin.as_str(),
+        review.reviewer,
+        review
+            .why
+            .as_deref()
+            .map(|w| format!(": {w}"))
+            .unwrap_or_default()
+    );
+    let comment = crate::text::excerpt(&comment, 500);
+    let correct = review.verdict == Verdict::Correct;
+    scores::record_review(store, decision, correct, Some(&comment)).await?;
+    let was_corrected = earlier
+        .iter()
+        .any(|r| matches!(r.verdict, Verdict::Corrected(_)));
+    if !correct || was_corrected {
+        scores::record_corrected_severity(
+            store,
+            decision,
+            review.verdict.right_severity(decision),
+            Some(&comment),
+        )
+        .await?;
+    }
+    Ok(Some(stored))
+}
+
+/// [`record`] by decision id.
+///
+/// # Errors
+/// [`ReviewError::UnknownDecision`] when the id is not logged; store errors.
+pub async fn record_by_id(
+    store: &dyn Store,
+    review: NewReview,
+) -> Result<Option<Review>, ReviewError> {
+    let decision = store
+        .decision_by_id(&review.decision_id)
+        .await?
+        .ok_or_else(|| ReviewError::UnknownDecision(review.decision_id.clone()))?;
+    Ok(record(store, &decision, review).await?)
+}
+
+/// Last verdicts of `day`'s decisions (in `tz`), sampled reviews and overrides apart.
+///
+/// # Errors
+/// When the store cannot be read.
+pub async fn tally(
+    store: &dyn Store,
+    tz: chrono_tz::Tz,
+    day: NaiveDate,
+) -> Result<Tally, StoreError> {
+    let (from, to) = day_bounds(day, tz);
+    store.review_tally(from, to).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_is_a_day_in_the_time_zone() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let (from, to) = day_bounds(day, chrono_tz::UTC);
+        assert_eq!(from.to_rfc3339(), "2026-11-25T00:00:00+00:00");
+        assert_eq!(to.to_rfc3339(), "2026-11-26T00:00:00+00:00");
+        let (from, to) = day_bounds(day, chrono_tz::America::New_York);
+        assert_eq!(from.to_rfc3339(), "2026-11-25T05:00:00+00:00");
+        assert_eq!(to.to_rfc3339(), "2026-11-26T05:00:00+00:00");
+        // The day clocks go forward is 23 hours long.
+        let dst = NaiveDate::from_ymd_opt(2026, 3, 29).unwrap();
+        let (from, to) = day_bounds(dst, chrono_tz::Europe::Berlin);
+        assert_eq!((to - from).num_hours(), 23);
+        // Midnight does not exist in Santiago on the day clocks go forward (2026-09-06).
+        let gap = NaiveDate::from_ymd_opt(2026, 9, 6).unwrap();
+        let (from, to) = day_bounds(gap, chrono_tz::America::Santiago);
+        assert!(from < to);
+    }
+
+    #[test]
+    fn draws_are_uniform_reproducible_and_never_repeat_within() {
+        assert_eq!(draw(100, 10, 7), draw(100, 10, 7));
+        assert_ne!(draw(100, 10, 7), draw(100, 10, 8));
+        let picks = draw(100, 10, 7);
+        let mut unique = picks.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), 10);
+        assert_eq!(draw(3, 10, 1).len(), 3);
+        assert!(draw(0, 10, 1).is_empty());
+        // Every index is about equally likely: 20,000 draws of 2 of 5, each index ~8,000.
+        let mut counts = [0u32; 5];
+        for seed in 0..20_000 {
+            for i in draw(5, 2, seed) {
+                counts[i] += 1;
+            }
+        }
+        assert!(
+            counts.iter().all(|c| (7_400..8_600).contains(c)),
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn whys_are_one_bounded_line() {
+        assert_eq!(clean_why(Some("  ")), None);
+        assert_eq!(
+            clean_why(Some("prod\ndown  now")).as_deref(),
+            Some("prod down now")
+        );
+        let long = "é".repeat(400);
+        assert!(clean_why(Some(&long)).unwrap().chars().count() <= MAX_WHY_CHARS);
+    }
+}

@@ -1,0 +1,145 @@
+//! Settings of the daily review: the `[review]` table of the TOML file and
+//! `ESCALATOR_ADMIN_TOKEN` (which opens the `/review` web page).
+
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+
+use crate::config::{ConfigError, EnvSource};
+
+/// Shortest admin token accepted: a short shared secret on a web login is guessable.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// Default number of decisions in a day's sample.
+pub const DEFAULT_SAMPLE_SIZE: usize = 10;
+
+/// The daily review.
+#[derive(Debug, Clone)]
+pub struct ReviewSettings {
+    /// `[review] time_zone` (IANA name): "a day" of decisions is a day in this zone.
+    pub time_zone: chrono_tz::Tz,
+    /// `[review] sample_size`: decisions per day's sample (`--n` overrides it).
+    pub sample_size: usize,
+    /// `ESCALATOR_ADMIN_TOKEN`: the `/review` login. Unset: the page answers 404.
+    pub admin_token: Option<SecretString>,
+    /// `[review] secure_cookie`: mark the session cookie `Secure` (set it when served over
+    /// HTTPS, directly or behind a proxy).
+    pub secure_cookie: bool,
+    /// `[review] plain_machine_user_id`: escalator's own machine user in Plain (`mu_…`, the
+    /// owner of `PLAIN_API_KEY`). Label and priority changes it made are escalator's, not an
+    /// agent's override.
+    pub plain_machine_user_id: Option<String>,
+}
+
+impl Default for ReviewSettings {
+    fn default() -> Self {
+        Self {
+            time_zone: chrono_tz::UTC,
+            sample_size: DEFAULT_SAMPLE_SIZE,
+            admin_token: None,
+            secure_cookie: false,
+            plain_machine_user_id: None,
+        }
+    }
+}
+
+/// `[review]` in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileReview {
+    time_zone: Option<String>,
+    sample_size: Option<usize>,
+    secure_cookie: Option<bool>,
+    plain_machine_user_id: Option<String>,
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl ReviewSettings {
+    /// Loads `[review]` and `ESCALATOR_ADMIN_TOKEN`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the bad key.
+    pub(crate) fn load(env: &dyn EnvSource, file: FileReview) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let time_zone = match file.time_zone {
+            Some(name) => name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+                invalid(
+                    "review.time_zone",
+                    format!("{name:?} is not an IANA time zone (e.g. \"Europe/Berlin\", \"UTC\")"),
+                )
+            })?,
+            None => d.time_zone,
+        };
+        let sample_size = file.sample_size.unwrap_or(d.sample_size);
+        if sample_size == 0 || sample_size > 1_000 {
+            return Err(invalid("review.sample_size", "must be within 1..=1000"));
+        }
+        let admin_token = env.get("ESCALATOR_ADMIN_TOKEN").map(SecretString::from);
+        if let Some(t) = &admin_token {
+            if t.expose_secret().chars().count() < MIN_ADMIN_TOKEN_CHARS {
+                return Err(invalid(
+                    "ESCALATOR_ADMIN_TOKEN",
+                    format!("must be at least {MIN_ADMIN_TOKEN_CHARS} characters"),
+                ));
+            }
+        }
+        Ok(Self {
+            time_zone,
+            sample_size,
+            admin_token,
+            secure_cookie: file.secure_cookie.unwrap_or(d.secure_cookie),
+            plain_machine_user_id: file
+                .plain_machine_user_id
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn file(toml: &str) -> FileReview {
+        toml::from_str(toml).unwrap()
+    }
+
+    #[test]
+    fn defaults_time_zone_and_token_are_checked() {
+        let s = ReviewSettings::load(&BTreeMap::new(), FileReview::default()).unwrap();
+        assert_eq!(s.time_zone, chrono_tz::UTC);
+        assert_eq!(s.sample_size, 10);
+        assert!(s.admin_token.is_none());
+        let s = ReviewSettings::load(
+            &BTreeMap::from([("ESCALATOR_ADMIN_TOKEN", "0123456789abcdef")]),
+            file(
+                "time_zone = \"Europe/Berlin\"\nsample_size = 5\nplain_machine_user_id = \"mu_1\"",
+            ),
+        )
+        .unwrap();
+        assert_eq!(s.time_zone, chrono_tz::Europe::Berlin);
+        assert_eq!(s.sample_size, 5);
+        assert_eq!(s.plain_machine_user_id.as_deref(), Some("mu_1"));
+        assert!(!format!("{s:?}").contains("0123456789abcdef"));
+        let e = ReviewSettings::load(&BTreeMap::new(), file("time_zone = \"Mars/Olympus\""))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("review.time_zone: "), "{e}");
+        let e = ReviewSettings::load(
+            &BTreeMap::from([("ESCALATOR_ADMIN_TOKEN", "short")]),
+            FileReview::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ESCALATOR_ADMIN_TOKEN: must be at least 16 characters"
+        );
+        assert!(toml::from_str::<FileReview>("colour = 1").is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! `escalator review`: the day's sample in a terminal, one ticket at a time. Each key is typed
+//! as a line (`c`, `r`, `u`, `f`, `s`, `q` and Enter), then an optional one-line why, so the
+//! same flow runs on a terminal, a pipe and in tests through its input stream.
+
+use std::io::{BufRead, Write};
+
+use crate::{
+    domain::{Severity, Source},
+    store::Store,
+};
+
+use super::{NewReview, Origin, ReviewItem, Sample, Verdict};
+
+/// Longest first message shown, in characters (the rest is cut with `…`).
+const SHOWN_BODY_CHARS: usize = 1_500;
+
+/// How a terminal session ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Verdicts recorded.
+    pub judged: usize,
+    /// Items skipped (not offered again).
+    pub skipped: usize,
+    /// Items left open (the reviewer quit, or the input ended).
+    pub left: usize,
+}
+
+/// One key's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Verdict(Verdict),
+    Skip,
+    Quit,
+}
+
+fn parse_key(line: &str) -> Option<Key> {
+    match line.trim().to_ascii_lowercase().as_str() {
+        "c" => Some(Key::Verdict(Verdict::Correct)),
+        "r" => Some(Key::Verdict(Verdict::Corrected(Severity::Routine))),
+        "u" => Some(Key::Verdict(Verdict::Corrected(Severity::Urgent))),
+        "f" => Some(Key::Verdict(Verdict::Corrected(Severity::OnFire))),
+        "s" => Some(Key::Skip),
+        "q" => Some(Key::Quit),
+        _ => None,
+    }
+}
+
+/// A money amount with thousands separators (`$120,000`).
+pub fn usd(v: f64) -> String {
+    #[allow(clippy::cast_possible_truncation)]
+    let whole = v.round() as i64;
+    let digits = whole.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{}${out}", if whole < 0 { "-" } else { "" })
+}
+
+/// The item as the terminal shows it: ticket, decision, and how it was reached.
+pub fn render(item: &ReviewItem, position: usize, total: usize) -> String {
+    let d = &item.decision;
+    let mut s = format!("\n── {position}/{total} ─────────────────────────────────────────\n");
+    match &item.ticket {
+        Some(t) => {
+            s.push_str(&format!(
+                "Subject:    {}\n",
+                crate::text::excerpt(&t.subject, 200)
+            ));
+            let body = crate::text::ellipsize(&t.body, SHOWN_BODY_CHARS);
+            s.push_str("Message:    ");
+            s.push_str(&body.replace('\n', "\n            "));
+            s.push('\n');
+            s.push_str(&format!(
+                "Customer:   tier {}{}\n",
+                t.tier,
+                t.arr_usd
+                    .map(|a| format!(", ARR {}", usd(a)))
+                    .unwrap_or_default()
+            ));
+        }
+        None => s.push_str("Subject:    (the ticket's text is not in the routing log)\n"),
+    }
+    s.push_str(&format!(
+        "Ticket:     {} {} (version {}), decided {}\n",
+        d.source,
+        d.ticket_id,
+        d.ticket_version,
+        d.created_at.format("%Y-%m-%d %H:%M UTC")
+    ));
+    s.push_str(&format!(
+        "Decision:   {} -> {} (confidence {:.2})\n",
+        d.severity, d.route, d.confidence
+    ));
+    s.push_str(&format!("Reasoning:  {}\n", d.reasoning));
+    s.push_str(&format!(
+        "Made by:    {} with prompt {}\n",
+        d.model, d.prompt_version
+    ));
+    if d.fallback {
+        s.push_str(&format!(
+            "FALLBACK:   the offline classifier decided ({})\n",
+            d.fallback_reason.as_deref().unwrap_or("no reason logged")
+        ));
+    }
+    s
+}
+
+const KEYS: &str =
+    "[c] correct  [r] routine  [u] urgent  [f] on_fire  [s] skip  [q] quit (then Enter)";
+
+/// Reads one line; `None` at the end of the input.
+fn read_line(input: &mut dyn BufRead) -> std::io::Result<Option<String>> {
+    let mut line = String::new();
+    if input.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    Ok(Some(line))
+}
+
+/// Runs the review of `sample`'s open items: shows each, reads a key and an optional why, and
+/// records the verdict at once (so quitting keeps what was judged). `handle` runs the store
+/// calls; call this from a thread outside the runtime (the CLI's main thread, or
+/// `spawn_blocking`).
+///
+/// # Errors
+/// When the terminal cannot be read or written, or a verdict cannot be stored (what was judged
+/// before it is kept).
+pub fn run(
+    handle: &tokio::runtime::Handle,
+    store: &dyn Store,
+    sample: &Sample,
+    reviewer: &str,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
+    let total = sample.items.len();
+    let open: Vec<(usize, &ReviewItem)> = sample.open().collect();
+    let mut outcome = Outcome {
+        left: open.len(),
+        ..Outcome::default()
+    };
+    let source = sample.source.map_or("all sources", Source::as_str);
+    writeln!(
+        out,
+        "Review of {} ({source}): {total} decisions sampled, {} to judge (seed {}).",
+        sample.day,
+        open.len(),
+        sample.seed
+    )?;
+    'items: for (i, item) in open {
+        write!(out, "{}", render(item, i + 1, total))?;
+        let key = loop {
+            write!(out, "{KEYS}\n> ")?;
+            out.flush()?;
+            let Some(line) = read_line(input)? else {
+                break Key::Quit;
+            };
+            match parse_key(&line) {
+                Some(k) => break k,
+                None => writeln!(out, "Type one of c, r, u, f, s or q.")?,
+            }
+        };
+        match key {
+            Key::Quit => break 'items,
+            Key::Skip => {
+                handle.block_on(store.skip_sampled(&item.decision.id))?;
+                outcome.skipped += 1;
+                outcome.left -= 1;
+                writeln!(out, "skipped")?;
+            }
+            Key::Verdict(v) => {
+                let v = v.normalised(&item.decision);
+                write!(out, "Why (optional, one line): ")?;
+                out.flush()?;
+                let why = read_line(input)?.unwrap_or_default();
+                let review = NewReview {
+                    decision_id: item.decision.id.clone(),
+                    reviewer: reviewer.to_owned(),
+                    verdict: v,
+                    why: Some(why),
+                    origin: Origin::Cli,
+                    external_key: None,
+                };
+                handle.block_on(super::record(store, &item.decision, review))?;
+                outcome.judged += 1;
+                outcome.left -= 1;
+                writeln!(out, "recorded: {v}")?;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "\n{} judged, {} skipped, {} left{}.",
+        outcome.judged,
+        outcome.skipped,
+        outcome.left,
+        if outcome.left > 0 {
+            " (run the same command again to go on)"
+        } else {
+            ""
+        }
+    )?;
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_money() {
+        assert_eq!(parse_key(" C\n"), Some(Key::Verdict(Verdict::Correct)));
+        assert_eq!(
+            parse_key("f"),
+            Some(Key::Verdict(Verdict::Corrected(Severity::OnFire)))
+        );
+        assert_eq!(parse_key("x"), None);
+        assert_eq!(usd(120_000.0), "$120,000");
+        assert_eq!(usd(999.4), "$999");
+        assert_eq!(usd(1_000.0), "$1,000");
+    }
+}

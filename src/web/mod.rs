@@ -1,0 +1,350 @@
+//! The `/review` web page: the day's review sample, server-rendered (no JavaScript, no build
+//! step), one card per ticket with buttons for the verdict, behind `ESCALATOR_ADMIN_TOKEN`.
+//!
+//! Access: a login form takes the token (compared in constant time) and the reviewer's name, and
+//! sets a session cookie (`HttpOnly`, `SameSite=Strict`, `Path=/review`, 12 hours) that carries
+//! its own HMAC under the token, so sessions need no server state, work across replicas and all
+//! end when the token is rotated. Every form carries a CSRF token (an HMAC of the session, or of
+//! a login nonce cookie for the login form) checked on POST. With no token set, every `/review`
+//! path answers 404 and the start-up log says why. Ticket text is escaped everywhere.
+
+mod auth;
+mod page;
+
+use std::sync::Arc;
+
+use axum::{
+    Form, Router,
+    extract::{Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+
+use crate::{
+    domain::{Severity, Source},
+    review::{self, NewReview, Origin, ReviewSettings, SampleRequest, Verdict},
+    store::Store,
+};
+
+use auth::Auth;
+
+/// Shared state of the review pages.
+#[derive(Clone)]
+struct Pages {
+    store: Arc<dyn Store>,
+    settings: ReviewSettings,
+    auth: Auth,
+}
+
+/// The `/review` routes over `store`, or none (so every `/review` path is a 404) when no admin
+/// token is set. Logs at start which one it is.
+pub fn router(store: Arc<dyn Store>, settings: &ReviewSettings) -> Router {
+    let Some(token) = &settings.admin_token else {
+        tracing::warn!(
+            "ESCALATOR_ADMIN_TOKEN is unset: the review page is off and GET /review answers 404"
+        );
+        return Router::new();
+    };
+    tracing::info!(
+        time_zone = %settings.time_zone,
+        "review page on GET /review (log in with ESCALATOR_ADMIN_TOKEN)"
+    );
+    let pages = Pages {
+        store,
+        settings: settings.clone(),
+        auth: Auth::new(token, settings.secure_cookie),
+    };
+    Router::new()
+        .route("/review", get(show))
+        .route("/review/login", post(login))
+        .route("/review/logout", post(logout))
+        .route("/review/verdict", post(verdict))
+        .with_state(pages)
+}
+
+/// Which sample a page shows.
+#[derive(Debug, Default, Deserialize)]
+struct Which {
+    date: Option<String>,
+    source: Option<String>,
+}
+
+impl Which {
+    /// The day and source, or a message for a 400.
+    fn parse(
+        &self,
+        settings: &ReviewSettings,
+    ) -> Result<(chrono::NaiveDate, Option<Source>), String> {
+        let day = match self
+            .date
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
+            Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| format!("date {d:?} is not YYYY-MM-DD"))?,
+            None => review::yesterday(settings.time_zone),
+        };
+        let source = match self
+            .source
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None | Some("all") => None,
+            Some(s) => Some(Source::parse("source", s).map_err(|e| e.to_string())?),
+        };
+        Ok((day, source))
+    }
+
+    /// The query string that shows the same sample again.
+    fn query(day: chrono::NaiveDate, source: Option<Source>) -> String {
+        format!(
+            "date={}&source={}",
+            day.format("%Y-%m-%d"),
+            review::source_key(source)
+        )
+    }
+}
+
+/// Headers every page gets: not cached, not framed, no scripts at all.
+fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    r
+}
+
+fn with_cookie(mut r: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// `GET /review`: the login form, or the day's sample.
+async fn show(State(p): State<Pages>, headers: HeaderMap, Query(which): Query<Which>) -> Response {
+    let Some(session) = p.auth.session(&headers) else {
+        let (nonce, cookie) = p.auth.login_nonce();
+        return with_cookie(
+            html(
+                StatusCode::OK,
+                page::login(&p.auth.login_csrf(&nonce), None),
+            ),
+            &cookie,
+        );
+    };
+    let (day, source) = match which.parse(&p.settings) {
+        Ok(v) => v,
+        Err(e) => return html(StatusCode::BAD_REQUEST, page::message("Bad request", &e)),
+    };
+    let req = SampleRequest {
+        day,
+        n: p.settings.sample_size,
+        seed: None,
+        source,
+    };
+    let tz = p.settings.time_zone;
+    let sample = match review::sample(p.store.as_ref(), tz, &req).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "review page: cannot sample");
+            return html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                page::message(
+                    "Unavailable",
+                    "The routing log cannot be read; retry later.",
+                ),
+            );
+        }
+    };
+    let tally = review::tally(p.store.as_ref(), tz, day).await.ok();
+    let csrf = p.auth.csrf(&session);
+    html(
+        StatusCode::OK,
+        page::sample(&sample, tally, &session.reviewer, &csrf, &tz.to_string()),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    token: String,
+    #[serde(default)]
+    name: String,
+    csrf: String,
+}
+
+/// `POST /review/login`: checks the login CSRF token and the admin token, sets the session.
+async fn login(State(p): State<Pages>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    if !p.auth.login_csrf_ok(&headers, &f.csrf) {
+        return html(
+            StatusCode::FORBIDDEN,
+            page::message("Forbidden", "The form expired; open /review again."),
+        );
+    }
+    if !p.auth.token_ok(&f.token) {
+        tracing::warn!("review page: login with a wrong admin token");
+        let (nonce, cookie) = p.auth.login_nonce();
+        return with_cookie(
+            html(
+                StatusCode::UNAUTHORIZED,
+                page::login(&p.auth.login_csrf(&nonce), Some("Wrong token.")),
+            ),
+            &cookie,
+        );
+    }
+    let name = crate::text::excerpt(&f.name, 60);
+    let name = if name.is_empty() {
+        "web".to_owned()
+    } else {
+        name
+    };
+    tracing::info!(reviewer = %name, "review page: logged in");
+    with_cookie(
+        Redirect::to("/review").into_response(),
+        &p.auth.session_cookie(&name),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct LogoutForm {
+    csrf: String,
+}
+
+/// `POST /review/logout`: clears the session.
+async fn logout(State(p): State<Pages>, headers: HeaderMap, Form(f): Form<LogoutForm>) -> Response {
+    match p.auth.session(&headers) {
+        Some(s) if p.auth.csrf_ok(&s, &f.csrf) => with_cookie(
+            Redirect::to("/review").into_response(),
+            &p.auth.clear_cookie(),
+        ),
+        _ => html(
+            StatusCode::FORBIDDEN,
+            page::message("Forbidden", "Log in again at /review."),
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct VerdictForm {
+    csrf: String,
+    decision_id: String,
+    verdict: String,
+    #[serde(default)]
+    why: String,
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    card: String,
+}
+
+/// `POST /review/verdict`: records a verdict (or a skip) and shows the page again.
+async fn verdict(
+    State(p): State<Pages>,
+    headers: HeaderMap,
+    Form(f): Form<VerdictForm>,
+) -> Response {
+    let Some(session) = p.auth.session(&headers) else {
+        return html(
+            StatusCode::FORBIDDEN,
+            page::message("Forbidden", "Your session ended; log in again at /review."),
+        );
+    };
+    if !p.auth.csrf_ok(&session, &f.csrf) {
+        return html(
+            StatusCode::FORBIDDEN,
+            page::message("Forbidden", "The form expired; reload /review."),
+        );
+    }
+    let which = Which {
+        date: Some(f.date.clone()),
+        source: Some(f.source.clone()),
+    };
+    let (day, source) = match which.parse(&p.settings) {
+        Ok(v) => v,
+        Err(e) => return html(StatusCode::BAD_REQUEST, page::message("Bad request", &e)),
+    };
+    let verdict = match f.verdict.as_str() {
+        "correct" => Some(Verdict::Correct),
+        "skip" => None,
+        other => match Severity::parse("verdict", other) {
+            Ok(s) => Some(Verdict::Corrected(s)),
+            Err(e) => {
+                return html(
+                    StatusCode::BAD_REQUEST,
+                    page::message("Bad request", &e.to_string()),
+                );
+            }
+        },
+    };
+    let store = p.store.as_ref();
+    let decision = match store.decision_by_id(&f.decision_id).await {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                page::message("Not found", "No such decision in the routing log."),
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "review page: cannot read the decision");
+            return html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                page::message(
+                    "Unavailable",
+                    "The routing log cannot be read; retry later.",
+                ),
+            );
+        }
+    };
+    let result = match verdict {
+        None => store.skip_sampled(&decision.id).await,
+        Some(v) => review::record(
+            store,
+            &decision,
+            NewReview {
+                decision_id: decision.id.clone(),
+                reviewer: session.reviewer.clone(),
+                verdict: v,
+                why: Some(f.why.clone()),
+                origin: Origin::Web,
+                external_key: None,
+            },
+        )
+        .await
+        .map(|_| ()),
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, "review page: cannot store the verdict");
+        return html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            page::message(
+                "Unavailable",
+                "The verdict was not stored; go back and retry.",
+            ),
+        );
+    }
+    let card: usize = f.card.parse().unwrap_or(0);
+    Redirect::to(&format!(
+        "/review?{}#card-{}",
+        Which::query(day, source),
+        card + 1
+    ))
+    .into_response()
+}

@@ -1,0 +1,199 @@
+//! HTML of the review pages, rendered on the server. Every value from the log (ticket text,
+//! reasoning, names) goes through [`esc`].
+
+use std::fmt::Write as _;
+
+use crate::{
+    review::{ReviewItem, Sample, Tally, Verdict, source_key, terminal::usd},
+    ticketing::escape_html as esc,
+};
+
+const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}\
+header{background:#1d2330;color:#fff;padding:12px 24px;display:flex;gap:16px;align-items:center;flex-wrap:wrap}\
+header h1{font-size:18px;margin:0}header form{margin:0}main{max-width:860px;margin:0 auto;padding:16px}\
+.card{background:#fff;border-radius:8px;padding:16px 20px;margin:0 0 16px;box-shadow:0 1px 2px #0002}\
+.card h2{font-size:16px;margin:0 0 6px}.meta{color:#566;font-size:13px}.msg{white-space:pre-wrap;background:#f7f8fa;\
+padding:8px 10px;border-radius:6px;margin:8px 0;max-height:16em;overflow:auto}.decision{font-weight:600}\
+.fallback{background:#fff3cd;border-radius:4px;padding:2px 6px;font-size:13px}\
+.done{color:#1a7f37;font-weight:600}.corrected{color:#b35900;font-weight:600}.skipped{color:#777}\
+.buttons{display:flex;gap:8px;flex-wrap:wrap;margin-top:10px}button{font:inherit;padding:6px 12px;border-radius:6px;\
+border:1px solid #889;background:#fff;cursor:pointer}button.ok{background:#1a7f37;color:#fff;border-color:#1a7f37}\
+input[type=text],input[type=password]{font:inherit;padding:6px 8px;width:100%;box-sizing:border-box;border:1px solid #aab;border-radius:6px}\
+.tally{font-size:14px}label{display:block;margin:10px 0 4px}";
+
+fn shell(title: &str, header: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{}</title><style>{STYLE}</style></head><body><header><h1>escalator review</h1>{header}</header>\
+         <main>{body}</main></body></html>",
+        esc(title)
+    )
+}
+
+/// A page with one message (errors).
+pub(super) fn message(title: &str, text: &str) -> String {
+    shell(
+        title,
+        "",
+        &format!(
+            "<div class=\"card\"><h2>{}</h2><p>{}</p><p><a href=\"/review\">Back to the review</a></p></div>",
+            esc(title),
+            esc(text)
+        ),
+    )
+}
+
+/// The login form.
+pub(super) fn login(csrf: &str, error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!("<p class=\"corrected\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    shell(
+        "Log in",
+        "",
+        &format!(
+            "<div class=\"card\"><h2>Log in</h2>{error}<form method=\"post\" action=\"/review/login\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <label for=\"token\">Admin token (ESCALATOR_ADMIN_TOKEN)</label>\
+             <input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"current-password\" required>\
+             <label for=\"name\">Your name (stored with your verdicts)</label>\
+             <input type=\"text\" id=\"name\" name=\"name\" maxlength=\"60\">\
+             <div class=\"buttons\"><button class=\"ok\" type=\"submit\" id=\"login\">Log in</button></div>\
+             </form></div>",
+            esc(csrf)
+        ),
+    )
+}
+
+fn status(item: &ReviewItem) -> String {
+    match (&item.latest, item.skipped) {
+        (Some(r), _) => {
+            let class = match r.verdict {
+                Verdict::Correct => "done",
+                Verdict::Corrected(_) => "corrected",
+            };
+            format!(
+                "<p class=\"{class} verdict\">Judged {} by {}{}</p>",
+                esc(&r.verdict.to_string()),
+                esc(&r.reviewer),
+                r.why
+                    .as_deref()
+                    .map(|w| format!(": “{}”", esc(w)))
+                    .unwrap_or_default()
+            )
+        }
+        (None, true) => "<p class=\"skipped verdict\">Skipped</p>".to_owned(),
+        (None, false) => String::new(),
+    }
+}
+
+fn card(out: &mut String, i: usize, total: usize, item: &ReviewItem, sample: &Sample, csrf: &str) {
+    let d = &item.decision;
+    let _ = write!(
+        out,
+        "<section class=\"card\" id=\"card-{n}\" data-decision=\"{id}\"><div class=\"meta\">{n}/{total} · {src} {tid} · decided {at}</div>",
+        n = i + 1,
+        id = esc(&d.id),
+        src = esc(d.source.as_str()),
+        tid = esc(&d.ticket_id),
+        at = d.created_at.format("%Y-%m-%d %H:%M UTC"),
+    );
+    match &item.ticket {
+        Some(t) => {
+            let _ = write!(
+                out,
+                "<h2>{}</h2><div class=\"msg\">{}</div><div class=\"meta\">tier {}{}</div>",
+                esc(&t.subject),
+                esc(&crate::text::ellipsize(&t.body, 4_000)),
+                esc(t.tier.as_str()),
+                t.arr_usd
+                    .map(|a| format!(" · ARR {}", esc(&usd(a))))
+                    .unwrap_or_default()
+            );
+        }
+        None => out.push_str("<h2>(ticket text not in the routing log)</h2>"),
+    }
+    let _ = write!(
+        out,
+        "<p class=\"decision\">{} → {} · confidence {:.2}{}</p><p>{}</p><div class=\"meta\">{} · prompt {}</div>",
+        esc(d.severity.as_str()),
+        esc(d.route.as_str()),
+        d.confidence,
+        if d.fallback {
+            format!(
+                " <span class=\"fallback\">fallback: {}</span>",
+                esc(d.fallback_reason.as_deref().unwrap_or("offline classifier"))
+            )
+        } else {
+            String::new()
+        },
+        esc(&d.reasoning),
+        esc(&d.model),
+        esc(&d.prompt_version),
+    );
+    out.push_str(&status(item));
+    if !item.skipped {
+        let _ = write!(
+            out,
+            "<form method=\"post\" action=\"/review/verdict\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <input type=\"hidden\" name=\"decision_id\" value=\"{id}\">\
+             <input type=\"hidden\" name=\"date\" value=\"{day}\">\
+             <input type=\"hidden\" name=\"source\" value=\"{source}\">\
+             <input type=\"hidden\" name=\"card\" value=\"{i}\">\
+             <label for=\"why-{i}\">Why (optional, one line)</label>\
+             <input type=\"text\" id=\"why-{i}\" name=\"why\" maxlength=\"300\">\
+             <div class=\"buttons\">\
+             <button class=\"ok\" name=\"verdict\" value=\"correct\">Correct</button>\
+             <button name=\"verdict\" value=\"routine\">Routine (bot)</button>\
+             <button name=\"verdict\" value=\"urgent\">Urgent (human)</button>\
+             <button name=\"verdict\" value=\"on_fire\">On fire (engineering)</button>\
+             {skip}</div></form>",
+            csrf = esc(csrf),
+            id = esc(&d.id),
+            day = sample.day.format("%Y-%m-%d"),
+            source = source_key(sample.source),
+            skip = if item.latest.is_none() {
+                "<button name=\"verdict\" value=\"skip\">Skip</button>"
+            } else {
+                ""
+            },
+        );
+    }
+    out.push_str("</section>");
+}
+
+/// The day's sample, one card per ticket.
+pub(super) fn sample(
+    sample: &Sample,
+    tally: Option<Tally>,
+    reviewer: &str,
+    csrf: &str,
+    tz: &str,
+) -> String {
+    let total = sample.items.len();
+    let open = sample.open().count();
+    let header = format!(
+        "<span>{day} ({tz}) · {source}</span><span class=\"tally\">{done}/{total} done{tally}</span>\
+         <span>{reviewer}</span><form method=\"post\" action=\"/review/logout\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button type=\"submit\">Log out</button></form>",
+        day = sample.day.format("%Y-%m-%d"),
+        tz = esc(tz),
+        source = source_key(sample.source),
+        done = total - open,
+        tally = tally
+            .map(|t| format!(" · {}", esc(&t.to_string())))
+            .unwrap_or_default(),
+        reviewer = esc(reviewer),
+        csrf = esc(csrf),
+    );
+    let mut body = String::new();
+    if total == 0 {
+        body.push_str("<div class=\"card\"><h2>No decisions to review for this day.</h2><p>Pick another day with <code>?date=YYYY-MM-DD</code>.</p></div>");
+    }
+    for (i, item) in sample.items.iter().enumerate() {
+        card(&mut body, i, total, item, sample, csrf);
+    }
+    shell("Review", &header, &body)
+}

@@ -1,0 +1,534 @@
+//! The `/review` page in a real headless Chromium (Debian's `chromium` and `chromium-driver`,
+//! driven over WebDriver with `fantoccini`): log in, judge three tickets (one corrected), check
+//! the stored verdicts and the scores sent to a fake Langfuse; a screenshot is saved under
+//! `target/test-artifacts/`. Also: 404 without a token, CSRF and session checks over plain HTTP.
+
+#[path = "../support/collector.rs"]
+#[allow(dead_code)]
+mod collector;
+
+use std::{
+    collections::BTreeMap,
+    io::Write as _,
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use escalator::{
+    config::Settings,
+    domain::{Severity, Source},
+    review::{self, Origin, Verdict},
+    startup::App,
+    store::Store,
+};
+use fantoccini::{ClientBuilder, Locator};
+use tokio_util::sync::CancellationToken;
+
+use crate::{harness, review::seed};
+
+const TOKEN: &str = "review-admin-token-0123456789";
+
+struct Running {
+    base: String,
+    store: std::sync::Arc<dyn Store>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _config: tempfile::NamedTempFile,
+}
+
+async fn start(store: std::sync::Arc<dyn Store>, lf: &collector::Collector) -> Running {
+    let mut config = tempfile::NamedTempFile::new().unwrap();
+    write!(
+        config,
+        "[telemetry]\nscore_interval_secs = 1\n[review]\nsample_size = 3\ntime_zone = \"UTC\"\n"
+    )
+    .unwrap();
+    let path = config.path().to_str().unwrap().to_owned();
+    let host = lf.url();
+    let settings = Settings::load(&BTreeMap::from([
+        ("ESCALATOR_GRPC_ADDR", "127.0.0.1:0"),
+        ("ESCALATOR_HTTP_ADDR", "127.0.0.1:0"),
+        ("ESCALATOR_CONFIG", path.as_str()),
+        ("ESCALATOR_ADMIN_TOKEN", TOKEN),
+        ("LANGFUSE_HOST", host.as_str()),
+        ("LANGFUSE_PUBLIC_KEY", "pk-lf-test"),
+        ("LANGFUSE_SECRET_KEY", "sk-lf-secret"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+    ]))
+    .unwrap();
+    let app = App::with_store(settings, store.clone()).await.unwrap();
+    let base = format!("http://{}", app.http_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    Running {
+        base,
+        store,
+        shutdown,
+        task,
+        _config: config,
+    }
+}
+
+/// Three decisions of yesterday (UTC), all routine, with HTML in their text.
+async fn seed_yesterday(store: &dyn Store) -> Vec<escalator::domain::Decision> {
+    let day = review::yesterday(chrono_tz::UTC);
+    let mut out = Vec::new();
+    for (i, subject) in [
+        "<script>alert(1)</script> Can’t log in",
+        "Export a dashboard?",
+        "API 500s",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let at = chrono::TimeZone::from_utc_datetime(
+            &chrono::Utc,
+            &day.and_hms_opt(9 + u32::try_from(i).unwrap(), 0, 0)
+                .unwrap(),
+        );
+        out.push(
+            seed(
+                store,
+                Source::Plain,
+                &format!("th_web_{i}"),
+                subject,
+                "Hi — “everything” is <b>broken</b> 🔥",
+                Severity::Routine,
+                i == 2,
+                at,
+            )
+            .await,
+        );
+    }
+    out
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Debian's chromedriver, started on a free port; killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|n| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(n))
+            .find(|p| p.is_file())
+    })
+}
+
+fn driver() -> Driver {
+    let bin = which(&["chromedriver"]).unwrap_or_else(|| {
+        panic!(
+            "chromedriver is missing: the browser test needs Debian's `chromium` and \
+             `chromium-driver` packages (scripts/test installs them with apt-get when run as root)"
+        )
+    });
+    let port = free_port();
+    let child = Command::new(bin)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+fn artifacts() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
+        PathBuf::from,
+    );
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[sqlx::test(migrations = "migrations/sqlite")]
+async fn a_reviewer_judges_three_tickets_in_headless_chromium(pool: sqlx::SqlitePool) {
+    let lf = collector::Collector::start();
+    let store = harness::lite(pool);
+    let decisions = seed_yesterday(store.as_ref()).await;
+    let app = start(store.clone(), &lf).await;
+    let driver = driver();
+    let profile = tempfile::tempdir().unwrap();
+    let chromium = which(&["chromium", "chromium-browser"])
+        .unwrap_or_else(|| panic!("chromium is missing: install Debian's `chromium` package"));
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1000,1800",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+        }),
+    );
+    let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("cannot start headless Chromium through chromedriver");
+    let wait = || browser.wait().at_most(Duration::from_secs(15));
+
+    browser.goto(&format!("{}/review", app.base)).await.unwrap();
+    wait()
+        .for_element(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys(TOKEN)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#name"))
+        .await
+        .unwrap()
+        .send_keys("Ada")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait().for_element(Locator::Css("#card-3")).await.unwrap();
+    let html = browser.source().await.unwrap();
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "ticket text is escaped"
+    );
+    assert!(!html.contains("<script>"), "no script reaches the page");
+    assert!(html.contains("&lt;b&gt;broken&lt;/b&gt; 🔥"));
+    assert!(html.contains("fallback: timeout"), "fallbacks are marked");
+
+    // The sample's order is the draw's; judge by card: 1 correct, 2 corrected to on_fire with
+    // a why, 3 correct.
+    let card_decision = |n: usize| {
+        let browser = &browser;
+        async move {
+            browser
+                .find(Locator::Css(&format!("#card-{n}")))
+                .await
+                .unwrap()
+                .attr("data-decision")
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let ids = [
+        card_decision(1).await,
+        card_decision(2).await,
+        card_decision(3).await,
+    ];
+    let click = |css: String| {
+        let browser = &browser;
+        async move {
+            browser
+                .find(Locator::Css(&css))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap()
+        }
+    };
+    click("#card-1 button[value=correct]".into()).await;
+    wait()
+        .for_element(Locator::Css("#card-1 .verdict"))
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#why-1"))
+        .await
+        .unwrap()
+        .send_keys("Production is down: engineering")
+        .await
+        .unwrap();
+    click("#card-2 button[value=on_fire]".into()).await;
+    wait()
+        .for_element(Locator::Css("#card-2 .verdict"))
+        .await
+        .unwrap();
+    click("#card-3 button[value=correct]".into()).await;
+    wait()
+        .for_element(Locator::Css("#card-3 .verdict"))
+        .await
+        .unwrap();
+    let text = browser
+        .find(Locator::Css("#card-2 .verdict"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("corrected to on_fire (engineering) by Ada"),
+        "{text}"
+    );
+    let header = browser
+        .find(Locator::Css("header"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(header.contains("3/3 done"), "{header}");
+    let png = browser.screenshot().await.unwrap();
+    let shot = artifacts().join("review-page.png");
+    std::fs::write(&shot, &png).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG"),
+        "screenshot at {}",
+        shot.display()
+    );
+    browser.close().await.unwrap();
+
+    // Stored verdicts.
+    for (i, id) in ids.iter().enumerate() {
+        let h = app.store.reviews(id).await.unwrap();
+        assert_eq!(h.len(), 1, "{id}");
+        assert_eq!((h[0].origin, h[0].reviewer.as_str()), (Origin::Web, "Ada"));
+        let expected = if i == 1 {
+            Verdict::Corrected(Severity::OnFire)
+        } else {
+            Verdict::Correct
+        };
+        assert_eq!(h[0].verdict, expected);
+    }
+    assert_eq!(
+        app.store.reviews(&ids[1]).await.unwrap()[0].why.as_deref(),
+        Some("Production is down: engineering")
+    );
+
+    // Scores sent: three routing_correct and one corrected_severity, exactly as documented.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lf.requests("scores").len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "scores not sent: {:?}",
+            lf.requests("scores").len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bodies: Vec<serde_json::Value> = lf
+        .requests("scores")
+        .iter()
+        .map(|r| {
+            assert_eq!(
+                r.headers["authorization"],
+                "Basic cGstbGYtdGVzdDpzay1sZi1zZWNyZXQ="
+            );
+            serde_json::from_slice(&r.body).unwrap()
+        })
+        .collect();
+    assert_eq!(bodies.len(), 4, "{bodies:#?}");
+    let corrected = decisions.iter().find(|d| d.id == ids[1]).unwrap();
+    let trace = corrected.trace_id.clone().unwrap();
+    let cat = bodies
+        .iter()
+        .find(|b| b["name"] == "corrected_severity")
+        .unwrap();
+    assert_eq!(cat["id"], format!("{trace}-corrected_severity"));
+    assert_eq!(cat["traceId"], trace);
+    assert_eq!(cat["value"], "on_fire");
+    assert_eq!(cat["dataType"], "CATEGORICAL");
+    assert_eq!(cat["environment"], "production");
+    assert_eq!(cat["metadata"]["decision_id"], corrected.id);
+    assert_eq!(
+        cat["comment"],
+        "corrected to on_fire (engineering) (web, Ada): Production is down: engineering"
+    );
+    let booleans: Vec<&serde_json::Value> = bodies
+        .iter()
+        .filter(|b| b["name"] == "routing_correct")
+        .collect();
+    assert_eq!(booleans.len(), 3);
+    assert!(booleans.iter().all(|b| b["dataType"] == "BOOLEAN"));
+    let wrong = booleans.iter().find(|b| b["traceId"] == trace).unwrap();
+    assert_eq!(wrong["value"], 0);
+    assert_eq!(wrong["id"], format!("{trace}-routing_correct"));
+    assert_eq!(booleans.iter().filter(|b| b["value"] == 1).count(), 2);
+    drop(driver);
+    app.shutdown.cancel();
+    app.task.await.unwrap().unwrap();
+}
+
+/// The value of `name="csrf"` in a page.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    html[at..at + 64].to_owned()
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+fn set_cookie(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[sqlx::test(migrations = "migrations/sqlite")]
+async fn the_page_needs_the_token_a_session_and_a_csrf_token(pool: sqlx::SqlitePool) {
+    let lf = collector::Collector::start();
+    let store = harness::lite(pool);
+    let decisions = seed_yesterday(store.as_ref()).await;
+    let app = start(store.clone(), &lf).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("{}/review", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let nonce = set_cookie(&page);
+    assert!(
+        page.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("HttpOnly; SameSite=Strict")
+    );
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let login = |token: &'static str, csrf: String, cookie: String| {
+        http.post(format!("{}/review/login", app.base))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("token", token),
+                ("name", "Ben"),
+                ("csrf", csrf.as_str()),
+            ]))
+            .send()
+    };
+    // Without the form's nonce cookie, or with a wrong token, no session.
+    assert_eq!(
+        login(TOKEN, csrf.clone(), String::new())
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let wrong = login("review-admin-token-XXXXXXXXXX", csrf.clone(), nonce.clone())
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(
+        wrong
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .all(|c| !c.to_str().unwrap().starts_with("escalator_review="))
+    );
+    let ok = login(TOKEN, csrf, nonce).await.unwrap();
+    assert_eq!(ok.status(), 303);
+    let session = set_cookie(&ok);
+    assert!(
+        ok.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("HttpOnly; SameSite=Strict")
+    );
+    let page = http
+        .get(format!("{}/review", app.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next(),
+        Some("default-src 'none'")
+    );
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let id = decisions[0].id.clone();
+    let post = |cookie: String, csrf: String| {
+        http.post(format!("{}/review/verdict", app.base))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("csrf", csrf.as_str()),
+                ("decision_id", id.as_str()),
+                ("verdict", "urgent"),
+                ("why", "vip"),
+            ]))
+            .send()
+    };
+    assert_eq!(
+        post(session.clone(), "0".repeat(64))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(String::new(), csrf.clone()).await.unwrap().status(),
+        403
+    );
+    assert!(
+        app.store.reviews(&id).await.unwrap().is_empty(),
+        "nothing stored without CSRF and session"
+    );
+    assert_eq!(post(session, csrf).await.unwrap().status(), 303);
+    let h = app.store.reviews(&id).await.unwrap();
+    assert_eq!(
+        (h.len(), h[0].verdict, h[0].reviewer.as_str()),
+        (1, Verdict::Corrected(Severity::Urgent), "Ben")
+    );
+    app.shutdown.cancel();
+    app.task.await.unwrap().unwrap();
+}
+
+#[sqlx::test(migrations = "migrations/sqlite")]
+async fn without_a_token_the_page_is_not_there(pool: sqlx::SqlitePool) {
+    let app = harness::spawn_app(harness::lite(pool)).await;
+    assert_eq!(app.get("/review").await.0, 404);
+    assert_eq!(app.get("/review/login").await.0, 404);
+    app.stop().await;
+}

@@ -21,6 +21,8 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod eval;
+pub mod exit;
 pub mod grpc;
 pub mod http;
 pub mod labels;

@@ -182,7 +182,7 @@ async fn eval_counts_a_ticket_whose_classifier_panicked_as_a_miss() {
         })),
         offline,
     );
-    let report = escalator::cli::evaluate("eval.csv", &examples, &decider).await;
+    let report = escalator::eval::evaluate("eval.csv", &examples, &decider).await;
     assert_eq!(report.total, 3);
     assert_eq!(report.failed, 1);
     assert!(report.correct <= 2, "a failed row is never correct");

@@ -132,8 +132,9 @@ pub struct EvalUsage {
     pub cache_write_tokens: i64,
     /// Share of answered rows that read the system block from the cache.
     pub cache_hit_rate: f64,
-    /// USD for the whole run, warm-up included. Calls whose answer was invalid were billed too
-    /// but carry no usage in their (fallback) decision, so they are not counted.
+    /// USD for the whole run, warm-up included. Calls whose answer was invalid (a refusal,
+    /// `max_tokens`, broken JSON) were billed too: their fallback decision carries the call's
+    /// usage, so they are counted here.
     pub cost_usd: f64,
     /// `cost_usd / total`.
     pub cost_per_ticket_usd: f64,

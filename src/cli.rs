@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     classifier::Decider,
-    config::{ProcessEnv, Settings},
+    config::Settings,
     domain::{Classification, RawTicket, Severity, Source, Ticket, TicketContext, Usage},
+    env::ProcessEnv,
     exit,
     labels::{self, Rules, Summary},
     prompt::Prompt,

@@ -146,6 +146,17 @@ impl Severity {
     }
 }
 
+impl Route {
+    /// The severity a route stands for: the inverse of [`Severity::route`].
+    pub fn severity(self) -> Severity {
+        match self {
+            Route::Bot => Severity::Routine,
+            Route::Human => Severity::Urgent,
+            Route::Engineering => Severity::OnFire,
+        }
+    }
+}
+
 /// A confidence in `0..=1`. Logged and audited for calibration; never used to gate routing.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
 pub struct Confidence(f32);
@@ -594,6 +605,9 @@ mod tests {
         assert_eq!(Severity::Routine.route(), Route::Bot);
         assert_eq!(Severity::Urgent.route(), Route::Human);
         assert_eq!(Severity::OnFire.route(), Route::Engineering);
+        for s in Severity::ALL {
+            assert_eq!(s.route().severity(), *s);
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::process::ExitCode;
 
-use crate::config::{ProcessEnv, Settings};
+use crate::{config::Settings, env::ProcessEnv};
 
 /// A check failed: bad labels, accuracy below `--min-accuracy`, a row `eval` could not classify.
 pub const CHECK_FAILED: u8 = 1;

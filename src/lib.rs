@@ -20,6 +20,7 @@ pub mod classifier;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod env;
 pub mod error;
 pub mod eval;
 pub mod exit;

@@ -13,11 +13,11 @@ use std::{
 use axum::extract::State;
 
 use escalator::{
+    classifier::claude::ClaudeSettings,
     classifier::{
         Classifier as _, ClaudeClassifier, Decider, OfflineClassifier,
         claude::{ApiVersion, CacheTtl, Effort, TokenSource},
     },
-    config::ClaudeSettings,
     domain::{Classification, RawTicket, Route, Severity, Source, Ticket, TicketContext},
     labels,
     prompt::{self, OUTPUT_SCHEMA, Prompt},

@@ -12,6 +12,7 @@
 
 pub mod metrics;
 pub mod scores;
+pub mod settings;
 
 use std::sync::RwLock;
 
@@ -27,10 +28,8 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _, filter::filter_fn, fmt, prelude::*};
 
-use crate::{
-    config::TelemetrySettings,
-    domain::{Decision, Ticket, TicketContext, Tier, Usage},
-};
+use self::settings::TelemetrySettings;
+use crate::domain::{Decision, Ticket, TicketContext, Tier, Usage};
 
 /// The only `tracing` target whose spans are exported. Library spans (tonic, hyper, sqlx) and
 /// internal spans stay out of Langfuse, where every exported span becomes an observation.

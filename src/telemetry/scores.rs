@@ -14,10 +14,9 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::LangfuseSettings,
     domain::Decision,
     store::{ScoreRow, Store, StoreError},
-    telemetry::metrics::metrics,
+    telemetry::{metrics::metrics, settings::LangfuseSettings},
 };
 
 /// The score name the dashboards average.

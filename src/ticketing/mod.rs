@@ -21,7 +21,7 @@ use sha2::Sha256;
 use tokio::sync::Notify;
 
 use crate::{
-    domain::{Decision, DomainError, Route, Severity, Source, Ticket},
+    domain::{Decision, DomainError, Severity, Source, Ticket},
     store::{Action, NewAction, NewDelivery, PendingDelivery, Store, StoreError},
     triage::ActionPlanner,
 };
@@ -542,15 +542,6 @@ pub fn default_priority(severity: Severity) -> u8 {
     }
 }
 
-/// The severity a route stands for (route is a pure function of severity, so this inverts it).
-pub fn severity_of(route: Route) -> Severity {
-    match route {
-        Route::Bot => Severity::Routine,
-        Route::Human => Severity::Urgent,
-        Route::Engineering => Severity::OnFire,
-    }
-}
-
 /// The value of `Retry-After` (seconds) if present and sane.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
@@ -592,7 +583,7 @@ mod tests {
     use super::*;
     use crate::{
         config::Settings,
-        domain::{RawTicket, Tier, Usage},
+        domain::{RawTicket, Route, Tier, Usage},
     };
 
     fn settings(toml: &str, env: &[(&str, &str)]) -> TicketingSettings {

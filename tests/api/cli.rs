@@ -207,7 +207,11 @@ fn classify_prints_the_decision_as_json() {
     let out = escalator(&["eval", "--min-accuracy", "2"]);
     assert_eq!(out.status.code(), Some(64));
     let out = escalator(&["classify", "--tier", "pro"]);
-    assert_eq!(out.status.code(), Some(2), "a missing --body is clap's usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a missing --body is clap's usage error"
+    );
 }
 
 fn free_port() -> u16 {

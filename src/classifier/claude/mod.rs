@@ -17,8 +17,10 @@ pub mod limits;
 pub mod models;
 pub mod price;
 pub mod retry;
+pub mod settings;
 mod wire;
 
+pub use settings::ClaudeSettings;
 /// The model-output validator, public for the property tests and fuzz targets.
 pub use wire::parse_answer;
 
@@ -46,7 +48,6 @@ use self::{
 };
 use super::{Classifier, ClassifierError};
 use crate::{
-    config::ClaudeSettings,
     domain::{Classification, TicketContext, Usage},
     prompt::Prompt,
     telemetry::{self, GenerationOutcome},

@@ -15,6 +15,7 @@
 //! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: wiring and lifecycle.
 //! - [`bench`]: `escalator bench`, the real service against in-process mocks, measured.
 
+pub mod backoff;
 pub mod bench;
 pub mod classifier;
 pub mod cli;

@@ -370,11 +370,7 @@ impl Worker {
         }
         let entry = failures.entry(key).or_insert((0, Instant::now()));
         entry.0 += 1;
-        let delay = super::jitter(super::backoff(
-            self.settings.backoff_base,
-            self.settings.backoff_max,
-            entry.0,
-        ));
+        let delay = self.retry_delay(entry.0);
         entry.1 = Instant::now() + delay;
     }
 }

@@ -197,6 +197,17 @@ pub struct IdempotencyKey {
     pub version: String,
 }
 
+impl IdempotencyKey {
+    /// The key of `ticket_id` at `version` in `source`: the one way a key is built.
+    pub fn new(source: Source, ticket_id: impl Into<String>, version: impl Into<String>) -> Self {
+        Self {
+            source,
+            ticket_id: ticket_id.into(),
+            version: version.into(),
+        }
+    }
+}
+
 impl fmt::Display for IdempotencyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}@{}", self.source, self.ticket_id, self.version)
@@ -277,11 +288,7 @@ impl Ticket {
         let customer_id = raw.customer_id.trim().to_owned();
         check_id(&field("customer_id"), &customer_id)?;
         Ok(Self {
-            key: IdempotencyKey {
-                source,
-                ticket_id: id,
-                version,
-            },
+            key: IdempotencyKey::new(source, id, version),
             subject: subject.trim().to_owned(),
             body: body.trim().to_owned(),
             tier,
@@ -567,11 +574,7 @@ impl Decision {
 
     /// The key this decision is for.
     pub fn key(&self) -> IdempotencyKey {
-        IdempotencyKey {
-            source: self.source,
-            ticket_id: self.ticket_id.clone(),
-            version: self.ticket_version.clone(),
-        }
+        IdempotencyKey::new(self.source, &self.ticket_id, &self.ticket_version)
     }
 }
 

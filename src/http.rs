@@ -20,7 +20,7 @@ use crate::{
     error,
     store::Store,
     telemetry::{self, metrics::metrics},
-    ticketing::{Bridge, Received},
+    triage::{Bridge, Received},
 };
 
 /// Largest webhook body accepted; larger ones get 413 before any work is done.

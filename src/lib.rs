@@ -17,6 +17,7 @@
 
 pub mod backoff;
 pub mod bench;
+pub mod causes;
 pub mod classifier;
 pub mod cli;
 pub mod config;

@@ -17,8 +17,8 @@ use crate::{
     labels,
     prompt::{self, Prompt},
     store::{self, Store},
-    ticketing::{Adapters, Bridge, RoutingPlanner},
-    triage::Triage,
+    ticketing::{Adapters, RoutingPlanner},
+    triage::{Bridge, Triage},
     worker::{self, Health, Worker},
 };
 

@@ -15,13 +15,13 @@ use escalator::{
     startup::{App, build_decider},
     store::{self, NewDelivery, SqliteStore, Store, StoreSettings},
     ticketing::{
-        Adapters, Bridge, RoutingPlanner, note_html, note_marker, note_text,
+        Adapters, RoutingPlanner, note_html, note_marker, note_text,
         plain::{
             ADD_LABELS, ASSIGN_THREAD, CHANGE_PRIORITY, CREATE_NOTE, THREAD_FOR_ROUTING,
             THREAD_NOTES,
         },
     },
-    triage::Triage,
+    triage::{Bridge, Triage},
 };
 use hmac::{Hmac, Mac as _};
 use pg::TestDb;
@@ -1263,6 +1263,56 @@ async fn grpc_route_acts_through_the_configured_tool_once() {
     wait_for_actions(&pool, 4).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(count(&pool, "SELECT COUNT(*) FROM actions").await, 4);
+    app.stop().await;
+}
+
+/// The proto says `Classify` only logs: even with `[actions] api_tool` set, it queues no action
+/// in the tool (only `Route` does), and a later `Route` of the same key is a duplicate.
+#[tokio::test]
+async fn grpc_classify_logs_but_queues_no_action_even_with_an_api_tool() {
+    use escalator::grpc::pb;
+    let db = TestDb::new().await;
+    let mocks = Mocks::start().await;
+    // Any call to Plain would fail the test: nothing may be routed back.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&mocks.plain)
+        .await;
+    let app = TestApp::spawn(&db, &mocks, "api_tool = \"plain\"\n").await;
+    let pool = db.pool().await;
+    let mut client = pb::escalator_client::EscalatorClient::connect(app.grpc.clone())
+        .await
+        .unwrap();
+    let ticket = pb::Ticket {
+        id: THREAD.into(),
+        version: "v1".into(),
+        subject: "Production down".into(),
+        body: OUTAGE.into(),
+        tier: "enterprise".into(),
+        arr_usd: None,
+        customer_id: CUSTOMER.into(),
+    };
+    let classified = client
+        .classify(pb::ClassifyRequest {
+            ticket: Some(ticket.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!classified.duplicate);
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM decisions").await, 1);
+    let routed = client
+        .route(pb::RouteRequest {
+            ticket: Some(ticket),
+            dry_run: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(routed.duplicate, "the key was decided by Classify");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM actions").await, 0);
     app.stop().await;
 }
 

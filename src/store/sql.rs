@@ -556,12 +556,12 @@ macro_rules! impl_store {
                         let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
                         let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
                         Ok(PendingDelivery {
-                            key: IdempotencyKey {
-                                source: Source::parse("source", &text("source")?)
+                            key: IdempotencyKey::new(
+                                Source::parse("source", &text("source")?)
                                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                                ticket_id: text("ticket_id")?,
-                                version: text("version")?,
-                            },
+                                text("ticket_id")?,
+                                text("version")?,
+                            ),
                             event_type: text("event_type")?,
                             payload: json("payload", &text("payload")?)?,
                             attempts: attempts(row.try_get("attempts").map_err(corrupt)?),

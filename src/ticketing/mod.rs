@@ -1,10 +1,12 @@
-//! The ticketing tools (Plain, Pylon) behind one trait: webhook verification and parsing,
-//! building the ticket (enrichment), and executing the actions a decision implies.
+//! The ticketing tools (Plain, Pylon) as adapters behind two ports: [`Ticketing`] (webhook
+//! verification and parsing, building the ticket with enrichment, executing actions) and
+//! [`ActionPlanner`] (the actions a decision implies). Each tool's module holds all of it for
+//! that tool: its webhook parse, its typed actions ([`PlainAction`], [`PylonAction`]), how a
+//! decision is planned into them and rendered as a note, and how they are executed.
 //!
-//! The webhook flow is: verify the signature over the raw bytes → parse leniently → store the
-//! delivery under its idempotency key ([`Bridge::receive`]) → answer 2xx. A worker
-//! (`crate::actions`) then builds the ticket through the adapter, decides it (which logs the
-//! decision with its actions in one transaction) and executes the actions from the log.
+//! The webhook use case that drives the adapters is `crate::triage::accept`; the worker
+//! (`crate::worker`) builds the ticket through the adapter, decides it (which logs the decision
+//! with its actions in one transaction) and executes the actions from the log.
 
 pub mod plain;
 pub mod pylon;
@@ -17,17 +19,18 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac as _};
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Serialize, de::DeserializeOwned};
 use sha2::Sha256;
-use tokio::sync::Notify;
 
 use crate::{
-    domain::{Decision, DomainError, Severity, Source, Ticket},
-    store::{Action, NewAction, NewDelivery, PendingDelivery, Store, StoreError},
-    triage::ActionPlanner,
+    domain::{Decision, DomainError, Source, Ticket},
+    store::{Action, NewAction, NewDelivery, PendingDelivery, StoreError},
 };
 
-pub use plain::Plain;
-pub use pylon::Pylon;
+pub use plain::{
+    PLAIN_NOTE_MAX_CHARS, Plain, PlainAction, PlainDelivery, note_markdown, note_marker, note_text,
+};
+pub use pylon::{Pylon, PylonAction, PylonDelivery, escape_html, note_html};
 pub use settings::{PlainTarget, PylonTarget, RouteTargets, TicketingSettings};
 
 /// Key in a stored delivery's payload holding the W3C `traceparent` of the webhook request.
@@ -142,19 +145,6 @@ impl TicketingError {
             _ => None,
         }
     }
-
-    /// The error with its cause chain, for logs and `last_error` (no secrets: requests carry the
-    /// key in a header, which reqwest errors do not print).
-    pub fn chain(&self) -> String {
-        let mut s = self.to_string();
-        let mut cur = std::error::Error::source(self);
-        while let Some(c) = cur {
-            s.push_str(": ");
-            s.push_str(&c.to_string());
-            cur = c.source();
-        }
-        s
-    }
 }
 
 /// What a verified, parsed webhook asks for.
@@ -203,6 +193,22 @@ pub trait Ticketing: Send + Sync {
     async fn execute(&self, action: &Action) -> Result<(), TicketingError>;
 }
 
+/// Builds the actions a decision implies (empty when the ticket's source has nothing to act on).
+pub trait ActionPlanner: Send + Sync {
+    /// The actions for `decision` on `ticket`, written in the same transaction as the decision.
+    fn plan(&self, ticket: &Ticket, decision: &Decision) -> Vec<NewAction>;
+}
+
+/// A planner that plans nothing (decisions are logged, nobody is told).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoActions;
+
+impl ActionPlanner for NoActions {
+    fn plan(&self, _ticket: &Ticket, _decision: &Decision) -> Vec<NewAction> {
+        Vec::new()
+    }
+}
+
 /// The configured adapters, by source.
 #[derive(Clone)]
 pub struct Adapters {
@@ -230,86 +236,105 @@ impl Adapters {
             Source::Api => None,
         }
     }
-}
 
-/// What [`Bridge::receive`] did with a delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Received {
-    /// Stored for the first time; it will be decided and routed.
-    Accepted,
-    /// Its key was stored before; nothing else happened.
-    Duplicate,
-    /// An event type the bridge does not act on.
-    Ignored,
-}
-
-impl Received {
-    /// The word used in the response body and logs.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Received::Accepted => "accepted",
-            Received::Duplicate => "duplicate",
-            Received::Ignored => "ignored",
-        }
+    /// The adapter that executes actions of `kind`: the tool named before its dot (the tag of
+    /// [`PlainAction`] and [`PylonAction`], e.g. `plain.note`), `None` for any other kind.
+    pub fn for_kind(&self, kind: &str) -> Option<&Arc<dyn Ticketing>> {
+        let (tool, _) = kind.split_once('.')?;
+        self.get(Source::parse("kind", tool).ok()?)
     }
 }
 
-/// The webhook use case: verify, parse, make durable, wake the worker.
-#[derive(Clone)]
-pub struct Bridge {
-    store: Arc<dyn Store>,
-    adapters: Adapters,
-    wake: Arc<Notify>,
+/// Maps a decision to the actions it implies in the ticket's tool, from the per-route targets
+/// of the configuration: [`PlainAction`]s or [`PylonAction`]s, planned by their adapter's
+/// module.
+#[derive(Debug, Clone)]
+pub struct RoutingPlanner {
+    routes: RouteTargets,
+    /// Acting on Plain needs `PLAIN_API_KEY`; without it decisions are only logged.
+    plain_enabled: bool,
+    /// Acting on Pylon needs `PYLON_API_TOKEN`.
+    pylon_enabled: bool,
+    /// The tool `api` tickets are routed back through (their ids are that tool's ids), if any.
+    api_tool: Option<Source>,
 }
 
-impl Bridge {
-    /// A bridge storing into `store`; `wake` is notified after each new delivery.
-    pub fn new(store: Arc<dyn Store>, adapters: Adapters, wake: Arc<Notify>) -> Self {
+impl RoutingPlanner {
+    /// A planner for `settings`.
+    pub fn new(settings: &TicketingSettings) -> Self {
         Self {
-            store,
-            adapters,
-            wake,
+            routes: settings.routes.clone(),
+            plain_enabled: settings.plain.api_key.is_some(),
+            pylon_enabled: settings.pylon.api_token.is_some(),
+            api_tool: settings.api_tool,
         }
     }
+}
 
-    /// Handles one delivery for `source`. `Ok` means the delivery is durable (or deliberately
-    /// ignored), so the sender may be told 2xx.
-    ///
-    /// # Errors
-    /// [`WebhookError`] from verification and parsing, or when the store cannot be written.
-    pub async fn receive(
-        &self,
-        source: Source,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Received, WebhookError> {
-        let Some(adapter) = self.adapters.get(source) else {
-            return Err(WebhookError::MissingField("source".into()));
+impl ActionPlanner for RoutingPlanner {
+    fn plan(&self, ticket: &Ticket, d: &Decision) -> Vec<NewAction> {
+        let tool = match d.source {
+            Source::Api => self.api_tool,
+            other => Some(other),
         };
-        match adapter.accept(headers, body, Utc::now())? {
-            Accepted::Ignored { event_type } => {
-                tracing::info!(%source, event_type, "webhook event ignored");
-                Ok(Received::Ignored)
+        let route = d.route;
+        match tool {
+            Some(Source::Plain) if self.plain_enabled => {
+                plain::plan(self.routes.plain(route), ticket, d)
+                    .iter()
+                    .map(to_row)
+                    .collect()
             }
-            Accepted::Ticket(mut delivery) => {
-                // The worker that decides the delivery continues this request's trace.
-                if let (Some(tp), Some(obj)) = (
-                    crate::telemetry::traceparent_of(&tracing::Span::current()),
-                    delivery.payload.as_object_mut(),
-                ) {
-                    obj.insert(TRACEPARENT_KEY.to_owned(), tp.into());
-                }
-                if self.store.accept_delivery(&delivery).await? {
-                    tracing::info!(key = %delivery.key, event_type = delivery.event_type, "webhook delivery stored");
-                    self.wake.notify_one();
-                    Ok(Received::Accepted)
-                } else {
-                    tracing::info!(key = %delivery.key, "duplicate webhook delivery acknowledged");
-                    Ok(Received::Duplicate)
-                }
-            }
+            Some(Source::Pylon) if self.pylon_enabled => pylon::plan(self.routes.pylon(route), d)
+                .iter()
+                .map(to_row)
+                .collect(),
+            Some(Source::Plain | Source::Pylon | Source::Api) | None => Vec::new(),
         }
     }
+}
+
+/// A typed action as the outbox row it is stored as. The action enums are adjacently tagged
+/// (`kind`, `payload`), exactly the two columns, so the row format is the enum's serde form.
+fn to_row<T: Serialize>(action: &T) -> NewAction {
+    // Serialising a derived enum of strings and numbers cannot fail.
+    let mut v = serde_json::to_value(action).unwrap_or_default();
+    NewAction {
+        kind: v
+            .get("kind")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        payload: v
+            .get_mut("payload")
+            .map(serde_json::Value::take)
+            .unwrap_or_default(),
+    }
+}
+
+/// An outbox row as the adapter's typed action; a row that does not decode (a bug or a manual
+/// edit) is [`TicketingError::InvalidPayload`], never retried.
+fn from_row<T: DeserializeOwned>(a: &Action) -> Result<T, TicketingError> {
+    serde_json::from_value(serde_json::json!({ "kind": a.kind, "payload": a.payload }))
+        .map_err(|e| TicketingError::InvalidPayload(format!("{}: {e}", a.kind)))
+}
+
+/// A stored delivery's payload as the adapter's typed shape (the one it stored at accept;
+/// unknown keys such as [`TRACEPARENT_KEY`] are skipped).
+fn from_delivery<T: DeserializeOwned>(d: &PendingDelivery) -> Result<T, TicketingError> {
+    T::deserialize(&d.payload).map_err(|e| TicketingError::InvalidPayload(e.to_string()))
+}
+
+/// The adapter's typed delivery shape as the payload stored with it.
+fn to_payload<T: Serialize>(delivery: &T) -> serde_json::Value {
+    // Serialising a derived struct of strings cannot fail.
+    serde_json::to_value(delivery).unwrap_or_default()
+}
+
+/// The reasoning as a note shows it: one sentence, cut by characters (before any escaping, so a
+/// cut never splits an entity).
+fn note_reasoning(d: &Decision) -> std::borrow::Cow<'_, str> {
+    crate::text::ellipsize(&d.reasoning, crate::domain::MAX_REASONING_CHARS)
 }
 
 /// Checks a hex HMAC-SHA256 of `body` under `secret`, in constant time. Upper- or lower-case hex
@@ -343,205 +368,6 @@ pub(crate) fn verify_signature(
     }
 }
 
-/// Maps a decision to the actions it implies in the ticket's tool, from the per-route targets
-/// of the configuration. Kinds: `plain.label`, `plain.priority`, `plain.assign`, `plain.note`,
-/// `pylon.update`, `pylon.note`.
-#[derive(Debug, Clone)]
-pub struct RoutingPlanner {
-    routes: RouteTargets,
-    /// Acting on Plain needs `PLAIN_API_KEY`; without it decisions are only logged.
-    plain_enabled: bool,
-    /// Acting on Pylon needs `PYLON_API_TOKEN`.
-    pylon_enabled: bool,
-    /// The tool `api` tickets are routed back through (their ids are that tool's ids), if any.
-    api_tool: Option<Source>,
-}
-
-impl RoutingPlanner {
-    /// A planner for `settings`.
-    pub fn new(settings: &TicketingSettings) -> Self {
-        Self {
-            routes: settings.routes.clone(),
-            plain_enabled: settings.plain.api_key.is_some(),
-            pylon_enabled: settings.pylon.api_token.is_some(),
-            api_tool: settings.api_tool,
-        }
-    }
-}
-
-/// Longest internal note Plain accepts, in characters (reference/plain.md, "Internal note").
-/// The renderers stay far below it: the reasoning in a note is cut to
-/// [`crate::domain::MAX_REASONING_CHARS`].
-pub const PLAIN_NOTE_MAX_CHARS: usize = 10_000;
-
-/// The reasoning as a note shows it: one sentence, cut by characters (before any escaping, so a
-/// cut never splits an entity).
-fn note_reasoning(d: &Decision) -> std::borrow::Cow<'_, str> {
-    crate::text::ellipsize(&d.reasoning, crate::domain::MAX_REASONING_CHARS)
-}
-
-/// The internal note shown to agents: severity, route, confidence and the model's reasoning.
-pub fn note_text(d: &Decision) -> String {
-    let mut s = format!(
-        "escalator: {} -> {} (confidence {:.2}). {}",
-        d.severity,
-        d.route,
-        d.confidence,
-        note_reasoning(d)
-    );
-    if d.fallback {
-        s.push_str(" [fallback: the offline classifier decided]");
-    }
-    s.push('\n');
-    s.push_str(&note_marker(&d.id));
-    s
-}
-
-/// The last line of every Plain note: Plain notes have no idempotency key, so a retried
-/// `plain.note` looks for this line among the thread's notes before posting again.
-pub fn note_marker(decision_id: &str) -> String {
-    format!("escalator decision {decision_id}")
-}
-
-impl ActionPlanner for RoutingPlanner {
-    fn plan(&self, ticket: &Ticket, d: &Decision) -> Vec<NewAction> {
-        let tool = match d.source {
-            Source::Api => self.api_tool,
-            other => Some(other),
-        };
-        let route = d.route;
-        match tool {
-            Some(Source::Plain) if self.plain_enabled => {
-                plan_plain(self.routes.plain(route), ticket, d)
-            }
-            Some(Source::Pylon) if self.pylon_enabled => plan_pylon(self.routes.pylon(route), d),
-            Some(Source::Plain | Source::Pylon | Source::Api) | None => Vec::new(),
-        }
-    }
-}
-
-fn plan_plain(target: &PlainTarget, ticket: &Ticket, d: &Decision) -> Vec<NewAction> {
-    let thread_id = &d.ticket_id;
-    let mut out = Vec::new();
-    if !target.label_type_ids.is_empty() {
-        out.push(NewAction {
-            kind: "plain.label".into(),
-            payload: serde_json::json!({
-                "thread_id": thread_id,
-                "label_type_ids": target.label_type_ids,
-            }),
-        });
-    }
-    out.push(NewAction {
-        kind: "plain.priority".into(),
-        payload: serde_json::json!({ "thread_id": thread_id, "priority": target.priority }),
-    });
-    if let Some(user_id) = &target.assignee_user_id {
-        out.push(NewAction {
-            kind: "plain.assign".into(),
-            payload: serde_json::json!({ "thread_id": thread_id, "user_id": user_id }),
-        });
-    }
-    // createNote needs the customer; a ticket without one gets no note.
-    if let Some(customer_id) = ticket.customer_id() {
-        let text = note_text(d);
-        out.push(NewAction {
-            kind: "plain.note".into(),
-            payload: serde_json::json!({
-                "thread_id": thread_id,
-                "customer_id": customer_id,
-                "decision_id": d.id,
-                "text": text,
-                "markdown": note_markdown(d),
-            }),
-        });
-    }
-    out
-}
-
-/// The internal note as Markdown for Plain.
-pub fn note_markdown(d: &Decision) -> String {
-    let mut s = format!(
-        "**escalator**: `{}` → `{}` (confidence {:.2})\n\n{}",
-        d.severity,
-        d.route,
-        d.confidence,
-        note_reasoning(d)
-    );
-    if d.fallback {
-        s.push_str("\n\n_fallback: the offline classifier decided_");
-    }
-    s.push_str("\n\n");
-    s.push_str(&note_marker(&d.id));
-    s
-}
-
-fn plan_pylon(target: &PylonTarget, d: &Decision) -> Vec<NewAction> {
-    let issue_id = &d.ticket_id;
-    let mut out = Vec::new();
-    if !target.tags.is_empty() || target.team_id.is_some() || target.assignee_id.is_some() {
-        out.push(NewAction {
-            kind: "pylon.update".into(),
-            payload: serde_json::json!({
-                "issue_id": issue_id,
-                "tags": target.tags,
-                "team_id": target.team_id,
-                "assignee_id": target.assignee_id,
-            }),
-        });
-    }
-    out.push(NewAction {
-        kind: "pylon.note".into(),
-        payload: serde_json::json!({
-            "issue_id": issue_id,
-            "decision_id": d.id,
-            "body_html": note_html(d),
-        }),
-    });
-    out
-}
-
-/// The note as HTML for Pylon, with every value escaped.
-pub fn note_html(d: &Decision) -> String {
-    let mut s = format!(
-        "<p><b>escalator</b>: {} → {} (confidence {:.2})</p><p>{}</p>",
-        escape_html(d.severity.as_str()),
-        escape_html(d.route.as_str()),
-        d.confidence,
-        escape_html(&note_reasoning(d))
-    );
-    if d.fallback {
-        s.push_str("<p><i>fallback: the offline classifier decided</i></p>");
-    }
-    s.push_str(&format!("<p>decision {}</p>", escape_html(&d.id)));
-    s
-}
-
-/// Escapes text for an HTML body.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The default Plain priority of a severity (0 urgent … 3 low).
-pub fn default_priority(severity: Severity) -> u8 {
-    match severity {
-        Severity::OnFire => 0,
-        Severity::Urgent => 1,
-        Severity::Routine => 2,
-    }
-}
-
 /// The value of `Retry-After` (seconds) if present and sane.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
@@ -566,16 +392,6 @@ pub(crate) fn required_str<'a>(
         .ok_or_else(|| WebhookError::MissingField(field.to_owned()))
 }
 
-/// A JSON string at `pointer` in a stored payload.
-pub(crate) fn payload_str<'a>(
-    v: &'a serde_json::Value,
-    field: &str,
-) -> Result<&'a str, TicketingError> {
-    v.get(field)
-        .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| TicketingError::InvalidPayload(format!("missing {field}")))
-}
-
 #[cfg(test)]
 mod tests {
     use std::{collections::BTreeMap, io::Write as _};
@@ -583,7 +399,7 @@ mod tests {
     use super::*;
     use crate::{
         config::Settings,
-        domain::{RawTicket, Route, Tier, Usage},
+        domain::{RawTicket, Route, Severity, Tier, Usage},
     };
 
     fn settings(toml: &str, env: &[(&str, &str)]) -> TicketingSettings {
@@ -772,5 +588,137 @@ mod tests {
             .is_retryable()
         );
         assert!(!TicketingError::NotFound("x".into()).is_retryable());
+    }
+
+    fn row(kind: &str, payload: serde_json::Value, attempts: u32) -> Action {
+        Action {
+            id: 1,
+            decision_id: "dec-1".into(),
+            source: Source::Plain,
+            ticket_id: "th_1".into(),
+            kind: kind.into(),
+            payload,
+            status: "pending".into(),
+            attempts,
+            last_error: None,
+            internal_errors: 0,
+        }
+    }
+
+    /// Rows written before the actions were typed (kind strings, JSON payloads) decode into
+    /// the enums, and a planned action is stored in exactly that shape.
+    #[test]
+    fn rows_stored_before_the_typed_actions_still_decode() {
+        let old = row(
+            "plain.note",
+            serde_json::json!({"thread_id": "th_1", "customer_id": "c_1", "decision_id": "dec-1",
+                "text": "t", "markdown": "m"}),
+            1,
+        );
+        let note = PlainAction::Note {
+            thread_id: "th_1".into(),
+            customer_id: "c_1".into(),
+            decision_id: "dec-1".into(),
+            text: "t".into(),
+            markdown: "m".into(),
+        };
+        assert_eq!(from_row::<PlainAction>(&old).unwrap(), note);
+        assert_eq!(
+            to_row(&note),
+            NewAction {
+                kind: old.kind.clone(),
+                payload: old.payload.clone()
+            }
+        );
+        for (kind, payload) in [
+            (
+                "plain.label",
+                serde_json::json!({"thread_id": "th_1", "label_type_ids": ["lt_1"]}),
+            ),
+            (
+                "plain.priority",
+                serde_json::json!({"thread_id": "th_1", "priority": 0}),
+            ),
+            (
+                "plain.assign",
+                serde_json::json!({"thread_id": "th_1", "user_id": "u_1"}),
+            ),
+        ] {
+            let a: PlainAction = from_row(&row(kind, payload.clone(), 1)).unwrap();
+            assert_eq!(
+                to_row(&a),
+                NewAction {
+                    kind: kind.into(),
+                    payload
+                },
+                "{kind}"
+            );
+        }
+        for (kind, payload) in [
+            (
+                "pylon.update",
+                serde_json::json!({"issue_id": "i_1", "tags": ["on-fire"],
+                "team_id": null, "assignee_id": "u_2"}),
+            ),
+            (
+                "pylon.note",
+                serde_json::json!({"issue_id": "i_1", "decision_id": "dec-1",
+                "body_html": "<p>x</p>"}),
+            ),
+        ] {
+            let a: PylonAction = from_row(&row(kind, payload.clone(), 1)).unwrap();
+            assert_eq!(
+                to_row(&a),
+                NewAction {
+                    kind: kind.into(),
+                    payload
+                },
+                "{kind}"
+            );
+        }
+        let e =
+            from_row::<PlainAction>(&row("plain.unknown", serde_json::json!({}), 1)).unwrap_err();
+        assert!(matches!(e, TicketingError::InvalidPayload(_)), "{e:?}");
+        assert!(!e.is_retryable());
+        let e = from_row::<PylonAction>(&row("pylon.note", serde_json::json!({"issue_id": 1}), 1))
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("invalid payload: pylon.note: "),
+            "{e}"
+        );
+    }
+
+    /// A stored delivery's payload (with the traceparent the bridge adds) reads back typed.
+    #[test]
+    fn stored_deliveries_read_back_typed() {
+        let d = PendingDelivery {
+            key: crate::domain::IdempotencyKey::new(Source::Plain, "th_1", "v1"),
+            event_type: "thread.thread_created".into(),
+            payload: serde_json::json!({"event_id": "e_1", "thread_id": "th_1", "title": "T",
+                "text": "B", "customer_id": "c_1", TRACEPARENT_KEY: "00-abc-def-01"}),
+            attempts: 1,
+            internal_errors: 0,
+        };
+        let p: PlainDelivery = from_delivery(&d).unwrap();
+        assert_eq!(
+            (p.thread_id.as_str(), p.title.as_str(), p.text.as_str()),
+            ("th_1", "T", "B")
+        );
+        assert!(from_delivery::<PylonDelivery>(&d).is_err());
+    }
+
+    #[test]
+    fn actions_run_on_the_tool_their_kind_names() {
+        let adapters = Adapters::new(&settings("", &[])).unwrap();
+        assert_eq!(
+            adapters.for_kind("plain.note").map(|a| a.source()),
+            Some(Source::Plain)
+        );
+        assert_eq!(
+            adapters.for_kind("pylon.update").map(|a| a.source()),
+            Some(Source::Pylon)
+        );
+        assert!(adapters.for_kind("api.note").is_none());
+        assert!(adapters.for_kind("slack").is_none());
     }
 }

@@ -7,9 +7,8 @@ use std::{collections::BTreeMap, time::Duration};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::default_priority;
 use crate::{
-    domain::{Route, Source, Tier},
+    domain::{Route, Severity, Source, Tier},
     env::{ConfigError, EnvSource, amount, http_url, invalid, non_empty},
 };
 
@@ -58,6 +57,16 @@ pub struct PylonSettings {
     pub rate_share: f64,
     /// Per-request timeout.
     pub timeout: Duration,
+}
+
+/// The default Plain priority of a severity (0 urgent … 3 low), for a route without
+/// `[routes.<route>.plain] priority`.
+pub fn default_priority(severity: Severity) -> u8 {
+    match severity {
+        Severity::OnFire => 0,
+        Severity::Urgent => 1,
+        Severity::Routine => 2,
+    }
 }
 
 /// Where a route lands in Plain.

@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Worker, isolated, pump::Pump};
 use crate::{
-    domain::Source,
     store::{Action, Store},
     telemetry::metrics::metrics,
 };
@@ -150,12 +149,7 @@ impl Worker {
     /// Executes one action; `true` when it is done and must be marked so.
     #[tracing::instrument(skip_all, fields(action_id = a.id, kind = %a.kind, decision_id = %a.decision_id, attempt = a.attempts))]
     async fn execute(&self, a: &Action) -> bool {
-        let tool = a
-            .kind
-            .split('.')
-            .next()
-            .and_then(|t| Source::parse("kind", t).ok());
-        let Some(adapter) = tool.and_then(|t| self.adapters.get(t)) else {
+        let Some(adapter) = self.adapters.for_kind(&a.kind) else {
             let error = format!("no ticketing tool executes {}", a.kind);
             tracing::error!(error, "action cannot run; giving up");
             if let Err(e) = self.store.fail_action(a.id, &error).await {
@@ -169,7 +163,7 @@ impl Worker {
                 true
             }
             Err(e) if e.is_retryable() => {
-                let error = e.chain();
+                let error = crate::causes::chain(&e);
                 metrics()
                     .action_failures
                     .with_label_values(&[&a.kind])
@@ -185,7 +179,7 @@ impl Worker {
                 false
             }
             Err(e) => {
-                let error = e.chain();
+                let error = crate::causes::chain(&e);
                 metrics()
                     .action_failures
                     .with_label_values(&[&a.kind])

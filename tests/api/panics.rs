@@ -23,7 +23,8 @@ use escalator::{
     },
     labels,
     store::Store,
-    triage::{NoActions, Triage, TriageSettings},
+    ticketing::NoActions,
+    triage::{Triage, TriageSettings},
 };
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;

@@ -696,14 +696,7 @@ fn transport_error(e: &reqwest::Error) -> ClassifierError {
     if e.is_timeout() {
         return ClassifierError::Timeout;
     }
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    ClassifierError::Transport(msg)
+    ClassifierError::Transport(crate::causes::chain(e))
 }
 
 fn status_kind(status: StatusCode) -> String {

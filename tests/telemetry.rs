@@ -1,6 +1,8 @@
 //! Traces Langfuse understands, Prometheus metrics and routing scores, checked against a fake
 //! Langfuse on 127.0.0.1 that decodes the OTLP protobufs the service really exports.
-//! (Its own test binary: the tracing subscriber and the metrics registry are per process.)
+//! Its own test binary, not in `tests/api`: `telemetry::build` sets process-global trace
+//! defaults (environment, release, redaction) and the metrics registry is per process, and
+//! these tests assert exact exported attributes and metric values that other tests would move.
 #![allow(clippy::unwrap_used, unreachable_pub, missing_docs)]
 
 #[path = "support/collector.rs"]

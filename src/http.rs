@@ -9,7 +9,7 @@ use axum::{
     extract::{DefaultBodyLimit, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse as _, Response},
-    routing::{get, post},
+    routing::{MethodRouter, get, post},
 };
 
 use axum::extract::rejection::BytesRejection;
@@ -46,31 +46,21 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(prometheus_metrics))
         // The body is taken as raw bytes because the signature is over them exactly; the limit
         // layer answers 413 before a large body is buffered.
-        .route(
-            "/webhooks/plain",
-            post(plain_webhook).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
-        )
-        .route(
-            "/webhooks/pylon",
-            post(pylon_webhook).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
-        )
+        .route("/webhooks/plain", webhook_route(Source::Plain))
+        .route("/webhooks/pylon", webhook_route(Source::Pylon))
         .with_state(state)
 }
 
-async fn plain_webhook(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    webhook(&state, Source::Plain, &headers, body).await
-}
-
-async fn pylon_webhook(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    webhook(&state, Source::Pylon, &headers, body).await
+/// `POST` of one tool's webhook, with the body limit.
+fn webhook_route(source: Source) -> MethodRouter<HttpState> {
+    post(
+        move |State(state): State<HttpState>,
+              headers: HeaderMap,
+              body: Result<Bytes, BytesRejection>| async move {
+            webhook(&state, source, &headers, body).await
+        },
+    )
+    .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
 }
 
 /// 202 for a new delivery (stored; decided and routed in the background), 200 for a duplicate

@@ -199,6 +199,13 @@ fn log_bridge_setup(settings: &Settings) {
     }
 }
 
+/// Binds the listener of `addr`, naming the setting `key` when the address is taken.
+async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {key} {addr}"))
+}
+
 /// A built application: listeners bound, dependencies connected, not yet serving.
 pub struct App {
     settings: Settings,
@@ -257,22 +264,8 @@ impl App {
             tracing::warn!(error = %e, "cannot write the first worker heartbeat");
         }
         log_bridge_setup(&settings);
-        let grpc_listener = TcpListener::bind(settings.grpc_addr)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on ESCALATOR_GRPC_ADDR {}",
-                    settings.grpc_addr
-                )
-            })?;
-        let http_listener = TcpListener::bind(settings.http_addr)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on ESCALATOR_HTTP_ADDR {}",
-                    settings.http_addr
-                )
-            })?;
+        let grpc_listener = bind("ESCALATOR_GRPC_ADDR", settings.grpc_addr).await?;
+        let http_listener = bind("ESCALATOR_HTTP_ADDR", settings.http_addr).await?;
         tracing::info!(
             database = %store::redact_url(&settings.store.url),
             backend = store.backend(),

@@ -93,19 +93,6 @@ impl Triage {
         self.decide_once(ticket, trace_id, true).await
     }
 
-    /// Like [`Triage::decide`], logging the decision without the actions it implies (gRPC
-    /// `Classify`).
-    ///
-    /// # Errors
-    /// As [`Triage::decide`].
-    pub async fn classify(
-        &self,
-        ticket: Ticket,
-        trace_id: Option<String>,
-    ) -> Result<Outcome, TriageError> {
-        self.decide_once(ticket, trace_id, false).await
-    }
-
     /// Runs `mode` for one ticket in its own trace: a root span named `name` continuing the
     /// W3C `traceparent` of `parent` (a caller's metadata, a stored delivery's), with the
     /// ticket, then the decision or the error, recorded on it. The one sequence of the gRPC
@@ -129,7 +116,8 @@ impl Triage {
                 let run = async {
                     match mode {
                         Mode::Route => self.decide(ticket, trace).await,
-                        Mode::LogOnly => self.classify(ticket, trace).await,
+                        // As `decide`, without the actions the decision implies.
+                        Mode::LogOnly => self.decide_once(ticket, trace, false).await,
                         Mode::DryRun => self.dry_run(ticket, trace).await,
                     }
                 };

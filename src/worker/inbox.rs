@@ -99,13 +99,7 @@ impl Worker {
         match failed {
             Failed::Later { error, hint } => {
                 tracing::warn!(key = %d.key, error, "cannot decide the delivery yet; will retry");
-                if let Err(se) = self
-                    .store
-                    .retry_delivery(&d.key, &error, self.next_attempt(d.attempts, hint))
-                    .await
-                {
-                    tracing::warn!(key = %d.key, error = %se, "cannot reschedule the delivery; its lease will expire");
-                }
+                self.retry_later(&d, &error, hint).await;
             }
             Failed::GiveUp(error) => self.give_up_delivery(&d.key, &error).await,
             Failed::Invalid(error) => {
@@ -238,13 +232,7 @@ impl Worker {
                     // Nothing is lost: the next attempt tries again.
                     let error = chain(&e);
                     tracing::warn!(key = %d.key, error, "cannot log the safe decision yet; will retry");
-                    if let Err(se) = self
-                        .store
-                        .retry_delivery(&d.key, &error, self.next_attempt(d.attempts, None))
-                        .await
-                    {
-                        tracing::warn!(key = %d.key, error = %se, "cannot reschedule the delivery; its lease will expire");
-                    }
+                    self.retry_later(d, &error, None).await;
                     return;
                 }
                 Ok(Err(e)) => last = chain(&e),
@@ -262,6 +250,19 @@ impl Worker {
             &format!("{reason}; the safe decision failed too: {last}"),
         )
         .await;
+    }
+
+    /// Hands the delivery back for another attempt after its backoff (or the tool's `hint`).
+    async fn retry_later(
+        &self,
+        d: &PendingDelivery,
+        error: &str,
+        hint: Option<std::time::Duration>,
+    ) {
+        let next = self.next_attempt(d.attempts, hint);
+        if let Err(se) = self.store.retry_delivery(&d.key, error, next).await {
+            tracing::warn!(key = %d.key, error = %se, "cannot reschedule the delivery; its lease will expire");
+        }
     }
 
     async fn give_up_delivery(&self, key: &IdempotencyKey, error: &str) {

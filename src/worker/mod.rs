@@ -169,42 +169,34 @@ impl Worker {
             holder = self.store.holder(),
             "worker started"
         );
-        let inbox = {
-            let w = self.clone();
-            let stop = shutdown.clone();
-            tokio::spawn(supervise(
-                "inbox",
-                self.health.clone(),
-                shutdown.clone(),
-                move || inbox::run(w.clone(), stop.clone()),
-            ))
-        };
-        let outbox = {
-            let w = self.clone();
-            let stop = shutdown.clone();
-            tokio::spawn(supervise(
-                "outbox",
-                self.health.clone(),
-                shutdown.clone(),
-                move || outbox::run(w.clone(), stop.clone()),
-            ))
-        };
-        let recovery = {
-            let w = self.clone();
-            let stop = shutdown.clone();
-            tokio::spawn(supervise(
-                "recovery",
-                self.health.clone(),
-                shutdown.clone(),
-                move || inbox::recover(w.clone(), stop.clone()),
-            ))
-        };
+        let inbox = self.spawn_loop("inbox", &shutdown, inbox::run);
+        let outbox = self.spawn_loop("outbox", &shutdown, outbox::run);
+        let recovery = self.spawn_loop("recovery", &shutdown, inbox::recover);
         for (name, task) in [("inbox", inbox), ("outbox", outbox), ("recovery", recovery)] {
             if let Err(e) = task.await {
                 tracing::error!(worker_loop = name, error = %e, "supervisor failed");
             }
         }
         tracing::info!("worker stopped");
+    }
+
+    /// Runs the loop `run` under [`supervise`] in a task of its own, until `shutdown`.
+    fn spawn_loop<Fut>(
+        &self,
+        name: &'static str,
+        shutdown: &CancellationToken,
+        run: fn(Worker, CancellationToken) -> Fut,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (w, stop) = (self.clone(), shutdown.clone());
+        tokio::spawn(supervise(
+            name,
+            self.health.clone(),
+            shutdown.clone(),
+            move || run(w.clone(), stop.clone()),
+        ))
     }
 
     /// When the next attempt is due after `attempts` failed ones: the tool's hint if it gave

@@ -162,31 +162,22 @@ impl Worker {
                 tracing::debug!("action done");
                 true
             }
-            Err(e) if e.is_retryable() => {
-                let error = crate::causes::chain(&e);
-                metrics()
-                    .action_failures
-                    .with_label_values(&[&a.kind])
-                    .inc();
-                tracing::warn!(error, "action failed; will retry");
-                if let Err(se) = self
-                    .store
-                    .retry_action(a.id, &error, self.next_attempt(a.attempts, e.retry_after()))
-                    .await
-                {
-                    tracing::warn!(error = %se, "cannot reschedule the action; its lease will expire");
-                }
-                false
-            }
             Err(e) => {
                 let error = crate::causes::chain(&e);
                 metrics()
                     .action_failures
                     .with_label_values(&[&a.kind])
                     .inc();
-                tracing::error!(error, "action rejected by the tool; giving up");
-                if let Err(se) = self.store.fail_action(a.id, &error).await {
-                    tracing::warn!(error = %se, "cannot record the failed action");
+                let recorded = if e.is_retryable() {
+                    tracing::warn!(error, "action failed; will retry");
+                    let next = self.next_attempt(a.attempts, e.retry_after());
+                    self.store.retry_action(a.id, &error, next).await
+                } else {
+                    tracing::error!(error, "action rejected by the tool; giving up");
+                    self.store.fail_action(a.id, &error).await
+                };
+                if let Err(se) = recorded {
+                    tracing::warn!(error = %se, "cannot record the failed attempt; the action's lease will expire");
                 }
                 false
             }

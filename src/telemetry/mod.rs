@@ -9,6 +9,9 @@
 //!   Langfuse attributes set on both (Langfuse v4 reads them per span).
 //! - Metrics: [`metrics`], Prometheus text on `GET /metrics`.
 //! - Scores: [`scores`], reviewed decisions sent to Langfuse from a database outbox.
+//!
+//! Over 450 lines on purpose: every span attribute Langfuse reads is set in this one file, so
+//! the mapping can be checked against `deploy/langfuse/README.md` in one read.
 
 pub mod metrics;
 pub mod scores;

@@ -11,6 +11,10 @@
 //! - `models`: the start-up check of the configured model (`GET /v1/models/{model}`).
 //! - `limits`: concurrency adapted to the `anthropic-ratelimit-*` headroom the API reports.
 //! - `breaker`: the spend-cap breaker (no calls while the organisation's spend limit is hit).
+//!
+//! Over 450 lines on purpose: what is left here is the one request path (slot, attempt, retry
+//! loop, usage and cost, reading the answer), which reads best top to bottom; each part with a
+//! concern of its own is one of the submodules above.
 
 pub mod breaker;
 pub mod limits;

@@ -160,24 +160,19 @@ async fn prometheus_metrics(State(state): State<HttpState>) -> impl axum::respon
                     ms / 1000.0
                 })
             };
-            m.action_backlog
-                .with_label_values(&["pending"])
-                .set(b.actions_pending);
-            m.action_backlog
-                .with_label_values(&["failed"])
-                .set(b.actions_failed);
-            m.delivery_backlog
-                .with_label_values(&["pending"])
-                .set(b.deliveries_pending);
-            m.delivery_backlog
-                .with_label_values(&["failed"])
-                .set(b.deliveries_failed);
-            m.oldest_pending_seconds
-                .with_label_values(&["inbox"])
-                .set(age(b.oldest_delivery));
-            m.oldest_pending_seconds
-                .with_label_values(&["outbox"])
-                .set(age(b.oldest_action));
+            for (gauge, label, value) in [
+                (&m.action_backlog, "pending", b.actions_pending),
+                (&m.action_backlog, "failed", b.actions_failed),
+                (&m.delivery_backlog, "pending", b.deliveries_pending),
+                (&m.delivery_backlog, "failed", b.deliveries_failed),
+            ] {
+                gauge.with_label_values(&[label]).set(value);
+            }
+            for (queue, oldest) in [("inbox", b.oldest_delivery), ("outbox", b.oldest_action)] {
+                m.oldest_pending_seconds
+                    .with_label_values(&[queue])
+                    .set(age(oldest));
+            }
         }
         Err(e) => tracing::warn!(error = %e, "backlog unavailable for /metrics"),
     }

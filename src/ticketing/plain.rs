@@ -153,36 +153,41 @@ pub const PLAIN_NOTE_MAX_CHARS: usize = 10_000;
 
 /// The internal note shown to agents: severity, route, confidence and the model's reasoning.
 pub fn note_text(d: &Decision) -> String {
-    let mut s = format!(
+    let head = format!(
         "escalator: {} -> {} (confidence {:.2}). {}",
         d.severity,
         d.route,
         d.confidence,
         note_reasoning(d)
     );
-    if d.fallback {
-        s.push_str(" [fallback: the offline classifier decided]");
-    }
-    s.push('\n');
-    s.push_str(&note_marker(&d.id));
-    s
+    with_marker(d, head, " [fallback: the offline classifier decided]", "\n")
 }
 
 /// The internal note as Markdown.
 pub fn note_markdown(d: &Decision) -> String {
-    let mut s = format!(
+    let head = format!(
         "**escalator**: `{}` → `{}` (confidence {:.2})\n\n{}",
         d.severity,
         d.route,
         d.confidence,
         note_reasoning(d)
     );
+    with_marker(
+        d,
+        head,
+        "\n\n_fallback: the offline classifier decided_",
+        "\n\n",
+    )
+}
+
+/// `head`, the fallback remark when the offline classifier decided, then `sep` and the marker.
+fn with_marker(d: &Decision, mut head: String, fallback: &str, sep: &str) -> String {
     if d.fallback {
-        s.push_str("\n\n_fallback: the offline classifier decided_");
+        head.push_str(fallback);
     }
-    s.push_str("\n\n");
-    s.push_str(&note_marker(&d.id));
-    s
+    head.push_str(sep);
+    head.push_str(&note_marker(&d.id));
+    head
 }
 
 /// The last line of every Plain note: Plain notes have no idempotency key, so a retried

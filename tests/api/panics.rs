@@ -104,11 +104,7 @@ async fn serve(store: Arc<dyn Store>) -> Served {
 }
 
 fn key(id: &str) -> IdempotencyKey {
-    IdempotencyKey {
-        source: Source::Api,
-        ticket_id: id.into(),
-        version: "v1".into(),
-    }
+    IdempotencyKey::new(Source::Api, id, "v1")
 }
 
 /// Well under `in_flight_wait` (60 s): a retry that had to wait out the claim fails here.

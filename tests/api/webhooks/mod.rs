@@ -230,11 +230,7 @@ async fn mount_plain_note(mocks: &Mocks) {
 
 async fn the_decision(pool: &PgPool) -> Decision {
     let store = store::PgStore::new(pool.clone());
-    let key = escalator::domain::IdempotencyKey {
-        source: Source::Plain,
-        ticket_id: THREAD.into(),
-        version: UPDATED_AT.into(),
-    };
+    let key = escalator::domain::IdempotencyKey::new(Source::Plain, THREAD, UPDATED_AT);
     store.decision(&key).await.unwrap().unwrap()
 }
 

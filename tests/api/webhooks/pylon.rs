@@ -56,11 +56,11 @@ async fn a_pylon_doorbell_is_fetched_decided_and_routed_once() {
 
     let store = store::PgStore::new(pool.clone());
     let d = store
-        .decision(&escalator::domain::IdempotencyKey {
-            source: Source::Pylon,
-            ticket_id: "iss_1".into(),
-            version: "issue.created".into(),
-        })
+        .decision(&escalator::domain::IdempotencyKey::new(
+            Source::Pylon,
+            "iss_1",
+            "issue.created",
+        ))
         .await
         .unwrap()
         .unwrap();

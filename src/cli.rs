@@ -1,28 +1,20 @@
-//! The command line: `serve`, `classify`, `eval`, `labels check`, `prompt render`, `bench`,
-//! `review` and `labels add-from-reviews` (dispatched to `crate::review::cli`).
-//!
-//! Exit codes: 0 success; 1 a check failed (bad labels, accuracy below `--min-accuracy`, a
-//! ticket `eval` could not classify); 2 usage error (clap); 64 invalid configuration
-//! (including a model the API does not know); 70 the service failed at run time.
+//! The command line: a thin dispatcher over `serve`, `classify`, `eval` ([`crate::eval`]),
+//! `labels check`, `prompt render`, `bench` ([`crate::bench`]), `review` and
+//! `labels add-from-reviews` ([`crate::review::cli`]). Exit codes are in [`crate::exit`].
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    io::IsTerminal as _,
-    path::PathBuf,
-    process::ExitCode,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    classifier::{ClaudeClassifier, Decider, OfflineClassifier, claude::TokenSource},
-    config::{ProcessEnv, Settings},
+    classifier::Decider,
+    config::Settings,
     domain::{Classification, RawTicket, Severity, Source, Ticket, TicketContext, Usage},
-    labels::{self, Example, Rules, Summary},
+    env::ProcessEnv,
+    exit,
+    labels::{self, Rules, Summary},
     prompt::Prompt,
     shutdown,
     startup::{self, App},
@@ -44,7 +36,7 @@ enum Command {
     /// Classify one ticket and print the decision as JSON (nothing is logged or routed).
     Classify(ClassifyArgs),
     /// Run the classifier over a labelled file: accuracy, confusion matrix, misses.
-    Eval(EvalArgs),
+    Eval(crate::eval::EvalArgs),
     /// Work with labels files.
     Labels {
         #[command(subcommand)]
@@ -78,36 +70,6 @@ struct ClassifyArgs {
     /// Other tickets from this customer in the last 24 hours.
     #[arg(long, default_value_t = 0)]
     repeat_count: u32,
-}
-
-#[derive(Debug, Args)]
-struct EvalArgs {
-    /// The labelled file to evaluate on (the embedded holdout when the default path is absent).
-    #[arg(default_value = "labels/holdout.csv")]
-    file: PathBuf,
-    /// Exit with status 1 when accuracy is below this (0..1).
-    #[arg(long)]
-    min_accuracy: Option<f64>,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
-    /// The classifier to evaluate: `offline` (rules, no network) or `claude` (the real API with
-    /// the configured model; needs ANTHROPIC_API_KEY and costs money).
-    #[arg(long, value_enum, default_value_t = EvalClassifier::Offline)]
-    classifier: EvalClassifier,
-    /// Tickets classified at once with `--classifier claude` (also capped by
-    /// `claude.max_concurrency`).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    concurrency: u16,
-}
-
-/// Which backend `eval` runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum EvalClassifier {
-    /// The rule-based classifier; no network.
-    Offline,
-    /// The Claude backend, through the same fallback policy as the service.
-    Claude,
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,7 +124,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve => serve(),
         Command::Classify(args) => classify(args),
-        Command::Eval(args) => eval(args),
+        Command::Eval(args) => crate::eval::main(args),
         Command::Labels {
             command:
                 LabelsCommand::Check {
@@ -187,36 +149,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-const EX_USAGE: u8 = 64;
-const EX_SOFTWARE: u8 = 70;
-
-fn settings() -> Result<Settings, ExitCode> {
-    Settings::load(&ProcessEnv).map_err(|e| {
-        eprintln!("escalator: invalid configuration: {e}");
-        ExitCode::from(EX_USAGE)
-    })
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("escalator: cannot start the async runtime: {e}");
-            ExitCode::from(EX_SOFTWARE)
-        })
-}
-
 fn serve() -> ExitCode {
     let run = || -> Result<(), ExitCode> {
-        let settings = settings()?;
+        let settings = exit::settings()?;
         // Before the runtime: the trace exporter's blocking HTTP client owns its own.
         let telemetry = telemetry::init(&settings.telemetry).map_err(|e| {
             eprintln!("escalator: cannot set up tracing: {e:#}");
-            ExitCode::from(EX_USAGE)
+            ExitCode::from(exit::USAGE)
         })?;
         telemetry::install_panic_hook();
-        let rt = runtime()?;
+        let rt = exit::runtime()?;
         let result = rt.block_on(async {
             let app = App::build(settings).await.map_err(|e| {
                 tracing::error!("cannot start: {e:#}");
@@ -224,16 +166,16 @@ fn serve() -> ExitCode {
                 if e.downcast_ref::<crate::classifier::claude::models::ModelError>()
                     .is_some()
                 {
-                    ExitCode::from(EX_USAGE)
+                    ExitCode::from(exit::USAGE)
                 } else {
-                    ExitCode::from(EX_SOFTWARE)
+                    ExitCode::from(exit::SOFTWARE)
                 }
             })?;
             let token = CancellationToken::new();
             tokio::spawn(shutdown::cancel_on_signal(token.clone()));
             app.run_until_stopped(token).await.map_err(|e| {
                 tracing::error!("server failed: {e:#}");
-                ExitCode::from(EX_SOFTWARE)
+                ExitCode::from(exit::SOFTWARE)
             })
         });
         drop(rt);
@@ -248,10 +190,10 @@ fn serve() -> ExitCode {
 }
 
 fn decider() -> Result<(Decider, Prompt), ExitCode> {
-    let settings = settings()?;
+    let settings = exit::settings()?;
     startup::build_decider(&settings).map_err(|e| {
         eprintln!("escalator: {e:#}");
-        ExitCode::from(EX_USAGE)
+        ExitCode::from(exit::USAGE)
     })
 }
 
@@ -301,14 +243,14 @@ fn classify(args: ClassifyArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => {
             eprintln!("escalator classify: {e}");
-            return ExitCode::from(EX_USAGE);
+            return ExitCode::from(exit::USAGE);
         }
     };
     let (decider, _) = match decider() {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let rt = match runtime() {
+    let rt = match exit::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -324,514 +266,8 @@ fn classify(args: ClassifyArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("escalator classify: {e}");
-            ExitCode::from(EX_SOFTWARE)
+            ExitCode::from(exit::SOFTWARE)
         }
-    }
-}
-
-/// The result of an evaluation run.
-#[derive(Debug, Serialize)]
-pub struct EvalReport {
-    /// The file evaluated.
-    pub file: String,
-    /// The model that classified.
-    pub model: String,
-    /// The prompt version.
-    pub prompt_version: String,
-    /// Rows in the file, every one counted (a row that failed to classify is a miss).
-    pub total: usize,
-    /// Rows whose severity matched the label.
-    pub correct: usize,
-    /// `correct / total`.
-    pub accuracy: f64,
-    /// `confusion[expected][predicted]`, both keyed by severity (classified rows only; the
-    /// failed ones are the margin, [`EvalReport::failed_by_expected`]).
-    pub confusion: BTreeMap<Severity, BTreeMap<Severity, usize>>,
-    /// Rows that got no classification at all (invalid as a ticket, or the classifier
-    /// panicked); each is also in `misses` with its error, and makes `eval` exit 1.
-    pub failed: usize,
-    /// The confusion matrix's margin: failed rows per expected severity.
-    pub failed_by_expected: BTreeMap<Severity, usize>,
-    /// The rows that were wrong or failed.
-    pub misses: Vec<Miss>,
-    /// Rows the offline classifier decided because the model could not.
-    pub fallbacks: usize,
-    /// Time per decision (fallbacks included), in milliseconds.
-    pub latency_ms: Latency,
-    /// Model usage and cost; absent for the offline classifier.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<EvalUsage>,
-}
-
-/// Nearest-rank percentiles of the time per decision.
-#[derive(Debug, Default, Serialize)]
-pub struct Latency {
-    /// Median.
-    pub p50: u64,
-    /// 95th percentile.
-    pub p95: u64,
-}
-
-impl Latency {
-    fn of(mut ms: Vec<u64>) -> Self {
-        ms.sort_unstable();
-        let rank = |p: f64| {
-            #[allow(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                clippy::cast_precision_loss
-            )]
-            let i = ((p * ms.len() as f64).ceil() as usize).saturating_sub(1);
-            ms.get(i).copied().unwrap_or(0)
-        };
-        Self {
-            p50: rank(0.50),
-            p95: rank(0.95),
-        }
-    }
-}
-
-/// Tokens and cost of an evaluation run against the API, from each decision's `usage`.
-#[derive(Debug, Default, Serialize)]
-pub struct EvalUsage {
-    /// Rows the model decided (not fallbacks).
-    pub answered: usize,
-    /// Uncached input tokens.
-    pub input_tokens: i64,
-    /// Output tokens.
-    pub output_tokens: i64,
-    /// Tokens read from the prompt cache.
-    pub cache_read_tokens: i64,
-    /// Tokens written to the prompt cache (warm-up included).
-    pub cache_write_tokens: i64,
-    /// Share of answered rows that read the system block from the cache.
-    pub cache_hit_rate: f64,
-    /// USD for the whole run, warm-up included. Calls whose answer was invalid were billed too
-    /// but carry no usage in their (fallback) decision, so they are not counted.
-    pub cost_usd: f64,
-    /// `cost_usd / total`.
-    pub cost_per_ticket_usd: f64,
-    /// USD of the warm-up call.
-    pub warmup_cost_usd: f64,
-}
-
-impl EvalUsage {
-    fn add(&mut self, u: &Usage) {
-        self.input_tokens += u.input_tokens;
-        self.output_tokens += u.output_tokens;
-        self.cache_read_tokens += u.cache_read_tokens;
-        self.cache_write_tokens += u.cache_write_tokens;
-        self.cost_usd += u.cost_usd;
-    }
-}
-
-/// One wrong answer, or a row that failed to classify.
-#[derive(Debug, Serialize)]
-pub struct Miss {
-    /// The labelled ticket.
-    pub ticket_id: String,
-    /// The label.
-    pub expected: Severity,
-    /// What the classifier said; `None` when it failed.
-    pub predicted: Option<Severity>,
-    /// Its reasoning (empty when it failed).
-    pub reasoning: String,
-    /// Why the row got no classification, when it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// How one row of an evaluation ended: its classification and the time it took, or why it got
-/// none.
-type RowOutcome = Result<(Classification, Duration), String>;
-
-/// Classifies every example with `decider` and compares with the labels, one at a time.
-pub async fn evaluate(file: &str, examples: &[Example], decider: &Decider) -> EvalReport {
-    evaluate_with(file, examples, decider, 1, None, false).await
-}
-
-/// Like [`evaluate`], with up to `concurrency` tickets in flight, the usage of a warm-up call
-/// (`warmup`) folded into the totals, and a progress line on stderr when `progress` is set.
-pub async fn evaluate_with(
-    file: &str,
-    examples: &[Example],
-    decider: &Decider,
-    concurrency: usize,
-    warmup: Option<Usage>,
-    progress: bool,
-) -> EvalReport {
-    let mut confusion: BTreeMap<Severity, BTreeMap<Severity, usize>> = Severity::ALL
-        .iter()
-        .map(|s| (*s, Severity::ALL.iter().map(|p| (*p, 0)).collect()))
-        .collect();
-    let mut failed_by_expected: BTreeMap<Severity, usize> =
-        Severity::ALL.iter().map(|s| (*s, 0)).collect();
-    let total = examples.len();
-    // Every row ends in exactly one entry here: a classification, or the reason it has none
-    // (a row the domain rejects, a classifier that panicked). None is dropped, so a failure can
-    // never count as correct.
-    let mut results: Vec<(usize, RowOutcome)> = Vec::with_capacity(total);
-    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut rows_of_tasks = HashMap::new();
-    for (i, e) in examples.iter().enumerate() {
-        let raw = RawTicket {
-            id: e.ticket_id.clone(),
-            subject: e.subject.clone(),
-            body: e.first_message.clone(),
-            tier: e.tier.as_str().to_owned(),
-            ..RawTicket::default()
-        };
-        let ctx = match Ticket::parse(Source::Api, raw, "") {
-            Ok(ticket) => TicketContext {
-                ticket,
-                repeat_count_24h: 0,
-            },
-            Err(err) => {
-                results.push((i, Err(format!("not a valid ticket: {err}"))));
-                continue;
-            }
-        };
-        let decider = decider.clone();
-        let slots = slots.clone();
-        let task = tasks.spawn(async move {
-            let _slot = slots.acquire_owned().await;
-            let started = Instant::now();
-            let c = decider.decide(&ctx).await;
-            (c, started.elapsed())
-        });
-        rows_of_tasks.insert(task.id(), i);
-    }
-    while let Some(joined) = tasks.join_next_with_id().await {
-        let (id, outcome) = match joined {
-            Ok((id, decided)) => (id, Ok(decided)),
-            Err(e) => {
-                let id = e.id();
-                let why = if e.is_panic() {
-                    format!(
-                        "classification panicked: {}",
-                        crate::triage::panic_message(e.into_panic().as_ref())
-                    )
-                } else {
-                    "classification was cancelled".to_owned()
-                };
-                (id, Err(why))
-            }
-        };
-        if let Some(i) = rows_of_tasks.remove(&id) {
-            results.push((i, outcome));
-        }
-        if progress {
-            eprint!("\r  classified {}/{total}", results.len());
-        }
-    }
-    if progress {
-        eprintln!();
-    }
-    results.sort_by_key(|(i, _)| *i);
-
-    let mut misses = Vec::new();
-    let mut correct = 0;
-    let mut failed = 0;
-    let mut model = String::new();
-    let mut prompt_version = String::new();
-    let mut fallbacks = 0;
-    let mut latencies = Vec::with_capacity(results.len());
-    let mut usage = EvalUsage::default();
-    let mut cache_hits = 0;
-    if let Some(w) = &warmup {
-        usage.add(w);
-        usage.warmup_cost_usd = w.cost_usd;
-    }
-    for (i, outcome) in results {
-        let e = &examples[i];
-        let (c, elapsed) = match outcome {
-            Ok(decided) => decided,
-            Err(error) => {
-                failed += 1;
-                *failed_by_expected.entry(e.severity).or_default() += 1;
-                misses.push(Miss {
-                    ticket_id: e.ticket_id.clone(),
-                    expected: e.severity,
-                    predicted: None,
-                    reasoning: String::new(),
-                    error: Some(error),
-                });
-                continue;
-            }
-        };
-        latencies.push(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
-        if c.fallback_reason.is_some() {
-            fallbacks += 1;
-        } else {
-            model.clone_from(&c.model);
-            if c.usage.request_id.is_some() {
-                usage.answered += 1;
-                cache_hits += usize::from(c.usage.cache_read_tokens > 0);
-            }
-        }
-        if model.is_empty() {
-            model.clone_from(&c.model);
-        }
-        usage.add(&c.usage);
-        prompt_version.clone_from(&c.prompt_version);
-        let predicted = c.verdict.severity;
-        if let Some(row) = confusion.get_mut(&e.severity) {
-            *row.entry(predicted).or_default() += 1;
-        }
-        if predicted == e.severity {
-            correct += 1;
-        } else {
-            misses.push(Miss {
-                ticket_id: e.ticket_id.clone(),
-                expected: e.severity,
-                predicted: Some(predicted),
-                reasoning: c.verdict.reasoning,
-                error: None,
-            });
-        }
-    }
-    #[allow(clippy::cast_precision_loss)]
-    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let accuracy = ratio(correct, total);
-    let model_called = warmup.is_some() || usage.answered > 0 || usage.cost_usd > 0.0;
-    let usage = model_called.then(|| {
-        usage.cache_hit_rate = ratio(cache_hits, usage.answered);
-        #[allow(clippy::cast_precision_loss)]
-        let per_ticket = if total == 0 {
-            0.0
-        } else {
-            usage.cost_usd / total as f64
-        };
-        usage.cost_per_ticket_usd = per_ticket;
-        usage
-    });
-    EvalReport {
-        file: file.to_owned(),
-        model,
-        prompt_version,
-        total,
-        correct,
-        accuracy,
-        confusion,
-        failed,
-        failed_by_expected,
-        misses,
-        fallbacks,
-        latency_ms: Latency::of(latencies),
-        usage,
-    }
-}
-
-impl std::fmt::Display for EvalReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "{} with {} ({})",
-            self.file, self.model, self.prompt_version
-        )?;
-        writeln!(
-            f,
-            "accuracy: {}/{} = {:.1}%",
-            self.correct,
-            self.total,
-            self.accuracy * 100.0
-        )?;
-        if self.failed > 0 {
-            writeln!(
-                f,
-                "failed: {} of {} rows got no classification (counted as misses)",
-                self.failed, self.total
-            )?;
-        }
-        writeln!(
-            f,
-            "\nexpected \\ predicted  routine   urgent  on_fire   failed"
-        )?;
-        for (expected, row) in &self.confusion {
-            write!(f, "{:<20}", expected.as_str())?;
-            for s in Severity::ALL {
-                write!(f, " {:>8}", row.get(s).copied().unwrap_or(0))?;
-            }
-            let failed = self.failed_by_expected.get(expected).copied();
-            writeln!(f, " {:>8}", failed.unwrap_or(0))?;
-        }
-        if self.misses.is_empty() {
-            writeln!(f, "\nno misses")?;
-        } else {
-            writeln!(f, "\nmisses:")?;
-            for m in &self.misses {
-                match (&m.predicted, &m.error) {
-                    (Some(p), _) => writeln!(
-                        f,
-                        "  {}: expected {}, got {p}: {}",
-                        m.ticket_id, m.expected, m.reasoning
-                    )?,
-                    (None, error) => writeln!(
-                        f,
-                        "  {}: expected {}, FAILED: {}",
-                        m.ticket_id,
-                        m.expected,
-                        error.as_deref().unwrap_or("no classification")
-                    )?,
-                }
-            }
-        }
-        writeln!(
-            f,
-            "\nfallbacks: {}\nlatency: p50 {} ms, p95 {} ms",
-            self.fallbacks, self.latency_ms.p50, self.latency_ms.p95
-        )?;
-        if let Some(u) = &self.usage {
-            writeln!(
-                f,
-                "tokens: input {}, output {}, cache read {}, cache write {}",
-                u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens
-            )?;
-            writeln!(
-                f,
-                "cache hit rate: {:.1}% of {} answers",
-                u.cache_hit_rate * 100.0,
-                u.answered
-            )?;
-            writeln!(
-                f,
-                "cost: ${:.4} total, ${:.5} per ticket (warm-up ${:.4} included)",
-                u.cost_usd, u.cost_per_ticket_usd, u.warmup_cost_usd
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// Builds the decider `--classifier` names and runs the evaluation; against the API it first
-/// checks the cached prefix and warms the cache with one call, then fans out.
-async fn eval_run(
-    file: &str,
-    examples: &[Example],
-    args: &EvalArgs,
-) -> Result<EvalReport, ExitCode> {
-    let settings = settings()?;
-    let (prompt, labelled) = startup::load_prompt(&settings).map_err(|e| {
-        eprintln!("escalator eval: {e:#}");
-        ExitCode::from(EX_USAGE)
-    })?;
-    let offline = Arc::new(OfflineClassifier::new(&labelled, prompt.version()));
-    if args.classifier == EvalClassifier::Offline {
-        let decider = Decider::new(None, offline);
-        return Ok(evaluate(file, examples, &decider).await);
-    }
-    let claude = match ClaudeClassifier::new(&settings.claude, prompt) {
-        Ok(c) => Arc::new(c),
-        Err(e) => {
-            eprintln!("escalator eval --classifier claude: {e}");
-            return Err(ExitCode::from(EX_USAGE));
-        }
-    };
-    let check = claude.check_cache().await;
-    eprintln!(
-        "system block: {} tokens ({}), minimum cacheable for {}: {}{}",
-        check.tokens,
-        match check.source {
-            TokenSource::CountTokens => "count_tokens",
-            TokenSource::Estimate => "estimated at chars/4",
-        },
-        settings.claude.model,
-        check.minimum,
-        if check.cacheable() {
-            ""
-        } else {
-            " (below it: nothing will be cached)"
-        }
-    );
-    let warmup = match claude.warm().await {
-        Ok(u) => Some(u),
-        Err(e) => {
-            eprintln!(
-                "escalator eval: cache warm-up failed ({}); continuing",
-                e.reason()
-            );
-            None
-        }
-    };
-    let decider = Decider::new(Some(claude), offline);
-    let progress = std::io::stderr().is_terminal() && !args.json;
-    Ok(evaluate_with(
-        file,
-        examples,
-        &decider,
-        usize::from(args.concurrency),
-        warmup,
-        progress,
-    )
-    .await)
-}
-
-fn eval(args: EvalArgs) -> ExitCode {
-    if let Some(min) = args.min_accuracy {
-        if !(0.0..=1.0).contains(&min) {
-            eprintln!("escalator eval: --min-accuracy must be within 0..1, got {min}");
-            return ExitCode::from(EX_USAGE);
-        }
-    }
-    let default_absent =
-        args.file == std::path::Path::new("labels/holdout.csv") && !args.file.exists();
-    let (file, parsed) = if default_absent {
-        let name = "labels/holdout.csv (embedded)".to_owned();
-        let parsed = labels::parse(&name, labels::EMBEDDED_HOLDOUT);
-        (name, parsed)
-    } else {
-        (args.file.display().to_string(), labels::load(&args.file))
-    };
-    let examples = match parsed {
-        Ok(e) => e,
-        Err(problems) => {
-            for p in problems {
-                eprintln!("{p}");
-            }
-            return ExitCode::from(1);
-        }
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let report = match rt.block_on(eval_run(&file, &examples, &args)) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    if args.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("escalator eval: {e}");
-                return ExitCode::from(EX_SOFTWARE);
-            }
-        }
-    } else {
-        print!("{report}");
-    }
-    let mut passed = true;
-    if report.failed > 0 {
-        eprintln!(
-            "escalator eval: {} of {} tickets failed to classify (listed under misses)",
-            report.failed, report.total
-        );
-        passed = false;
-    }
-    if let Some(min) = args.min_accuracy {
-        if report.accuracy < min {
-            eprintln!(
-                "escalator eval: accuracy {:.3} is below --min-accuracy {min}",
-                report.accuracy
-            );
-            passed = false;
-        }
-    }
-    if passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
     }
 }
 
@@ -891,12 +327,12 @@ fn labels_check(
             eprintln!("{p}");
         }
         eprintln!("{name}: {} problem(s)", problems.len());
-        ExitCode::from(1)
+        ExitCode::from(exit::CHECK_FAILED)
     }
 }
 
 fn prompt_render(labels_file: Option<PathBuf>, template: Option<PathBuf>, json: bool) -> ExitCode {
-    let mut settings = match settings() {
+    let mut settings = match exit::settings() {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -910,7 +346,7 @@ fn prompt_render(labels_file: Option<PathBuf>, template: Option<PathBuf>, json: 
         Ok((p, _)) => p,
         Err(e) => {
             eprintln!("escalator prompt render: {e:#}");
-            return ExitCode::from(1);
+            return ExitCode::from(exit::CHECK_FAILED);
         }
     };
     if json {

@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use tonic::Code;
 
-use crate::{ticketing::WebhookError, triage::TriageError};
+use crate::{causes::chain as error_chain, ticketing::WebhookError, triage::TriageError};
 
 /// The gRPC code and HTTP status for `e`.
 pub fn codes(e: &TriageError) -> (Code, StatusCode) {
@@ -90,16 +90,4 @@ pub fn log_webhook(e: &WebhookError) {
         }
         WebhookError::Unexpected(_) => tracing::error!(error = %chain, "webhook failed"),
     }
-}
-
-/// `e` and its causes, `: `-separated.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

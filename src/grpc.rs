@@ -5,12 +5,11 @@ use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt as _;
 use tonic::{Request, Response, Status};
-use tracing::Instrument as _;
 
 use crate::{
-    domain::{Decision, RawTicket, Route, Severity, Source, Ticket},
-    error, telemetry,
-    triage::{Outcome, Triage, TriageError},
+    domain::{Decision, DomainError, RawTicket, Route, Severity, Source, Ticket},
+    error,
+    triage::{Mode, Outcome, Triage, TriageError},
 };
 
 /// Code generated from `proto/escalator/v1/escalator.proto`.
@@ -36,8 +35,10 @@ impl EscalatorService {
     }
 }
 
-fn ticket_from(t: Option<pb::Ticket>) -> Result<Ticket, Status> {
-    let t = t.ok_or_else(|| Status::invalid_argument("invalid ticket: is required"))?;
+/// The request's ticket as a domain value; an invalid one is [`TriageError::InvalidInput`],
+/// mapped to a status in `crate::error` like every other failure.
+fn ticket_from(t: Option<pb::Ticket>) -> Result<Ticket, TriageError> {
+    let t = t.ok_or_else(|| DomainError::invalid("ticket", "is required"))?;
     let raw = RawTicket {
         id: t.id,
         version: t.version,
@@ -47,7 +48,7 @@ fn ticket_from(t: Option<pb::Ticket>) -> Result<Ticket, Status> {
         arr_usd: t.arr_usd,
         customer_id: t.customer_id,
     };
-    Ticket::parse(Source::Api, raw, "ticket.").map_err(|e| Status::invalid_argument(e.to_string()))
+    Ok(Ticket::parse(Source::Api, raw, "ticket.")?)
 }
 
 impl From<Decision> for pb::Decision {
@@ -83,7 +84,8 @@ impl From<Decision> for pb::Decision {
 }
 
 impl EscalatorService {
-    /// [`Self::traced`], with a panic anywhere in the handler answered `INTERNAL` with the
+    /// Runs one request in its own trace ([`Triage::traced`]), errors mapped in one place
+    /// (`crate::error`), and a panic anywhere in the handler answered `INTERNAL` with the
     /// generic message (the connection and the other requests on it carry on). A panic while
     /// deciding has already released the ticket's claim in [`Triage::decide`], so a retry is
     /// decided at once.
@@ -92,58 +94,20 @@ impl EscalatorService {
         name: &str,
         metadata: &tonic::metadata::MetadataMap,
         ticket: Option<pb::Ticket>,
-        dry_run: bool,
+        mode: Mode,
     ) -> Result<Outcome, Status> {
-        AssertUnwindSafe(self.traced(name, metadata, ticket, dry_run))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_panic| {
-                Err(error::to_status(&TriageError::Unexpected(anyhow::anyhow!(
-                    "the {name} handler panicked"
-                ))))
-            })
-    }
-
-    /// Runs one request in its own trace: a root span continuing the caller's `traceparent`,
-    /// the ticket and decision recorded on it, errors mapped in one place.
-    async fn traced(
-        &self,
-        name: &str,
-        metadata: &tonic::metadata::MetadataMap,
-        ticket: Option<pb::Ticket>,
-        dry_run: bool,
-    ) -> Result<Outcome, Status> {
-        let span = telemetry::root_span(name, metadata);
-        let trace = telemetry::trace_id(&span, metadata);
-        let ticket = match ticket_from(ticket) {
-            Ok(t) => t,
-            Err(status) => {
-                telemetry::record_error(&span, status.message());
-                return Err(status);
-            }
-        };
-        telemetry::record_ticket(&span, &ticket);
-        let result: Result<Outcome, TriageError> = if dry_run {
+        AssertUnwindSafe(
             self.triage
-                .dry_run(ticket, trace)
-                .instrument(span.clone())
-                .await
-        } else {
-            self.triage
-                .decide(ticket, trace)
-                .instrument(span.clone())
-                .await
-        };
-        match result {
-            Ok(outcome) => {
-                telemetry::record_decision(&span, &outcome.decision, outcome.duplicate);
-                Ok(outcome)
-            }
-            Err(e) => {
-                telemetry::record_error(&span, &e.to_string());
-                Err(error::to_status(&e))
-            }
-        }
+                .traced(name, metadata, ticket_from(ticket), mode),
+        )
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_panic| {
+            Err(TriageError::Unexpected(anyhow::anyhow!(
+                "the {name} handler panicked"
+            )))
+        })
+        .map_err(|e| error::to_status(&e))
     }
 }
 
@@ -155,7 +119,7 @@ impl pb::escalator_server::Escalator for EscalatorService {
     ) -> Result<Response<pb::ClassifyResponse>, Status> {
         let (metadata, _, req) = request.into_parts();
         let outcome = self
-            .guarded("Classify", &metadata, req.ticket, false)
+            .guarded("Classify", &metadata, req.ticket, Mode::LogOnly)
             .await?;
         Ok(Response::new(pb::ClassifyResponse {
             decision: Some(outcome.decision.into()),
@@ -169,7 +133,16 @@ impl pb::escalator_server::Escalator for EscalatorService {
     ) -> Result<Response<pb::RouteResponse>, Status> {
         let (metadata, _, req) = request.into_parts();
         let outcome = self
-            .guarded("Route", &metadata, req.ticket, req.dry_run)
+            .guarded(
+                "Route",
+                &metadata,
+                req.ticket,
+                if req.dry_run {
+                    Mode::DryRun
+                } else {
+                    Mode::Route
+                },
+            )
             .await?;
         Ok(Response::new(pb::RouteResponse {
             decision: Some(outcome.decision.into()),

@@ -9,7 +9,7 @@ use axum::{
     extract::{DefaultBodyLimit, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse as _, Response},
-    routing::{get, post},
+    routing::{MethodRouter, get, post},
 };
 
 use axum::extract::rejection::BytesRejection;
@@ -20,7 +20,7 @@ use crate::{
     error,
     store::Store,
     telemetry::{self, metrics::metrics},
-    ticketing::{Bridge, Received},
+    triage::{Bridge, Received},
 };
 
 /// Largest webhook body accepted; larger ones get 413 before any work is done.
@@ -46,31 +46,21 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(prometheus_metrics))
         // The body is taken as raw bytes because the signature is over them exactly; the limit
         // layer answers 413 before a large body is buffered.
-        .route(
-            "/webhooks/plain",
-            post(plain_webhook).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
-        )
-        .route(
-            "/webhooks/pylon",
-            post(pylon_webhook).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
-        )
+        .route("/webhooks/plain", webhook_route(Source::Plain))
+        .route("/webhooks/pylon", webhook_route(Source::Pylon))
         .with_state(state)
 }
 
-async fn plain_webhook(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    webhook(&state, Source::Plain, &headers, body).await
-}
-
-async fn pylon_webhook(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    webhook(&state, Source::Pylon, &headers, body).await
+/// `POST` of one tool's webhook, with the body limit.
+fn webhook_route(source: Source) -> MethodRouter<HttpState> {
+    post(
+        move |State(state): State<HttpState>,
+              headers: HeaderMap,
+              body: Result<Bytes, BytesRejection>| async move {
+            webhook(&state, source, &headers, body).await
+        },
+    )
+    .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
 }
 
 /// 202 for a new delivery (stored; decided and routed in the background), 200 for a duplicate
@@ -170,24 +160,19 @@ async fn prometheus_metrics(State(state): State<HttpState>) -> impl axum::respon
                     ms / 1000.0
                 })
             };
-            m.action_backlog
-                .with_label_values(&["pending"])
-                .set(b.actions_pending);
-            m.action_backlog
-                .with_label_values(&["failed"])
-                .set(b.actions_failed);
-            m.delivery_backlog
-                .with_label_values(&["pending"])
-                .set(b.deliveries_pending);
-            m.delivery_backlog
-                .with_label_values(&["failed"])
-                .set(b.deliveries_failed);
-            m.oldest_pending_seconds
-                .with_label_values(&["inbox"])
-                .set(age(b.oldest_delivery));
-            m.oldest_pending_seconds
-                .with_label_values(&["outbox"])
-                .set(age(b.oldest_action));
+            for (gauge, label, value) in [
+                (&m.action_backlog, "pending", b.actions_pending),
+                (&m.action_backlog, "failed", b.actions_failed),
+                (&m.delivery_backlog, "pending", b.deliveries_pending),
+                (&m.delivery_backlog, "failed", b.deliveries_failed),
+            ] {
+                gauge.with_label_values(&[label]).set(value);
+            }
+            for (queue, oldest) in [("inbox", b.oldest_delivery), ("outbox", b.oldest_action)] {
+                m.oldest_pending_seconds
+                    .with_label_values(&[queue])
+                    .set(age(oldest));
+            }
         }
         Err(e) => tracing::warn!(error = %e, "backlog unavailable for /metrics"),
     }

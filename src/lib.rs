@@ -2,27 +2,38 @@
 //! versioned prompt, written to the routing log before anything acts on it.
 //!
 //! # Layout
-//! Arrows point inward: edges -> use case -> domain <- adapters.
-//! - [`domain`]: pure types (`Ticket`, `Severity`, `Route`, `Decision`), no I/O.
-//! - [`text`]: char-safe truncation, matching keys (typographic quotes, case folding), NUL.
+//! Arrows point inward: edges -> use case -> domain <- adapters. Nothing imports a layer above
+//! its own, and there is no import cycle.
+//! - [`domain`]: pure types (`Ticket`, `Severity`, `Route`, `Decision`, `IdempotencyKey`), no I/O.
+//! - Leaves that import nothing of ours: [`env`](mod@env) (settings sources, `ConfigError`, parsers),
+//!   [`text`] (char-safe cuts, matching keys), [`backoff`] (the one backoff with jitter),
+//!   [`causes`] (the one cause-chain formatter).
 //! - [`labels`], [`prompt`]: the labelled examples and the prompt rendered from them.
-//! - [`classifier`]: the `Classifier` trait, the offline backend and the fallback policy.
-//! - [`store`]: the routing log on PostgreSQL or SQLite.
-//! - [`triage`]: the use case (accept, enrich, classify, log), over traits only.
-//! - [`ticketing`]: Plain and Pylon adapters (webhooks in, actions out) and the webhook bridge.
-//! - [`worker`]: the loops that decide stored deliveries and run logged actions, supervised.
-//! - [`grpc`], [`http`]: thin edges; [`error`] maps use-case errors to codes in one place.
-//! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: wiring and lifecycle.
-//! - [`bench`]: `escalator bench`, the real service against in-process mocks, measured.
-//! - [`review`]: the daily review (samples, verdicts, overrides, labels from reviews); [`web`]:
-//!   its `/review` page.
+//! - Adapters: [`classifier`] (the `Classifier` trait, offline and Claude backends, the
+//!   fallback policy), [`store`] (the routing log on PostgreSQL or SQLite), [`ticketing`] (the
+//!   `Ticketing` and `ActionPlanner` ports, Plain and Pylon each in one module), [`telemetry`]
+//!   (logs, traces, metrics, scores). Each owns its settings section.
+//! - Use cases: [`triage`] (`decide`: claim, classify, log with actions; `accept`: webhook
+//!   deliveries made durable), over the ports only.
+//! - Edges: [`grpc`], [`http`] and [`worker`] (the inbox, outbox and recovery loops) drive the
+//!   use cases; [`error`] maps their errors to codes in one place.
+//! - Wiring and commands: [`config`] (composes the sections), [`startup`], [`shutdown`],
+//!   [`cli`] (a thin dispatcher), [`exit`] (exit codes), [`eval`] (`escalator eval`),
+//!   [`bench`] (`escalator bench`, the real service against in-process mocks, measured),
+//!   [`review`] (the daily review: samples, verdicts, overrides, labels from reviews) and
+//!   [`web`] (its `/review` page).
 
+pub mod backoff;
 pub mod bench;
+pub mod causes;
 pub mod classifier;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod env;
 pub mod error;
+pub mod eval;
+pub mod exit;
 pub mod grpc;
 pub mod http;
 pub mod labels;

@@ -10,15 +10,15 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    classifier::{Decider, OfflineClassifier},
+    classifier::{ClaudeClassifier, Decider, OfflineClassifier},
     config::Settings,
     grpc::{EscalatorService, pb},
     http::{HttpState, router},
     labels,
     prompt::{self, Prompt},
     store::{self, Store},
-    ticketing::{Adapters, Bridge, RoutingPlanner},
-    triage::Triage,
+    ticketing::{Adapters, RoutingPlanner},
+    triage::{Bridge, Triage},
     worker::{self, Health, Worker},
 };
 
@@ -51,33 +51,45 @@ pub fn load_prompt(settings: &Settings) -> anyhow::Result<(Prompt, Vec<labels::E
     Ok((prompt, examples))
 }
 
-/// The Claude backend when `ANTHROPIC_API_KEY` is set, else `None` (offline only).
-///
-/// Inside a runtime (serve) the cached prefix is counted with `count_tokens` in the background,
-/// so start-up does not wait on the API. Without a key the prefix is estimated at chars/4, so a
-/// prompt that shrank below the configured model's cache minimum is noticed before the key is
-/// switched on.
-///
-/// # Errors
-/// When the HTTP client cannot be built.
-pub fn build_claude(
-    settings: &Settings,
-    prompt: &Prompt,
-) -> anyhow::Result<Option<Arc<dyn crate::classifier::Classifier>>> {
-    build_claude_for(settings, prompt, None)
+/// The classifiers of one process, built from the settings: the offline backend (always), the
+/// Claude backend when `ANTHROPIC_API_KEY` is set, and the prompt both classify with. `serve`,
+/// `classify` and `eval` all build theirs here, so they classify alike.
+#[derive(Clone)]
+pub struct Classifiers {
+    /// The prompt (template + labels) both backends classify with.
+    pub prompt: Prompt,
+    /// The rule-based backend: alone without a key, else the fallback.
+    pub offline: Arc<OfflineClassifier>,
+    /// The Claude backend, when a key is set.
+    pub claude: Option<Arc<ClaudeClassifier>>,
 }
 
-/// [`build_claude`] with the start-up check's answer about the model ([`check_model`]).
+impl Classifiers {
+    /// The fallback policy over these backends.
+    pub fn decider(&self) -> Decider {
+        let primary = self
+            .claude
+            .clone()
+            .map(|c| c as Arc<dyn crate::classifier::Classifier>);
+        Decider::new(primary, self.offline.clone())
+    }
+}
+
+/// Builds the [`Classifiers`] for `settings`; `model_info` is the start-up check's answer about
+/// the model ([`check_model`]), if it ran. Does no I/O: without a key the cached prefix is
+/// estimated at chars/4 and a prompt below the configured model's cache minimum is logged, so
+/// it is noticed before the key is switched on.
 ///
 /// # Errors
-/// When the HTTP client cannot be built.
-pub fn build_claude_for(
+/// When the prompt cannot be loaded or the Claude client cannot be built.
+pub fn build_classifiers(
     settings: &Settings,
-    prompt: &Prompt,
     model_info: Option<&crate::classifier::claude::models::ModelInfo>,
-) -> anyhow::Result<Option<Arc<dyn crate::classifier::Classifier>>> {
-    use crate::classifier::claude::{self, CacheCheck, ClaudeClassifier, TokenSource};
+) -> anyhow::Result<Classifiers> {
+    use crate::classifier::claude::{self, CacheCheck, TokenSource};
 
+    let (prompt, examples) = load_prompt(settings)?;
+    let offline = Arc::new(OfflineClassifier::new(&examples, prompt.version()));
     let model = &settings.claude.model;
     if settings.claude.api_key.is_none() {
         let check = CacheCheck {
@@ -88,7 +100,11 @@ pub fn build_claude_for(
         if !check.cacheable() {
             claude::log_cache_check(model, &check);
         }
-        return Ok(None);
+        return Ok(Classifiers {
+            prompt,
+            offline,
+            claude: None,
+        });
     }
     let backend = Arc::new(ClaudeClassifier::with_model(
         &settings.claude,
@@ -101,11 +117,11 @@ pub fn build_claude_for(
         base_url = %settings.claude.base_url,
         "ANTHROPIC_API_KEY is set: Claude classifies, the offline classifier is the fallback"
     );
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        let check = backend.clone();
-        runtime.spawn(async move { check.check_cache().await });
-    }
-    Ok(Some(backend))
+    Ok(Classifiers {
+        prompt,
+        offline,
+        claude: Some(backend),
+    })
 }
 
 /// The classifier chain for `settings`: Claude when an API key is set (with the offline
@@ -118,6 +134,8 @@ pub fn build_decider(settings: &Settings) -> anyhow::Result<(Decider, Prompt)> {
 }
 
 /// [`build_decider`] with the start-up check's answer about the model ([`check_model`]).
+/// Inside a runtime (serve) the cached prefix is counted with `count_tokens` in the background,
+/// so start-up does not wait on the API.
 ///
 /// # Errors
 /// When the prompt cannot be loaded or the Claude client cannot be built.
@@ -125,12 +143,14 @@ pub fn build_decider_for(
     settings: &Settings,
     model_info: Option<&crate::classifier::claude::models::ModelInfo>,
 ) -> anyhow::Result<(Decider, Prompt)> {
-    let (prompt, examples) = load_prompt(settings)?;
-    let offline = Arc::new(OfflineClassifier::new(&examples, prompt.version()));
-    if let Some(claude) = build_claude_for(settings, &prompt, model_info)? {
-        return Ok((Decider::new(Some(claude), offline), prompt));
+    let classifiers = build_classifiers(settings, model_info)?;
+    if let (Some(claude), Ok(runtime)) =
+        (&classifiers.claude, tokio::runtime::Handle::try_current())
+    {
+        let check = claude.clone();
+        runtime.spawn(async move { check.check_cache().await });
     }
-    Ok((Decider::new(None, offline), prompt))
+    Ok((classifiers.decider(), classifiers.prompt))
 }
 
 /// With an API key, asks the API about the configured model before anything is served
@@ -177,6 +197,13 @@ fn log_bridge_setup(settings: &Settings) {
     if t.pylon.api_token.is_none() {
         tracing::warn!("PYLON_API_TOKEN is unset: /webhooks/pylon refuses every request with 503");
     }
+}
+
+/// Binds the listener of `addr`, naming the setting `key` when the address is taken.
+async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {key} {addr}"))
 }
 
 /// A built application: listeners bound, dependencies connected, not yet serving.
@@ -259,22 +286,8 @@ impl App {
             tracing::warn!(error = %e, "cannot write the first worker heartbeat");
         }
         log_bridge_setup(&settings);
-        let grpc_listener = TcpListener::bind(settings.grpc_addr)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on ESCALATOR_GRPC_ADDR {}",
-                    settings.grpc_addr
-                )
-            })?;
-        let http_listener = TcpListener::bind(settings.http_addr)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on ESCALATOR_HTTP_ADDR {}",
-                    settings.http_addr
-                )
-            })?;
+        let grpc_listener = bind("ESCALATOR_GRPC_ADDR", settings.grpc_addr).await?;
+        let http_listener = bind("ESCALATOR_HTTP_ADDR", settings.http_addr).await?;
         tracing::info!(
             database = %store::redact_url(&settings.store.url),
             backend = store.backend(),

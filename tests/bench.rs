@@ -1,7 +1,10 @@
 //! `escalator bench` as a user runs it: the built binary, a few seconds of small load against
 //! PostgreSQL (`DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`) and SQLite,
 //! and a JSON report that is complete and adds up. Speed is not asserted: the numbers belong in
-//! the README, measured with a release build.
+//! the README, measured with a release build. Its own test binary, not in `tests/api`: it shares
+//! no harness (it drives the built binary as a user does), and cargo runs test binaries one
+//! after another, so its seconds of load never compete for the CPU with the timing-sensitive
+//! end-to-end tests.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

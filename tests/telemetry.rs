@@ -1,6 +1,8 @@
 //! Traces Langfuse understands, Prometheus metrics and routing scores, checked against a fake
 //! Langfuse on 127.0.0.1 that decodes the OTLP protobufs the service really exports.
-//! (Its own test binary: the tracing subscriber and the metrics registry are per process.)
+//! Its own test binary, not in `tests/api`: `telemetry::build` sets process-global trace
+//! defaults (environment, release, redaction) and the metrics registry is per process, and
+//! these tests assert exact exported attributes and metric values that other tests would move.
 #![allow(clippy::unwrap_used, unreachable_pub, missing_docs)]
 
 #[path = "support/collector.rs"]
@@ -110,11 +112,7 @@ fn langfuse_traces_metrics_and_scores() {
         );
         let metrics_text = format!("{before}\n=====\n{after}");
 
-        let key = IdempotencyKey {
-            source: escalator::domain::Source::Api,
-            ticket_id: "T-42".into(),
-            version: "1".into(),
-        };
+        let key = IdempotencyKey::new(escalator::domain::Source::Api, "T-42", "1");
         let stored = app.store.decision(&key).await.unwrap().unwrap();
         (d.decision_id, stored.trace_id.clone(), metrics_text, app)
     });
@@ -203,11 +201,7 @@ fn langfuse_traces_metrics_and_scores() {
     lf.script_scores(&[500]);
     let store = app.store.clone();
     t.rt.block_on(async {
-        let key = IdempotencyKey {
-            source: escalator::domain::Source::Api,
-            ticket_id: "T-42".into(),
-            version: "1".into(),
-        };
+        let key = IdempotencyKey::new(escalator::domain::Source::Api, "T-42", "1");
         let decision = store.decision(&key).await.unwrap().unwrap();
         let row = scores::record_review(
             store.as_ref(),
@@ -337,7 +331,7 @@ fn a_webhook_delivery_and_its_decision_share_one_trace() {
         let big = vec![b' '; 1024 * 1024 + 1];
         assert_eq!(post(http, "/webhooks/plain", &[("Plain-Request-Signature", sign("whsec", &big))], &big).await, 413);
 
-        let key = IdempotencyKey { source: escalator::domain::Source::Plain, ticket_id: "th_trace".into(), version: now.clone() };
+        let key = IdempotencyKey::new(escalator::domain::Source::Plain, "th_trace", now.clone());
         let mut decision = None;
         for _ in 0..200 {
             if let Some(d) = app.store.decision(&key).await.unwrap() {

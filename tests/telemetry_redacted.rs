@@ -1,5 +1,7 @@
 //! A generic OTLP/HTTP collector (standard `OTEL_EXPORTER_OTLP_*` settings) with ticket text
-//! redacted: labels and usage are exported, subject and message are not.
+//! redacted: labels and usage are exported, subject and message are not. Its own test binary:
+//! redaction is a process-global trace default (`telemetry::build`), so it would redact the
+//! traces other tests assert on.
 #![allow(clippy::unwrap_used, unreachable_pub, missing_docs)]
 
 #[allow(dead_code)]

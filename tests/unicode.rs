@@ -5,7 +5,9 @@
 //!
 //! Entry points: the offline classifier, `Ticket::parse`, the Plain and Pylon webhook parsers,
 //! the model-output validator, the labels parser, the text helpers (truncation, excerpts,
-//! folding, `one_sentence`) and the note renderers.
+//! folding, `one_sentence`) and the note renderers. Its own test binary: pure functions, no
+//! harness to share, and proptest keeps its regressions next to this file
+//! (`tests/unicode.proptest-regressions`), which a move would orphan.
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
 use std::{collections::BTreeMap, sync::OnceLock};

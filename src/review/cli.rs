@@ -7,8 +7,9 @@ use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 
 use crate::{
-    config::{ProcessEnv, Settings},
+    config::Settings,
     domain::Source,
+    env::ProcessEnv,
     store::{self, Store},
 };
 

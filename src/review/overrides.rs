@@ -25,7 +25,7 @@ use serde_json::Value;
 use crate::{
     domain::{Route, Source},
     store::Store,
-    ticketing::{Pylon, RouteTargets, TicketingError, WebhookError, severity_of},
+    ticketing::{Pylon, RouteTargets, TicketingError, WebhookError},
 };
 
 use super::{NewReview, Origin, ReviewSettings, Verdict};
@@ -288,7 +288,7 @@ impl Overrides {
             Ok(v) => v,
             Err(TicketingError::NotFound(_)) => return Ok(Outcome::NotAnOverride),
             Err(e) => {
-                tracing::warn!(issue_id, error = %e.chain(), "cannot read the Pylon issue of an override");
+                tracing::warn!(issue_id, error = %crate::causes::chain(&e), "cannot read the Pylon issue of an override");
                 // A 5xx, so the trigger is delivered again.
                 return Err(WebhookError::Unexpected(crate::store::StoreError::Corrupt(
                     format!("cannot read Pylon issue {issue_id}: {e}"),
@@ -354,7 +354,7 @@ impl Overrides {
         let review = NewReview {
             decision_id: decision.id.clone(),
             reviewer,
-            verdict: Verdict::Corrected(severity_of(to)),
+            verdict: Verdict::Corrected(to.severity()),
             why: Some(why),
             origin: Origin::Override,
             external_key: Some(key),

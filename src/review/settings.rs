@@ -4,7 +4,7 @@
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
-use crate::config::{ConfigError, EnvSource};
+use crate::env::{ConfigError, EnvSource};
 
 /// Shortest admin token accepted: a short shared secret on a web login is guessable.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;

@@ -4,6 +4,7 @@
 //! chooses. Both speak the same SQL here (numbered `$n` placeholders, `ON CONFLICT`,
 //! `RETURNING`), so one macro writes both implementations and they cannot drift apart.
 
+pub mod settings;
 mod sql;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
@@ -17,6 +18,7 @@ use sqlx::{
 
 use crate::domain::{Decision, IdempotencyKey, Source, Ticket};
 
+pub use settings::{DEFAULT_STALE_AFTER, StoreSettings};
 pub use sql::{PgStore, SqliteStore};
 
 /// Why the store could not do what was asked.
@@ -442,23 +444,6 @@ pub trait Store: Send + Sync {
         to: DateTime<Utc>,
     ) -> Result<crate::review::Tally, StoreError>;
 }
-
-/// Connection settings of the store.
-#[derive(Debug, Clone)]
-pub struct StoreSettings {
-    /// `postgres://…` or `sqlite://…`.
-    pub url: String,
-    /// Pool size.
-    pub max_connections: u32,
-    /// How long a request waits for a connection before the store counts as unavailable.
-    pub acquire_timeout: Duration,
-    /// A lease holder whose heartbeat is older than this is taken for dead
-    /// (`[worker] stale_after_secs`).
-    pub stale_after: Duration,
-}
-
-/// Default of [`StoreSettings::stale_after`]: three missed heartbeats of two seconds.
-pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(6);
 
 /// Opens the database named by `settings.url` (creating a missing SQLite file) and runs its
 /// migrations.

@@ -1,6 +1,9 @@
 //! The two [`Store`] implementations, written once by `impl_store!` because PostgreSQL and
 //! SQLite accept the same statements here. Timestamps are `TIMESTAMPTZ` on PostgreSQL and
 //! RFC 3339 UTC text on SQLite (which sorts lexically, so range queries work on both).
+//!
+//! Over 450 lines on purpose: one macro body writes every statement for both backends, so no
+//! statement can drift between them; splitting it would scatter one backend across files.
 
 use std::time::Duration;
 
@@ -126,6 +129,15 @@ fn lease_end(lease: Duration) -> DateTime<Utc> {
     Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60))
 }
 
+/// What an attempt that failed but may succeed later writes: the error, and when to try again.
+const RETRY: &str = "last_error = $1, next_attempt_at = $2";
+/// What giving up writes: failed for good, with the reason and when.
+const FAIL: &str = "status = 'failed', last_error = $1, done_at = $2";
+/// What an attempt that panicked or failed unexpectedly writes: as [`RETRY`], counted in
+/// `internal_errors` (which bounds such attempts).
+const CRASHED: &str =
+    "last_error = $1, next_attempt_at = $2, internal_errors = internal_errors + 1";
+
 macro_rules! impl_store {
     ($store:ident, $pool:ty, $row:ty, $backend:literal, $skip_locked:literal) => {
         impl $store {
@@ -155,6 +167,49 @@ macro_rules! impl_store {
             /// The pool, for tests and the action worker.
             pub fn pool(&self) -> &$pool {
                 &self.pool
+            }
+
+            /// Releases the lease of a pending delivery and applies `set`, which binds `$1` (an
+            /// error text, or NULL) and `$2` (a time).
+            async fn update_delivery(
+                &self,
+                key: &IdempotencyKey,
+                set: &'static str,
+                error: Option<&str>,
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE deliveries SET locked_until = NULL, {set} \
+                     WHERE source = $3 AND ticket_id = $4 AND version = $5 AND status = 'pending'"
+                )))
+                .bind(error)
+                .bind(at)
+                .bind(key.source.as_str())
+                .bind(&key.ticket_id)
+                .bind(&key.version)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            /// Releases the lease of a pending action and applies `set`, which binds `$1` (the
+            /// error text) and `$2` (a time).
+            async fn update_action(
+                &self,
+                id: i64,
+                set: &'static str,
+                error: &str,
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE actions SET locked_until = NULL, {set} WHERE id = $3 AND status = 'pending'"
+                )))
+                .bind(error)
+                .bind(at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
 
             fn decision_from_row(row: &$row) -> Result<Decision, StoreError> {
@@ -285,24 +340,29 @@ macro_rules! impl_store {
                 // PostgreSQL inserts and counts the customer's other tickets in one statement
                 // (the count's snapshot does not see the new row, which it excludes anyway);
                 // SQLite is in-process, so a second statement costs no round trip.
+                // The eleven values of `INSERT`.
+                macro_rules! bind_ticket {
+                    ($q:expr) => {
+                        $q.bind(key.source.as_str())
+                            .bind(&key.ticket_id)
+                            .bind(&key.version)
+                            .bind(ticket.subject())
+                            .bind(ticket.body())
+                            .bind(ticket.tier().as_str())
+                            .bind(ticket.arr_usd())
+                            .bind(ticket.customer_id())
+                            .bind(now)
+                            .bind(until)
+                            .bind(&self.holder)
+                    };
+                }
                 let (inserted, mut recent) = if $backend == "postgres" && since.is_some() {
-                    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    let row = bind_ticket!(sqlx::query(sqlx::AssertSqlSafe(format!(
                         "WITH ins AS ({INSERT} RETURNING 1) \
                          SELECT (SELECT COUNT(*) FROM ins) AS inserted, \
                          (SELECT COUNT(DISTINCT ticket_id) FROM tickets WHERE source = $1 \
                           AND customer_id = $8 AND ticket_id <> $2 AND received_at >= $12) AS recent"
-                    )))
-                    .bind(key.source.as_str())
-                    .bind(&key.ticket_id)
-                    .bind(&key.version)
-                    .bind(ticket.subject())
-                    .bind(ticket.body())
-                    .bind(ticket.tier().as_str())
-                    .bind(ticket.arr_usd())
-                    .bind(ticket.customer_id())
-                    .bind(now)
-                    .bind(until)
-                    .bind(&self.holder)
+                    ))))
                     .bind(since)
                     .fetch_one(&self.pool)
                     .await?;
@@ -311,18 +371,7 @@ macro_rules! impl_store {
                     let r: i64 = row.try_get("recent").map_err(corrupt)?;
                     (n == 1, Some(u32::try_from(r).unwrap_or(u32::MAX)))
                 } else {
-                    let n = sqlx::query(INSERT)
-                        .bind(key.source.as_str())
-                        .bind(&key.ticket_id)
-                        .bind(&key.version)
-                        .bind(ticket.subject())
-                        .bind(ticket.body())
-                        .bind(ticket.tier().as_str())
-                        .bind(ticket.arr_usd())
-                        .bind(ticket.customer_id())
-                        .bind(now)
-                        .bind(until)
-                        .bind(&self.holder)
+                    let n = bind_ticket!(sqlx::query(INSERT))
                         .execute(&self.pool)
                         .await?
                         .rows_affected();
@@ -578,12 +627,12 @@ macro_rules! impl_store {
                         let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
                         let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
                         Ok(PendingDelivery {
-                            key: IdempotencyKey {
-                                source: Source::parse("source", &text("source")?)
+                            key: IdempotencyKey::new(
+                                Source::parse("source", &text("source")?)
                                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                                ticket_id: text("ticket_id")?,
-                                version: text("version")?,
-                            },
+                                text("ticket_id")?,
+                                text("version")?,
+                            ),
                             event_type: text("event_type")?,
                             payload: json("payload", &text("payload")?)?,
                             attempts: attempts(row.try_get("attempts").map_err(corrupt)?),
@@ -594,18 +643,8 @@ macro_rules! impl_store {
             }
 
             async fn finish_delivery(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
-                sqlx::query(
-                    "UPDATE deliveries SET status = 'done', done_at = $1, locked_until = NULL, \
-                     last_error = NULL \
-                     WHERE source = $2 AND ticket_id = $3 AND version = $4 AND status = 'pending'",
-                )
-                .bind(Utc::now())
-                .bind(key.source.as_str())
-                .bind(&key.ticket_id)
-                .bind(&key.version)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                self.update_delivery(key, "status = 'done', done_at = $2, last_error = $1", None, Utc::now())
+                    .await
             }
 
             async fn retry_delivery(
@@ -614,34 +653,11 @@ macro_rules! impl_store {
                 error: &str,
                 next_attempt_at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "UPDATE deliveries SET locked_until = NULL, last_error = $1, next_attempt_at = $2 \
-                     WHERE source = $3 AND ticket_id = $4 AND version = $5 AND status = 'pending'",
-                )
-                .bind(error)
-                .bind(next_attempt_at)
-                .bind(key.source.as_str())
-                .bind(&key.ticket_id)
-                .bind(&key.version)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                self.update_delivery(key, RETRY, Some(error), next_attempt_at).await
             }
 
             async fn fail_delivery(&self, key: &IdempotencyKey, error: &str) -> Result<(), StoreError> {
-                sqlx::query(
-                    "UPDATE deliveries SET status = 'failed', locked_until = NULL, last_error = $1, \
-                     done_at = $2 \
-                     WHERE source = $3 AND ticket_id = $4 AND version = $5 AND status = 'pending'",
-                )
-                .bind(error)
-                .bind(Utc::now())
-                .bind(key.source.as_str())
-                .bind(&key.ticket_id)
-                .bind(&key.version)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                self.update_delivery(key, FAIL, Some(error), Utc::now()).await
             }
 
             async fn delivery_crashed(
@@ -650,19 +666,7 @@ macro_rules! impl_store {
                 error: &str,
                 next_attempt_at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "UPDATE deliveries SET locked_until = NULL, last_error = $1, next_attempt_at = $2, \
-                     internal_errors = internal_errors + 1 \
-                     WHERE source = $3 AND ticket_id = $4 AND version = $5 AND status = 'pending'",
-                )
-                .bind(error)
-                .bind(next_attempt_at)
-                .bind(key.source.as_str())
-                .bind(&key.ticket_id)
-                .bind(&key.version)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                self.update_delivery(key, CRASHED, Some(error), next_attempt_at).await
             }
 
             async fn lease_actions(&self, lease: Duration, limit: u32) -> Result<Vec<Action>, StoreError> {
@@ -721,29 +725,11 @@ macro_rules! impl_store {
                 error: &str,
                 next_attempt_at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "UPDATE actions SET locked_until = NULL, last_error = $1, next_attempt_at = $2 \
-                     WHERE id = $3 AND status = 'pending'",
-                )
-                .bind(error)
-                .bind(next_attempt_at)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                self.update_action(id, RETRY, error, next_attempt_at).await
             }
 
             async fn fail_action(&self, id: i64, error: &str) -> Result<(), StoreError> {
-                sqlx::query(
-                    "UPDATE actions SET status = 'failed', locked_until = NULL, last_error = $1, \
-                     done_at = $2 WHERE id = $3 AND status = 'pending'",
-                )
-                .bind(error)
-                .bind(Utc::now())
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                self.update_action(id, FAIL, error, Utc::now()).await
             }
 
             async fn action_crashed(
@@ -752,16 +738,7 @@ macro_rules! impl_store {
                 error: &str,
                 next_attempt_at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
-                sqlx::query(
-                    "UPDATE actions SET locked_until = NULL, last_error = $1, next_attempt_at = $2, \
-                     internal_errors = internal_errors + 1 WHERE id = $3 AND status = 'pending'",
-                )
-                .bind(error)
-                .bind(next_attempt_at)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                self.update_action(id, CRASHED, error, next_attempt_at).await
             }
 
             async fn actions(&self, decision_id: &str) -> Result<Vec<Action>, StoreError> {

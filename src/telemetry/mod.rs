@@ -9,9 +9,13 @@
 //!   Langfuse attributes set on both (Langfuse v4 reads them per span).
 //! - Metrics: [`metrics`], Prometheus text on `GET /metrics`.
 //! - Scores: [`scores`], reviewed decisions sent to Langfuse from a database outbox.
+//!
+//! Over 450 lines on purpose: every span attribute Langfuse reads is set in this one file, so
+//! the mapping can be checked against `deploy/langfuse/README.md` in one read.
 
 pub mod metrics;
 pub mod scores;
+pub mod settings;
 
 use std::sync::RwLock;
 
@@ -27,10 +31,8 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _, filter::filter_fn, fmt, prelude::*};
 
-use crate::{
-    config::TelemetrySettings,
-    domain::{Decision, Ticket, TicketContext, Tier, Usage},
-};
+use self::settings::TelemetrySettings;
+use crate::domain::{Decision, Ticket, TicketContext, Tier, Usage};
 
 /// The only `tracing` target whose spans are exported. Library spans (tonic, hyper, sqlx) and
 /// internal spans stay out of Langfuse, where every exported span becomes an observation.

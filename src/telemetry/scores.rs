@@ -15,11 +15,11 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::LangfuseSettings,
+    backoff::{Backoff, OUTBOX_JITTER},
     domain::Decision,
     domain::Severity,
     store::{ScoreRow, ScoreValue, Store, StoreError},
-    telemetry::metrics::metrics,
+    telemetry::{metrics::metrics, settings::LangfuseSettings},
 };
 
 /// The score name the dashboards average.
@@ -186,10 +186,15 @@ impl ScoreSender {
     }
 }
 
-/// The delay before retry number `attempts + 1`: 5 s doubling, at most an hour.
+/// The delay before retry number `attempts + 1`: 5 s doubling, at most an hour, less up to half
+/// at random so scores that failed together (a Langfuse outage) spread out ([`crate::backoff`]).
 pub fn backoff(attempts: i32) -> Duration {
-    let exp = u32::try_from(attempts.clamp(0, 10)).unwrap_or(10);
-    Duration::from_secs(5u64.saturating_mul(1 << exp)).min(Duration::from_secs(3600))
+    Backoff {
+        base: Duration::from_secs(5),
+        max: Duration::from_secs(3600),
+        jitter: OUTBOX_JITTER,
+    }
+    .delay(u32::try_from(attempts).unwrap_or(0))
 }
 
 /// Sends every score due at `now` once; returns how many were sent.
@@ -246,9 +251,13 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn backoff_doubles_and_is_capped() {
-        assert_eq!(backoff(0), Duration::from_secs(5));
-        assert_eq!(backoff(1), Duration::from_secs(10));
-        assert_eq!(backoff(20), Duration::from_secs(3600));
+    fn backoff_doubles_is_capped_and_jittered_down() {
+        let within = |d: Duration, full: u64| {
+            d <= Duration::from_secs(full) && d >= Duration::from_secs(full) / 2
+        };
+        assert!(within(backoff(0), 5));
+        assert!(within(backoff(1), 10));
+        assert!(within(backoff(20), 3600));
+        assert!(within(backoff(-1), 5));
     }
 }

@@ -1,10 +1,12 @@
-//! The ticketing tools (Plain, Pylon) behind one trait: webhook verification and parsing,
-//! building the ticket (enrichment), and executing the actions a decision implies.
+//! The ticketing tools (Plain, Pylon) as adapters behind two ports: [`Ticketing`] (webhook
+//! verification and parsing, building the ticket with enrichment, executing actions) and
+//! [`ActionPlanner`] (the actions a decision implies). Each tool's module holds all of it for
+//! that tool: its webhook parse, its typed actions ([`PlainAction`], [`PylonAction`]), how a
+//! decision is planned into them and rendered as a note, and how they are executed.
 //!
-//! The webhook flow is: verify the signature over the raw bytes → parse leniently → store the
-//! delivery under its idempotency key ([`Bridge::receive`]) → answer 2xx. A worker
-//! (`crate::actions`) then builds the ticket through the adapter, decides it (which logs the
-//! decision with its actions in one transaction) and executes the actions from the log.
+//! The webhook use case that drives the adapters is `crate::triage::accept`; the worker
+//! (`crate::worker`) builds the ticket through the adapter, decides it (which logs the decision
+//! with its actions in one transaction) and executes the actions from the log.
 
 pub mod plain;
 pub mod pylon;
@@ -17,17 +19,18 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac as _};
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Serialize, de::DeserializeOwned};
 use sha2::Sha256;
-use tokio::sync::Notify;
 
 use crate::{
-    domain::{Decision, DomainError, Route, Severity, Source, Ticket},
-    store::{Action, NewAction, NewDelivery, PendingDelivery, Store, StoreError},
-    triage::ActionPlanner,
+    domain::{Decision, DomainError, Source, Ticket},
+    store::{Action, NewAction, NewDelivery, PendingDelivery, StoreError},
 };
 
-pub use plain::Plain;
-pub use pylon::Pylon;
+pub use plain::{
+    PLAIN_NOTE_MAX_CHARS, Plain, PlainAction, PlainDelivery, note_markdown, note_marker, note_text,
+};
+pub use pylon::{Pylon, PylonAction, PylonDelivery, escape_html, note_html};
 pub use settings::{PlainTarget, PylonTarget, RouteTargets, TicketingSettings};
 
 /// Key in a stored delivery's payload holding the W3C `traceparent` of the webhook request.
@@ -142,19 +145,6 @@ impl TicketingError {
             _ => None,
         }
     }
-
-    /// The error with its cause chain, for logs and `last_error` (no secrets: requests carry the
-    /// key in a header, which reqwest errors do not print).
-    pub fn chain(&self) -> String {
-        let mut s = self.to_string();
-        let mut cur = std::error::Error::source(self);
-        while let Some(c) = cur {
-            s.push_str(": ");
-            s.push_str(&c.to_string());
-            cur = c.source();
-        }
-        s
-    }
 }
 
 /// What a verified, parsed webhook asks for.
@@ -206,6 +196,22 @@ pub trait Ticketing: Send + Sync {
     async fn execute(&self, action: &Action) -> Result<(), TicketingError>;
 }
 
+/// Builds the actions a decision implies (empty when the ticket's source has nothing to act on).
+pub trait ActionPlanner: Send + Sync {
+    /// The actions for `decision` on `ticket`, written in the same transaction as the decision.
+    fn plan(&self, ticket: &Ticket, decision: &Decision) -> Vec<NewAction>;
+}
+
+/// A planner that plans nothing (decisions are logged, nobody is told).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoActions;
+
+impl ActionPlanner for NoActions {
+    fn plan(&self, _ticket: &Ticket, _decision: &Decision) -> Vec<NewAction> {
+        Vec::new()
+    }
+}
+
 /// The configured adapters, by source.
 #[derive(Clone)]
 pub struct Adapters {
@@ -233,106 +239,105 @@ impl Adapters {
             Source::Api => None,
         }
     }
-}
 
-/// What [`Bridge::receive`] did with a delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Received {
-    /// Stored for the first time; it will be decided and routed.
-    Accepted,
-    /// Its key was stored before; nothing else happened.
-    Duplicate,
-    /// An event type the bridge does not act on.
-    Ignored,
-}
-
-impl Received {
-    /// The word used in the response body and logs.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Received::Accepted => "accepted",
-            Received::Duplicate => "duplicate",
-            Received::Ignored => "ignored",
-        }
+    /// The adapter that executes actions of `kind`: the tool named before its dot (the tag of
+    /// [`PlainAction`] and [`PylonAction`], e.g. `plain.note`), `None` for any other kind.
+    pub fn for_kind(&self, kind: &str) -> Option<&Arc<dyn Ticketing>> {
+        let (tool, _) = kind.split_once('.')?;
+        self.get(Source::parse("kind", tool).ok()?)
     }
 }
 
-/// The webhook use case: verify, parse, make durable, wake the worker.
-#[derive(Clone)]
-pub struct Bridge {
-    store: Arc<dyn Store>,
-    adapters: Adapters,
-    wake: Arc<Notify>,
-    overrides: Option<Arc<crate::review::overrides::Overrides>>,
+/// Maps a decision to the actions it implies in the ticket's tool, from the per-route targets
+/// of the configuration: [`PlainAction`]s or [`PylonAction`]s, planned by their adapter's
+/// module.
+#[derive(Debug, Clone)]
+pub struct RoutingPlanner {
+    routes: RouteTargets,
+    /// Acting on Plain needs `PLAIN_API_KEY`; without it decisions are only logged.
+    plain_enabled: bool,
+    /// Acting on Pylon needs `PYLON_API_TOKEN`.
+    pylon_enabled: bool,
+    /// The tool `api` tickets are routed back through (their ids are that tool's ids), if any.
+    api_tool: Option<Source>,
 }
 
-impl Bridge {
-    /// A bridge storing into `store`; `wake` is notified after each new delivery.
-    pub fn new(store: Arc<dyn Store>, adapters: Adapters, wake: Arc<Notify>) -> Self {
+impl RoutingPlanner {
+    /// A planner for `settings`.
+    pub fn new(settings: &TicketingSettings) -> Self {
         Self {
-            store,
-            adapters,
-            wake,
-            overrides: None,
+            routes: settings.routes.clone(),
+            plain_enabled: settings.plain.api_key.is_some(),
+            pylon_enabled: settings.pylon.api_token.is_some(),
+            api_tool: settings.api_tool,
         }
     }
+}
 
-    /// Takes agents' overrides as verdicts (without this they are acknowledged and ignored).
-    #[must_use]
-    pub fn with_overrides(mut self, overrides: crate::review::overrides::Overrides) -> Self {
-        self.overrides = Some(Arc::new(overrides));
-        self
-    }
-
-    /// Handles one delivery for `source`. `Ok` means the delivery is durable (or deliberately
-    /// ignored), so the sender may be told 2xx.
-    ///
-    /// # Errors
-    /// [`WebhookError`] from verification and parsing, or when the store cannot be written.
-    pub async fn receive(
-        &self,
-        source: Source,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Received, WebhookError> {
-        let Some(adapter) = self.adapters.get(source) else {
-            return Err(WebhookError::MissingField("source".into()));
+impl ActionPlanner for RoutingPlanner {
+    fn plan(&self, ticket: &Ticket, d: &Decision) -> Vec<NewAction> {
+        let tool = match d.source {
+            Source::Api => self.api_tool,
+            other => Some(other),
         };
-        match adapter.accept(headers, body, Utc::now())? {
-            Accepted::Ignored { event_type } => {
-                tracing::info!(%source, event_type, "webhook event ignored");
-                Ok(Received::Ignored)
+        let route = d.route;
+        match tool {
+            Some(Source::Plain) if self.plain_enabled => {
+                plain::plan(self.routes.plain(route), ticket, d)
+                    .iter()
+                    .map(to_row)
+                    .collect()
             }
-            Accepted::Override(observed) => {
-                use crate::review::overrides::Outcome;
-                Ok(match &self.overrides {
-                    Some(o) => match o.record(&observed).await? {
-                        Outcome::Stored => Received::Accepted,
-                        Outcome::Duplicate => Received::Duplicate,
-                        Outcome::NotAnOverride => Received::Ignored,
-                    },
-                    None => Received::Ignored,
-                })
-            }
-            Accepted::Ticket(mut delivery) => {
-                // The worker that decides the delivery continues this request's trace.
-                if let (Some(tp), Some(obj)) = (
-                    crate::telemetry::traceparent_of(&tracing::Span::current()),
-                    delivery.payload.as_object_mut(),
-                ) {
-                    obj.insert(TRACEPARENT_KEY.to_owned(), tp.into());
-                }
-                if self.store.accept_delivery(&delivery).await? {
-                    tracing::info!(key = %delivery.key, event_type = delivery.event_type, "webhook delivery stored");
-                    self.wake.notify_one();
-                    Ok(Received::Accepted)
-                } else {
-                    tracing::info!(key = %delivery.key, "duplicate webhook delivery acknowledged");
-                    Ok(Received::Duplicate)
-                }
-            }
+            Some(Source::Pylon) if self.pylon_enabled => pylon::plan(self.routes.pylon(route), d)
+                .iter()
+                .map(to_row)
+                .collect(),
+            Some(Source::Plain | Source::Pylon | Source::Api) | None => Vec::new(),
         }
     }
+}
+
+/// A typed action as the outbox row it is stored as. The action enums are adjacently tagged
+/// (`kind`, `payload`), exactly the two columns, so the row format is the enum's serde form.
+fn to_row<T: Serialize>(action: &T) -> NewAction {
+    // Serialising a derived enum of strings and numbers cannot fail.
+    let mut v = serde_json::to_value(action).unwrap_or_default();
+    NewAction {
+        kind: v
+            .get("kind")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        payload: v
+            .get_mut("payload")
+            .map(serde_json::Value::take)
+            .unwrap_or_default(),
+    }
+}
+
+/// An outbox row as the adapter's typed action; a row that does not decode (a bug or a manual
+/// edit) is [`TicketingError::InvalidPayload`], never retried.
+fn from_row<T: DeserializeOwned>(a: &Action) -> Result<T, TicketingError> {
+    serde_json::from_value(serde_json::json!({ "kind": a.kind, "payload": a.payload }))
+        .map_err(|e| TicketingError::InvalidPayload(format!("{}: {e}", a.kind)))
+}
+
+/// A stored delivery's payload as the adapter's typed shape (the one it stored at accept;
+/// unknown keys such as [`TRACEPARENT_KEY`] are skipped).
+fn from_delivery<T: DeserializeOwned>(d: &PendingDelivery) -> Result<T, TicketingError> {
+    T::deserialize(&d.payload).map_err(|e| TicketingError::InvalidPayload(e.to_string()))
+}
+
+/// The adapter's typed delivery shape as the payload stored with it.
+fn to_payload<T: Serialize>(delivery: &T) -> serde_json::Value {
+    // Serialising a derived struct of strings cannot fail.
+    serde_json::to_value(delivery).unwrap_or_default()
+}
+
+/// The reasoning as a note shows it: one sentence, cut by characters (before any escaping, so a
+/// cut never splits an entity).
+fn note_reasoning(d: &Decision) -> std::borrow::Cow<'_, str> {
+    crate::text::ellipsize(&d.reasoning, crate::domain::MAX_REASONING_CHARS)
 }
 
 /// Checks a hex HMAC-SHA256 of `body` under `secret`, in constant time. Upper- or lower-case hex
@@ -366,214 +371,6 @@ pub(crate) fn verify_signature(
     }
 }
 
-/// Maps a decision to the actions it implies in the ticket's tool, from the per-route targets
-/// of the configuration. Kinds: `plain.label`, `plain.priority`, `plain.assign`, `plain.note`,
-/// `pylon.update`, `pylon.note`.
-#[derive(Debug, Clone)]
-pub struct RoutingPlanner {
-    routes: RouteTargets,
-    /// Acting on Plain needs `PLAIN_API_KEY`; without it decisions are only logged.
-    plain_enabled: bool,
-    /// Acting on Pylon needs `PYLON_API_TOKEN`.
-    pylon_enabled: bool,
-    /// The tool `api` tickets are routed back through (their ids are that tool's ids), if any.
-    api_tool: Option<Source>,
-}
-
-impl RoutingPlanner {
-    /// A planner for `settings`.
-    pub fn new(settings: &TicketingSettings) -> Self {
-        Self {
-            routes: settings.routes.clone(),
-            plain_enabled: settings.plain.api_key.is_some(),
-            pylon_enabled: settings.pylon.api_token.is_some(),
-            api_tool: settings.api_tool,
-        }
-    }
-}
-
-/// Longest internal note Plain accepts, in characters (reference/plain.md, "Internal note").
-/// The renderers stay far below it: the reasoning in a note is cut to
-/// [`crate::domain::MAX_REASONING_CHARS`].
-pub const PLAIN_NOTE_MAX_CHARS: usize = 10_000;
-
-/// The reasoning as a note shows it: one sentence, cut by characters (before any escaping, so a
-/// cut never splits an entity).
-fn note_reasoning(d: &Decision) -> std::borrow::Cow<'_, str> {
-    crate::text::ellipsize(&d.reasoning, crate::domain::MAX_REASONING_CHARS)
-}
-
-/// The internal note shown to agents: severity, route, confidence and the model's reasoning.
-pub fn note_text(d: &Decision) -> String {
-    let mut s = format!(
-        "escalator: {} -> {} (confidence {:.2}). {}",
-        d.severity,
-        d.route,
-        d.confidence,
-        note_reasoning(d)
-    );
-    if d.fallback {
-        s.push_str(" [fallback: the offline classifier decided]");
-    }
-    s.push('\n');
-    s.push_str(&note_marker(&d.id));
-    s
-}
-
-/// The last line of every Plain note: Plain notes have no idempotency key, so a retried
-/// `plain.note` looks for this line among the thread's notes before posting again.
-pub fn note_marker(decision_id: &str) -> String {
-    format!("escalator decision {decision_id}")
-}
-
-impl ActionPlanner for RoutingPlanner {
-    fn plan(&self, ticket: &Ticket, d: &Decision) -> Vec<NewAction> {
-        let tool = match d.source {
-            Source::Api => self.api_tool,
-            other => Some(other),
-        };
-        let route = d.route;
-        match tool {
-            Some(Source::Plain) if self.plain_enabled => {
-                plan_plain(self.routes.plain(route), ticket, d)
-            }
-            Some(Source::Pylon) if self.pylon_enabled => plan_pylon(self.routes.pylon(route), d),
-            Some(Source::Plain | Source::Pylon | Source::Api) | None => Vec::new(),
-        }
-    }
-}
-
-fn plan_plain(target: &PlainTarget, ticket: &Ticket, d: &Decision) -> Vec<NewAction> {
-    let thread_id = &d.ticket_id;
-    let mut out = Vec::new();
-    if !target.label_type_ids.is_empty() {
-        out.push(NewAction {
-            kind: "plain.label".into(),
-            payload: serde_json::json!({
-                "thread_id": thread_id,
-                "label_type_ids": target.label_type_ids,
-            }),
-        });
-    }
-    out.push(NewAction {
-        kind: "plain.priority".into(),
-        payload: serde_json::json!({ "thread_id": thread_id, "priority": target.priority }),
-    });
-    if let Some(user_id) = &target.assignee_user_id {
-        out.push(NewAction {
-            kind: "plain.assign".into(),
-            payload: serde_json::json!({ "thread_id": thread_id, "user_id": user_id }),
-        });
-    }
-    // createNote needs the customer; a ticket without one gets no note.
-    if let Some(customer_id) = ticket.customer_id() {
-        let text = note_text(d);
-        out.push(NewAction {
-            kind: "plain.note".into(),
-            payload: serde_json::json!({
-                "thread_id": thread_id,
-                "customer_id": customer_id,
-                "decision_id": d.id,
-                "text": text,
-                "markdown": note_markdown(d),
-            }),
-        });
-    }
-    out
-}
-
-/// The internal note as Markdown for Plain.
-pub fn note_markdown(d: &Decision) -> String {
-    let mut s = format!(
-        "**escalator**: `{}` → `{}` (confidence {:.2})\n\n{}",
-        d.severity,
-        d.route,
-        d.confidence,
-        note_reasoning(d)
-    );
-    if d.fallback {
-        s.push_str("\n\n_fallback: the offline classifier decided_");
-    }
-    s.push_str("\n\n");
-    s.push_str(&note_marker(&d.id));
-    s
-}
-
-fn plan_pylon(target: &PylonTarget, d: &Decision) -> Vec<NewAction> {
-    let issue_id = &d.ticket_id;
-    let mut out = Vec::new();
-    if !target.tags.is_empty() || target.team_id.is_some() || target.assignee_id.is_some() {
-        out.push(NewAction {
-            kind: "pylon.update".into(),
-            payload: serde_json::json!({
-                "issue_id": issue_id,
-                "tags": target.tags,
-                "team_id": target.team_id,
-                "assignee_id": target.assignee_id,
-            }),
-        });
-    }
-    out.push(NewAction {
-        kind: "pylon.note".into(),
-        payload: serde_json::json!({
-            "issue_id": issue_id,
-            "decision_id": d.id,
-            "body_html": note_html(d),
-        }),
-    });
-    out
-}
-
-/// The note as HTML for Pylon, with every value escaped.
-pub fn note_html(d: &Decision) -> String {
-    let mut s = format!(
-        "<p><b>escalator</b>: {} → {} (confidence {:.2})</p><p>{}</p>",
-        escape_html(d.severity.as_str()),
-        escape_html(d.route.as_str()),
-        d.confidence,
-        escape_html(&note_reasoning(d))
-    );
-    if d.fallback {
-        s.push_str("<p><i>fallback: the offline classifier decided</i></p>");
-    }
-    s.push_str(&format!("<p>decision {}</p>", escape_html(&d.id)));
-    s
-}
-
-/// Escapes text for an HTML body.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The default Plain priority of a severity (0 urgent … 3 low).
-pub fn default_priority(severity: Severity) -> u8 {
-    match severity {
-        Severity::OnFire => 0,
-        Severity::Urgent => 1,
-        Severity::Routine => 2,
-    }
-}
-
-/// The severity a route stands for (route is a pure function of severity, so this inverts it).
-pub fn severity_of(route: Route) -> Severity {
-    match route {
-        Route::Bot => Severity::Routine,
-        Route::Human => Severity::Urgent,
-        Route::Engineering => Severity::OnFire,
-    }
-}
-
 /// The value of `Retry-After` (seconds) if present and sane.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
@@ -598,211 +395,5 @@ pub(crate) fn required_str<'a>(
         .ok_or_else(|| WebhookError::MissingField(field.to_owned()))
 }
 
-/// A JSON string at `pointer` in a stored payload.
-pub(crate) fn payload_str<'a>(
-    v: &'a serde_json::Value,
-    field: &str,
-) -> Result<&'a str, TicketingError> {
-    v.get(field)
-        .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| TicketingError::InvalidPayload(format!("missing {field}")))
-}
-
 #[cfg(test)]
-mod tests {
-    use std::{collections::BTreeMap, io::Write as _};
-
-    use super::*;
-    use crate::{
-        config::Settings,
-        domain::{RawTicket, Tier, Usage},
-    };
-
-    fn settings(toml: &str, env: &[(&str, &str)]) -> TicketingSettings {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(toml.as_bytes()).unwrap();
-        let path = f.path().to_str().unwrap().to_owned();
-        let mut map = BTreeMap::from([("ESCALATOR_CONFIG", path.as_str())]);
-        map.extend(env.iter().copied());
-        Settings::load(&map).unwrap().ticketing
-    }
-
-    fn ticket(source: Source, customer: &str) -> Ticket {
-        Ticket::parse(
-            source,
-            RawTicket {
-                id: "th_1".into(),
-                body: "Production is down".into(),
-                customer_id: customer.into(),
-                ..RawTicket::default()
-            },
-            "",
-        )
-        .unwrap()
-    }
-
-    fn decision(source: Source, fallback: bool) -> Decision {
-        Decision {
-            id: "dec-1".into(),
-            source,
-            ticket_id: "th_1".into(),
-            ticket_version: "1".into(),
-            severity: Severity::OnFire,
-            route: Route::Engineering,
-            confidence: 0.9,
-            reasoning: "Production <down> & losing data.".into(),
-            prompt_version: "p@1".into(),
-            model: "offline".into(),
-            fallback,
-            fallback_reason: fallback.then(|| "timeout".to_owned()),
-            notes: None,
-            tier: Tier::Free,
-            usage: Usage::default(),
-            trace_id: None,
-            observation_id: None,
-            created_at: Utc::now(),
-        }
-    }
-
-    const ROUTES: &str = "[routes.engineering.plain]\nlabel_type_ids = [\"lt_eng\"]\nassignee_user_id = \"u_1\"\n[routes.engineering.pylon]\ntags = [\"on-fire\"]\n";
-    const KEYS: &[(&str, &str)] = &[("PLAIN_API_KEY", "k"), ("PYLON_API_TOKEN", "t")];
-
-    fn kinds(actions: &[NewAction]) -> Vec<&str> {
-        actions.iter().map(|a| a.kind.as_str()).collect()
-    }
-
-    #[test]
-    fn a_plain_decision_plans_label_priority_assignment_and_note() {
-        let p = RoutingPlanner::new(&settings(ROUTES, KEYS));
-        let d = decision(Source::Plain, false);
-        let a = p.plan(&ticket(Source::Plain, "c_1"), &d);
-        assert_eq!(
-            kinds(&a),
-            [
-                "plain.label",
-                "plain.priority",
-                "plain.assign",
-                "plain.note"
-            ]
-        );
-        assert_eq!(
-            a[0].payload,
-            serde_json::json!({"thread_id": "th_1", "label_type_ids": ["lt_eng"]})
-        );
-        assert_eq!(
-            a[1].payload,
-            serde_json::json!({"thread_id": "th_1", "priority": 0})
-        );
-        assert_eq!(a[3].payload["customer_id"], "c_1");
-        assert_eq!(
-            a[3].payload["text"],
-            "escalator: on_fire -> engineering (confidence 0.90). Production <down> & losing data.\nescalator decision dec-1"
-        );
-        // Without a customer there is no note (createNote needs one).
-        let a = p.plan(&ticket(Source::Plain, ""), &d);
-        assert_eq!(kinds(&a), ["plain.label", "plain.priority", "plain.assign"]);
-    }
-
-    #[test]
-    fn a_pylon_decision_plans_update_and_an_escaped_note() {
-        let p = RoutingPlanner::new(&settings(ROUTES, KEYS));
-        let d = decision(Source::Pylon, true);
-        let a = p.plan(&ticket(Source::Pylon, ""), &d);
-        assert_eq!(kinds(&a), ["pylon.update", "pylon.note"]);
-        assert_eq!(
-            a[0].payload,
-            serde_json::json!({"issue_id": "th_1", "tags": ["on-fire"], "team_id": null, "assignee_id": null})
-        );
-        let html = a[1].payload["body_html"].as_str().unwrap();
-        assert!(
-            html.contains("Production &lt;down&gt; &amp; losing data."),
-            "{html}"
-        );
-        assert!(html.contains("fallback"), "{html}");
-    }
-
-    #[test]
-    fn nothing_is_planned_without_credentials_or_for_api_by_default() {
-        let p = RoutingPlanner::new(&settings(ROUTES, &[]));
-        assert!(
-            p.plan(
-                &ticket(Source::Plain, "c_1"),
-                &decision(Source::Plain, false)
-            )
-            .is_empty()
-        );
-        assert!(
-            p.plan(&ticket(Source::Pylon, ""), &decision(Source::Pylon, false))
-                .is_empty()
-        );
-        let p = RoutingPlanner::new(&settings(ROUTES, KEYS));
-        assert!(
-            p.plan(&ticket(Source::Api, "c_1"), &decision(Source::Api, false))
-                .is_empty()
-        );
-        let with_api = format!("[actions]\napi_tool = \"plain\"\n{ROUTES}");
-        let p = RoutingPlanner::new(&settings(&with_api, KEYS));
-        assert_eq!(
-            kinds(&p.plan(&ticket(Source::Api, "c_1"), &decision(Source::Api, false))),
-            [
-                "plain.label",
-                "plain.priority",
-                "plain.assign",
-                "plain.note"
-            ]
-        );
-    }
-
-    #[test]
-    fn signatures_are_checked_in_hex_of_either_case() {
-        let secret = SecretString::from("secret");
-        let sig = "1bff4699de4fb5202a4b1e6cefd7b5fdfb02d19a67a1eb371dd417a45b0a47df";
-        assert!(signature_matches(&secret, b"hello-world", sig));
-        assert!(signature_matches(
-            &secret,
-            b"hello-world",
-            &sig.to_uppercase()
-        ));
-        assert!(!signature_matches(&secret, b"hello-world!", sig));
-        assert!(!signature_matches(&secret, b"hello-world", &sig[..62]));
-        assert!(!signature_matches(&secret, b"hello-world", "zz"));
-        assert!(!signature_matches(
-            &SecretString::from("other"),
-            b"hello-world",
-            sig
-        ));
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            escape_html("<b>\"a\" & 'b'</b>"),
-            "&lt;b&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/b&gt;"
-        );
-    }
-
-    #[test]
-    fn retryable_errors_are_the_transient_ones() {
-        assert!(
-            TicketingError::Upstream {
-                status: 500,
-                message: String::new()
-            }
-            .is_retryable()
-        );
-        assert!(
-            TicketingError::RateLimited {
-                retry_after: Duration::from_secs(1)
-            }
-            .is_retryable()
-        );
-        assert!(
-            !TicketingError::Rejected {
-                status: 400,
-                message: String::new()
-            }
-            .is_retryable()
-        );
-        assert!(!TicketingError::NotFound("x".into()).is_retryable());
-    }
-}
+mod tests;

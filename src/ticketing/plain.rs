@@ -5,6 +5,10 @@
 //!
 //! Parsing is lenient on purpose: unknown fields, unknown event types and new webhook versions
 //! are accepted and logged; only the fields the bridge needs are required.
+//!
+//! Over 450 lines on purpose: everything Plain-specific sits here, the webhook parse, the typed
+//! actions a decision is planned into ([`PlainAction`], [`plan`]), the note renderers and the
+//! GraphQL calls that execute them, so a plan and its execution are read side by side.
 
 use std::time::Duration;
 
@@ -12,14 +16,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use secrecy::ExposeSecret as _;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Accepted, Ticketing, TicketingError, WebhookError, payload_str, required_str, retry_after,
-    settings::PlainSettings, verify_signature,
+    Accepted, Ticketing, TicketingError, WebhookError, from_delivery, from_row, note_reasoning,
+    required_str, retry_after,
+    settings::{PlainSettings, PlainTarget},
+    to_payload, verify_signature,
 };
 use crate::{
-    domain::{IdempotencyKey, MAX_BODY_CHARS, MAX_SUBJECT_CHARS, RawTicket, Source, Ticket, Tier},
+    domain::{Decision, MAX_BODY_CHARS, MAX_SUBJECT_CHARS, RawTicket, Source, Ticket, Tier},
     store::{Action, NewDelivery, PendingDelivery},
 };
 
@@ -41,6 +48,153 @@ pub const THREAD_NOTES: &str = "query threadNotes($threadId: ID!, $before: Strin
 const MAX_NOTE_PAGES: usize = 20;
 /// Reads the thread's tier and its customer's company (tier, contract value).
 pub const THREAD_FOR_ROUTING: &str = "query threadForRouting($threadId: ID!) { thread(threadId: $threadId) { id tier { id name externalId } tenant { id name externalId tier { id name externalId } } customer { id company { id name contractValue tier { id name externalId } } } } }";
+
+/// What escalator asks Plain to do, one variant per action kind. Adjacently tagged, so the tag
+/// and its content are the outbox's `kind` (`plain.label`, …) and `payload` columns exactly as
+/// rows have always been stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload")]
+pub enum PlainAction {
+    /// `addLabels`: the route's label types.
+    #[serde(rename = "plain.label")]
+    Label {
+        /// The thread.
+        thread_id: String,
+        /// `labelTypeIds`.
+        label_type_ids: Vec<String>,
+    },
+    /// `changeThreadPriority`.
+    #[serde(rename = "plain.priority")]
+    Priority {
+        /// The thread.
+        thread_id: String,
+        /// 0 (urgent) … 3 (low).
+        priority: u8,
+    },
+    /// `assignThread`.
+    #[serde(rename = "plain.assign")]
+    Assign {
+        /// The thread.
+        thread_id: String,
+        /// The user to assign.
+        user_id: String,
+    },
+    /// `createNote`: the internal note with the decision; ends in [`note_marker`].
+    #[serde(rename = "plain.note")]
+    Note {
+        /// The thread.
+        thread_id: String,
+        /// The thread's customer (`createNote` needs it).
+        customer_id: String,
+        /// The decision the note shows; its marker makes a retried note idempotent.
+        decision_id: String,
+        /// [`note_text`].
+        text: String,
+        /// [`note_markdown`].
+        markdown: String,
+    },
+}
+
+/// The ticket a Plain delivery carries, stored with it at accept (validated then) and read back
+/// when the worker builds the ticket; its fields are the `payload` keys of stored deliveries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlainDelivery {
+    /// The webhook event's id (`id`), for logs.
+    #[serde(default)]
+    pub event_id: String,
+    /// `payload.thread.id`.
+    pub thread_id: String,
+    /// `payload.thread.title`, cut to the subject limit.
+    pub title: String,
+    /// The first message, cut to the body limit.
+    pub text: String,
+    /// `payload.thread.customer.id`.
+    pub customer_id: String,
+}
+
+/// The actions `d` implies in Plain for a route landing on `target`: labels (if the route has
+/// label types), priority, assignment (if the route has an assignee), and the internal note
+/// (if the ticket has a customer: `createNote` needs one).
+pub fn plan(target: &PlainTarget, ticket: &Ticket, d: &Decision) -> Vec<PlainAction> {
+    let thread_id = &d.ticket_id;
+    let mut out = Vec::new();
+    if !target.label_type_ids.is_empty() {
+        out.push(PlainAction::Label {
+            thread_id: thread_id.clone(),
+            label_type_ids: target.label_type_ids.clone(),
+        });
+    }
+    out.push(PlainAction::Priority {
+        thread_id: thread_id.clone(),
+        priority: target.priority,
+    });
+    if let Some(user_id) = &target.assignee_user_id {
+        out.push(PlainAction::Assign {
+            thread_id: thread_id.clone(),
+            user_id: user_id.clone(),
+        });
+    }
+    if let Some(customer_id) = ticket.customer_id() {
+        out.push(PlainAction::Note {
+            thread_id: thread_id.clone(),
+            customer_id: customer_id.to_owned(),
+            decision_id: d.id.clone(),
+            text: note_text(d),
+            markdown: note_markdown(d),
+        });
+    }
+    out
+}
+
+/// Longest internal note Plain accepts, in characters (reference/plain.md, "Internal note").
+/// The renderers stay far below it: the reasoning in a note is cut to
+/// [`crate::domain::MAX_REASONING_CHARS`].
+pub const PLAIN_NOTE_MAX_CHARS: usize = 10_000;
+
+/// The internal note shown to agents: severity, route, confidence and the model's reasoning.
+pub fn note_text(d: &Decision) -> String {
+    let head = format!(
+        "escalator: {} -> {} (confidence {:.2}). {}",
+        d.severity,
+        d.route,
+        d.confidence,
+        note_reasoning(d)
+    );
+    with_marker(d, head, " [fallback: the offline classifier decided]", "\n")
+}
+
+/// The internal note as Markdown.
+pub fn note_markdown(d: &Decision) -> String {
+    let head = format!(
+        "**escalator**: `{}` → `{}` (confidence {:.2})\n\n{}",
+        d.severity,
+        d.route,
+        d.confidence,
+        note_reasoning(d)
+    );
+    with_marker(
+        d,
+        head,
+        "\n\n_fallback: the offline classifier decided_",
+        "\n\n",
+    )
+}
+
+/// `head`, the fallback remark when the offline classifier decided, then `sep` and the marker.
+fn with_marker(d: &Decision, mut head: String, fallback: &str, sep: &str) -> String {
+    if d.fallback {
+        head.push_str(fallback);
+    }
+    head.push_str(sep);
+    head.push_str(&note_marker(&d.id));
+    head
+}
+
+/// The last line of every Plain note: Plain notes have no idempotency key, so a retried
+/// `plain.note` looks for this line among the thread's notes before posting again.
+pub fn note_marker(decision_id: &str) -> String {
+    format!("escalator decision {decision_id}")
+}
 
 /// The Plain adapter.
 #[derive(Debug, Clone)]
@@ -383,35 +537,30 @@ impl Ticketing for Plain {
             "payload.thread.",
         )?;
         Ok(Accepted::Ticket(NewDelivery {
-            key: IdempotencyKey {
-                source: Source::Plain,
-                ticket_id: ticket.key().ticket_id.clone(),
-                version: ticket.key().version.clone(),
-            },
+            key: ticket.key().clone(),
             event_type,
-            payload: json!({
-                "event_id": event_id,
-                "thread_id": ticket.key().ticket_id,
-                "title": ticket.subject(),
-                "text": ticket.body(),
-                "customer_id": customer_id,
+            payload: to_payload(&PlainDelivery {
+                event_id: event_id.to_owned(),
+                thread_id: ticket.key().ticket_id.clone(),
+                title: ticket.subject().to_owned(),
+                text: ticket.body().to_owned(),
+                customer_id: customer_id.to_owned(),
             }),
         }))
     }
 
     async fn ticket(&self, d: &PendingDelivery) -> Result<Ticket, TicketingError> {
-        let p = &d.payload;
-        let thread_id = payload_str(p, "thread_id")?;
+        let p: PlainDelivery = from_delivery(d)?;
         let (mut tier, mut arr) = (None, None);
         if self.settings.api_key.is_some() {
-            match self.enrich(thread_id).await {
+            match self.enrich(&p.thread_id).await {
                 Ok((t, a)) => (tier, arr) = (t, a),
                 Err(e) if e.is_retryable() && d.attempts < self.settings.enrichment_attempts => {
                     return Err(e);
                 }
                 Err(e) => tracing::warn!(
                     key = %d.key,
-                    error = %e.chain(),
+                    error = %crate::causes::chain(&e),
                     "plain enrichment failed; deciding with the configured defaults"
                 ),
             }
@@ -419,16 +568,16 @@ impl Ticketing for Plain {
         Ticket::parse(
             Source::Plain,
             RawTicket {
-                id: thread_id.to_owned(),
+                id: p.thread_id,
                 version: d.key.version.clone(),
-                subject: payload_str(p, "title")?.to_owned(),
-                body: payload_str(p, "text")?.to_owned(),
+                subject: p.title,
+                body: p.text,
                 tier: tier
                     .unwrap_or(self.settings.default_tier)
                     .as_str()
                     .to_owned(),
                 arr_usd: arr.or(self.settings.default_arr_usd),
-                customer_id: payload_str(p, "customer_id")?.to_owned(),
+                customer_id: p.customer_id,
             },
             "",
         )
@@ -436,30 +585,28 @@ impl Ticketing for Plain {
     }
 
     async fn execute(&self, a: &Action) -> Result<(), TicketingError> {
-        let p = &a.payload;
-        let thread_id = payload_str(p, "thread_id")?;
-        match a.kind.as_str() {
-            "plain.label" => {
-                let ids = p
-                    .get("label_type_ids")
-                    .filter(|v| v.is_array())
-                    .ok_or_else(|| {
-                        TicketingError::InvalidPayload("missing label_type_ids".into())
-                    })?;
+        match from_row::<PlainAction>(a)? {
+            PlainAction::Label {
+                thread_id,
+                label_type_ids,
+            } => {
                 self.mutate(
                     "addLabels",
                     ADD_LABELS,
-                    json!({ "threadId": thread_id, "labelTypeIds": ids }),
+                    json!({ "threadId": thread_id, "labelTypeIds": label_type_ids }),
                     &["label_with_given_type_already_added_to_thread"],
                 )
                 .await
             }
-            "plain.priority" => {
-                let priority = p
-                    .get("priority")
-                    .and_then(Value::as_u64)
-                    .filter(|n| *n <= 3)
-                    .ok_or_else(|| TicketingError::InvalidPayload("missing priority".into()))?;
+            PlainAction::Priority {
+                thread_id,
+                priority,
+            } => {
+                if priority > 3 {
+                    return Err(TicketingError::InvalidPayload(format!(
+                        "priority {priority} is not within 0..=3"
+                    )));
+                }
                 self.mutate(
                     "changeThreadPriority",
                     CHANGE_PRIORITY,
@@ -468,8 +615,7 @@ impl Ticketing for Plain {
                 )
                 .await
             }
-            "plain.assign" => {
-                let user_id = payload_str(p, "user_id")?;
+            PlainAction::Assign { thread_id, user_id } => {
                 self.mutate(
                     "assignThread",
                     ASSIGN_THREAD,
@@ -478,13 +624,19 @@ impl Ticketing for Plain {
                 )
                 .await
             }
-            "plain.note" => {
+            PlainAction::Note {
+                thread_id,
+                customer_id,
+                decision_id,
+                text,
+                markdown,
+            } => {
                 // A retry may follow a createNote that went through but was never recorded
                 // done (a crash, a database blip): look for the note before posting it again.
                 // The first attempt never pays for the lookup.
                 if a.attempts > 1
                     && self
-                        .note_posted(thread_id, &super::note_marker(&a.decision_id))
+                        .note_posted(&thread_id, &note_marker(&decision_id))
                         .await?
                 {
                     tracing::info!(
@@ -497,18 +649,15 @@ impl Ticketing for Plain {
                     "createNote",
                     CREATE_NOTE,
                     json!({
-                        "customerId": payload_str(p, "customer_id")?,
+                        "customerId": customer_id,
                         "threadId": thread_id,
-                        "text": payload_str(p, "text")?,
-                        "markdown": payload_str(p, "markdown")?,
+                        "text": text,
+                        "markdown": markdown,
                     }),
                     &[],
                 )
                 .await
             }
-            other => Err(TicketingError::InvalidPayload(format!(
-                "unknown plain action kind {other}"
-            ))),
         }
     }
 }

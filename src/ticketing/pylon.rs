@@ -13,6 +13,10 @@
 //! Pylon's per-endpoint rate limits are low (10 notes a minute), so every call waits for a
 //! token of its endpoint's bucket; a wait longer than [`MAX_TOKEN_WAIT`] hands the action back
 //! to the worker to retry later instead of failing it.
+//!
+//! Over 450 lines on purpose: everything Pylon-specific sits here, the webhook parse, the typed
+//! actions a decision is planned into ([`PylonAction`], [`plan`]), the note renderer and the
+//! REST calls (behind the rate-limit buckets) that execute them.
 
 use std::{sync::Mutex, time::Duration};
 
@@ -22,14 +26,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use secrecy::ExposeSecret as _;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Accepted, Ticketing, TicketingError, WebhookError, payload_str, required_str, retry_after,
-    settings::PylonSettings, verify_signature,
+    Accepted, Ticketing, TicketingError, WebhookError, from_delivery, from_row, note_reasoning,
+    required_str, retry_after,
+    settings::{PylonSettings, PylonTarget},
+    to_payload, verify_signature,
 };
 use crate::{
-    domain::{DomainError, IdempotencyKey, MAX_ID_BYTES, RawTicket, Source, Ticket},
+    domain::{Decision, DomainError, IdempotencyKey, MAX_ID_BYTES, RawTicket, Source, Ticket},
     store::{Action, NewDelivery, PendingDelivery},
 };
 
@@ -37,6 +44,100 @@ use crate::{
 pub const SIGNATURE_HEADER: &str = "X-Pylon-Signature";
 /// Longest a call waits for a rate-limit token before the work is rescheduled.
 pub const MAX_TOKEN_WAIT: Duration = Duration::from_secs(20);
+
+/// What escalator asks Pylon to do, one variant per action kind. Adjacently tagged, so the tag
+/// and its content are the outbox's `kind` (`pylon.update`, `pylon.note`) and `payload`
+/// columns exactly as rows have always been stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload")]
+pub enum PylonAction {
+    /// `PATCH /issues/{id}`: tags added to the current ones, team and assignee set.
+    #[serde(rename = "pylon.update")]
+    Update {
+        /// The issue.
+        issue_id: String,
+        /// Tags to add (merged with the issue's current tags, since PATCH replaces the set).
+        #[serde(default)]
+        tags: Vec<String>,
+        /// Team to set, if any.
+        team_id: Option<String>,
+        /// Assignee to set, if any.
+        assignee_id: Option<String>,
+    },
+    /// `POST /issues/{id}/note`: the internal note with the decision.
+    #[serde(rename = "pylon.note")]
+    Note {
+        /// The issue.
+        issue_id: String,
+        /// The decision the note shows; a retry looks for it among the issue's messages.
+        decision_id: String,
+        /// [`note_html`].
+        body_html: String,
+    },
+}
+
+/// What a Pylon delivery stores: the "doorbell" (the issue itself is read over the API when
+/// the worker builds the ticket); its fields are the `payload` keys of stored deliveries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PylonDelivery {
+    /// The issue to route.
+    pub issue_id: String,
+    /// The trigger's event constant.
+    pub event: String,
+}
+
+/// The actions `d` implies in Pylon for a route landing on `target`: the update (if the route
+/// sets tags, a team or an assignee) and the internal note.
+pub fn plan(target: &PylonTarget, d: &Decision) -> Vec<PylonAction> {
+    let issue_id = &d.ticket_id;
+    let mut out = Vec::new();
+    if !target.tags.is_empty() || target.team_id.is_some() || target.assignee_id.is_some() {
+        out.push(PylonAction::Update {
+            issue_id: issue_id.clone(),
+            tags: target.tags.clone(),
+            team_id: target.team_id.clone(),
+            assignee_id: target.assignee_id.clone(),
+        });
+    }
+    out.push(PylonAction::Note {
+        issue_id: issue_id.clone(),
+        decision_id: d.id.clone(),
+        body_html: note_html(d),
+    });
+    out
+}
+
+/// The note as HTML for Pylon, with every value escaped.
+pub fn note_html(d: &Decision) -> String {
+    let mut s = format!(
+        "<p><b>escalator</b>: {} → {} (confidence {:.2})</p><p>{}</p>",
+        escape_html(d.severity.as_str()),
+        escape_html(d.route.as_str()),
+        d.confidence,
+        escape_html(&note_reasoning(d))
+    );
+    if d.fallback {
+        s.push_str("<p><i>fallback: the offline classifier decided</i></p>");
+    }
+    s.push_str(&format!("<p>decision {}</p>", escape_html(&d.id)));
+    s
+}
+
+/// Escapes text for an HTML body.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// A token bucket for one endpoint: `capacity` calls at once, refilled at the endpoint's
 /// per-minute limit (times this replica's share).
@@ -231,8 +332,13 @@ impl Pylon {
 
     /// Adds the route's tags (merged with the current ones, since PATCH replaces the set) and
     /// sets team and assignee; skips the PATCH when the issue already looks like that.
-    async fn update(&self, p: &Value) -> Result<(), TicketingError> {
-        let issue_id = payload_str(p, "issue_id")?;
+    async fn update(
+        &self,
+        issue_id: &str,
+        add_tags: &[String],
+        team_id: Option<&str>,
+        assignee_id: Option<&str>,
+    ) -> Result<(), TicketingError> {
         let issue = self.issue(issue_id).await?;
         let mut tags: Vec<String> = issue
             .get("tags")
@@ -245,22 +351,19 @@ impl Pylon {
             })
             .unwrap_or_default();
         let mut changed = false;
-        for t in p
-            .get("tags")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        for t in add_tags {
             if !tags.iter().any(|have| have == t) {
-                tags.push(t.to_owned());
+                tags.push(t.clone());
                 changed = true;
             }
         }
         let mut body = serde_json::Map::new();
         body.insert("tags".into(), json!(tags));
-        for (field, current) in [("team_id", "/team/id"), ("assignee_id", "/assignee/id")] {
-            if let Some(want) = p.get(field).and_then(Value::as_str) {
+        for (field, current, want) in [
+            ("team_id", "/team/id", team_id),
+            ("assignee_id", "/assignee/id", assignee_id),
+        ] {
+            if let Some(want) = want {
                 if issue.pointer(current).and_then(Value::as_str) != Some(want) {
                     changed = true;
                 }
@@ -283,9 +386,13 @@ impl Pylon {
 
     /// Posts the internal note. A retry first looks for the note among the issue's messages (a
     /// crash after Pylon stored it but before the log was updated must not post it twice).
-    async fn note(&self, p: &Value, attempts: u32) -> Result<(), TicketingError> {
-        let issue_id = payload_str(p, "issue_id")?;
-        let decision_id = payload_str(p, "decision_id")?;
+    async fn note(
+        &self,
+        issue_id: &str,
+        decision_id: &str,
+        body_html: &str,
+        attempts: u32,
+    ) -> Result<(), TicketingError> {
         if attempts > 1 {
             let messages = self
                 .call(
@@ -309,7 +416,7 @@ impl Pylon {
             &self.limits.note,
             reqwest::Method::POST,
             &format!("/issues/{issue_id}/note"),
-            Some(json!({ "body_html": payload_str(p, "body_html")? })),
+            Some(json!({ "body_html": body_html })),
         )
         .await
         .map(drop)
@@ -419,19 +526,18 @@ impl Ticketing for Pylon {
             return Ok(Accepted::Override(o));
         }
         Ok(Accepted::Ticket(NewDelivery {
-            key: IdempotencyKey {
-                source: Source::Pylon,
-                ticket_id: issue_id.to_owned(),
-                version: version.to_owned(),
-            },
+            key: IdempotencyKey::new(Source::Pylon, issue_id, version),
             event_type: event.to_owned(),
-            payload: json!({ "issue_id": issue_id, "event": event }),
+            payload: to_payload(&PylonDelivery {
+                issue_id: issue_id.to_owned(),
+                event: event.to_owned(),
+            }),
         }))
     }
 
     async fn ticket(&self, d: &PendingDelivery) -> Result<Ticket, TicketingError> {
-        let issue_id = payload_str(&d.payload, "issue_id")?;
-        let issue = self.issue(issue_id).await?;
+        let PylonDelivery { issue_id, .. } = from_delivery(d)?;
+        let issue = self.issue(&issue_id).await?;
         let title = issue.get("title").and_then(Value::as_str).unwrap_or("");
         let text = html_to_text(issue.get("body_html").and_then(Value::as_str).unwrap_or(""));
         let body = if text.trim().is_empty() { title } else { &text };
@@ -442,7 +548,7 @@ impl Ticketing for Pylon {
         Ticket::parse(
             Source::Pylon,
             RawTicket {
-                id: issue_id.to_owned(),
+                id: issue_id,
                 version: d.key.version.clone(),
                 subject: crate::text::truncate_chars(title, crate::domain::MAX_SUBJECT_CHARS)
                     .to_owned(),
@@ -460,12 +566,24 @@ impl Ticketing for Pylon {
     }
 
     async fn execute(&self, a: &Action) -> Result<(), TicketingError> {
-        match a.kind.as_str() {
-            "pylon.update" => self.update(&a.payload).await,
-            "pylon.note" => self.note(&a.payload, a.attempts).await,
-            other => Err(TicketingError::InvalidPayload(format!(
-                "unknown pylon action kind {other}"
-            ))),
+        match from_row::<PylonAction>(a)? {
+            PylonAction::Update {
+                issue_id,
+                tags,
+                team_id,
+                assignee_id,
+            } => {
+                self.update(&issue_id, &tags, team_id.as_deref(), assignee_id.as_deref())
+                    .await
+            }
+            PylonAction::Note {
+                issue_id,
+                decision_id,
+                body_html,
+            } => {
+                self.note(&issue_id, &decision_id, &body_html, a.attempts)
+                    .await
+            }
         }
     }
 }

@@ -7,10 +7,9 @@ use std::{collections::BTreeMap, time::Duration};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{default_priority, severity_of};
 use crate::{
-    config::{ConfigError, EnvSource},
-    domain::{Route, Source, Tier},
+    domain::{Route, Severity, Source, Tier},
+    env::{ConfigError, EnvSource, amount, http_url, invalid, non_empty},
 };
 
 /// Default Plain GraphQL endpoint.
@@ -58,6 +57,16 @@ pub struct PylonSettings {
     pub rate_share: f64,
     /// Per-request timeout.
     pub timeout: Duration,
+}
+
+/// The default Plain priority of a severity (0 urgent … 3 low), for a route without
+/// `[routes.<route>.plain] priority`.
+pub fn default_priority(severity: Severity) -> u8 {
+    match severity {
+        Severity::OnFire => 0,
+        Severity::Urgent => 1,
+        Severity::Routine => 2,
+    }
 }
 
 /// Where a route lands in Plain.
@@ -191,44 +200,11 @@ pub(crate) struct FileTicketing {
     pub(crate) routes: BTreeMap<String, FileRoute>,
 }
 
-fn url(
-    env: &dyn EnvSource,
-    key: &str,
-    file: Option<String>,
-    default: &str,
-) -> Result<String, ConfigError> {
-    let v = env.get(key).or(file).unwrap_or_else(|| default.to_owned());
-    if !(v.starts_with("http://") || v.starts_with("https://")) {
-        return Err(ConfigError::Invalid {
-            key: key.to_owned(),
-            reason: "must be an http(s) URL".into(),
-        });
-    }
-    Ok(v.trim_end_matches('/').to_owned())
-}
-
 fn tier(key: &str, v: Option<String>) -> Result<Tier, ConfigError> {
     match v {
         None => Ok(Tier::Free),
-        Some(t) => Tier::parse(key, &t).map_err(|e| ConfigError::Invalid {
-            key: key.to_owned(),
-            reason: e.to_string(),
-        }),
+        Some(t) => Tier::parse(key, &t).map_err(|e| invalid(key, e.to_string())),
     }
-}
-
-fn arr(key: &str, v: Option<f64>) -> Result<Option<f64>, ConfigError> {
-    match v {
-        Some(a) if !a.is_finite() || a < 0.0 => Err(ConfigError::Invalid {
-            key: key.to_owned(),
-            reason: format!("{a} is not a finite amount >= 0"),
-        }),
-        other => Ok(other),
-    }
-}
-
-fn non_empty(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 impl TicketingSettings {
@@ -240,7 +216,7 @@ impl TicketingSettings {
         let secret = |k: &str| env.get(k).map(SecretString::from);
         let p = file.plain;
         let plain = PlainSettings {
-            api_url: url(env, "PLAIN_API_URL", p.api_url, DEFAULT_PLAIN_API_URL)?,
+            api_url: http_url(env, "PLAIN_API_URL", p.api_url, DEFAULT_PLAIN_API_URL)?,
             api_key: secret("PLAIN_API_KEY"),
             webhook_secret: secret("PLAIN_WEBHOOK_SECRET"),
             event_types: p
@@ -248,7 +224,7 @@ impl TicketingSettings {
                 .unwrap_or_else(|| vec!["thread.thread_created".to_owned()]),
             replay_window: Duration::from_secs(p.replay_window_secs.unwrap_or(300)),
             default_tier: tier("plain.default_tier", p.default_tier)?,
-            default_arr_usd: arr("plain.default_arr_usd", p.default_arr_usd)?,
+            default_arr_usd: amount("plain.default_arr_usd", p.default_arr_usd)?,
             enrichment_attempts: p.enrichment_attempts.unwrap_or(3).max(1),
             timeout: Duration::from_secs(p.timeout_secs.unwrap_or(15)),
         };
@@ -261,11 +237,11 @@ impl TicketingSettings {
             });
         }
         let pylon = PylonSettings {
-            api_url: url(env, "PYLON_API_URL", y.api_url, DEFAULT_PYLON_API_URL)?,
+            api_url: http_url(env, "PYLON_API_URL", y.api_url, DEFAULT_PYLON_API_URL)?,
             api_token: secret("PYLON_API_TOKEN"),
             webhook_secret: secret("PYLON_WEBHOOK_SECRET"),
             default_tier: tier("pylon.default_tier", y.default_tier)?,
-            default_arr_usd: arr("pylon.default_arr_usd", y.default_arr_usd)?,
+            default_arr_usd: amount("pylon.default_arr_usd", y.default_arr_usd)?,
             rate_share,
             timeout: Duration::from_secs(y.timeout_secs.unwrap_or(15)),
         };
@@ -289,7 +265,7 @@ impl TicketingSettings {
                 *route,
                 PlainTarget {
                     label_type_ids: Vec::new(),
-                    priority: default_priority(severity_of(*route)),
+                    priority: default_priority(route.severity()),
                     assignee_user_id: None,
                 },
             );
@@ -311,7 +287,7 @@ impl TicketingSettings {
             let priority = r
                 .plain
                 .priority
-                .unwrap_or(default_priority(severity_of(route)));
+                .unwrap_or(default_priority(route.severity()));
             if priority > 3 {
                 return Err(ConfigError::Invalid {
                     key: format!("{key}.plain.priority"),

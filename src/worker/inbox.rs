@@ -15,16 +15,16 @@
 use std::{collections::HashMap, time::Instant};
 
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 
 use super::{Worker, isolated, persist, pump::Pump};
 use crate::{
+    causes::chain,
     classifier::INTERNAL_ERROR,
     domain::{IdempotencyKey, RawTicket, Source, Ticket},
     store::PendingDelivery,
     telemetry::{self, metrics::metrics},
     ticketing::{TRACEPARENT_KEY, TicketingError},
-    triage::{Outcome, TriageError},
+    triage::{Mode, Outcome, TriageError},
 };
 
 /// What the message of a ticket whose text cannot be read says, in the safe decision's log row
@@ -99,14 +99,7 @@ impl Worker {
         match failed {
             Failed::Later { error, hint } => {
                 tracing::warn!(key = %d.key, error, "cannot decide the delivery yet; will retry");
-                let at = self.next_attempt(d.attempts, hint);
-                if let Err(se) = persist(self.settings.delivery_lease / 2, || {
-                    self.store.retry_delivery(&d.key, &error, at)
-                })
-                .await
-                {
-                    tracing::warn!(key = %d.key, error = %se, "cannot reschedule the delivery; its lease will expire");
-                }
+                self.retry_later(&d, &error, hint).await;
             }
             Failed::GiveUp(error) => self.give_up_delivery(&d.key, &error).await,
             Failed::Invalid(error) => {
@@ -117,7 +110,7 @@ impl Worker {
             Failed::Internal(error) => {
                 // A claim this attempt left would make the retry wait out the claim lease.
                 if let Err(e) = self.triage.release(&d.key).await {
-                    tracing::warn!(key = %d.key, error = %crate::error::error_chain(&e), "cannot release the claim; it expires with its lease");
+                    tracing::warn!(key = %d.key, error = %chain(&e), "cannot release the claim; it expires with its lease");
                 }
                 let internal = d.internal_errors + 1;
                 if internal >= self.settings.max_attempts {
@@ -154,31 +147,27 @@ impl Worker {
             )));
         };
         let ticket = adapter.ticket(d).await.map_err(|e| match e {
-            TicketingError::InvalidPayload(_) => Failed::Internal(e.chain()),
+            TicketingError::InvalidPayload(_) => Failed::Internal(chain(&e)),
             e if e.is_retryable() => Failed::Later {
-                error: e.chain(),
+                error: chain(&e),
                 hint: e.retry_after(),
             },
-            e => Failed::GiveUp(e.chain()),
+            e => Failed::GiveUp(chain(&e)),
         })?;
         // One trace per ticket: this span continues the webhook request's trace.
         let parent = d
             .payload
             .get(TRACEPARENT_KEY)
             .and_then(serde_json::Value::as_str);
-        let headers = telemetry::Traceparent(parent);
-        let span = telemetry::root_span(&format!("decide {} delivery", key.source), &headers);
-        let trace_id = telemetry::trace_id(&span, &headers);
-        telemetry::record_ticket(&span, &ticket);
         let result = self
             .triage
-            .decide(ticket, trace_id)
-            .instrument(span.clone())
+            .traced(
+                &format!("decide {} delivery", key.source),
+                &telemetry::Traceparent(parent),
+                Ok(ticket),
+                Mode::Route,
+            )
             .await;
-        match &result {
-            Ok(o) => telemetry::record_decision(&span, &o.decision, o.duplicate),
-            Err(e) => telemetry::record_error(&span, &e.to_string()),
-        }
         match result {
             Ok(outcome) => {
                 self.finished(key, &outcome).await;
@@ -187,13 +176,11 @@ impl Worker {
             Err(TriageError::InvalidInput(e)) => Err(Failed::Invalid(e.to_string())),
             Err(e @ (TriageError::StoreUnavailable(_) | TriageError::InFlight(_))) => {
                 Err(Failed::Later {
-                    error: crate::error::error_chain(&e),
+                    error: chain(&e),
                     hint: None,
                 })
             }
-            Err(e @ TriageError::Unexpected(_)) => {
-                Err(Failed::Internal(crate::error::error_chain(&e)))
-            }
+            Err(e @ TriageError::Unexpected(_)) => Err(Failed::Internal(chain(&e))),
         }
     }
 
@@ -248,23 +235,16 @@ impl Worker {
                 }
                 Ok(Err(e @ (TriageError::StoreUnavailable(_) | TriageError::InFlight(_)))) => {
                     // Nothing is lost: the next attempt tries again.
-                    let error = crate::error::error_chain(&e);
+                    let error = chain(&e);
                     tracing::warn!(key = %d.key, error, "cannot log the safe decision yet; will retry");
-                    let at = self.next_attempt(d.attempts, None);
-                    if let Err(se) = persist(self.settings.delivery_lease / 2, || {
-                        self.store.retry_delivery(&d.key, &error, at)
-                    })
-                    .await
-                    {
-                        tracing::warn!(key = %d.key, error = %se, "cannot reschedule the delivery; its lease will expire");
-                    }
+                    self.retry_later(d, &error, None).await;
                     return;
                 }
-                Ok(Err(e)) => last = crate::error::error_chain(&e),
+                Ok(Err(e)) => last = chain(&e),
                 Err(_) => {
                     metrics().worker_panics.with_label_values(&["decide"]).inc();
                     if let Err(e) = self.triage.release(&d.key).await {
-                        tracing::warn!(key = %d.key, error = %crate::error::error_chain(&e), "cannot release the claim");
+                        tracing::warn!(key = %d.key, error = %chain(&e), "cannot release the claim");
                     }
                     last = "panicked while logging the safe decision".to_owned();
                 }
@@ -275,6 +255,23 @@ impl Worker {
             &format!("{reason}; the safe decision failed too: {last}"),
         )
         .await;
+    }
+
+    /// Hands the delivery back for another attempt after its backoff (or the tool's `hint`).
+    async fn retry_later(
+        &self,
+        d: &PendingDelivery,
+        error: &str,
+        hint: Option<std::time::Duration>,
+    ) {
+        let next = self.next_attempt(d.attempts, hint);
+        if let Err(se) = persist(self.settings.delivery_lease / 2, || {
+            self.store.retry_delivery(&d.key, error, next)
+        })
+        .await
+        {
+            tracing::warn!(key = %d.key, error = %se, "cannot reschedule the delivery; its lease will expire");
+        }
     }
 
     async fn give_up_delivery(&self, key: &IdempotencyKey, error: &str) {
@@ -343,10 +340,10 @@ pub async fn recover(w: Worker, shutdown: CancellationToken) {
                         Ok(Err(
                             e @ (TriageError::StoreUnavailable(_) | TriageError::InFlight(_)),
                         )) => {
-                            tracing::info!(%key, error = %crate::error::error_chain(&e), "abandoned ticket not decided yet");
+                            tracing::info!(%key, error = %chain(&e), "abandoned ticket not decided yet");
                         }
                         Ok(Err(e)) => {
-                            tracing::error!(%key, error = %crate::error::error_chain(&e), "abandoned ticket cannot be decided");
+                            tracing::error!(%key, error = %chain(&e), "abandoned ticket cannot be decided");
                             w.note_recovery_failure(&mut failures, key).await;
                         }
                         Err(_) => {
@@ -377,15 +374,11 @@ impl Worker {
         key: IdempotencyKey,
     ) {
         if let Err(e) = self.triage.release(&key).await {
-            tracing::warn!(%key, error = %crate::error::error_chain(&e), "cannot release the claim");
+            tracing::warn!(%key, error = %chain(&e), "cannot release the claim");
         }
         let entry = failures.entry(key).or_insert((0, Instant::now()));
         entry.0 += 1;
-        let delay = super::jitter(super::backoff(
-            self.settings.backoff_base,
-            self.settings.backoff_max,
-            entry.0,
-        ));
+        let delay = self.retry_delay(entry.0);
         entry.1 = Instant::now() + delay;
     }
 }

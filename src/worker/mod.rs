@@ -29,7 +29,6 @@ pub mod settings;
 use std::{
     collections::BTreeMap,
     future::Future,
-    hash::BuildHasher as _,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -39,7 +38,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    store::Store, telemetry::metrics::metrics, ticketing::Adapters, triage::Triage,
+    backoff::{Backoff, OUTBOX_JITTER},
+    store::Store,
+    telemetry::metrics::metrics,
+    ticketing::Adapters,
+    triage::Triage,
     worker::settings::WorkerSettings,
 };
 
@@ -166,36 +169,9 @@ impl Worker {
             holder = self.store.holder(),
             "worker started"
         );
-        let inbox = {
-            let w = self.clone();
-            let stop = shutdown.clone();
-            tokio::spawn(supervise(
-                "inbox",
-                self.health.clone(),
-                shutdown.clone(),
-                move || inbox::run(w.clone(), stop.clone()),
-            ))
-        };
-        let outbox = {
-            let w = self.clone();
-            let stop = shutdown.clone();
-            tokio::spawn(supervise(
-                "outbox",
-                self.health.clone(),
-                shutdown.clone(),
-                move || outbox::run(w.clone(), stop.clone()),
-            ))
-        };
-        let recovery = {
-            let w = self.clone();
-            let stop = shutdown.clone();
-            tokio::spawn(supervise(
-                "recovery",
-                self.health.clone(),
-                shutdown.clone(),
-                move || inbox::recover(w.clone(), stop.clone()),
-            ))
-        };
+        let inbox = self.spawn_loop("inbox", &shutdown, inbox::run);
+        let outbox = self.spawn_loop("outbox", &shutdown, outbox::run);
+        let recovery = self.spawn_loop("recovery", &shutdown, inbox::recover);
         for (name, task) in [("inbox", inbox), ("outbox", outbox), ("recovery", recovery)] {
             if let Err(e) = task.await {
                 tracing::error!(worker_loop = name, error = %e, "supervisor failed");
@@ -204,17 +180,42 @@ impl Worker {
         tracing::info!("worker stopped");
     }
 
+    /// Runs the loop `run` under [`supervise`] in a task of its own, until `shutdown`.
+    fn spawn_loop<Fut>(
+        &self,
+        name: &'static str,
+        shutdown: &CancellationToken,
+        run: fn(Worker, CancellationToken) -> Fut,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (w, stop) = (self.clone(), shutdown.clone());
+        tokio::spawn(supervise(
+            name,
+            self.health.clone(),
+            shutdown.clone(),
+            move || run(w.clone(), stop.clone()),
+        ))
+    }
+
     /// When the next attempt is due after `attempts` failed ones: the tool's hint if it gave
-    /// one, else [`backoff`] with [`jitter`].
+    /// one, else [`Worker::retry_delay`].
     fn next_attempt(&self, attempts: u32, hint: Option<Duration>) -> chrono::DateTime<Utc> {
-        let delay = hint.unwrap_or_else(|| {
-            jitter(backoff(
-                self.settings.backoff_base,
-                self.settings.backoff_max,
-                attempts,
-            ))
-        });
+        let delay = hint.unwrap_or_else(|| self.retry_delay(attempts));
         Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60))
+    }
+
+    /// The wait after `failures` failed attempts (at least 1): `backoff_base`, doubling up to
+    /// `backoff_max`, less up to half at random so items failing together spread out
+    /// ([`crate::backoff`]).
+    fn retry_delay(&self, failures: u32) -> Duration {
+        Backoff {
+            base: self.settings.backoff_base,
+            max: self.settings.backoff_max,
+            jitter: OUTBOX_JITTER,
+        }
+        .delay(failures.saturating_sub(1))
     }
 }
 
@@ -258,41 +259,9 @@ where
     tokio::spawn(fut).await
 }
 
-/// Exponential backoff after `attempts` failed attempts: `base`, `2 base`, `4 base` … capped at
-/// `max`.
-pub fn backoff(base: Duration, max: Duration, attempts: u32) -> Duration {
-    base.saturating_mul(1u32 << attempts.saturating_sub(1).min(20))
-        .min(max)
-}
-
-/// `d` scaled by a random factor in 50..100 %, so retries of many items spread out.
-pub fn jitter(d: Duration) -> Duration {
-    let r = std::collections::hash_map::RandomState::new().hash_one(0u8);
-    #[allow(clippy::cast_precision_loss)]
-    let factor = 0.5 + (r % 1_000) as f64 / 2_000.0;
-    d.mul_f64(factor)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let (base, max) = (Duration::from_millis(100), Duration::from_millis(1_000));
-        assert_eq!(backoff(base, max, 1), Duration::from_millis(100));
-        assert_eq!(backoff(base, max, 3), Duration::from_millis(400));
-        assert_eq!(backoff(base, max, 30), Duration::from_millis(1_000));
-        assert_eq!(backoff(base, max, 0), Duration::from_millis(100));
-    }
-
-    #[test]
-    fn jitter_stays_within_half_and_whole() {
-        let d = Duration::from_secs(10);
-        let seen: Vec<Duration> = (0..50).map(|_| jitter(d)).collect();
-        assert!(seen.iter().all(|j| *j >= d / 2 && *j <= d));
-        assert!(seen.iter().any(|j| *j != seen[0]), "jitter never varies");
-    }
 
     #[tokio::test]
     async fn a_panicking_item_is_an_error_not_an_unwind() {

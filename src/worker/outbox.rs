@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Worker, isolated, persist, pump::Pump};
 use crate::{
-    domain::Source,
     store::{Action, Store},
     telemetry::metrics::metrics,
 };
@@ -152,12 +151,7 @@ impl Worker {
     /// Executes one action; `true` when it is done and must be marked so.
     #[tracing::instrument(skip_all, fields(action_id = a.id, kind = %a.kind, decision_id = %a.decision_id, attempt = a.attempts))]
     async fn execute(&self, a: &Action) -> bool {
-        let tool = a
-            .kind
-            .split('.')
-            .next()
-            .and_then(|t| Source::parse("kind", t).ok());
-        let Some(adapter) = tool.and_then(|t| self.adapters.get(t)) else {
+        let Some(adapter) = self.adapters.for_kind(&a.kind) else {
             let error = format!("no ticketing tool executes {}", a.kind);
             tracing::error!(error, "action cannot run; giving up");
             if let Err(e) = persist(self.settings.action_lease / 2, || {
@@ -174,36 +168,23 @@ impl Worker {
                 tracing::debug!("action done");
                 true
             }
-            Err(e) if e.is_retryable() => {
-                let error = e.chain();
-                metrics()
-                    .action_failures
-                    .with_label_values(&[&a.kind])
-                    .inc();
-                tracing::warn!(error, "action failed; will retry");
-                let at = self.next_attempt(a.attempts, e.retry_after());
-                if let Err(se) = persist(self.settings.action_lease / 2, || {
-                    self.store.retry_action(a.id, &error, at)
-                })
-                .await
-                {
-                    tracing::warn!(error = %se, "cannot reschedule the action; its lease will expire");
-                }
-                false
-            }
             Err(e) => {
-                let error = e.chain();
+                let error = crate::causes::chain(&e);
                 metrics()
                     .action_failures
                     .with_label_values(&[&a.kind])
                     .inc();
-                tracing::error!(error, "action rejected by the tool; giving up");
-                if let Err(se) = persist(self.settings.action_lease / 2, || {
-                    self.store.fail_action(a.id, &error)
-                })
-                .await
-                {
-                    tracing::warn!(error = %se, "cannot record the failed action");
+                let within = self.settings.action_lease / 2;
+                let recorded = if e.is_retryable() {
+                    tracing::warn!(error, "action failed; will retry");
+                    let next = self.next_attempt(a.attempts, e.retry_after());
+                    persist(within, || self.store.retry_action(a.id, &error, next)).await
+                } else {
+                    tracing::error!(error, "action rejected by the tool; giving up");
+                    persist(within, || self.store.fail_action(a.id, &error)).await
+                };
+                if let Err(se) = recorded {
+                    tracing::warn!(error = %se, "cannot record the failed attempt; the action's lease will expire");
                 }
                 false
             }

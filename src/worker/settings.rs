@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{config::ConfigError, ticketing::settings::FileActions};
+use crate::{
+    env::{ConfigError, invalid},
+    ticketing::settings::FileActions,
+};
 
 /// The inbox, outbox, recovery and heartbeat loops.
 #[derive(Debug, Clone)]
@@ -58,13 +61,6 @@ pub(crate) struct FileWorker {
     heartbeat_ms: Option<u64>,
     stale_after_secs: Option<u64>,
     fetch_cooldown_ms: Option<u64>,
-}
-
-fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_owned(),
-        reason: reason.into(),
-    }
 }
 
 impl WorkerSettings {

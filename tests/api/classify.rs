@@ -25,11 +25,7 @@ both_backends! {
         assert!(d.reasoning.contains("Production down"), "{}", d.reasoning);
         assert_eq!((d.source.as_str(), d.ticket_id.as_str(), d.ticket_version.as_str()), ("api", "T-100", "v1"));
         // It is in the routing log, under its idempotency key.
-        let key = escalator::domain::IdempotencyKey {
-            source: escalator::domain::Source::Api,
-            ticket_id: "T-100".into(),
-            version: "v1".into(),
-        };
+        let key = escalator::domain::IdempotencyKey::new(escalator::domain::Source::Api, "T-100", "v1");
         let logged = app.store.decision(&key).await.unwrap().expect("decision in the routing log");
         assert_eq!(logged.id, d.decision_id);
         assert_eq!(logged.severity.as_str(), "on_fire");
@@ -80,11 +76,7 @@ both_backends! {
             assert_eq!(e.code(), Code::InvalidArgument);
             assert_eq!(e.message(), message);
         }
-        let key = escalator::domain::IdempotencyKey {
-            source: escalator::domain::Source::Api,
-            ticket_id: "T-103".into(),
-            version: "v1".into(),
-        };
+        let key = escalator::domain::IdempotencyKey::new(escalator::domain::Source::Api, "T-103", "v1");
         assert!(app.store.decision(&key).await.unwrap().is_none());
         app.stop().await;
     }
@@ -110,11 +102,7 @@ both_backends! {
         let dry = app.grpc.route(RouteRequest { ticket: Some(t.clone()), dry_run: true }).await.unwrap().into_inner();
         assert!(!dry.duplicate);
         assert_eq!(dry.decision.as_ref().unwrap().severity(), pb::Severity::OnFire);
-        let key = escalator::domain::IdempotencyKey {
-            source: escalator::domain::Source::Api,
-            ticket_id: "T-106".into(),
-            version: "v1".into(),
-        };
+        let key = escalator::domain::IdempotencyKey::new(escalator::domain::Source::Api, "T-106", "v1");
         assert!(app.store.decision(&key).await.unwrap().is_none(), "a dry run writes nothing");
         let real = app.grpc.route(RouteRequest { ticket: Some(t.clone()), dry_run: false }).await.unwrap().into_inner();
         assert!(!real.duplicate);

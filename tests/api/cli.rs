@@ -203,6 +203,15 @@ fn classify_prints_the_decision_as_json() {
     let out = escalator(&["classify", "--body", "hi", "--tier", "gold"]);
     assert_eq!(out.status.code(), Some(64));
     assert!(text(&out.stderr).contains("invalid --tier"));
+    // The exit codes the README documents: 64 for a value clap cannot check, 2 for clap's own.
+    let out = escalator(&["eval", "--min-accuracy", "2"]);
+    assert_eq!(out.status.code(), Some(64));
+    let out = escalator(&["classify", "--tier", "pro"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a missing --body is clap's usage error"
+    );
 }
 
 fn free_port() -> u16 {

@@ -1,5 +1,7 @@
-//! End-to-end tests of the foundation: the real server on port 0 called with a real tonic
-//! client, the store suite on PostgreSQL and SQLite, and the command line.
+//! The integration tests, one binary over one harness ([`harness`]): the real server on port 0
+//! called with a real tonic client, the store suites (routing log, inbox and outbox) on
+//! PostgreSQL and SQLite, the webhook bridge against mock Plain and Pylon servers, the Claude
+//! backend against a mock Messages API, and the command line.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,10 +10,19 @@
 )]
 
 mod classify;
+mod claude;
 mod cli;
+#[allow(dead_code)]
+#[path = "../support/collector.rs"]
+mod collector;
+mod fakes;
+mod faults;
 mod harness;
+mod outbox;
 mod overrides;
 mod panics;
+mod pg;
 mod review;
 mod review_web;
 mod store;
+mod webhooks;

@@ -23,7 +23,8 @@ use escalator::{
     },
     labels,
     store::Store,
-    triage::{NoActions, Triage, TriageSettings},
+    ticketing::NoActions,
+    triage::{Triage, TriageSettings},
 };
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -103,11 +104,7 @@ async fn serve(store: Arc<dyn Store>) -> Served {
 }
 
 fn key(id: &str) -> IdempotencyKey {
-    IdempotencyKey {
-        source: Source::Api,
-        ticket_id: id.into(),
-        version: "v1".into(),
-    }
+    IdempotencyKey::new(Source::Api, id, "v1")
 }
 
 /// Well under `in_flight_wait` (60 s): a retry that had to wait out the claim fails here.
@@ -182,7 +179,7 @@ async fn eval_counts_a_ticket_whose_classifier_panicked_as_a_miss() {
         })),
         offline,
     );
-    let report = escalator::cli::evaluate("eval.csv", &examples, &decider).await;
+    let report = escalator::eval::evaluate("eval.csv", &examples, &decider).await;
     assert_eq!(report.total, 3);
     assert_eq!(report.failed, 1);
     assert!(report.correct <= 2, "a failed row is never correct");

@@ -14,8 +14,8 @@ use std::{collections::BTreeMap, time::Duration};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::ClaudeSettings;
 use super::{Effort, wire::ErrorEnvelope};
-use crate::config::ClaudeSettings;
 
 /// How long the start-up check waits for each answer (at most; `timeout_ms` if shorter).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);

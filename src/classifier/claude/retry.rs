@@ -5,6 +5,8 @@ use std::{sync::Mutex, time::Duration};
 
 use reqwest::header::HeaderMap;
 
+use crate::backoff::{Backoff, SDK_JITTER};
+
 /// Statuses retried with backoff (timeout, conflict, rate limit, server errors, overload).
 pub const RETRIED_STATUSES: &[u16] = &[408, 409, 429, 500, 502, 503, 504, 529];
 /// Statuses never retried, whatever `x-should-retry` says: retrying cannot fix them.
@@ -73,13 +75,15 @@ pub fn retry_after(headers: &HeaderMap, cap: Duration) -> Option<Duration> {
         .map(|d| d.min(cap))
 }
 
-/// Exponential backoff for attempt `retry` (0 for the first retry): `min(base·2^n, max)` less up
-/// to 25% jitter, as the official SDKs do.
+/// The backoff of retry `retry` (0 for the first): `min(base·2^n, max)` less up to 25% jitter,
+/// as the official SDKs do ([`crate::backoff`]).
 pub fn backoff(retry: u32, base: Duration, max: Duration) -> Duration {
-    let exp = base.saturating_mul(2_u32.saturating_pow(retry.min(16)));
-    let d = exp.min(max);
-    let jitter = rand::random_range(0.0..=0.25);
-    d.mul_f64(1.0 - jitter)
+    Backoff {
+        base,
+        max,
+        jitter: SDK_JITTER,
+    }
+    .delay(retry)
 }
 
 /// A retry budget shared by every call of one classifier (one per replica): each call deposits
@@ -183,7 +187,7 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_is_capped_and_jittered_down() {
+    fn backoff_is_the_sdks_less_up_to_a_quarter() {
         let base = Duration::from_millis(500);
         let max = Duration::from_secs(8);
         for n in 0..10 {

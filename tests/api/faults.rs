@@ -2,20 +2,8 @@
 //! ticket, a `kill -9` of the real binary mid-load, a model that answers 529 for 30 s, a
 //! ticketing tool that answers 500 for 30 s, and PostgreSQL restarted mid-load. Each test runs
 //! the real service against a fresh PostgreSQL database (`DATABASE_URL`) and the stateful fakes
-//! of `support/fakes.rs`, and checks what a support agent finally sees in the tool: every ticket
+//! of `fakes.rs`, and checks what a support agent finally sees in the tool: every ticket
 //! that got a 2xx is decided once and routed once (one note, its label, its priority).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    unreachable_pub,
-    missing_docs
-)]
-
-#[path = "support/fakes.rs"]
-mod fakes;
-#[path = "support/pg.rs"]
-mod pg;
-
 use std::{
     collections::BTreeMap,
     io::Write as _,
@@ -24,6 +12,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::{
+    fakes::{FakeClaude, FakePlain, MODEL_KEY, PLAIN_KEY, plain_delivery, sign},
+    pg::TestDb,
+};
 use async_trait::async_trait;
 use escalator::{
     classifier::{Classifier, ClassifierError, Decider, OfflineClassifier},
@@ -33,8 +25,6 @@ use escalator::{
     startup::App,
     store,
 };
-use fakes::{FakeClaude, FakePlain, MODEL_KEY, PLAIN_KEY, plain_delivery, sign};
-use pg::TestDb;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -156,6 +146,11 @@ where
 
 /// Every thread in `ids` routed exactly once: one decision, one note, its label, its priority.
 async fn assert_routed_once(pool: &PgPool, plain: &FakePlain, ids: &[String]) {
+    assert_eq!(
+        plain.refused(),
+        0,
+        "every call was authorised and well-formed"
+    );
     let threads = plain.threads();
     for id in ids {
         let decisions = count(
@@ -478,6 +473,11 @@ async fn a_model_overloaded_for_30_s_costs_no_ticket_and_no_retry_storm() {
     )
     .await;
     let during = claude.calls();
+    assert_eq!(
+        claude.refused(),
+        during,
+        "every call during the outage got 529"
+    );
     let tickets = u64::try_from(ids.len()).unwrap();
     claude.set_down(false);
     for j in 0..5 {

@@ -1,88 +1,33 @@
-//! The use case: accept a ticket, enrich it, classify it, log the decision (with the actions it
-//! implies) and return it. Talks to traits only; the edges (gRPC, HTTP) and the adapters
-//! (store, classifier) are plugged in at startup.
+//! The triage use case: a ticket is claimed under its idempotency key, enriched, classified and
+//! its decision logged with the actions it implies, once; every later request for the key gets
+//! the logged decision.
 
 use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use chrono::Utc;
 use futures_util::FutureExt as _;
 use tokio::sync::Notify;
+use tracing::Instrument as _;
 
+use super::{Outcome, TriageError, TriageSettings};
 use crate::{
     classifier::Decider,
-    domain::{Decision, DomainError, IdempotencyKey, Ticket, TicketContext},
-    store::{Claim, NewAction, Recorded, Store, StoreError},
-    telemetry::{self, metrics::metrics},
+    domain::{Decision, IdempotencyKey, Ticket, TicketContext},
+    store::{Claim, Recorded, Store},
+    telemetry::{self, HeaderSource, metrics::metrics},
+    ticketing::ActionPlanner,
 };
 
-/// Why a ticket could not be triaged. Each edge maps these in one place (`crate::error`).
-#[derive(Debug, thiserror::Error)]
-pub enum TriageError {
-    /// The input is invalid; the message names the field.
-    #[error(transparent)]
-    InvalidInput(#[from] DomainError),
-    /// The routing log cannot be written; nothing was decided, the caller should retry.
-    #[error("the routing log is unavailable; retry later")]
-    StoreUnavailable(#[source] StoreError),
-    /// Another request is deciding the same ticket right now and did not finish in time.
-    #[error("ticket {0} is being classified by another request; retry shortly")]
-    InFlight(String),
-    /// Anything else; details are logged, never returned.
-    #[error("internal error")]
-    Unexpected(#[source] anyhow::Error),
-}
-
-impl From<StoreError> for TriageError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(_) => TriageError::StoreUnavailable(e),
-            other => TriageError::Unexpected(other.into()),
-        }
-    }
-}
-
-/// A decision and whether it was made before.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
-    /// The logged decision (for a dry run: computed, not logged).
-    pub decision: Decision,
-    /// True when the key was decided already and nothing was done now.
-    pub duplicate: bool,
-}
-
-/// Tunables of the use case.
-#[derive(Debug, Clone)]
-pub struct TriageSettings {
-    /// How long a claim on a ticket lasts; a crashed holder's ticket is taken over after it.
-    /// Must exceed the classifier's whole deadline (retries included).
-    pub claim_lease: Duration,
-    /// How long a duplicate request waits for the in-flight original before answering "retry".
-    pub in_flight_wait: Duration,
-}
-
-impl Default for TriageSettings {
-    fn default() -> Self {
-        Self {
-            claim_lease: Duration::from_secs(120),
-            in_flight_wait: Duration::from_secs(20),
-        }
-    }
-}
-
-/// Builds the actions a decision implies (empty when the ticket's source has nothing to act on).
-pub trait ActionPlanner: Send + Sync {
-    /// The actions for `decision` on `ticket`, written in the same transaction as the decision.
-    fn plan(&self, ticket: &Ticket, decision: &Decision) -> Vec<NewAction>;
-}
-
-/// A planner that plans nothing (decisions are logged, nobody is told).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoActions;
-
-impl ActionPlanner for NoActions {
-    fn plan(&self, _ticket: &Ticket, _decision: &Decision) -> Vec<NewAction> {
-        Vec::new()
-    }
+/// What a request asks of the use case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Log the decision with the actions it implies (gRPC `Route`, webhook deliveries).
+    Route,
+    /// Log the decision only, acting in no tool (gRPC `Classify`: the proto says it only logs,
+    /// even when `[actions] api_tool` routes `api` tickets back).
+    LogOnly,
+    /// Classify without logging or acting (`Route` with `dry_run`).
+    DryRun,
 }
 
 /// The triage use case.
@@ -173,6 +118,54 @@ impl Triage {
         ticket: Ticket,
         trace_id: Option<String>,
     ) -> Result<Outcome, TriageError> {
+        self.decide_once(ticket, trace_id, true).await
+    }
+
+    /// Runs `mode` for one ticket in its own trace: a root span named `name` continuing the
+    /// W3C `traceparent` of `parent` (a caller's metadata, a stored delivery's), with the
+    /// ticket, then the decision or the error, recorded on it. The one sequence of the gRPC
+    /// edge and the worker; `ticket` is the edge's parse, so an invalid input is recorded too.
+    ///
+    /// # Errors
+    /// The parse error, or as [`Triage::decide`].
+    pub async fn traced(
+        &self,
+        name: &str,
+        parent: &(dyn HeaderSource + Sync),
+        ticket: Result<Ticket, TriageError>,
+        mode: Mode,
+    ) -> Result<Outcome, TriageError> {
+        let span = telemetry::root_span(name, parent);
+        let trace = telemetry::trace_id(&span, parent);
+        let result = match ticket {
+            Err(e) => Err(e),
+            Ok(ticket) => {
+                telemetry::record_ticket(&span, &ticket);
+                let run = async {
+                    match mode {
+                        Mode::Route => self.decide(ticket, trace).await,
+                        // As `decide`, without the actions the decision implies.
+                        Mode::LogOnly => self.decide_once(ticket, trace, false).await,
+                        Mode::DryRun => self.dry_run(ticket, trace).await,
+                    }
+                };
+                run.instrument(span.clone()).await
+            }
+        };
+        match &result {
+            Ok(o) => telemetry::record_decision(&span, &o.decision, o.duplicate),
+            Err(e) => telemetry::record_error(&span, &e.to_string()),
+        }
+        result
+    }
+
+    /// Decides `ticket` once; `act` plans the actions the decision implies.
+    async fn decide_once(
+        &self,
+        ticket: Ticket,
+        trace_id: Option<String>,
+        act: bool,
+    ) -> Result<Outcome, TriageError> {
         let since = Utc::now() - chrono::Duration::hours(24);
         let deciding = self.enter(ticket.key());
         let (claim, repeat_count_24h) = self
@@ -202,7 +195,7 @@ impl Triage {
                 // A panic anywhere in deciding (a classifier bug on some input) is this
                 // request's failure, not the process's: it is caught here like an error.
                 let decided =
-                    AssertUnwindSafe(self.decide_claimed(ticket, repeat_count_24h, trace_id))
+                    AssertUnwindSafe(self.decide_claimed(ticket, repeat_count_24h, trace_id, act))
                         .catch_unwind()
                         .await
                         .unwrap_or_else(|_panic| {
@@ -236,6 +229,7 @@ impl Triage {
         ticket: Ticket,
         repeat_count_24h: u32,
         trace_id: Option<String>,
+        act: bool,
     ) -> Result<Outcome, TriageError> {
         let ctx = TicketContext {
             ticket,
@@ -243,7 +237,7 @@ impl Triage {
         };
         telemetry::record_context(&tracing::Span::current(), &ctx);
         let classification = self.decider.decide(&ctx).await;
-        self.log(&ctx, classification, trace_id).await
+        self.log(&ctx, classification, trace_id, act).await
     }
 
     /// Logs the safe decision for `ticket` (see [`Decider::safe`]) with the actions it implies,
@@ -275,7 +269,7 @@ impl Triage {
                     repeat_count_24h,
                 };
                 let classification = self.decider.safe(reason);
-                self.log(&ctx, classification, trace_id).await
+                self.log(&ctx, classification, trace_id, true).await
             }
         }
     }
@@ -289,15 +283,20 @@ impl Triage {
         Ok(self.store.release_claim(key).await?)
     }
 
-    /// Writes the decision for `ctx` and the actions it implies.
+    /// Writes the decision for `ctx` and, with `act`, the actions it implies.
     async fn log(
         &self,
         ctx: &TicketContext,
         classification: crate::domain::Classification,
         trace_id: Option<String>,
+        act: bool,
     ) -> Result<Outcome, TriageError> {
         let decision = Decision::new(ctx, classification, trace_id);
-        let actions = self.planner.plan(&ctx.ticket, &decision);
+        let actions = if act {
+            self.planner.plan(&ctx.ticket, &decision)
+        } else {
+            Vec::new()
+        };
         match self.store.record(&decision, &actions).await? {
             Recorded::New => {
                 if let (Some(outbox), false) = (&self.acted, actions.is_empty()) {
@@ -398,13 +397,4 @@ impl Triage {
         }
         Err(TriageError::InFlight(ticket.key().to_string()))
     }
-}
-
-/// The message of a caught panic (`panic!` with a literal or a formatted string).
-pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&'static str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("a panic without a message")
 }

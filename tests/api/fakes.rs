@@ -3,7 +3,6 @@
 //! the state a real tool keeps (a thread's labels, priority, assignee and notes; a note thread's
 //! timeline), so a test can assert what the agent finally sees after crashes and outages, and
 //! they can be switched into an outage (HTTP 500 / 529) and back while the service runs.
-#![allow(dead_code)]
 
 use std::{
     collections::{BTreeMap, BTreeSet},

@@ -1,0 +1,158 @@
+//! Where settings come from, and what every settings section shares: the key/value source (the
+//! process environment, or a map in tests, so no test touches the process environment), the
+//! error naming a bad key, and the small parsers. A leaf: it imports nothing of ours, so each
+//! module can own its settings section without importing `config` (which composes them).
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Where settings come from: the process environment or, in tests, a map.
+pub trait EnvSource {
+    /// The value of `key`, if set and not empty.
+    fn get(&self, key: &str) -> Option<String>;
+    /// Every key that is set (to warn about unknown `ESCALATOR_*` names).
+    fn keys(&self) -> Vec<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.is_empty())
+    }
+    fn keys(&self) -> Vec<String> {
+        std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .collect()
+    }
+}
+
+impl EnvSource for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).filter(|v| !v.is_empty()).cloned()
+    }
+    fn keys(&self) -> Vec<String> {
+        HashMap::keys(self).cloned().collect()
+    }
+}
+
+impl EnvSource for BTreeMap<&str, &str> {
+    fn get(&self, key: &str) -> Option<String> {
+        BTreeMap::get(self, key)
+            .filter(|v| !v.is_empty())
+            .map(|v| (*v).to_owned())
+    }
+    fn keys(&self) -> Vec<String> {
+        BTreeMap::keys(self).map(|k| (*k).to_owned()).collect()
+    }
+}
+
+/// A setting that could not be loaded; names the key. The CLI exits 64 (EX_USAGE) on it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value has the wrong shape.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The env variable or TOML key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The TOML file cannot be read or parsed (an unknown key included: the parser names it).
+    #[error("ESCALATOR_CONFIG {path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Shorthand for [`ConfigError::Invalid`].
+pub fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// A boolean in the usual spellings (`1/0`, `true/false`, `yes/no`, `on/off`).
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `key` for anything else.
+pub fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(invalid(key, format!("{v:?} is not true or false"))),
+    }
+}
+
+/// An http(s) base URL from `key` in the environment, else the file's value, else `default`;
+/// trailing slashes dropped.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `key` when the value is not an http(s) URL.
+pub fn http_url(
+    env: &dyn EnvSource,
+    key: &str,
+    file: Option<String>,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let v = env.get(key).or(file).unwrap_or_else(|| default.to_owned());
+    if !is_http_url(&v) {
+        return Err(invalid(key, "must be an http(s) URL"));
+    }
+    Ok(v.trim_end_matches('/').to_owned())
+}
+
+/// Whether `v` starts with `http://` or `https://`.
+pub fn is_http_url(v: &str) -> bool {
+    v.starts_with("http://") || v.starts_with("https://")
+}
+
+/// A trimmed string, `None` when blank.
+pub fn non_empty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// A finite amount >= 0, if set.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `key` for a negative or non-finite amount.
+pub fn amount(key: &str, v: Option<f64>) -> Result<Option<f64>, ConfigError> {
+    match v {
+        Some(a) if !a.is_finite() || a < 0.0 => {
+            Err(invalid(key, format!("{a} is not a finite amount >= 0")))
+        }
+        other => Ok(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsers_name_their_key() {
+        assert!(parse_bool("K", "Yes").unwrap());
+        assert_eq!(
+            parse_bool("K", "maybe").unwrap_err().to_string(),
+            "K: \"maybe\" is not true or false"
+        );
+        let env = BTreeMap::from([("U", "ftp://x")]);
+        assert_eq!(
+            http_url(&env, "U", None, "https://d")
+                .unwrap_err()
+                .to_string(),
+            "U: must be an http(s) URL"
+        );
+        assert_eq!(
+            http_url(&env, "V", None, "https://d/").unwrap(),
+            "https://d"
+        );
+        assert!(amount("A", Some(-1.0)).is_err());
+        assert_eq!(non_empty(Some("  ".into())), None);
+    }
+}

@@ -1,0 +1,563 @@
+//! `escalator eval`: runs a classifier over a labelled file and reports accuracy, the confusion
+//! matrix with a `failed` margin, the misses, and with the model its tokens, cost and latency.
+//!
+//! Every row of the file counts: a row that gets no classification (the domain rejects it as a
+//! ticket, or the classifier panicked) is a miss with its error and makes the command exit 1.
+//!
+//! Over 450 lines for now: the report, the evaluation loop and the command moved here together
+//! from `cli.rs` (issue 10); the report can become a module of its own with issue 14's changes.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    io::IsTerminal as _,
+    path::PathBuf,
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::{
+    classifier::{Decider, claude::TokenSource},
+    domain::{Classification, RawTicket, Severity, Source, Ticket, TicketContext, Usage},
+    exit,
+    labels::{self, Example},
+    startup,
+};
+
+/// The arguments of `escalator eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The labelled file to evaluate on (the embedded holdout when the default path is absent).
+    #[arg(default_value = "labels/holdout.csv")]
+    file: PathBuf,
+    /// Exit with status 1 when accuracy is below this (0..1).
+    #[arg(long)]
+    min_accuracy: Option<f64>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The classifier to evaluate: `offline` (rules, no network) or `claude` (the real API with
+    /// the configured model; needs ANTHROPIC_API_KEY and costs money).
+    #[arg(long, value_enum, default_value_t = EvalClassifier::Offline)]
+    classifier: EvalClassifier,
+    /// Tickets classified at once with `--classifier claude` (also capped by
+    /// `claude.max_concurrency`).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+}
+
+/// Which backend `eval` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvalClassifier {
+    /// The rule-based classifier; no network.
+    Offline,
+    /// The Claude backend, through the same fallback policy as the service.
+    Claude,
+}
+
+/// The result of an evaluation run.
+#[derive(Debug, Serialize)]
+pub struct EvalReport {
+    /// The file evaluated.
+    pub file: String,
+    /// The model that classified.
+    pub model: String,
+    /// The prompt version.
+    pub prompt_version: String,
+    /// Rows in the file, every one counted (a row that failed to classify is a miss).
+    pub total: usize,
+    /// Rows whose severity matched the label.
+    pub correct: usize,
+    /// `correct / total`.
+    pub accuracy: f64,
+    /// `confusion[expected][predicted]`, both keyed by severity (classified rows only; the
+    /// failed ones are the margin, [`EvalReport::failed_by_expected`]).
+    pub confusion: BTreeMap<Severity, BTreeMap<Severity, usize>>,
+    /// Rows that got no classification at all (invalid as a ticket, or the classifier
+    /// panicked); each is also in `misses` with its error, and makes `eval` exit 1.
+    pub failed: usize,
+    /// The confusion matrix's margin: failed rows per expected severity.
+    pub failed_by_expected: BTreeMap<Severity, usize>,
+    /// The rows that were wrong or failed.
+    pub misses: Vec<Miss>,
+    /// Rows the offline classifier decided because the model could not.
+    pub fallbacks: usize,
+    /// Time per decision (fallbacks included), in milliseconds.
+    pub latency_ms: Latency,
+    /// Model usage and cost; absent for the offline classifier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<EvalUsage>,
+}
+
+/// Nearest-rank percentiles of the time per decision.
+#[derive(Debug, Default, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: u64,
+    /// 95th percentile.
+    pub p95: u64,
+}
+
+impl Latency {
+    fn of(mut ms: Vec<u64>) -> Self {
+        ms.sort_unstable();
+        let rank = |p: f64| {
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let i = ((p * ms.len() as f64).ceil() as usize).saturating_sub(1);
+            ms.get(i).copied().unwrap_or(0)
+        };
+        Self {
+            p50: rank(0.50),
+            p95: rank(0.95),
+        }
+    }
+}
+
+/// Tokens and cost of an evaluation run against the API, from each decision's `usage`.
+#[derive(Debug, Default, Serialize)]
+pub struct EvalUsage {
+    /// Rows the model decided (not fallbacks).
+    pub answered: usize,
+    /// Uncached input tokens.
+    pub input_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+    /// Tokens read from the prompt cache.
+    pub cache_read_tokens: i64,
+    /// Tokens written to the prompt cache (warm-up included).
+    pub cache_write_tokens: i64,
+    /// Share of answered rows that read the system block from the cache.
+    pub cache_hit_rate: f64,
+    /// USD for the whole run, warm-up included. Calls whose answer was invalid (a refusal,
+    /// `max_tokens`, broken JSON) were billed too: their fallback decision carries the call's
+    /// usage, so they are counted here.
+    pub cost_usd: f64,
+    /// `cost_usd / total`.
+    pub cost_per_ticket_usd: f64,
+    /// USD of the warm-up call.
+    pub warmup_cost_usd: f64,
+}
+
+impl EvalUsage {
+    fn add(&mut self, u: &Usage) {
+        self.input_tokens += u.input_tokens;
+        self.output_tokens += u.output_tokens;
+        self.cache_read_tokens += u.cache_read_tokens;
+        self.cache_write_tokens += u.cache_write_tokens;
+        self.cost_usd += u.cost_usd;
+    }
+}
+
+/// One wrong answer, or a row that failed to classify.
+#[derive(Debug, Serialize)]
+pub struct Miss {
+    /// The labelled ticket.
+    pub ticket_id: String,
+    /// The label.
+    pub expected: Severity,
+    /// What the classifier said; `None` when it failed.
+    pub predicted: Option<Severity>,
+    /// Its reasoning (empty when it failed).
+    pub reasoning: String,
+    /// Why the row got no classification, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// How one row of an evaluation ended: its classification and the time it took, or why it got
+/// none.
+type RowOutcome = Result<(Classification, Duration), String>;
+
+/// Classifies every example with `decider` and compares with the labels, one at a time.
+pub async fn evaluate(file: &str, examples: &[Example], decider: &Decider) -> EvalReport {
+    evaluate_with(file, examples, decider, 1, None, false).await
+}
+
+/// Like [`evaluate`], with up to `concurrency` tickets in flight, the usage of a warm-up call
+/// (`warmup`) folded into the totals, and a progress line on stderr when `progress` is set.
+pub async fn evaluate_with(
+    file: &str,
+    examples: &[Example],
+    decider: &Decider,
+    concurrency: usize,
+    warmup: Option<Usage>,
+    progress: bool,
+) -> EvalReport {
+    let mut confusion: BTreeMap<Severity, BTreeMap<Severity, usize>> = Severity::ALL
+        .iter()
+        .map(|s| (*s, Severity::ALL.iter().map(|p| (*p, 0)).collect()))
+        .collect();
+    let mut failed_by_expected: BTreeMap<Severity, usize> =
+        Severity::ALL.iter().map(|s| (*s, 0)).collect();
+    let total = examples.len();
+    // Every row ends in exactly one entry here: a classification, or the reason it has none
+    // (a row the domain rejects, a classifier that panicked). None is dropped, so a failure can
+    // never count as correct.
+    let mut results: Vec<(usize, RowOutcome)> = Vec::with_capacity(total);
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut rows_of_tasks = HashMap::new();
+    for (i, e) in examples.iter().enumerate() {
+        let raw = RawTicket {
+            id: e.ticket_id.clone(),
+            subject: e.subject.clone(),
+            body: e.first_message.clone(),
+            tier: e.tier.as_str().to_owned(),
+            ..RawTicket::default()
+        };
+        let ctx = match Ticket::parse(Source::Api, raw, "") {
+            Ok(ticket) => TicketContext {
+                ticket,
+                repeat_count_24h: 0,
+            },
+            Err(err) => {
+                results.push((i, Err(format!("not a valid ticket: {err}"))));
+                continue;
+            }
+        };
+        let decider = decider.clone();
+        let slots = slots.clone();
+        let task = tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let started = Instant::now();
+            let c = decider.decide(&ctx).await;
+            (c, started.elapsed())
+        });
+        rows_of_tasks.insert(task.id(), i);
+    }
+    while let Some(joined) = tasks.join_next_with_id().await {
+        let (id, outcome) = match joined {
+            Ok((id, decided)) => (id, Ok(decided)),
+            Err(e) => {
+                let id = e.id();
+                let why = if e.is_panic() {
+                    format!(
+                        "classification panicked: {}",
+                        crate::triage::panic_message(e.into_panic().as_ref())
+                    )
+                } else {
+                    "classification was cancelled".to_owned()
+                };
+                (id, Err(why))
+            }
+        };
+        if let Some(i) = rows_of_tasks.remove(&id) {
+            results.push((i, outcome));
+        }
+        if progress {
+            eprint!("\r  classified {}/{total}", results.len());
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    results.sort_by_key(|(i, _)| *i);
+
+    let mut misses = Vec::new();
+    let mut correct = 0;
+    let mut failed = 0;
+    let mut model = String::new();
+    let mut prompt_version = String::new();
+    let mut fallbacks = 0;
+    let mut latencies = Vec::with_capacity(results.len());
+    let mut usage = EvalUsage::default();
+    let mut cache_hits = 0;
+    if let Some(w) = &warmup {
+        usage.add(w);
+        usage.warmup_cost_usd = w.cost_usd;
+    }
+    for (i, outcome) in results {
+        let e = &examples[i];
+        let (c, elapsed) = match outcome {
+            Ok(decided) => decided,
+            Err(error) => {
+                failed += 1;
+                *failed_by_expected.entry(e.severity).or_default() += 1;
+                misses.push(Miss {
+                    ticket_id: e.ticket_id.clone(),
+                    expected: e.severity,
+                    predicted: None,
+                    reasoning: String::new(),
+                    error: Some(error),
+                });
+                continue;
+            }
+        };
+        latencies.push(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+        if c.fallback_reason.is_some() {
+            fallbacks += 1;
+        } else {
+            model.clone_from(&c.model);
+            if c.usage.request_id.is_some() {
+                usage.answered += 1;
+                cache_hits += usize::from(c.usage.cache_read_tokens > 0);
+            }
+        }
+        if model.is_empty() {
+            model.clone_from(&c.model);
+        }
+        usage.add(&c.usage);
+        prompt_version.clone_from(&c.prompt_version);
+        let predicted = c.verdict.severity;
+        if let Some(row) = confusion.get_mut(&e.severity) {
+            *row.entry(predicted).or_default() += 1;
+        }
+        if predicted == e.severity {
+            correct += 1;
+        } else {
+            misses.push(Miss {
+                ticket_id: e.ticket_id.clone(),
+                expected: e.severity,
+                predicted: Some(predicted),
+                reasoning: c.verdict.reasoning,
+                error: None,
+            });
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let accuracy = ratio(correct, total);
+    let model_called = warmup.is_some() || usage.answered > 0 || usage.cost_usd > 0.0;
+    let usage = model_called.then(|| {
+        usage.cache_hit_rate = ratio(cache_hits, usage.answered);
+        #[allow(clippy::cast_precision_loss)]
+        let per_ticket = if total == 0 {
+            0.0
+        } else {
+            usage.cost_usd / total as f64
+        };
+        usage.cost_per_ticket_usd = per_ticket;
+        usage
+    });
+    EvalReport {
+        file: file.to_owned(),
+        model,
+        prompt_version,
+        total,
+        correct,
+        accuracy,
+        confusion,
+        failed,
+        failed_by_expected,
+        misses,
+        fallbacks,
+        latency_ms: Latency::of(latencies),
+        usage,
+    }
+}
+
+impl std::fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} with {} ({})",
+            self.file, self.model, self.prompt_version
+        )?;
+        writeln!(
+            f,
+            "accuracy: {}/{} = {:.1}%",
+            self.correct,
+            self.total,
+            self.accuracy * 100.0
+        )?;
+        if self.failed > 0 {
+            writeln!(
+                f,
+                "failed: {} of {} rows got no classification (counted as misses)",
+                self.failed, self.total
+            )?;
+        }
+        writeln!(
+            f,
+            "\nexpected \\ predicted  routine   urgent  on_fire   failed"
+        )?;
+        for (expected, row) in &self.confusion {
+            write!(f, "{:<20}", expected.as_str())?;
+            for s in Severity::ALL {
+                write!(f, " {:>8}", row.get(s).copied().unwrap_or(0))?;
+            }
+            let failed = self.failed_by_expected.get(expected).copied();
+            writeln!(f, " {:>8}", failed.unwrap_or(0))?;
+        }
+        if self.misses.is_empty() {
+            writeln!(f, "\nno misses")?;
+        } else {
+            writeln!(f, "\nmisses:")?;
+            for m in &self.misses {
+                match (&m.predicted, &m.error) {
+                    (Some(p), _) => writeln!(
+                        f,
+                        "  {}: expected {}, got {p}: {}",
+                        m.ticket_id, m.expected, m.reasoning
+                    )?,
+                    (None, error) => writeln!(
+                        f,
+                        "  {}: expected {}, FAILED: {}",
+                        m.ticket_id,
+                        m.expected,
+                        error.as_deref().unwrap_or("no classification")
+                    )?,
+                }
+            }
+        }
+        writeln!(
+            f,
+            "\nfallbacks: {}\nlatency: p50 {} ms, p95 {} ms",
+            self.fallbacks, self.latency_ms.p50, self.latency_ms.p95
+        )?;
+        if let Some(u) = &self.usage {
+            writeln!(
+                f,
+                "tokens: input {}, output {}, cache read {}, cache write {}",
+                u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens
+            )?;
+            writeln!(
+                f,
+                "cache hit rate: {:.1}% of {} answers",
+                u.cache_hit_rate * 100.0,
+                u.answered
+            )?;
+            writeln!(
+                f,
+                "cost: ${:.4} total, ${:.5} per ticket (warm-up ${:.4} included)",
+                u.cost_usd, u.cost_per_ticket_usd, u.warmup_cost_usd
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds the classifiers `--classifier` names through the builder `serve` uses and runs the
+/// evaluation; against the API it first checks the cached prefix and warms the cache with one
+/// call, then fans out.
+async fn run(file: &str, examples: &[Example], args: &EvalArgs) -> Result<EvalReport, ExitCode> {
+    let mut settings = exit::settings()?;
+    if args.classifier == EvalClassifier::Offline {
+        // Offline even when a key is set: evaluating the model is a choice that costs money.
+        settings.claude.api_key = None;
+    }
+    let classifiers = startup::build_classifiers(&settings, None).map_err(|e| {
+        eprintln!("escalator eval: {e:#}");
+        ExitCode::from(exit::USAGE)
+    })?;
+    let Some(claude) = &classifiers.claude else {
+        if args.classifier == EvalClassifier::Claude {
+            eprintln!("escalator eval --classifier claude: ANTHROPIC_API_KEY is not set");
+            return Err(ExitCode::from(exit::USAGE));
+        }
+        return Ok(evaluate(file, examples, &classifiers.decider()).await);
+    };
+    let check = claude.check_cache().await;
+    eprintln!(
+        "system block: {} tokens ({}), minimum cacheable for {}: {}{}",
+        check.tokens,
+        match check.source {
+            TokenSource::CountTokens => "count_tokens",
+            TokenSource::Estimate => "estimated at chars/4",
+        },
+        settings.claude.model,
+        check.minimum,
+        if check.cacheable() {
+            ""
+        } else {
+            " (below it: nothing will be cached)"
+        }
+    );
+    let warmup = match claude.warm().await {
+        Ok(u) => Some(u),
+        Err(e) => {
+            eprintln!(
+                "escalator eval: cache warm-up failed ({}); continuing",
+                e.reason()
+            );
+            None
+        }
+    };
+    let progress = std::io::stderr().is_terminal() && !args.json;
+    Ok(evaluate_with(
+        file,
+        examples,
+        &classifiers.decider(),
+        usize::from(args.concurrency),
+        warmup,
+        progress,
+    )
+    .await)
+}
+
+/// Runs `escalator eval`; returns the exit code (1 below `--min-accuracy` or when a row failed
+/// to classify).
+pub fn main(args: EvalArgs) -> ExitCode {
+    if let Some(min) = args.min_accuracy {
+        if !(0.0..=1.0).contains(&min) {
+            eprintln!("escalator eval: --min-accuracy must be within 0..1, got {min}");
+            return ExitCode::from(exit::USAGE);
+        }
+    }
+    let default_absent =
+        args.file == std::path::Path::new("labels/holdout.csv") && !args.file.exists();
+    let (file, parsed) = if default_absent {
+        let name = "labels/holdout.csv (embedded)".to_owned();
+        let parsed = labels::parse(&name, labels::EMBEDDED_HOLDOUT);
+        (name, parsed)
+    } else {
+        (args.file.display().to_string(), labels::load(&args.file))
+    };
+    let examples = match parsed {
+        Ok(e) => e,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{p}");
+            }
+            return ExitCode::from(exit::CHECK_FAILED);
+        }
+    };
+    let rt = match exit::runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let report = match rt.block_on(run(&file, &examples, &args)) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("escalator eval: {e}");
+                return ExitCode::from(exit::SOFTWARE);
+            }
+        }
+    } else {
+        print!("{report}");
+    }
+    let mut passed = true;
+    if report.failed > 0 {
+        eprintln!(
+            "escalator eval: {} of {} tickets failed to classify (listed under misses)",
+            report.failed, report.total
+        );
+        passed = false;
+    }
+    if let Some(min) = args.min_accuracy {
+        if report.accuracy < min {
+            eprintln!(
+                "escalator eval: accuracy {:.3} is below --min-accuracy {min}",
+                report.accuracy
+            );
+            passed = false;
+        }
+    }
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::CHECK_FAILED)
+    }
+}

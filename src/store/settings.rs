@@ -1,0 +1,67 @@
+//! Settings of the routing log: `DATABASE_URL` from the environment, over `database_url` and
+//! the `[database]` table of the file.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::env::{ConfigError, EnvSource, invalid};
+
+/// Connection settings of the store.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// `postgres://…` or `sqlite://…`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before the store counts as unavailable.
+    pub acquire_timeout: Duration,
+    /// A lease holder whose heartbeat is older than this is taken for dead
+    /// (`[worker] stale_after_secs`).
+    pub stale_after: Duration,
+}
+
+/// Default of [`StoreSettings::stale_after`]: three missed heartbeats of two seconds.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(6);
+
+/// `[database]` in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileDatabase {
+    max_connections: Option<u32>,
+    acquire_timeout_secs: Option<u64>,
+}
+
+impl StoreSettings {
+    /// `DATABASE_URL` (else the file's top-level `database_url`, else the embedded SQLite file)
+    /// and the pool settings of `[database]`; `stale_after` comes from the worker's settings.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `DATABASE_URL` for a scheme that is neither PostgreSQL nor SQLite.
+    pub(crate) fn load(
+        env: &dyn EnvSource,
+        file_url: Option<String>,
+        file: FileDatabase,
+        stale_after: Duration,
+    ) -> Result<Self, ConfigError> {
+        let url = env
+            .get("DATABASE_URL")
+            .or(file_url)
+            .unwrap_or_else(|| "sqlite://escalator.db".to_owned());
+        if !(url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.starts_with("sqlite:"))
+        {
+            return Err(invalid(
+                "DATABASE_URL",
+                "must start with postgres:// or sqlite://",
+            ));
+        }
+        Ok(Self {
+            url,
+            max_connections: file.max_connections.unwrap_or(10),
+            acquire_timeout: Duration::from_secs(file.acquire_timeout_secs.unwrap_or(5)),
+            stale_after,
+        })
+    }
+}

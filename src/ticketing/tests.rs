@@ -1,0 +1,324 @@
+//! Tests of the ticketing ports: planning per tool, typed rows, signatures, retryable errors.
+use std::{collections::BTreeMap, io::Write as _};
+
+use super::*;
+use crate::{
+    config::Settings,
+    domain::{RawTicket, Route, Severity, Tier, Usage},
+};
+
+fn settings(toml: &str, env: &[(&str, &str)]) -> TicketingSettings {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(toml.as_bytes()).unwrap();
+    let path = f.path().to_str().unwrap().to_owned();
+    let mut map = BTreeMap::from([("ESCALATOR_CONFIG", path.as_str())]);
+    map.extend(env.iter().copied());
+    Settings::load(&map).unwrap().ticketing
+}
+
+fn ticket(source: Source, customer: &str) -> Ticket {
+    Ticket::parse(
+        source,
+        RawTicket {
+            id: "th_1".into(),
+            body: "Production is down".into(),
+            customer_id: customer.into(),
+            ..RawTicket::default()
+        },
+        "",
+    )
+    .unwrap()
+}
+
+fn decision(source: Source, fallback: bool) -> Decision {
+    Decision {
+        id: "dec-1".into(),
+        source,
+        ticket_id: "th_1".into(),
+        ticket_version: "1".into(),
+        severity: Severity::OnFire,
+        route: Route::Engineering,
+        confidence: 0.9,
+        reasoning: "Production <down> & losing data.".into(),
+        prompt_version: "p@1".into(),
+        model: "offline".into(),
+        fallback,
+        fallback_reason: fallback.then(|| "timeout".to_owned()),
+        notes: None,
+        tier: Tier::Free,
+        usage: Usage::default(),
+        trace_id: None,
+        observation_id: None,
+        created_at: Utc::now(),
+    }
+}
+
+const ROUTES: &str = "[routes.engineering.plain]\nlabel_type_ids = [\"lt_eng\"]\nassignee_user_id = \"u_1\"\n[routes.engineering.pylon]\ntags = [\"on-fire\"]\n";
+const KEYS: &[(&str, &str)] = &[("PLAIN_API_KEY", "k"), ("PYLON_API_TOKEN", "t")];
+
+fn kinds(actions: &[NewAction]) -> Vec<&str> {
+    actions.iter().map(|a| a.kind.as_str()).collect()
+}
+
+#[test]
+fn a_plain_decision_plans_label_priority_assignment_and_note() {
+    let p = RoutingPlanner::new(&settings(ROUTES, KEYS));
+    let d = decision(Source::Plain, false);
+    let a = p.plan(&ticket(Source::Plain, "c_1"), &d);
+    assert_eq!(
+        kinds(&a),
+        [
+            "plain.label",
+            "plain.priority",
+            "plain.assign",
+            "plain.note"
+        ]
+    );
+    assert_eq!(
+        a[0].payload,
+        serde_json::json!({"thread_id": "th_1", "label_type_ids": ["lt_eng"]})
+    );
+    assert_eq!(
+        a[1].payload,
+        serde_json::json!({"thread_id": "th_1", "priority": 0})
+    );
+    assert_eq!(a[3].payload["customer_id"], "c_1");
+    assert_eq!(
+        a[3].payload["text"],
+        "escalator: on_fire -> engineering (confidence 0.90). Production <down> & losing data.\nescalator decision dec-1"
+    );
+    // Without a customer there is no note (createNote needs one).
+    let a = p.plan(&ticket(Source::Plain, ""), &d);
+    assert_eq!(kinds(&a), ["plain.label", "plain.priority", "plain.assign"]);
+}
+
+#[test]
+fn a_pylon_decision_plans_update_and_an_escaped_note() {
+    let p = RoutingPlanner::new(&settings(ROUTES, KEYS));
+    let d = decision(Source::Pylon, true);
+    let a = p.plan(&ticket(Source::Pylon, ""), &d);
+    assert_eq!(kinds(&a), ["pylon.update", "pylon.note"]);
+    assert_eq!(
+        a[0].payload,
+        serde_json::json!({"issue_id": "th_1", "tags": ["on-fire"], "team_id": null, "assignee_id": null})
+    );
+    let html = a[1].payload["body_html"].as_str().unwrap();
+    assert!(
+        html.contains("Production &lt;down&gt; &amp; losing data."),
+        "{html}"
+    );
+    assert!(html.contains("fallback"), "{html}");
+}
+
+#[test]
+fn nothing_is_planned_without_credentials_or_for_api_by_default() {
+    let p = RoutingPlanner::new(&settings(ROUTES, &[]));
+    assert!(
+        p.plan(
+            &ticket(Source::Plain, "c_1"),
+            &decision(Source::Plain, false)
+        )
+        .is_empty()
+    );
+    assert!(
+        p.plan(&ticket(Source::Pylon, ""), &decision(Source::Pylon, false))
+            .is_empty()
+    );
+    let p = RoutingPlanner::new(&settings(ROUTES, KEYS));
+    assert!(
+        p.plan(&ticket(Source::Api, "c_1"), &decision(Source::Api, false))
+            .is_empty()
+    );
+    let with_api = format!("[actions]\napi_tool = \"plain\"\n{ROUTES}");
+    let p = RoutingPlanner::new(&settings(&with_api, KEYS));
+    assert_eq!(
+        kinds(&p.plan(&ticket(Source::Api, "c_1"), &decision(Source::Api, false))),
+        [
+            "plain.label",
+            "plain.priority",
+            "plain.assign",
+            "plain.note"
+        ]
+    );
+}
+
+#[test]
+fn signatures_are_checked_in_hex_of_either_case() {
+    let secret = SecretString::from("secret");
+    let sig = "1bff4699de4fb5202a4b1e6cefd7b5fdfb02d19a67a1eb371dd417a45b0a47df";
+    assert!(signature_matches(&secret, b"hello-world", sig));
+    assert!(signature_matches(
+        &secret,
+        b"hello-world",
+        &sig.to_uppercase()
+    ));
+    assert!(!signature_matches(&secret, b"hello-world!", sig));
+    assert!(!signature_matches(&secret, b"hello-world", &sig[..62]));
+    assert!(!signature_matches(&secret, b"hello-world", "zz"));
+    assert!(!signature_matches(
+        &SecretString::from("other"),
+        b"hello-world",
+        sig
+    ));
+}
+
+#[test]
+fn html_is_escaped() {
+    assert_eq!(
+        escape_html("<b>\"a\" & 'b'</b>"),
+        "&lt;b&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/b&gt;"
+    );
+}
+
+#[test]
+fn retryable_errors_are_the_transient_ones() {
+    assert!(
+        TicketingError::Upstream {
+            status: 500,
+            message: String::new()
+        }
+        .is_retryable()
+    );
+    assert!(
+        TicketingError::RateLimited {
+            retry_after: Duration::from_secs(1)
+        }
+        .is_retryable()
+    );
+    assert!(
+        !TicketingError::Rejected {
+            status: 400,
+            message: String::new()
+        }
+        .is_retryable()
+    );
+    assert!(!TicketingError::NotFound("x".into()).is_retryable());
+}
+
+fn row(kind: &str, payload: serde_json::Value, attempts: u32) -> Action {
+    Action {
+        id: 1,
+        decision_id: "dec-1".into(),
+        source: Source::Plain,
+        ticket_id: "th_1".into(),
+        kind: kind.into(),
+        payload,
+        status: "pending".into(),
+        attempts,
+        last_error: None,
+        internal_errors: 0,
+    }
+}
+
+/// An old row of `kind` decodes as `T` and is stored again exactly as it was.
+fn round_trips<T: serde::de::DeserializeOwned + serde::Serialize>(
+    kind: &str,
+    payload: serde_json::Value,
+) {
+    let a: T = from_row(&row(kind, payload.clone(), 1)).unwrap();
+    let expected = NewAction {
+        kind: kind.into(),
+        payload,
+    };
+    assert_eq!(to_row(&a), expected, "{kind}");
+}
+
+/// Rows written before the actions were typed (kind strings, JSON payloads) decode into
+/// the enums, and a planned action is stored in exactly that shape.
+#[test]
+fn rows_stored_before_the_typed_actions_still_decode() {
+    let old = row(
+        "plain.note",
+        serde_json::json!({"thread_id": "th_1", "customer_id": "c_1", "decision_id": "dec-1",
+            "text": "t", "markdown": "m"}),
+        1,
+    );
+    let note = PlainAction::Note {
+        thread_id: "th_1".into(),
+        customer_id: "c_1".into(),
+        decision_id: "dec-1".into(),
+        text: "t".into(),
+        markdown: "m".into(),
+    };
+    assert_eq!(from_row::<PlainAction>(&old).unwrap(), note);
+    assert_eq!(
+        to_row(&note),
+        NewAction {
+            kind: old.kind.clone(),
+            payload: old.payload.clone()
+        }
+    );
+    for (kind, payload) in [
+        (
+            "plain.label",
+            serde_json::json!({"thread_id": "th_1", "label_type_ids": ["lt_1"]}),
+        ),
+        (
+            "plain.priority",
+            serde_json::json!({"thread_id": "th_1", "priority": 0}),
+        ),
+        (
+            "plain.assign",
+            serde_json::json!({"thread_id": "th_1", "user_id": "u_1"}),
+        ),
+    ] {
+        round_trips::<PlainAction>(kind, payload);
+    }
+    for (kind, payload) in [
+        (
+            "pylon.update",
+            serde_json::json!({"issue_id": "i_1", "tags": ["on-fire"],
+            "team_id": null, "assignee_id": "u_2"}),
+        ),
+        (
+            "pylon.note",
+            serde_json::json!({"issue_id": "i_1", "decision_id": "dec-1",
+            "body_html": "<p>x</p>"}),
+        ),
+    ] {
+        round_trips::<PylonAction>(kind, payload);
+    }
+    let e = from_row::<PlainAction>(&row("plain.unknown", serde_json::json!({}), 1)).unwrap_err();
+    assert!(matches!(e, TicketingError::InvalidPayload(_)), "{e:?}");
+    assert!(!e.is_retryable());
+    let e = from_row::<PylonAction>(&row("pylon.note", serde_json::json!({"issue_id": 1}), 1))
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with("invalid payload: pylon.note: "),
+        "{e}"
+    );
+}
+
+/// A stored delivery's payload (with the traceparent the bridge adds) reads back typed.
+#[test]
+fn stored_deliveries_read_back_typed() {
+    let d = PendingDelivery {
+        key: crate::domain::IdempotencyKey::new(Source::Plain, "th_1", "v1"),
+        event_type: "thread.thread_created".into(),
+        payload: serde_json::json!({"event_id": "e_1", "thread_id": "th_1", "title": "T",
+            "text": "B", "customer_id": "c_1", TRACEPARENT_KEY: "00-abc-def-01"}),
+        attempts: 1,
+        internal_errors: 0,
+    };
+    let p: PlainDelivery = from_delivery(&d).unwrap();
+    assert_eq!(
+        (p.thread_id.as_str(), p.title.as_str(), p.text.as_str()),
+        ("th_1", "T", "B")
+    );
+    assert!(from_delivery::<PylonDelivery>(&d).is_err());
+}
+
+#[test]
+fn actions_run_on_the_tool_their_kind_names() {
+    let adapters = Adapters::new(&settings("", &[])).unwrap();
+    assert_eq!(
+        adapters.for_kind("plain.note").map(|a| a.source()),
+        Some(Source::Plain)
+    );
+    assert_eq!(
+        adapters.for_kind("pylon.update").map(|a| a.source()),
+        Some(Source::Pylon)
+    );
+    assert!(adapters.for_kind("api.note").is_none());
+    assert!(adapters.for_kind("slack").is_none());
+}

@@ -1,0 +1,274 @@
+//! The inbox (deliveries) and outbox (actions) methods of the store, on both backends
+//! ([`both_backends!`]: a fresh migrated PostgreSQL and SQLite database per test).
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use escalator::{
+    domain::{Decision, IdempotencyKey, RawTicket, Route, Severity, Source, Ticket, Tier, Usage},
+    store::{NewAction, NewDelivery, Store},
+};
+use serde_json::json;
+
+use crate::both_backends;
+
+fn key(id: &str) -> IdempotencyKey {
+    IdempotencyKey::new(Source::Plain, id, "v1")
+}
+
+fn delivery(id: &str) -> NewDelivery {
+    NewDelivery {
+        key: key(id),
+        event_type: "thread.thread_created".into(),
+        payload: json!({"thread_id": id}),
+    }
+}
+
+async fn decided_with_actions(store: &Arc<dyn Store>, id: &str, kinds: &[&str]) -> Decision {
+    let ticket = Ticket::parse(
+        Source::Plain,
+        RawTicket {
+            id: id.into(),
+            version: "v1".into(),
+            body: "hello".into(),
+            ..RawTicket::default()
+        },
+        "",
+    )
+    .unwrap();
+    store.claim(&ticket, Duration::from_secs(60)).await.unwrap();
+    let d = Decision {
+        id: uuid::Uuid::now_v7().to_string(),
+        source: Source::Plain,
+        ticket_id: id.into(),
+        ticket_version: "v1".into(),
+        severity: Severity::Urgent,
+        route: Route::Human,
+        confidence: 0.8,
+        reasoning: "Because.".into(),
+        prompt_version: "p@1".into(),
+        model: "offline".into(),
+        fallback: false,
+        fallback_reason: None,
+        notes: None,
+        tier: Tier::Free,
+        usage: Usage::default(),
+        trace_id: None,
+        observation_id: None,
+        created_at: Utc::now(),
+    };
+    let actions: Vec<NewAction> = kinds
+        .iter()
+        .map(|k| NewAction {
+            kind: (*k).to_owned(),
+            payload: json!({"thread_id": id}),
+        })
+        .collect();
+    store.record(&d, &actions).await.unwrap();
+    d
+}
+
+both_backends! {
+    async fn deliveries_are_stored_once_and_leased_exclusively(store) {
+        assert!(store.accept_delivery(&delivery("th_1")).await.unwrap());
+        assert!(!store.accept_delivery(&delivery("th_1")).await.unwrap());
+        assert!(store.accept_delivery(&delivery("th_2")).await.unwrap());
+
+        let lease = Duration::from_secs(60);
+        let first = store.lease_deliveries(lease, 1).await.unwrap();
+        assert_eq!(first.len(), 1, "the limit is respected");
+        assert_eq!(first[0].attempts, 1);
+        assert_eq!(first[0].payload["thread_id"], first[0].key.ticket_id);
+        let second = store.lease_deliveries(lease, 10).await.unwrap();
+        assert_eq!(second.len(), 1, "a leased delivery is not leased again");
+        assert_ne!(first[0].key, second[0].key);
+        assert!(store.lease_deliveries(lease, 10).await.unwrap().is_empty());
+
+        // Released for later: not due yet; released for now: leased again with its attempt counted.
+        let later = Utc::now() + chrono::Duration::hours(1);
+        store
+            .retry_delivery(&first[0].key, "tool down", later)
+            .await
+            .unwrap();
+        assert!(store.lease_deliveries(lease, 10).await.unwrap().is_empty());
+        store
+            .retry_delivery(&first[0].key, "tool down", Utc::now())
+            .await
+            .unwrap();
+        let again = store.lease_deliveries(lease, 10).await.unwrap();
+        assert_eq!((again.len(), again[0].attempts), (1, 2));
+
+        store.finish_delivery(&first[0].key).await.unwrap();
+        store.fail_delivery(&second[0].key, "gone").await.unwrap();
+        store
+            .retry_delivery(&second[0].key, "late", Utc::now())
+            .await
+            .unwrap();
+        assert!(
+            store.lease_deliveries(lease, 10).await.unwrap().is_empty(),
+            "finished and failed deliveries stay finished"
+        );
+    }
+
+    async fn an_expired_delivery_lease_is_taken_over(store) {
+        store.accept_delivery(&delivery("th_1")).await.unwrap();
+        let short = Duration::from_millis(1);
+        assert_eq!(store.lease_deliveries(short, 10).await.unwrap().len(), 1);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let taken = store
+            .lease_deliveries(Duration::from_secs(60), 10)
+            .await
+            .unwrap();
+        assert_eq!((taken.len(), taken[0].attempts), (1, 2));
+    }
+
+    async fn actions_are_leased_exclusively_and_finished_once(store) {
+        let d = decided_with_actions(
+            &store,
+            "th_1",
+            &["plain.label", "plain.note", "plain.priority"],
+        )
+        .await;
+        let lease = Duration::from_secs(60);
+        let a = store.lease_actions(lease, 2).await.unwrap();
+        assert_eq!(
+            a.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>(),
+            ["plain.label", "plain.note"]
+        );
+        assert!(a.iter().all(|a| a.attempts == 1 && a.decision_id == d.id));
+        let b = store.lease_actions(lease, 10).await.unwrap();
+        assert_eq!(b.len(), 1);
+        assert!(store.lease_actions(lease, 10).await.unwrap().is_empty());
+
+        assert!(store.complete_action(a[0].id).await.unwrap());
+        assert!(
+            !store.complete_action(a[0].id).await.unwrap(),
+            "done is recorded once"
+        );
+        store
+            .retry_action(a[1].id, "HTTP 500", Utc::now())
+            .await
+            .unwrap();
+        store.fail_action(b[0].id, "validation").await.unwrap();
+        let again = store.lease_actions(lease, 10).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            (
+                again[0].id,
+                again[0].attempts,
+                again[0].last_error.as_deref()
+            ),
+            (a[1].id, 2, Some("HTTP 500"))
+        );
+        assert!(store.complete_action(again[0].id).await.unwrap());
+
+        let all = store.actions(&d.id).await.unwrap();
+        let summary: Vec<(&str, &str, u32, Option<&str>)> = all
+            .iter()
+            .map(|a| {
+                (
+                    a.kind.as_str(),
+                    a.status.as_str(),
+                    a.attempts,
+                    a.last_error.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("plain.label", "done", 1, None),
+                ("plain.note", "done", 2, None),
+                ("plain.priority", "failed", 1, Some("validation")),
+            ]
+        );
+    }
+
+    async fn concurrent_workers_never_share_an_action(store) {
+        for i in 0..10 {
+            decided_with_actions(&store, &format!("th_{i}"), &["plain.label", "plain.note"]).await;
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let store = store.clone();
+            set.spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = store
+                        .lease_actions(Duration::from_secs(60), 3)
+                        .await
+                        .unwrap();
+                    if got.is_empty() {
+                        break;
+                    }
+                    mine.extend(got.into_iter().map(|a| a.id));
+                }
+                mine
+            });
+        }
+        let mut ids: Vec<i64> = set.join_all().await.into_iter().flatten().collect();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!((before, ids.len()), (20, 20));
+    }
+
+    async fn tickets_whose_claim_ran_out_undecided_are_listed(store) {
+        let ticket = |id: &str, source: Source| {
+            Ticket::parse(
+                source,
+                RawTicket {
+                    id: id.into(),
+                    version: "v1".into(),
+                    subject: "s".into(),
+                    body: "hello".into(),
+                    tier: "pro".into(),
+                    arr_usd: Some(5.0),
+                    customer_id: "c_1".into(),
+                },
+                "",
+            )
+            .unwrap()
+        };
+        let short = Duration::from_millis(1);
+        store.claim(&ticket("a", Source::Api), short).await.unwrap();
+        store
+            .claim(&ticket("live", Source::Api), Duration::from_secs(60))
+            .await
+            .unwrap();
+        store
+            .claim(&ticket("p", Source::Plain), short)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let found = store.undecided_tickets(Source::Api, 10).await.unwrap();
+        assert_eq!(
+            found,
+            [ticket("a", Source::Api)],
+            "same ticket back, live claims excluded"
+        );
+        assert_eq!(
+            store
+                .undecided_tickets(Source::Plain, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // Once decided it is not listed any more.
+        let d = decided_with_actions(&store, "x", &[]).await;
+        assert_eq!(d.ticket_id, "x");
+        let mut decision = d.clone();
+        decision.id = uuid::Uuid::now_v7().to_string();
+        decision.source = Source::Api;
+        decision.ticket_id = "a".into();
+        store.record(&decision, &[]).await.unwrap();
+        assert!(
+            store
+                .undecided_tickets(Source::Api, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

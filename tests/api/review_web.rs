@@ -3,10 +3,7 @@
 //! the stored verdicts and the scores sent to a fake Langfuse; a screenshot is saved under
 //! `target/test-artifacts/`. Also: 404 without a token, CSRF and session checks over plain HTTP.
 
-#[path = "../support/collector.rs"]
-#[allow(dead_code)]
-mod collector;
-
+use crate::collector;
 use std::{
     collections::BTreeMap,
     io::Write as _,

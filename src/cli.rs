@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    classifier::{ClaudeClassifier, Decider, OfflineClassifier, claude::TokenSource},
+    classifier::{ClaudeClassifier, Decider, OfflineClassifier, claude::TokenSource, offline},
     config::{ProcessEnv, Settings},
     domain::{Classification, RawTicket, Severity, Source, Ticket, TicketContext, Usage},
     labels::{self, Example},
@@ -96,6 +96,10 @@ struct EvalArgs {
     /// `claude.max_concurrency`).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
+    /// Also print, per ticket, which offline rules fired, which phrases a guard switched off and
+    /// why, and the nearest labelled examples (the offline classifier is also the fallback).
+    #[arg(long)]
+    explain: bool,
 }
 
 /// Which backend `eval` runs.
@@ -345,6 +349,9 @@ pub struct EvalReport {
     pub correct: usize,
     /// `correct / total`.
     pub accuracy: f64,
+    /// The 95% Wilson interval of `accuracy`, `[low, high]`: how far a 9/10 and a 36/40 are
+    /// apart honestly.
+    pub accuracy_ci95: [f64; 2],
     /// `confusion[expected][predicted]`, both keyed by severity (classified rows only; the
     /// failed ones are the margin, [`EvalReport::failed_by_expected`]).
     pub confusion: BTreeMap<Severity, BTreeMap<Severity, usize>>,
@@ -362,6 +369,47 @@ pub struct EvalReport {
     /// Model usage and cost; absent for the offline classifier.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<EvalUsage>,
+    /// With `--explain`: per row, how the offline rules decided it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub explain: Vec<Explained>,
+}
+
+/// How the offline rules decided one row (`eval --explain`).
+#[derive(Debug, Serialize)]
+pub struct Explained {
+    /// The labelled ticket.
+    pub ticket_id: String,
+    /// The label.
+    pub expected: Severity,
+    /// What the offline rules decided.
+    pub offline: Severity,
+    /// Their reasoning.
+    pub reasoning: String,
+    /// The rules that fired.
+    pub fired: Vec<offline::RuleHit>,
+    /// The phrases a guard or the nearest-example vote switched off.
+    pub switched_off: Vec<offline::Suppressed>,
+    /// The nearest labelled examples.
+    pub nearest: Vec<offline::Neighbour>,
+}
+
+/// Explains every row that is a valid ticket with the offline rules.
+fn explain_rows(examples: &[Example], offline: &OfflineClassifier) -> Vec<Explained> {
+    examples
+        .iter()
+        .filter_map(|e| {
+            let x = offline.explain(&e.ticket_context().ok()?);
+            Some(Explained {
+                ticket_id: e.ticket_id.clone(),
+                expected: e.severity,
+                offline: x.classification.verdict.severity,
+                reasoning: x.classification.verdict.reasoning,
+                fired: x.fired,
+                switched_off: x.suppressed,
+                nearest: x.nearest,
+            })
+        })
+        .collect()
 }
 
 /// Nearest-rank percentiles of the time per decision.
@@ -476,18 +524,9 @@ pub async fn evaluate_with(
     let mut tasks = tokio::task::JoinSet::new();
     let mut rows_of_tasks = HashMap::new();
     for (i, e) in examples.iter().enumerate() {
-        let raw = RawTicket {
-            id: e.ticket_id.clone(),
-            subject: e.subject.clone(),
-            body: e.first_message.clone(),
-            tier: e.tier.as_str().to_owned(),
-            ..RawTicket::default()
-        };
-        let ctx = match Ticket::parse(Source::Api, raw, "") {
-            Ok(ticket) => TicketContext {
-                ticket,
-                repeat_count_24h: 0,
-            },
+        // The row's ARR and repeat count too, when the file has them.
+        let ctx = match e.ticket_context() {
+            Ok(ctx) => ctx,
             Err(err) => {
                 results.push((i, Err(format!("not a valid ticket: {err}"))));
                 continue;
@@ -607,6 +646,7 @@ pub async fn evaluate_with(
         usage.cost_per_ticket_usd = per_ticket;
         usage
     });
+    let (low, high) = crate::stats::wilson_95(correct, total);
     EvalReport {
         file: file.to_owned(),
         model,
@@ -614,6 +654,7 @@ pub async fn evaluate_with(
         total,
         correct,
         accuracy,
+        accuracy_ci95: [low, high],
         confusion,
         failed,
         failed_by_expected,
@@ -621,6 +662,7 @@ pub async fn evaluate_with(
         fallbacks,
         latency_ms: Latency::of(latencies),
         usage,
+        explain: Vec::new(),
     }
 }
 
@@ -633,10 +675,12 @@ impl std::fmt::Display for EvalReport {
         )?;
         writeln!(
             f,
-            "accuracy: {}/{} = {:.1}%",
+            "accuracy: {}/{} = {:.1}% (95% Wilson interval {:.1}%–{:.1}%)",
             self.correct,
             self.total,
-            self.accuracy * 100.0
+            self.accuracy * 100.0,
+            self.accuracy_ci95[0] * 100.0,
+            self.accuracy_ci95[1] * 100.0
         )?;
         if self.failed > 0 {
             writeln!(
@@ -701,6 +745,27 @@ impl std::fmt::Display for EvalReport {
                 u.cost_usd, u.cost_per_ticket_usd, u.warmup_cost_usd
             )?;
         }
+        if !self.explain.is_empty() {
+            writeln!(f, "\nexplain (the offline rules, per ticket):")?;
+            for x in &self.explain {
+                let mark = if x.offline == x.expected {
+                    ""
+                } else {
+                    "  MISS"
+                };
+                writeln!(
+                    f,
+                    "  {}: expected {}, offline {}{mark}: {}",
+                    x.ticket_id, x.expected, x.offline, x.reasoning
+                )?;
+                let trace = offline::Trace {
+                    fired: &x.fired,
+                    suppressed: &x.switched_off,
+                    nearest: &x.nearest,
+                };
+                write!(f, "{trace}")?;
+            }
+        }
         Ok(())
     }
 }
@@ -718,9 +783,15 @@ async fn eval_run(
         ExitCode::from(EX_USAGE)
     })?;
     let offline = Arc::new(OfflineClassifier::new(&labelled, prompt.version()));
+    let explain = |mut report: EvalReport, offline: &OfflineClassifier| {
+        if args.explain {
+            report.explain = explain_rows(examples, offline);
+        }
+        report
+    };
     if args.classifier == EvalClassifier::Offline {
-        let decider = Decider::new(None, offline);
-        return Ok(evaluate(file, examples, &decider).await);
+        let decider = Decider::new(None, offline.clone());
+        return Ok(explain(evaluate(file, examples, &decider).await, &offline));
     }
     let claude = match ClaudeClassifier::new(&settings.claude, prompt) {
         Ok(c) => Arc::new(c),
@@ -755,9 +826,9 @@ async fn eval_run(
             None
         }
     };
-    let decider = Decider::new(Some(claude), offline);
+    let decider = Decider::new(Some(claude), offline.clone());
     let progress = std::io::stderr().is_terminal() && !args.json;
-    Ok(evaluate_with(
+    let report = evaluate_with(
         file,
         examples,
         &decider,
@@ -765,7 +836,8 @@ async fn eval_run(
         warmup,
         progress,
     )
-    .await)
+    .await;
+    Ok(explain(report, &offline))
 }
 
 fn eval(args: EvalArgs) -> ExitCode {

@@ -7,7 +7,7 @@
 use std::{collections::BTreeMap, fmt, path::Path};
 
 use crate::{
-    domain::{Route, Severity, Tier},
+    domain::{DomainError, RawTicket, Route, Severity, Source, Ticket, TicketContext, Tier},
     text,
 };
 
@@ -71,6 +71,28 @@ pub struct Example {
     pub sentiment: Option<String>,
     /// The 1-based line the row starts on in its file (0 when it was not read from one).
     pub line: u64,
+}
+
+impl Example {
+    /// The ticket the classifier sees for this row, as `eval` builds it: subject, first
+    /// message, tier, ARR and the repeat count (0 when the file has none).
+    ///
+    /// # Errors
+    /// When the row is not a valid ticket (e.g. a first message over the body limit).
+    pub fn ticket_context(&self) -> Result<TicketContext, DomainError> {
+        let raw = RawTicket {
+            id: self.ticket_id.clone(),
+            subject: self.subject.clone(),
+            body: self.first_message.clone(),
+            tier: self.tier.as_str().to_owned(),
+            arr_usd: self.arr_usd,
+            ..RawTicket::default()
+        };
+        Ok(TicketContext {
+            ticket: Ticket::parse(Source::Api, raw, "")?,
+            repeat_count_24h: self.repeat_24h.unwrap_or(0),
+        })
+    }
 }
 
 impl Default for Example {

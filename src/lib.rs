@@ -14,6 +14,7 @@
 //! - [`grpc`], [`http`]: thin edges; [`error`] maps use-case errors to codes in one place.
 //! - [`config`], [`telemetry`], [`startup`], [`shutdown`], [`cli`]: wiring and lifecycle.
 //! - [`bench`]: `escalator bench`, the real service against in-process mocks, measured.
+//! - [`stats`]: the Wilson interval of an accuracy figure.
 
 pub mod bench;
 pub mod classifier;
@@ -27,6 +28,7 @@ pub mod labels;
 pub mod prompt;
 pub mod shutdown;
 pub mod startup;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod text;

@@ -65,7 +65,7 @@ const MIN_SHARED_WORDS: usize = 2;
 const VOTERS: usize = 3;
 
 /// A rule that fired.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RuleHit {
     /// The severity it implies.
     pub severity: Severity,
@@ -90,7 +90,7 @@ impl fmt::Display for RuleHit {
 }
 
 /// A phrase that matched but did not fire, and why.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Suppressed {
     /// The clause it belongs to.
     pub rule: &'static str,
@@ -101,7 +101,7 @@ pub struct Suppressed {
 }
 
 /// A labelled example near the ticket.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Neighbour {
     /// Its id in the labels file.
     pub ticket_id: String,
@@ -126,8 +126,36 @@ pub struct Explanation {
     pub nearest: Vec<Neighbour>,
 }
 
+impl Explanation {
+    /// The rules, guards and neighbours, for display.
+    pub fn trace(&self) -> Trace<'_> {
+        Trace {
+            fired: &self.fired,
+            suppressed: &self.suppressed,
+            nearest: &self.nearest,
+        }
+    }
+}
+
 impl fmt::Display for Explanation {
-    /// Three indented lines: `fired:`, `switched off:`, `nearest:`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.trace().fmt(f)
+    }
+}
+
+/// The parts of an [`Explanation`] that say how, shown as three indented lines: `fired:`,
+/// `switched off:` and `nearest:` (what `escalator eval --explain` prints per ticket).
+#[derive(Debug, Clone, Copy)]
+pub struct Trace<'a> {
+    /// The rules that fired.
+    pub fired: &'a [RuleHit],
+    /// The phrases switched off.
+    pub suppressed: &'a [Suppressed],
+    /// The nearest examples.
+    pub nearest: &'a [Neighbour],
+}
+
+impl fmt::Display for Trace<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let join = |items: Vec<String>| {
             if items.is_empty() {
@@ -153,8 +181,13 @@ impl fmt::Display for Explanation {
             .nearest
             .iter()
             .map(|n| {
+                let votes = if n.votes_for == n.severity {
+                    String::new()
+                } else {
+                    format!(", votes {}", n.votes_for)
+                };
                 format!(
-                    "{} {} ({:.0}% similar)",
+                    "{} {}{votes} ({:.0}% similar)",
                     n.ticket_id,
                     n.severity,
                     n.similarity * 100.0

@@ -184,11 +184,22 @@ fn eval_reports_accuracy_and_gates_on_min_accuracy() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("accuracy: "), "{stdout}");
+    assert!(stdout.contains("% (95% Wilson interval "), "{stdout}");
     assert!(stdout.contains("expected \\ predicted"));
     let json = escalator(&["eval", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert!(v["accuracy"].as_f64().unwrap() >= 0.8);
+    let accuracy = v["accuracy"].as_f64().unwrap();
+    assert!(accuracy >= 0.9, "{accuracy}");
     assert_eq!(v["total"], 54);
+    let (low, high) = (
+        v["accuracy_ci95"][0].as_f64().unwrap(),
+        v["accuracy_ci95"][1].as_f64().unwrap(),
+    );
+    assert!(
+        low < accuracy && accuracy <= high && high <= 1.0,
+        "{low} {high}"
+    );
+    assert!(v.get("explain").is_none());
 
     // A file whose labels are all wrong: accuracy 0, exit 1, the misses listed.
     let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
@@ -201,6 +212,59 @@ fn eval_reports_accuracy_and_gates_on_min_accuracy() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("X-1: expected routine, got on_fire"));
     assert!(text(&out.stderr).contains("below --min-accuracy 0.9"));
+}
+
+/// `--explain` says per ticket which rules fired, which a guard switched off, and the nearest
+/// example; the file's `repeat_24h` and `arr_usd` reach the classifier.
+#[test]
+fn eval_explain_shows_rules_guards_and_nearest_and_passes_the_optional_columns() {
+    let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+    write!(
+        f,
+        "ticket_id,subject,first_message,tier,severity,route,why_this_label,arr_usd,repeat_24h\n\
+         E-1,SOC 2,Can you send your SOC 2 report and security whitepaper?,free,routine,bot,Docs answer.,0,0\n\
+         E-2,Report,Our Monday report didn't go out. Can you check?,pro,urgent,human,Repeat ticket.,9000,2\n\
+         E-3,Down,\"Since 9am every request returns HTTP 500, prod is down.\",pro,on_fire,engineering,Production down.,,\n"
+    )
+    .unwrap();
+    let path = f.path().to_str().unwrap();
+    let out = escalator(&["eval", path, "--explain", "--min-accuracy", "1"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("accuracy: 3/3 = 100.0% (95% Wilson interval 43.9%–100.0%)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("explain (the offline rules, per ticket):"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("switched off: Security report (\"security\"): asks for a document"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fired: Repeat ticket (2 others in 24 h) -> urgent"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("fired: Production down (\""), "{stdout}");
+    assert!(stdout.contains("nearest: L-"), "{stdout}");
+
+    let out = escalator(&["eval", path, "--explain", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let x = &v["explain"][1];
+    assert_eq!(x["ticket_id"], "E-2");
+    assert_eq!(x["offline"], "urgent");
+    assert_eq!(x["fired"][0]["rule"], "Repeat ticket");
+    assert_eq!(
+        v["explain"][0]["switched_off"][0]["reason"],
+        "asks for a document"
+    );
 }
 
 /// Tickets as phones type them: typographic apostrophes and quotes, dashes, accents, emoji,

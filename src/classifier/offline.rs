@@ -612,27 +612,15 @@ fn guard(g: Guard, doc: &Doc, at: At) -> Option<&'static str> {
                     && !(k + 1 < at.start && rules::NOT_NEGATING.contains(&s.words[k + 1].as_str()))
             })
             .then_some("negated"),
-        Guard::Hypothetical => rules::CONDITIONALS
-            .iter()
-            .any(|c| {
-                s.find(c)
-                    .any(|k| before(6).contains(&k) && s.segments[k] == s.segments[at.start])
-            })
+        Guard::Hypothetical => before(6)
+            .filter(|k| s.segments[*k] == s.segments[at.start])
+            .any(|k| rules::CONDITIONALS.iter().any(|c| s.starts_at(k, c)))
             .then_some("hypothetical"),
-        Guard::Resolved => {
-            let ongoing = rules::ONGOING
-                .iter()
-                .filter(|o| !matches!(**o, "since" | "seit" | "desde" | "depuis"))
-                .any(|o| s.has(o));
-            (!ongoing && rules::RESOLVED.iter().any(|r| s.has(r))).then_some("over or resolved")
+        Guard::Resolved => (s.flags.resolved && !s.flags.ongoing_now).then_some("over or resolved"),
+        Guard::PastOrPlanned => {
+            (s.flags.past_or_planned && !s.flags.ongoing).then_some("a planned or past event")
         }
-        Guard::PastOrPlanned => (!rules::ONGOING.iter().any(|o| s.has(o))
-            && rules::PAST_OR_PLANNED.iter().any(|p| s.has(p)))
-        .then_some("a planned or past event"),
-        Guard::SingleUser => rules::SINGLE_USER
-            .iter()
-            .any(|p| s.has(p))
-            .then_some("one user or browser"),
+        Guard::SingleUser => s.flags.single_user.then_some("one user or browser"),
         Guard::DocumentRequest => doc.asks_for_document.then_some("asks for a document"),
         Guard::FeatureName => {
             let next = s.words.get(at.start + at.len).map(String::as_str);
@@ -652,11 +640,7 @@ fn guard(g: Guard, doc: &Doc, at: At) -> Option<&'static str> {
                 .any(|k| rules::OTHER_OBJECTS.contains(&s.words[k].as_str()))
                 .then_some("about something other than the subscription")
         }
-        Guard::NotNow => (rules::LATER.iter().any(|p| s.has(p))
-            && !["now", "immediately", "asap", "right away"]
-                .iter()
-                .any(|p| s.has(p)))
-        .then_some("for later"),
+        Guard::NotNow => (s.flags.later && !s.flags.now).then_some("for later"),
     }
 }
 
@@ -683,22 +667,83 @@ struct Sentence {
     /// For each word, which part of the sentence it is in, parts being separated by commas,
     /// colons, brackets and spaced dashes (a negation does not reach across: `No, it is down`).
     segments: Vec<u32>,
+    /// Where each word starts (and each word less one trailing `s`, see [`word_matches`]): a
+    /// phrase is looked for only where its first word is.
+    at: HashMap<String, Vec<usize>>,
+    /// What the sentence as a whole says, for the sentence-wide guards (computed once, so a
+    /// phrase repeated a thousand times costs a thousand lookups, not a thousand scans).
+    flags: Flags,
+}
+
+/// Sentence-wide context of [`Sentence`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Flags {
+    /// A word of [`rules::RESOLVED`].
+    resolved: bool,
+    /// A word of [`rules::ONGOING`].
+    ongoing: bool,
+    /// A word of [`rules::ONGOING`] other than `since` and its translations (`fine since`
+    /// says it is over).
+    ongoing_now: bool,
+    /// A word of [`rules::PAST_OR_PLANNED`].
+    past_or_planned: bool,
+    /// A phrase of [`rules::SINGLE_USER`].
+    single_user: bool,
+    /// A phrase of [`rules::LATER`].
+    later: bool,
+    /// `now`, `immediately`, `asap`, `right away`.
+    now: bool,
 }
 
 impl Sentence {
     /// Word indices where `phrase` (words separated by single spaces) starts.
     fn find<'a>(&'a self, phrase: &'a str) -> impl Iterator<Item = usize> + 'a {
-        let n = phrase.split(' ').count();
-        (0..self.words.len().saturating_sub(n - 1)).filter(move |i| {
-            phrase
-                .split(' ')
-                .enumerate()
-                .all(|(k, p)| word_matches(&self.words[i + k], p))
-        })
+        let first = phrase.split(' ').next().unwrap_or_default();
+        self.at
+            .get(first)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |k| self.starts_at(*k, phrase))
     }
 
     fn has(&self, phrase: &str) -> bool {
         self.find(phrase).next().is_some()
+    }
+
+    /// Whether `phrase` starts at word `k`.
+    fn starts_at(&self, k: usize, phrase: &str) -> bool {
+        let mut words = self.words[k..].iter();
+        phrase
+            .split(' ')
+            .all(|p| words.next().is_some_and(|w| word_matches(w, p)))
+    }
+
+    fn indexed(mut self) -> Self {
+        for (k, w) in self.words.iter().enumerate() {
+            self.at.entry(w.clone()).or_default().push(k);
+            if let Some(stem) = w.strip_suffix('s').filter(|s| s.chars().count() >= 3) {
+                self.at.entry(stem.to_owned()).or_default().push(k);
+            }
+        }
+        self.with_flags()
+    }
+
+    fn with_flags(mut self) -> Self {
+        let any = |list: &[&str]| list.iter().any(|p| self.has(p));
+        self.flags = Flags {
+            resolved: any(rules::RESOLVED),
+            ongoing: any(rules::ONGOING),
+            ongoing_now: rules::ONGOING
+                .iter()
+                .filter(|o| !matches!(**o, "since" | "seit" | "desde" | "depuis"))
+                .any(|o| self.has(o)),
+            past_or_planned: any(rules::PAST_OR_PLANNED),
+            single_user: any(rules::SINGLE_USER),
+            later: any(rules::LATER),
+            now: any(&["now", "immediately", "asap", "right away"]),
+        };
+        self
     }
 }
 
@@ -884,7 +929,7 @@ fn sentence(text: &str) -> Sentence {
         prev = ch;
     }
     flush(&mut word, &mut s, segment);
-    s
+    s.indexed()
 }
 
 /// The words the nearest-example similarity compares: three letters or more, no digits-only

@@ -13,8 +13,7 @@ use crate::{
     config::Settings,
     domain::{Classification, RawTicket, Severity, Source, Ticket, TicketContext, Usage},
     env::ProcessEnv,
-    exit,
-    labels::{self, Rules, Summary},
+    exit, labels,
     prompt::Prompt,
     shutdown,
     startup::{self, App},
@@ -75,17 +74,27 @@ struct ClassifyArgs {
 #[derive(Debug, Subcommand)]
 enum LabelsCommand {
     /// Validate a labels file: header, enums, route vs severity, unique ids, row count, bucket
-    /// shares, overlap with the other file, empty fields.
+    /// shares, overlap with the other file, empty fields, duplicates and conflicting labels
+    /// (also against the other file), and rows per definition clause.
     Check {
         /// The file to check.
         #[arg(default_value = "labels/labels.csv")]
         file: PathBuf,
-        /// The file it must not overlap (default: the holdout for a training file and vice versa).
+        /// The file it must not overlap (default: the holdout for a training file, the training
+        /// file for a holdout or regression file).
         #[arg(long)]
         against: Option<PathBuf>,
-        /// Fewest rows accepted (default: 50 for a training file, 10 for a holdout).
+        /// Fewest rows accepted (default: 50 for a training file, 40 for a holdout, 1 for a
+        /// regression file).
         #[arg(long)]
         min_rows: Option<usize>,
+        /// Rows each definition clause needs (default 3; 0 for a regression file; 0 skips the
+        /// coverage check).
+        #[arg(long)]
+        min_per_clause: Option<usize>,
+        /// Fail on warnings too (near-duplicates, thin clauses, rows naming no clause), for CI.
+        #[arg(long)]
+        strict: bool,
     },
     /// Append the tickets reviewers corrected to the labels file, check it, print the prompt
     /// version it implies.
@@ -131,8 +140,10 @@ pub fn main() -> ExitCode {
                     file,
                     against,
                     min_rows,
+                    min_per_clause,
+                    strict,
                 },
-        } => labels_check(&file, against, min_rows),
+        } => labels_check(&file, against, min_rows, min_per_clause, strict),
         Command::Labels {
             command: LabelsCommand::AddFromReviews(args),
         } => crate::review::cli::add_from_reviews(args),
@@ -275,58 +286,43 @@ fn labels_check(
     file: &std::path::Path,
     against: Option<PathBuf>,
     min_rows: Option<usize>,
+    min_per_clause: Option<usize>,
+    strict: bool,
 ) -> ExitCode {
-    let is_holdout = file
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().contains("holdout"));
-    let against = against.or_else(|| {
-        let sibling = if is_holdout {
-            "labels.csv"
-        } else {
-            "holdout.csv"
-        };
-        let p = file.with_file_name(sibling);
-        p.exists().then_some(p)
-    });
-    let rules = Rules {
-        min_rows: min_rows.unwrap_or(if is_holdout { 10 } else { 50 }),
-        min_share: if is_holdout { 0.0 } else { 0.25 },
-    };
-    let name = file.display().to_string();
-    let mut problems = Vec::new();
-    let examples = labels::load(file).unwrap_or_else(|p| {
-        problems.extend(p);
-        Vec::new()
-    });
-    let other = match &against {
-        Some(path) => match labels::load(path) {
-            Ok(o) => Some((path.display().to_string(), o)),
-            Err(p) => {
-                problems.extend(p);
-                None
-            }
-        },
-        None => None,
-    };
-    if problems.is_empty() {
-        problems.extend(labels::check(
-            &name,
-            &examples,
-            &rules,
-            other.as_ref().map(|(n, o)| (n.as_str(), o.as_slice())),
-        ));
+    let mut options = labels::CheckOptions::for_file(file);
+    if let Some(n) = min_rows {
+        options.rules.min_rows = n;
     }
-    if problems.is_empty() {
-        print!("{name}: ok\n{}", Summary::of(&examples));
-        if let Some((n, _)) = &other {
+    if let Some(n) = min_per_clause {
+        options.min_per_clause = n;
+    }
+    let against = against.or_else(|| labels::CheckOptions::default_against(file));
+    let report = labels::check_file(file, against.as_deref(), &options);
+    for f in &report.findings {
+        eprintln!("{f}");
+    }
+    let name = &report.file;
+    if report.passed(strict) {
+        match report.warnings() {
+            0 => println!("{name}: ok"),
+            n => println!("{name}: ok, {n} warning(s)"),
+        }
+        print!("{report}");
+        if let Some(n) = &report.against {
             println!("no overlap with {n}");
         }
         ExitCode::SUCCESS
     } else {
-        for p in &problems {
-            eprintln!("{p}");
-        }
-        eprintln!("{name}: {} problem(s)", problems.len());
+        eprintln!(
+            "{name}: {} error(s), {} warning(s){}",
+            report.errors(),
+            report.warnings(),
+            if strict && report.errors() == 0 {
+                " (--strict fails on warnings)"
+            } else {
+                ""
+            }
+        );
         ExitCode::from(exit::CHECK_FAILED)
     }
 }

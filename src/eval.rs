@@ -20,8 +20,8 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::{
-    classifier::{Decider, claude::TokenSource},
-    domain::{Classification, RawTicket, Severity, Source, Ticket, TicketContext, Usage},
+    classifier::{Decider, OfflineClassifier, claude::TokenSource, offline},
+    domain::{Classification, Severity, Usage},
     exit,
     labels::{self, Example},
     startup,
@@ -47,6 +47,10 @@ pub struct EvalArgs {
     /// `claude.max_concurrency`).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
+    /// Also print, per ticket, which offline rules fired, which phrases a guard switched off and
+    /// why, and the nearest labelled examples (the offline classifier is also the fallback).
+    #[arg(long)]
+    explain: bool,
 }
 
 /// Which backend `eval` runs.
@@ -73,6 +77,9 @@ pub struct EvalReport {
     pub correct: usize,
     /// `correct / total`.
     pub accuracy: f64,
+    /// The 95% Wilson interval of `accuracy`, `[low, high]`: how far a 9/10 and a 36/40 are
+    /// apart honestly.
+    pub accuracy_ci95: [f64; 2],
     /// `confusion[expected][predicted]`, both keyed by severity (classified rows only; the
     /// failed ones are the margin, [`EvalReport::failed_by_expected`]).
     pub confusion: BTreeMap<Severity, BTreeMap<Severity, usize>>,
@@ -90,6 +97,47 @@ pub struct EvalReport {
     /// Model usage and cost; absent for the offline classifier.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<EvalUsage>,
+    /// With `--explain`: per row, how the offline rules decided it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub explain: Vec<Explained>,
+}
+
+/// How the offline rules decided one row (`eval --explain`).
+#[derive(Debug, Serialize)]
+pub struct Explained {
+    /// The labelled ticket.
+    pub ticket_id: String,
+    /// The label.
+    pub expected: Severity,
+    /// What the offline rules decided.
+    pub offline: Severity,
+    /// Their reasoning.
+    pub reasoning: String,
+    /// The rules that fired.
+    pub fired: Vec<offline::RuleHit>,
+    /// The phrases a guard or the nearest-example vote switched off.
+    pub switched_off: Vec<offline::Suppressed>,
+    /// The nearest labelled examples.
+    pub nearest: Vec<offline::Neighbour>,
+}
+
+/// Explains every row that is a valid ticket with the offline rules.
+fn explain_rows(examples: &[Example], offline: &OfflineClassifier) -> Vec<Explained> {
+    examples
+        .iter()
+        .filter_map(|e| {
+            let x = offline.explain(&e.ticket_context().ok()?);
+            Some(Explained {
+                ticket_id: e.ticket_id.clone(),
+                expected: e.severity,
+                offline: x.classification.verdict.severity,
+                reasoning: x.classification.verdict.reasoning,
+                fired: x.fired,
+                switched_off: x.suppressed,
+                nearest: x.nearest,
+            })
+        })
+        .collect()
 }
 
 /// Nearest-rank percentiles of the time per decision.
@@ -205,18 +253,9 @@ pub async fn evaluate_with(
     let mut tasks = tokio::task::JoinSet::new();
     let mut rows_of_tasks = HashMap::new();
     for (i, e) in examples.iter().enumerate() {
-        let raw = RawTicket {
-            id: e.ticket_id.clone(),
-            subject: e.subject.clone(),
-            body: e.first_message.clone(),
-            tier: e.tier.as_str().to_owned(),
-            ..RawTicket::default()
-        };
-        let ctx = match Ticket::parse(Source::Api, raw, "") {
-            Ok(ticket) => TicketContext {
-                ticket,
-                repeat_count_24h: 0,
-            },
+        // The row's ARR and repeat count too, when the file has them.
+        let ctx = match e.ticket_context() {
+            Ok(ctx) => ctx,
             Err(err) => {
                 results.push((i, Err(format!("not a valid ticket: {err}"))));
                 continue;
@@ -324,6 +363,7 @@ pub async fn evaluate_with(
     #[allow(clippy::cast_precision_loss)]
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let accuracy = ratio(correct, total);
+    let (low, high) = crate::stats::wilson_95(correct, total);
     let model_called = warmup.is_some() || usage.answered > 0 || usage.cost_usd > 0.0;
     let usage = model_called.then(|| {
         usage.cache_hit_rate = ratio(cache_hits, usage.answered);
@@ -343,6 +383,7 @@ pub async fn evaluate_with(
         total,
         correct,
         accuracy,
+        accuracy_ci95: [low, high],
         confusion,
         failed,
         failed_by_expected,
@@ -350,6 +391,7 @@ pub async fn evaluate_with(
         fallbacks,
         latency_ms: Latency::of(latencies),
         usage,
+        explain: Vec::new(),
     }
 }
 
@@ -362,10 +404,12 @@ impl std::fmt::Display for EvalReport {
         )?;
         writeln!(
             f,
-            "accuracy: {}/{} = {:.1}%",
+            "accuracy: {}/{} = {:.1}% (95% Wilson interval {:.1}%–{:.1}%)",
             self.correct,
             self.total,
-            self.accuracy * 100.0
+            self.accuracy * 100.0,
+            self.accuracy_ci95[0] * 100.0,
+            self.accuracy_ci95[1] * 100.0
         )?;
         if self.failed > 0 {
             writeln!(
@@ -430,6 +474,27 @@ impl std::fmt::Display for EvalReport {
                 u.cost_usd, u.cost_per_ticket_usd, u.warmup_cost_usd
             )?;
         }
+        if !self.explain.is_empty() {
+            writeln!(f, "\nexplain (the offline rules, per ticket):")?;
+            for x in &self.explain {
+                let mark = if x.offline == x.expected {
+                    ""
+                } else {
+                    "  MISS"
+                };
+                writeln!(
+                    f,
+                    "  {}: expected {}, offline {}{mark}: {}",
+                    x.ticket_id, x.expected, x.offline, x.reasoning
+                )?;
+                let trace = offline::Trace {
+                    fired: &x.fired,
+                    suppressed: &x.switched_off,
+                    nearest: &x.nearest,
+                };
+                write!(f, "{trace}")?;
+            }
+        }
         Ok(())
     }
 }
@@ -452,7 +517,11 @@ async fn run(file: &str, examples: &[Example], args: &EvalArgs) -> Result<EvalRe
             eprintln!("escalator eval --classifier claude: ANTHROPIC_API_KEY is not set");
             return Err(ExitCode::from(exit::USAGE));
         }
-        return Ok(evaluate(file, examples, &classifiers.decider()).await);
+        let mut report = evaluate(file, examples, &classifiers.decider()).await;
+        if args.explain {
+            report.explain = explain_rows(examples, &classifiers.offline);
+        }
+        return Ok(report);
     };
     let check = claude.check_cache().await;
     eprintln!(
@@ -481,7 +550,7 @@ async fn run(file: &str, examples: &[Example], args: &EvalArgs) -> Result<EvalRe
         }
     };
     let progress = std::io::stderr().is_terminal() && !args.json;
-    Ok(evaluate_with(
+    let mut report = evaluate_with(
         file,
         examples,
         &classifiers.decider(),
@@ -489,7 +558,11 @@ async fn run(file: &str, examples: &[Example], args: &EvalArgs) -> Result<EvalRe
         warmup,
         progress,
     )
-    .await)
+    .await;
+    if args.explain {
+        report.explain = explain_rows(examples, &classifiers.offline);
+    }
+    Ok(report)
 }
 
 /// Runs `escalator eval`; returns the exit code (1 below `--min-accuracy` or when a row failed

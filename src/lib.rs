@@ -8,7 +8,8 @@
 //! - Leaves that import nothing of ours: [`env`](mod@env) (settings sources, `ConfigError`, parsers),
 //!   [`text`] (char-safe cuts, matching keys), [`backoff`] (the one backoff with jitter),
 //!   [`causes`] (the one cause-chain formatter).
-//! - [`labels`], [`prompt`]: the labelled examples and the prompt rendered from them.
+//! - [`labels`], [`prompt`]: the labelled examples and the prompt rendered from them;
+//!   [`stats`]: the Wilson interval of an accuracy figure.
 //! - Adapters: [`classifier`] (the `Classifier` trait, offline and Claude backends, the
 //!   fallback policy), [`store`] (the routing log on PostgreSQL or SQLite), [`ticketing`] (the
 //!   `Ticketing` and `ActionPlanner` ports, Plain and Pylon each in one module), [`telemetry`]
@@ -41,6 +42,7 @@ pub mod prompt;
 pub mod review;
 pub mod shutdown;
 pub mod startup;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod text;

@@ -141,11 +141,18 @@ pub fn render_examples(examples: &[Example]) -> String {
             e.route,
             serde_json::Value::String(e.why.clone())
         );
+        let _ = write!(out, "<example id=\"{}\">\ntier: {}\n", e.ticket_id, e.tier);
+        // The same names as the user turn, and only for rows that have them, so a file without
+        // the optional columns renders (and versions) exactly as before.
+        if let Some(arr) = e.arr_usd {
+            let _ = writeln!(out, "arr_usd: {arr:.0}");
+        }
+        if let Some(n) = e.repeat_24h {
+            let _ = writeln!(out, "other_tickets_from_customer_last_24h: {n}");
+        }
         let _ = write!(
             out,
-            "<example id=\"{}\">\ntier: {}\nsubject: {}\nfirst_message: {}\nanswer: {}\n</example>\n",
-            e.ticket_id,
-            e.tier,
+            "subject: {}\nfirst_message: {}\nanswer: {}\n</example>\n",
             one_line(&e.subject),
             one_line(&e.first_message),
             answer
@@ -209,6 +216,40 @@ mod tests {
         assert!(user.contains("subject: Export {{tier}}"));
         assert!(user.contains("first_message: Our dashboard is down"));
         assert!(!p.system().contains("Our dashboard"));
+    }
+
+    #[test]
+    fn examples_show_arr_and_repeats_only_when_the_file_has_them() {
+        let plain = labels::parse(
+            "f.csv",
+            "ticket_id,subject,first_message,tier,severity,route,why_this_label\nA-1,s,m,pro,routine,bot,w\n",
+        )
+        .unwrap();
+        assert_eq!(
+            render_examples(&plain),
+            "<example id=\"A-1\">\ntier: pro\nsubject: s\nfirst_message: m\nanswer: {\"severity\":\"routine\",\"route\":\"bot\",\"reasoning\":\"w\"}\n</example>\n"
+        );
+        let rich = labels::parse(
+            "f.csv",
+            "ticket_id,subject,first_message,tier,severity,route,why_this_label,arr_usd,repeat_24h,topic\nA-1,s,m,pro,urgent,human,w,12000,2,billing\nA-2,s2,m2,free,routine,bot,w,,,\n",
+        )
+        .unwrap();
+        let shown = render_examples(&rich);
+        assert!(
+            shown.starts_with("<example id=\"A-1\">\ntier: pro\narr_usd: 12000\nother_tickets_from_customer_last_24h: 2\nsubject: s\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("<example id=\"A-2\">\ntier: free\nsubject: s2\n"),
+            "{shown}"
+        );
+        assert!(!shown.contains("billing"), "topic is not rendered: {shown}");
+        // The columns are part of the examples, so of the prompt version.
+        let a = Prompt::render(EMBEDDED_TEMPLATE, &plain).unwrap();
+        let mut with_arr = plain.clone();
+        with_arr[0].arr_usd = Some(5.0);
+        let b = Prompt::render(EMBEDDED_TEMPLATE, &with_arr).unwrap();
+        assert_ne!(a.version(), b.version());
     }
 
     #[test]

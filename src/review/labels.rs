@@ -120,13 +120,15 @@ pub async fn add_from_reviews(
                     review.origin.as_str()
                 )
             }),
+            ..Example::default()
         });
     }
     let mut new_text = text.clone();
     if !new_text.ends_with('\n') {
         new_text.push('\n');
     }
-    new_text.push_str(&labels::render_rows(&added.rows));
+    let columns = labels::columns(&name, &text).map_err(|p| AddError::Labels(vec![p]))?;
+    new_text.push_str(&labels::render_rows(&added.rows, &columns));
     let examples = labels::parse(&name, &new_text).map_err(AddError::Labels)?;
     let holdout = file.with_file_name("holdout.csv");
     let other = if holdout.exists() && holdout != file {

@@ -27,15 +27,116 @@ const HEAD: &str = "ticket_id,subject,first_message,tier,severity,route,why_this
 
 #[test]
 fn labels_check_passes_the_shipped_files_with_a_summary() {
-    let out = escalator(&["labels", "check"]);
+    let out = escalator(&["labels", "check", "--strict"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.starts_with("labels/labels.csv: ok\n"), "{stdout}");
+    assert!(
+        stdout.starts_with("labels/labels.csv: ok\n100 rows\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("routine"));
     assert!(stdout.contains("enterprise"));
     assert!(stdout.contains("no overlap with labels/holdout.csv"));
-    let out = escalator(&["labels", "check", "labels/holdout.csv"]);
+    // The coverage table: every clause of the definitions, at least 3 rows each.
+    assert!(
+        stdout.contains("coverage: rows per definition clause (each needs at least 3"),
+        "{stdout}"
+    );
+    let clauses: Vec<&str> = stdout
+        .lines()
+        .filter(|l| {
+            l.starts_with("  routine   ")
+                || l.starts_with("  urgent    ")
+                || l.starts_with("  on_fire   ")
+        })
+        .filter(|l| l.split_whitespace().count() > 3)
+        .collect();
+    assert_eq!(clauses.len(), escalator::labels::CLAUSES.len(), "{stdout}");
+    for line in &clauses {
+        let rows: usize = line
+            .split_whitespace()
+            .rev()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert!(rows >= 3, "{line}");
+    }
+    for file in ["labels/holdout.csv", "labels/regressions.csv"] {
+        let out = escalator(&["labels", "check", file, "--strict"]);
+        assert!(out.status.success(), "{file}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn labels_check_reports_conflicting_labels_and_coverage_and_strict_fails_on_warnings() {
+    let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+    write!(
+        f,
+        "{HEAD}\
+         A-1,Charged twice,\"We were charged $49 twice on March 3rd, please refund one.\",pro,urgent,human,Billing dispute: $49 twice.\n\
+         A-2,Charged twice,\"We were charged $49 twice on March 3rd, please refund one!!\",pro,routine,bot,FAQ: billing.\n\
+         A-3,Dark mode,Would love a dark mode.,pro,routine,bot,Feature request.\n\
+         A-4,Dark mode please,Would love a dark mode!,pro,routine,bot,Feature request.\n"
+    )
+    .unwrap();
+    let path = f.path().to_str().unwrap();
+    let out = escalator(&["labels", "check", path, "--min-rows", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{path}:3: conflicting labels: line 2 and line 3 are 100% similar (A-1 is urgent, A-2 is routine)"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{path}: no row for the on_fire clause \"Data loss\""
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("warning: near-duplicate: line 4 and line 5"),
+        "{stderr}"
+    );
+
+    // A regression file (any size, any mix, no coverage) with only the warning left: ok,
+    // unless --strict.
+    let mut g = tempfile::Builder::new()
+        .prefix("regressions-")
+        .suffix(".csv")
+        .tempfile()
+        .unwrap();
+    write!(
+        g,
+        "{HEAD}\
+         A-3,Dark mode,Would love a dark mode.,pro,routine,bot,Feature request.\n\
+         A-4,Dark mode please,Would love a dark mode!,pro,routine,bot,Feature request.\n"
+    )
+    .unwrap();
+    let path = g.path().to_str().unwrap();
+    let args = ["labels", "check", path];
+    let out = escalator(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(": ok, 1 warning(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let mut strict = args.to_vec();
+    strict.push("--strict");
+    let out = escalator(&strict);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("(--strict fails on warnings)"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The same checks against the other file.
+    let out = escalator(&["labels", "check", path, "--against", "labels/labels.csv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("no overlap with labels/labels.csv"));
 }
 
 #[test]
@@ -83,11 +184,22 @@ fn eval_reports_accuracy_and_gates_on_min_accuracy() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("accuracy: "), "{stdout}");
+    assert!(stdout.contains("% (95% Wilson interval "), "{stdout}");
     assert!(stdout.contains("expected \\ predicted"));
     let json = escalator(&["eval", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert!(v["accuracy"].as_f64().unwrap() >= 0.8);
-    assert_eq!(v["total"], 12);
+    let accuracy = v["accuracy"].as_f64().unwrap();
+    assert!(accuracy >= 0.9, "{accuracy}");
+    assert_eq!(v["total"], 54);
+    let (low, high) = (
+        v["accuracy_ci95"][0].as_f64().unwrap(),
+        v["accuracy_ci95"][1].as_f64().unwrap(),
+    );
+    assert!(
+        low < accuracy && accuracy <= high && high <= 1.0,
+        "{low} {high}"
+    );
+    assert!(v.get("explain").is_none());
 
     // A file whose labels are all wrong: accuracy 0, exit 1, the misses listed.
     let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
@@ -100,6 +212,59 @@ fn eval_reports_accuracy_and_gates_on_min_accuracy() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("X-1: expected routine, got on_fire"));
     assert!(text(&out.stderr).contains("below --min-accuracy 0.9"));
+}
+
+/// `--explain` says per ticket which rules fired, which a guard switched off, and the nearest
+/// example; the file's `repeat_24h` and `arr_usd` reach the classifier.
+#[test]
+fn eval_explain_shows_rules_guards_and_nearest_and_passes_the_optional_columns() {
+    let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+    write!(
+        f,
+        "ticket_id,subject,first_message,tier,severity,route,why_this_label,arr_usd,repeat_24h\n\
+         E-1,SOC 2,Can you send your SOC 2 report and security whitepaper?,free,routine,bot,Docs answer.,0,0\n\
+         E-2,Report,Our Monday report didn't go out. Can you check?,pro,urgent,human,Repeat ticket.,9000,2\n\
+         E-3,Down,\"Since 9am every request returns HTTP 500, prod is down.\",pro,on_fire,engineering,Production down.,,\n"
+    )
+    .unwrap();
+    let path = f.path().to_str().unwrap();
+    let out = escalator(&["eval", path, "--explain", "--min-accuracy", "1"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("accuracy: 3/3 = 100.0% (95% Wilson interval 43.9%–100.0%)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("explain (the offline rules, per ticket):"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("switched off: Security report (\"security\"): asks for a document"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fired: Repeat ticket (2 others in 24 h) -> urgent"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("fired: Production down (\""), "{stdout}");
+    assert!(stdout.contains("nearest: L-"), "{stdout}");
+
+    let out = escalator(&["eval", path, "--explain", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let x = &v["explain"][1];
+    assert_eq!(x["ticket_id"], "E-2");
+    assert_eq!(x["offline"], "urgent");
+    assert_eq!(x["fired"][0]["rule"], "Repeat ticket");
+    assert_eq!(
+        v["explain"][0]["switched_off"][0]["reason"],
+        "asks for a document"
+    );
 }
 
 /// Tickets as phones type them: typographic apostrophes and quotes, dashes, accents, emoji,

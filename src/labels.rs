@@ -1288,6 +1288,8 @@ mod tests {
             severity: Severity::Urgent,
             route: Route::Human,
             why: "Reviewer: login blocked".into(),
+            // The line it is read back from.
+            line: 2,
             ..Example::default()
         };
         let text = format!(

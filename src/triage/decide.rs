@@ -77,7 +77,7 @@ impl Triage {
     }
 
     /// Registers `key` as being decided here; `None` when this process already is (a
-    /// concurrent request), whose claim must then be respected.
+    /// concurrent request, whose decision the caller then waits for).
     fn enter(&self, key: &IdempotencyKey) -> Option<Deciding> {
         let mut keys = self.deciding.lock().ok()?;
         keys.insert(key.clone()).then(|| Deciding {
@@ -167,15 +167,15 @@ impl Triage {
         act: bool,
     ) -> Result<Outcome, TriageError> {
         let since = Utc::now() - chrono::Duration::hours(24);
-        let deciding = self.enter(ticket.key());
+        // One request per key in this process claims it; a concurrent duplicate here waits for
+        // its decision. So a claim of this process that nobody here is deciding is stale (its
+        // attempt failed and could not release it) and is taken over.
+        let Some(_deciding) = self.enter(ticket.key()) else {
+            return self.wait_for(&ticket).await;
+        };
         let (claim, repeat_count_24h) = self
             .store
-            .claim_counting(
-                &ticket,
-                self.settings.claim_lease,
-                Some(since),
-                deciding.is_some(),
-            )
+            .claim_counting(&ticket, self.settings.claim_lease, Some(since), true)
             .await?;
         match claim {
             Claim::Decided(decision) => {
@@ -252,10 +252,12 @@ impl Triage {
         reason: &str,
         trace_id: Option<String>,
     ) -> Result<Outcome, TriageError> {
-        let deciding = self.enter(ticket.key());
+        let Some(_deciding) = self.enter(ticket.key()) else {
+            return Err(TriageError::InFlight(ticket.key().to_string()));
+        };
         let (claim, repeat_count_24h) = self
             .store
-            .claim_counting(&ticket, self.settings.claim_lease, None, deciding.is_some())
+            .claim_counting(&ticket, self.settings.claim_lease, None, true)
             .await?;
         match claim {
             Claim::Decided(decision) => Ok(Outcome {

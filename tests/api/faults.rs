@@ -293,6 +293,22 @@ async fn a_poison_delivery_gets_the_safe_decision_and_the_others_are_routed() {
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0);
     assert!(panics >= 5.0, "panics counted: {panics}");
+    // The backlog and the loops are visible, and the service is ready: every loop runs.
+    for line in [
+        "escalator_delivery_backlog{status=\"pending\"} 0",
+        "escalator_oldest_pending_seconds{queue=\"inbox\"} 0",
+        "escalator_worker_loop_up{loop=\"inbox\"} 1",
+        "escalator_worker_loop_up{loop=\"outbox\"} 1",
+        "escalator_worker_loop_up{loop=\"heartbeat\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from /metrics");
+    }
+    let ready = client
+        .get(format!("{}/readyz", app.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
     app.stop().await;
 }
 

@@ -5,8 +5,8 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use escalator::{
-    domain::{Decision, IdempotencyKey, RawTicket, Route, Severity, Source, Ticket, Tier, Usage},
-    store::{NewAction, NewDelivery, Store},
+    domain::{Decision, IdempotencyKey, RawTicket, Severity, Source, Ticket, Tier, Usage},
+    store::{NewAction, NewDelivery, PgStore, SqliteStore, Store},
 };
 use serde_json::json;
 
@@ -25,6 +25,15 @@ fn delivery(id: &str) -> NewDelivery {
 }
 
 async fn decided_with_actions(store: &Arc<dyn Store>, id: &str, kinds: &[&str]) -> Decision {
+    decided_as(store, id, Severity::Urgent, kinds).await
+}
+
+async fn decided_as(
+    store: &Arc<dyn Store>,
+    id: &str,
+    severity: Severity,
+    kinds: &[&str],
+) -> Decision {
     let ticket = Ticket::parse(
         Source::Plain,
         RawTicket {
@@ -42,8 +51,8 @@ async fn decided_with_actions(store: &Arc<dyn Store>, id: &str, kinds: &[&str]) 
         source: Source::Plain,
         ticket_id: id.into(),
         ticket_version: "v1".into(),
-        severity: Severity::Urgent,
-        route: Route::Human,
+        severity,
+        route: severity.route(),
         confidence: 0.8,
         reasoning: "Because.".into(),
         prompt_version: "p@1".into(),
@@ -69,6 +78,29 @@ async fn decided_with_actions(store: &Arc<dyn Store>, id: &str, kinds: &[&str]) 
 }
 
 both_backends! {
+    async fn under_a_backlog_the_worst_tickets_act_first_and_the_oldest_are_decided_first(store) {
+        decided_as(&store, "th_routine", Severity::Routine, &["plain.label"]).await;
+        decided_as(&store, "th_urgent", Severity::Urgent, &["plain.label"]).await;
+        decided_as(&store, "th_fire", Severity::OnFire, &["plain.label", "plain.note"]).await;
+        let lease = Duration::from_secs(60);
+        let mut seen = Vec::new();
+        for n in [2, 1, 1] {
+            for a in store.lease_actions(lease, n).await.unwrap() {
+                seen.push(a.ticket_id);
+            }
+        }
+        assert_eq!(seen, ["th_fire", "th_fire", "th_urgent", "th_routine"]);
+
+        for id in ["th_a", "th_b", "th_c"] {
+            assert!(store.accept_delivery(&delivery(id)).await.unwrap());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let first = store.lease_deliveries(lease, 2).await.unwrap();
+        let mut keys: Vec<&str> = first.iter().map(|d| d.key.ticket_id.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["th_a", "th_b"], "oldest first");
+    }
+
     async fn deliveries_are_stored_once_and_leased_exclusively(store) {
         assert!(store.accept_delivery(&delivery("th_1")).await.unwrap());
         assert!(!store.accept_delivery(&delivery("th_1")).await.unwrap());
@@ -271,4 +303,74 @@ both_backends! {
                 .is_empty()
         );
     }
+}
+
+/// Two processes on one database: a holder's leases and claims are its own while its heartbeat
+/// is fresh, taken over by the other once it is stale, and at once after it retires.
+async fn a_dead_holders_work_is_taken_over(alive: Arc<dyn Store>, other: Arc<dyn Store>) {
+    let lease = Duration::from_secs(600);
+    alive.heartbeat().await.unwrap();
+    other.heartbeat().await.unwrap();
+    assert!(alive.accept_delivery(&delivery("th_d1")).await.unwrap());
+    assert!(alive.accept_delivery(&delivery("th_d2")).await.unwrap());
+    decided_with_actions(&alive, "th_a1", &["plain.label"]).await;
+    assert_eq!(alive.lease_deliveries(lease, 1).await.unwrap().len(), 1);
+    assert_eq!(alive.lease_actions(lease, 10).await.unwrap().len(), 1);
+    let ticket = Ticket::parse(
+        Source::Api,
+        RawTicket {
+            id: "T-claimed".into(),
+            body: "hello".into(),
+            ..RawTicket::default()
+        },
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        alive.claim(&ticket, lease).await.unwrap(),
+        escalator::store::Claim::New
+    );
+    // Alive: the other process leaves its work alone (it gets the one free delivery only).
+    assert_eq!(other.lease_deliveries(lease, 10).await.unwrap().len(), 1);
+    assert!(other.lease_actions(lease, 10).await.unwrap().is_empty());
+    assert_eq!(
+        other.claim(&ticket, lease).await.unwrap(),
+        escalator::store::Claim::InFlight
+    );
+    // Silent for longer than `stale_after` (300 ms for `other`): taken over, long before the
+    // 600 s lease runs out.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    other.heartbeat().await.unwrap();
+    let taken = other.lease_deliveries(lease, 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].attempts, 2);
+    assert_eq!(other.lease_actions(lease, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        other.claim(&ticket, lease).await.unwrap(),
+        escalator::store::Claim::New
+    );
+    // A retired holder's work is free at once, whatever the threshold.
+    alive.heartbeat().await.unwrap();
+    decided_with_actions(&alive, "th_a2", &["plain.label"]).await;
+    assert_eq!(alive.lease_actions(lease, 10).await.unwrap().len(), 1);
+    alive.retire().await.unwrap();
+    assert_eq!(other.lease_actions(lease, 10).await.unwrap().len(), 1);
+}
+
+#[sqlx::test(migrations = "migrations/postgres")]
+async fn a_dead_holders_work_is_taken_over_on_postgres(pool: sqlx::PgPool) {
+    a_dead_holders_work_is_taken_over(
+        Arc::new(PgStore::new(pool.clone())),
+        Arc::new(PgStore::new(pool).stale_after(Duration::from_millis(300))),
+    )
+    .await;
+}
+
+#[sqlx::test(migrations = "migrations/sqlite")]
+async fn a_dead_holders_work_is_taken_over_on_sqlite(pool: sqlx::SqlitePool) {
+    a_dead_holders_work_is_taken_over(
+        Arc::new(SqliteStore::new(pool.clone())),
+        Arc::new(SqliteStore::new(pool).stale_after(Duration::from_millis(300))),
+    )
+    .await;
 }

@@ -164,19 +164,27 @@ fn review(sample: &SampleArgs, reviewer: &str) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprintln!("Type a key and Enter; the why is optional (Enter to leave it empty).");
-    }
-    let mut input = stdin.lock();
     let mut out = std::io::stdout().lock();
-    let outcome = super::terminal::run(
-        env.rt.handle(),
-        env.store.as_ref(),
-        &sample,
-        reviewer,
-        &mut input,
-        &mut out,
-    );
+    let outcome = if stdin.is_terminal() {
+        eprintln!("Type a key; the why is optional (Enter to leave it empty).");
+        super::terminal::run(
+            env.rt.handle(),
+            env.store.as_ref(),
+            &sample,
+            reviewer,
+            &mut super::terminal::Tty,
+            &mut out,
+        )
+    } else {
+        super::terminal::run(
+            env.rt.handle(),
+            env.store.as_ref(),
+            &sample,
+            reviewer,
+            &mut super::terminal::Lines(&mut stdin.lock()),
+            &mut out,
+        )
+    };
     match outcome {
         Ok(_) => {
             if let Ok(t) = env

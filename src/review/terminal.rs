@@ -1,6 +1,7 @@
-//! `escalator review`: the day's sample in a terminal, one ticket at a time. Each key is typed
-//! as a line (`c`, `r`, `u`, `f`, `s`, `q` and Enter), then an optional one-line why, so the
-//! same flow runs on a terminal, a pipe and in tests through its input stream.
+//! `escalator review`: the day's sample in a terminal, one ticket at a time. On a terminal a
+//! verdict is one keystroke (`c`, `r`, `u`, `f`, `s`, `q`; read in raw mode with crossterm),
+//! then an optional one-line why; from a pipe or in tests each key is a line of the input
+//! stream ([`Lines`]), so the same flow runs everywhere.
 
 use std::io::{BufRead, Write};
 
@@ -109,16 +110,91 @@ pub fn render(item: &ReviewItem, position: usize, total: usize) -> String {
     s
 }
 
-const KEYS: &str =
-    "[c] correct  [r] routine  [u] urgent  [f] on_fire  [s] skip  [q] quit (then Enter)";
+const KEYS: &str = "[c] correct  [r] routine  [u] urgent  [f] on_fire  [s] skip  [q] quit";
 
-/// Reads one line; `None` at the end of the input.
-fn read_line(input: &mut dyn BufRead) -> std::io::Result<Option<String>> {
-    let mut line = String::new();
-    if input.read_line(&mut line)? == 0 {
-        return Ok(None);
+/// Where the reviewer's keys and lines come from.
+pub trait Keys {
+    /// One verdict key; `None` at the end of the input.
+    ///
+    /// # Errors
+    /// When the input cannot be read.
+    fn key(&mut self, out: &mut dyn Write) -> std::io::Result<Option<String>>;
+    /// One line (the optional why); `None` at the end of the input.
+    ///
+    /// # Errors
+    /// When the input cannot be read.
+    fn line(&mut self) -> std::io::Result<Option<String>>;
+    /// What to type after a key, for the prompt.
+    fn hint(&self) -> &'static str;
+}
+
+/// Keys as lines of an input stream (a pipe, a file, a test).
+pub struct Lines<'a>(pub &'a mut dyn BufRead);
+
+impl Keys for Lines<'_> {
+    fn key(&mut self, _out: &mut dyn Write) -> std::io::Result<Option<String>> {
+        self.line()
     }
-    Ok(Some(line))
+
+    fn line(&mut self) -> std::io::Result<Option<String>> {
+        let mut line = String::new();
+        if self.0.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        Ok(Some(line))
+    }
+
+    fn hint(&self) -> &'static str {
+        " (then Enter)"
+    }
+}
+
+/// Keys from the terminal: one keystroke each, read in raw mode (no Enter needed); the why is
+/// read as a normal line. Ctrl-C, Ctrl-D and Esc quit like `q`.
+pub struct Tty;
+
+/// Leaves raw mode however the read ends.
+struct Raw;
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+}
+
+impl Keys for Tty {
+    fn key(&mut self, out: &mut dyn Write) -> std::io::Result<Option<String>> {
+        use crossterm::event::{Event, KeyCode, KeyEventKind, KeyModifiers, read};
+        let key = {
+            crossterm::terminal::enable_raw_mode()?;
+            let _raw = Raw;
+            loop {
+                let Event::Key(k) = read()? else { continue };
+                if k.kind != KeyEventKind::Press {
+                    continue;
+                }
+                match k.code {
+                    KeyCode::Char('c' | 'd') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                        break "q".to_owned();
+                    }
+                    KeyCode::Esc => break "q".to_owned(),
+                    KeyCode::Char(c) => break c.to_string(),
+                    _ => {}
+                }
+            }
+        };
+        // Raw mode does not echo: show what was typed.
+        writeln!(out, "{key}")?;
+        Ok(Some(key))
+    }
+
+    fn line(&mut self) -> std::io::Result<Option<String>> {
+        Lines(&mut std::io::stdin().lock()).line()
+    }
+
+    fn hint(&self) -> &'static str {
+        ""
+    }
 }
 
 /// Runs the review of `sample`'s open items: shows each, reads a key and an optional why, and
@@ -134,7 +210,7 @@ pub fn run(
     store: &dyn Store,
     sample: &Sample,
     reviewer: &str,
-    input: &mut dyn BufRead,
+    input: &mut dyn Keys,
     out: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
     let total = sample.items.len();
@@ -154,9 +230,9 @@ pub fn run(
     'items: for (i, item) in open {
         write!(out, "{}", render(item, i + 1, total))?;
         let key = loop {
-            write!(out, "{KEYS}\n> ")?;
+            write!(out, "{KEYS}{}\n> ", input.hint())?;
             out.flush()?;
-            let Some(line) = read_line(input)? else {
+            let Some(line) = input.key(out)? else {
                 break Key::Quit;
             };
             match parse_key(&line) {
@@ -176,7 +252,7 @@ pub fn run(
                 let v = v.normalised(&item.decision);
                 write!(out, "Why (optional, one line): ")?;
                 out.flush()?;
-                let why = read_line(input)?.unwrap_or_default();
+                let why = input.line()?.unwrap_or_default();
                 let review = NewReview {
                     decision_id: item.decision.id.clone(),
                     reviewer: reviewer.to_owned(),

@@ -309,7 +309,7 @@ both_backends! {
             let sample = sample.clone();
             tokio::task::spawn_blocking(move || {
                 let mut out = Vec::new();
-                let o = review::terminal::run(&handle, store.as_ref(), &sample, "tess", &mut input.as_bytes(), &mut out).unwrap();
+                let o = review::terminal::run(&handle, store.as_ref(), &sample, "tess", &mut review::terminal::Lines(&mut input.as_bytes()), &mut out).unwrap();
                 (o, String::from_utf8(out).unwrap())
             })
             .await
@@ -337,7 +337,7 @@ both_backends! {
             tokio::task::spawn_blocking(move || {
                 let mut out = Vec::new();
                 // The input ends without a key: that is a quit, nothing recorded.
-                review::terminal::run(&handle, store.as_ref(), &again, "tess", &mut "".as_bytes(), &mut out).unwrap();
+                review::terminal::run(&handle, store.as_ref(), &again, "tess", &mut review::terminal::Lines(&mut "".as_bytes()), &mut out).unwrap();
                 String::from_utf8(out).unwrap()
             })
             .await
@@ -500,4 +500,70 @@ async fn the_review_commands_run_end_to_end_on_the_binary() {
     let (code, out, _) = run(&["review", "--date", "2026-11-24"], "");
     assert_eq!(code, Some(0));
     assert!(out.contains("0 to judge"), "{out}");
+}
+
+/// On a real terminal a verdict is one keystroke, no Enter: the binary runs under a
+/// pseudo-terminal (`script` from util-linux), is sent `u`, a why line, then `q`, each after a
+/// pause so it arrives while the review waits for it.
+#[tokio::test]
+async fn on_a_terminal_one_keystroke_is_a_verdict() {
+    use std::{io::Write as _, process::Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tty.db").display());
+    let store = escalator::store::connect(&escalator::store::StoreSettings {
+        url: url.clone(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(5),
+        stale_after: escalator::store::DEFAULT_STALE_AFTER,
+    })
+    .await
+    .unwrap();
+    for i in 0..2 {
+        seed(
+            store.as_ref(),
+            Source::Api,
+            &format!("T-tty-{i}"),
+            "Refund?",
+            "Charged twice",
+            Severity::Routine,
+            false,
+            at(day(), 8 + i),
+        )
+        .await;
+    }
+    let command = format!(
+        "{} review --date 2026-11-24 --seed 3 --reviewer tty",
+        env!("CARGO_BIN_EXE_escalator")
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("DATABASE_URL", &url)
+        .env_remove("ESCALATOR_CONFIG")
+        .env_remove("ANTHROPIC_API_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs the review under a pseudo-terminal");
+    let mut stdin = child.stdin.take().unwrap();
+    for typed in ["u", "vip customer\r", "q"] {
+        std::thread::sleep(Duration::from_millis(1_500));
+        stdin.write_all(typed.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("recorded: corrected to urgent"), "{text}");
+    assert!(text.contains("1 judged, 0 skipped, 1 left"), "{text}");
+    let reviews = store
+        .latest_reviews_since(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH)
+        .await
+        .unwrap();
+    assert_eq!(reviews.len(), 1);
+    assert_eq!(reviews[0].why.as_deref(), Some("vip customer"));
+    store.close().await;
 }

@@ -1233,42 +1233,55 @@ impl fmt::Display for Report {
 /// [`hygiene`] and coverage. Never stops at the first problem.
 pub fn check_file(path: &Path, against: Option<&Path>, options: &CheckOptions) -> Report {
     let file = path.display().to_string();
-    let error = |problem: Problem| Finding {
-        level: Level::Error,
-        problem,
-    };
-    let mut findings: Vec<Finding> = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
     let examples = load(path).unwrap_or_else(|p| {
-        findings.extend(p.into_iter().map(error));
+        problems.extend(p);
         Vec::new()
     });
     let other = against.and_then(|a| match load(a) {
         Ok(o) => Some((a.display().to_string(), o)),
         Err(p) => {
-            findings.extend(p.into_iter().map(error));
+            problems.extend(p);
             None
         }
     });
-    let coverage = Coverage::of(&examples);
+    check_examples(&file, &examples, other, options, problems)
+}
+
+/// [`check_file`] over rows already parsed (e.g. a file about to be written): `unreadable`
+/// holds problems met while reading them, which skip the other checks.
+pub fn check_examples(
+    file: &str,
+    examples: &[Example],
+    other: Option<(String, Vec<Example>)>,
+    options: &CheckOptions,
+    unreadable: Vec<Problem>,
+) -> Report {
+    let error = |problem: Problem| Finding {
+        level: Level::Error,
+        problem,
+    };
+    let mut findings: Vec<Finding> = unreadable.into_iter().map(error).collect();
+    let coverage = Coverage::of(examples);
     if findings.is_empty() {
         let other = other.as_ref().map(|(n, o)| (n.as_str(), o.as_slice()));
         findings.extend(
-            check(&file, &examples, &options.rules, other)
+            check(file, examples, &options.rules, other)
                 .into_iter()
                 .map(error),
         );
-        findings.extend(hygiene(&file, &examples, other));
+        findings.extend(hygiene(file, examples, other));
         if let (true, Some((other_file, other))) = (options.same_mix, other) {
-            findings.extend(compare_mix(&file, &examples, other_file, other));
+            findings.extend(compare_mix(file, examples, other_file, other));
         }
-        findings.extend(coverage.findings(&file, options.min_per_clause));
+        findings.extend(coverage.findings(file, options.min_per_clause));
         findings.sort_by_key(|f| std::cmp::Reverse(f.level));
     }
     Report {
-        file,
+        file: file.to_owned(),
         against: other.map(|(n, _)| n),
         findings,
-        summary: Summary::of(&examples),
+        summary: Summary::of(examples),
         coverage,
         min_per_clause: options.min_per_clause,
     }

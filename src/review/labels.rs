@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 
 use crate::{
-    labels::{self, Example, Rules},
+    labels::{self, Example},
     prompt::{self, Prompt},
     store::Store,
 };
@@ -41,12 +41,6 @@ pub enum AddError {
     #[error(transparent)]
     Io(#[from] anyhow::Error),
 }
-
-/// The rules `escalator labels check` applies to a training file (not a holdout).
-const TRAINING_RULES: Rules = Rules {
-    min_rows: 50,
-    min_share: 0.25,
-};
 
 /// Appends the tickets whose last verdict since `since` (start of that day in `tz`; all when
 /// `None`) is a correction to the labels file at `file`, with the corrected severity and the
@@ -130,21 +124,28 @@ pub async fn add_from_reviews(
     let columns = labels::columns(&name, &text).map_err(|p| AddError::Labels(vec![p]))?;
     new_text.push_str(&labels::render_rows(&added.rows, &columns));
     let examples = labels::parse(&name, &new_text).map_err(AddError::Labels)?;
-    let holdout = file.with_file_name("holdout.csv");
-    let other = if holdout.exists() && holdout != file {
-        Some((
-            holdout.display().to_string(),
-            labels::load(&holdout).map_err(AddError::Labels)?,
-        ))
-    } else {
-        None
+    // The checks of `escalator labels check` on the file as it would be written: against the
+    // file it must stay apart from (the holdout beside it), errors refuse the write.
+    let other = match labels::CheckOptions::default_against(file) {
+        Some(path) => Some((
+            path.display().to_string(),
+            labels::load(&path).map_err(AddError::Labels)?,
+        )),
+        None => None,
     };
-    let problems = labels::check(
+    let report = labels::check_examples(
         &name,
         &examples,
-        &TRAINING_RULES,
-        other.as_ref().map(|(n, o)| (n.as_str(), o.as_slice())),
+        other,
+        &labels::CheckOptions::for_file(file),
+        Vec::new(),
     );
+    let problems: Vec<labels::Problem> = report
+        .findings
+        .into_iter()
+        .filter(|f| f.level == labels::Level::Error)
+        .map(|f| f.problem)
+        .collect();
     if !problems.is_empty() {
         return Err(AddError::Labels(problems));
     }

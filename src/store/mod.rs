@@ -69,6 +69,39 @@ pub enum Claim {
     InFlight,
 }
 
+/// How a ticket is claimed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClaimOptions {
+    /// Count the customer's other tickets since then (0 without a customer or this).
+    pub repeats_since: Option<DateTime<Utc>>,
+    /// A live claim of this very process is stale and may be taken over: the caller knows
+    /// nothing in this process is deciding the key now (e.g. an earlier attempt failed while
+    /// the database was down and could not release it).
+    pub take_own: bool,
+    /// Whether the decision implies ticketing actions (gRPC `Classify` only logs), stored with
+    /// the claim so whoever decides an abandoned ticket does what its request would have.
+    pub acts: bool,
+}
+
+impl Default for ClaimOptions {
+    fn default() -> Self {
+        Self {
+            repeats_since: None,
+            take_own: false,
+            acts: true,
+        }
+    }
+}
+
+/// A ticket whose claim ran out (or whose holder died) without a decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Undecided {
+    /// The ticket as it was claimed.
+    pub ticket: Ticket,
+    /// Whether its request would have acted on the decision (see [`ClaimOptions::acts`]).
+    pub acts: bool,
+}
+
 /// The outcome of recording a decision.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recorded {
@@ -226,21 +259,20 @@ pub trait Store: Send + Sync {
 
     /// Makes the ticket durable under its idempotency key and claims it for `lease`.
     async fn claim(&self, ticket: &Ticket, lease: Duration) -> Result<Claim, StoreError> {
-        Ok(self.claim_counting(ticket, lease, None, false).await?.0)
+        Ok(self
+            .claim_counting(ticket, lease, &ClaimOptions::default())
+            .await?
+            .0)
     }
 
     /// [`Store::claim`], and for a new claim also the number of other tickets (distinct ids)
-    /// the same customer opened in the same source since `repeats_since` (0 without a customer
-    /// or a `repeats_since`), in the same round trip where the backend allows. `take_own`: a
-    /// live claim of this very process is stale (the caller knows nothing in this process is
-    /// deciding the key now, e.g. an earlier attempt failed while the database was down and
-    /// could not release it) and may be taken over.
+    /// the same customer opened in the same source since `options.repeats_since`, in the same
+    /// round trip where the backend allows.
     async fn claim_counting(
         &self,
         ticket: &Ticket,
         lease: Duration,
-        repeats_since: Option<DateTime<Utc>>,
-        take_own: bool,
+        options: &ClaimOptions,
     ) -> Result<(Claim, u32), StoreError>;
 
     /// Gives up this process's claim on `key` at once (its decision failed unexpectedly), so a
@@ -345,7 +377,7 @@ pub trait Store: Send + Sync {
         &self,
         source: Source,
         limit: u32,
-    ) -> Result<Vec<Ticket>, StoreError>;
+    ) -> Result<Vec<Undecided>, StoreError>;
 
     /// Writes a score to the outbox as pending; a score with the same id is replaced (a
     /// correction of a review wins) and sent again.

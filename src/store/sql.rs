@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
 use super::{
-    Action, Backlog, Claim, DEFAULT_STALE_AFTER, NewAction, NewDelivery, PendingDelivery, Recorded,
-    ScoreRow, ScoreValue, Store, StoreError,
+    Action, Backlog, Claim, ClaimOptions, DEFAULT_STALE_AFTER, NewAction, NewDelivery,
+    PendingDelivery, Recorded, ScoreRow, ScoreValue, Store, StoreError, Undecided,
 };
 use crate::domain::{
     Decision, IdempotencyKey, RawTicket, Route, Severity, Source, Ticket, Tier, Usage,
@@ -326,21 +326,21 @@ macro_rules! impl_store {
                 &self,
                 ticket: &Ticket,
                 lease: Duration,
-                repeats_since: Option<DateTime<Utc>>,
-                take_own: bool,
+                options: &ClaimOptions,
             ) -> Result<(Claim, u32), StoreError> {
+                let (repeats_since, take_own) = (options.repeats_since, options.take_own);
                 let key = ticket.key();
                 let now = Utc::now();
                 let until = lease_end(lease);
                 let since = repeats_since.filter(|_| ticket.customer_id().is_some());
                 const INSERT: &str = "INSERT INTO tickets (source, ticket_id, version, subject, body, \
-                     tier, arr_usd, customer_id, received_at, claimed_until, claimed_by) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     tier, arr_usd, customer_id, received_at, claimed_until, claimed_by, acts) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                      ON CONFLICT (source, ticket_id, version) DO NOTHING";
                 // PostgreSQL inserts and counts the customer's other tickets in one statement
                 // (the count's snapshot does not see the new row, which it excludes anyway);
                 // SQLite is in-process, so a second statement costs no round trip.
-                // The eleven values of `INSERT`.
+                // The twelve values of `INSERT`.
                 macro_rules! bind_ticket {
                     ($q:expr) => {
                         $q.bind(key.source.as_str())
@@ -354,6 +354,7 @@ macro_rules! impl_store {
                             .bind(now)
                             .bind(until)
                             .bind(&self.holder)
+                            .bind(options.acts)
                     };
                 }
                 let (inserted, mut recent) = if $backend == "postgres" && since.is_some() {
@@ -361,7 +362,7 @@ macro_rules! impl_store {
                         "WITH ins AS ({INSERT} RETURNING 1) \
                          SELECT (SELECT COUNT(*) FROM ins) AS inserted, \
                          (SELECT COUNT(DISTINCT ticket_id) FROM tickets WHERE source = $1 \
-                          AND customer_id = $8 AND ticket_id <> $2 AND received_at >= $12) AS recent"
+                          AND customer_id = $8 AND ticket_id <> $2 AND received_at >= $13) AS recent"
                     ))))
                     .bind(since)
                     .fetch_one(&self.pool)
@@ -387,7 +388,7 @@ macro_rules! impl_store {
                     // when the caller says so: otherwise it may be a concurrent request of
                     // this very process.
                     let taken = sqlx::query(
-                        "UPDATE tickets SET claimed_until = $1, claimed_by = $6 \
+                        "UPDATE tickets SET claimed_until = $1, claimed_by = $6, acts = $9 \
                          WHERE source = $2 AND ticket_id = $3 AND version = $4 \
                          AND (claimed_until < $5 OR (claimed_by = $6 AND $8) \
                           OR (claimed_by IS NOT NULL AND claimed_by <> $6 \
@@ -402,6 +403,7 @@ macro_rules! impl_store {
                     .bind(&self.holder)
                     .bind(self.live_since())
                     .bind(take_own)
+                    .bind(options.acts)
                     .execute(&self.pool)
                     .await?
                     .rows_affected();
@@ -757,10 +759,10 @@ macro_rules! impl_store {
                 &self,
                 source: Source,
                 limit: u32,
-            ) -> Result<Vec<Ticket>, StoreError> {
+            ) -> Result<Vec<Undecided>, StoreError> {
                 let rows = sqlx::query(
                     "SELECT t.source, t.ticket_id, t.version, t.subject, t.body, t.tier, t.arr_usd, \
-                     t.customer_id FROM tickets t \
+                     t.customer_id, t.acts FROM tickets t \
                      WHERE t.source = $1 AND (t.claimed_until < $2 OR (t.claimed_by IS NOT NULL \
                        AND t.claimed_by <> $5 AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = t.claimed_by \
                        AND w.heartbeat_at >= $4))) AND NOT EXISTS ( \
@@ -779,7 +781,8 @@ macro_rules! impl_store {
                     .map(|row| {
                         let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
                         let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
-                        Ticket::parse(
+                        let acts: bool = row.try_get("acts").map_err(corrupt)?;
+                        let ticket = Ticket::parse(
                             source,
                             RawTicket {
                                 id: text("ticket_id")?,
@@ -795,7 +798,8 @@ macro_rules! impl_store {
                             },
                             "",
                         )
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        Ok(Undecided { ticket, acts })
                     })
                     .collect()
             }

@@ -13,7 +13,7 @@ use super::{Outcome, TriageError, TriageSettings};
 use crate::{
     classifier::Decider,
     domain::{Decision, IdempotencyKey, Ticket, TicketContext},
-    store::{Claim, Recorded, Store},
+    store::{Claim, ClaimOptions, Recorded, Store},
     telemetry::{self, HeaderSource, metrics::metrics},
     ticketing::ActionPlanner,
 };
@@ -159,8 +159,13 @@ impl Triage {
         result
     }
 
-    /// Decides `ticket` once; `act` plans the actions the decision implies.
-    async fn decide_once(
+    /// Decides `ticket` once; `act` plans the actions the decision implies (`false`: gRPC
+    /// `Classify`, which only logs). The worker decides an abandoned ticket with the `act` its
+    /// request claimed it with.
+    ///
+    /// # Errors
+    /// As [`Triage::decide`].
+    pub async fn decide_once(
         &self,
         ticket: Ticket,
         trace_id: Option<String>,
@@ -175,7 +180,15 @@ impl Triage {
         };
         let (claim, repeat_count_24h) = self
             .store
-            .claim_counting(&ticket, self.settings.claim_lease, Some(since), true)
+            .claim_counting(
+                &ticket,
+                self.settings.claim_lease,
+                &ClaimOptions {
+                    repeats_since: Some(since),
+                    take_own: true,
+                    acts: act,
+                },
+            )
             .await?;
         match claim {
             Claim::Decided(decision) => {
@@ -242,7 +255,7 @@ impl Triage {
 
     /// Logs the safe decision for `ticket` (see [`Decider::safe`]) with the actions it implies,
     /// for a ticket the worker could not decide; `reason` is the fallback reason. A key decided
-    /// meanwhile returns its logged decision.
+    /// meanwhile returns its logged decision. `act` as in [`Triage::decide_once`].
     ///
     /// # Errors
     /// As [`Triage::decide`].
@@ -251,13 +264,22 @@ impl Triage {
         ticket: Ticket,
         reason: &str,
         trace_id: Option<String>,
+        act: bool,
     ) -> Result<Outcome, TriageError> {
         let Some(_deciding) = self.enter(ticket.key()) else {
             return Err(TriageError::InFlight(ticket.key().to_string()));
         };
         let (claim, repeat_count_24h) = self
             .store
-            .claim_counting(&ticket, self.settings.claim_lease, None, true)
+            .claim_counting(
+                &ticket,
+                self.settings.claim_lease,
+                &ClaimOptions {
+                    repeats_since: None,
+                    take_own: true,
+                    acts: act,
+                },
+            )
             .await?;
         match claim {
             Claim::Decided(decision) => Ok(Outcome {
@@ -271,7 +293,7 @@ impl Triage {
                     repeat_count_24h,
                 };
                 let classification = self.decider.safe(reason);
-                self.log(&ctx, classification, trace_id, true).await
+                self.log(&ctx, classification, trace_id, act).await
             }
         }
     }

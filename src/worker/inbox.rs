@@ -222,7 +222,8 @@ impl Worker {
         for ticket in candidates {
             let triage = self.triage.clone();
             let why = reason.to_owned();
-            match isolated(async move { triage.decide_safe(ticket, &why, None).await }).await {
+            match isolated(async move { triage.decide_safe(ticket, &why, None, true).await }).await
+            {
                 Ok(Ok(outcome)) => {
                     tracing::warn!(
                         key = %d.key,
@@ -317,7 +318,9 @@ pub async fn recover(w: Worker, shutdown: CancellationToken) {
             .await
         {
             Ok(tickets) => {
-                for t in tickets {
+                for undecided in tickets {
+                    // Decided as its request would have: `Classify` logs only, `Route` acts.
+                    let (t, act) = (undecided.ticket, undecided.acts);
                     let key = t.key().clone();
                     let count = match failures.get(&key) {
                         Some((_, next)) if *next > Instant::now() => continue,
@@ -326,10 +329,12 @@ pub async fn recover(w: Worker, shutdown: CancellationToken) {
                     };
                     let triage = w.triage.clone();
                     let result = if count >= w.settings.max_attempts {
-                        isolated(async move { triage.decide_safe(t, INTERNAL_ERROR, None).await })
-                            .await
+                        isolated(
+                            async move { triage.decide_safe(t, INTERNAL_ERROR, None, act).await },
+                        )
+                        .await
                     } else {
-                        isolated(async move { triage.decide(t, None).await }).await
+                        isolated(async move { triage.decide_once(t, None, act).await }).await
                     };
                     match result {
                         Ok(Ok(o)) => {

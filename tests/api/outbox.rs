@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use escalator::{
     domain::{Decision, IdempotencyKey, RawTicket, Severity, Source, Ticket, Tier, Usage},
-    store::{NewAction, NewDelivery, PgStore, SqliteStore, Store},
+    store::{ClaimOptions, NewAction, NewDelivery, PgStore, SqliteStore, Store, Undecided},
 };
 use serde_json::json;
 
@@ -264,6 +264,10 @@ both_backends! {
         };
         let short = Duration::from_millis(1);
         store.claim(&ticket("a", Source::Api), short).await.unwrap();
+        // A `Classify` claim: decided later without actions.
+        let log_only = ClaimOptions { acts: false, ..ClaimOptions::default() };
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        store.claim_counting(&ticket("c", Source::Api), short, &log_only).await.unwrap();
         store
             .claim(&ticket("live", Source::Api), Duration::from_secs(60))
             .await
@@ -276,8 +280,11 @@ both_backends! {
         let found = store.undecided_tickets(Source::Api, 10).await.unwrap();
         assert_eq!(
             found,
-            [ticket("a", Source::Api)],
-            "same ticket back, live claims excluded"
+            [
+                Undecided { ticket: ticket("a", Source::Api), acts: true },
+                Undecided { ticket: ticket("c", Source::Api), acts: false },
+            ],
+            "same tickets back with their mode, live claims excluded"
         );
         assert_eq!(
             store
@@ -294,6 +301,9 @@ both_backends! {
         decision.id = uuid::Uuid::now_v7().to_string();
         decision.source = Source::Api;
         decision.ticket_id = "a".into();
+        store.record(&decision, &[]).await.unwrap();
+        decision.id = uuid::Uuid::now_v7().to_string();
+        decision.ticket_id = "c".into();
         store.record(&decision, &[]).await.unwrap();
         assert!(
             store

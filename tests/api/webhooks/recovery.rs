@@ -142,13 +142,14 @@ async fn a_delivery_stored_before_a_crash_is_decided_and_routed_on_restart() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_grpc_ticket_abandoned_after_its_claim_is_decided_by_the_worker() {
+/// A gRPC request claimed a ticket and its process died before deciding; the worker decides it
+/// as that request would have: `Route` acts (when `[actions] api_tool` names the tool),
+/// `Classify` only logs. Returns how many actions the decision queued.
+async fn abandoned_and_decided_by_the_worker(acts: bool, actions_extra: &str) -> i64 {
     let db = TestDb::new().await;
     let mocks = Mocks::start().await;
-    // A Route request claimed the ticket and its process died before deciding.
     {
-        let (s, _config) = settings(&db, &mocks, "");
+        let (s, _config) = settings(&db, &mocks, actions_extra);
         let store = store::connect(&s.store).await.unwrap();
         let ticket = Ticket::parse(
             Source::Api,
@@ -162,14 +163,18 @@ async fn a_grpc_ticket_abandoned_after_its_claim_is_decided_by_the_worker() {
             "",
         )
         .unwrap();
-        let claim = store
-            .claim(&ticket, Duration::from_millis(500))
+        let options = escalator::store::ClaimOptions {
+            acts,
+            ..escalator::store::ClaimOptions::default()
+        };
+        let (claim, _) = store
+            .claim_counting(&ticket, Duration::from_millis(500), &options)
             .await
             .unwrap();
         assert_eq!(claim, escalator::store::Claim::New);
         store.close().await;
     }
-    let app = spawn(&db, &mocks, "").await;
+    let app = spawn(&db, &mocks, actions_extra).await;
     let pool = db.pool().await;
     for _ in 0..200 {
         if count(&pool, "SELECT COUNT(*) FROM decisions WHERE source = 'api'").await == 1 {
@@ -178,7 +183,23 @@ async fn a_grpc_ticket_abandoned_after_its_claim_is_decided_by_the_worker() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(count(&pool, "SELECT COUNT(*) FROM decisions").await, 1);
-    // api tickets plan no actions unless [actions] api_tool is set.
-    assert_eq!(count(&pool, "SELECT COUNT(*) FROM actions").await, 0);
+    let actions = count(&pool, "SELECT COUNT(*) FROM actions").await;
     app.stop().await;
+    actions
+}
+
+#[tokio::test]
+async fn a_grpc_ticket_abandoned_after_its_claim_is_decided_by_the_worker() {
+    // api tickets plan no actions unless [actions] api_tool is set.
+    assert_eq!(abandoned_and_decided_by_the_worker(true, "").await, 0);
+}
+
+#[tokio::test]
+async fn an_abandoned_route_acts_and_an_abandoned_classify_only_logs() {
+    let api_tool = "api_tool = \"plain\"\n";
+    assert!(abandoned_and_decided_by_the_worker(true, api_tool).await > 0);
+    assert_eq!(
+        abandoned_and_decided_by_the_worker(false, api_tool).await,
+        0
+    );
 }

@@ -47,6 +47,11 @@ pub struct EvalArgs {
     /// `claude.max_concurrency`).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
+    /// With `--classifier claude`: send every row in one Message Batch (half price; waits for
+    /// the batch, polling every `[audit] batch_poll_secs`). A row whose request fails gets the
+    /// offline fallback, as in the service.
+    #[arg(long)]
+    batch: bool,
 }
 
 /// Which backend `eval` runs.
@@ -175,6 +180,9 @@ pub struct Miss {
 /// none.
 type RowOutcome = Result<(Classification, Duration), String>;
 
+/// A row's index in the file and how it ended.
+type IndexedOutcome = (usize, RowOutcome);
+
 /// Classifies every example with `decider` and compares with the labels, one at a time.
 pub async fn evaluate(file: &str, examples: &[Example], decider: &Decider) -> EvalReport {
     evaluate_with(file, examples, decider, 1, None, false).await
@@ -190,38 +198,15 @@ pub async fn evaluate_with(
     warmup: Option<Usage>,
     progress: bool,
 ) -> EvalReport {
-    let mut confusion: BTreeMap<Severity, BTreeMap<Severity, usize>> = Severity::ALL
-        .iter()
-        .map(|s| (*s, Severity::ALL.iter().map(|p| (*p, 0)).collect()))
-        .collect();
-    let mut failed_by_expected: BTreeMap<Severity, usize> =
-        Severity::ALL.iter().map(|s| (*s, 0)).collect();
     let total = examples.len();
     // Every row ends in exactly one entry here: a classification, or the reason it has none
     // (a row the domain rejects, a classifier that panicked). None is dropped, so a failure can
     // never count as correct.
-    let mut results: Vec<(usize, RowOutcome)> = Vec::with_capacity(total);
+    let (ok, mut results) = contexts(examples);
     let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut rows_of_tasks = HashMap::new();
-    for (i, e) in examples.iter().enumerate() {
-        let raw = RawTicket {
-            id: e.ticket_id.clone(),
-            subject: e.subject.clone(),
-            body: e.first_message.clone(),
-            tier: e.tier.as_str().to_owned(),
-            ..RawTicket::default()
-        };
-        let ctx = match Ticket::parse(Source::Api, raw, "") {
-            Ok(ticket) => TicketContext {
-                ticket,
-                repeat_count_24h: 0,
-            },
-            Err(err) => {
-                results.push((i, Err(format!("not a valid ticket: {err}"))));
-                continue;
-            }
-        };
+    for (i, ctx) in ok {
         let decider = decider.clone();
         let slots = slots.clone();
         let task = tasks.spawn(async move {
@@ -260,6 +245,88 @@ pub async fn evaluate_with(
     }
     results.sort_by_key(|(i, _)| *i);
 
+    report(file, examples, results, warmup)
+}
+
+/// The tickets of `examples` as the classifier sees them; a row the domain rejects as a ticket
+/// is an error result in `failed`, with its index.
+fn contexts(examples: &[Example]) -> (Vec<(usize, TicketContext)>, Vec<IndexedOutcome>) {
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for (i, e) in examples.iter().enumerate() {
+        let raw = RawTicket {
+            id: e.ticket_id.clone(),
+            subject: e.subject.clone(),
+            body: e.first_message.clone(),
+            tier: e.tier.as_str().to_owned(),
+            ..RawTicket::default()
+        };
+        match Ticket::parse(Source::Api, raw, "") {
+            Ok(ticket) => ok.push((
+                i,
+                TicketContext {
+                    ticket,
+                    repeat_count_24h: 0,
+                },
+            )),
+            Err(err) => failed.push((i, Err(format!("not a valid ticket: {err}")))),
+        }
+    }
+    (ok, failed)
+}
+
+/// Classifies every example in one Message Batch with `claude` (its prompt), the offline
+/// classifier standing in for each request that failed, as the service's fallback does.
+///
+/// # Errors
+/// When the batch cannot be created, does not end within `max_wait`, or its results cannot be
+/// read.
+pub async fn evaluate_batch(
+    file: &str,
+    examples: &[Example],
+    claude: &crate::classifier::ClaudeClassifier,
+    offline: &crate::classifier::OfflineClassifier,
+    poll: Duration,
+    max_wait: Duration,
+) -> Result<(EvalReport, String), crate::classifier::ClassifierError> {
+    let (ok, mut results) = contexts(examples);
+    let items: Vec<TicketContext> = ok.iter().map(|(_, c)| c.clone()).collect();
+    let run = claude.classify_batch(&items, poll, max_wait).await?;
+    for ((i, ctx), result) in ok.into_iter().zip(run.results) {
+        let c = match result {
+            Ok(c) => c,
+            Err(e) => {
+                let mut c = crate::classifier::fallback(offline.decide(&ctx), &e.reason());
+                if let crate::classifier::ClassifierError::InvalidAnswer {
+                    usage: Some(usage),
+                    ..
+                } = e
+                {
+                    c.usage = *usage;
+                }
+                c
+            }
+        };
+        results.push((i, Ok((c, Duration::ZERO))));
+    }
+    results.sort_by_key(|(i, _)| *i);
+    Ok((report(file, examples, results, None), run.id))
+}
+
+/// The report of `results` (one per row, in row order) against the labels of `examples`.
+fn report(
+    file: &str,
+    examples: &[Example],
+    results: Vec<(usize, RowOutcome)>,
+    warmup: Option<Usage>,
+) -> EvalReport {
+    let total = examples.len();
+    let mut confusion: BTreeMap<Severity, BTreeMap<Severity, usize>> = Severity::ALL
+        .iter()
+        .map(|s| (*s, Severity::ALL.iter().map(|p| (*p, 0)).collect()))
+        .collect();
+    let mut failed_by_expected: BTreeMap<Severity, usize> =
+        Severity::ALL.iter().map(|s| (*s, 0)).collect();
     let mut misses = Vec::new();
     let mut correct = 0;
     let mut failed = 0;

@@ -23,6 +23,7 @@
 //!   [`review`] (the daily review: samples, verdicts, overrides, labels from reviews) and
 //!   [`web`] (its `/review` page).
 
+pub mod audit;
 pub mod backoff;
 pub mod bench;
 pub mod causes;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 
 use crate::{
+    domain::{Severity, Tier},
     labels::{self, Example, Rules},
     prompt::{self, Prompt},
     store::Store,
@@ -43,7 +44,7 @@ pub enum AddError {
 }
 
 /// The rules `escalator labels check` applies to a training file (not a holdout).
-const TRAINING_RULES: Rules = Rules {
+pub const TRAINING_RULES: Rules = Rules {
     min_rows: 50,
     min_share: 0.25,
 };
@@ -101,33 +102,21 @@ pub async fn add_from_reviews(
             added.already_there += 1;
             continue;
         }
-        let subject = crate::text::excerpt(&ticket.subject, 300);
-        added.rows.push(Example {
-            ticket_id: id,
-            subject: if subject.is_empty() {
-                "(no subject)".to_owned()
-            } else {
-                subject
-            },
-            first_message: ticket.body.trim().to_owned(),
-            tier: ticket.tier,
+        added.rows.push(example_from(
+            id,
+            &ticket.subject,
+            &ticket.body,
+            ticket.tier,
             severity,
-            route: severity.route(),
-            why: review.why.clone().unwrap_or_else(|| {
+            review.why.clone().unwrap_or_else(|| {
                 format!(
                     "Reviewer corrected {} to {severity} ({}).",
                     item.decision.severity,
                     review.origin.as_str()
                 )
             }),
-        });
+        ));
     }
-    let mut new_text = text.clone();
-    if !new_text.ends_with('\n') {
-        new_text.push('\n');
-    }
-    new_text.push_str(&labels::render_rows(&added.rows));
-    let examples = labels::parse(&name, &new_text).map_err(AddError::Labels)?;
     let holdout = file.with_file_name("holdout.csv");
     let other = if holdout.exists() && holdout != file {
         Some((
@@ -137,15 +126,13 @@ pub async fn add_from_reviews(
     } else {
         None
     };
-    let problems = labels::check(
+    let (new_text, examples) = appended(
         &name,
-        &examples,
-        &TRAINING_RULES,
+        &text,
+        &added.rows,
         other.as_ref().map(|(n, o)| (n.as_str(), o.as_slice())),
-    );
-    if !problems.is_empty() {
-        return Err(AddError::Labels(problems));
-    }
+    )
+    .map_err(AddError::Labels)?;
     let template = match template {
         Some(p) => std::fs::read_to_string(p)
             .map_err(|e| anyhow::anyhow!("cannot read prompt template {}: {e}", p.display()))?,
@@ -159,6 +146,59 @@ pub async fn add_from_reviews(
         write_atomically(file, &new_text)?;
     }
     Ok(added)
+}
+
+/// A labels row for a corrected ticket: the subject as one line of at most 300 characters
+/// (`(no subject)` when blank), the message trimmed, the route from the severity.
+pub fn example_from(
+    ticket_id: String,
+    subject: &str,
+    body: &str,
+    tier: Tier,
+    severity: Severity,
+    why: String,
+) -> Example {
+    let subject = crate::text::excerpt(subject, 300);
+    Example {
+        ticket_id,
+        subject: if subject.is_empty() {
+            "(no subject)".to_owned()
+        } else {
+            subject
+        },
+        first_message: body.trim().to_owned(),
+        tier,
+        severity,
+        route: severity.route(),
+        why,
+    }
+}
+
+/// `text` (a labels file named `name`) with `rows` appended by the labels module's writer,
+/// parsed back and checked by the labels checks (`labels check`'s training rules, and no
+/// overlap with `holdout` when given): the new text and its examples.
+///
+/// # Errors
+/// The problems when the file, as it is or with the rows, fails a check.
+pub fn appended(
+    name: &str,
+    text: &str,
+    rows: &[Example],
+    holdout: Option<(&str, &[Example])>,
+) -> Result<(String, Vec<Example>), Vec<labels::Problem>> {
+    labels::parse(name, text)?;
+    let mut new_text = text.to_owned();
+    if !new_text.ends_with('\n') {
+        new_text.push('\n');
+    }
+    new_text.push_str(&labels::render_rows(rows));
+    let examples = labels::parse(name, &new_text)?;
+    let problems = labels::check(name, &examples, &TRAINING_RULES, holdout);
+    if problems.is_empty() {
+        Ok((new_text, examples))
+    } else {
+        Err(problems)
+    }
 }
 
 /// Writes `text` next to `file` and renames it over, so a crash never leaves half a file.

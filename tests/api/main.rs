@@ -9,6 +9,7 @@
     missing_docs
 )]
 
+mod audit;
 mod classify;
 mod claude;
 mod cli;

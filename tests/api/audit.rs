@@ -449,3 +449,121 @@ on_both!(
     a_steady_week_fires_nothing_and_passes,
     a_thin_week_has_not_enough_verdicts
 );
+
+/// A migrated SQLite file for the binary to read.
+async fn sqlite_file(dir: &tempfile::TempDir) -> (String, sqlx::SqlitePool) {
+    let url = format!("sqlite://{}/audit.db?mode=rwc", dir.path().display());
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::migrate!("./migrations/sqlite").run(&pool).await.unwrap();
+    (url, pool)
+}
+
+fn audit_binary(url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_escalator"))
+        .arg("audit")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DATABASE_URL", url)
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ESCALATOR_CONFIG")
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("GITHUB_REPOSITORY")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_command_exits_1_below_the_bar_and_0_without_enough_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, pool) = sqlite_file(&dir).await;
+    seed_month(&Db::Lite(pool.clone()), Kind::Bad).await;
+    let out = audit_binary(&url, &["--week", "2026-W48", "--weeks", "4"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("2026-W45"), "{stdout}");
+    assert!(stdout.contains("80.0%") && stdout.contains("67.0–88.8%"), "{stdout}");
+    assert!(stdout.contains("true severity (recall)"), "{stdout}");
+    assert!(stdout.contains("expected calibration error 0.09"), "{stdout}");
+    assert!(stdout.contains("[FIRING] 1. too many urgent"), "{stdout}");
+    assert!(stderr.contains("2026-W48: accuracy 80.0% [67.0–88.8] (40/50) is below 0.90 with 50 verdicts"), "{stderr}");
+    let out = audit_binary(&url, &["--week", "2026-W48", "--weeks", "4", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["gate"]["outcome"], "below");
+    assert_eq!(v["symptoms"].as_array().unwrap().len(), 5);
+    // A lower bar passes; a higher verdict count makes it "not enough verdicts", exit 0.
+    let out = audit_binary(&url, &["--week", "2026-W48", "--min-accuracy", "0.75"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = audit_binary(&url, &["--week", "2026-W48", "--min-verdicts", "60"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not enough verdicts (50 of the 60 needed)"));
+    // --open-pr needs the GitHub variables; bad arguments are usage errors.
+    let out = audit_binary(&url, &["--week", "2026-W48", "--open-pr"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("GITHUB_TOKEN and GITHUB_REPOSITORY"));
+    let out = audit_binary(&url, &["--week", "last week"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not an ISO week like 2026-W48"));
+}
+
+#[sqlx::test(migrations = "migrations/sqlite")]
+async fn webhook_versions_refusals_and_duplicates_are_recorded_per_delivery(
+    pool: sqlx::SqlitePool,
+) {
+    use crate::harness::{PLAIN_SECRET, TestApp};
+    let settings = escalator::config::Settings::load(&std::collections::BTreeMap::from([
+        ("ESCALATOR_GRPC_ADDR", "127.0.0.1:0"),
+        ("ESCALATOR_HTTP_ADDR", "127.0.0.1:0"),
+        ("PLAIN_WEBHOOK_SECRET", PLAIN_SECRET),
+    ]))
+    .unwrap();
+    let store = crate::harness::lite(pool);
+    let app = TestApp::with_store(settings, store.clone(), None).await;
+    let now = Utc::now().to_rfc3339();
+    let body = |thread: &str, version: Option<&str>, title: Option<&str>, preview: bool| {
+        let mut thread_v = json!({"id": thread, "customer": {"id": "c_1"}, "updatedAt": now});
+        if let Some(t) = title {
+            thread_v["title"] = json!(t);
+        }
+        if preview {
+            thread_v["previewText"] = json!("The export fails — “every time”");
+        }
+        let mut meta = json!({"webhookDeliveryAttemptTimestamp": now});
+        if let Some(v) = version {
+            meta["webhookTargetVersion"] = json!(v);
+        }
+        serde_json::to_vec(&json!({
+            "id": format!("pEv_{thread}"), "type": "thread.thread_created",
+            "payload": {"eventType": "thread.thread_created", "thread": thread_v},
+            "webhookMetadata": meta,
+        }))
+        .unwrap()
+    };
+    let first = body("th_a", Some(OLD_VERSION), Some("Export fails"), true);
+    assert_eq!(app.plain(first.clone()).await.0, 202);
+    assert_eq!(app.plain(first.clone()).await.0, 200, "a duplicate");
+    assert_eq!(app.plain(first).await.0, 200, "a duplicate");
+    assert_eq!(app.plain(body("th_b", None, Some("No preview"), false)).await.0, 202);
+    let (status, _) = app.plain(body("th_c", Some(NEW_VERSION), None, true)).await;
+    assert_eq!(status, 400, "no title");
+    let (from, to) = (Utc::now() - chrono::Duration::hours(1), Utc::now() + chrono::Duration::hours(1));
+    let deliveries = store.audit_deliveries(from, to).await.unwrap();
+    assert_eq!(deliveries.len(), 2);
+    assert_eq!(deliveries[0].webhook_version.as_deref(), Some(OLD_VERSION));
+    assert_eq!(deliveries[0].duplicates, 2);
+    assert!(deliveries[0].missing_fields.is_empty());
+    assert_eq!(deliveries[1].webhook_version, None);
+    assert_eq!(
+        deliveries[1].missing_fields,
+        ["webhookMetadata.webhookTargetVersion", "payload.thread.previewText"]
+    );
+    let refused = store.audit_rejections(from, to).await.unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].webhook_version.as_deref(), Some(NEW_VERSION));
+    assert_eq!(refused[0].reason, "missing or invalid field `payload.thread.title`");
+    app.stop().await;
+}

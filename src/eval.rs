@@ -1,5 +1,6 @@
 //! `escalator eval`: runs a classifier over a labelled file and reports accuracy, the confusion
-//! matrix with a `failed` margin, the misses, and with the model its tokens, cost and latency.
+//! matrix with a `failed` margin, the misses, and with the model its tokens, cost and latency;
+//! `--batch` sends the file through the Message Batches API instead (half price).
 //!
 //! Every row of the file counts: a row that gets no classification (the domain rejects it as a
 //! ticket, or the classifier panicked) is a miss with its error and makes the command exit 1.
@@ -521,6 +522,28 @@ async fn run(file: &str, examples: &[Example], args: &EvalArgs) -> Result<EvalRe
         }
         return Ok(evaluate(file, examples, &classifiers.decider()).await);
     };
+    if args.batch {
+        eprintln!(
+            "sending {} tickets in one Message Batch (half price); polling every {} s",
+            examples.len(),
+            settings.audit.batch_poll.as_secs()
+        );
+        let (report, batch_id) = evaluate_batch(
+            file,
+            examples,
+            claude,
+            &classifiers.offline,
+            settings.audit.batch_poll,
+            settings.audit.batch_max_wait,
+        )
+        .await
+        .map_err(|e| {
+            eprintln!("escalator eval --batch: the batch failed: {}", e.reason());
+            ExitCode::from(exit::SOFTWARE)
+        })?;
+        eprintln!("message batch {batch_id} ended");
+        return Ok(report);
+    }
     let check = claude.check_cache().await;
     eprintln!(
         "system block: {} tokens ({}), minimum cacheable for {}: {}{}",
@@ -562,6 +585,10 @@ async fn run(file: &str, examples: &[Example], args: &EvalArgs) -> Result<EvalRe
 /// Runs `escalator eval`; returns the exit code (1 below `--min-accuracy` or when a row failed
 /// to classify).
 pub fn main(args: EvalArgs) -> ExitCode {
+    if args.batch && args.classifier != EvalClassifier::Claude {
+        eprintln!("escalator eval: --batch sends the rows to the Message Batches API; it needs --classifier claude");
+        return ExitCode::from(exit::USAGE);
+    }
     if let Some(min) = args.min_accuracy {
         if !(0.0..=1.0).contains(&min) {
             eprintln!("escalator eval: --min-accuracy must be within 0..1, got {min}");

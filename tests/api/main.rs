@@ -10,6 +10,7 @@
 )]
 
 mod audit;
+mod audit_pr;
 mod classify;
 mod claude;
 mod cli;

@@ -111,9 +111,9 @@ fn free_port() -> u16 {
 }
 
 /// Debian's chromedriver, started on a free port; killed on drop.
-struct Driver {
+pub struct Driver {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Drop for Driver {
@@ -123,7 +123,7 @@ impl Drop for Driver {
     }
 }
 
-fn which(names: &[&str]) -> Option<PathBuf> {
+pub fn which(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     names.iter().find_map(|n| {
         std::env::split_paths(&path)
@@ -132,7 +132,7 @@ fn which(names: &[&str]) -> Option<PathBuf> {
     })
 }
 
-fn driver() -> Driver {
+pub fn driver() -> Driver {
     let bin = which(&["chromedriver"]).unwrap_or_else(|| {
         panic!(
             "chromedriver is missing: the browser test needs Debian's `chromium` and \
@@ -160,7 +160,7 @@ fn driver() -> Driver {
     }
 }
 
-fn artifacts() -> PathBuf {
+pub fn artifacts() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
         PathBuf::from,

@@ -586,7 +586,9 @@ async fn run(file: &str, examples: &[Example], args: &EvalArgs) -> Result<EvalRe
 /// to classify).
 pub fn main(args: EvalArgs) -> ExitCode {
     if args.batch && args.classifier != EvalClassifier::Claude {
-        eprintln!("escalator eval: --batch sends the rows to the Message Batches API; it needs --classifier claude");
+        eprintln!(
+            "escalator eval: --batch sends the rows to the Message Batches API; it needs --classifier claude"
+        );
         return ExitCode::from(exit::USAGE);
     }
     if let Some(min) = args.min_accuracy {

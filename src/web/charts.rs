@@ -19,6 +19,12 @@ const ROUTE_COLOURS: [RGBColor; 3] = [
 
 type Res = Result<String, String>;
 
+/// The last key of a week axis: integer coordinates are inclusive in plotters, so `n` weeks
+/// are the keys `0..=n-1` (one week keeps two keys, or the axis would be empty).
+fn last_key(n: usize) -> u32 {
+    u32::try_from(n.saturating_sub(1).max(1)).unwrap_or(u32::MAX)
+}
+
 fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
@@ -37,20 +43,21 @@ fn week_label(weeks: &[WeekFigures], v: &SegmentValue<u32>) -> String {
         .unwrap_or_default()
 }
 
-/// Accuracy per week: a point at the sampled accuracy, a bar over its 95% Wilson interval, the
+/// Accuracy per week: a point at the sampled accuracy (the error bar draws it), a bar over its
+/// 95% Wilson interval, the
 /// number of verdicts above it, and the bar (`min_accuracy`) as a dashed line.
 pub(super) fn accuracy(weeks: &[WeekFigures], min_accuracy: f64) -> Res {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let n = u32::try_from(weeks.len()).unwrap_or(u32::MAX).max(1);
+        let n = last_key(weeks.len());
         let mut chart = ChartBuilder::on(&root)
             .caption("Sampled accuracy by week (95% interval)", (FONT, 16))
             .margin(10)
             .x_label_area_size(28)
             .y_label_area_size(44)
-            .build_cartesian_2d((0u32..n).into_segmented(), 0.0f64..1.08)
+            .build_cartesian_2d((0u32..n).into_segmented(), 0.0f64..1.1)
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -64,13 +71,13 @@ pub(super) fn accuracy(weeks: &[WeekFigures], min_accuracy: f64) -> Res {
         let bar = min_accuracy.clamp(0.0, 1.0);
         chart
             .draw_series(DashedLineSeries::new(
-                [(SegmentValue::Exact(0), bar), (SegmentValue::Exact(n), bar)],
+                [(SegmentValue::Exact(0), bar), (SegmentValue::Last, bar)],
                 6,
                 4,
                 RED.stroke_width(1),
             ))
             .map_err(err)?;
-        let judged: Vec<(u32, &WeekFigures)> = (0..n)
+        let judged: Vec<(u32, &WeekFigures)> = (0u32..)
             .zip(weeks)
             .filter(|(_, w)| w.accuracy.n > 0)
             .collect();
@@ -88,18 +95,9 @@ pub(super) fn accuracy(weeks: &[WeekFigures], min_accuracy: f64) -> Res {
             .map_err(err)?;
         chart
             .draw_series(judged.iter().map(|(i, w)| {
-                Circle::new(
-                    (SegmentValue::CenterOf(*i), w.accuracy.share),
-                    4,
-                    BLUE.filled(),
-                )
-            }))
-            .map_err(err)?;
-        chart
-            .draw_series(judged.iter().map(|(i, w)| {
                 Text::new(
                     format!("n={}", w.accuracy.n),
-                    (SegmentValue::CenterOf(*i), (w.accuracy.hi + 0.05).min(1.07)),
+                    (SegmentValue::CenterOf(*i), (w.accuracy.hi + 0.07).min(1.09)),
                     (FONT, 11).into_font().color(&BLACK),
                 )
             }))
@@ -115,7 +113,8 @@ pub(super) fn decisions_per_day(weeks: &[WeekFigures]) -> Res {
         weeks.iter().flat_map(|w| w.days.iter()).collect();
     let total = |d: &crate::audit::figures::DayFigures| d.by_route.values().sum::<u64>();
     #[allow(clippy::cast_precision_loss)]
-    let top = days.iter().map(|d| total(d)).max().unwrap_or(0).max(1) as f64 * 1.1;
+    // Head room for the legend.
+    let top = days.iter().map(|d| total(d)).max().unwrap_or(0).max(1) as f64 * 1.4;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
@@ -189,7 +188,7 @@ pub(super) fn weekly_line(
     {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let n = u32::try_from(weeks.len()).unwrap_or(u32::MAX).max(1);
+        let n = last_key(weeks.len());
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT, 16))
             .margin(10)

@@ -145,11 +145,19 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
         let (severity, tier, truth, ov) = spec(kind, i);
         let day = w.monday() + chrono::Duration::days(i64::try_from(i % 7).unwrap());
         let at = Utc.from_utc_datetime(
-            &day.and_hms_opt(8 + u32::try_from((i / 7) % 10).unwrap(), u32::try_from(i % 60).unwrap(), 0)
-                .unwrap(),
+            &day.and_hms_opt(
+                8 + u32::try_from((i / 7) % 10).unwrap(),
+                u32::try_from(i % 60).unwrap(),
+                0,
+            )
+            .unwrap(),
         );
         let fallback = i == 97 || i == 99;
-        let source = if i % 2 == 0 { Source::Plain } else { Source::Api };
+        let source = if i % 2 == 0 {
+            Source::Plain
+        } else {
+            Source::Api
+        };
         let id = format!("{w}-{i:03}");
         let ticket = Ticket::parse(
             source,
@@ -320,7 +328,11 @@ pub fn request() -> AuditRequest {
 }
 
 fn firing(r: &Report) -> Vec<&'static str> {
-    r.symptoms.iter().filter(|s| s.firing).map(|s| s.id).collect()
+    r.symptoms
+        .iter()
+        .filter(|s| s.firing)
+        .map(|s| s.id)
+        .collect()
 }
 
 async fn a_bad_week_fires_every_symptom_and_fails_the_bar(db: Db) {
@@ -331,7 +343,10 @@ async fn a_bad_week_fires_every_symptom_and_fails_the_bar(db: Db) {
     // The headline, with its interval.
     let steady = &r.weeks[0];
     assert_eq!(steady.week.to_string(), "2026-W45");
-    assert_eq!((steady.decisions, steady.accuracy.k, steady.accuracy.n), (100, 47, 50));
+    assert_eq!(
+        (steady.decisions, steady.accuracy.k, steady.accuracy.n),
+        (100, 47, 50)
+    );
     assert_eq!(steady.accuracy.to_string(), "94.0% [83.8–97.9] (47/50)");
     let last = r.last().unwrap();
     assert_eq!(last.accuracy.to_string(), "80.0% [67.0–88.8] (40/50)");
@@ -342,13 +357,40 @@ async fn a_bad_week_fires_every_symptom_and_fails_the_bar(db: Db) {
     assert_eq!(steady.overrides.count, 2);
     assert_eq!((steady.overrides.raised, steady.overrides.lowered), (1, 1));
     // Splits: recall by the reviewer's severity, precision by the decided one.
-    assert_eq!(last.by_true_severity[&Severity::Routine].to_string().split(' ').last(), Some("(8/16)"));
+    assert_eq!(
+        last.by_true_severity[&Severity::Routine]
+            .to_string()
+            .split(' ')
+            .last(),
+        Some("(8/16)")
+    );
     assert_eq!(last.by_true_severity[&Severity::Urgent].k, 22);
     assert_eq!(last.by_true_severity[&Severity::Urgent].n, 24);
-    assert_eq!((last.by_decided_severity[&Severity::Urgent].k, last.by_decided_severity[&Severity::Urgent].n), (22, 30));
-    assert_eq!((last.by_decided_severity[&Severity::Routine].k, last.by_decided_severity[&Severity::Routine].n), (8, 10));
-    assert_eq!((last.by_tier[&Tier::Enterprise].k, last.by_tier[&Tier::Enterprise].n), (5, 7));
-    assert_eq!((last.by_source["plain"].k, last.by_source["plain"].n), (40, 50));
+    assert_eq!(
+        (
+            last.by_decided_severity[&Severity::Urgent].k,
+            last.by_decided_severity[&Severity::Urgent].n
+        ),
+        (22, 30)
+    );
+    assert_eq!(
+        (
+            last.by_decided_severity[&Severity::Routine].k,
+            last.by_decided_severity[&Severity::Routine].n
+        ),
+        (8, 10)
+    );
+    assert_eq!(
+        (
+            last.by_tier[&Tier::Enterprise].k,
+            last.by_tier[&Tier::Enterprise].n
+        ),
+        (5, 7)
+    );
+    assert_eq!(
+        (last.by_source["plain"].k, last.by_source["plain"].n),
+        (40, 50)
+    );
     assert_eq!(last.by_model[MODEL].n, 50);
     assert_eq!(last.by_prompt_version["classifier@seeded"].n, 50);
     // Calibration: 181 verdicts at 0.95 all right, 19 at 0.55 all wrong.
@@ -356,15 +398,45 @@ async fn a_bad_week_fires_every_symptom_and_fails_the_bar(db: Db) {
     let c = &r.calibration[0];
     assert_eq!((c.model.as_str(), c.verdicts), (MODEL, 200));
     assert_eq!(c.bands.len(), 2);
-    assert_eq!((c.bands[0].from, c.bands[0].accuracy.k, c.bands[0].accuracy.n), (0.5, 0, 19));
-    assert_eq!((c.bands[1].from, c.bands[1].accuracy.k, c.bands[1].accuracy.n), (0.9, 181, 181));
+    assert_eq!(
+        (
+            c.bands[0].from,
+            c.bands[0].accuracy.k,
+            c.bands[0].accuracy.n
+        ),
+        (0.5, 0, 19)
+    );
+    assert_eq!(
+        (
+            c.bands[1].from,
+            c.bands[1].accuracy.k,
+            c.bands[1].accuracy.n
+        ),
+        (0.9, 181, 181)
+    );
     assert!((c.ece - 0.0975).abs() < 1e-4, "{}", c.ece);
     // Each symptom with its number.
-    assert_eq!(firing(&r), ["too_many_urgent", "enterprise_missed", "tool_update", "latency", "cost"]);
+    assert_eq!(
+        firing(&r),
+        [
+            "too_many_urgent",
+            "enterprise_missed",
+            "tool_update",
+            "latency",
+            "cost"
+        ]
+    );
     assert!((last.urgent_share.share - 0.60).abs() < 1e-9);
     assert!((last.truth_urgent_share.share - 0.48).abs() < 1e-9);
     assert_eq!(last.urgent_corrected_down, 8);
-    assert_eq!((last.enterprise.corrected_up, last.enterprise.recall.k, last.enterprise.recall.n), (2, 5, 7));
+    assert_eq!(
+        (
+            last.enterprise.corrected_up,
+            last.enterprise.recall.k,
+            last.enterprise.recall.n
+        ),
+        (2, 5, 7)
+    );
     assert_eq!(last.enterprise.overridden_up, 1);
     assert_eq!(steady.latency.p95_ms, Some(1_440));
     assert_eq!(steady.latency.p50_ms, Some(990));
@@ -373,23 +445,52 @@ async fn a_bad_week_fires_every_symptom_and_fails_the_bar(db: Db) {
     assert!((steady.cost.per_decision_usd - 0.00196).abs() < 1e-9);
     assert!((last.cost.per_decision_usd - 0.00392).abs() < 1e-9);
     assert_eq!(last.cost.cache_hit_share, 0.0);
-    assert_eq!((last.cost.fallback_share.k, last.cost.fallback_share.n), (2, 100));
+    assert_eq!(
+        (last.cost.fallback_share.k, last.cost.fallback_share.n),
+        (2, 100)
+    );
     assert_eq!(last.cost.duplicate_deliveries, 3);
     assert_eq!(steady.cost.duplicate_deliveries, 1);
-    let hook = last.webhooks.iter().find(|h| h.version == NEW_VERSION).unwrap();
-    assert_eq!((hook.deliveries, hook.parse_failures, hook.missing_fields), (50, 6, 25));
+    let hook = last
+        .webhooks
+        .iter()
+        .find(|h| h.version == NEW_VERSION)
+        .unwrap();
+    assert_eq!(
+        (hook.deliveries, hook.parse_failures, hook.missing_fields),
+        (50, 6, 25)
+    );
     let urgent = &r.symptoms[0];
     assert_eq!(urgent.number, 1);
-    assert!(urgent.summary.starts_with("60.0% of decisions urgent; labels 32.8%, reviewed truth 48.0%; 8 corrected"), "{}", urgent.summary);
+    assert!(
+        urgent.summary.starts_with(
+            "60.0% of decisions urgent; labels 32.8%, reviewed truth 48.0%; 8 corrected"
+        ),
+        "{}",
+        urgent.summary
+    );
     assert_eq!(urgent.trend.len(), 4);
     assert_eq!(urgent.trend[0].value, Some(0.40));
-    assert!(r.symptoms[2].summary.starts_with(&format!("plain: {OLD_VERSION} → {NEW_VERSION}")), "{}", r.symptoms[2].summary);
+    assert!(
+        r.symptoms[2]
+            .summary
+            .starts_with(&format!("plain: {OLD_VERSION} → {NEW_VERSION}")),
+        "{}",
+        r.symptoms[2].summary
+    );
     assert!(r.symptoms.iter().all(|s| !s.fix.is_empty()));
     // The bar and the misses (sampled corrections, then the overrides).
     assert_eq!(r.gate.outcome, Outcome::Below);
     assert_eq!(r.misses.len(), 12);
-    let m = r.misses.iter().find(|m| m.ticket_id == "2026-W48-002").unwrap();
-    assert_eq!((m.ticket_id.as_str(), m.model_said, m.reviewer_said), ("2026-W48-002", Severity::Routine, Severity::Urgent));
+    let m = r
+        .misses
+        .iter()
+        .find(|m| m.ticket_id == "2026-W48-002")
+        .unwrap();
+    assert_eq!(
+        (m.ticket_id.as_str(), m.model_said, m.reviewer_said),
+        ("2026-W48-002", Severity::Routine, Severity::Urgent)
+    );
     assert_eq!(m.why.as_deref(), Some("Reviewer: 2026-W48-002 is urgent"));
     assert_eq!(m.origin, "sampled review");
     assert!(m.excerpt.chars().count() <= 200 && m.excerpt.contains("café ☕"));
@@ -403,7 +504,10 @@ async fn a_bad_week_fires_every_symptom_and_fails_the_bar(db: Db) {
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["gate"]["outcome"], "below");
     assert_eq!(json["weeks"][3]["accuracy"]["k"], 40);
-    assert!(json["misses"][0].get("body").is_none(), "ticket text stays out of the JSON");
+    assert!(
+        json["misses"][0].get("body").is_none(),
+        "ticket text stays out of the JSON"
+    );
 }
 
 async fn a_steady_week_fires_nothing_and_passes(db: Db) {
@@ -411,8 +515,15 @@ async fn a_steady_week_fires_nothing_and_passes(db: Db) {
     let r = audit::build(db.store().as_ref(), &request()).await.unwrap();
     assert_eq!(firing(&r), Vec::<&str>::new());
     assert_eq!(r.gate.outcome, Outcome::Pass);
-    assert_eq!(r.symptoms[2].summary, "no change of webhook version in the window");
-    assert!(r.gate.message().contains("meets 0.90"), "{}", r.gate.message());
+    assert_eq!(
+        r.symptoms[2].summary,
+        "no change of webhook version in the window"
+    );
+    assert!(
+        r.gate.message().contains("meets 0.90"),
+        "{}",
+        r.gate.message()
+    );
 }
 
 async fn a_thin_week_has_not_enough_verdicts(db: Db) {
@@ -420,7 +531,13 @@ async fn a_thin_week_has_not_enough_verdicts(db: Db) {
     let r = audit::build(db.store().as_ref(), &request()).await.unwrap();
     assert_eq!(r.gate.outcome, Outcome::NotEnoughVerdicts);
     assert_eq!((r.gate.accuracy.k, r.gate.accuracy.n), (5, 10));
-    assert!(r.gate.message().contains("not enough verdicts (10 of the 30 needed)"), "{}", r.gate.message());
+    assert!(
+        r.gate
+            .message()
+            .contains("not enough verdicts (10 of the 30 needed)"),
+        "{}",
+        r.gate.message()
+    );
 }
 
 macro_rules! on_both {
@@ -457,7 +574,10 @@ async fn sqlite_file(dir: &tempfile::TempDir) -> (String, sqlx::SqlitePool) {
         .connect(&url)
         .await
         .unwrap();
-    sqlx::migrate!("./migrations/sqlite").run(&pool).await.unwrap();
+    sqlx::migrate!("./migrations/sqlite")
+        .run(&pool)
+        .await
+        .unwrap();
     (url, pool)
 }
 
@@ -485,11 +605,22 @@ async fn the_command_exits_1_below_the_bar_and_0_without_enough_verdicts() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stdout.contains("2026-W45"), "{stdout}");
-    assert!(stdout.contains("80.0%") && stdout.contains("67.0–88.8%"), "{stdout}");
+    assert!(
+        stdout.contains("80.0%") && stdout.contains("67.0–88.8%"),
+        "{stdout}"
+    );
     assert!(stdout.contains("true severity (recall)"), "{stdout}");
-    assert!(stdout.contains("expected calibration error 0.09"), "{stdout}");
+    assert!(
+        stdout.contains("expected calibration error 0.09"),
+        "{stdout}"
+    );
     assert!(stdout.contains("[FIRING] 1. too many urgent"), "{stdout}");
-    assert!(stderr.contains("2026-W48: accuracy 80.0% [67.0–88.8] (40/50) is below 0.90 with 50 verdicts"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "2026-W48: accuracy 80.0% [67.0–88.8] (40/50) is below 0.90 with 50 verdicts"
+        ),
+        "{stderr}"
+    );
     let out = audit_binary(&url, &["--week", "2026-W48", "--weeks", "4", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -500,7 +631,9 @@ async fn the_command_exits_1_below_the_bar_and_0_without_enough_verdicts() {
     assert_eq!(out.status.code(), Some(0));
     let out = audit_binary(&url, &["--week", "2026-W48", "--min-verdicts", "60"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not enough verdicts (50 of the 60 needed)"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not enough verdicts (50 of the 60 needed)")
+    );
     // --open-pr needs the GitHub variables; bad arguments are usage errors.
     let out = audit_binary(&url, &["--week", "2026-W48", "--open-pr"]);
     assert_eq!(out.status.code(), Some(64));
@@ -547,10 +680,18 @@ async fn webhook_versions_refusals_and_duplicates_are_recorded_per_delivery(
     assert_eq!(app.plain(first.clone()).await.0, 202);
     assert_eq!(app.plain(first.clone()).await.0, 200, "a duplicate");
     assert_eq!(app.plain(first).await.0, 200, "a duplicate");
-    assert_eq!(app.plain(body("th_b", None, Some("No preview"), false)).await.0, 202);
+    assert_eq!(
+        app.plain(body("th_b", None, Some("No preview"), false))
+            .await
+            .0,
+        202
+    );
     let (status, _) = app.plain(body("th_c", Some(NEW_VERSION), None, true)).await;
     assert_eq!(status, 400, "no title");
-    let (from, to) = (Utc::now() - chrono::Duration::hours(1), Utc::now() + chrono::Duration::hours(1));
+    let (from, to) = (
+        Utc::now() - chrono::Duration::hours(1),
+        Utc::now() + chrono::Duration::hours(1),
+    );
     let deliveries = store.audit_deliveries(from, to).await.unwrap();
     assert_eq!(deliveries.len(), 2);
     assert_eq!(deliveries[0].webhook_version.as_deref(), Some(OLD_VERSION));
@@ -559,11 +700,17 @@ async fn webhook_versions_refusals_and_duplicates_are_recorded_per_delivery(
     assert_eq!(deliveries[1].webhook_version, None);
     assert_eq!(
         deliveries[1].missing_fields,
-        ["webhookMetadata.webhookTargetVersion", "payload.thread.previewText"]
+        [
+            "webhookMetadata.webhookTargetVersion",
+            "payload.thread.previewText"
+        ]
     );
     let refused = store.audit_rejections(from, to).await.unwrap();
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].webhook_version.as_deref(), Some(NEW_VERSION));
-    assert_eq!(refused[0].reason, "missing or invalid field `payload.thread.title`");
+    assert_eq!(
+        refused[0].reason,
+        "missing or invalid field `payload.thread.title`"
+    );
     app.stop().await;
 }

@@ -30,9 +30,16 @@ const TOKEN: &str = "ghp_test_token";
 const BRANCH: &str = "escalator/labels-2026-W48";
 const REPO: &str = "/repos/acme/support";
 
-fn settings(github: &MockServer, claude: Option<&MockServer>) -> (Settings, tempfile::NamedTempFile) {
+fn settings(
+    github: &MockServer,
+    claude: Option<&MockServer>,
+) -> (Settings, tempfile::NamedTempFile) {
     let mut config = tempfile::NamedTempFile::new().unwrap();
-    write!(config, "[audit]\nbatch_poll_secs = 1\nbase_branch = \"main\"\n").unwrap();
+    write!(
+        config,
+        "[audit]\nbatch_poll_secs = 1\nbase_branch = \"main\"\n"
+    )
+    .unwrap();
     let path = config.path().to_str().unwrap().to_owned();
     let gh = github.uri();
     let anthropic = claude.map(MockServer::uri);
@@ -73,7 +80,9 @@ fn gh(m: &str, p: &str) -> wiremock::MockBuilder {
 /// and commit.
 async fn mount_reads_and_commit(s: &MockServer) {
     gh("GET", "")
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"full_name": "acme/support"})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"full_name": "acme/support"})),
+        )
         .expect(1)
         .mount(s)
         .await;
@@ -85,9 +94,11 @@ async fn mount_reads_and_commit(s: &MockServer) {
         .mount(s)
         .await;
     gh("GET", "/git/commits/base111")
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"sha": "base111", "tree": {"sha": "tree111"}, "parents": []}),
-        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"sha": "base111", "tree": {"sha": "tree111"}, "parents": []}),
+            ),
+        )
         .expect(1)
         .mount(s)
         .await;
@@ -119,7 +130,9 @@ async fn mount_reads_and_commit(s: &MockServer) {
         .mount(s)
         .await;
     gh("POST", "/git/commits")
-        .and(body_partial_json(json!({"tree": "tree222", "parents": ["base111"]})))
+        .and(body_partial_json(
+            json!({"tree": "tree222", "parents": ["base111"]}),
+        ))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sha": "commit222"})))
         .expect(1)
         .mount(s)
@@ -158,7 +171,10 @@ async fn bad_month() -> (Db, Report) {
         .connect(&url)
         .await
         .unwrap();
-    sqlx::migrate!("./migrations/sqlite").run(&pool).await.unwrap();
+    sqlx::migrate!("./migrations/sqlite")
+        .run(&pool)
+        .await
+        .unwrap();
     // The pool keeps the file open; the directory may go.
     std::mem::forget(dir);
     let db = Db::Lite(pool);
@@ -225,8 +241,13 @@ async fn a_week_below_the_bar_opens_one_pull_request_and_a_rerun_updates_it() {
 
     mount_reads_and_commit(&github).await;
     gh("POST", "/git/refs")
-        .and(body_partial_json(json!({"ref": format!("refs/heads/{BRANCH}"), "sha": "commit222"})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"ref": format!("refs/heads/{BRANCH}")})))
+        .and(body_partial_json(
+            json!({"ref": format!("refs/heads/{BRANCH}"), "sha": "commit222"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"ref": format!("refs/heads/{BRANCH}")})),
+        )
         .expect(1)
         .mount(&github)
         .await;
@@ -236,21 +257,34 @@ async fn a_week_below_the_bar_opens_one_pull_request_and_a_rerun_updates_it() {
         .mount(&github)
         .await;
     gh("POST", "/pulls")
-        .and(body_partial_json(json!({"head": BRANCH, "base": "main", "draft": false})))
+        .and(body_partial_json(
+            json!({"head": BRANCH, "base": "main", "draft": false}),
+        ))
         .respond_with(ResponseTemplate::new(201).set_body_json(pull(7)))
         .expect(1)
         .mount(&github)
         .await;
     mount_batches(&anthropic, 50).await;
 
-    let result = pr::open_or_update(&client, store.as_ref(), &report, &settings.audit, &settings.claude)
-        .await
-        .unwrap();
+    let result = pr::open_or_update(
+        &client,
+        store.as_ref(),
+        &report,
+        &settings.audit,
+        &settings.claude,
+    )
+    .await
+    .unwrap();
     let PrResult::Opened(opened) = result else {
         panic!("expected a new pull request: {result:?}")
     };
     assert_eq!(
-        (opened.number, opened.branch.as_str(), opened.commit.as_str(), opened.rows),
+        (
+            opened.number,
+            opened.branch.as_str(),
+            opened.commit.as_str(),
+            opened.rows
+        ),
         (7, BRANCH, "commit222", 12)
     );
 
@@ -272,33 +306,68 @@ async fn a_week_below_the_bar_opens_one_pull_request_and_a_rerun_updates_it() {
         vec![]
     );
     let added = &rows[base.len()..];
-    let two = added.iter().find(|e| e.ticket_id == "2026-W48-002").unwrap();
+    let two = added
+        .iter()
+        .find(|e| e.ticket_id == "2026-W48-002")
+        .unwrap();
     assert_eq!(two.severity, escalator::domain::Severity::Urgent);
     assert_eq!(two.why, "Reviewer: 2026-W48-002 is urgent");
     assert!(two.first_message.contains("café ☕"));
     let commit = body_of(&requests(&github, "POST", "/git/commits").await[0]);
-    assert!(commit["message"].as_str().unwrap().starts_with("labels: add the 12 tickets missed in 2026-W48"));
+    assert!(
+        commit["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("labels: add the 12 tickets missed in 2026-W48")
+    );
 
     // The body: accuracy with its interval, each miss, the prompt versions, the measured effect.
     let pr_body = body_of(&requests(&github, "POST", "/pulls").await[0]);
-    assert_eq!(pr_body["title"], "labels: 12 tickets missed in 2026-W48 (accuracy 80.0%)");
+    assert_eq!(
+        pr_body["title"],
+        "labels: 12 tickets missed in 2026-W48 (accuracy 80.0%)"
+    );
     let md = pr_body["body"].as_str().unwrap();
     assert!(md.contains("**80.0%** (40/50), 95% Wilson interval 67.0–88.8% (±10.9 points with 50 verdicts); the bar is 90%"), "{md}");
     for m in &report.misses {
-        assert!(md.contains(&format!("`{}`", m.ticket_id)), "{} missing:\n{md}", m.ticket_id);
+        assert!(
+            md.contains(&format!("`{}`", m.ticket_id)),
+            "{} missing:\n{md}",
+            m.ticket_id
+        );
     }
     assert!(md.contains("| plain `2026-W48-002` | Seeded ticket 2026-W48-002: Seeded message of ticket 2026-W48-002: “the export” fails — café ☕ | routine | urgent | Reviewer: 2026-W48-002 is urgent |"), "{md}");
     let current = Prompt::render(prompt::EMBEDDED_TEMPLATE, &base).unwrap();
     let next = Prompt::render(prompt::EMBEDDED_TEMPLATE, &rows).unwrap();
     assert_ne!(current.version(), next.version());
-    assert!(md.contains(&format!("Current: `{}` → with these labels: `{}`", current.version(), next.version())), "{md}");
+    assert!(
+        md.contains(&format!(
+            "Current: `{}` → with these labels: `{}`",
+            current.version(),
+            next.version()
+        )),
+        "{md}"
+    );
     assert_eq!(opened.prompt_version, next.version());
-    assert!(md.contains("| live decisions (current prompt) | 80.0% (40/50) | |"), "{md}");
-    assert!(md.contains("| offline (rules + nearest labelled example) | "), "{md}");
+    assert!(
+        md.contains("| live decisions (current prompt) | 80.0% (40/50) | |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| offline (rules + nearest labelled example) | "),
+        "{md}"
+    );
     assert!(md.contains("| claude-sonnet-4-6 with the candidate prompt (Message Batches `msgbatch_01`) | 80.0% (40/50) | 48.0% (24/50) |"), "{md}");
-    assert!(md.contains("The batch cost $0.0600 (half the list price); 0 requests fell back"), "{md}");
+    assert!(
+        md.contains("The batch cost $0.0600 (half the list price); 0 requests fell back"),
+        "{md}"
+    );
     assert!(md.chars().count() <= pr::MAX_BODY_CHARS);
-    std::fs::write(crate::review_web::artifacts().join("labels-pull-request.md"), md).unwrap();
+    std::fs::write(
+        crate::review_web::artifacts().join("labels-pull-request.md"),
+        md,
+    )
+    .unwrap();
 
     // The batch carried the candidate prompt, byte for byte the service's request.
     let batch: Vec<Request> = anthropic
@@ -317,7 +386,12 @@ async fn a_week_below_the_bar_opens_one_pull_request_and_a_rerun_updates_it() {
     assert_eq!(params["system"][0]["text"], next.system());
     assert_eq!(params["system"][0]["cache_control"]["ttl"], "1h");
     assert_eq!(params["output_config"]["format"]["type"], "json_schema");
-    assert!(params["messages"][0]["content"].as_str().unwrap().contains("Seeded message"));
+    assert!(
+        params["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Seeded message")
+    );
 
     // A re-run the same week: the branch is moved to a fresh commit and the body rewritten.
     github.verify().await;
@@ -325,13 +399,21 @@ async fn a_week_below_the_bar_opens_one_pull_request_and_a_rerun_updates_it() {
     anthropic.reset().await;
     mount_reads_and_commit(&github).await;
     gh("POST", "/git/refs")
-        .respond_with(ResponseTemplate::new(422).set_body_json(json!({"message": "Reference already exists"})))
+        .respond_with(
+            ResponseTemplate::new(422)
+                .set_body_json(json!({"message": "Reference already exists"})),
+        )
         .expect(1)
         .mount(&github)
         .await;
     gh("PATCH", &format!("/git/refs/heads/{BRANCH}"))
-        .and(body_partial_json(json!({"sha": "commit222", "force": true})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ref": format!("refs/heads/{BRANCH}")})))
+        .and(body_partial_json(
+            json!({"sha": "commit222", "force": true}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ref": format!("refs/heads/{BRANCH}")})),
+        )
         .expect(1)
         .mount(&github)
         .await;
@@ -341,7 +423,9 @@ async fn a_week_below_the_bar_opens_one_pull_request_and_a_rerun_updates_it() {
         .mount(&github)
         .await;
     gh("PATCH", "/pulls/7")
-        .and(body_partial_json(json!({"title": "labels: 12 tickets missed in 2026-W48 (accuracy 80.0%)"})))
+        .and(body_partial_json(
+            json!({"title": "labels: 12 tickets missed in 2026-W48 (accuracy 80.0%)"}),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(pull(7)))
         .expect(1)
         .mount(&github)
@@ -352,12 +436,26 @@ async fn a_week_below_the_bar_opens_one_pull_request_and_a_rerun_updates_it() {
         .mount(&github)
         .await;
     mount_batches(&anthropic, 50).await;
-    let result = pr::open_or_update(&client, store.as_ref(), &report, &settings.audit, &settings.claude)
-        .await
-        .unwrap();
-    assert!(matches!(&result, PrResult::Updated(o) if o.number == 7 && o.rows == 12), "{result:?}");
+    let result = pr::open_or_update(
+        &client,
+        store.as_ref(),
+        &report,
+        &settings.audit,
+        &settings.claude,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(&result, PrResult::Updated(o) if o.number == 7 && o.rows == 12),
+        "{result:?}"
+    );
     let patched = body_of(&requests(&github, "PATCH", "/pulls/7").await[0]);
-    assert!(patched["body"].as_str().unwrap().contains("Missed tickets (12 added to the labels)"));
+    assert!(
+        patched["body"]
+            .as_str()
+            .unwrap()
+            .contains("Missed tickets (12 added to the labels)")
+    );
 }
 
 #[tokio::test]
@@ -398,23 +496,45 @@ async fn a_pull_request_opened_meanwhile_is_updated_not_duplicated() {
         .expect(1)
         .mount(&github)
         .await;
-    let result = pr::open_or_update(&client, db.store().as_ref(), &report, &settings.audit, &settings.claude)
-        .await
-        .unwrap();
-    assert!(matches!(&result, PrResult::Updated(o) if o.number == 9), "{result:?}");
+    let result = pr::open_or_update(
+        &client,
+        db.store().as_ref(),
+        &report,
+        &settings.audit,
+        &settings.claude,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(&result, PrResult::Updated(o) if o.number == 9),
+        "{result:?}"
+    );
     let md = body_of(&requests(&github, "PATCH", "/pulls/9").await[0])["body"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(md.contains("No ANTHROPIC_API_KEY: the Claude path with the candidate prompt was not measured."), "{md}");
+    assert!(
+        md.contains(
+            "No ANTHROPIC_API_KEY: the Claude path with the candidate prompt was not measured."
+        ),
+        "{md}"
+    );
 }
 
 #[tokio::test]
 async fn bad_credentials_and_a_missing_repository_stop_before_any_write() {
     let (db, report) = bad_month().await;
     for (status, message, expected) in [
-        (401, "Bad credentials", "GitHub refused the token (401 Bad credentials): check GITHUB_TOKEN"),
-        (404, "Not Found", "repository acme/support not found on GitHub (404), or the token cannot see it"),
+        (
+            401,
+            "Bad credentials",
+            "GitHub refused the token (401 Bad credentials): check GITHUB_TOKEN",
+        ),
+        (
+            404,
+            "Not Found",
+            "repository acme/support not found on GitHub (404), or the token cannot see it",
+        ),
     ] {
         let github = MockServer::start().await;
         let (settings, _config) = settings(&github, None);
@@ -426,9 +546,15 @@ async fn bad_credentials_and_a_missing_repository_stop_before_any_write() {
             .expect(1)
             .mount(&github)
             .await;
-        let err = pr::open_or_update(&client, db.store().as_ref(), &report, &settings.audit, &settings.claude)
-            .await
-            .unwrap_err();
+        let err = pr::open_or_update(
+            &client,
+            db.store().as_ref(),
+            &report,
+            &settings.audit,
+            &settings.claude,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.to_string(), expected);
         match (status, &err) {
             (401, PrError::Github(GithubError::Unauthorized))
@@ -447,10 +573,19 @@ async fn a_week_that_meets_the_bar_calls_nothing() {
     let github = MockServer::start().await;
     let (settings, _config) = settings(&github, None);
     let client = Github::new(settings.audit.github.clone().unwrap()).unwrap();
-    let result = pr::open_or_update(&client, db.store().as_ref(), &report, &settings.audit, &settings.claude)
-        .await
-        .unwrap();
-    assert!(matches!(result, PrResult::NotNeeded(ref why) if why.starts_with("no pull request: 2026-W48")), "{result:?}");
+    let result = pr::open_or_update(
+        &client,
+        db.store().as_ref(),
+        &report,
+        &settings.audit,
+        &settings.claude,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(result, PrResult::NotNeeded(ref why) if why.starts_with("no pull request: 2026-W48")),
+        "{result:?}"
+    );
     assert!(github.received_requests().await.unwrap().is_empty());
 }
 
@@ -512,7 +647,14 @@ async fn eval_batch_sends_the_labelled_file_through_the_batches_api() {
     let base = anthropic.uri();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_escalator"))
-            .args(["eval", "labels/holdout.csv", "--classifier", "claude", "--batch", "--json"])
+            .args([
+                "eval",
+                "labels/holdout.csv",
+                "--classifier",
+                "claude",
+                "--batch",
+                "--json",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("ANTHROPIC_API_KEY", "sk-ant-test")
             .env("ANTHROPIC_BASE_URL", base)
@@ -524,7 +666,10 @@ async fn eval_batch_sends_the_labelled_file_through_the_batches_api() {
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("message batch msgbatch_eval ended"), "{stderr}");
+    assert!(
+        stderr.contains("message batch msgbatch_eval ended"),
+        "{stderr}"
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["total"], holdout.len());
     assert_eq!(report["fallbacks"], 1);
@@ -535,16 +680,25 @@ async fn eval_batch_sends_the_labelled_file_through_the_batches_api() {
         .iter()
         .map(|m| m["ticket_id"].as_str().unwrap())
         .collect();
-    assert!(misses.contains(&holdout[0].ticket_id.as_str()), "{misses:?}");
+    assert!(
+        misses.contains(&holdout[0].ticket_id.as_str()),
+        "{misses:?}"
+    );
     // Row 1 fell back to the offline classifier, which may or may not get it right.
     let row1_missed = misses.contains(&holdout[1].ticket_id.as_str());
-    assert_eq!(correct as usize, holdout.len() - 1 - usize::from(row1_missed));
+    assert_eq!(
+        correct as usize,
+        holdout.len() - 1 - usize::from(row1_missed)
+    );
     assert_eq!(misses.len(), 1 + usize::from(row1_missed));
     // Priced at the batch rate: (100 × $3 + 10 × $15) / 1M / 2 per answered row.
     let answered = holdout.len() - 1;
     #[allow(clippy::cast_precision_loss)]
     let expected = answered as f64 * (100.0 * 3.0 + 10.0 * 15.0) / 1e6 / 2.0;
-    assert!((report["usage"]["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-9, "{report}");
+    assert!(
+        (report["usage"]["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-9,
+        "{report}"
+    );
     let sent = anthropic.received_requests().await.unwrap();
     let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
     assert_eq!(body["requests"].as_array().unwrap().len(), holdout.len());

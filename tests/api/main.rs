@@ -17,6 +17,7 @@ mod cli;
 #[allow(dead_code)]
 #[path = "../support/collector.rs"]
 mod collector;
+mod dashboard_web;
 mod fakes;
 mod faults;
 mod harness;

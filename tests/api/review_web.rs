@@ -160,6 +160,34 @@ pub fn driver() -> Driver {
     }
 }
 
+/// Headless Chromium through `driver`, with its profile in `profile`, at `size` ("w,h").
+pub async fn browser(
+    driver: &Driver,
+    profile: &tempfile::TempDir,
+    size: &str,
+) -> fantoccini::Client {
+    let chromium = which(&["chromium", "chromium-browser"])
+        .unwrap_or_else(|| panic!("chromium is missing: install Debian's `chromium` package"));
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", format!("--window-size={size}"),
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("cannot start headless Chromium through chromedriver")
+}
+
 pub fn artifacts() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
@@ -178,26 +206,7 @@ async fn a_reviewer_judges_three_tickets_in_headless_chromium(pool: sqlx::Sqlite
     let app = start(store.clone(), &lf).await;
     let driver = driver();
     let profile = tempfile::tempdir().unwrap();
-    let chromium = which(&["chromium", "chromium-browser"])
-        .unwrap_or_else(|| panic!("chromium is missing: install Debian's `chromium` package"));
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1000,1800",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        }),
-    );
-    let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("cannot start headless Chromium through chromedriver");
+    let browser = browser(&driver, &profile, "1000,1800").await;
     let wait = || browser.wait().at_most(Duration::from_secs(15));
 
     browser.goto(&format!("{}/review", app.base)).await.unwrap();

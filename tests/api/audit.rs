@@ -74,7 +74,7 @@ pub fn week(s: &str) -> IsoWeek {
 /// One decision of a seeded week: (severity, tier, truth of the sampled review, override).
 fn spec(kind: Kind, i: usize) -> (Severity, Tier, Option<Severity>, Option<Severity>) {
     use Severity::{OnFire, Routine, Urgent};
-    let reviewed = i % 2 == 0;
+    let reviewed = i.is_multiple_of(2);
     match kind {
         Kind::Steady => {
             let sev = if i < 40 {
@@ -89,7 +89,7 @@ fn spec(kind: Kind, i: usize) -> (Severity, Tier, Option<Severity>, Option<Sever
             } else {
                 Tier::Pro
             };
-            let truth = reviewed.then(|| match i {
+            let truth = reviewed.then_some(match i {
                 0 => Urgent,
                 60 => OnFire,
                 80 => Urgent,
@@ -115,7 +115,7 @@ fn spec(kind: Kind, i: usize) -> (Severity, Tier, Option<Severity>, Option<Sever
             } else {
                 Tier::Pro
             };
-            let truth = reviewed.then(|| match i {
+            let truth = reviewed.then_some(match i {
                 2 | 4 => Urgent,
                 30..46 => Routine,
                 _ => sev,
@@ -129,7 +129,7 @@ fn spec(kind: Kind, i: usize) -> (Severity, Tier, Option<Severity>, Option<Sever
         }
         Kind::Thin => {
             let sev = if i < 10 { Routine } else { Urgent };
-            let truth = reviewed.then(|| if i % 4 == 0 { sev } else { OnFire });
+            let truth = reviewed.then(|| if i.is_multiple_of(4) { sev } else { OnFire });
             (sev, Tier::Pro, truth, None)
         }
     }
@@ -361,7 +361,7 @@ async fn a_bad_week_fires_every_symptom_and_fails_the_bar(db: Db) {
         last.by_true_severity[&Severity::Routine]
             .to_string()
             .split(' ')
-            .last(),
+            .next_back(),
         Some("(8/16)")
     );
     assert_eq!(last.by_true_severity[&Severity::Urgent].k, 22);

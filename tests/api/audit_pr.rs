@@ -705,3 +705,35 @@ async fn eval_batch_sends_the_labelled_file_through_the_batches_api() {
     assert_eq!(body["requests"][3]["custom_id"], "item-3");
     assert_eq!(body["requests"][3]["params"]["max_tokens"], 1024);
 }
+
+#[tokio::test]
+async fn the_weekly_run_in_serve_opens_the_pull_request_below_the_bar() {
+    let (db, _) = bad_month().await;
+    let github = MockServer::start().await;
+    let (settings, _config) = settings(&github, None);
+    mount_reads_and_commit(&github).await;
+    gh("POST", "/git/refs")
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({})))
+        .expect(1)
+        .mount(&github)
+        .await;
+    open_pulls()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(1)
+        .mount(&github)
+        .await;
+    gh("POST", "/pulls")
+        .respond_with(ResponseTemplate::new(201).set_body_json(pull(11)))
+        .expect(1)
+        .mount(&github)
+        .await;
+    // Monday 2026-11-30 07:00 UTC: the last full week is 2026-W48.
+    let now = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 30, 7, 0, 0).unwrap();
+    audit::schedule::run_once(db.store().as_ref(), &settings, now).await;
+    let md = body_of(&requests(&github, "POST", "/pulls").await[0])["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(md.contains("## Labels from the audit of 2026-W48"), "{md}");
+    github.verify().await;
+}

@@ -243,7 +243,7 @@ pub async fn build(store: &dyn Store, req: &AuditRequest) -> Result<Report, Stor
 }
 
 /// The corrected decisions among `rows`, each with its ticket text and the reviewer's why:
-/// sampled reviews first, then overrides of decisions no review corrected.
+/// sampled reviews first, then overrides of decisions no sampled review judged.
 ///
 /// # Errors
 /// When the store cannot be read.
@@ -253,9 +253,8 @@ pub async fn misses(store: &dyn Store, rows: &[&AuditRow]) -> Result<Vec<Miss>, 
         for r in rows {
             let (verdict, is_override) = match (r.review, r.overridden) {
                 (Some(v @ Verdict::Corrected(_)), _) if !pass => (v, false),
-                (None | Some(Verdict::Correct), Some(v @ Verdict::Corrected(_))) if pass => {
-                    (v, true)
-                }
+                // A sampled review that said correct wins over an agent's change.
+                (None, Some(v @ Verdict::Corrected(_))) if pass => (v, true),
                 _ => continue,
             };
             let Some(right) = verdict.corrected_severity() else {

@@ -699,6 +699,7 @@ async fn eval_batch_sends_the_labelled_file_through_the_batches_api() {
         (report["usage"]["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-9,
         "{report}"
     );
+    assert_eq!(report["usage"]["answered"], answered, "{report}");
     let sent = anthropic.received_requests().await.unwrap();
     let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
     assert_eq!(body["requests"].as_array().unwrap().len(), holdout.len());

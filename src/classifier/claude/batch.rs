@@ -195,7 +195,9 @@ impl ClaudeClassifier {
                 None => Err(ClassifierError::Transport(
                     "no result for this request in the batch".to_owned(),
                 )),
-                Some(result) => self.batch_result(result, &span),
+                Some(result) => {
+                    self.batch_result(result, &format!("{}/{}", batch.id, custom_id(i)), &span)
+                }
             })
             .collect();
         Ok(BatchRun {
@@ -206,9 +208,12 @@ impl ClaudeClassifier {
 
     /// One result of a batch: a `succeeded` message read like a Messages answer (priced at
     /// the batch rate even when `usage.service_tier` is missing), or the error it carries.
+    /// `request` (`msgbatch_…/item-N`) stands in for the `request-id` header a batch item has
+    /// not, so a decision still names the call it came from.
     fn batch_result(
         &self,
         mut result: Value,
+        request: &str,
         span: &tracing::Span,
     ) -> Result<Classification, ClassifierError> {
         let kind = result
@@ -242,7 +247,7 @@ impl ClaudeClassifier {
         let body = serde_json::to_vec(message).unwrap_or_default();
         self.interpret(
             Reply {
-                request_id: None,
+                request_id: Some(request.to_owned()),
                 body,
             },
             span,

@@ -1,6 +1,7 @@
 //! The command line: a thin dispatcher over `serve`, `classify`, `eval` ([`crate::eval`]),
 //! `labels check`, `prompt render`, `bench` ([`crate::bench`]), `review` and
-//! `labels add-from-reviews` ([`crate::review::cli`]). Exit codes are in [`crate::exit`].
+//! `labels add-from-reviews` ([`crate::review::cli`]) and `audit` ([`crate::audit::cli`]). Exit
+//! codes are in [`crate::exit`].
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -50,6 +51,9 @@ enum Command {
     Bench(crate::bench::BenchArgs),
     /// The daily review: judge a day's sample of decisions (or export / import it as CSV).
     Review(crate::review::cli::ReviewArgs),
+    /// The weekly audit: accuracy per ISO week with 95% intervals, calibration, the five
+    /// symptoms; exit 1 below --min-accuracy; --open-pr opens the labels pull request.
+    Audit(crate::audit::cli::AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +161,7 @@ pub fn main() -> ExitCode {
         } => prompt_render(labels, template, json),
         Command::Bench(args) => crate::bench::main(args),
         Command::Review(args) => crate::review::cli::main(args),
+        Command::Audit(args) => crate::audit::cli::main(args),
     }
 }
 

@@ -70,6 +70,8 @@ pub struct Settings {
     pub worker: WorkerSettings,
     /// The daily review (`[review]`, `ESCALATOR_ADMIN_TOKEN`).
     pub review: crate::review::ReviewSettings,
+    /// The weekly audit (`[audit]`, `GITHUB_*`).
+    pub audit: crate::audit::AuditSettings,
 }
 
 /// The optional TOML file: each table is the section of the module that owns it.
@@ -100,6 +102,8 @@ struct FileSettings {
     routes: BTreeMap<String, FileRoute>,
     #[serde(default)]
     review: crate::review::settings::FileReview,
+    #[serde(default)]
+    audit: crate::audit::settings::FileAudit,
 }
 
 /// `[prompt]`: files to classify with instead of the embedded ones.
@@ -179,6 +183,7 @@ impl Settings {
             ticketing,
             worker,
             review: crate::review::ReviewSettings::load(env, file.review)?,
+            audit: crate::audit::AuditSettings::load(env, file.audit)?,
         })
     }
 }

@@ -463,7 +463,7 @@ pub fn one_sentence(reasoning: &str, max_words: usize) -> (String, bool) {
     }
 }
 
-/// Token usage and cost of one model call, as logged.
+/// Token usage, cost and time of one model call, as logged.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Usage {
     /// The API's `request-id` header.
@@ -478,6 +478,11 @@ pub struct Usage {
     pub cache_write_tokens: i64,
     /// Cost in USD from the price table.
     pub cost_usd: f64,
+    /// How long the model call took, retries and waits for a slot included (`None` when no
+    /// model was called): the weekly audit's p50/p95 model latency.
+    pub model_latency_ms: Option<i64>,
+    /// Retries the call took (0 when the first attempt answered).
+    pub model_retries: i32,
 }
 
 /// What a classifier returned for one ticket: the verdict and how it was reached.

@@ -1,5 +1,6 @@
 //! `escalator eval`: runs a classifier over a labelled file and reports accuracy, the confusion
-//! matrix with a `failed` margin, the misses, and with the model its tokens, cost and latency.
+//! matrix with a `failed` margin, the misses, and with the model its tokens, cost and latency;
+//! `--batch` sends the file through the Message Batches API instead (half price).
 //!
 //! Every row of the file counts: a row that gets no classification (the domain rejects it as a
 //! ticket, or the classifier panicked) is a miss with its error and makes the command exit 1.
@@ -21,7 +22,7 @@ use serde::Serialize;
 
 use crate::{
     classifier::{Decider, OfflineClassifier, claude::TokenSource, offline},
-    domain::{Classification, Severity, Usage},
+    domain::{Classification, Severity, TicketContext, Usage},
     exit,
     labels::{self, Example},
     startup,
@@ -51,6 +52,11 @@ pub struct EvalArgs {
     /// why, and the nearest labelled examples (the offline classifier is also the fallback).
     #[arg(long)]
     explain: bool,
+    /// With `--classifier claude`: send every row in one Message Batch (half price; waits for
+    /// the batch, polling every `[audit] batch_poll_secs`). A row whose request fails gets the
+    /// offline fallback, as in the service.
+    #[arg(long)]
+    batch: bool,
 }
 
 /// Which backend `eval` runs.
@@ -223,6 +229,9 @@ pub struct Miss {
 /// none.
 type RowOutcome = Result<(Classification, Duration), String>;
 
+/// A row's index in the file and how it ended.
+type IndexedOutcome = (usize, RowOutcome);
+
 /// Classifies every example with `decider` and compares with the labels, one at a time.
 pub async fn evaluate(file: &str, examples: &[Example], decider: &Decider) -> EvalReport {
     evaluate_with(file, examples, decider, 1, None, false).await
@@ -238,29 +247,15 @@ pub async fn evaluate_with(
     warmup: Option<Usage>,
     progress: bool,
 ) -> EvalReport {
-    let mut confusion: BTreeMap<Severity, BTreeMap<Severity, usize>> = Severity::ALL
-        .iter()
-        .map(|s| (*s, Severity::ALL.iter().map(|p| (*p, 0)).collect()))
-        .collect();
-    let mut failed_by_expected: BTreeMap<Severity, usize> =
-        Severity::ALL.iter().map(|s| (*s, 0)).collect();
     let total = examples.len();
     // Every row ends in exactly one entry here: a classification, or the reason it has none
     // (a row the domain rejects, a classifier that panicked). None is dropped, so a failure can
     // never count as correct.
-    let mut results: Vec<(usize, RowOutcome)> = Vec::with_capacity(total);
+    let (ok, mut results) = contexts(examples);
     let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut rows_of_tasks = HashMap::new();
-    for (i, e) in examples.iter().enumerate() {
-        // The row's ARR and repeat count too, when the file has them.
-        let ctx = match e.ticket_context() {
-            Ok(ctx) => ctx,
-            Err(err) => {
-                results.push((i, Err(format!("not a valid ticket: {err}"))));
-                continue;
-            }
-        };
+    for (i, ctx) in ok {
         let decider = decider.clone();
         let slots = slots.clone();
         let task = tasks.spawn(async move {
@@ -299,6 +294,76 @@ pub async fn evaluate_with(
     }
     results.sort_by_key(|(i, _)| *i);
 
+    report(file, examples, results, warmup)
+}
+
+/// The tickets of `examples` as the classifier sees them; a row the domain rejects as a ticket
+/// is an error result in `failed`, with its index.
+fn contexts(examples: &[Example]) -> (Vec<(usize, TicketContext)>, Vec<IndexedOutcome>) {
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for (i, e) in examples.iter().enumerate() {
+        // The row's ARR and repeat count too, when the file has them.
+        match e.ticket_context() {
+            Ok(ctx) => ok.push((i, ctx)),
+            Err(err) => failed.push((i, Err(format!("not a valid ticket: {err}")))),
+        }
+    }
+    (ok, failed)
+}
+
+/// Classifies every example in one Message Batch with `claude` (its prompt), the offline
+/// classifier standing in for each request that failed, as the service's fallback does.
+///
+/// # Errors
+/// When the batch cannot be created, does not end within `max_wait`, or its results cannot be
+/// read.
+pub async fn evaluate_batch(
+    file: &str,
+    examples: &[Example],
+    claude: &crate::classifier::ClaudeClassifier,
+    offline: &crate::classifier::OfflineClassifier,
+    poll: Duration,
+    max_wait: Duration,
+) -> Result<(EvalReport, String), crate::classifier::ClassifierError> {
+    let (ok, mut results) = contexts(examples);
+    let items: Vec<TicketContext> = ok.iter().map(|(_, c)| c.clone()).collect();
+    let run = claude.classify_batch(&items, poll, max_wait).await?;
+    for ((i, ctx), result) in ok.into_iter().zip(run.results) {
+        let c = match result {
+            Ok(c) => c,
+            Err(e) => {
+                let mut c = crate::classifier::fallback(offline.decide(&ctx), &e.reason());
+                if let crate::classifier::ClassifierError::InvalidAnswer {
+                    usage: Some(usage),
+                    ..
+                } = e
+                {
+                    c.usage = *usage;
+                }
+                c
+            }
+        };
+        results.push((i, Ok((c, Duration::ZERO))));
+    }
+    results.sort_by_key(|(i, _)| *i);
+    Ok((report(file, examples, results, None), run.id))
+}
+
+/// The report of `results` (one per row, in row order) against the labels of `examples`.
+fn report(
+    file: &str,
+    examples: &[Example],
+    results: Vec<(usize, RowOutcome)>,
+    warmup: Option<Usage>,
+) -> EvalReport {
+    let total = examples.len();
+    let mut confusion: BTreeMap<Severity, BTreeMap<Severity, usize>> = Severity::ALL
+        .iter()
+        .map(|s| (*s, Severity::ALL.iter().map(|p| (*p, 0)).collect()))
+        .collect();
+    let mut failed_by_expected: BTreeMap<Severity, usize> =
+        Severity::ALL.iter().map(|s| (*s, 0)).collect();
     let mut misses = Vec::new();
     let mut correct = 0;
     let mut failed = 0;
@@ -523,6 +588,28 @@ async fn run(file: &str, examples: &[Example], args: &EvalArgs) -> Result<EvalRe
         }
         return Ok(report);
     };
+    if args.batch {
+        eprintln!(
+            "sending {} tickets in one Message Batch (half price); polling every {} s",
+            examples.len(),
+            settings.audit.batch_poll.as_secs()
+        );
+        let (report, batch_id) = evaluate_batch(
+            file,
+            examples,
+            claude,
+            &classifiers.offline,
+            settings.audit.batch_poll,
+            settings.audit.batch_max_wait,
+        )
+        .await
+        .map_err(|e| {
+            eprintln!("escalator eval --batch: the batch failed: {}", e.reason());
+            ExitCode::from(exit::SOFTWARE)
+        })?;
+        eprintln!("message batch {batch_id} ended");
+        return Ok(report);
+    }
     let check = claude.check_cache().await;
     eprintln!(
         "system block: {} tokens ({}), minimum cacheable for {}: {}{}",
@@ -568,6 +655,12 @@ async fn run(file: &str, examples: &[Example], args: &EvalArgs) -> Result<EvalRe
 /// Runs `escalator eval`; returns the exit code (1 below `--min-accuracy` or when a row failed
 /// to classify).
 pub fn main(args: EvalArgs) -> ExitCode {
+    if args.batch && args.classifier != EvalClassifier::Claude {
+        eprintln!(
+            "escalator eval: --batch sends the rows to the Message Batches API; it needs --classifier claude"
+        );
+        return ExitCode::from(exit::USAGE);
+    }
     if let Some(min) = args.min_accuracy {
         if !(0.0..=1.0).contains(&min) {
             eprintln!("escalator eval: --min-accuracy must be within 0..1, got {min}");

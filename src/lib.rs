@@ -21,9 +21,11 @@
 //! - Wiring and commands: [`config`] (composes the sections), [`startup`], [`shutdown`],
 //!   [`cli`] (a thin dispatcher), [`exit`] (exit codes), [`eval`] (`escalator eval`),
 //!   [`bench`] (`escalator bench`, the real service against in-process mocks, measured),
-//!   [`review`] (the daily review: samples, verdicts, overrides, labels from reviews) and
-//!   [`web`] (its `/review` page).
+//!   [`review`] (the daily review: samples, verdicts, overrides, labels from reviews),
+//!   [`audit`] (`escalator audit`: the weekly figures, symptoms and the labels pull request) and
+//!   [`web`] (the `/review` and `/dashboard` pages).
 
+pub mod audit;
 pub mod backoff;
 pub mod bench;
 pub mod causes;

@@ -359,10 +359,7 @@ impl App {
                 bridge: self.bridge.clone(),
                 health: self.worker.health(),
             })
-            .merge(crate::web::router(
-                self.store.clone(),
-                &self.settings.review,
-            )),
+            .merge(crate::web::router(self.store.clone(), &self.settings)),
         )
         .with_graceful_shutdown(http_stop.clone().cancelled_owned());
         let scores = self.settings.telemetry.langfuse.as_ref().map(|lf| {
@@ -393,6 +390,16 @@ impl App {
             Some(Err(e)) => return Err(e.context("cannot build the Langfuse score client")),
             None => None,
         };
+        let audit = self.settings.audit.schedule.map(|_| {
+            let (store, settings, stop) =
+                (self.store.clone(), self.settings.clone(), shutdown.clone());
+            tokio::spawn(worker::supervise(
+                "audit",
+                loops.clone(),
+                shutdown.clone(),
+                move || crate::audit::schedule::run(store.clone(), settings.clone(), stop.clone()),
+            ))
+        });
         let beat_stop = CancellationToken::new();
         let heartbeat = {
             let (store, interval, stop) = (
@@ -454,6 +461,12 @@ impl App {
         }
         if let Some(scores) = scores {
             let _ = scores.await;
+        }
+        if let Some(audit) = audit {
+            // A weekly run in progress is cut short; the next start runs it again next week
+            // (or `escalator audit --open-pr` now), and the flow is safe to repeat.
+            audit.abort();
+            let _ = audit.await;
         }
         // Whatever is still leased is taken over by another replica at once.
         beat_stop.cancel();

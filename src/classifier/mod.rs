@@ -69,6 +69,18 @@ impl ClassifierError {
     }
 }
 
+tokio::task_local! {
+    /// Retries of the model call in progress, counted by the backend and read by
+    /// [`Decider::decide`] into the decision's usage. A task-local because a failed call returns
+    /// only its error, and the retries of a call that timed out are the ones the audit needs.
+    static RETRIES: std::cell::Cell<i32>;
+}
+
+/// Counts one retry of the model call in progress (a no-op outside [`Decider::decide`]).
+pub(crate) fn count_retry() {
+    let _ = RETRIES.try_with(|c| c.set(c.get().saturating_add(1)));
+}
+
 /// A backend that turns a ticket into a validated classification.
 #[async_trait]
 pub trait Classifier: Send + Sync {
@@ -110,16 +122,27 @@ impl Decider {
             return self.offline.decide(ctx);
         };
         let started = std::time::Instant::now();
-        let result = primary.classify(ctx).await;
+        let (result, retries) = RETRIES
+            .scope(std::cell::Cell::new(0), async {
+                let result = primary.classify(ctx).await;
+                (result, RETRIES.with(std::cell::Cell::get))
+            })
+            .await;
+        let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let m = crate::telemetry::metrics::metrics();
         let outcome = if result.is_ok() { "ok" } else { "error" };
         m.model_latency
             .with_label_values(&[primary.model(), outcome])
             .observe(started.elapsed().as_secs_f64());
+        let timed = |mut c: Classification| {
+            c.usage.model_latency_ms = Some(latency_ms);
+            c.usage.model_retries = retries;
+            c
+        };
         match result {
             Ok(c) => {
                 m.usage(&c.model, &c.usage);
-                c
+                timed(c)
             }
             Err(e) => {
                 if e == ClassifierError::SpendCap {
@@ -144,7 +167,7 @@ impl Decider {
                     c.usage = *usage;
                     c.observation_id = observation_id;
                 }
-                c
+                timed(c)
             }
         }
     }

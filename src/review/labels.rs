@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 
 use crate::{
+    domain::{Severity, Tier},
     labels::{self, Example},
     prompt::{self, Prompt},
     store::Store,
@@ -95,60 +96,37 @@ pub async fn add_from_reviews(
             added.already_there += 1;
             continue;
         }
-        let subject = crate::text::excerpt(&ticket.subject, 300);
-        added.rows.push(Example {
-            ticket_id: id,
-            subject: if subject.is_empty() {
-                "(no subject)".to_owned()
-            } else {
-                subject
-            },
-            first_message: ticket.body.trim().to_owned(),
-            tier: ticket.tier,
+        added.rows.push(example_from(
+            id,
+            &ticket.subject,
+            &ticket.body,
+            ticket.tier,
             severity,
-            route: severity.route(),
-            why: review.why.clone().unwrap_or_else(|| {
+            review.why.clone().unwrap_or_else(|| {
                 format!(
                     "Reviewer corrected {} to {severity} ({}).",
                     item.decision.severity,
                     review.origin.as_str()
                 )
             }),
-            ..Example::default()
-        });
+        ));
     }
-    let mut new_text = text.clone();
-    if !new_text.ends_with('\n') {
-        new_text.push('\n');
-    }
-    let columns = labels::columns(&name, &text).map_err(|p| AddError::Labels(vec![p]))?;
-    new_text.push_str(&labels::render_rows(&added.rows, &columns));
-    let examples = labels::parse(&name, &new_text).map_err(AddError::Labels)?;
-    // The checks of `escalator labels check` on the file as it would be written: against the
-    // file it must stay apart from (the holdout beside it), errors refuse the write.
-    let other = match labels::CheckOptions::default_against(file) {
-        Some(path) => Some((
-            path.display().to_string(),
-            labels::load(&path).map_err(AddError::Labels)?,
-        )),
-        None => None,
+    let holdout = file.with_file_name("holdout.csv");
+    let other = if holdout.exists() && holdout != file {
+        Some((
+            holdout.display().to_string(),
+            labels::load(&holdout).map_err(AddError::Labels)?,
+        ))
+    } else {
+        None
     };
-    let report = labels::check_examples(
+    let (new_text, examples) = appended(
         &name,
-        &examples,
-        other,
-        &labels::CheckOptions::for_file(file),
-        Vec::new(),
-    );
-    let problems: Vec<labels::Problem> = report
-        .findings
-        .into_iter()
-        .filter(|f| f.level == labels::Level::Error)
-        .map(|f| f.problem)
-        .collect();
-    if !problems.is_empty() {
-        return Err(AddError::Labels(problems));
-    }
+        &text,
+        &added.rows,
+        other.as_ref().map(|(n, o)| (n.as_str(), o.as_slice())),
+    )
+    .map_err(AddError::Labels)?;
     let template = match template {
         Some(p) => std::fs::read_to_string(p)
             .map_err(|e| anyhow::anyhow!("cannot read prompt template {}: {e}", p.display()))?,
@@ -162,6 +140,75 @@ pub async fn add_from_reviews(
         write_atomically(file, &new_text)?;
     }
     Ok(added)
+}
+
+/// A labels row for a corrected ticket: the subject as one line of at most 300 characters
+/// (`(no subject)` when blank), the message trimmed, the route from the severity.
+pub fn example_from(
+    ticket_id: String,
+    subject: &str,
+    body: &str,
+    tier: Tier,
+    severity: Severity,
+    why: String,
+) -> Example {
+    let subject = crate::text::excerpt(subject, 300);
+    Example {
+        ticket_id,
+        subject: if subject.is_empty() {
+            "(no subject)".to_owned()
+        } else {
+            subject
+        },
+        first_message: body.trim().to_owned(),
+        tier,
+        severity,
+        route: severity.route(),
+        why,
+        ..Example::default()
+    }
+}
+
+/// `text` (a labels file named `name`) with `rows` appended by the labels module's writer,
+/// parsed back and checked by the labels checks (`labels check`'s training rules, and no
+/// overlap with `holdout` when given): the new text and its examples.
+///
+/// # Errors
+/// The problems when the file, as it is or with the rows, fails a check.
+pub fn appended(
+    name: &str,
+    text: &str,
+    rows: &[Example],
+    holdout: Option<(&str, &[Example])>,
+) -> Result<(String, Vec<Example>), Vec<labels::Problem>> {
+    labels::parse(name, text)?;
+    let columns = labels::columns(name, text).map_err(|p| vec![p])?;
+    let mut new_text = text.to_owned();
+    if !new_text.ends_with('\n') {
+        new_text.push('\n');
+    }
+    new_text.push_str(&labels::render_rows(rows, &columns));
+    let examples = labels::parse(name, &new_text)?;
+    // Every check of `escalator labels check` on the file as it would be written, against the
+    // holdout it must stay apart from; an error refuses it.
+    let report = labels::check_examples(
+        name,
+        &examples,
+        holdout.map(|(n, h)| (n.to_owned(), h.to_vec())),
+        &labels::CheckOptions::for_file(std::path::Path::new(name)),
+        Vec::new(),
+    );
+    let problems: Vec<labels::Problem> = report
+        .findings
+        .into_iter()
+        .filter(|f| f.level == labels::Level::Error)
+        .map(|f| f.problem)
+        .collect();
+    if problems.is_empty() {
+        Ok((new_text, examples))
+    } else {
+        Err(problems)
+    }
 }
 
 /// Writes `text` next to `file` and renames it over, so a crash never leaves half a file.

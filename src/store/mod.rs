@@ -132,6 +132,12 @@ pub struct NewDelivery {
     pub event_type: String,
     /// What the adapter needs to build the ticket later (ticket text; never secrets).
     pub payload: serde_json::Value,
+    /// The payload's version (Plain's `webhookTargetVersion`, Pylon's trigger shape), kept so
+    /// the weekly audit can compare accuracy before and after a tool update.
+    pub webhook_version: Option<String>,
+    /// Fields the lenient parse had to do without (e.g. the message text, so the preview
+    /// stood in).
+    pub missing_fields: Vec<String>,
 }
 
 /// A stored delivery leased to one worker, which must build, decide and finish it.
@@ -301,7 +307,7 @@ pub trait Store: Send + Sync {
     ) -> Result<u32, StoreError>;
 
     /// Makes a webhook delivery durable; `true` when it is new, `false` for a repeat of its key
-    /// (which must then do nothing else).
+    /// (which does nothing else but count the repeat on the stored delivery).
     async fn accept_delivery(&self, delivery: &NewDelivery) -> Result<bool, StoreError>;
 
     /// Leases up to `limit` pending deliveries that are due and not leased by a live worker, for
@@ -475,6 +481,39 @@ pub trait Store: Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<crate::review::Tally, StoreError>;
+
+    // The weekly audit (`crate::audit`): reads only, besides the refused webhooks it counts.
+
+    /// Every decision logged in `[from, to)`, oldest first, with its last sampled-review
+    /// verdict, its last override and the version of the delivery it came from.
+    async fn audit_decisions(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<crate::audit::AuditRow>, StoreError>;
+
+    /// Every webhook delivery received in `[from, to)`, oldest first.
+    async fn audit_deliveries(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<crate::audit::DeliveryRow>, StoreError>;
+
+    /// Every signed webhook the parse refused in `[from, to)`, oldest first.
+    async fn audit_rejections(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<crate::audit::RejectionRow>, StoreError>;
+
+    /// Counts a signed webhook the parse refused (never stored as a delivery), with its
+    /// payload version when it could be read.
+    async fn record_rejection(
+        &self,
+        source: Source,
+        webhook_version: Option<&str>,
+        reason: &str,
+    ) -> Result<(), StoreError>;
 }
 
 /// Opens the database named by `settings.url` (creating a missing SQLite file) and runs its

@@ -40,7 +40,7 @@ macro_rules! decision_columns {
         "id, source, ticket_id, ticket_version, severity, route, confidence, \
      reasoning, prompt_version, model, fallback, fallback_reason, notes, tier, request_id, \
      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, trace_id, \
-     observation_id, created_at"
+     observation_id, created_at, model_latency_ms, model_retries"
     };
 }
 
@@ -57,7 +57,8 @@ macro_rules! review_item_columns {
         "d.id, d.source, d.ticket_id, d.ticket_version, d.severity, d.route, d.confidence, \
          d.reasoning, d.prompt_version, d.model, d.fallback, d.fallback_reason, d.notes, d.tier, \
          d.request_id, d.input_tokens, d.output_tokens, d.cache_read_tokens, d.cache_write_tokens, \
-         d.cost_usd, d.trace_id, d.observation_id, d.created_at, t.subject AS t_subject, \
+         d.cost_usd, d.trace_id, d.observation_id, d.created_at, d.model_latency_ms, \
+         d.model_retries, t.subject AS t_subject, \
          t.body AS t_body, t.tier AS t_tier, t.arr_usd AS t_arr_usd, s.skipped_at AS s_skipped_at"
     };
 }
@@ -238,6 +239,8 @@ macro_rules! impl_store {
                         cache_read_tokens: row.try_get("cache_read_tokens").map_err(corrupt)?,
                         cache_write_tokens: row.try_get("cache_write_tokens").map_err(corrupt)?,
                         cost_usd: row.try_get("cost_usd").map_err(corrupt)?,
+                        model_latency_ms: row.try_get("model_latency_ms").map_err(corrupt)?,
+                        model_retries: row.try_get("model_retries").map_err(corrupt)?,
                     },
                     trace_id: row.try_get("trace_id").map_err(corrupt)?,
                     observation_id: row.try_get("observation_id").map_err(corrupt)?,
@@ -448,9 +451,9 @@ macro_rules! impl_store {
                      severity, route, confidence, reasoning, prompt_version, model, fallback, \
                      fallback_reason, notes, tier, request_id, input_tokens, output_tokens, \
                      cache_read_tokens, cache_write_tokens, cost_usd, trace_id, observation_id, \
-                     created_at) \
+                     created_at, model_latency_ms, model_retries) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                     $17, $18, $19, $20, $21, $22, $23) \
+                     $17, $18, $19, $20, $21, $22, $23, $24, $25) \
                      ON CONFLICT (source, ticket_id, ticket_version) DO NOTHING";
                 macro_rules! bind_decision {
                     ($q:expr) => {
@@ -477,6 +480,8 @@ macro_rules! impl_store {
                             .bind(&d.trace_id)
                             .bind(&d.observation_id)
                             .bind(d.created_at)
+                            .bind(d.usage.model_latency_ms)
+                            .bind(d.usage.model_retries)
                     };
                 }
                 let inserted = if $backend == "postgres" {
@@ -486,8 +491,8 @@ macro_rules! impl_store {
                         "WITH dec AS ({INSERT} RETURNING id), \
                          act AS (INSERT INTO actions (decision_id, source, ticket_id, kind, payload, \
                            status, attempts, next_attempt_at, created_at, priority) \
-                           SELECT dec.id, $2, $3, a.elem->>'kind', a.elem->>'payload', 'pending', 0, $23, $23, $24 \
-                           FROM dec, jsonb_array_elements($25::jsonb) WITH ORDINALITY AS a(elem, n) \
+                           SELECT dec.id, $2, $3, a.elem->>'kind', a.elem->>'payload', 'pending', 0, $23, $23, $26 \
+                           FROM dec, jsonb_array_elements($27::jsonb) WITH ORDINALITY AS a(elem, n) \
                            ORDER BY a.n RETURNING 1), \
                          del AS (UPDATE deliveries SET status = 'done', done_at = $23, \
                            locked_until = NULL, last_error = NULL \
@@ -575,11 +580,14 @@ macro_rules! impl_store {
 
             async fn accept_delivery(&self, d: &NewDelivery) -> Result<bool, StoreError> {
                 let now = Utc::now();
-                let inserted = sqlx::query(
+                // A repeat of the key changes nothing but its count of repeats (which the audit
+                // reports): `duplicates` comes back 0 only from the insert.
+                let duplicates: i32 = sqlx::query_scalar(
                     "INSERT INTO deliveries (source, ticket_id, version, event_type, payload, status, \
-                     attempts, next_attempt_at, received_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) \
-                     ON CONFLICT (source, ticket_id, version) DO NOTHING",
+                     attempts, next_attempt_at, received_at, webhook_version, missing_fields) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $7, $8) \
+                     ON CONFLICT (source, ticket_id, version) \
+                     DO UPDATE SET duplicates = deliveries.duplicates + 1 RETURNING duplicates",
                 )
                 .bind(d.key.source.as_str())
                 .bind(&d.key.ticket_id)
@@ -587,10 +595,11 @@ macro_rules! impl_store {
                 .bind(&d.event_type)
                 .bind(d.payload.to_string())
                 .bind(now)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(inserted == 1)
+                .bind(&d.webhook_version)
+                .bind((!d.missing_fields.is_empty()).then(|| d.missing_fields.join(",")))
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(duplicates == 0)
             }
 
             async fn lease_deliveries(
@@ -1162,6 +1171,150 @@ macro_rules! impl_store {
                     }
                 }
                 Ok(t)
+            }
+
+            async fn audit_decisions(
+                &self,
+                from: DateTime<Utc>,
+                to: DateTime<Utc>,
+            ) -> Result<Vec<crate::audit::AuditRow>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT d.id, d.source, d.ticket_id, d.severity, d.confidence, d.prompt_version, \
+                     d.model, d.fallback, d.fallback_reason, d.tier, d.input_tokens, d.output_tokens, \
+                     d.cache_read_tokens, d.cache_write_tokens, d.cost_usd, d.model_latency_ms, \
+                     d.model_retries, d.created_at, rv.verdict AS rv_verdict, \
+                     rv.corrected_severity AS rv_severity, ov.verdict AS ov_verdict, \
+                     ov.corrected_severity AS ov_severity, dl.webhook_version, dl.missing_fields \
+                     FROM decisions d \
+                     LEFT JOIN reviews rv ON rv.id = (SELECT MAX(r.id) FROM reviews r \
+                       WHERE r.decision_id = d.id AND r.origin <> 'override') \
+                     LEFT JOIN reviews ov ON ov.id = (SELECT MAX(r.id) FROM reviews r \
+                       WHERE r.decision_id = d.id AND r.origin = 'override') \
+                     LEFT JOIN deliveries dl ON dl.source = d.source AND dl.ticket_id = d.ticket_id \
+                       AND dl.version = d.ticket_version \
+                     WHERE d.created_at >= $1 AND d.created_at < $2 ORDER BY d.created_at, d.id",
+                )
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+                let bad = |e: crate::domain::DomainError| StoreError::Corrupt(e.to_string());
+                rows.iter()
+                    .map(|row| {
+                        let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
+                        let verdict = |v: &str, s: &str| -> Result<Option<crate::review::Verdict>, StoreError> {
+                            let v: Option<String> = row.try_get(v).map_err(corrupt)?;
+                            let s: Option<String> = row.try_get(s).map_err(corrupt)?;
+                            v.map(|v| crate::review::Verdict::parse(&v, s.as_deref()).map_err(bad))
+                                .transpose()
+                        };
+                        let missing: Option<String> = row.try_get("missing_fields").map_err(corrupt)?;
+                        Ok(crate::audit::AuditRow {
+                            decision_id: text("id")?,
+                            source: Source::parse("source", &text("source")?).map_err(bad)?,
+                            ticket_id: text("ticket_id")?,
+                            created_at: row.try_get("created_at").map_err(corrupt)?,
+                            severity: Severity::parse("severity", &text("severity")?).map_err(bad)?,
+                            confidence: row.try_get::<f32, _>("confidence").map_err(corrupt)?,
+                            prompt_version: text("prompt_version")?,
+                            model: text("model")?,
+                            fallback: row.try_get("fallback").map_err(corrupt)?,
+                            fallback_reason: row.try_get("fallback_reason").map_err(corrupt)?,
+                            tier: Tier::parse("tier", &text("tier")?).map_err(bad)?,
+                            input_tokens: row.try_get("input_tokens").map_err(corrupt)?,
+                            output_tokens: row.try_get("output_tokens").map_err(corrupt)?,
+                            cache_read_tokens: row.try_get("cache_read_tokens").map_err(corrupt)?,
+                            cache_write_tokens: row.try_get("cache_write_tokens").map_err(corrupt)?,
+                            cost_usd: row.try_get("cost_usd").map_err(corrupt)?,
+                            model_latency_ms: row.try_get("model_latency_ms").map_err(corrupt)?,
+                            model_retries: row.try_get("model_retries").map_err(corrupt)?,
+                            review: verdict("rv_verdict", "rv_severity")?,
+                            overridden: verdict("ov_verdict", "ov_severity")?,
+                            webhook_version: row.try_get("webhook_version").map_err(corrupt)?,
+                            missing_fields: crate::audit::model::split_fields(missing.as_deref()),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn audit_deliveries(
+                &self,
+                from: DateTime<Utc>,
+                to: DateTime<Utc>,
+            ) -> Result<Vec<crate::audit::DeliveryRow>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT source, received_at, webhook_version, missing_fields, duplicates \
+                     FROM deliveries WHERE received_at >= $1 AND received_at < $2 \
+                     ORDER BY received_at, ticket_id",
+                )
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+                rows.iter()
+                    .map(|row| {
+                        let source: String = row.try_get("source").map_err(corrupt)?;
+                        let missing: Option<String> = row.try_get("missing_fields").map_err(corrupt)?;
+                        let duplicates: i32 = row.try_get("duplicates").map_err(corrupt)?;
+                        Ok(crate::audit::DeliveryRow {
+                            source: Source::parse("source", &source)
+                                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                            received_at: row.try_get("received_at").map_err(corrupt)?,
+                            webhook_version: row.try_get("webhook_version").map_err(corrupt)?,
+                            missing_fields: crate::audit::model::split_fields(missing.as_deref()),
+                            duplicates: i64::from(duplicates),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn audit_rejections(
+                &self,
+                from: DateTime<Utc>,
+                to: DateTime<Utc>,
+            ) -> Result<Vec<crate::audit::RejectionRow>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT source, received_at, webhook_version, reason FROM webhook_rejections \
+                     WHERE received_at >= $1 AND received_at < $2 ORDER BY received_at, id",
+                )
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
+                rows.iter()
+                    .map(|row| {
+                        let source: String = row.try_get("source").map_err(corrupt)?;
+                        Ok(crate::audit::RejectionRow {
+                            source: Source::parse("source", &source)
+                                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                            received_at: row.try_get("received_at").map_err(corrupt)?,
+                            webhook_version: row.try_get("webhook_version").map_err(corrupt)?,
+                            reason: row.try_get("reason").map_err(corrupt)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn record_rejection(
+                &self,
+                source: Source,
+                webhook_version: Option<&str>,
+                reason: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO webhook_rejections (source, webhook_version, reason, received_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(source.as_str())
+                .bind(webhook_version)
+                .bind(crate::text::excerpt(reason, 200))
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
         }
 

@@ -181,6 +181,13 @@ pub trait Ticketing: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Accepted, WebhookError>;
 
+    /// The payload version of a signed delivery the parse refused, when it can be read, so
+    /// the weekly audit can tie parse failures to a tool update (none by default).
+    fn webhook_version(&self, body: &[u8]) -> Option<String> {
+        let _ = body;
+        None
+    }
+
     /// Builds the ticket for a stored delivery: fetches what the webhook did not carry and adds
     /// tier and ARR.
     ///

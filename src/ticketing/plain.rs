@@ -437,6 +437,16 @@ fn tier_of(v: &Value) -> Option<Tier> {
     })
 }
 
+/// The payload version Plain pins each webhook target to
+/// (`webhookMetadata.webhookTargetVersion`, a date), when the delivery carries one.
+pub fn payload_version(v: &Value) -> Option<String> {
+    v.pointer("/webhookMetadata/webhookTargetVersion")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| crate::text::excerpt(s, 64))
+}
+
 /// The first non-blank string among `pointers`.
 fn first_text<'a>(v: &'a Value, pointers: &[&str]) -> Option<&'a str> {
     pointers.iter().find_map(|p| {
@@ -482,13 +492,10 @@ impl Ticketing for Plain {
         if skew > self.settings.replay_window {
             return Err(WebhookError::Stale(ts_text.to_owned()));
         }
-        let version = v
-            .pointer("/webhookMetadata/webhookTargetVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("unversioned");
+        let version = payload_version(&v);
         tracing::info!(
             event_type,
-            webhook_version = version,
+            webhook_version = version.as_deref().unwrap_or("unversioned"),
             "plain webhook verified"
         );
         if let Some(change) = crate::review::overrides::plain_change(&event_type, &v) {
@@ -507,19 +514,32 @@ impl Ticketing for Plain {
             "/payload/thread/customer/id",
             "payload.thread.customer.id",
         )?;
-        let ticket_version = first_text(&v, &["/payload/thread/updatedAt"])
+        let updated_at = first_text(&v, &["/payload/thread/updatedAt"]);
+        let ticket_version = updated_at
             .or((!event_id.trim().is_empty()).then_some(event_id))
             .ok_or_else(|| WebhookError::MissingField("payload.thread.updatedAt".into()))?;
-        let text = first_text(
+        let message = first_text(
             &v,
             &[
                 "/payload/email/textContent",
                 "/payload/email/markdownContent",
                 "/payload/chat/text",
-                "/payload/thread/previewText",
             ],
-        )
-        .unwrap_or(title);
+        );
+        let preview = first_text(&v, &["/payload/thread/previewText"]);
+        let text = message.or(preview).unwrap_or(title);
+        // What the lenient parse did without, for the weekly audit (a new payload version
+        // that drops a field shows up here before it shows up as misroutes).
+        let mut missing = Vec::new();
+        if version.is_none() {
+            missing.push("webhookMetadata.webhookTargetVersion".to_owned());
+        }
+        if updated_at.is_none() {
+            missing.push("payload.thread.updatedAt".to_owned());
+        }
+        if message.is_none() && preview.is_none() {
+            missing.push("payload.thread.previewText".to_owned());
+        }
         // Validate now, so a ticket the domain rejects is a 400 naming the field, not a
         // delivery that fails later. Long text is cut rather than refused: a long first email is
         // still a ticket, and a refusal would only make Plain retry it for days.
@@ -546,7 +566,15 @@ impl Ticketing for Plain {
                 text: ticket.body().to_owned(),
                 customer_id: customer_id.to_owned(),
             }),
+            webhook_version: version,
+            missing_fields: missing,
         }))
+    }
+
+    fn webhook_version(&self, body: &[u8]) -> Option<String> {
+        serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| payload_version(&v))
     }
 
     async fn ticket(&self, d: &PendingDelivery) -> Result<Ticket, TicketingError> {

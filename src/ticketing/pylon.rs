@@ -423,6 +423,21 @@ impl Pylon {
     }
 }
 
+/// The shape of a trigger's body, its "version": Pylon payloads are written by hand in each
+/// trigger, so an edit of the template (a field renamed, added or dropped) is the Pylon form
+/// of a tool update. The sorted top-level keys, e.g. `keys:event,issue_id` (`not-an-object`
+/// for anything else), at most 200 characters.
+pub fn trigger_shape(v: &Value) -> String {
+    match v.as_object() {
+        Some(o) => {
+            let mut keys: Vec<&str> = o.keys().map(String::as_str).collect();
+            keys.sort_unstable();
+            crate::text::excerpt(&format!("keys:{}", keys.join(",")), 200)
+        }
+        None => "not-an-object".to_owned(),
+    }
+}
+
 /// Plain text of an HTML fragment: tags dropped (block ends become line breaks), the common
 /// entities decoded, blank runs collapsed.
 pub fn html_to_text(html: &str) -> String {
@@ -532,7 +547,15 @@ impl Ticketing for Pylon {
                 issue_id: issue_id.to_owned(),
                 event: event.to_owned(),
             }),
+            webhook_version: Some(trigger_shape(&v)),
+            missing_fields: Vec::new(),
         }))
+    }
+
+    fn webhook_version(&self, body: &[u8]) -> Option<String> {
+        serde_json::from_slice::<Value>(body)
+            .ok()
+            .map(|v| trigger_shape(&v))
     }
 
     async fn ticket(&self, d: &PendingDelivery) -> Result<Ticket, TicketingError> {

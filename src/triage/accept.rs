@@ -77,7 +77,29 @@ impl Bridge {
         let Some(adapter) = self.adapters.get(source) else {
             return Err(WebhookError::MissingField("source".into()));
         };
-        match adapter.accept(headers, body, Utc::now())? {
+        let accepted = match adapter.accept(headers, body, Utc::now()) {
+            Ok(a) => a,
+            Err(
+                e @ (WebhookError::Malformed(_)
+                | WebhookError::MissingField(_)
+                | WebhookError::Invalid(_)),
+            ) => {
+                // Signed (the adapters verify before they parse) but unreadable: counted for
+                // the weekly audit with its payload version; a failure to count it is logged
+                // and the sender still gets the 400 it would have got.
+                let version = adapter.webhook_version(body);
+                if let Err(store_error) = self
+                    .store
+                    .record_rejection(source, version.as_deref(), &e.to_string())
+                    .await
+                {
+                    tracing::warn!(error = %store_error, "cannot count a refused webhook");
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        match accepted {
             Accepted::Ignored { event_type } => {
                 tracing::info!(%source, event_type, "webhook event ignored");
                 Ok(Received::Ignored)

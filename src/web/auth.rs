@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
-/// The session cookie.
+/// The session cookie (`Path=/`: `/review` and `/dashboard` share the login).
 const SESSION: &str = "escalator_review";
 /// The login form's nonce cookie (its CSRF token is an HMAC of it).
 const LOGIN: &str = "escalator_review_login";
@@ -62,7 +62,7 @@ impl Auth {
 
     fn attrs(&self, max_age: i64) -> String {
         format!(
-            "Path=/review; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+            "Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
             if self.secure { "; Secure" } else { "" }
         )
     }

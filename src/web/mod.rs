@@ -1,14 +1,18 @@
 //! The `/review` web page: the day's review sample, server-rendered (no JavaScript, no build
-//! step), one card per ticket with buttons for the verdict, behind `ESCALATOR_ADMIN_TOKEN`.
+//! step), one card per ticket with buttons for the verdict, behind `ESCALATOR_ADMIN_TOKEN`; and
+//! `/dashboard`, the weekly audit as server-rendered SVG charts ([`dashboard`], [`charts`])
+//! behind the same login.
 //!
 //! Access: a login form takes the token (compared in constant time) and the reviewer's name, and
-//! sets a session cookie (`HttpOnly`, `SameSite=Strict`, `Path=/review`, 12 hours) that carries
+//! sets a session cookie (`HttpOnly`, `SameSite=Strict`, `Path=/`, 12 hours) that carries
 //! its own HMAC under the token, so sessions need no server state, work across replicas and all
 //! end when the token is rotated. Every form carries a CSRF token (an HMAC of the session, or of
 //! a login nonce cookie for the login form) checked on POST. With no token set, every `/review`
 //! path answers 404 and the start-up log says why. Ticket text is escaped everywhere.
 
 mod auth;
+mod charts;
+mod dashboard;
 mod page;
 
 use std::sync::Arc;
@@ -23,6 +27,7 @@ use axum::{
 use serde::Deserialize;
 
 use crate::{
+    config::Settings,
     domain::{Severity, Source},
     review::{self, NewReview, Origin, ReviewSettings, SampleRequest, Verdict},
     store::Store,
@@ -35,15 +40,19 @@ use auth::Auth;
 struct Pages {
     store: Arc<dyn Store>,
     settings: ReviewSettings,
+    /// Everything the dashboard's audit needs (`[audit]`, the labels).
+    all: Arc<Settings>,
     auth: Auth,
 }
 
-/// The `/review` routes over `store`, or none (so every `/review` path is a 404) when no admin
-/// token is set. Logs at start which one it is.
-pub fn router(store: Arc<dyn Store>, settings: &ReviewSettings) -> Router {
+/// The `/review` and `/dashboard` routes over `store`, or none (so every such path is a 404)
+/// when no admin token is set. Logs at start which one it is.
+pub fn router(store: Arc<dyn Store>, all: &Settings) -> Router {
+    let settings = &all.review;
     let Some(token) = &settings.admin_token else {
         tracing::warn!(
-            "ESCALATOR_ADMIN_TOKEN is unset: the review page is off and GET /review answers 404"
+            "ESCALATOR_ADMIN_TOKEN is unset: the review page and the dashboard are off \
+             (GET /review and GET /dashboard answer 404)"
         );
         return Router::new();
     };
@@ -54,9 +63,11 @@ pub fn router(store: Arc<dyn Store>, settings: &ReviewSettings) -> Router {
     let pages = Pages {
         store,
         settings: settings.clone(),
+        all: Arc::new(all.clone()),
         auth: Auth::new(token, settings.secure_cookie),
     };
     Router::new()
+        .route("/dashboard", get(show_dashboard))
         .route("/review", get(show))
         .route("/review/login", post(login))
         .route("/review/logout", post(logout))
@@ -186,6 +197,18 @@ struct LoginForm {
     #[serde(default)]
     name: String,
     csrf: String,
+    /// Where to go after logging in: `/dashboard`, or the review (anything else).
+    #[serde(default)]
+    next: String,
+}
+
+/// The page a login goes on to: only our own two pages, never a URL from the form.
+fn after_login(next: &str) -> &'static str {
+    if next == "/dashboard" {
+        "/dashboard"
+    } else {
+        "/review"
+    }
 }
 
 /// `POST /review/login`: checks the login CSRF token and the admin token, sets the session.
@@ -202,7 +225,11 @@ async fn login(State(p): State<Pages>, headers: HeaderMap, Form(f): Form<LoginFo
         return with_cookie(
             html(
                 StatusCode::UNAUTHORIZED,
-                page::login(&p.auth.login_csrf(&nonce), Some("Wrong token.")),
+                page::login_to(
+                    &p.auth.login_csrf(&nonce),
+                    Some("Wrong token."),
+                    after_login(&f.next),
+                ),
             ),
             &cookie,
         );
@@ -215,9 +242,56 @@ async fn login(State(p): State<Pages>, headers: HeaderMap, Form(f): Form<LoginFo
     };
     tracing::info!(reviewer = %name, "review page: logged in");
     with_cookie(
-        Redirect::to("/review").into_response(),
+        Redirect::to(after_login(&f.next)).into_response(),
         &p.auth.session_cookie(&name),
     )
+}
+
+/// Which weeks the dashboard shows.
+#[derive(Debug, Default, Deserialize)]
+struct DashboardQuery {
+    week: Option<String>,
+    weeks: Option<usize>,
+}
+
+/// `GET /dashboard`: the login form, or the weekly audit as charts and tables.
+async fn show_dashboard(
+    State(p): State<Pages>,
+    headers: HeaderMap,
+    Query(q): Query<DashboardQuery>,
+) -> Response {
+    let Some(session) = p.auth.session(&headers) else {
+        let (nonce, cookie) = p.auth.login_nonce();
+        return with_cookie(
+            html(
+                StatusCode::OK,
+                page::login_to(&p.auth.login_csrf(&nonce), None, "/dashboard"),
+            ),
+            &cookie,
+        );
+    };
+    let week = q.week.as_deref().map(str::trim).filter(|w| !w.is_empty());
+    let req =
+        match crate::audit::cli::request(&p.all, chrono::Utc::now(), week, q.weeks, None, None) {
+            Ok(r) => r,
+            Err(e) => return html(StatusCode::BAD_REQUEST, page::message("Bad request", &e)),
+        };
+    match crate::audit::build(p.store.as_ref(), &req).await {
+        Ok(report) => html(
+            StatusCode::OK,
+            dashboard::page(&report, &session.reviewer, &p.auth.csrf(&session)),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "dashboard: cannot read the routing log");
+            html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                page::message(
+                    "Unavailable",
+                    "The routing log cannot be read; retry later.",
+                ),
+            )
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,12 +9,15 @@
     missing_docs
 )]
 
+mod audit;
+mod audit_pr;
 mod classify;
 mod claude;
 mod cli;
 #[allow(dead_code)]
 #[path = "../support/collector.rs"]
 mod collector;
+mod dashboard_web;
 mod fakes;
 mod faults;
 mod harness;

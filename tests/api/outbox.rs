@@ -21,6 +21,8 @@ fn delivery(id: &str) -> NewDelivery {
         key: key(id),
         event_type: "thread.thread_created".into(),
         payload: json!({"thread_id": id}),
+        webhook_version: Some("2026-02-27".into()),
+        missing_fields: Vec::new(),
     }
 }
 

@@ -111,9 +111,9 @@ fn free_port() -> u16 {
 }
 
 /// Debian's chromedriver, started on a free port; killed on drop.
-struct Driver {
+pub struct Driver {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Drop for Driver {
@@ -123,7 +123,7 @@ impl Drop for Driver {
     }
 }
 
-fn which(names: &[&str]) -> Option<PathBuf> {
+pub fn which(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     names.iter().find_map(|n| {
         std::env::split_paths(&path)
@@ -132,7 +132,7 @@ fn which(names: &[&str]) -> Option<PathBuf> {
     })
 }
 
-fn driver() -> Driver {
+pub fn driver() -> Driver {
     let bin = which(&["chromedriver"]).unwrap_or_else(|| {
         panic!(
             "chromedriver is missing: the browser test needs Debian's `chromium` and \
@@ -160,7 +160,35 @@ fn driver() -> Driver {
     }
 }
 
-fn artifacts() -> PathBuf {
+/// Headless Chromium through `driver`, with its profile in `profile`, at `size` ("w,h").
+pub async fn browser(
+    driver: &Driver,
+    profile: &tempfile::TempDir,
+    size: &str,
+) -> fantoccini::Client {
+    let chromium = which(&["chromium", "chromium-browser"])
+        .unwrap_or_else(|| panic!("chromium is missing: install Debian's `chromium` package"));
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", format!("--window-size={size}"),
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("cannot start headless Chromium through chromedriver")
+}
+
+pub fn artifacts() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
         PathBuf::from,
@@ -178,26 +206,7 @@ async fn a_reviewer_judges_three_tickets_in_headless_chromium(pool: sqlx::Sqlite
     let app = start(store.clone(), &lf).await;
     let driver = driver();
     let profile = tempfile::tempdir().unwrap();
-    let chromium = which(&["chromium", "chromium-browser"])
-        .unwrap_or_else(|| panic!("chromium is missing: install Debian's `chromium` package"));
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1000,1800",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        }),
-    );
-    let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("cannot start headless Chromium through chromedriver");
+    let browser = browser(&driver, &profile, "1000,1800").await;
     let wait = || browser.wait().at_most(Duration::from_secs(15));
 
     browser.goto(&format!("{}/review", app.base)).await.unwrap();

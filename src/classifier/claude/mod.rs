@@ -11,11 +11,13 @@
 //! - `models`: the start-up check of the configured model (`GET /v1/models/{model}`).
 //! - `limits`: concurrency adapted to the `anthropic-ratelimit-*` headroom the API reports.
 //! - `breaker`: the spend-cap breaker (no calls while the organisation's spend limit is hit).
+//! - `batch`: the Message Batches API, for evaluations nobody waits on (half price).
 //!
 //! Over 450 lines on purpose: what is left here is the one request path (slot, attempt, retry
 //! loop, usage and cost, reading the answer), which reads best top to bottom; each part with a
 //! concern of its own is one of the submodules above.
 
+pub mod batch;
 pub mod breaker;
 pub mod limits;
 pub mod models;
@@ -310,6 +312,7 @@ impl ClaudeClassifier {
                 )));
             }
             retries += 1;
+            super::count_retry();
             tracing::warn!(
                 error = %err.reason(),
                 retry = retries,
@@ -467,6 +470,7 @@ impl ClaudeClassifier {
             output_tokens: count(tokens.output),
             cache_read_tokens: count(tokens.cache_read),
             cache_write_tokens: count(tokens.cache_write()),
+            ..Usage::default()
         }
     }
 

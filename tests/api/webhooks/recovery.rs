@@ -113,6 +113,8 @@ async fn a_delivery_stored_before_a_crash_is_decided_and_routed_on_restart() {
                 event_type: "thread.thread_created".into(),
                 payload: json!({"event_id": "pEv_1", "thread_id": THREAD, "title": "Production down",
                                 "text": OUTAGE, "customer_id": CUSTOMER}),
+                webhook_version: None,
+                missing_fields: Vec::new(),
             })
             .await
             .unwrap();

@@ -1,0 +1,464 @@
+//! The figures of one ISO week, computed from the rows the store hands back: accuracy from the
+//! sampled reviews with its splits, the agents' overrides beside it, and the numbers the
+//! symptoms and the dashboard chart (urgent share, enterprise recall, latency, cost, webhooks).
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::{
+    model::{AuditRow, DeliveryRow, RejectionRow},
+    stats::{self, Rate},
+    weeks::IsoWeek,
+};
+use crate::domain::{Route, Severity, Tier};
+
+/// One ISO week of the audit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WeekFigures {
+    /// The week.
+    pub week: IsoWeek,
+    /// Decisions logged.
+    pub decisions: u64,
+    /// Sampled reviews: correct of judged, with the 95% interval. The headline.
+    pub accuracy: Rate,
+    /// Recall per true severity (the reviewer's): correct of those truly that severity.
+    pub by_true_severity: BTreeMap<Severity, Rate>,
+    /// Precision per decided severity: correct of those decided that severity.
+    pub by_decided_severity: BTreeMap<Severity, Rate>,
+    /// Accuracy per tier.
+    pub by_tier: BTreeMap<Tier, Rate>,
+    /// Accuracy per source.
+    pub by_source: BTreeMap<String, Rate>,
+    /// Accuracy per prompt version.
+    pub by_prompt_version: BTreeMap<String, Rate>,
+    /// Accuracy per model (`offline` for fallbacks).
+    pub by_model: BTreeMap<String, Rate>,
+    /// Agents' overrides, reported beside the accuracy and never in it (they see only misses).
+    pub overrides: Overrides,
+    /// Decisions decided `urgent`, of all decisions.
+    pub urgent_share: Rate,
+    /// Reviewed decisions whose true severity is `urgent`, of the reviewed.
+    pub truth_urgent_share: Rate,
+    /// Sampled reviews that corrected an `urgent` decision down to `routine`.
+    pub urgent_corrected_down: u64,
+    /// Enterprise tickets: recall and corrections upward.
+    pub enterprise: Enterprise,
+    /// Model latency and retries.
+    pub latency: Latency,
+    /// Cost, cache and the things that inflate cost.
+    pub cost: Cost,
+    /// Webhook deliveries per source and payload version.
+    pub webhooks: Vec<WebhookFigures>,
+    /// Decisions per day by route, Monday first.
+    pub days: Vec<DayFigures>,
+}
+
+/// Agents' overrides of one week.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Overrides {
+    /// Decisions an agent overrode.
+    pub count: u64,
+    /// Of all decisions.
+    pub share_of_decisions: f64,
+    /// Overrides to a higher severity.
+    pub raised: u64,
+    /// Overrides to a lower severity.
+    pub lowered: u64,
+}
+
+/// Enterprise tickets of one week, from the sampled reviews.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Enterprise {
+    /// Enterprise decisions reviewed.
+    pub reviewed: u64,
+    /// Of those, corrected to a higher severity (false negatives).
+    pub corrected_up: u64,
+    /// Of the reviewed enterprise tickets whose true severity is urgent or on_fire, those
+    /// decided at exactly that severity.
+    pub recall: Rate,
+    /// Enterprise decisions agents overrode upward.
+    pub overridden_up: u64,
+}
+
+/// Model latency of one week.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Latency {
+    /// Decisions with a model call.
+    pub calls: u64,
+    /// Median model latency in ms.
+    pub p50_ms: Option<i64>,
+    /// 95th percentile in ms.
+    pub p95_ms: Option<i64>,
+    /// Retries per decision with a model call.
+    pub retries_per_decision: f64,
+}
+
+/// Cost of one week.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Cost {
+    /// USD of all model calls.
+    pub total_usd: f64,
+    /// USD per decision (all decisions).
+    pub per_decision_usd: f64,
+    /// Cache reads of all input tokens (uncached + cache writes + cache reads).
+    pub cache_hit_share: f64,
+    /// Decisions that wrote the prompt cache, per day.
+    pub cache_writes_per_day: f64,
+    /// Fallback decisions of all.
+    pub fallback_share: Rate,
+    /// Repeats of a delivery key received (free, but the sender is retrying).
+    pub duplicate_deliveries: u64,
+    /// Decisions of a ticket that already had one (a new version: a second model call).
+    pub repeat_decisions: u64,
+}
+
+/// Deliveries of one payload version in one week.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebhookFigures {
+    /// `plain` or `pylon`.
+    pub source: String,
+    /// The payload version (`unversioned` when the delivery carried none).
+    pub version: String,
+    /// Deliveries stored.
+    pub deliveries: u64,
+    /// Signed deliveries the parse refused.
+    pub parse_failures: u64,
+    /// Stored deliveries that lacked a field.
+    pub missing_fields: u64,
+    /// Sampled-review accuracy of the decisions from these deliveries.
+    pub accuracy: Rate,
+}
+
+/// One day of decisions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayFigures {
+    /// The day, in the review time zone.
+    pub day: NaiveDate,
+    /// Decisions per route.
+    pub by_route: BTreeMap<Route, u64>,
+    /// Decisions that wrote the prompt cache.
+    pub cache_writes: u64,
+}
+
+/// `Rate` counters keyed by a split.
+struct Split<K: Ord>(BTreeMap<K, (u64, u64)>);
+
+impl<K: Ord> Default for Split<K> {
+    fn default() -> Self {
+        Self(BTreeMap::new())
+    }
+}
+
+impl<K: Ord> Split<K> {
+    fn add(&mut self, key: K, correct: bool) {
+        let e = self.0.entry(key).or_default();
+        e.0 += u64::from(correct);
+        e.1 += 1;
+    }
+    fn rates(self) -> BTreeMap<K, Rate> {
+        self.0
+            .into_iter()
+            .map(|(k, (c, n))| (k, Rate::of(c, n)))
+            .collect()
+    }
+}
+
+fn rank(s: Severity) -> u8 {
+    match s {
+        Severity::Routine => 0,
+        Severity::Urgent => 1,
+        Severity::OnFire => 2,
+    }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn ratio(a: f64, b: f64) -> f64 {
+    if b == 0.0 { 0.0 } else { a / b }
+}
+
+/// The payload version as shown (`unversioned` when absent).
+pub fn version_label(v: Option<&str>) -> String {
+    v.unwrap_or("unversioned").to_owned()
+}
+
+/// The figures of `week` from its decisions, deliveries and refused webhooks (each already cut
+/// to the week). `tz` places decisions on days. `seen_tickets` holds the tickets decided before
+/// the week (in the window) and gains this week's: a second decision of one is a repeat.
+#[allow(clippy::too_many_lines)]
+pub fn week(
+    week: IsoWeek,
+    tz: chrono_tz::Tz,
+    rows: &[&AuditRow],
+    deliveries: &[&DeliveryRow],
+    rejections: &[&RejectionRow],
+    seen_tickets: &mut std::collections::HashSet<(String, String)>,
+) -> WeekFigures {
+    let mut accuracy = (0u64, 0u64);
+    let mut by_true = Split::default();
+    let mut by_decided = Split::default();
+    let mut by_tier = Split::default();
+    let mut by_source = Split::default();
+    let mut by_prompt = Split::default();
+    let mut by_model = Split::default();
+    let mut overrides = Overrides::default();
+    let (mut urgent, mut truth_urgent, mut urgent_down) = (0, 0, 0);
+    let mut ent = (0u64, 0u64, 0u64, 0u64, 0u64); // reviewed, up, recall k, recall n, overridden up
+    let mut latencies = Vec::new();
+    let mut retries = 0i64;
+    let mut cost = 0.0;
+    let (mut read, mut all_input) = (0i64, 0i64);
+    let mut fallbacks = 0;
+    let mut repeats = 0;
+    let mut days: BTreeMap<NaiveDate, DayFigures> = week
+        .days()
+        .map(|d| {
+            (
+                d,
+                DayFigures {
+                    day: d,
+                    by_route: Route::ALL.iter().map(|r| (*r, 0)).collect(),
+                    cache_writes: 0,
+                },
+            )
+        })
+        .collect();
+    let mut hooks: BTreeMap<(String, String), WebhookFigures> = BTreeMap::new();
+    let hook = |hooks: &mut BTreeMap<(String, String), WebhookFigures>, s: &str, v: String| {
+        hooks
+            .entry((s.to_owned(), v.clone()))
+            .or_insert_with(|| WebhookFigures {
+                source: s.to_owned(),
+                version: v,
+                deliveries: 0,
+                parse_failures: 0,
+                missing_fields: 0,
+                accuracy: Rate::of(0, 0),
+            });
+    };
+    let mut hook_acc: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    for r in rows {
+        if r.severity == Severity::Urgent {
+            urgent += 1;
+        }
+        if r.fallback {
+            fallbacks += 1;
+        }
+        cost += r.cost_usd;
+        read += r.cache_read_tokens;
+        all_input += r.input_tokens + r.cache_read_tokens + r.cache_write_tokens;
+        if let Some(ms) = r.model_latency_ms {
+            latencies.push(ms);
+            retries += i64::from(r.model_retries);
+        }
+        if !seen_tickets.insert((r.source.as_str().to_owned(), r.ticket_id.clone())) {
+            repeats += 1;
+        }
+        let day = r.created_at.with_timezone(&tz).date_naive();
+        if let Some(d) = days.get_mut(&day) {
+            *d.by_route.entry(r.severity.route()).or_default() += 1;
+            d.cache_writes += u64::from(r.cache_write_tokens > 0);
+        }
+        if let Some(v) = r.overridden {
+            if let Some(to) = v.corrected_severity() {
+                overrides.count += 1;
+                if rank(to) > rank(r.severity) {
+                    overrides.raised += 1;
+                    if r.tier == Tier::Enterprise {
+                        ent.4 += 1;
+                    }
+                } else {
+                    overrides.lowered += 1;
+                }
+            }
+        }
+        let (Some(truth), Some(correct)) = (r.truth(), r.correct()) else {
+            continue;
+        };
+        accuracy.1 += 1;
+        accuracy.0 += u64::from(correct);
+        by_true.add(truth, correct);
+        by_decided.add(r.severity, correct);
+        by_tier.add(r.tier, correct);
+        by_source.add(r.source.as_str().to_owned(), correct);
+        by_prompt.add(r.prompt_version.clone(), correct);
+        by_model.add(r.model.clone(), correct);
+        if truth == Severity::Urgent {
+            truth_urgent += 1;
+        }
+        if r.severity == Severity::Urgent && truth == Severity::Routine {
+            urgent_down += 1;
+        }
+        if r.tier == Tier::Enterprise {
+            ent.0 += 1;
+            if rank(truth) > rank(r.severity) {
+                ent.1 += 1;
+            }
+            if truth != Severity::Routine {
+                ent.3 += 1;
+                ent.2 += u64::from(correct);
+            }
+        }
+        if r.source != crate::domain::Source::Api {
+            let key = (
+                r.source.as_str().to_owned(),
+                version_label(r.webhook_version.as_deref()),
+            );
+            let e = hook_acc.entry(key).or_default();
+            e.0 += u64::from(correct);
+            e.1 += 1;
+        }
+    }
+    for d in deliveries {
+        let v = version_label(d.webhook_version.as_deref());
+        hook(&mut hooks, d.source.as_str(), v.clone());
+        if let Some(h) = hooks.get_mut(&(d.source.as_str().to_owned(), v)) {
+            h.deliveries += 1;
+            h.missing_fields += u64::from(!d.missing_fields.is_empty());
+        }
+    }
+    for j in rejections {
+        let v = version_label(j.webhook_version.as_deref());
+        hook(&mut hooks, j.source.as_str(), v.clone());
+        if let Some(h) = hooks.get_mut(&(j.source.as_str().to_owned(), v)) {
+            h.parse_failures += 1;
+        }
+    }
+    for (key, (c, n)) in hook_acc {
+        hook(&mut hooks, &key.0, key.1.clone());
+        if let Some(h) = hooks.get_mut(&key) {
+            h.accuracy = Rate::of(c, n);
+        }
+    }
+    let n = rows.len() as u64;
+    #[allow(clippy::cast_precision_loss)]
+    let nf = n as f64;
+    overrides.share_of_decisions = ratio(overrides.count as f64, nf);
+    let calls = latencies.len() as u64;
+    #[allow(clippy::cast_precision_loss)]
+    let latency = Latency {
+        calls,
+        p50_ms: stats::percentile(&mut latencies, 0.50),
+        p95_ms: stats::percentile(&mut latencies, 0.95),
+        retries_per_decision: ratio(retries as f64, calls as f64),
+    };
+    let cache_writes: u64 = days.values().map(|d| d.cache_writes).sum();
+    #[allow(clippy::cast_precision_loss)]
+    let cost = Cost {
+        total_usd: cost,
+        per_decision_usd: ratio(cost, nf),
+        cache_hit_share: ratio(read as f64, all_input as f64),
+        cache_writes_per_day: cache_writes as f64 / 7.0,
+        fallback_share: Rate::of(fallbacks, n),
+        duplicate_deliveries: deliveries
+            .iter()
+            .map(|d| u64::try_from(d.duplicates).unwrap_or(0))
+            .sum(),
+        repeat_decisions: repeats,
+    };
+    WeekFigures {
+        week,
+        decisions: n,
+        accuracy: Rate::of(accuracy.0, accuracy.1),
+        by_true_severity: by_true.rates(),
+        by_decided_severity: by_decided.rates(),
+        by_tier: by_tier.rates(),
+        by_source: by_source.rates(),
+        by_prompt_version: by_prompt.rates(),
+        by_model: by_model.rates(),
+        overrides,
+        urgent_share: Rate::of(urgent, n),
+        truth_urgent_share: Rate::of(truth_urgent, accuracy.1),
+        urgent_corrected_down: urgent_down,
+        enterprise: Enterprise {
+            reviewed: ent.0,
+            corrected_up: ent.1,
+            recall: Rate::of(ent.2, ent.3),
+            overridden_up: ent.4,
+        },
+        latency,
+        cost,
+        webhooks: hooks.into_values().collect(),
+        days: days.into_values().collect(),
+    }
+}
+
+/// Accuracy per confidence band for one model, and its expected calibration error.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Calibration {
+    /// The model.
+    pub model: String,
+    /// Reviewed decisions of the model.
+    pub verdicts: u64,
+    /// Σ over bands of (band verdicts / verdicts) × |accuracy − mean confidence|: 0 when
+    /// confidence means what it says.
+    pub ece: f64,
+    /// The bands with verdicts, lowest first.
+    pub bands: Vec<Band>,
+}
+
+/// One confidence band.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Band {
+    /// Lower edge (inclusive).
+    pub from: f64,
+    /// Upper edge (exclusive, except 1.0).
+    pub to: f64,
+    /// Mean confidence of the band's verdicts.
+    pub mean_confidence: f64,
+    /// Their accuracy.
+    pub accuracy: Rate,
+}
+
+/// The band edges: below 0.5 is one band (models rarely go there), then tenths.
+pub const BAND_EDGES: [f64; 7] = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+
+/// Calibration per model over the sampled reviews in `rows`, models in name order.
+pub fn calibration(rows: &[AuditRow]) -> Vec<Calibration> {
+    let mut per: BTreeMap<&str, Vec<(f64, bool)>> = BTreeMap::new();
+    for r in rows {
+        if let Some(c) = r.correct() {
+            per.entry(r.model.as_str())
+                .or_default()
+                .push((f64::from(r.confidence), c));
+        }
+    }
+    per.into_iter()
+        .map(|(model, points)| {
+            let mut bands = Vec::new();
+            let mut ece = 0.0;
+            #[allow(clippy::cast_precision_loss)]
+            let total = points.len() as f64;
+            for w in BAND_EDGES.windows(2) {
+                let (from, to) = (w[0], w[1]);
+                let last = (to - 1.0).abs() < f64::EPSILON;
+                let inside: Vec<&(f64, bool)> = points
+                    .iter()
+                    .filter(|(c, _)| *c >= from && (*c < to || (last && *c <= to)))
+                    .collect();
+                if inside.is_empty() {
+                    continue;
+                }
+                #[allow(clippy::cast_precision_loss)]
+                let n = inside.len() as f64;
+                let mean = inside.iter().map(|(c, _)| c).sum::<f64>() / n;
+                let k = inside.iter().filter(|(_, ok)| *ok).count() as u64;
+                let accuracy = Rate::of(k, inside.len() as u64);
+                ece += n / total * (accuracy.share - mean).abs();
+                bands.push(Band {
+                    from,
+                    to,
+                    mean_confidence: mean,
+                    accuracy,
+                });
+            }
+            Calibration {
+                model: model.to_owned(),
+                verdicts: points.len() as u64,
+                ece,
+                bands,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,301 @@
+//! The weekly audit: after two weeks of daily review a team audits once a week. Accuracy per
+//! ISO week from the sampled reviews with honest 95% intervals and its splits, the agents'
+//! overrides beside it (never mixed in: they only see misses), confidence calibration per
+//! model, the five symptoms with their trends and usual fixes, and, when a week falls under
+//! the bar, a pull request against the labels.
+//!
+//! - [`stats`]: Wilson intervals and percentiles; [`weeks`]: ISO weeks in the review time zone.
+//! - [`model`]: what is read from the log; [`figures`]: one week's figures and calibration;
+//!   [`symptoms`]: the five diagnoses; [`render`]: the terminal report.
+//! - [`github`]: the GitHub REST client; [`pr`]: the labels pull request; [`schedule`]: the
+//!   optional weekly run inside `serve`; [`cli`]: `escalator audit`; [`settings`]: `[audit]`.
+//!
+//! It reads the log and the verdicts and writes nothing but the pull request.
+
+pub mod cli;
+pub mod figures;
+pub mod github;
+pub mod model;
+pub mod pr;
+pub mod render;
+pub mod schedule;
+pub mod settings;
+pub mod stats;
+pub mod symptoms;
+pub mod weeks;
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+pub use model::{AuditRow, DeliveryRow, RejectionRow};
+pub use settings::AuditSettings;
+
+use crate::{
+    domain::{Severity, Source, Tier},
+    review::{Origin, Verdict},
+    store::{Store, StoreError},
+};
+use figures::{Calibration, WeekFigures};
+use stats::Rate;
+use symptoms::Symptom;
+use weeks::IsoWeek;
+
+/// Default accuracy bar of the last full week.
+pub const DEFAULT_MIN_ACCURACY: f64 = 0.90;
+/// Default verdicts the last full week needs before the bar applies.
+pub const DEFAULT_MIN_VERDICTS: u64 = 30;
+/// Longest excerpt of a missed ticket shown in the report, the dashboard and the PR.
+pub const EXCERPT_CHARS: usize = 200;
+
+/// What to audit.
+#[derive(Debug, Clone)]
+pub struct AuditRequest {
+    /// The last week reported (the one judged against the bar).
+    pub last_week: IsoWeek,
+    /// How many weeks, ending with `last_week`.
+    pub weeks: usize,
+    /// The bar.
+    pub min_accuracy: f64,
+    /// Verdicts needed before the bar applies.
+    pub min_verdicts: u64,
+    /// The review time zone (weeks and days are local to it).
+    pub time_zone: chrono_tz::Tz,
+    /// The urgent share of the labels the prompt is built from.
+    pub labels_urgent_share: Option<f64>,
+}
+
+/// The audit's verdict on the last full week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// At or above the bar.
+    Pass,
+    /// Below the bar with enough verdicts: `escalator audit` exits 1.
+    Below,
+    /// Fewer verdicts than `min_verdicts`: no judgement, exit 0.
+    NotEnoughVerdicts,
+}
+
+/// The bar applied to the last full week.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Gate {
+    /// The week judged.
+    pub week: IsoWeek,
+    /// Its sampled-review accuracy.
+    pub accuracy: Rate,
+    /// The bar.
+    pub min_accuracy: f64,
+    /// Verdicts needed.
+    pub min_verdicts: u64,
+    /// The outcome.
+    pub outcome: Outcome,
+}
+
+impl Gate {
+    fn judge(week: IsoWeek, accuracy: Rate, min_accuracy: f64, min_verdicts: u64) -> Self {
+        let outcome = if accuracy.n < min_verdicts {
+            Outcome::NotEnoughVerdicts
+        } else if accuracy.share < min_accuracy {
+            Outcome::Below
+        } else {
+            Outcome::Pass
+        };
+        Self {
+            week,
+            accuracy,
+            min_accuracy,
+            min_verdicts,
+            outcome,
+        }
+    }
+
+    /// One line saying what was decided and why.
+    pub fn message(&self) -> String {
+        let a = &self.accuracy;
+        match self.outcome {
+            Outcome::NotEnoughVerdicts => format!(
+                "{}: not enough verdicts ({} of the {} needed) to judge accuracy against {:.2}",
+                self.week, a.n, self.min_verdicts, self.min_accuracy
+            ),
+            Outcome::Below => format!(
+                "{}: accuracy {a} is below {:.2} with {} verdicts",
+                self.week, self.min_accuracy, a.n
+            ),
+            Outcome::Pass => format!(
+                "{}: accuracy {a} meets {:.2} with {} verdicts",
+                self.week, self.min_accuracy, a.n
+            ),
+        }
+    }
+}
+
+/// A missed ticket of the last week: a sampled review or an agent's override that corrected
+/// the decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Miss {
+    /// The decision.
+    pub decision_id: String,
+    /// Where the ticket came from.
+    pub source: Source,
+    /// The ticket's id.
+    pub ticket_id: String,
+    /// At most [`EXCERPT_CHARS`] characters of subject and message (one line, cut on a
+    /// character boundary).
+    pub excerpt: String,
+    /// What escalator decided.
+    pub model_said: Severity,
+    /// What the reviewer (or agent) says is right.
+    pub reviewer_said: Severity,
+    /// Why, as the reviewer wrote it.
+    pub why: Option<String>,
+    /// The decision's own reasoning.
+    pub reasoning: String,
+    /// Who corrected it: a sampled review or an agent's override.
+    pub origin: String,
+    /// The tier decided with.
+    pub tier: Tier,
+    /// The model that decided.
+    pub model: String,
+    /// The full subject, for a labels row (not serialised: ticket text stays out of JSON).
+    #[serde(skip)]
+    pub subject: Option<String>,
+    /// The full first message, for a labels row.
+    #[serde(skip)]
+    pub body: Option<String>,
+}
+
+/// The whole audit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The review time zone.
+    pub time_zone: String,
+    /// Every week, oldest first; the last is the one judged.
+    pub weeks: Vec<WeekFigures>,
+    /// Calibration per model over the whole window.
+    pub calibration: Vec<Calibration>,
+    /// The five symptoms.
+    pub symptoms: Vec<Symptom>,
+    /// The bar on the last week.
+    pub gate: Gate,
+    /// The labels' urgent share (what the prompt teaches).
+    pub labels_urgent_share: Option<f64>,
+    /// The last week's misses.
+    pub misses: Vec<Miss>,
+}
+
+impl Report {
+    /// The last week's figures.
+    pub fn last(&self) -> Option<&WeekFigures> {
+        self.weeks.last()
+    }
+}
+
+/// Reads the window from `store` and computes the report.
+///
+/// # Errors
+/// When the store cannot be read.
+pub async fn build(store: &dyn Store, req: &AuditRequest) -> Result<Report, StoreError> {
+    let tz = req.time_zone;
+    let weeks = req.last_week.ending_with(req.weeks.max(1));
+    let (from, _) = weeks[0].bounds(tz);
+    let (_, to) = req.last_week.bounds(tz);
+    let rows = store.audit_decisions(from, to).await?;
+    let deliveries = store.audit_deliveries(from, to).await?;
+    let rejections = store.audit_rejections(from, to).await?;
+    let mut seen = HashSet::new();
+    let mut figures = Vec::with_capacity(weeks.len());
+    for w in &weeks {
+        let (a, b) = w.bounds(tz);
+        let inside = |t: chrono::DateTime<chrono::Utc>| t >= a && t < b;
+        let r: Vec<&AuditRow> = rows.iter().filter(|r| inside(r.created_at)).collect();
+        let d: Vec<&DeliveryRow> = deliveries
+            .iter()
+            .filter(|d| inside(d.received_at))
+            .collect();
+        let j: Vec<&RejectionRow> = rejections
+            .iter()
+            .filter(|j| inside(j.received_at))
+            .collect();
+        figures.push(figures::week(*w, tz, &r, &d, &j, &mut seen));
+    }
+    let calibration = figures::calibration(&rows);
+    let symptoms = symptoms::diagnose(&figures, req.labels_urgent_share, req.min_accuracy);
+    let last = figures
+        .last()
+        .map_or_else(|| Rate::of(0, 0), |w| w.accuracy);
+    let gate = Gate::judge(req.last_week, last, req.min_accuracy, req.min_verdicts);
+    let (a, b) = req.last_week.bounds(tz);
+    let week_rows: Vec<&AuditRow> = rows
+        .iter()
+        .filter(|r| r.created_at >= a && r.created_at < b)
+        .collect();
+    let misses = misses(store, &week_rows).await?;
+    Ok(Report {
+        time_zone: tz.to_string(),
+        weeks: figures,
+        calibration,
+        symptoms,
+        gate,
+        labels_urgent_share: req.labels_urgent_share,
+        misses,
+    })
+}
+
+/// The corrected decisions among `rows`, each with its ticket text and the reviewer's why:
+/// sampled reviews first, then overrides of decisions no sampled review judged.
+///
+/// # Errors
+/// When the store cannot be read.
+pub async fn misses(store: &dyn Store, rows: &[&AuditRow]) -> Result<Vec<Miss>, StoreError> {
+    let mut out = Vec::new();
+    for pass in [false, true] {
+        for r in rows {
+            let (verdict, is_override) = match (r.review, r.overridden) {
+                (Some(v @ Verdict::Corrected(_)), _) if !pass => (v, false),
+                // A sampled review that said correct wins over an agent's change.
+                (None, Some(v @ Verdict::Corrected(_))) if pass => (v, true),
+                _ => continue,
+            };
+            let Some(right) = verdict.corrected_severity() else {
+                continue;
+            };
+            let item = store.review_item(&r.decision_id).await?;
+            let why = store
+                .reviews(&r.decision_id)
+                .await?
+                .into_iter()
+                .rfind(|v| (v.origin == Origin::Override) == is_override)
+                .and_then(|v| v.why);
+            let (subject, body) = match item.as_ref().and_then(|i| i.ticket.as_ref()) {
+                Some(t) => (Some(t.subject.clone()), Some(t.body.clone())),
+                None => (None, None),
+            };
+            let text = match (&subject, &body) {
+                (Some(s), Some(b)) if !s.trim().is_empty() => format!("{s}: {b}"),
+                (_, Some(b)) => b.clone(),
+                _ => "(ticket text not in the routing log)".to_owned(),
+            };
+            out.push(Miss {
+                decision_id: r.decision_id.clone(),
+                source: r.source,
+                ticket_id: r.ticket_id.clone(),
+                excerpt: crate::text::excerpt(&text, EXCERPT_CHARS),
+                model_said: r.severity,
+                reviewer_said: right,
+                why,
+                reasoning: item.map(|i| i.decision.reasoning).unwrap_or_default(),
+                origin: if is_override {
+                    "agent override".to_owned()
+                } else {
+                    "sampled review".to_owned()
+                },
+                tier: r.tier,
+                model: r.model.clone(),
+                subject,
+                body,
+            });
+        }
+    }
+    Ok(out)
+}

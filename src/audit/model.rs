@@ -1,0 +1,110 @@
+//! What the audit reads from the routing log: one row per decision with its verdicts and its
+//! delivery, the deliveries themselves and the webhooks the parse refused. No ticket text: the
+//! figures need none (the misses are read one by one with `Store::review_item`).
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    domain::{Severity, Source, Tier},
+    review::Verdict,
+};
+
+/// One logged decision as the audit sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    /// The decision.
+    pub decision_id: String,
+    /// Where the ticket came from.
+    pub source: Source,
+    /// The ticket's id in its source.
+    pub ticket_id: String,
+    /// When it was decided: the week it counts in.
+    pub created_at: DateTime<Utc>,
+    /// What was decided.
+    pub severity: Severity,
+    /// The classifier's confidence (audited for calibration, never used in routing).
+    pub confidence: f32,
+    /// The prompt version it was decided with.
+    pub prompt_version: String,
+    /// The model, `offline` or `none`.
+    pub model: String,
+    /// The offline classifier stood in.
+    pub fallback: bool,
+    /// Why it stood in.
+    pub fallback_reason: Option<String>,
+    /// The tier it was decided with.
+    pub tier: Tier,
+    /// Uncached input tokens.
+    pub input_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+    /// Input tokens read from the prompt cache.
+    pub cache_read_tokens: i64,
+    /// Input tokens written to the prompt cache.
+    pub cache_write_tokens: i64,
+    /// Cost of the model call in USD.
+    pub cost_usd: f64,
+    /// Time of the model call, when there was one.
+    pub model_latency_ms: Option<i64>,
+    /// Retries of the model call.
+    pub model_retries: i32,
+    /// The last verdict of a sampled review (terminal, web, import): the accuracy headline.
+    pub review: Option<Verdict>,
+    /// The last agent's override in the tool: reported beside, never mixed in.
+    pub overridden: Option<Verdict>,
+    /// The payload version of the webhook delivery it came from (none for gRPC tickets).
+    pub webhook_version: Option<String>,
+    /// Fields that delivery lacked.
+    pub missing_fields: Vec<String>,
+}
+
+impl AuditRow {
+    /// The severity the sampled review says is right, when reviewed.
+    pub fn truth(&self) -> Option<Severity> {
+        self.review
+            .map(|v| v.corrected_severity().unwrap_or(self.severity))
+    }
+
+    /// Whether the sampled review says the decision was right, when reviewed.
+    pub fn correct(&self) -> Option<bool> {
+        self.review.map(|v| v == Verdict::Correct)
+    }
+}
+
+/// One webhook delivery as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRow {
+    /// The tool.
+    pub source: Source,
+    /// When it was first received.
+    pub received_at: DateTime<Utc>,
+    /// Its payload version.
+    pub webhook_version: Option<String>,
+    /// Fields it lacked.
+    pub missing_fields: Vec<String>,
+    /// Repeats of its key received after it (they cost nothing, but say the sender retries).
+    pub duplicates: i64,
+}
+
+/// A signed webhook the parse refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectionRow {
+    /// The tool.
+    pub source: Source,
+    /// When.
+    pub received_at: DateTime<Utc>,
+    /// Its payload version, when it could be read.
+    pub webhook_version: Option<String>,
+    /// Why (the webhook error, e.g. "missing or invalid field `payload.thread.title`").
+    pub reason: String,
+}
+
+/// Splits a stored comma-separated field list.
+pub fn split_fields(s: Option<&str>) -> Vec<String> {
+    s.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

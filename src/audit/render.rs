@@ -1,0 +1,189 @@
+//! The audit as text for a terminal: the weekly headline table with intervals, the last week's
+//! splits, the overrides beside, calibration, the symptoms and the bar.
+
+use std::fmt::{self, Write as _};
+
+use super::{Outcome, Report, stats::Rate, symptoms::Symptom};
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+fn split<K: fmt::Display>(out: &mut String, name: &str, m: &std::collections::BTreeMap<K, Rate>) {
+    if m.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "  {name}:");
+    for (k, r) in m {
+        let _ = writeln!(out, "    {:<28} {r}", k.to_string());
+    }
+}
+
+fn value(s: &Symptom, v: Option<f64>) -> String {
+    match (v, s.unit) {
+        (None, _) => "-".to_owned(),
+        (Some(v), "ms") => format!("{v:.0} ms"),
+        (Some(v), "usd") => format!("${v:.5}"),
+        (Some(v), _) => pct(v),
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        let first = self.weeks.first().map(|w| w.week.to_string());
+        let _ = writeln!(
+            out,
+            "escalator audit: {} to {} ({} ISO weeks, time zone {})\n",
+            first.unwrap_or_default(),
+            self.gate.week,
+            self.weeks.len(),
+            self.time_zone
+        );
+        let _ = writeln!(
+            out,
+            "accuracy from sampled reviews (95% Wilson intervals); agents' overrides beside, never in it"
+        );
+        let _ = writeln!(
+            out,
+            "  {:<9} {:>9} {:>8} {:>9} {:>15} {:>10} {:>10}",
+            "week", "decisions", "verdicts", "accuracy", "95% interval", "± points", "overrides"
+        );
+        for w in &self.weeks {
+            let a = &w.accuracy;
+            let (acc, ci, pm) = if a.n == 0 {
+                ("-".to_owned(), "-".to_owned(), "-".to_owned())
+            } else {
+                (
+                    pct(a.share),
+                    format!("{:.1}–{:.1}%", a.lo * 100.0, a.hi * 100.0),
+                    format!("±{:.1}", a.plus_minus_points()),
+                )
+            };
+            let _ = writeln!(
+                out,
+                "  {:<9} {:>9} {:>8} {:>9} {:>15} {:>10} {:>10}",
+                w.week.to_string(),
+                w.decisions,
+                a.n,
+                acc,
+                ci,
+                pm,
+                w.overrides.count
+            );
+        }
+        if let Some(w) = self.last() {
+            let a = &w.accuracy;
+            if a.n > 0 {
+                let _ = writeln!(
+                    out,
+                    "\n{}: {}/{} correct = {}, 95% interval {:.1}–{:.1}% (±{:.1} points with {} verdicts)",
+                    w.week,
+                    a.k,
+                    a.n,
+                    pct(a.share),
+                    a.lo * 100.0,
+                    a.hi * 100.0,
+                    a.plus_minus_points(),
+                    a.n
+                );
+            }
+            let _ = writeln!(out, "\n{} by", w.week);
+            split(&mut out, "true severity (recall)", &w.by_true_severity);
+            split(
+                &mut out,
+                "decided severity (precision)",
+                &w.by_decided_severity,
+            );
+            split(&mut out, "tier", &w.by_tier);
+            split(&mut out, "source", &w.by_source);
+            split(&mut out, "prompt version", &w.by_prompt_version);
+            split(&mut out, "model", &w.by_model);
+            let o = &w.overrides;
+            let _ = writeln!(
+                out,
+                "\nagents' overrides in {} (they only see misses, so not in the accuracy): {} \
+                 ({} of decisions; {} raised, {} lowered)",
+                w.week,
+                o.count,
+                pct(o.share_of_decisions),
+                o.raised,
+                o.lowered
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nconfidence calibration (sampled reviews, whole window)"
+        );
+        if self.calibration.is_empty() {
+            let _ = writeln!(out, "  no verdicts");
+        }
+        for c in &self.calibration {
+            let _ = writeln!(
+                out,
+                "  {}: expected calibration error {:.3} over {} verdicts",
+                c.model, c.ece, c.verdicts
+            );
+            for b in &c.bands {
+                let _ = writeln!(
+                    out,
+                    "    confidence {:.1}–{:.1}: mean {:.2}, accuracy {}",
+                    b.from, b.to, b.mean_confidence, b.accuracy
+                );
+            }
+        }
+        let _ = writeln!(out, "\nsymptoms ({})", self.gate.week);
+        for s in &self.symptoms {
+            let _ = writeln!(
+                out,
+                "  {} {}. {}: {}",
+                if s.firing { "[FIRING]" } else { "[ok]    " },
+                s.number,
+                s.title,
+                s.summary
+            );
+            let points: Vec<String> = s
+                .trend
+                .iter()
+                .map(|p| format!("{} {}", p.week, value(s, p.value)))
+                .collect();
+            let _ = writeln!(out, "      trend: {}", points.join(" → "));
+            for d in &s.details {
+                let _ = writeln!(out, "      {d}");
+            }
+            if s.firing {
+                let _ = writeln!(out, "      fix: {}", s.fix);
+            }
+        }
+        if !self.misses.is_empty() {
+            let _ = writeln!(out, "\nmisses in {}", self.gate.week);
+            for m in &self.misses {
+                let _ = writeln!(
+                    out,
+                    "  {} {} ({}): model said {}, {} said {}{}\n      {}",
+                    m.source,
+                    m.ticket_id,
+                    m.tier,
+                    m.model_said,
+                    m.origin,
+                    m.reviewer_said,
+                    m.why
+                        .as_deref()
+                        .map(|w| format!(": {w}"))
+                        .unwrap_or_default(),
+                    m.excerpt
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n{}{}",
+            self.gate.message(),
+            match self.gate.outcome {
+                Outcome::Below => " (exit 1)",
+                Outcome::Pass | Outcome::NotEnoughVerdicts => "",
+            }
+        );
+        f.write_str(&out)
+    }
+}

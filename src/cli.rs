@@ -54,6 +54,9 @@ enum Command {
     /// The weekly audit: accuracy per ISO week with 95% intervals, calibration, the five
     /// symptoms; exit 1 below --min-accuracy; --open-pr opens the labels pull request.
     Audit(crate::audit::cli::AuditArgs),
+    /// Ask this server's own `/healthz` (or `/readyz`): exit 0 on 200, 1 otherwise (for a
+    /// container `HEALTHCHECK` in an image without curl).
+    Healthcheck(crate::healthcheck::HealthcheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +165,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => crate::bench::main(args),
         Command::Review(args) => crate::review::cli::main(args),
         Command::Audit(args) => crate::audit::cli::main(args),
+        Command::Healthcheck(args) => crate::healthcheck::main(args),
     }
 }
 

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::{
     classifier::claude::settings::{ClaudeSettings, FileClaude},
-    env::{ConfigError, EnvSource},
+    env::{ConfigError, EnvSource, Setting, SettingDefault},
     store::{StoreSettings, settings::FileDatabase},
     telemetry::settings::{FileTelemetry, TelemetrySettings},
     ticketing::settings::{
@@ -37,6 +37,59 @@ pub const KNOWN_ESCALATOR_VARS: &[&str] = &[
     "ESCALATOR_RELEASE",
     "ESCALATOR_REDACT_TICKET_TEXT",
     "ESCALATOR_ADMIN_TOKEN",
+];
+
+/// The settings this module owns: the listeners, the file itself, the drain deadline and the
+/// prompt files (the reference in `deploy/README.md` is rendered from these tables).
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "ESCALATOR_GRPC_ADDR",
+        default: SettingDefault::Value("127.0.0.1:50051"),
+        meaning: "gRPC listen address (`Classify`, `Route`, health, reflection); wins over `grpc_addr`. In a container: `0.0.0.0:50051`.",
+        example: "0.0.0.0:50051",
+    },
+    Setting {
+        key: "ESCALATOR_HTTP_ADDR",
+        default: SettingDefault::Value("127.0.0.1:8080"),
+        meaning: "HTTP listen address (webhooks, `/healthz`, `/readyz`, `/metrics`, `/review`); wins over `http_addr`.",
+        example: "0.0.0.0:8080",
+    },
+    Setting {
+        key: "ESCALATOR_CONFIG",
+        default: SettingDefault::Unset,
+        meaning: "Path of the optional TOML file holding the file keys below. Unset: defaults and environment only.",
+        example: "/etc/escalator/escalator.toml",
+    },
+    Setting {
+        key: "grpc_addr",
+        default: SettingDefault::Value("\"127.0.0.1:50051\""),
+        meaning: "gRPC listen address, when `ESCALATOR_GRPC_ADDR` is unset.",
+        example: "\"0.0.0.0:50051\"",
+    },
+    Setting {
+        key: "http_addr",
+        default: SettingDefault::Value("\"127.0.0.1:8080\""),
+        meaning: "HTTP listen address, when `ESCALATOR_HTTP_ADDR` is unset.",
+        example: "\"0.0.0.0:8080\"",
+    },
+    Setting {
+        key: "shutdown_grace_secs",
+        default: SettingDefault::Value("20"),
+        meaning: "The drain deadline: after SIGTERM, how long in-flight requests and worker items may take before the process exits. Keep a pod's `terminationGracePeriodSeconds` above it.",
+        example: "20",
+    },
+    Setting {
+        key: "prompt.template_file",
+        default: SettingDefault::Unset,
+        meaning: "A prompt template to classify with instead of the embedded `prompts/classifier.md` (the prompt version changes with it).",
+        example: "\"prompts/classifier.md\"",
+    },
+    Setting {
+        key: "prompt.labels_file",
+        default: SettingDefault::Unset,
+        meaning: "A labels file for the prompt's examples instead of the embedded `labels/labels.csv`.",
+        example: "\"labels/labels.csv\"",
+    },
 ];
 
 /// Everything the service needs to start.
@@ -186,6 +239,98 @@ impl Settings {
             audit: crate::audit::AuditSettings::load(env, file.audit)?,
         })
     }
+}
+
+/// One part of the configuration reference: the settings one module owns.
+#[derive(Debug, Clone, Copy)]
+pub struct ReferenceSection {
+    /// The heading.
+    pub title: &'static str,
+    /// The file that owns these settings (and their table).
+    pub owner: &'static str,
+    /// The settings.
+    pub settings: &'static [Setting],
+}
+
+/// Every setting, grouped by the module that owns it: the source of the configuration
+/// reference in `deploy/README.md` (rendered by [`render_reference`]).
+pub fn reference() -> [ReferenceSection; 8] {
+    [
+        ReferenceSection {
+            title: "Server",
+            owner: "src/config.rs",
+            settings: SETTINGS,
+        },
+        ReferenceSection {
+            title: "Routing log",
+            owner: "src/store/settings.rs",
+            settings: crate::store::settings::SETTINGS,
+        },
+        ReferenceSection {
+            title: "Claude classifier",
+            owner: "src/classifier/claude/settings.rs",
+            settings: crate::classifier::claude::settings::SETTINGS,
+        },
+        ReferenceSection {
+            title: "Plain, Pylon and where each route lands",
+            owner: "src/ticketing/settings.rs",
+            settings: crate::ticketing::settings::SETTINGS,
+        },
+        ReferenceSection {
+            title: "Worker",
+            owner: "src/worker/settings.rs",
+            settings: crate::worker::settings::SETTINGS,
+        },
+        ReferenceSection {
+            title: "Logs, traces and Langfuse",
+            owner: "src/telemetry/settings.rs",
+            settings: crate::telemetry::settings::SETTINGS,
+        },
+        ReferenceSection {
+            title: "Daily review",
+            owner: "src/review/settings.rs",
+            settings: crate::review::settings::SETTINGS,
+        },
+        ReferenceSection {
+            title: "Weekly audit and the labels pull request",
+            owner: "src/audit/settings.rs",
+            settings: crate::audit::settings::SETTINGS,
+        },
+    ]
+}
+
+/// The configuration reference as Markdown: one table per owning module, environment
+/// variables first. `deploy/README.md` holds exactly this text between its
+/// `BEGIN/END GENERATED CONFIGURATION REFERENCE` markers (a test compares them).
+pub fn render_reference() -> String {
+    let cell = |s: &str| s.replace('|', "\\|");
+    let mut out = String::new();
+    for section in reference() {
+        out.push_str(&format!(
+            "#### {} (`{}`)\n\n| setting | default | meaning |\n|---|---|---|\n",
+            section.title, section.owner
+        ));
+        let (env, file): (Vec<&Setting>, Vec<&Setting>) =
+            section.settings.iter().partition(|s| s.is_env());
+        for s in env.into_iter().chain(file) {
+            let (default, meaning) = match s.default {
+                SettingDefault::Value(v) => (format!("`{v}`"), s.meaning.to_owned()),
+                SettingDefault::Unset => (
+                    "unset".to_owned(),
+                    format!("{} Example: `{}`.", s.meaning, s.example),
+                ),
+                SettingDefault::Derived(how) => (how.to_owned(), s.meaning.to_owned()),
+            };
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                s.key,
+                cell(&default),
+                cell(&meaning)
+            ));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -357,6 +502,308 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "DATABASE_URL: must start with postgres:// or sqlite://"
+        );
+    }
+}
+
+/// The configuration reference checked against the real loader: every variable it reads and
+/// every key the file accepts is documented (and nothing else), every literal default is what
+/// the loader does without the setting, every example loads, and `deploy/README.md` holds the
+/// rendered reference.
+#[cfg(test)]
+mod reference_tests {
+    use std::{
+        collections::{BTreeMap, BTreeSet},
+        io::Write as _,
+        sync::Mutex,
+    };
+
+    use super::*;
+
+    /// The `ESCALATOR_CONFIG` file the tests load, and where the reference lives.
+    const GUIDE: &str = "deploy/README.md";
+    const BEGIN: &str = "<!-- BEGIN GENERATED CONFIGURATION REFERENCE: edit the SETTINGS tables in src/, then run `UPDATE_REFERENCE=1 cargo test --lib config::reference_tests` -->\n";
+    const END: &str = "<!-- END GENERATED CONFIGURATION REFERENCE -->";
+
+    /// An environment that records every variable the loader asks for.
+    struct Recording<'a> {
+        inner: &'a dyn EnvSource,
+        read: Mutex<BTreeSet<String>>,
+    }
+
+    impl EnvSource for Recording<'_> {
+        fn get(&self, key: &str) -> Option<String> {
+            self.read
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(key.to_owned());
+            self.inner.get(key)
+        }
+        fn keys(&self) -> Vec<String> {
+            self.inner.keys()
+        }
+    }
+
+    fn all() -> Vec<Setting> {
+        reference()
+            .iter()
+            .flat_map(|s| s.settings.iter().copied())
+            .collect()
+    }
+
+    /// A documented key as a path of TOML tables, with its placeholders filled in.
+    fn path(key: &str) -> Vec<String> {
+        key.split('.')
+            .map(|seg| match seg {
+                "<route>" => "bot".to_owned(),
+                "<model>" => "claude-example".to_owned(),
+                other => other.to_owned(),
+            })
+            .collect()
+    }
+
+    /// A TOML file setting each `(key, literal)`.
+    fn toml_file(entries: &[(&str, &str)]) -> String {
+        let mut root = toml::Table::new();
+        for (key, literal) in entries {
+            let value = toml::from_str::<toml::Table>(&format!("v = {literal}"))
+                .unwrap_or_else(|e| panic!("{key}: {literal} is not a TOML value: {e}"))
+                .remove("v")
+                .unwrap_or_else(|| panic!("{key}: no value"));
+            let segs = path(key);
+            let (leaf, tables) = segs.split_last().unwrap_or_else(|| panic!("{key}"));
+            let mut t = &mut root;
+            for seg in tables {
+                t = t
+                    .entry(seg.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .unwrap_or_else(|| panic!("{key}: {seg} is not a table"));
+            }
+            t.insert(leaf.clone(), value);
+        }
+        toml::to_string(&root).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Loads `env` plus an `ESCALATOR_CONFIG` file holding `toml`.
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut f = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
+        f.write_all(toml.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let p = f
+            .path()
+            .to_str()
+            .unwrap_or_else(|| panic!("path"))
+            .to_owned();
+        let mut map = BTreeMap::from([("ESCALATOR_CONFIG", p.as_str())]);
+        map.extend(env.iter().copied());
+        Settings::load(&map)
+    }
+
+    fn debug(r: Result<Settings, ConfigError>) -> String {
+        format!("{:?}", r.unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// Where two `Debug` renderings part, with some context (the whole is a page long).
+    fn difference(a: &str, b: &str) -> String {
+        let at = a
+            .char_indices()
+            .zip(b.chars())
+            .find(|((_, x), y)| x != y)
+            .map_or(a.len().min(b.len()), |((i, _), _)| i);
+        let from = a[..at].char_indices().rev().nth(60).map_or(0, |(i, _)| i);
+        let cut = |s: &str| s[from..].chars().take(120).collect::<String>();
+        format!("\n  with it:    …{}\n  without it: …{}", cut(a), cut(b))
+    }
+
+    #[test]
+    fn keys_are_unique_and_examples_are_given() {
+        let mut seen = BTreeSet::new();
+        for s in all() {
+            assert!(seen.insert(s.key), "{} is documented twice", s.key);
+            assert!(!s.example.is_empty(), "{} has no example", s.key);
+            assert!(!s.meaning.is_empty(), "{} has no meaning", s.key);
+        }
+    }
+
+    /// Every variable the loader reads is documented, and every documented variable is read:
+    /// recorded over an empty environment and over one with every example set at once (which
+    /// must load, with a file holding every file example).
+    #[test]
+    fn the_documented_variables_are_the_ones_the_loader_reads() {
+        let documented: BTreeSet<&str> =
+            all().iter().filter(|s| s.is_env()).map(|s| s.key).collect();
+        let empty = BTreeMap::<&str, &str>::new();
+        let rec = Recording {
+            inner: &empty,
+            read: Mutex::new(BTreeSet::new()),
+        };
+        Settings::load(&rec).unwrap_or_else(|e| panic!("{e}"));
+
+        let file_examples: Vec<(&str, &str)> = all()
+            .iter()
+            .filter(|s| !s.is_env())
+            .map(|s| (s.key, s.example))
+            .collect();
+        let mut f = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
+        f.write_all(toml_file(&file_examples).as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let config = f
+            .path()
+            .to_str()
+            .unwrap_or_else(|| panic!("path"))
+            .to_owned();
+        let mut full: BTreeMap<&str, &str> = all()
+            .iter()
+            .filter(|s| s.is_env())
+            .map(|s| (s.key, s.example))
+            .collect();
+        full.insert("ESCALATOR_CONFIG", config.as_str());
+        let rec_full = Recording {
+            inner: &full,
+            read: Mutex::new(BTreeSet::new()),
+        };
+        let loaded = Settings::load(&rec_full)
+            .unwrap_or_else(|e| panic!("every example at once does not load: {e}"));
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+
+        let mut read = rec.read.into_inner().unwrap_or_default();
+        read.extend(rec_full.read.into_inner().unwrap_or_default());
+        let read: BTreeSet<&str> = read.iter().map(String::as_str).collect();
+        let undocumented: Vec<_> = read.difference(&documented).collect();
+        let unread: Vec<_> = documented.difference(&read).collect();
+        assert!(
+            undocumented.is_empty() && unread.is_empty(),
+            "read but not documented: {undocumented:?}; documented but never read: {unread:?}"
+        );
+        let known: BTreeSet<&str> = KNOWN_ESCALATOR_VARS.iter().copied().collect();
+        let documented_escalator: BTreeSet<&str> = documented
+            .iter()
+            .copied()
+            .filter(|k| k.starts_with("ESCALATOR_"))
+            .collect();
+        assert_eq!(known, documented_escalator, "KNOWN_ESCALATOR_VARS");
+    }
+
+    /// Setting a variable to its documented default changes nothing.
+    #[test]
+    fn documented_variable_defaults_are_the_loaders() {
+        let baseline = debug(load("", &[]));
+        for s in all().iter().filter(|s| s.is_env()) {
+            if let SettingDefault::Value(v) = s.default {
+                let with = debug(load("", &[(s.key, v)]));
+                assert!(
+                    with == baseline,
+                    "{} = {v:?} is not the default:{}",
+                    s.key,
+                    difference(&with, &baseline)
+                );
+            }
+        }
+    }
+
+    /// Writing a file key with its documented default changes nothing.
+    #[test]
+    fn documented_file_defaults_are_the_loaders() {
+        let baseline = debug(load("", &[]));
+        for s in all().iter().filter(|s| !s.is_env()) {
+            if let SettingDefault::Value(v) = s.default {
+                let toml = toml_file(&[(s.key, v)]);
+                let with = debug(load(&toml, &[]));
+                assert!(
+                    with == baseline,
+                    "{} = {v} is not the default:{}",
+                    s.key,
+                    difference(&with, &baseline)
+                );
+            }
+        }
+    }
+
+    /// The field names serde expects in the table at `path`, from its unknown-field error.
+    fn parser_keys(path: &[String]) -> BTreeSet<String> {
+        let mut toml = String::new();
+        if !path.is_empty() {
+            let quoted: Vec<String> = path.iter().map(|p| format!("{p:?}")).collect();
+            toml.push_str(&format!("[{}]\n", quoted.join(".")));
+        }
+        toml.push_str("not_a_key_of_ours = 0\n");
+        let e = load(&toml, &[])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        let Some((_, expected)) = e.split_once("expected") else {
+            panic!("[{}]: no list of expected keys in {e:?}", path.join("."))
+        };
+        expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Each table of the file accepts exactly the documented keys (and its documented
+    /// sub-tables): a key the parser takes but the reference omits fails, and so does one the
+    /// reference lists but the parser refuses.
+    #[test]
+    fn the_documented_file_keys_are_the_ones_the_parser_takes() {
+        let keys: Vec<Vec<&str>> = all()
+            .iter()
+            .filter(|s| !s.is_env())
+            .map(|s| s.key.split('.').collect())
+            .collect();
+        let mut tables: BTreeSet<Vec<&str>> = BTreeSet::new();
+        for k in &keys {
+            for n in 0..k.len() {
+                tables.insert(k[..n].to_vec());
+            }
+        }
+        for table in tables {
+            let children: BTreeSet<&str> = keys
+                .iter()
+                .filter(|k| k.len() > table.len() && k[..table.len()] == table[..])
+                .map(|k| k[table.len()])
+                .collect();
+            // A map of tables the operator names (`routes.<route>`, `claude.prices.<model>`).
+            if children.iter().any(|c| c.starts_with('<')) {
+                continue;
+            }
+            let concrete = path(&table.join("."));
+            let concrete: Vec<String> = concrete.into_iter().filter(|s| !s.is_empty()).collect();
+            let documented: BTreeSet<String> = children.iter().map(|c| (*c).to_owned()).collect();
+            assert_eq!(
+                parser_keys(&concrete),
+                documented,
+                "[{}]: the parser's keys (left) differ from the reference's (right)",
+                table.join(".")
+            );
+        }
+    }
+
+    /// `deploy/README.md` holds the reference exactly as rendered from the tables. Run with
+    /// `UPDATE_REFERENCE=1` to rewrite it.
+    #[test]
+    fn the_operators_guide_holds_the_rendered_reference() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(GUIDE);
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{GUIDE}: {e}"));
+        let (Some(start), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+            panic!("{GUIDE} lacks the reference markers:\n{BEGIN}{END}")
+        };
+        let current = &text[start + BEGIN.len()..end];
+        let rendered = render_reference();
+        if current == rendered {
+            return;
+        }
+        if std::env::var_os("UPDATE_REFERENCE").is_some() {
+            let updated = format!("{}{BEGIN}{rendered}{}", &text[..start], &text[end..]);
+            std::fs::write(&file, updated).unwrap_or_else(|e| panic!("{GUIDE}: {e}"));
+            return;
+        }
+        panic!(
+            "{GUIDE}'s configuration reference differs from the SETTINGS tables in src/; run \
+             `UPDATE_REFERENCE=1 cargo test --lib config::reference_tests` and commit it.\n\
+             --- rendered ---\n{rendered}"
         );
     }
 }

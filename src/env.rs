@@ -130,6 +130,47 @@ pub fn amount(key: &str, v: Option<f64>) -> Result<Option<f64>, ConfigError> {
     }
 }
 
+/// One documented setting: an environment variable or a key of the `ESCALATOR_CONFIG` file.
+///
+/// Each settings module lists its own in a `SETTINGS` table; `config::reference` composes them
+/// into the operator's configuration reference (`deploy/README.md`), and the loader tests check
+/// each table against the real parser (every variable the loader reads and every key the file
+/// accepts is listed, every literal default is what the loader does when the setting is
+/// absent, every example loads), so the document cannot drift from the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// An environment variable (`ANTHROPIC_API_KEY`: upper case) or a dotted file key
+    /// (`claude.max_tokens`; `<route>` and `<model>` stand for a table name the operator picks).
+    pub key: &'static str,
+    /// What happens when it is not set.
+    pub default: SettingDefault,
+    /// What it is for, in one or two sentences.
+    pub meaning: &'static str,
+    /// A valid value as it is written (a TOML literal for file keys), shown for settings that
+    /// are unset by default; the loader tests load every example at once.
+    pub example: &'static str,
+}
+
+/// A setting's default, as the reference shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingDefault {
+    /// A value as it is written (a TOML literal for file keys): setting it changes nothing.
+    Value(&'static str),
+    /// Unset by default; the meaning says what that does.
+    Unset,
+    /// Computed from other settings or the build; the text says how.
+    Derived(&'static str),
+}
+
+impl Setting {
+    /// Whether the key is an environment variable (upper case) rather than a file key.
+    pub fn is_env(&self) -> bool {
+        self.key
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,8 +22,9 @@
 //!   [`cli`] (a thin dispatcher), [`exit`] (exit codes), [`eval`] (`escalator eval`),
 //!   [`bench`] (`escalator bench`, the real service against in-process mocks, measured),
 //!   [`review`] (the daily review: samples, verdicts, overrides, labels from reviews),
-//!   [`audit`] (`escalator audit`: the weekly figures, symptoms and the labels pull request) and
-//!   [`web`] (the `/review` and `/dashboard` pages).
+//!   [`audit`] (`escalator audit`: the weekly figures, symptoms and the labels pull request),
+//!   [`web`] (the `/review` and `/dashboard` pages) and [`healthcheck`] (`escalator
+//!   healthcheck`, for images without curl).
 
 pub mod audit;
 pub mod backoff;
@@ -38,6 +39,7 @@ pub mod error;
 pub mod eval;
 pub mod exit;
 pub mod grpc;
+pub mod healthcheck;
 pub mod http;
 pub mod labels;
 pub mod prompt;

@@ -8,7 +8,101 @@ use chrono::Weekday;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::env::{ConfigError, EnvSource, invalid};
+use crate::env::{ConfigError, EnvSource, Setting, SettingDefault, invalid};
+
+/// Every setting of this module, for the configuration reference (`crate::config::reference`).
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "GITHUB_TOKEN",
+        default: SettingDefault::Unset,
+        meaning: "Token for the labels pull request (contents and pull requests, read and write, on the one repository; never logged). Unset: the audit reports but opens no pull request.",
+        example: "github_pat_0123456789",
+    },
+    Setting {
+        key: "GITHUB_REPOSITORY",
+        default: SettingDefault::Unset,
+        meaning: "`owner/name` of the repository that holds `prompts/` and `labels/`; required with `GITHUB_TOKEN`.",
+        example: "acme/escalator",
+    },
+    Setting {
+        key: "GITHUB_API_URL",
+        default: SettingDefault::Value("https://api.github.com"),
+        meaning: "GitHub REST API root (GitHub Enterprise Server: `https://<host>/api/v3`).",
+        example: "https://api.github.com",
+    },
+    Setting {
+        key: "GITHUB_BASE_BRANCH",
+        default: SettingDefault::Derived("`audit.base_branch`, else `main`"),
+        meaning: "The branch the labels pull request targets (wins over `audit.base_branch`).",
+        example: "main",
+    },
+    Setting {
+        key: "audit.weeks",
+        default: SettingDefault::Value("8"),
+        meaning: "ISO weeks `escalator audit` reports (1..=104; `--weeks` overrides).",
+        example: "8",
+    },
+    Setting {
+        key: "audit.min_accuracy",
+        default: SettingDefault::Value("0.9"),
+        meaning: "The bar of the last full week's sampled accuracy (0..1; `--min-accuracy` overrides).",
+        example: "0.9",
+    },
+    Setting {
+        key: "audit.min_verdicts",
+        default: SettingDefault::Value("30"),
+        meaning: "Sampled verdicts a week needs before the bar applies (fewer: \"not enough verdicts\").",
+        example: "30",
+    },
+    Setting {
+        key: "audit.schedule_weekday",
+        default: SettingDefault::Unset,
+        meaning: "With `schedule_hour`: the weekly audit run inside `serve` (review time zone), which opens or updates the labels pull request below the bar. Unset: no weekly run.",
+        example: "\"mon\"",
+    },
+    Setting {
+        key: "audit.schedule_hour",
+        default: SettingDefault::Unset,
+        meaning: "Hour (0..=23) of the weekly run; required with `schedule_weekday`.",
+        example: "7",
+    },
+    Setting {
+        key: "audit.base_branch",
+        default: SettingDefault::Value("\"main\""),
+        meaning: "The branch the labels pull request targets (`GITHUB_BASE_BRANCH` wins).",
+        example: "\"main\"",
+    },
+    Setting {
+        key: "audit.labels_path",
+        default: SettingDefault::Value("\"labels/labels.csv\""),
+        meaning: "The training labels in the repository, which the pull request appends to.",
+        example: "\"labels/labels.csv\"",
+    },
+    Setting {
+        key: "audit.holdout_path",
+        default: SettingDefault::Value("\"labels/holdout.csv\""),
+        meaning: "The holdout in the repository the labels must stay apart from.",
+        example: "\"labels/holdout.csv\"",
+    },
+    Setting {
+        key: "audit.prompt_path",
+        default: SettingDefault::Value("\"prompts/classifier.md\""),
+        meaning: "The prompt template in the repository (for the prompt version the change implies).",
+        example: "\"prompts/classifier.md\"",
+    },
+    Setting {
+        key: "audit.batch_poll_secs",
+        default: SettingDefault::Value("30"),
+        meaning: "How often a Message Batch (`eval --batch`, the pull request's measured effect) is polled.",
+        example: "30",
+    },
+    Setting {
+        key: "audit.batch_max_wait_secs",
+        default: SettingDefault::Value("7200"),
+        meaning: "How long to wait for a Message Batch before giving it up.",
+        example: "7200",
+    },
+];
 
 /// The default GitHub REST API (GitHub Enterprise Server: `https://<host>/api/v3`).
 pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";

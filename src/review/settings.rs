@@ -4,7 +4,41 @@
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
-use crate::env::{ConfigError, EnvSource};
+use crate::env::{ConfigError, EnvSource, Setting, SettingDefault};
+
+/// The settings this module owns (rendered into the reference in `deploy/README.md`).
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "ESCALATOR_ADMIN_TOKEN",
+        default: SettingDefault::Unset,
+        meaning: "Login of the `/review` page (at least 16 characters; never logged). Unset: `/review` answers 404.",
+        example: "change-me-0123456789abcdef",
+    },
+    Setting {
+        key: "review.time_zone",
+        default: SettingDefault::Value("\"UTC\""),
+        meaning: "IANA time zone of the review day (`\"Europe/Berlin\"`).",
+        example: "\"Europe/Berlin\"",
+    },
+    Setting {
+        key: "review.sample_size",
+        default: SettingDefault::Value("10"),
+        meaning: "Decisions in a day's sample (1..=1000; `--n` overrides).",
+        example: "10",
+    },
+    Setting {
+        key: "review.secure_cookie",
+        default: SettingDefault::Value("false"),
+        meaning: "Mark the `/review` session cookie `Secure` (set it when served over HTTPS).",
+        example: "true",
+    },
+    Setting {
+        key: "review.plain_machine_user_id",
+        default: SettingDefault::Unset,
+        meaning: "escalator's own Plain machine user (`mu_…`, owner of `PLAIN_API_KEY`): its label and priority changes are not agents' overrides.",
+        example: "\"mu_escalator\"",
+    },
+];
 
 /// Shortest admin token accepted: a short shared secret on a web login is guessable.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;

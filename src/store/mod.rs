@@ -516,6 +516,33 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// The PostgreSQL migrations, run by every replica at start.
+///
+/// Safe with several replicas starting at once: sqlx 0.9's `Migrator::run` (with `locking`
+/// on, its default) first takes the session-level advisory lock
+/// `pg_advisory_lock(0x3d32ad9e * crc32(current_database()))` (`sqlx-postgres` 0.9.0,
+/// `src/migrate.rs`, `lock`), so a second replica waits, then finds the migrations applied
+/// and goes on. Each migration runs in its own transaction and the lock dies with its
+/// connection, so a replica killed mid-migration leaves nothing half-applied and blocks no
+/// one. `tests/api/migrations.rs` starts two processes at once on an empty database.
+///
+/// Migrations a newer release applied are ignored (`set_ignore_missing`), so during a rolling
+/// upgrade an old replica that restarts still starts, and a release can be rolled back: the
+/// migrations are additive (README, "Upgrades and migrations"). A changed checksum of a
+/// migration this release knows still stops the start.
+pub fn postgres_migrator() -> sqlx::migrate::Migrator {
+    let mut m = sqlx::migrate!("./migrations/postgres");
+    m.set_ignore_missing(true);
+    m
+}
+
+/// The SQLite migrations, with the same policy as [`postgres_migrator`].
+fn sqlite_migrator() -> sqlx::migrate::Migrator {
+    let mut m = sqlx::migrate!("./migrations/sqlite");
+    m.set_ignore_missing(true);
+    m
+}
+
 /// Opens the database named by `settings.url` (creating a missing SQLite file) and runs its
 /// migrations.
 ///
@@ -537,7 +564,7 @@ pub async fn connect(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>>
             .connect_with(opts)
             .await
             .context("cannot connect to PostgreSQL (DATABASE_URL)")?;
-        sqlx::migrate!("./migrations/postgres")
+        postgres_migrator()
             .run(&pool)
             .await
             .context("PostgreSQL migrations failed")?;
@@ -557,7 +584,7 @@ pub async fn connect(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>>
             .connect_with(opts)
             .await
             .context("cannot open the SQLite database (DATABASE_URL)")?;
-        sqlx::migrate!("./migrations/sqlite")
+        sqlite_migrator()
             .run(&pool)
             .await
             .context("SQLite migrations failed")?;

@@ -5,7 +5,35 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::env::{ConfigError, EnvSource, invalid};
+use crate::env::{ConfigError, EnvSource, Setting, SettingDefault, invalid};
+
+/// The settings this module owns (rendered into the reference in `deploy/README.md`).
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "DATABASE_URL",
+        default: SettingDefault::Value("sqlite://escalator.db"),
+        meaning: "The routing log: `postgres://user:password@host/db` in production, or `sqlite://file` (created when missing, in the working directory by default). Wins over `database_url`. The password is masked in logs.",
+        example: "postgres://escalator:secret@db:5432/escalator",
+    },
+    Setting {
+        key: "database_url",
+        default: SettingDefault::Value("\"sqlite://escalator.db\""),
+        meaning: "The routing log, when `DATABASE_URL` is unset (prefer the environment: the URL holds the password).",
+        example: "\"postgres://escalator@db/escalator\"",
+    },
+    Setting {
+        key: "database.max_connections",
+        default: SettingDefault::Value("10"),
+        meaning: "Pool size per process. With N replicas PostgreSQL sees up to N times this (mind `max_connections` on the server).",
+        example: "10",
+    },
+    Setting {
+        key: "database.acquire_timeout_secs",
+        default: SettingDefault::Value("5"),
+        meaning: "Longest wait for a pooled connection; past it the request fails as unavailable (gRPC `UNAVAILABLE`, webhook 503, so the sender retries).",
+        example: "5",
+    },
+];
 
 /// Connection settings of the store.
 #[derive(Debug, Clone)]

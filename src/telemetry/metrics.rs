@@ -35,6 +35,8 @@ pub struct Metrics {
     pub action_failures: IntCounterVec,
     /// Webhook deliveries refused, by source and reason.
     pub webhook_rejections: IntCounterVec,
+    /// Webhook deliveries verified only by the previous secret of a rotation, by source.
+    pub webhook_previous_secret: IntCounterVec,
     /// Routing scores sent to Langfuse, by outcome (sent, failed).
     pub scores: IntCounterVec,
     /// Deliveries in the inbox not yet decided, by status (pending, failed); refreshed at scrape.
@@ -176,6 +178,12 @@ impl Metrics {
             "Webhook deliveries refused, by source and reason.",
             &["source", "reason"],
         );
+        let webhook_previous_secret = counter(
+            &registry,
+            "webhook_previous_secret_total",
+            "Webhook deliveries verified only by the previous secret (a rotation in progress), by source.",
+            &["source"],
+        );
         let scores = counter(
             &registry,
             "scores_total",
@@ -267,6 +275,7 @@ impl Metrics {
             action_backlog,
             action_failures,
             webhook_rejections,
+            webhook_previous_secret,
             scores,
             delivery_backlog,
             oldest_pending_seconds,

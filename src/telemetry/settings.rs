@@ -7,7 +7,103 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::env::{ConfigError, EnvSource, invalid, is_http_url, parse_bool};
+use crate::env::{
+    ConfigError, EnvSource, Setting, SettingDefault, invalid, is_http_url, parse_bool,
+};
+
+/// The settings this module owns (rendered into the reference in `deploy/README.md`).
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "ESCALATOR_LOG",
+        default: SettingDefault::Value("info"),
+        meaning: "Log filter, `tracing` `EnvFilter` syntax (`info,escalator::worker=debug`). Logs go to stderr; ticket text is never logged at INFO.",
+        example: "info",
+    },
+    Setting {
+        key: "ESCALATOR_LOG_FORMAT",
+        default: SettingDefault::Value("text"),
+        meaning: "`json` for one JSON object per log line (for log shippers), or `text`.",
+        example: "json",
+    },
+    Setting {
+        key: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        default: SettingDefault::Unset,
+        meaning: "Base URL of an OTLP/HTTP collector; `/v1/traces` is appended. Set, traces go there instead of straight to Langfuse.",
+        example: "http://otel-collector:4318",
+    },
+    Setting {
+        key: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        default: SettingDefault::Unset,
+        meaning: "Full OTLP/HTTP traces URL, used as it is; wins over `OTEL_EXPORTER_OTLP_ENDPOINT`.",
+        example: "http://otel-collector:4318/v1/traces",
+    },
+    Setting {
+        key: "OTEL_EXPORTER_OTLP_HEADERS",
+        default: SettingDefault::Unset,
+        meaning: "`key=value,…` headers for the collector (values URL-decoded; held as secrets).",
+        example: "authorization=Basic%20cGs6c2s=",
+    },
+    Setting {
+        key: "LANGFUSE_HOST",
+        default: SettingDefault::Unset,
+        meaning: "Langfuse base URL: traces (when no OTLP endpoint is set) go to `{host}/api/public/otel/v1/traces`, routing scores to `{host}/api/public/scores`. All three `LANGFUSE_*` or none.",
+        example: "http://langfuse-web:3000",
+    },
+    Setting {
+        key: "LANGFUSE_PUBLIC_KEY",
+        default: SettingDefault::Unset,
+        meaning: "Langfuse project public key (`pk-lf-…`), the user of Basic auth.",
+        example: "pk-lf-escalator-local",
+    },
+    Setting {
+        key: "LANGFUSE_SECRET_KEY",
+        default: SettingDefault::Unset,
+        meaning: "Langfuse project secret key (`sk-lf-…`); never logged.",
+        example: "sk-lf-escalator-local",
+    },
+    Setting {
+        key: "ESCALATOR_ENVIRONMENT",
+        default: SettingDefault::Value("production"),
+        meaning: "Langfuse environment of every trace and score (`[a-z0-9-_]`, at most 40, not starting with `langfuse`); wins over `telemetry.environment`.",
+        example: "staging",
+    },
+    Setting {
+        key: "ESCALATOR_RELEASE",
+        default: SettingDefault::Derived("the package version"),
+        meaning: "Release shown in Langfuse (a git sha or image tag); wins over `telemetry.release`.",
+        example: "v1.4.2",
+    },
+    Setting {
+        key: "ESCALATOR_REDACT_TICKET_TEXT",
+        default: SettingDefault::Value("false"),
+        meaning: "`true` keeps ticket subject and message out of exported traces; wins over `telemetry.redact_ticket_text`.",
+        example: "true",
+    },
+    Setting {
+        key: "telemetry.environment",
+        default: SettingDefault::Value("\"production\""),
+        meaning: "Langfuse environment, when `ESCALATOR_ENVIRONMENT` is unset.",
+        example: "\"production\"",
+    },
+    Setting {
+        key: "telemetry.release",
+        default: SettingDefault::Derived("the package version"),
+        meaning: "Release, when `ESCALATOR_RELEASE` is unset.",
+        example: "\"v1.4.2\"",
+    },
+    Setting {
+        key: "telemetry.redact_ticket_text",
+        default: SettingDefault::Value("false"),
+        meaning: "Keep ticket text out of traces, when `ESCALATOR_REDACT_TICKET_TEXT` is unset.",
+        example: "false",
+    },
+    Setting {
+        key: "telemetry.score_interval_secs",
+        default: SettingDefault::Value("10"),
+        meaning: "How often pending routing scores are sent to Langfuse (failures are retried with backoff).",
+        example: "10",
+    },
+];
 
 /// Where traces go: an OTLP/HTTP (protobuf) traces endpoint and its headers.
 #[derive(Debug, Clone)]

@@ -360,18 +360,38 @@ pub fn signature_matches(secret: &SecretString, body: &[u8], signature_hex: &str
     mac.verify_slice(&given).is_ok()
 }
 
-/// The signature header's value, or the error naming it.
+/// Checks the signature header against the current secret and, during a rotation, the
+/// previous one (`*_WEBHOOK_SECRET_PREVIOUS`); the error names a missing header.
+///
+/// Both secrets are always tried (no early exit), so the time taken does not say which one
+/// matched. A delivery verified only by the previous secret is counted in
+/// `escalator_webhook_previous_secret_total{source}`: once that stops growing, the rotation is
+/// over and the previous secret can be dropped.
 pub(crate) fn verify_signature(
+    source: Source,
     headers: &HeaderMap,
     header: &'static str,
-    secret: &SecretString,
+    current: &SecretString,
+    previous: Option<&SecretString>,
     body: &[u8],
 ) -> Result<(), WebhookError> {
     let sig = headers
         .get(header)
         .and_then(|v| v.to_str().ok())
         .ok_or(WebhookError::MissingSignature(header))?;
-    if signature_matches(secret, body, sig) {
+    let by_current = signature_matches(current, body, sig);
+    let by_previous = previous.is_some_and(|p| signature_matches(p, body, sig));
+    if by_current {
+        Ok(())
+    } else if by_previous {
+        tracing::info!(
+            source = source.as_str(),
+            "webhook verified with the previous secret (rotation in progress)"
+        );
+        crate::telemetry::metrics::metrics()
+            .webhook_previous_secret
+            .with_label_values(&[source.as_str()])
+            .inc();
         Ok(())
     } else {
         Err(WebhookError::BadSignature)

@@ -474,7 +474,14 @@ impl Ticketing for Plain {
                 missing: "PLAIN_WEBHOOK_SECRET",
             });
         };
-        verify_signature(headers, SIGNATURE_HEADER, secret, body)?;
+        verify_signature(
+            Source::Plain,
+            headers,
+            SIGNATURE_HEADER,
+            secret,
+            self.settings.webhook_secret_previous.as_ref(),
+            body,
+        )?;
         let v: Value =
             serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
         let event_type = required_str(&v, "/type", "type")?.to_owned();
@@ -706,6 +713,7 @@ mod tests {
             api_url: "http://127.0.0.1:9/graphql".into(),
             api_key: None,
             webhook_secret: secret.map(SecretString::from),
+            webhook_secret_previous: None,
             event_types: vec!["thread.thread_created".into()],
             replay_window: Duration::from_secs(300),
             default_tier: Tier::Pro,

@@ -503,7 +503,14 @@ impl Ticketing for Pylon {
                 missing: "PYLON_API_TOKEN",
             });
         }
-        verify_signature(headers, SIGNATURE_HEADER, secret, body)?;
+        verify_signature(
+            Source::Pylon,
+            headers,
+            SIGNATURE_HEADER,
+            secret,
+            self.settings.webhook_secret_previous.as_ref(),
+            body,
+        )?;
         let v: Value =
             serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
         let issue_id = required_str(&v, "/issue_id", "issue_id")?.trim();

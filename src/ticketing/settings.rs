@@ -9,8 +9,174 @@ use serde::Deserialize;
 
 use crate::{
     domain::{Route, Severity, Source, Tier},
-    env::{ConfigError, EnvSource, amount, http_url, invalid, non_empty},
+    env::{ConfigError, EnvSource, Setting, SettingDefault, amount, http_url, invalid, non_empty},
 };
+
+/// The settings this module owns (rendered into the reference in `deploy/README.md`).
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "PLAIN_API_KEY",
+        default: SettingDefault::Unset,
+        meaning: "Plain machine-user API key: enrichment (tier, ARR) and routing back (labels, priority, assignee, note). Unset: Plain tickets are decided and logged only.",
+        example: "plainApiKey_example",
+    },
+    Setting {
+        key: "PLAIN_API_URL",
+        default: SettingDefault::Value("https://core-api.uk.plain.com/graphql/v1"),
+        meaning: "Plain GraphQL endpoint; wins over `plain.api_url`.",
+        example: "https://core-api.uk.plain.com/graphql/v1",
+    },
+    Setting {
+        key: "PLAIN_WEBHOOK_SECRET",
+        default: SettingDefault::Unset,
+        meaning: "Plain's workspace request-signing secret (HMAC-SHA256 of the raw body in `Plain-Request-Signature`). Unset: `/webhooks/plain` refuses every request with 503.",
+        example: "plain-webhook-secret-new",
+    },
+    Setting {
+        key: "PLAIN_WEBHOOK_SECRET_PREVIOUS",
+        default: SettingDefault::Unset,
+        meaning: "The secret before a rotation, accepted too while it is set (see rotating secrets); needs `PLAIN_WEBHOOK_SECRET`. Deliveries it verifies count in `escalator_webhook_previous_secret_total`.",
+        example: "plain-webhook-secret-old",
+    },
+    Setting {
+        key: "PYLON_API_TOKEN",
+        default: SettingDefault::Unset,
+        meaning: "Pylon API token: reads the issue and routes it back. Unset: `/webhooks/pylon` refuses every request (the issue could not be read).",
+        example: "pylon-token-example",
+    },
+    Setting {
+        key: "PYLON_API_URL",
+        default: SettingDefault::Value("https://api.usepylon.com"),
+        meaning: "Pylon REST base URL (EU workspaces: `https://api.eu.usepylon.com`); wins over `pylon.api_url`.",
+        example: "https://api.usepylon.com",
+    },
+    Setting {
+        key: "PYLON_WEBHOOK_SECRET",
+        default: SettingDefault::Unset,
+        meaning: "The Pylon webhook's signing secret (`X-Pylon-Signature`). Unset: `/webhooks/pylon` refuses every request with 503.",
+        example: "pylon-webhook-secret-new",
+    },
+    Setting {
+        key: "PYLON_WEBHOOK_SECRET_PREVIOUS",
+        default: SettingDefault::Unset,
+        meaning: "The old webhook's secret, accepted too while it is set (see rotating secrets); needs `PYLON_WEBHOOK_SECRET`.",
+        example: "pylon-webhook-secret-old",
+    },
+    Setting {
+        key: "plain.api_url",
+        default: SettingDefault::Value("\"https://core-api.uk.plain.com/graphql/v1\""),
+        meaning: "Plain GraphQL endpoint, when `PLAIN_API_URL` is unset.",
+        example: "\"https://core-api.uk.plain.com/graphql/v1\"",
+    },
+    Setting {
+        key: "plain.event_types",
+        default: SettingDefault::Value("[\"thread.thread_created\"]"),
+        meaning: "Plain events that carry a new ticket; any other event is answered 200 and ignored.",
+        example: "[\"thread.thread_created\"]",
+    },
+    Setting {
+        key: "plain.replay_window_secs",
+        default: SettingDefault::Value("300"),
+        meaning: "A delivery whose attempt timestamp is further than this from now is refused with 401 (Plain retries with a freshly signed body).",
+        example: "300",
+    },
+    Setting {
+        key: "plain.default_tier",
+        default: SettingDefault::Value("\"free\""),
+        meaning: "Tier (`free`, `pro`, `enterprise`) when `PLAIN_API_KEY` is unset or Plain has none for the thread.",
+        example: "\"pro\"",
+    },
+    Setting {
+        key: "plain.default_arr_usd",
+        default: SettingDefault::Unset,
+        meaning: "ARR in USD when enrichment finds none; unset: no ARR.",
+        example: "0.0",
+    },
+    Setting {
+        key: "plain.enrichment_attempts",
+        default: SettingDefault::Value("3"),
+        meaning: "Failed enrichment attempts (GraphQL down) before the ticket is decided with the defaults.",
+        example: "3",
+    },
+    Setting {
+        key: "plain.timeout_secs",
+        default: SettingDefault::Value("15"),
+        meaning: "Per-request timeout of the Plain GraphQL client.",
+        example: "15",
+    },
+    Setting {
+        key: "pylon.api_url",
+        default: SettingDefault::Value("\"https://api.usepylon.com\""),
+        meaning: "Pylon REST base URL, when `PYLON_API_URL` is unset.",
+        example: "\"https://api.usepylon.com\"",
+    },
+    Setting {
+        key: "pylon.default_tier",
+        default: SettingDefault::Value("\"free\""),
+        meaning: "Tier of Pylon tickets (they are not enriched).",
+        example: "\"pro\"",
+    },
+    Setting {
+        key: "pylon.default_arr_usd",
+        default: SettingDefault::Unset,
+        meaning: "ARR of Pylon tickets; unset: no ARR.",
+        example: "0.0",
+    },
+    Setting {
+        key: "pylon.rate_share",
+        default: SettingDefault::Value("1.0"),
+        meaning: "This replica's share of Pylon's per-endpoint rate limits, in (0, 1]: with N replicas set `1/N`.",
+        example: "0.5",
+    },
+    Setting {
+        key: "pylon.timeout_secs",
+        default: SettingDefault::Value("15"),
+        meaning: "Per-request timeout of the Pylon client.",
+        example: "15",
+    },
+    Setting {
+        key: "actions.api_tool",
+        default: SettingDefault::Unset,
+        meaning: "Route gRPC `Route` tickets back through `\"plain\"` or `\"pylon\"` (their ids must be that tool's); unset: they are decided and logged only.",
+        example: "\"plain\"",
+    },
+    Setting {
+        key: "routes.<route>.plain.label_type_ids",
+        default: SettingDefault::Value("[]"),
+        meaning: "Plain label types (`lt_…`) added for route `<route>` (`bot`, `human`, `engineering`); empty adds none.",
+        example: "[\"lt_example\"]",
+    },
+    Setting {
+        key: "routes.<route>.plain.priority",
+        default: SettingDefault::Derived("engineering 0, human 1, bot 2"),
+        meaning: "Plain thread priority for the route, 0 (urgent) … 3 (low).",
+        example: "2",
+    },
+    Setting {
+        key: "routes.<route>.plain.assignee_user_id",
+        default: SettingDefault::Unset,
+        meaning: "Plain user (`u_…`) to assign; unset: not assigned.",
+        example: "\"u_oncall\"",
+    },
+    Setting {
+        key: "routes.<route>.pylon.tags",
+        default: SettingDefault::Value("[]"),
+        meaning: "Pylon tags added for the route (merged with the issue's tags).",
+        example: "[\"escalator\"]",
+    },
+    Setting {
+        key: "routes.<route>.pylon.team_id",
+        default: SettingDefault::Unset,
+        meaning: "Pylon team to set; unset: unchanged.",
+        example: "\"team_support\"",
+    },
+    Setting {
+        key: "routes.<route>.pylon.assignee_id",
+        default: SettingDefault::Unset,
+        meaning: "Pylon assignee to set; unset: unchanged.",
+        example: "\"user_oncall\"",
+    },
+];
 
 /// Default Plain GraphQL endpoint.
 pub const DEFAULT_PLAIN_API_URL: &str = "https://core-api.uk.plain.com/graphql/v1";
@@ -26,6 +192,9 @@ pub struct PlainSettings {
     pub api_key: Option<SecretString>,
     /// `PLAIN_WEBHOOK_SECRET`. Unset: `/webhooks/plain` refuses every request.
     pub webhook_secret: Option<SecretString>,
+    /// `PLAIN_WEBHOOK_SECRET_PREVIOUS`: also accepted while a secret is rotated, so deliveries
+    /// signed before the change still verify. Needs `PLAIN_WEBHOOK_SECRET`.
+    pub webhook_secret_previous: Option<SecretString>,
     /// Event types that carry a new ticket (`[plain] event_types`).
     pub event_types: Vec<String>,
     /// How far the delivery-attempt timestamp may be from now.
@@ -49,6 +218,9 @@ pub struct PylonSettings {
     pub api_token: Option<SecretString>,
     /// `PYLON_WEBHOOK_SECRET`. Unset: `/webhooks/pylon` refuses every request.
     pub webhook_secret: Option<SecretString>,
+    /// `PYLON_WEBHOOK_SECRET_PREVIOUS`: the old webhook's secret, also accepted while both
+    /// webhooks deliver during a rotation. Needs `PYLON_WEBHOOK_SECRET`.
+    pub webhook_secret_previous: Option<SecretString>,
     /// Tier of Pylon tickets.
     pub default_tier: Tier,
     /// ARR of Pylon tickets.
@@ -214,11 +386,21 @@ impl TicketingSettings {
     /// [`ConfigError`] naming the bad key.
     pub(crate) fn load(env: &dyn EnvSource, file: FileTicketing) -> Result<Self, ConfigError> {
         let secret = |k: &str| env.get(k).map(SecretString::from);
+        // A previous secret is the second half of a rotation: alone it would leave the route
+        // refusing everything while the operator believes it accepts the old deliveries.
+        let previous = |current: &str, k: &str| match (env.get(current), secret(k)) {
+            (None, Some(_)) => Err(invalid(k, format!("is set but {current} is not"))),
+            (_, p) => Ok(p),
+        };
         let p = file.plain;
         let plain = PlainSettings {
             api_url: http_url(env, "PLAIN_API_URL", p.api_url, DEFAULT_PLAIN_API_URL)?,
             api_key: secret("PLAIN_API_KEY"),
             webhook_secret: secret("PLAIN_WEBHOOK_SECRET"),
+            webhook_secret_previous: previous(
+                "PLAIN_WEBHOOK_SECRET",
+                "PLAIN_WEBHOOK_SECRET_PREVIOUS",
+            )?,
             event_types: p
                 .event_types
                 .unwrap_or_else(|| vec!["thread.thread_created".to_owned()]),
@@ -240,6 +422,10 @@ impl TicketingSettings {
             api_url: http_url(env, "PYLON_API_URL", y.api_url, DEFAULT_PYLON_API_URL)?,
             api_token: secret("PYLON_API_TOKEN"),
             webhook_secret: secret("PYLON_WEBHOOK_SECRET"),
+            webhook_secret_previous: previous(
+                "PYLON_WEBHOOK_SECRET",
+                "PYLON_WEBHOOK_SECRET_PREVIOUS",
+            )?,
             default_tier: tier("pylon.default_tier", y.default_tier)?,
             default_arr_usd: amount("pylon.default_arr_usd", y.default_arr_usd)?,
             rate_share,

@@ -322,3 +322,116 @@ fn actions_run_on_the_tool_their_kind_names() {
     assert!(adapters.for_kind("api.note").is_none());
     assert!(adapters.for_kind("slack").is_none());
 }
+
+/// During a rotation both webhook secrets verify; a wrong one still fails; and with no
+/// previous secret set, only the current one verifies (the old behaviour, unchanged).
+#[test]
+fn two_webhook_secrets_verify_during_a_rotation() {
+    fn sign(secret: &str, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body);
+        hex::encode(mac.finalize().into_bytes())
+    }
+    fn headers(name: &'static str, sig: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, sig.parse().unwrap());
+        h
+    }
+    let plain_body = include_bytes!("testdata/plain-thread-created.json");
+    let plain_now: DateTime<Utc> = "2023-10-19T14:17:26.000Z".parse().unwrap();
+    let pylon_body = br#"{"issue_id":"iss_1","event":"issue.created"}"#;
+    let rotating = settings(
+        "",
+        &[
+            ("PLAIN_WEBHOOK_SECRET", "plain-new"),
+            ("PLAIN_WEBHOOK_SECRET_PREVIOUS", "plain-old"),
+            ("PYLON_WEBHOOK_SECRET", "pylon-new"),
+            ("PYLON_WEBHOOK_SECRET_PREVIOUS", "pylon-old"),
+            ("PYLON_API_TOKEN", "tok"),
+        ],
+    );
+    let single = settings(
+        "",
+        &[
+            ("PLAIN_WEBHOOK_SECRET", "plain-new"),
+            ("PYLON_WEBHOOK_SECRET", "pylon-new"),
+            ("PYLON_API_TOKEN", "tok"),
+        ],
+    );
+    let plain_header = plain::SIGNATURE_HEADER;
+    let pylon_header = pylon::SIGNATURE_HEADER;
+    let counted = || {
+        let m = crate::telemetry::metrics::metrics();
+        (
+            m.webhook_previous_secret
+                .with_label_values(&["plain"])
+                .get(),
+            m.webhook_previous_secret
+                .with_label_values(&["pylon"])
+                .get(),
+        )
+    };
+
+    let p = Plain::new(rotating.plain).unwrap();
+    let y = Pylon::new(rotating.pylon).unwrap();
+    let before = counted();
+    for secret in ["plain-new", "plain-old"] {
+        let h = headers(plain_header, &sign(secret, plain_body));
+        assert!(p.accept(&h, plain_body, plain_now).is_ok(), "{secret}");
+    }
+    for secret in ["pylon-new", "pylon-old"] {
+        let h = headers(pylon_header, &sign(secret, pylon_body));
+        assert!(y.accept(&h, pylon_body, plain_now).is_ok(), "{secret}");
+    }
+    // Only the deliveries signed with the old secrets were counted (other tests may count
+    // too, in parallel, so at least).
+    let after = counted();
+    assert!(
+        after.0 > before.0 && after.1 > before.1,
+        "{before:?} {after:?}"
+    );
+    let h = headers(plain_header, &sign("plain-other", plain_body));
+    assert!(matches!(
+        p.accept(&h, plain_body, plain_now),
+        Err(WebhookError::BadSignature)
+    ));
+    let h = headers(pylon_header, &sign("pylon-other", pylon_body));
+    assert!(matches!(
+        y.accept(&h, pylon_body, plain_now),
+        Err(WebhookError::BadSignature)
+    ));
+
+    // No previous secret: the current one verifies, the old one is refused.
+    assert!(single.plain.webhook_secret_previous.is_none());
+    let p = Plain::new(single.plain).unwrap();
+    let y = Pylon::new(single.pylon).unwrap();
+    let h = headers(plain_header, &sign("plain-new", plain_body));
+    assert!(p.accept(&h, plain_body, plain_now).is_ok());
+    let h = headers(plain_header, &sign("plain-old", plain_body));
+    assert!(matches!(
+        p.accept(&h, plain_body, plain_now),
+        Err(WebhookError::BadSignature)
+    ));
+    let h = headers(pylon_header, &sign("pylon-new", pylon_body));
+    assert!(y.accept(&h, pylon_body, plain_now).is_ok());
+    let h = headers(pylon_header, &sign("pylon-old", pylon_body));
+    assert!(matches!(
+        y.accept(&h, pylon_body, plain_now),
+        Err(WebhookError::BadSignature)
+    ));
+}
+
+/// A previous secret without a current one is a configuration error naming it, not a route
+/// that silently refuses everything.
+#[test]
+fn a_previous_secret_alone_is_refused() {
+    for (key, current) in [
+        ("PLAIN_WEBHOOK_SECRET_PREVIOUS", "PLAIN_WEBHOOK_SECRET"),
+        ("PYLON_WEBHOOK_SECRET_PREVIOUS", "PYLON_WEBHOOK_SECRET"),
+    ] {
+        let e = Settings::load(&BTreeMap::from([(key, "old")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, format!("{key}: is set but {current} is not"));
+    }
+}

@@ -8,9 +8,93 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::{
-    env::{ConfigError, invalid},
+    env::{ConfigError, Setting, SettingDefault, invalid},
     ticketing::settings::FileActions,
 };
+
+/// The settings this module owns (rendered into the reference in `deploy/README.md`).
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "actions.enabled",
+        default: SettingDefault::Value("true"),
+        meaning: "`false`: this replica only accepts webhooks and serves gRPC; the worker (inbox, outbox, recovery) runs on other replicas.",
+        example: "true",
+    },
+    Setting {
+        key: "actions.poll_interval_ms",
+        default: SettingDefault::Value("1000"),
+        meaning: "How often an idle loop looks for due work when nothing wakes it.",
+        example: "1000",
+    },
+    Setting {
+        key: "actions.action_lease_secs",
+        default: SettingDefault::Value("120"),
+        meaning: "An action is leased for this long; must exceed one execution (rate-limit waits and HTTP timeouts included). A dead holder loses it sooner, after `worker.stale_after_secs`.",
+        example: "120",
+    },
+    Setting {
+        key: "actions.delivery_lease_secs",
+        default: SettingDefault::Value("180"),
+        meaning: "A delivery is leased for this long; must exceed enrichment plus classification.",
+        example: "180",
+    },
+    Setting {
+        key: "actions.batch",
+        default: SettingDefault::Value("64"),
+        meaning: "Most deliveries or actions leased by one query (1..=1000).",
+        example: "64",
+    },
+    Setting {
+        key: "actions.backoff_base_ms",
+        default: SettingDefault::Value("1000"),
+        meaning: "First retry delay of a failed action or delivery; doubles per attempt, with 50-100% jitter (a `Retry-After` wins).",
+        example: "1000",
+    },
+    Setting {
+        key: "actions.backoff_max_secs",
+        default: SettingDefault::Value("600"),
+        meaning: "Longest retry delay.",
+        example: "600",
+    },
+    Setting {
+        key: "worker.inbox_concurrency",
+        default: SettingDefault::Derived(
+            "twice `claude.max_concurrency` (at least 16) with an API key, else 64",
+        ),
+        meaning: "Deliveries decided at once (1..=10000).",
+        example: "16",
+    },
+    Setting {
+        key: "worker.outbox_concurrency",
+        default: SettingDefault::Value("128"),
+        meaning: "Actions executed at once (1..=10000).",
+        example: "128",
+    },
+    Setting {
+        key: "worker.max_attempts",
+        default: SettingDefault::Value("5"),
+        meaning: "Attempts that panic or fail unexpectedly before a delivery gets the safe decision (`urgent`, a person, fallback `internal_error`) and an action is marked `failed`.",
+        example: "5",
+    },
+    Setting {
+        key: "worker.heartbeat_ms",
+        default: SettingDefault::Value("2000"),
+        meaning: "How often this process refreshes its heartbeat (at least 100).",
+        example: "2000",
+    },
+    Setting {
+        key: "worker.stale_after_secs",
+        default: SettingDefault::Value("6"),
+        meaning: "A holder silent this long is dead: any replica takes its leases and claims over (at least twice `worker.heartbeat_ms`).",
+        example: "6",
+    },
+    Setting {
+        key: "worker.fetch_cooldown_ms",
+        default: SettingDefault::Value("10"),
+        meaning: "Shortest time between two lease queries of one loop.",
+        example: "10",
+    },
+];
 
 /// The inbox, outbox, recovery and heartbeat loops.
 #[derive(Debug, Clone)]

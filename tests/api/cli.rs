@@ -471,3 +471,57 @@ async fn serve_runs_on_embedded_defaults_and_stops_cleanly_on_sigterm() {
     assert!(status.1.contains("SIGTERM received"), "{}", status.1);
     assert!(status.1.contains("escalator stopped"), "{}", status.1);
 }
+
+/// `escalator healthcheck` (the container image's `HEALTHCHECK`) against a real `serve`: 0 for
+/// `/healthz` and `/readyz` on the address `ESCALATOR_HTTP_ADDR` names, 1 naming the URL when
+/// nothing answers.
+#[tokio::test]
+async fn healthcheck_asks_the_servers_own_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_escalator"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("DATABASE_URL")
+        .env_remove("ESCALATOR_CONFIG")
+        .env("ESCALATOR_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+        .env("ESCALATOR_HTTP_ADDR", format!("127.0.0.1:{http}"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let check = |args: &[&str], addr: String| {
+        Command::new(env!("CARGO_BIN_EXE_escalator"))
+            .arg("healthcheck")
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("ESCALATOR_CONFIG")
+            .env_remove("DATABASE_URL")
+            .env("ESCALATOR_HTTP_ADDR", addr)
+            .output()
+            .unwrap()
+    };
+    let start = Instant::now();
+    while !check(&[], format!("127.0.0.1:{http}")).status.success() {
+        assert!(start.elapsed() < Duration::from_secs(30), "never healthy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = check(&["--path", "/readyz"], format!("127.0.0.1:{http}"));
+    assert!(ready.status.success(), "{}", text(&ready.stderr));
+
+    let closed = free_port();
+    let out = check(&[], format!("127.0.0.1:{closed}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!("http://127.0.0.1:{closed}/healthz")),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = check(&["--path", "/nope"], format!("127.0.0.1:{http}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("404"), "{}", text(&out.stderr));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}

@@ -18,9 +18,11 @@ mod cli;
 #[path = "../support/collector.rs"]
 mod collector;
 mod dashboard_web;
+mod deploy;
 mod fakes;
 mod faults;
 mod harness;
+mod migrations;
 mod outbox;
 mod overrides;
 mod panics;

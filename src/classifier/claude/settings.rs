@@ -8,12 +8,160 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::{ApiVersion, CacheTtl, Effort, price::Price};
-use crate::env::{ConfigError, EnvSource, invalid, is_http_url};
+use crate::env::{ConfigError, EnvSource, Setting, SettingDefault, invalid, is_http_url};
 
 /// Default `ANTHROPIC_BASE_URL`.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 /// Default `ESCALATOR_MODEL`.
 pub const DEFAULT_MODEL: &str = "claude-sonnet-4-6";
+
+/// The settings this module owns (rendered into the reference in `deploy/README.md`).
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "ANTHROPIC_API_KEY",
+        default: SettingDefault::Unset,
+        meaning: "Claude API key; selects the Claude backend. Unset: the offline classifier decides every ticket (`model = \"offline\"`). Sent only in the auth header, never logged.",
+        example: "sk-ant-api03-example",
+    },
+    Setting {
+        key: "ANTHROPIC_BASE_URL",
+        default: SettingDefault::Value("https://api.anthropic.com"),
+        meaning: "Messages API root; wins over `claude.base_url`.",
+        example: "https://api.anthropic.com",
+    },
+    Setting {
+        key: "ESCALATOR_MODEL",
+        default: SettingDefault::Value("claude-sonnet-4-6"),
+        meaning: "Claude model id, checked at start (`GET /v1/models/{id}`); wins over `claude.model`.",
+        example: "claude-sonnet-4-6",
+    },
+    Setting {
+        key: "claude.base_url",
+        default: SettingDefault::Value("\"https://api.anthropic.com\""),
+        meaning: "Messages API root, when `ANTHROPIC_BASE_URL` is unset.",
+        example: "\"https://api.anthropic.com\"",
+    },
+    Setting {
+        key: "claude.model",
+        default: SettingDefault::Value("\"claude-sonnet-4-6\""),
+        meaning: "Model id, when `ESCALATOR_MODEL` is unset.",
+        example: "\"claude-sonnet-4-6\"",
+    },
+    Setting {
+        key: "claude.api_version",
+        default: SettingDefault::Value("\"2026-10-21\""),
+        meaning: "`anthropic-version` header: `\"2026-10-21\"` (sent with `Authorization: Bearer`) or `\"2023-06-01\"` (with `x-api-key`).",
+        example: "\"2026-10-21\"",
+    },
+    Setting {
+        key: "claude.max_tokens",
+        default: SettingDefault::Value("1024"),
+        meaning: "Output budget per call, thinking included (at least 1).",
+        example: "1024",
+    },
+    Setting {
+        key: "claude.timeout_ms",
+        default: SettingDefault::Value("20000"),
+        meaning: "One HTTP attempt.",
+        example: "20000",
+    },
+    Setting {
+        key: "claude.deadline_ms",
+        default: SettingDefault::Value("45000"),
+        meaning: "One classify call: waiting for a slot, every retry and backoff; past it the ticket falls back to the offline classifier.",
+        example: "45000",
+    },
+    Setting {
+        key: "claude.cache_ttl",
+        default: SettingDefault::Value("\"1h\""),
+        meaning: "TTL of the cached system block: `\"5m\"` or `\"1h\"`.",
+        example: "\"1h\"",
+    },
+    Setting {
+        key: "claude.effort",
+        default: SettingDefault::Unset,
+        meaning: "`output_config.effort` (`\"low\"`, `\"medium\"`, `\"high\"`, `\"xhigh\"`, `\"max\"`); unset: not sent. A level the model lacks stops the start.",
+        example: "\"low\"",
+    },
+    Setting {
+        key: "claude.max_retries",
+        default: SettingDefault::Value("2"),
+        meaning: "Retries after the first attempt (408, 409, 429, 5xx, 529, transport errors; never a spend-cap 429).",
+        example: "2",
+    },
+    Setting {
+        key: "claude.backoff_base_ms",
+        default: SettingDefault::Value("500"),
+        meaning: "First retry backoff; doubles per retry, less up to 25% jitter.",
+        example: "500",
+    },
+    Setting {
+        key: "claude.backoff_max_ms",
+        default: SettingDefault::Value("8000"),
+        meaning: "Longest retry backoff.",
+        example: "8000",
+    },
+    Setting {
+        key: "claude.retry_after_max_ms",
+        default: SettingDefault::Value("60000"),
+        meaning: "Cap on a server-requested `retry-after(-ms)`.",
+        example: "60000",
+    },
+    Setting {
+        key: "claude.retry_budget_ratio",
+        default: SettingDefault::Value("0.2"),
+        meaning: "Retries earned per call (the retry budget shared by a replica's calls).",
+        example: "0.2",
+    },
+    Setting {
+        key: "claude.retry_budget_reserve",
+        default: SettingDefault::Value("10.0"),
+        meaning: "Retries that may be spent back to back (the budget's ceiling).",
+        example: "10.0",
+    },
+    Setting {
+        key: "claude.max_concurrency",
+        default: SettingDefault::Value("8"),
+        meaning: "Most Claude calls in flight per replica; fewer when the API's rate-limit headers say the headroom is low.",
+        example: "8",
+    },
+    Setting {
+        key: "claude.spend_cap_probe_interval_ms",
+        default: SettingDefault::Value("300000"),
+        meaning: "While the spend-cap breaker is open, one call per interval is let through to see whether the cap was raised.",
+        example: "300000",
+    },
+    Setting {
+        key: "claude.prices.<model>.input",
+        default: SettingDefault::Derived("built-in table"),
+        meaning: "USD per million uncached input tokens of model `<model>`, overriding the built-in price table (required in a `[claude.prices.\"<model>\"]` table).",
+        example: "3.0",
+    },
+    Setting {
+        key: "claude.prices.<model>.output",
+        default: SettingDefault::Derived("built-in table"),
+        meaning: "USD per million output tokens (required in the table).",
+        example: "15.0",
+    },
+    Setting {
+        key: "claude.prices.<model>.cache_write_5m",
+        default: SettingDefault::Derived("1.25 × `input`"),
+        meaning: "USD per million tokens written to the 5-minute cache.",
+        example: "3.75",
+    },
+    Setting {
+        key: "claude.prices.<model>.cache_write_1h",
+        default: SettingDefault::Derived("2 × `input`"),
+        meaning: "USD per million tokens written to the 1-hour cache.",
+        example: "6.0",
+    },
+    Setting {
+        key: "claude.prices.<model>.cache_read",
+        default: SettingDefault::Derived("0.1 × `input`"),
+        meaning: "USD per million cached input tokens read.",
+        example: "0.3",
+    },
+];
 
 /// Settings of the Claude backend. `api_key: None` means the offline classifier serves.
 /// Everything below `model` comes from the `[claude]` TOML section (see the README, "The Claude classifier").

@@ -9,6 +9,7 @@ mod plain;
 mod pylon;
 mod recovery;
 mod replicas;
+mod rotation;
 
 use std::{collections::BTreeMap, io::Write as _, sync::Arc, time::Duration};
 

@@ -93,6 +93,8 @@ pub(crate) struct ModelCounters {
 pub(crate) struct PlainCounters {
     /// `threadForRouting` queries.
     pub(crate) queries: AtomicU64,
+    /// `threadNotes` lookups (a retried note looking for its marker).
+    pub(crate) note_lookups: AtomicU64,
     /// Mutations answered successfully.
     pub(crate) mutations: AtomicU64,
     /// Calls answered 500 on purpose.
@@ -311,11 +313,17 @@ async fn model_info(
     .into_response()
 }
 
+/// Note (id, text) pairs per thread id.
+type NotesByThread = std::collections::HashMap<String, Vec<(String, String)>>;
+
 #[derive(Clone)]
 struct PlainState {
     behaviour: Behaviour,
     counters: Arc<PlainCounters>,
     tickets: Arc<Tickets>,
+    /// Notes created per thread (id, text), so a retried note's marker lookup (`threadNotes`)
+    /// finds what a first attempt posted, as Plain's timeline would.
+    notes: Arc<std::sync::Mutex<NotesByThread>>,
 }
 
 /// Starts the mock Plain GraphQL API at `/graphql/v1`.
@@ -331,6 +339,7 @@ pub(crate) async fn start_plain(
         behaviour,
         counters,
         tickets,
+        notes: Arc::default(),
     };
     serve(
         Router::new()
@@ -396,6 +405,17 @@ async fn graphql(State(s): State<PlainState>, headers: HeaderMap, body: String) 
             let id = req.variables["threadId"].as_str().unwrap_or("");
             return Json(json!({"data": {"thread": enrichment(&s.tickets, id)}})).into_response();
         }
+        "threadNotes" => {
+            c.note_lookups.fetch_add(1, Ordering::Relaxed);
+            let id = req.variables["threadId"].as_str().unwrap_or("");
+            let notes = s
+                .notes
+                .lock()
+                .map(|n| n.get(id).cloned())
+                .unwrap_or_default();
+            return Json(json!({"data": {"thread": thread_notes(id, notes.unwrap_or_default())}}))
+                .into_response();
+        }
         "addLabels" => (
             MUTATION_LABEL,
             json!({"labels": [{"id": format!("l_{}", super::tickets::ulid()), "labelType": {"id": input["labelTypeIds"][0], "name": "escalator", "externalId": null}}], "error": null}),
@@ -421,9 +441,33 @@ async fn graphql(State(s): State<PlainState>, headers: HeaderMap, body: String) 
             );
         }
     };
+    if op == "createNote" {
+        if let Ok(mut notes) = s.notes.lock() {
+            let text = input["markdown"].as_str().or(input["text"].as_str());
+            notes.entry(thread_id.clone()).or_default().push((
+                data["note"]["id"].as_str().unwrap_or("").to_owned(),
+                text.unwrap_or("").to_owned(),
+            ));
+        }
+    }
     c.mutations.fetch_add(1, Ordering::Relaxed);
     s.tickets.mutation(&thread_id, bit);
     Json(json!({"data": {op: data}})).into_response()
+}
+
+/// The thread's `NOTE` timeline entries, as `threadNotes` selects them (one page: the
+/// benchmark's threads carry at most a few notes).
+fn thread_notes(thread_id: &str, notes: Vec<(String, String)>) -> Value {
+    let edges: Vec<Value> = notes
+        .into_iter()
+        .map(|(id, text)| {
+            json!({"node": {"id": format!("te_{id}"), "entry": {"__typename": "NoteEntry", "noteId": id, "text": text, "markdown": text}}})
+        })
+        .collect();
+    json!({
+        "id": thread_id,
+        "timelineEntries": {"edges": edges, "pageInfo": {"hasPreviousPage": false, "startCursor": null}}
+    })
 }
 
 /// The thread's tier and company, as `threadForRouting` selects them.

@@ -650,6 +650,7 @@ async fn measure(args: &BenchArgs, db_url: &str, dir: &Path) -> anyhow::Result<R
         },
         plain: PlainReport {
             queries: plain_counters.queries.load(Ordering::Relaxed),
+            note_lookups: plain_counters.note_lookups.load(Ordering::Relaxed),
             mutations: plain_counters.mutations.load(Ordering::Relaxed),
             repeated_mutations: end_state.repeated_mutations,
             unknown_mutations: end_state.unknown_mutations,

@@ -226,6 +226,8 @@ pub struct ModelReport {
 pub struct PlainReport {
     /// Enrichment queries.
     pub queries: u64,
+    /// Note-marker lookups of retried notes (`threadNotes`).
+    pub note_lookups: u64,
     /// Successful mutations.
     pub mutations: u64,
     /// Mutations repeating one a thread already had (an action applied twice).
@@ -387,8 +389,9 @@ impl fmt::Display for Report {
         let pl = &self.plain;
         writeln!(
             f,
-            "plain         {} enrichment queries, {} mutations ({} per ticket), {} repeated, {} answered 500",
+            "plain         {} enrichment queries, {} note lookups, {} mutations ({} per ticket), {} repeated, {} answered 500",
             pl.queries,
+            pl.note_lookups,
             pl.mutations,
             t.mutations_per_ticket,
             pl.repeated_mutations,

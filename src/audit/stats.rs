@@ -1,13 +1,10 @@
-//! The statistics of the audit: proportions with their 95% Wilson score interval, and
-//! nearest-rank percentiles. Written here (a dozen lines each) rather than taken from a crate:
-//! the statistics crates of the field (statrs) give distributions, not this interval.
+//! The statistics of the audit: proportions with their 95% Wilson score interval (computed by
+//! [`crate::stats`]), and nearest-rank percentiles, written here (a dozen lines) rather than
+//! taken from a crate: the statistics crates of the field (statrs) give distributions.
 
 use std::fmt;
 
 use serde::Serialize;
-
-/// z for a two-sided 95% interval.
-pub const Z95: f64 = 1.959_963_984_540_054;
 
 /// `k` of `n` with its share and 95% Wilson score interval. Wilson rather than the normal
 /// approximation: with 70 verdicts and accuracy near 90% the normal interval runs past 100%,
@@ -65,19 +62,11 @@ impl fmt::Display for Rate {
     }
 }
 
-/// The 95% Wilson score interval of `k` successes in `n` trials; `(0, 1)` when `n` is 0.
+/// The 95% Wilson score interval of `k` successes in `n` trials; `(0, 1)` when `n` is 0
+/// ([`crate::stats::wilson_95`], the one implementation, over the audit's `u64` counts).
 pub fn wilson(k: u64, n: u64) -> (f64, f64) {
-    if n == 0 {
-        return (0.0, 1.0);
-    }
-    #[allow(clippy::cast_precision_loss)]
-    let (k, n) = (k.min(n) as f64, n as f64);
-    let p = k / n;
-    let z2 = Z95 * Z95;
-    let denom = 1.0 + z2 / n;
-    let centre = (p + z2 / (2.0 * n)) / denom;
-    let half = Z95 / denom * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    ((centre - half).max(0.0), (centre + half).min(1.0))
+    let count = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    crate::stats::wilson_95(count(k), count(n))
 }
 
 /// The nearest-rank percentile `p` (0..1) of `values` (sorted here); `None` when empty.

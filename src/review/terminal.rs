@@ -96,6 +96,12 @@ pub fn render(item: &ReviewItem, position: usize, total: usize) -> String {
         "Decision:   {} -> {} (confidence {:.2})\n",
         d.severity, d.route, d.confidence
     ));
+    if let Some(rule) = &d.weighting_rule {
+        s.push_str(&format!(
+            "Weighting:  the classifier said {}; rule {rule} raised it to {}\n",
+            d.model_severity, d.severity
+        ));
+    }
     s.push_str(&format!("Reasoning:  {}\n", d.reasoning));
     s.push_str(&format!(
         "Made by:    {} with prompt {}\n",

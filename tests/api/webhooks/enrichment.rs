@@ -30,6 +30,15 @@ fn plain_how_to() -> Vec<u8> {
         .into_bytes()
 }
 
+/// The value of the metric line starting with `prefix` on `/metrics` (0 when absent).
+async fn metric(app: &TestApp, prefix: &str) -> f64 {
+    let (_, text) = app.get("/metrics").await;
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
 fn plain_key() -> IdempotencyKey {
     IdempotencyKey::new(Source::Plain, THREAD, UPDATED_AT)
 }
@@ -97,6 +106,14 @@ async fn plain_reads_the_configured_places_and_a_floor_reaches_the_note() {
         "{text}"
     );
     assert_eq!(text, note_text(&d));
+    assert!(
+        metric(
+            &app,
+            "escalator_weighting_changes_total{rule=\"tiers.enterprise\"}"
+        )
+        .await
+            >= 1.0
+    );
     app.stop().await;
 }
 
@@ -126,6 +143,14 @@ async fn a_failing_plain_enrichment_is_retried_then_the_default_is_used_and_flag
         .await
         .unwrap();
     assert!(flagged);
+    assert!(
+        metric(
+            &app,
+            "escalator_enrichment_failures_total{source=\"plain\"}"
+        )
+        .await
+            >= 1.0
+    );
     app.stop().await;
 }
 
@@ -228,5 +253,13 @@ async fn a_failing_pylon_account_read_is_retried_then_the_default_is_used_and_fl
     assert_eq!(d.tier_source, Some(TierSource::Default));
     assert!(d.enrichment_failed);
     assert_eq!(d.severity, Severity::Routine);
+    assert!(
+        metric(
+            &app,
+            "escalator_enrichment_failures_total{source=\"pylon\"}"
+        )
+        .await
+            >= 1.0
+    );
     app.stop().await;
 }

@@ -691,6 +691,30 @@ mod tests {
     }
 
     #[test]
+    fn tier_sources_are_spelt_alike_in_the_log_and_in_json() {
+        for s in TierSource::ALL {
+            let json = serde_json::to_string(s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+            assert_eq!(TierSource::parse("tier_source", s.as_str()).unwrap(), *s);
+        }
+        assert_eq!(TierSource::PlainCompany.as_str(), "plain.company");
+        let t = Ticket::parse(Source::Api, raw("hi"), "").unwrap();
+        assert_eq!(t.tier_source(), TierSource::Default);
+        let mut r = raw("hi");
+        r.tier = "pro".into();
+        let t = Ticket::parse(Source::Api, r, "").unwrap();
+        assert_eq!(
+            (t.tier_source(), t.enrichment_failed()),
+            (TierSource::Request, false)
+        );
+        let t = t.with_tier_source(TierSource::PylonAccount, true);
+        assert_eq!(
+            (t.tier_source(), t.enrichment_failed()),
+            (TierSource::PylonAccount, true)
+        );
+    }
+
+    #[test]
     fn route_is_a_function_of_severity() {
         assert_eq!(Severity::Routine.route(), Route::Bot);
         assert_eq!(Severity::Urgent.route(), Route::Human);

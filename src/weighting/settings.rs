@@ -16,7 +16,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "tiers.<tier>.arr_usd_min",
         default: SettingDefault::Derived("enterprise `50000.0`; free and pro unset"),
-        meaning: "ARR in USD at or above which a customer counts as tier `<tier>` (`free`, `pro`, `enterprise`) whatever its source said; the highest tier met wins. Unset: ARR never sets this tier.",
+        meaning: "ARR in USD at or above which a customer counts as tier `<tier>` (`free`, `pro`, `enterprise`) whatever its source said; the highest tier met wins. `\"none\"`: ARR never sets this tier.",
         example: "10000.0",
     },
     Setting {
@@ -67,9 +67,17 @@ pub(crate) struct FileTiers {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileTier {
-    arr_usd_min: Option<f64>,
+    arr_usd_min: Option<FileAmount>,
     floor: Option<String>,
     prompt: Option<String>,
+}
+
+/// An ARR threshold as written: a number, or `"none"` (no threshold).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileAmount {
+    Amount(f64),
+    Word(String),
 }
 
 /// `[tiers.repeat]` in the file.
@@ -143,7 +151,14 @@ impl Weighting {
                 TierRule {
                     arr_usd_min: match f.arr_usd_min {
                         None => d.arr_usd_min,
-                        v => amount(&key("arr_usd_min"), v)?,
+                        Some(FileAmount::Amount(a)) => amount(&key("arr_usd_min"), Some(a))?,
+                        Some(FileAmount::Word(w)) if w.trim().eq_ignore_ascii_case("none") => None,
+                        Some(FileAmount::Word(w)) => {
+                            return Err(invalid(
+                                &key("arr_usd_min"),
+                                format!("{w:?} is neither an amount nor \"none\""),
+                            ));
+                        }
                     },
                     floor: floor(&key("floor"), f.floor, d.floor)?,
                     prompt: sentence(&key("prompt"), f.prompt, d.prompt.as_deref())?,
@@ -209,6 +224,14 @@ mod tests {
         assert_eq!(w.tier(Tier::Pro).arr_usd_min, Some(5_000.0));
         assert_eq!(w.repeat().min_count, 3);
         assert_eq!(w.repeat().floor, None);
+        let w = load("[tiers.enterprise]\narr_usd_min = \"none\"\n").unwrap();
+        assert_eq!(w.tier(Tier::Enterprise).arr_usd_min, None);
+        assert_eq!(w.tier_for_arr(1e9), None);
+        let e = load("[tiers.enterprise]\narr_usd_min = \"lots\"\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("tiers.enterprise.arr_usd_min: "),
+            "{e}"
+        );
     }
 
     #[test]

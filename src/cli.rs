@@ -230,13 +230,26 @@ struct DecisionJson<'a> {
     notes: &'a [String],
     /// `request-id`, tokens and cost of the model call (zeros for the offline classifier).
     usage: &'a Usage,
+    /// The classifier's own severity (`severity` is after the weighting rules).
+    model_severity: Severity,
+    /// The weighting rule that raised it, if one did.
+    weighting_rule: Option<String>,
+    /// The tier decided with (after the ARR threshold) and where it came from.
+    tier: crate::domain::Tier,
+    tier_source: crate::domain::TierSource,
 }
 
-impl<'a> From<&'a Classification> for DecisionJson<'a> {
-    fn from(c: &'a Classification) -> Self {
+impl<'a> DecisionJson<'a> {
+    /// The classification with the weighting rules applied, as the service would log it.
+    fn weighed(
+        c: &'a Classification,
+        ctx: &TicketContext,
+        w: &crate::weighting::Weighting,
+    ) -> Self {
+        let weighed = w.apply(ctx, c.verdict.severity);
         Self {
-            severity: c.verdict.severity,
-            route: c.verdict.route,
+            severity: weighed.severity,
+            route: weighed.severity.route(),
             confidence: c.verdict.confidence.get(),
             reasoning: &c.verdict.reasoning,
             prompt_version: &c.prompt_version,
@@ -245,6 +258,10 @@ impl<'a> From<&'a Classification> for DecisionJson<'a> {
             fallback_reason: c.fallback_reason.as_deref(),
             notes: &c.verdict.notes,
             usage: &c.usage,
+            model_severity: weighed.model_severity,
+            weighting_rule: weighed.rule,
+            tier: ctx.ticket.tier(),
+            tier_source: ctx.ticket.tier_source(),
         }
     }
 }
@@ -270,16 +287,20 @@ fn classify(args: ClassifyArgs) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
+    let weighting = match exit::settings() {
+        Ok(s) => s.triage.weighting,
+        Err(code) => return code,
+    };
     let rt = match exit::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
     let ctx = TicketContext {
-        ticket,
+        ticket: weighting.account(ticket),
         repeat_count_24h: args.repeat_count,
     };
     let c = rt.block_on(decider.decide(&ctx));
-    match serde_json::to_string_pretty(&DecisionJson::from(&c)) {
+    match serde_json::to_string_pretty(&DecisionJson::weighed(&c, &ctx, &weighting)) {
         Ok(s) => {
             println!("{s}");
             ExitCode::SUCCESS

@@ -157,6 +157,8 @@ struct FileSettings {
     review: crate::review::settings::FileReview,
     #[serde(default)]
     audit: crate::audit::settings::FileAudit,
+    #[serde(default)]
+    tiers: crate::weighting::settings::FileTiers,
 }
 
 /// `[prompt]`: files to classify with instead of the embedded ones.
@@ -227,7 +229,10 @@ impl Settings {
             http_addr: addr("ESCALATOR_HTTP_ADDR", file.http_addr, "127.0.0.1:8080")?,
             store,
             claude,
-            triage: TriageSettings::default(),
+            triage: TriageSettings {
+                weighting: crate::weighting::Weighting::load(file.tiers)?,
+                ..TriageSettings::default()
+            },
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(20)),
             prompt_file: file.prompt.template_file,
             labels_file: file.prompt.labels_file,
@@ -254,7 +259,7 @@ pub struct ReferenceSection {
 
 /// Every setting, grouped by the module that owns it: the source of the configuration
 /// reference in `deploy/README.md` (rendered by [`render_reference`]).
-pub fn reference() -> [ReferenceSection; 8] {
+pub fn reference() -> [ReferenceSection; 9] {
     [
         ReferenceSection {
             title: "Server",
@@ -275,6 +280,11 @@ pub fn reference() -> [ReferenceSection; 8] {
             title: "Plain, Pylon and where each route lands",
             owner: "src/ticketing/settings.rs",
             settings: crate::ticketing::settings::SETTINGS,
+        },
+        ReferenceSection {
+            title: "Tier weighting",
+            owner: "src/weighting/settings.rs",
+            settings: crate::weighting::settings::SETTINGS,
         },
         ReferenceSection {
             title: "Worker",
@@ -557,6 +567,7 @@ mod reference_tests {
             .map(|seg| match seg {
                 "<route>" => "bot".to_owned(),
                 "<model>" => "claude-example".to_owned(),
+                "<tier>" => "pro".to_owned(),
                 other => other.to_owned(),
             })
             .collect()

@@ -127,6 +127,31 @@ string_enum! {
 }
 
 string_enum! {
+    /// Where a ticket's tier came from (stored with the decision, so an audit can tell a tier a
+    /// tool said from one the ARR threshold set or the default).
+    TierSource {
+        /// Plain's `thread.tier`.
+        #[serde(rename = "plain.thread")]
+        PlainThread = "plain.thread",
+        /// Plain's `thread.tenant` (its tier, or the configured tenant field).
+        #[serde(rename = "plain.tenant")]
+        PlainTenant = "plain.tenant",
+        /// Plain's `customer.company.tier`.
+        #[serde(rename = "plain.company")]
+        PlainCompany = "plain.company",
+        /// The Pylon issue's account (`GET /accounts/{id}` custom fields).
+        #[serde(rename = "pylon.account")]
+        PylonAccount = "pylon.account",
+        /// The gRPC request's `tier`.
+        Request = "request",
+        /// The ARR met a tier's `arr_usd_min` and raised the tier above what its source said.
+        ArrUsd = "arr_usd",
+        /// Nothing said: the configured default tier.
+        Default = "default",
+    }
+}
+
+string_enum! {
     /// Where a ticket came from; part of its idempotency key.
     Source {
         /// An internal service over gRPC.
@@ -226,6 +251,8 @@ pub struct Ticket {
     tier: Tier,
     arr_usd: Option<f64>,
     customer_id: Option<String>,
+    tier_source: TierSource,
+    enrichment_failed: bool,
 }
 
 /// The raw fields of a ticket as an edge received them, before validation.
@@ -297,6 +324,12 @@ impl Ticket {
             tier,
             arr_usd: raw.arr_usd,
             customer_id: (!customer_id.is_empty()).then_some(customer_id),
+            tier_source: if raw.tier.trim().is_empty() {
+                TierSource::Default
+            } else {
+                TierSource::Request
+            },
+            enrichment_failed: false,
         })
     }
 
@@ -330,6 +363,25 @@ impl Ticket {
     pub fn with_account(mut self, tier: Tier, arr_usd: Option<f64>) -> Self {
         self.tier = tier;
         self.arr_usd = arr_usd;
+        self
+    }
+
+    /// Where the tier came from: `request` when the edge's input named one, else `default`,
+    /// until [`Ticket::with_tier_source`] says otherwise.
+    pub fn tier_source(&self) -> TierSource {
+        self.tier_source
+    }
+
+    /// Whether an enrichment call failed (after its retries) and the defaults were used.
+    pub fn enrichment_failed(&self) -> bool {
+        self.enrichment_failed
+    }
+
+    /// A copy saying where the tier came from and whether enrichment failed.
+    #[must_use]
+    pub fn with_tier_source(mut self, source: TierSource, enrichment_failed: bool) -> Self {
+        self.tier_source = source;
+        self.enrichment_failed = enrichment_failed;
         self
     }
 }
@@ -541,6 +593,18 @@ pub struct Decision {
     pub observation_id: Option<String>,
     /// When the decision was logged.
     pub created_at: DateTime<Utc>,
+    /// The classifier's own severity, before the weighting rules (`crate::weighting`); equal
+    /// to `severity` unless `weighting_rule` is set.
+    pub model_severity: Severity,
+    /// The weighting rule that raised the severity (`tiers.enterprise`, `tiers.repeat`), or
+    /// `None` when the classifier's severity stood.
+    pub weighting_rule: Option<String>,
+    /// The ARR in USD the decision was made with, when known.
+    pub arr_usd: Option<f64>,
+    /// Where the tier came from (`None` for decisions logged before it was recorded).
+    pub tier_source: Option<TierSource>,
+    /// An enrichment call failed after its retries and the default tier was used.
+    pub enrichment_failed: bool,
 }
 
 impl Decision {
@@ -577,7 +641,22 @@ impl Decision {
             trace_id,
             observation_id: c.observation_id,
             created_at: Utc::now(),
+            model_severity: c.verdict.severity,
+            weighting_rule: None,
+            arr_usd: ctx.ticket.arr_usd(),
+            tier_source: Some(ctx.ticket.tier_source()),
+            enrichment_failed: ctx.ticket.enrichment_failed(),
         }
+    }
+
+    /// The decision with its final severity set by the weighting rule `rule` (the classifier's
+    /// own stays in `model_severity`); the route follows the final severity.
+    #[must_use]
+    pub fn weighed(mut self, severity: Severity, rule: Option<String>) -> Self {
+        self.severity = severity;
+        self.route = severity.route();
+        self.weighting_rule = rule;
+        self
     }
 
     /// The key this decision is for.
@@ -608,6 +687,30 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "invalid ticket.tier: \"gold\" is not one of free, pro, enterprise"
+        );
+    }
+
+    #[test]
+    fn tier_sources_are_spelt_alike_in_the_log_and_in_json() {
+        for s in TierSource::ALL {
+            let json = serde_json::to_string(s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+            assert_eq!(TierSource::parse("tier_source", s.as_str()).unwrap(), *s);
+        }
+        assert_eq!(TierSource::PlainCompany.as_str(), "plain.company");
+        let t = Ticket::parse(Source::Api, raw("hi"), "").unwrap();
+        assert_eq!(t.tier_source(), TierSource::Default);
+        let mut r = raw("hi");
+        r.tier = "pro".into();
+        let t = Ticket::parse(Source::Api, r, "").unwrap();
+        assert_eq!(
+            (t.tier_source(), t.enrichment_failed()),
+            (TierSource::Request, false)
+        );
+        let t = t.with_tier_source(TierSource::PylonAccount, true);
+        assert_eq!(
+            (t.tier_source(), t.enrichment_failed()),
+            (TierSource::PylonAccount, true)
         );
     }
 

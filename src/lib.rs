@@ -9,6 +9,7 @@
 //!   [`text`] (char-safe cuts, matching keys), [`backoff`] (the one backoff with jitter),
 //!   [`causes`] (the one cause-chain formatter).
 //! - [`labels`], [`prompt`]: the labelled examples and the prompt rendered from them;
+//!   [`weighting`]: the tier and repeat rules applied after the classifier (over the domain);
 //!   [`stats`]: the Wilson interval of an accuracy figure.
 //! - Adapters: [`classifier`] (the `Classifier` trait, offline and Claude backends, the
 //!   fallback policy), [`store`] (the routing log on PostgreSQL or SQLite), [`ticketing`] (the
@@ -53,4 +54,5 @@ pub mod text;
 pub mod ticketing;
 pub mod triage;
 pub mod web;
+pub mod weighting;
 pub mod worker;

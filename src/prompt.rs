@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     domain::{DomainError, TicketContext},
     labels::Example,
+    weighting::Weighting,
 };
 
 /// The template shipped with the binary.
@@ -26,11 +27,15 @@ pub const PROMPT_NAME: &str = "classifier";
 pub const OUTPUT_SCHEMA: &str = r#"{"type":"object","properties":{"severity":{"type":"string","enum":["routine","urgent","on_fire"]},"route":{"type":"string","enum":["bot","human","engineering"]},"confidence":{"type":"number"},"reasoning":{"type":"string"}},"required":["severity","route","confidence","reasoning"],"additionalProperties":false}"#;
 
 /// A rendered prompt: what every call sends, and the version every decision records.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Prompt {
     system: String,
     user_template: String,
     version: String,
+    /// The digest of template, examples and schema; the version adds the weighting sentences.
+    base_digest: Vec<u8>,
+    /// Whose `prompt` sentences go into the user turn's `{{policy}}`.
+    weighting: Weighting,
 }
 
 impl Prompt {
@@ -73,12 +78,24 @@ impl Prompt {
         hasher.update(rendered.as_bytes());
         hasher.update([0]);
         hasher.update(OUTPUT_SCHEMA.as_bytes());
-        let digest = hex::encode(hasher.finalize());
+        let base_digest = hasher.finalize().to_vec();
+        let weighting = Weighting::default();
         Ok(Self {
             system,
             user_template: user_t.trim().to_owned(),
-            version: format!("{PROMPT_NAME}@{}", &digest[..12]),
+            version: version_of(&base_digest, &weighting),
+            base_digest,
+            weighting,
         })
+    }
+
+    /// The prompt with the `prompt` sentences of `weighting` (`[tiers]`) instead of the
+    /// default ones; they are part of the version.
+    #[must_use]
+    pub fn with_weighting(mut self, weighting: &Weighting) -> Self {
+        self.weighting = weighting.clone();
+        self.version = version_of(&self.base_digest, &self.weighting);
+        self
     }
 
     /// The system block: definitions and examples, identical for every ticket.
@@ -114,6 +131,7 @@ impl Prompt {
                 "tier" => t.tier().as_str().into(),
                 "arr_usd" => arr.as_str().into(),
                 "repeat_count_24h" => ctx.repeat_count_24h.to_string().into(),
+                "policy" => policy(&self.weighting, ctx).into(),
                 "subject" => one_line(t.subject()).into(),
                 "first_message" => one_line(t.body()).into(),
                 _ => rest[start..start + 2 + end + 2].into(),
@@ -123,6 +141,30 @@ impl Prompt {
         }
         out.push_str(rest);
         out
+    }
+}
+
+/// `classifier@<12 hex>` over the base digest and every configured weighting sentence.
+fn version_of(base: &[u8], weighting: &Weighting) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(base);
+    for (rule, sentence) in weighting.all_sentences() {
+        hasher.update([0]);
+        hasher.update(rule.as_bytes());
+        hasher.update([0]);
+        hasher.update(sentence.as_bytes());
+    }
+    let digest = hex::encode(hasher.finalize());
+    format!("{PROMPT_NAME}@{}", &digest[..12])
+}
+
+/// The weighting sentences that apply to the ticket, one line; `none` when none does.
+fn policy(weighting: &Weighting, ctx: &TicketContext) -> String {
+    let sentences = weighting.sentences(ctx);
+    if sentences.is_empty() {
+        "none".to_owned()
+    } else {
+        sentences.join(" ")
     }
 }
 
@@ -213,6 +255,9 @@ mod tests {
         assert!(user.contains("tier: enterprise"));
         assert!(user.contains("arr_usd: 120000"));
         assert!(user.contains("other_tickets_from_customer_last_24h: 2"));
+        assert!(user.contains(
+            "policy: Enterprise lowers the bar for urgent: contractual. A repeat ticket within 24 hours is urgent at least.\n"
+        ));
         assert!(user.contains("subject: Export {{tier}}"));
         assert!(user.contains("first_message: Our dashboard is down"));
         assert!(!p.system().contains("Our dashboard"));
@@ -250,6 +295,39 @@ mod tests {
         with_arr[0].arr_usd = Some(5.0);
         let b = Prompt::render(EMBEDDED_TEMPLATE, &with_arr).unwrap();
         assert_ne!(a.version(), b.version());
+    }
+
+    #[test]
+    fn weighting_sentences_are_configured_per_ticket_and_versioned() {
+        let p = shipped();
+        let raw = RawTicket {
+            id: "T-9".into(),
+            body: "How do I export?".into(),
+            tier: "pro".into(),
+            ..RawTicket::default()
+        };
+        let ctx = TicketContext {
+            ticket: Ticket::parse(Source::Api, raw, "").unwrap(),
+            repeat_count_24h: 0,
+        };
+        assert!(p.user_turn(&ctx).contains("policy: none\n"));
+        let w = crate::weighting::Weighting::default().with_tier(
+            crate::domain::Tier::Pro,
+            crate::weighting::TierRule {
+                arr_usd_min: None,
+                floor: None,
+                prompt: Some("Pro pays for speed.".into()),
+            },
+        );
+        let q = p.clone().with_weighting(&w);
+        assert_ne!(q.version(), p.version());
+        assert_eq!(q.system(), p.system(), "the system block stays cacheable");
+        assert!(q.user_turn(&ctx).contains("policy: Pro pays for speed.\n"));
+        assert_eq!(
+            p.clone()
+                .with_weighting(&crate::weighting::Weighting::default()),
+            p
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub fn load_prompt(settings: &Settings) -> anyhow::Result<(Prompt, Vec<labels::E
             .with_context(|| format!("cannot read prompt template {}", path.display()))?,
         None => prompt::EMBEDDED_TEMPLATE.to_owned(),
     };
-    let prompt = Prompt::render(&template, &examples)?;
+    let prompt = Prompt::render(&template, &examples)?.with_weighting(&settings.triage.weighting);
     Ok((prompt, examples))
 }
 

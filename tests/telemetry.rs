@@ -172,7 +172,10 @@ fn langfuse_traces_metrics_and_scores() {
         ("langfuse.trace.metadata.decision_id", decision_id.as_str()),
         ("escalator.tier", "enterprise"),
         ("escalator.arr_usd", "250000"),
-        ("escalator.tier_rule", "enterprise_never_routine"),
+        ("escalator.tier_source", "request"),
+        ("escalator.weighting.rule", "none"),
+        ("escalator.weighting.changed", "false"),
+        ("escalator.weighting.model_severity", "on_fire"),
         ("escalator.route", "engineering"),
         ("escalator.fallback", "false"),
     ] {
@@ -380,5 +383,76 @@ fn a_webhook_delivery_and_its_decision_share_one_trace() {
     assert_eq!(a["langfuse.session.id"], "th_trace");
     assert_eq!(a["langfuse.trace.metadata.source"], "plain");
     assert_eq!(a["langfuse.trace.metadata.route"], "engineering");
-    assert_eq!(a["escalator.tier_rule"], "none");
+    assert_eq!(a["escalator.weighting.rule"], "none");
+    assert_eq!(a["escalator.weighting.changed"], "false");
+}
+
+/// A weighting rule that changes an outcome says so in the trace: the rule, `changed`, and the
+/// classifier's own severity beside the final one; and in the routing log.
+#[test]
+fn a_weighting_change_is_traced_with_the_rule_and_the_models_severity() {
+    let lf = Collector::start();
+    let url = lf.url();
+    let mut config = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut config, b"[tiers.pro]\nfloor = \"urgent\"\n").unwrap();
+    let path = config.path().to_str().unwrap().to_owned();
+    let t = traced(&[
+        ("LANGFUSE_HOST", url.as_str()),
+        LANGFUSE_KEYS[0],
+        LANGFUSE_KEYS[1],
+        LANGFUSE_KEYS[2],
+        LANGFUSE_KEYS[3],
+        ("ESCALATOR_CONFIG", path.as_str()),
+    ]);
+    let _scope = tracing::dispatcher::set_default(&t.dispatch);
+    let (stored, app) = t.rt.block_on(async {
+        let mut app = t.start().await;
+        app.grpc
+            .classify(tonic::Request::new(ClassifyRequest {
+                ticket: Some(pb::Ticket {
+                    id: "T-W1".into(),
+                    subject: "Export".into(),
+                    body: "How do I export a CSV of our dashboards?".into(),
+                    tier: "pro".into(),
+                    arr_usd: Some(12_000.0),
+                    ..pb::Ticket::default()
+                }),
+            }))
+            .await
+            .unwrap();
+        let key = IdempotencyKey::new(escalator::domain::Source::Api, "T-W1", "1");
+        let stored = app.store.decision(&key).await.unwrap().unwrap();
+        (stored, app)
+    });
+    assert_eq!(stored.weighting_rule.as_deref(), Some("tiers.pro"));
+    assert_eq!(stored.model_severity.as_str(), "routine");
+    assert_eq!(stored.severity.as_str(), "urgent");
+    t.guard.flush();
+    let spans = lf.spans();
+    let root = spans
+        .iter()
+        .find(|s| attrs(s).contains_key("escalator.weighting.rule"))
+        .unwrap_or_else(|| panic!("{:#?}", spans.iter().map(attrs).collect::<Vec<_>>()));
+    let a = attrs(root);
+    for (k, v) in [
+        ("escalator.weighting.rule", "tiers.pro"),
+        ("escalator.weighting.changed", "true"),
+        ("escalator.weighting.model_severity", "routine"),
+        ("escalator.severity", "urgent"),
+        ("escalator.route", "human"),
+        ("escalator.tier", "pro"),
+        ("escalator.tier_source", "request"),
+        ("escalator.arr_usd", "12000"),
+    ] {
+        assert_eq!(a.get(k).map(String::as_str), Some(v), "{k} in {a:#?}");
+    }
+    assert!(
+        !a.contains_key("escalator.tier_rule"),
+        "the input-computed rule is gone"
+    );
+    let output: serde_json::Value =
+        serde_json::from_str(&a["langfuse.observation.output"]).unwrap();
+    assert_eq!(output["model_severity"], "routine");
+    assert_eq!(output["weighting_rule"], "tiers.pro");
+    t.rt.block_on(app.stop());
 }

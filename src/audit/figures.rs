@@ -53,6 +53,21 @@ pub struct WeekFigures {
     pub webhooks: Vec<WebhookFigures>,
     /// Decisions per day by route, Monday first.
     pub days: Vec<DayFigures>,
+    /// How often each weighting rule changed an outcome, and enrichment that failed.
+    pub weighting: WeightingFigures,
+}
+
+/// The weighting rules of one week (`crate::weighting`): contract policy apart from the
+/// classifier's judgement.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WeightingFigures {
+    /// Decisions whose severity a rule raised above the classifier's, by rule
+    /// (`tiers.enterprise`, `tiers.repeat`, …).
+    pub changed_by_rule: BTreeMap<String, u64>,
+    /// Decisions a rule changed, of all decisions.
+    pub changed: Rate,
+    /// Decisions made with the default tier because enrichment failed.
+    pub enrichment_failed: u64,
 }
 
 /// Agents' overrides of one week.
@@ -211,6 +226,8 @@ pub fn week(
     let (mut read, mut all_input) = (0i64, 0i64);
     let mut fallbacks = 0;
     let mut repeats = 0;
+    let mut changed_by_rule: BTreeMap<String, u64> = BTreeMap::new();
+    let mut enrichment_failed = 0u64;
     let mut days: BTreeMap<NaiveDate, DayFigures> = week
         .days()
         .map(|d| {
@@ -245,6 +262,10 @@ pub fn week(
         if r.fallback {
             fallbacks += 1;
         }
+        if let Some(rule) = &r.weighting_rule {
+            *changed_by_rule.entry(rule.clone()).or_default() += 1;
+        }
+        enrichment_failed += u64::from(r.enrichment_failed);
         cost += r.cost_usd;
         read += r.cache_read_tokens;
         all_input += r.input_tokens + r.cache_read_tokens + r.cache_write_tokens;
@@ -381,6 +402,11 @@ pub fn week(
         cost,
         webhooks: hooks.into_values().collect(),
         days: days.into_values().collect(),
+        weighting: WeightingFigures {
+            changed: Rate::of(changed_by_rule.values().sum(), n),
+            changed_by_rule,
+            enrichment_failed,
+        },
     }
 }
 

@@ -56,6 +56,12 @@ pub struct AuditRow {
     pub webhook_version: Option<String>,
     /// Fields that delivery lacked.
     pub missing_fields: Vec<String>,
+    /// The classifier's own severity, before the weighting rules.
+    pub model_severity: Severity,
+    /// The weighting rule that raised the severity, if one did.
+    pub weighting_rule: Option<String>,
+    /// An enrichment call failed and the default tier was used.
+    pub enrichment_failed: bool,
 }
 
 impl AuditRow {

@@ -28,6 +28,41 @@ fn value(s: &Symptom, v: Option<f64>) -> String {
     }
 }
 
+/// How often each weighting rule changed an outcome, per week: contract policy apart from the
+/// classifier's judgement.
+fn weighting(out: &mut String, r: &Report) {
+    let mut rules: Vec<&str> = r
+        .weeks
+        .iter()
+        .flat_map(|w| w.weighting.changed_by_rule.keys().map(String::as_str))
+        .collect();
+    rules.sort_unstable();
+    rules.dedup();
+    let _ = writeln!(
+        out,
+        "\nweighting rules: decisions whose severity a rule raised above the classifier's"
+    );
+    let _ = write!(out, "  {:<9} {:>9}", "week", "changed");
+    for rule in &rules {
+        let _ = write!(out, " {rule:>18}");
+    }
+    let _ = writeln!(out, " {:>18}", "enrichment failed");
+    for w in &r.weeks {
+        let g = &w.weighting;
+        let _ = write!(
+            out,
+            "  {:<9} {:>9}",
+            w.week.to_string(),
+            format!("{} ({})", g.changed.k, pct(g.changed.share))
+        );
+        for rule in &rules {
+            let n = g.changed_by_rule.get(*rule).copied().unwrap_or(0);
+            let _ = write!(out, " {n:>18}");
+        }
+        let _ = writeln!(out, " {:>18}", g.enrichment_failed);
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = String::new();
@@ -111,6 +146,7 @@ impl fmt::Display for Report {
                 o.lowered
             );
         }
+        weighting(&mut out, self);
         let _ = writeln!(
             out,
             "\nconfidence calibration (sampled reviews, whole window)"

@@ -96,6 +96,12 @@ pub fn render(item: &ReviewItem, position: usize, total: usize) -> String {
         "Decision:   {} -> {} (confidence {:.2})\n",
         d.severity, d.route, d.confidence
     ));
+    if let Some(rule) = &d.weighting_rule {
+        s.push_str(&format!(
+            "Weighting:  the classifier said {}; rule {rule} raised it to {}\n",
+            d.model_severity, d.severity
+        ));
+    }
     s.push_str(&format!("Reasoning:  {}\n", d.reasoning));
     s.push_str(&format!(
         "Made by:    {} with prompt {}\n",
@@ -286,6 +292,56 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_weighted_decision_shows_the_classifiers_severity_beside_the_final_one() {
+        use crate::domain::{
+            Classification, Confidence, RawTicket, Severity, Source, Ticket, TicketContext, Usage,
+            Verdict,
+        };
+        let ctx = TicketContext {
+            ticket: Ticket::parse(
+                Source::Api,
+                RawTicket {
+                    id: "T-1".into(),
+                    body: "How do I export?".into(),
+                    tier: "enterprise".into(),
+                    ..RawTicket::default()
+                },
+                "",
+            )
+            .unwrap(),
+            repeat_count_24h: 0,
+        };
+        let c = Classification {
+            verdict: Verdict::new(
+                Severity::Routine,
+                None,
+                Confidence::parse(0.8).unwrap(),
+                "A how-to.",
+            ),
+            model: "offline".into(),
+            prompt_version: "classifier@test".into(),
+            fallback_reason: None,
+            usage: Usage::default(),
+            observation_id: None,
+        };
+        let plain = crate::domain::Decision::new(&ctx, c, None);
+        let item = |decision| ReviewItem {
+            decision,
+            ticket: None,
+            latest: None,
+            skipped: false,
+        };
+        assert!(!render(&item(plain.clone()), 1, 1).contains("Weighting:"));
+        let weighed = plain.weighed(Severity::Urgent, Some("tiers.enterprise".into()));
+        let shown = render(&item(weighed), 1, 1);
+        assert!(shown.contains("Decision:   urgent -> human"), "{shown}");
+        assert!(
+            shown.contains("Weighting:  the classifier said routine; rule tiers.enterprise raised it to urgent\n"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn keys_and_money() {

@@ -16,7 +16,7 @@ use super::{
     PendingDelivery, Recorded, ScoreRow, ScoreValue, Store, StoreError, Undecided,
 };
 use crate::domain::{
-    Decision, IdempotencyKey, RawTicket, Route, Severity, Source, Ticket, Tier, Usage,
+    Decision, IdempotencyKey, RawTicket, Route, Severity, Source, Ticket, Tier, TierSource, Usage,
 };
 
 /// The routing log on PostgreSQL.
@@ -40,7 +40,8 @@ macro_rules! decision_columns {
         "id, source, ticket_id, ticket_version, severity, route, confidence, \
      reasoning, prompt_version, model, fallback, fallback_reason, notes, tier, request_id, \
      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, trace_id, \
-     observation_id, created_at, model_latency_ms, model_retries"
+     observation_id, created_at, model_latency_ms, model_retries, model_severity, weighting_rule, \
+     arr_usd, tier_source, enrichment_failed"
     };
 }
 
@@ -58,7 +59,8 @@ macro_rules! review_item_columns {
          d.reasoning, d.prompt_version, d.model, d.fallback, d.fallback_reason, d.notes, d.tier, \
          d.request_id, d.input_tokens, d.output_tokens, d.cache_read_tokens, d.cache_write_tokens, \
          d.cost_usd, d.trace_id, d.observation_id, d.created_at, d.model_latency_ms, \
-         d.model_retries, t.subject AS t_subject, \
+         d.model_retries, d.model_severity, d.weighting_rule, d.arr_usd, d.tier_source, \
+         d.enrichment_failed, t.subject AS t_subject, \
          t.body AS t_body, t.tier AS t_tier, t.arr_usd AS t_arr_usd, s.skipped_at AS s_skipped_at"
     };
 }
@@ -245,6 +247,20 @@ macro_rules! impl_store {
                     trace_id: row.try_get("trace_id").map_err(corrupt)?,
                     observation_id: row.try_get("observation_id").map_err(corrupt)?,
                     created_at: row.try_get("created_at").map_err(corrupt)?,
+                    model_severity: match row.try_get::<Option<String>, _>("model_severity").map_err(corrupt)? {
+                        Some(s) => Severity::parse("model_severity", &s).map_err(parse)?,
+                        // Logged before the weighting rules: the classifier's severity stood.
+                        None => Severity::parse("severity", &text("severity")?).map_err(parse)?,
+                    },
+                    weighting_rule: row.try_get("weighting_rule").map_err(corrupt)?,
+                    arr_usd: row.try_get("arr_usd").map_err(corrupt)?,
+                    tier_source: row
+                        .try_get::<Option<String>, _>("tier_source")
+                        .map_err(corrupt)?
+                        .map(|s| TierSource::parse("tier_source", &s))
+                        .transpose()
+                        .map_err(parse)?,
+                    enrichment_failed: row.try_get("enrichment_failed").map_err(corrupt)?,
                 })
             }
 
@@ -337,13 +353,14 @@ macro_rules! impl_store {
                 let until = lease_end(lease);
                 let since = repeats_since.filter(|_| ticket.customer_id().is_some());
                 const INSERT: &str = "INSERT INTO tickets (source, ticket_id, version, subject, body, \
-                     tier, arr_usd, customer_id, received_at, claimed_until, claimed_by, acts) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     tier, arr_usd, customer_id, received_at, claimed_until, claimed_by, acts, \
+                     tier_source, enrichment_failed) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
                      ON CONFLICT (source, ticket_id, version) DO NOTHING";
                 // PostgreSQL inserts and counts the customer's other tickets in one statement
                 // (the count's snapshot does not see the new row, which it excludes anyway);
                 // SQLite is in-process, so a second statement costs no round trip.
-                // The twelve values of `INSERT`.
+                // The fourteen values of `INSERT`.
                 macro_rules! bind_ticket {
                     ($q:expr) => {
                         $q.bind(key.source.as_str())
@@ -358,6 +375,8 @@ macro_rules! impl_store {
                             .bind(until)
                             .bind(&self.holder)
                             .bind(options.acts)
+                            .bind(ticket.tier_source().as_str())
+                            .bind(ticket.enrichment_failed())
                     };
                 }
                 let (inserted, mut recent) = if $backend == "postgres" && since.is_some() {
@@ -365,7 +384,7 @@ macro_rules! impl_store {
                         "WITH ins AS ({INSERT} RETURNING 1) \
                          SELECT (SELECT COUNT(*) FROM ins) AS inserted, \
                          (SELECT COUNT(DISTINCT ticket_id) FROM tickets WHERE source = $1 \
-                          AND customer_id = $8 AND ticket_id <> $2 AND received_at >= $13) AS recent"
+                          AND customer_id = $8 AND ticket_id <> $2 AND received_at >= $15) AS recent"
                     ))))
                     .bind(since)
                     .fetch_one(&self.pool)
@@ -451,9 +470,10 @@ macro_rules! impl_store {
                      severity, route, confidence, reasoning, prompt_version, model, fallback, \
                      fallback_reason, notes, tier, request_id, input_tokens, output_tokens, \
                      cache_read_tokens, cache_write_tokens, cost_usd, trace_id, observation_id, \
-                     created_at, model_latency_ms, model_retries) \
+                     created_at, model_latency_ms, model_retries, model_severity, weighting_rule, \
+                     arr_usd, tier_source, enrichment_failed) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                     $17, $18, $19, $20, $21, $22, $23, $24, $25) \
+                     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30) \
                      ON CONFLICT (source, ticket_id, ticket_version) DO NOTHING";
                 macro_rules! bind_decision {
                     ($q:expr) => {
@@ -482,6 +502,11 @@ macro_rules! impl_store {
                             .bind(d.created_at)
                             .bind(d.usage.model_latency_ms)
                             .bind(d.usage.model_retries)
+                            .bind(d.model_severity.as_str())
+                            .bind(&d.weighting_rule)
+                            .bind(d.arr_usd)
+                            .bind(d.tier_source.map(TierSource::as_str))
+                            .bind(d.enrichment_failed)
                     };
                 }
                 let inserted = if $backend == "postgres" {
@@ -491,8 +516,8 @@ macro_rules! impl_store {
                         "WITH dec AS ({INSERT} RETURNING id), \
                          act AS (INSERT INTO actions (decision_id, source, ticket_id, kind, payload, \
                            status, attempts, next_attempt_at, created_at, priority) \
-                           SELECT dec.id, $2, $3, a.elem->>'kind', a.elem->>'payload', 'pending', 0, $23, $23, $26 \
-                           FROM dec, jsonb_array_elements($27::jsonb) WITH ORDINALITY AS a(elem, n) \
+                           SELECT dec.id, $2, $3, a.elem->>'kind', a.elem->>'payload', 'pending', 0, $23, $23, $31 \
+                           FROM dec, jsonb_array_elements($32::jsonb) WITH ORDINALITY AS a(elem, n) \
                            ORDER BY a.n RETURNING 1), \
                          del AS (UPDATE deliveries SET status = 'done', done_at = $23, \
                            locked_until = NULL, last_error = NULL \
@@ -771,7 +796,7 @@ macro_rules! impl_store {
             ) -> Result<Vec<Undecided>, StoreError> {
                 let rows = sqlx::query(
                     "SELECT t.source, t.ticket_id, t.version, t.subject, t.body, t.tier, t.arr_usd, \
-                     t.customer_id, t.acts FROM tickets t \
+                     t.customer_id, t.acts, t.tier_source, t.enrichment_failed FROM tickets t \
                      WHERE t.source = $1 AND (t.claimed_until < $2 OR (t.claimed_by IS NOT NULL \
                        AND t.claimed_by <> $5 AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = t.claimed_by \
                        AND w.heartbeat_at >= $4))) AND NOT EXISTS ( \
@@ -808,6 +833,18 @@ macro_rules! impl_store {
                             "",
                         )
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        let failed: bool = row.try_get("enrichment_failed").map_err(corrupt)?;
+                        let ticket = match row
+                            .try_get::<Option<String>, _>("tier_source")
+                            .map_err(corrupt)?
+                        {
+                            Some(s) => ticket.with_tier_source(
+                                TierSource::parse("tier_source", &s)
+                                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                                failed,
+                            ),
+                            None => ticket,
+                        };
                         Ok(Undecided { ticket, acts })
                     })
                     .collect()
@@ -1184,7 +1221,8 @@ macro_rules! impl_store {
                      d.cache_read_tokens, d.cache_write_tokens, d.cost_usd, d.model_latency_ms, \
                      d.model_retries, d.created_at, rv.verdict AS rv_verdict, \
                      rv.corrected_severity AS rv_severity, ov.verdict AS ov_verdict, \
-                     ov.corrected_severity AS ov_severity, dl.webhook_version, dl.missing_fields \
+                     ov.corrected_severity AS ov_severity, dl.webhook_version, dl.missing_fields, \
+                     d.model_severity, d.weighting_rule, d.enrichment_failed \
                      FROM decisions d \
                      LEFT JOIN reviews rv ON rv.id = (SELECT MAX(r.id) FROM reviews r \
                        WHERE r.decision_id = d.id AND r.origin <> 'override') \
@@ -1233,6 +1271,12 @@ macro_rules! impl_store {
                             overridden: verdict("ov_verdict", "ov_severity")?,
                             webhook_version: row.try_get("webhook_version").map_err(corrupt)?,
                             missing_fields: crate::audit::model::split_fields(missing.as_deref()),
+                            model_severity: match row.try_get::<Option<String>, _>("model_severity").map_err(corrupt)? {
+                                Some(s) => Severity::parse("model_severity", &s).map_err(bad)?,
+                                None => Severity::parse("severity", &text("severity")?).map_err(bad)?,
+                            },
+                            weighting_rule: row.try_get("weighting_rule").map_err(corrupt)?,
+                            enrichment_failed: row.try_get("enrichment_failed").map_err(corrupt)?,
                         })
                     })
                     .collect()

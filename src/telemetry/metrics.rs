@@ -54,6 +54,10 @@ pub struct Metrics {
     pub claude_ratelimit: ClaudeRateLimit,
     /// The spend-cap breaker: open (1) or closed (0), and its state changes.
     pub claude_spend_cap: ClaudeSpendCap,
+    /// Decisions whose severity a weighting rule raised, by rule.
+    pub weighting_changes: IntCounterVec,
+    /// Enrichment calls that failed after their retries (the default tier was used), by source.
+    pub enrichment_failures: IntCounterVec,
 }
 
 /// Gauges of the Claude API's `anthropic-ratelimit-*` headers and of the adaptive concurrency
@@ -264,6 +268,18 @@ impl Metrics {
                 &["state"],
             ),
         };
+        let weighting_changes = counter(
+            &registry,
+            "weighting_changes_total",
+            "Decisions whose severity a weighting rule (tiers.<tier>, tiers.repeat) raised above the classifier's.",
+            &["rule"],
+        );
+        let enrichment_failures = counter(
+            &registry,
+            "enrichment_failures_total",
+            "Enrichment calls that failed after their retries; the ticket was decided with the default tier.",
+            &["source"],
+        );
         Self {
             registry,
             decisions,
@@ -284,6 +300,8 @@ impl Metrics {
             worker_loop_up,
             claude_ratelimit,
             claude_spend_cap,
+            weighting_changes,
+            enrichment_failures,
         }
     }
 
@@ -301,6 +319,9 @@ impl Metrics {
             self.fallbacks
                 .with_label_values(&[reason_kind(reason)])
                 .inc();
+        }
+        if let Some(rule) = &d.weighting_rule {
+            self.weighting_changes.with_label_values(&[rule]).inc();
         }
     }
 

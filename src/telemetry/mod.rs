@@ -32,7 +32,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _, filter::filter_fn, fmt, prelude::*};
 
 use self::settings::TelemetrySettings;
-use crate::domain::{Decision, Ticket, TicketContext, Tier, Usage};
+use crate::domain::{Decision, Ticket, TicketContext, Usage};
 
 /// The only `tracing` target whose spans are exported. Library spans (tonic, hyper, sqlx) and
 /// internal spans stay out of Langfuse, where every exported span becomes an observation.
@@ -302,10 +302,15 @@ fn set_trace_attributes(span: &Span, ticket: &Ticket) {
     );
 }
 
-/// The tier weighting applied to a ticket: tier, ARR, repeat count and the rule they trigger.
+/// The inputs of the tier weighting: tier (after the ARR threshold), where it came from, ARR
+/// and repeat count. What the rules then decided is set by [`record_decision`].
 fn set_weighting(span: &Span, ctx: &TicketContext) {
     let t = &ctx.ticket;
     span.set_attribute("escalator.tier", t.tier().as_str());
+    span.set_attribute("escalator.tier_source", t.tier_source().as_str());
+    if t.enrichment_failed() {
+        span.set_attribute("escalator.enrichment_failed", true);
+    }
     if let Some(arr) = t.arr_usd() {
         span.set_attribute("escalator.arr_usd", arr);
     }
@@ -313,13 +318,22 @@ fn set_weighting(span: &Span, ctx: &TicketContext) {
         "escalator.repeat_count_24h",
         i64::from(ctx.repeat_count_24h),
     );
-    let rule = match (t.tier(), ctx.repeat_count_24h) {
-        (Tier::Enterprise, 0) => "enterprise_never_routine",
-        (Tier::Enterprise, _) => "enterprise_never_routine+repeat_within_24h",
-        (_, 0) => "none",
-        (_, _) => "repeat_within_24h",
-    };
-    span.set_attribute("escalator.tier_rule", rule);
+}
+
+/// What the weighting rules did to a decision: the rule that raised its severity (`none`),
+/// whether one did, and the classifier's own severity.
+fn set_weighting_outcome(span: &Span, d: &Decision) {
+    span.set_attribute(
+        "escalator.weighting.rule",
+        d.weighting_rule
+            .clone()
+            .unwrap_or_else(|| "none".to_owned()),
+    );
+    span.set_attribute("escalator.weighting.changed", d.weighting_rule.is_some());
+    span.set_attribute(
+        "escalator.weighting.model_severity",
+        d.model_severity.as_str(),
+    );
 }
 
 /// Records a webhook delivery's outcome on its span (`accepted`, `duplicate`, `ignored`, or the
@@ -417,12 +431,15 @@ pub fn record_decision(span: &Span, d: &Decision, duplicate: bool) {
     span.set_attribute("langfuse.trace.metadata.decision_id", d.id.clone());
     span.set_attribute("escalator.decision_id", d.id.clone());
     span.set_attribute("escalator.duplicate", duplicate);
+    set_weighting_outcome(span, d);
     let output = serde_json::json!({
         "severity": d.severity.as_str(),
         "route": d.route.as_str(),
         "confidence": d.confidence,
         "reasoning": d.reasoning,
         "fallback": d.fallback,
+        "model_severity": d.model_severity.as_str(),
+        "weighting_rule": d.weighting_rule,
     });
     span.set_attribute("langfuse.observation.output", output.to_string());
     if let Some(reason) = &d.fallback_reason {

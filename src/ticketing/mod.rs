@@ -344,7 +344,15 @@ fn to_payload<T: Serialize>(delivery: &T) -> serde_json::Value {
 /// The reasoning as a note shows it: one sentence, cut by characters (before any escaping, so a
 /// cut never splits an entity).
 fn note_reasoning(d: &Decision) -> std::borrow::Cow<'_, str> {
-    crate::text::ellipsize(&d.reasoning, crate::domain::MAX_REASONING_CHARS)
+    let reasoning = crate::text::ellipsize(&d.reasoning, crate::domain::MAX_REASONING_CHARS);
+    match &d.weighting_rule {
+        None => reasoning,
+        // The agent sees that contract policy, not the classifier, set the severity.
+        Some(rule) => std::borrow::Cow::Owned(format!(
+            "{reasoning} Severity raised from {} by rule {rule}.",
+            d.model_severity
+        )),
+    }
 }
 
 /// Checks a hex HMAC-SHA256 of `body` under `secret`, in constant time. Upper- or lower-case hex

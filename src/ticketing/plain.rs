@@ -22,11 +22,13 @@ use serde_json::{Value, json};
 use super::{
     Accepted, Ticketing, TicketingError, WebhookError, from_delivery, from_row, note_reasoning,
     required_str, retry_after,
-    settings::{PlainSettings, PlainTarget},
+    settings::{PlainSettings, PlainTarget, PlainTierFrom},
     to_payload, verify_signature,
 };
 use crate::{
-    domain::{Decision, MAX_BODY_CHARS, MAX_SUBJECT_CHARS, RawTicket, Source, Ticket, Tier},
+    domain::{
+        Decision, MAX_BODY_CHARS, MAX_SUBJECT_CHARS, RawTicket, Source, Ticket, Tier, TierSource,
+    },
     store::{Action, NewDelivery, PendingDelivery},
 };
 
@@ -47,7 +49,16 @@ pub const THREAD_NOTES: &str = "query threadNotes($threadId: ID!, $before: Strin
 /// Most pages of 50 notes a retried note looks through before posting anyway.
 const MAX_NOTE_PAGES: usize = 20;
 /// Reads the thread's tier and its customer's company (tier, contract value).
-pub const THREAD_FOR_ROUTING: &str = "query threadForRouting($threadId: ID!) { thread(threadId: $threadId) { id tier { id name externalId } tenant { id name externalId tier { id name externalId } } customer { id company { id name contractValue tier { id name externalId } } } } }";
+pub const THREAD_FOR_ROUTING: &str = "query threadForRouting($threadId: ID!) { thread(threadId: $threadId) { id tier { id name externalId } tenant { id name externalId tier { id name externalId } tenantFields { externalFieldId value { __typename ... on TenantFieldStringValue { stringValue } ... on TenantFieldNumberValue { numberValue } } } } customer { id company { id name contractValue tier { id name externalId } } } } }";
+
+/// What enrichment found for a thread: the tier and where it came from, and the ARR.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Enriched {
+    /// The tier, when a configured place named one.
+    pub tier: Option<(Tier, TierSource)>,
+    /// The ARR in USD, when known.
+    pub arr_usd: Option<f64>,
+}
 
 /// What escalator asks Plain to do, one variant per action kind. Adjacently tagged, so the tag
 /// and its content are the outbox's `kind` (`plain.label`, …) and `payload` columns exactly as
@@ -403,8 +414,12 @@ impl Plain {
         Ok(false)
     }
 
-    /// Tier and ARR of a thread from the GraphQL API.
-    async fn enrich(&self, thread_id: &str) -> Result<(Option<Tier>, Option<f64>), TicketingError> {
+    /// Tier (with its source) and ARR of a thread from the GraphQL API, read from the places
+    /// `[plain] tier_from` names, in its order.
+    ///
+    /// # Errors
+    /// [`TicketingError`] from the GraphQL call, or [`TicketingError::NotFound`] for no thread.
+    pub async fn enrich(&self, thread_id: &str) -> Result<Enriched, TicketingError> {
         let data = self
             .graphql(
                 "threadForRouting",
@@ -416,14 +431,50 @@ impl Plain {
             .get("thread")
             .filter(|t| !t.is_null())
             .ok_or_else(|| TicketingError::NotFound(format!("plain thread {thread_id}")))?;
-        let tier = ["/tier", "/tenant/tier", "/customer/company/tier"]
-            .iter()
-            .find_map(|p| thread.pointer(p).and_then(tier_of));
-        let arr = thread
-            .pointer("/customer/company/contractValue")
+        let tenant_field = |id: &str| {
+            thread
+                .pointer("/tenant/tenantFields")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|f| f.get("externalFieldId").and_then(Value::as_str) == Some(id))
+                .and_then(|f| f.get("value"))
+        };
+        let tier = self.settings.tier_from.iter().find_map(|from| match from {
+            PlainTierFrom::Thread => thread
+                .get("tier")
+                .and_then(tier_of)
+                .map(|t| (t, TierSource::PlainThread)),
+            PlainTierFrom::Tenant => self
+                .settings
+                .tier_tenant_field
+                .as_deref()
+                .and_then(tenant_field)
+                .and_then(|v| v.get("stringValue"))
+                .and_then(Value::as_str)
+                .and_then(|s| Tier::parse("tier", s).ok())
+                .or_else(|| thread.pointer("/tenant/tier").and_then(tier_of))
+                .map(|t| (t, TierSource::PlainTenant)),
+            PlainTierFrom::Company => thread
+                .pointer("/customer/company/tier")
+                .and_then(tier_of)
+                .map(|t| (t, TierSource::PlainCompany)),
+        });
+        let arr = self
+            .settings
+            .arr_tenant_field
+            .as_deref()
+            .and_then(tenant_field)
+            .and_then(|v| v.get("numberValue"))
             .and_then(Value::as_f64)
-            .filter(|v| v.is_finite() && *v >= 0.0);
-        Ok((tier, arr))
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .or_else(|| {
+                thread
+                    .pointer("/customer/company/contractValue")
+                    .and_then(Value::as_f64)
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+            });
+        Ok(Enriched { tier, arr_usd: arr })
     }
 }
 
@@ -586,20 +637,29 @@ impl Ticketing for Plain {
 
     async fn ticket(&self, d: &PendingDelivery) -> Result<Ticket, TicketingError> {
         let p: PlainDelivery = from_delivery(d)?;
-        let (mut tier, mut arr) = (None, None);
+        let (mut tier, mut arr, mut failed) = (None, None, false);
         if self.settings.api_key.is_some() {
             match self.enrich(&p.thread_id).await {
-                Ok((t, a)) => (tier, arr) = (t, a),
+                Ok(e) => (tier, arr) = (e.tier, e.arr_usd),
                 Err(e) if e.is_retryable() && d.attempts < self.settings.enrichment_attempts => {
                     return Err(e);
                 }
-                Err(e) => tracing::warn!(
-                    key = %d.key,
-                    error = %crate::causes::chain(&e),
-                    "plain enrichment failed; deciding with the configured defaults"
-                ),
+                Err(e) => {
+                    failed = true;
+                    crate::telemetry::metrics::metrics()
+                        .enrichment_failures
+                        .with_label_values(&[Source::Plain.as_str()])
+                        .inc();
+                    tracing::warn!(
+                        key = %d.key,
+                        attempts = d.attempts,
+                        error = %crate::causes::chain(&e),
+                        "plain enrichment failed; deciding with the default tier (flagged enrichment_failed)"
+                    );
+                }
             }
         }
+        let source = tier.map_or(TierSource::Default, |(_, s)| s);
         Ticket::parse(
             Source::Plain,
             RawTicket {
@@ -608,7 +668,7 @@ impl Ticketing for Plain {
                 subject: p.title,
                 body: p.text,
                 tier: tier
-                    .unwrap_or(self.settings.default_tier)
+                    .map_or(self.settings.default_tier, |(t, _)| t)
                     .as_str()
                     .to_owned(),
                 arr_usd: arr.or(self.settings.default_arr_usd),
@@ -616,6 +676,7 @@ impl Ticketing for Plain {
             },
             "",
         )
+        .map(|t| t.with_tier_source(source, failed))
         .map_err(|e| TicketingError::InvalidPayload(e.to_string()))
     }
 
@@ -720,6 +781,13 @@ mod tests {
             default_arr_usd: Some(1_000.0),
             enrichment_attempts: 3,
             timeout: Duration::from_secs(1),
+            tier_from: vec![
+                PlainTierFrom::Thread,
+                PlainTierFrom::Tenant,
+                PlainTierFrom::Company,
+            ],
+            tier_tenant_field: None,
+            arr_tenant_field: None,
         })
         .unwrap()
     }

@@ -36,7 +36,10 @@ use super::{
     to_payload, verify_signature,
 };
 use crate::{
-    domain::{Decision, DomainError, IdempotencyKey, MAX_ID_BYTES, RawTicket, Source, Ticket},
+    domain::{
+        Decision, DomainError, IdempotencyKey, MAX_ID_BYTES, RawTicket, Source, Ticket, Tier,
+        TierSource,
+    },
     store::{Action, NewDelivery, PendingDelivery},
 };
 
@@ -197,6 +200,7 @@ struct Limits {
     patch_issue: Bucket,
     note: Bucket,
     messages: Bucket,
+    get_account: Bucket,
 }
 
 /// The Pylon adapter.
@@ -226,6 +230,7 @@ impl Pylon {
                 patch_issue: Bucket::new(20, share),
                 note: Bucket::new(10, share),
                 messages: Bucket::new(20, share),
+                get_account: Bucket::new(60, share),
             },
         })
     }
@@ -304,6 +309,53 @@ impl Pylon {
             None,
         )
         .await
+    }
+
+    /// Tier and ARR of an account from its custom fields (`GET /accounts/{id}`): the slugs
+    /// `[pylon] account_tier_field` and `account_arr_field` name, the tier's value mapped by
+    /// `tier_values` (else read as a tier name).
+    ///
+    /// # Errors
+    /// [`TicketingError`] from the call.
+    pub async fn account(
+        &self,
+        account_id: &str,
+    ) -> Result<(Option<Tier>, Option<f64>), TicketingError> {
+        let account = self
+            .call(
+                &self.limits.get_account,
+                reqwest::Method::GET,
+                &format!("/accounts/{account_id}"),
+                None,
+            )
+            .await?;
+        let field = |slug: &str| custom_field(&account, slug);
+        let tier = self
+            .settings
+            .account_tier_field
+            .as_deref()
+            .and_then(field)
+            .and_then(Value::as_str)
+            .and_then(|v| {
+                let v = v.trim();
+                self.settings
+                    .tier_values
+                    .get(&v.to_lowercase())
+                    .copied()
+                    .or_else(|| Tier::parse("tier", v).ok())
+            });
+        let arr = self
+            .settings
+            .account_arr_field
+            .as_deref()
+            .and_then(field)
+            .and_then(|v| match v {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().replace([',', '_'], "").parse::<f64>().ok(),
+                _ => None,
+            })
+            .filter(|a| a.is_finite() && *a >= 0.0);
+        Ok((tier, arr))
     }
 
     /// The issue's current tags and team, for an agent's override (`crate::review::overrides`).
@@ -421,6 +473,15 @@ impl Pylon {
         .await
         .map(drop)
     }
+}
+
+/// The value of an account's custom field `slug` (`{slug, value, values}`): its `value`, else
+/// the first of its `values`.
+fn custom_field<'a>(account: &'a Value, slug: &str) -> Option<&'a Value> {
+    let f = account.pointer("/custom_fields")?.get(slug)?;
+    f.get("value")
+        .filter(|v| !v.is_null())
+        .or_else(|| f.pointer("/values/0"))
 }
 
 /// The shape of a trigger's body, its "version": Pylon payloads are written by hand in each
@@ -575,6 +636,40 @@ impl Ticketing for Pylon {
             .iter()
             .find_map(|p| issue.pointer(p).and_then(Value::as_str))
             .unwrap_or("");
+        let (mut tier, mut arr, mut failed) = (None, None, false);
+        let wanted =
+            self.settings.account_tier_field.is_some() || self.settings.account_arr_field.is_some();
+        let account_id = issue
+            .pointer("/account/id")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|a| !a.is_empty() && !a.contains(['/', '?', '#']));
+        if let (true, Some(account_id)) = (wanted, account_id) {
+            match self.account(account_id).await {
+                Ok((t, a)) => (tier, arr) = (t, a),
+                Err(e) if e.is_retryable() && d.attempts < self.settings.enrichment_attempts => {
+                    return Err(e);
+                }
+                Err(e) => {
+                    failed = true;
+                    crate::telemetry::metrics::metrics()
+                        .enrichment_failures
+                        .with_label_values(&[Source::Pylon.as_str()])
+                        .inc();
+                    tracing::warn!(
+                        key = %d.key,
+                        attempts = d.attempts,
+                        error = %crate::causes::chain(&e),
+                        "pylon account enrichment failed; deciding with the default tier (flagged enrichment_failed)"
+                    );
+                }
+            }
+        }
+        let source = if tier.is_some() {
+            TierSource::PylonAccount
+        } else {
+            TierSource::Default
+        };
         Ticket::parse(
             Source::Pylon,
             RawTicket {
@@ -583,12 +678,16 @@ impl Ticketing for Pylon {
                 subject: crate::text::truncate_chars(title, crate::domain::MAX_SUBJECT_CHARS)
                     .to_owned(),
                 body: crate::text::truncate_chars(body, crate::domain::MAX_BODY_CHARS).to_owned(),
-                tier: self.settings.default_tier.as_str().to_owned(),
-                arr_usd: self.settings.default_arr_usd,
+                tier: tier
+                    .unwrap_or(self.settings.default_tier)
+                    .as_str()
+                    .to_owned(),
+                arr_usd: arr.or(self.settings.default_arr_usd),
                 customer_id: customer.to_owned(),
             },
             "issue.",
         )
+        .map(|t| t.with_tier_source(source, failed))
         .map_err(|e| TicketingError::Rejected {
             status: 200,
             message: e.to_string(),

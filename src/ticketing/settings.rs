@@ -95,8 +95,26 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "plain.enrichment_attempts",
         default: SettingDefault::Value("3"),
-        meaning: "Failed enrichment attempts (GraphQL down) before the ticket is decided with the defaults.",
+        meaning: "Failed enrichment attempts (GraphQL down) before the ticket is decided with the defaults, flagged `enrichment_failed`.",
         example: "3",
+    },
+    Setting {
+        key: "plain.tier_from",
+        default: SettingDefault::Value("[\"thread\", \"tenant\", \"company\"]"),
+        meaning: "Where enrichment reads the tier, first match wins: `thread` (`thread.tier`, tier source `plain.thread`), `tenant` (the tenant's `tier_tenant_field`, then its tier: `plain.tenant`), `company` (`customer.company.tier`: `plain.company`). A tier object counts by its `externalId` or `name` spelling `free`, `pro` or `enterprise`.",
+        example: "[\"company\", \"thread\"]",
+    },
+    Setting {
+        key: "plain.tier_tenant_field",
+        default: SettingDefault::Unset,
+        meaning: "Tenant field (`externalFieldId`) holding the tier as text, read under `tenant` in `tier_from`; unset: only the tenant's own tier.",
+        example: "\"plan\"",
+    },
+    Setting {
+        key: "plain.arr_tenant_field",
+        default: SettingDefault::Unset,
+        meaning: "Tenant field (`externalFieldId`, a number) holding the ARR in USD, read before `customer.company.contractValue`; unset: the contract value only.",
+        example: "\"arr_usd\"",
     },
     Setting {
         key: "plain.timeout_secs",
@@ -113,14 +131,38 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "pylon.default_tier",
         default: SettingDefault::Value("\"free\""),
-        meaning: "Tier of Pylon tickets (they are not enriched).",
+        meaning: "Tier of Pylon tickets whose account names none (or is not read, or could not be read).",
         example: "\"pro\"",
     },
     Setting {
         key: "pylon.default_arr_usd",
         default: SettingDefault::Unset,
-        meaning: "ARR of Pylon tickets; unset: no ARR.",
+        meaning: "ARR of Pylon tickets whose account names none; unset: no ARR.",
         example: "0.0",
+    },
+    Setting {
+        key: "pylon.account_tier_field",
+        default: SettingDefault::Unset,
+        meaning: "Slug of the account custom field holding the tier: the issue's account is read (`GET /accounts/{id}`, tier source `pylon.account`). Unset (and no `account_arr_field`): the account is not read.",
+        example: "\"plan\"",
+    },
+    Setting {
+        key: "pylon.account_arr_field",
+        default: SettingDefault::Unset,
+        meaning: "Slug of the account custom field holding the ARR in USD (a number, or text such as `120000`).",
+        example: "\"arr\"",
+    },
+    Setting {
+        key: "pylon.tier_values",
+        default: SettingDefault::Value("{}"),
+        meaning: "The tier field's values as tiers (`{ \"Enterprise Annual\" = \"enterprise\" }`, matched ignoring case); a value not listed counts when it spells `free`, `pro` or `enterprise`.",
+        example: "{ \"Enterprise Annual\" = \"enterprise\", \"Growth\" = \"pro\" }",
+    },
+    Setting {
+        key: "pylon.enrichment_attempts",
+        default: SettingDefault::Value("3"),
+        meaning: "Failed account reads (Pylon down, rate limited) before the ticket is decided with `default_tier`, flagged `enrichment_failed`.",
+        example: "3",
     },
     Setting {
         key: "pylon.rate_share",
@@ -207,6 +249,37 @@ pub struct PlainSettings {
     pub enrichment_attempts: u32,
     /// Per-request timeout of the GraphQL client.
     pub timeout: Duration,
+    /// Where enrichment reads the tier, first match wins (`[plain] tier_from`).
+    pub tier_from: Vec<PlainTierFrom>,
+    /// The tenant field holding the tier as text.
+    pub tier_tenant_field: Option<String>,
+    /// The tenant field holding the ARR in USD.
+    pub arr_tenant_field: Option<String>,
+}
+
+/// A place of a Plain thread that can name the tier (`[plain] tier_from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlainTierFrom {
+    /// `thread.tier`.
+    Thread,
+    /// `thread.tenant`: the tier tenant field, then the tenant's tier.
+    Tenant,
+    /// `thread.customer.company.tier`.
+    Company,
+}
+
+impl PlainTierFrom {
+    fn parse(key: &str, v: &str) -> Result<Self, ConfigError> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "thread" => Ok(Self::Thread),
+            "tenant" => Ok(Self::Tenant),
+            "company" => Ok(Self::Company),
+            _ => Err(invalid(
+                key,
+                format!("{v:?} is not one of thread, tenant, company"),
+            )),
+        }
+    }
 }
 
 /// The Pylon adapter.
@@ -229,6 +302,14 @@ pub struct PylonSettings {
     pub rate_share: f64,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// The account custom field holding the tier.
+    pub account_tier_field: Option<String>,
+    /// The account custom field holding the ARR.
+    pub account_arr_field: Option<String>,
+    /// Tier field values as tiers, keys lowercased.
+    pub tier_values: BTreeMap<String, Tier>,
+    /// Failed account reads before deciding with the defaults.
+    pub enrichment_attempts: u32,
 }
 
 /// The default Plain priority of a severity (0 urgent … 3 low), for a route without
@@ -307,6 +388,9 @@ pub(crate) struct FilePlain {
     default_arr_usd: Option<f64>,
     enrichment_attempts: Option<u32>,
     timeout_secs: Option<u64>,
+    tier_from: Option<Vec<String>>,
+    tier_tenant_field: Option<String>,
+    arr_tenant_field: Option<String>,
 }
 
 /// `[pylon]` in the file.
@@ -318,6 +402,10 @@ pub(crate) struct FilePylon {
     default_arr_usd: Option<f64>,
     rate_share: Option<f64>,
     timeout_secs: Option<u64>,
+    account_tier_field: Option<String>,
+    account_arr_field: Option<String>,
+    tier_values: Option<BTreeMap<String, String>>,
+    enrichment_attempts: Option<u32>,
 }
 
 /// `[actions]` in the file.
@@ -409,6 +497,19 @@ impl TicketingSettings {
             default_arr_usd: amount("plain.default_arr_usd", p.default_arr_usd)?,
             enrichment_attempts: p.enrichment_attempts.unwrap_or(3).max(1),
             timeout: Duration::from_secs(p.timeout_secs.unwrap_or(15)),
+            tier_from: match p.tier_from {
+                None => vec![
+                    PlainTierFrom::Thread,
+                    PlainTierFrom::Tenant,
+                    PlainTierFrom::Company,
+                ],
+                Some(list) => list
+                    .iter()
+                    .map(|v| PlainTierFrom::parse("plain.tier_from", v))
+                    .collect::<Result<_, _>>()?,
+            },
+            tier_tenant_field: non_empty(p.tier_tenant_field),
+            arr_tenant_field: non_empty(p.arr_tenant_field),
         };
         let y = file.pylon;
         let rate_share = y.rate_share.unwrap_or(1.0);
@@ -430,6 +531,20 @@ impl TicketingSettings {
             default_arr_usd: amount("pylon.default_arr_usd", y.default_arr_usd)?,
             rate_share,
             timeout: Duration::from_secs(y.timeout_secs.unwrap_or(15)),
+            account_tier_field: non_empty(y.account_tier_field),
+            account_arr_field: non_empty(y.account_arr_field),
+            tier_values: y
+                .tier_values
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(value, t)| {
+                    let key = format!("pylon.tier_values.{value}");
+                    Tier::parse(&key, &t)
+                        .map(|tier| (value.trim().to_lowercase(), tier))
+                        .map_err(|e| invalid(&key, e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+            enrichment_attempts: y.enrichment_attempts.unwrap_or(3).max(1),
         };
         let a = file.actions;
         let api_tool = match non_empty(a.api_tool.clone()) {

@@ -50,6 +50,11 @@ fn decision(source: Source, fallback: bool) -> Decision {
         trace_id: None,
         observation_id: None,
         created_at: Utc::now(),
+        model_severity: Severity::OnFire,
+        weighting_rule: None,
+        arr_usd: None,
+        tier_source: None,
+        enrichment_failed: false,
     }
 }
 

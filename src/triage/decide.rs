@@ -245,12 +245,26 @@ impl Triage {
         act: bool,
     ) -> Result<Outcome, TriageError> {
         let ctx = TicketContext {
-            ticket,
+            ticket: self.settings.weighting.account(ticket),
             repeat_count_24h,
         };
         telemetry::record_context(&tracing::Span::current(), &ctx);
         let classification = self.decider.decide(&ctx).await;
         self.log(&ctx, classification, trace_id, act).await
+    }
+
+    /// The decision for `ctx` from `classification`, with the weighting rules applied after
+    /// the classifier: the final severity (and so the route) may be raised by a floor, and the
+    /// classifier's own severity and the rule are kept beside it.
+    fn weighed(
+        &self,
+        ctx: &TicketContext,
+        classification: crate::domain::Classification,
+        trace_id: Option<String>,
+    ) -> Decision {
+        let decision = Decision::new(ctx, classification, trace_id);
+        let w = self.settings.weighting.apply(ctx, decision.severity);
+        decision.weighed(w.severity, w.rule)
     }
 
     /// Logs the safe decision for `ticket` (see [`Decider::safe`]) with the actions it implies,
@@ -289,7 +303,7 @@ impl Triage {
             Claim::InFlight => Err(TriageError::InFlight(ticket.key().to_string())),
             Claim::New => {
                 let ctx = TicketContext {
-                    ticket,
+                    ticket: self.settings.weighting.account(ticket),
                     repeat_count_24h,
                 };
                 let classification = self.decider.safe(reason);
@@ -315,7 +329,7 @@ impl Triage {
         trace_id: Option<String>,
         act: bool,
     ) -> Result<Outcome, TriageError> {
-        let decision = Decision::new(ctx, classification, trace_id);
+        let decision = self.weighed(ctx, classification, trace_id);
         let actions = if act {
             self.planner.plan(&ctx.ticket, &decision)
         } else {
@@ -331,6 +345,10 @@ impl Triage {
                     key = %decision.key(),
                     decision_id = %decision.id,
                     severity = %decision.severity,
+                    model_severity = %decision.model_severity,
+                    weighting_rule = decision.weighting_rule.as_deref().unwrap_or("none"),
+                    tier = %decision.tier,
+                    tier_source = decision.tier_source.map_or("unknown", |s| s.as_str()),
                     route = %decision.route,
                     model = %decision.model,
                     fallback = decision.fallback,
@@ -374,7 +392,7 @@ impl Triage {
         let ctx = self.enrich(ticket).await?;
         let classification = self.decider.decide(&ctx).await;
         Ok(Outcome {
-            decision: Decision::new(&ctx, classification, trace_id),
+            decision: self.weighed(&ctx, classification, trace_id),
             duplicate: false,
         })
     }
@@ -395,7 +413,7 @@ impl Triage {
             None => 0,
         };
         let ctx = TicketContext {
-            ticket,
+            ticket: self.settings.weighting.account(ticket),
             repeat_count_24h,
         };
         telemetry::record_context(&tracing::Span::current(), &ctx);

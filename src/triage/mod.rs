@@ -62,6 +62,8 @@ pub struct TriageSettings {
     pub claim_lease: Duration,
     /// How long a duplicate request waits for the in-flight original before answering "retry".
     pub in_flight_wait: Duration,
+    /// The tier and repeat rules applied after the classifier (`[tiers]`).
+    pub weighting: crate::weighting::Weighting,
 }
 
 impl Default for TriageSettings {
@@ -69,6 +71,7 @@ impl Default for TriageSettings {
         Self {
             claim_lease: Duration::from_secs(120),
             in_flight_wait: Duration::from_secs(20),
+            weighting: crate::weighting::Weighting::default(),
         }
     }
 }

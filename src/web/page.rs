@@ -139,6 +139,15 @@ fn card(out: &mut String, i: usize, total: usize, item: &ReviewItem, sample: &Sa
         esc(&d.model),
         esc(&d.prompt_version),
     );
+    if let Some(rule) = &d.weighting_rule {
+        let _ = write!(
+            out,
+            "<div class=\"meta weighting\">the classifier said {}; rule {} raised it to {}</div>",
+            esc(d.model_severity.as_str()),
+            esc(rule),
+            esc(d.severity.as_str()),
+        );
+    }
     out.push_str(&status(item));
     if !item.skipped {
         let _ = write!(

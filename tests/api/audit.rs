@@ -267,6 +267,11 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
             trace_id: None,
             observation_id: None,
             created_at: at,
+            model_severity: severity,
+            weighting_rule: None,
+            arr_usd: None,
+            tier_source: None,
+            enrichment_failed: false,
         };
         store.record(&d, &[]).await.unwrap();
         if source == Source::Plain {

@@ -365,6 +365,27 @@ fn classify_prints_the_decision_as_json() {
     assert_eq!(v["route"], "engineering");
     assert_eq!(v["model"], "offline");
     assert_eq!(v["fallback"], false);
+    assert_eq!(v["model_severity"], "on_fire");
+    assert_eq!(v["weighting_rule"], serde_json::Value::Null);
+    assert_eq!(
+        (&v["tier"], &v["tier_source"]),
+        (&"pro".into(), &"request".into())
+    );
+    // The weighting applies as in the service: an ARR at the enterprise threshold raises the tier.
+    let out = escalator(&[
+        "classify",
+        "--body",
+        "How do I export a CSV of our dashboards?",
+        "--tier",
+        "pro",
+        "--arr-usd",
+        "50000",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tier"], "enterprise");
+    assert_eq!(v["tier_source"], "arr_usd");
+    assert_eq!(v["severity"], "urgent");
     let out = escalator(&["classify", "--body", "hi", "--tier", "gold"]);
     assert_eq!(out.status.code(), Some(64));
     assert!(text(&out.stderr).contains("invalid --tier"));

@@ -31,3 +31,4 @@ mod review;
 mod review_web;
 mod store;
 mod webhooks;
+mod weighting;

@@ -67,6 +67,11 @@ async fn decided_as(
         trace_id: None,
         observation_id: None,
         created_at: Utc::now(),
+        model_severity: severity,
+        weighting_rule: None,
+        arr_usd: None,
+        tier_source: None,
+        enrichment_failed: false,
     };
     let actions: Vec<NewAction> = kinds
         .iter()

@@ -77,6 +77,7 @@ async fn serve(store: Arc<dyn Store>) -> Served {
         TriageSettings {
             claim_lease: Duration::from_secs(600),
             in_flight_wait: Duration::from_secs(60),
+            ..TriageSettings::default()
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

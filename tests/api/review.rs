@@ -76,6 +76,11 @@ pub async fn seed(
         )),
         observation_id: None,
         created_at: at,
+        model_severity: severity,
+        weighting_rule: None,
+        arr_usd: None,
+        tier_source: None,
+        enrichment_failed: false,
     };
     store.record(&d, &[]).await.unwrap();
     d

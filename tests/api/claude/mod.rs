@@ -6,6 +6,7 @@ mod models;
 mod request;
 mod retry;
 mod service;
+mod weighting;
 
 use std::{
     sync::{

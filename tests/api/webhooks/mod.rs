@@ -3,6 +3,7 @@
 //! with wiremock servers standing in for Plain's GraphQL API and Pylon's REST API
 //! ([`crate::harness::Mocks`]).
 
+mod enrichment;
 mod errors;
 mod notes;
 mod plain;
@@ -73,9 +74,20 @@ fn settings(
     mocks: &Mocks,
     actions_extra: &str,
 ) -> (Settings, tempfile::NamedTempFile) {
+    settings_with(db, mocks, actions_extra, "")
+}
+
+/// As [`settings`], with `tables` appended to the file (more tables, e.g. `[tiers.pro]`).
+fn settings_with(
+    db: &TestDb,
+    mocks: &Mocks,
+    actions_extra: &str,
+    tables: &str,
+) -> (Settings, tempfile::NamedTempFile) {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     let config = CONFIG.replace("[actions]\n", &format!("[actions]\n{actions_extra}"));
     file.write_all(config.as_bytes()).unwrap();
+    file.write_all(tables.as_bytes()).unwrap();
     let config = file.path().to_str().unwrap().to_owned();
     let plain_url = format!("{}/graphql/v1", mocks.plain.uri());
     let pylon_url = mocks.pylon.uri();

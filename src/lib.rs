@@ -9,6 +9,7 @@
 //!   [`text`] (char-safe cuts, matching keys), [`backoff`] (the one backoff with jitter),
 //!   [`causes`] (the one cause-chain formatter).
 //! - [`labels`], [`prompt`]: the labelled examples and the prompt rendered from them;
+//!   [`taxonomy`]: the topics, sentiments and shadow categories a decision is labelled with;
 //!   [`stats`]: the Wilson interval of an accuracy figure.
 //! - Adapters: [`classifier`] (the `Classifier` trait, offline and Claude backends, the
 //!   fallback policy), [`store`] (the routing log on PostgreSQL or SQLite), [`ticketing`] (the
@@ -23,8 +24,9 @@
 //!   [`bench`] (`escalator bench`, the real service against in-process mocks, measured),
 //!   [`review`] (the daily review: samples, verdicts, overrides, labels from reviews),
 //!   [`audit`] (`escalator audit`: the weekly figures, symptoms and the labels pull request),
-//!   [`web`] (the `/review` and `/dashboard` pages) and [`healthcheck`] (`escalator
-//!   healthcheck`, for images without curl).
+//!   [`web`] (the `/review` and `/dashboard` pages), [`promote`] (`escalator promote`: a shadow
+//!   category goes live past its gate) and [`healthcheck`] (`escalator healthcheck`, for images
+//!   without curl).
 
 pub mod audit;
 pub mod backoff;
@@ -42,12 +44,14 @@ pub mod grpc;
 pub mod healthcheck;
 pub mod http;
 pub mod labels;
+pub mod promote;
 pub mod prompt;
 pub mod review;
 pub mod shutdown;
 pub mod startup;
 pub mod stats;
 pub mod store;
+pub mod taxonomy;
 pub mod telemetry;
 pub mod text;
 pub mod ticketing;

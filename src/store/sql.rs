@@ -40,14 +40,14 @@ macro_rules! decision_columns {
         "id, source, ticket_id, ticket_version, severity, route, confidence, \
      reasoning, prompt_version, model, fallback, fallback_reason, notes, tier, request_id, \
      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, trace_id, \
-     observation_id, created_at, model_latency_ms, model_retries"
+     observation_id, created_at, model_latency_ms, model_retries, topic, sentiment, shadow"
     };
 }
 
 macro_rules! review_columns {
     () => {
         "r.id, r.decision_id, r.reviewer, r.reviewed_at, r.verdict, r.corrected_severity, r.why, \
-         r.origin"
+         r.origin, r.topic, r.sentiment, r.shadow"
     };
 }
 
@@ -58,7 +58,7 @@ macro_rules! review_item_columns {
          d.reasoning, d.prompt_version, d.model, d.fallback, d.fallback_reason, d.notes, d.tier, \
          d.request_id, d.input_tokens, d.output_tokens, d.cache_read_tokens, d.cache_write_tokens, \
          d.cost_usd, d.trace_id, d.observation_id, d.created_at, d.model_latency_ms, \
-         d.model_retries, t.subject AS t_subject, \
+         d.model_retries, d.topic, d.sentiment, d.shadow, t.subject AS t_subject, \
          t.body AS t_body, t.tier AS t_tier, t.arr_usd AS t_arr_usd, s.skipped_at AS s_skipped_at"
     };
 }
@@ -124,6 +124,20 @@ fn attempts(n: i32) -> u32 {
 
 fn json(col: &str, text: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+}
+
+/// A stored sentiment label (NULL: not labelled or not judged).
+fn sentiment(text: Option<String>) -> Result<Option<crate::domain::Sentiment>, StoreError> {
+    text.map(|t| {
+        crate::domain::Sentiment::parse("sentiment", &t)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    })
+    .transpose()
+}
+
+/// A stored shadow map (NULL: none asked or judged).
+fn shadow(text: Option<String>) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
+    crate::taxonomy::shadow_from_json(text.as_deref()).map_err(StoreError::Corrupt)
 }
 
 fn lease_end(lease: Duration) -> DateTime<Utc> {
@@ -245,6 +259,9 @@ macro_rules! impl_store {
                     trace_id: row.try_get("trace_id").map_err(corrupt)?,
                     observation_id: row.try_get("observation_id").map_err(corrupt)?,
                     created_at: row.try_get("created_at").map_err(corrupt)?,
+                    topic: row.try_get("topic").map_err(corrupt)?,
+                    sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
+                    shadow: shadow(row.try_get("shadow").map_err(corrupt)?)?,
                 })
             }
 
@@ -451,9 +468,9 @@ macro_rules! impl_store {
                      severity, route, confidence, reasoning, prompt_version, model, fallback, \
                      fallback_reason, notes, tier, request_id, input_tokens, output_tokens, \
                      cache_read_tokens, cache_write_tokens, cost_usd, trace_id, observation_id, \
-                     created_at, model_latency_ms, model_retries) \
+                     created_at, model_latency_ms, model_retries, topic, sentiment, shadow) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                     $17, $18, $19, $20, $21, $22, $23, $24, $25) \
+                     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) \
                      ON CONFLICT (source, ticket_id, ticket_version) DO NOTHING";
                 macro_rules! bind_decision {
                     ($q:expr) => {
@@ -482,6 +499,9 @@ macro_rules! impl_store {
                             .bind(d.created_at)
                             .bind(d.usage.model_latency_ms)
                             .bind(d.usage.model_retries)
+                            .bind(&d.topic)
+                            .bind(d.sentiment.map(crate::domain::Sentiment::as_str))
+                            .bind(crate::taxonomy::shadow_to_json(&d.shadow))
                     };
                 }
                 let inserted = if $backend == "postgres" {
@@ -491,8 +511,8 @@ macro_rules! impl_store {
                         "WITH dec AS ({INSERT} RETURNING id), \
                          act AS (INSERT INTO actions (decision_id, source, ticket_id, kind, payload, \
                            status, attempts, next_attempt_at, created_at, priority) \
-                           SELECT dec.id, $2, $3, a.elem->>'kind', a.elem->>'payload', 'pending', 0, $23, $23, $26 \
-                           FROM dec, jsonb_array_elements($27::jsonb) WITH ORDINALITY AS a(elem, n) \
+                           SELECT dec.id, $2, $3, a.elem->>'kind', a.elem->>'payload', 'pending', 0, $23, $23, $29 \
+                           FROM dec, jsonb_array_elements($30::jsonb) WITH ORDINALITY AS a(elem, n) \
                            ORDER BY a.n RETURNING 1), \
                          del AS (UPDATE deliveries SET status = 'done', done_at = $23, \
                            locked_until = NULL, last_error = NULL \
@@ -1088,10 +1108,12 @@ macro_rules! impl_store {
                 let severity = r.verdict.corrected_severity();
                 let row = sqlx::query(
                     "INSERT INTO reviews (decision_id, reviewer, reviewed_at, verdict, \
-                     corrected_severity, corrected_route, why, origin, external_key) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     corrected_severity, corrected_route, why, origin, external_key, topic, \
+                     sentiment, shadow) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                      ON CONFLICT (external_key) DO NOTHING \
-                     RETURNING id, decision_id, reviewer, reviewed_at, verdict, corrected_severity, why, origin",
+                     RETURNING id, decision_id, reviewer, reviewed_at, verdict, corrected_severity, why, \
+                     origin, topic, sentiment, shadow",
                 )
                 .bind(&r.decision_id)
                 .bind(&r.reviewer)
@@ -1102,6 +1124,9 @@ macro_rules! impl_store {
                 .bind(&r.why)
                 .bind(r.origin.as_str())
                 .bind(&r.external_key)
+                .bind(&r.labels.topic)
+                .bind(r.labels.sentiment.map(crate::domain::Sentiment::as_str))
+                .bind(crate::taxonomy::shadow_to_json(&r.labels.shadow))
                 .fetch_optional(&self.pool)
                 .await?;
                 row.as_ref().map(Self::review_from_row).transpose()
@@ -1184,7 +1209,9 @@ macro_rules! impl_store {
                      d.cache_read_tokens, d.cache_write_tokens, d.cost_usd, d.model_latency_ms, \
                      d.model_retries, d.created_at, rv.verdict AS rv_verdict, \
                      rv.corrected_severity AS rv_severity, ov.verdict AS ov_verdict, \
-                     ov.corrected_severity AS ov_severity, dl.webhook_version, dl.missing_fields \
+                     ov.corrected_severity AS ov_severity, dl.webhook_version, dl.missing_fields, \
+                     d.topic, d.sentiment, d.shadow, rv.topic AS rv_topic, \
+                     rv.sentiment AS rv_sentiment, rv.shadow AS rv_shadow \
                      FROM decisions d \
                      LEFT JOIN reviews rv ON rv.id = (SELECT MAX(r.id) FROM reviews r \
                        WHERE r.decision_id = d.id AND r.origin <> 'override') \
@@ -1233,6 +1260,14 @@ macro_rules! impl_store {
                             overridden: verdict("ov_verdict", "ov_severity")?,
                             webhook_version: row.try_get("webhook_version").map_err(corrupt)?,
                             missing_fields: crate::audit::model::split_fields(missing.as_deref()),
+                            topic: row.try_get("topic").map_err(corrupt)?,
+                            sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
+                            shadow: shadow(row.try_get("shadow").map_err(corrupt)?)?,
+                            review_labels: crate::review::LabelVerdict {
+                                topic: row.try_get("rv_topic").map_err(corrupt)?,
+                                sentiment: sentiment(row.try_get("rv_sentiment").map_err(corrupt)?)?,
+                                shadow: shadow(row.try_get("rv_shadow").map_err(corrupt)?)?,
+                            },
                         })
                     })
                     .collect()
@@ -1333,6 +1368,11 @@ macro_rules! impl_store {
                     verdict: crate::review::Verdict::parse(&verdict, severity.as_deref()).map_err(bad)?,
                     why: row.try_get("why").map_err(corrupt)?,
                     origin: crate::review::Origin::parse(&origin).map_err(bad)?,
+                    labels: crate::review::LabelVerdict {
+                        topic: row.try_get("topic").map_err(corrupt)?,
+                        sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
+                        shadow: shadow(row.try_get("shadow").map_err(corrupt)?)?,
+                    },
                 })
             }
 

@@ -267,6 +267,9 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
             trace_id: None,
             observation_id: None,
             created_at: at,
+            topic: None,
+            sentiment: None,
+            shadow: Default::default(),
         };
         store.record(&d, &[]).await.unwrap();
         if source == Source::Plain {
@@ -307,6 +310,7 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
                     why: (t != severity).then(|| format!("Reviewer: {id} is {t}")),
                     origin: Origin::Web,
                     external_key: None,
+                    labels: Default::default(),
                 })
                 .await
                 .unwrap();
@@ -320,6 +324,7 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
                     why: None,
                     origin: Origin::Override,
                     external_key: Some(format!("plain:pEv_{id}")),
+                    labels: Default::default(),
                 })
                 .await
                 .unwrap();

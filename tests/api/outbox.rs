@@ -67,6 +67,9 @@ async fn decided_as(
         trace_id: None,
         observation_id: None,
         created_at: Utc::now(),
+        topic: None,
+        sentiment: None,
+        shadow: Default::default(),
     };
     let actions: Vec<NewAction> = kinds
         .iter()

@@ -1,0 +1,299 @@
+//! Topic, sentiment and shadow categories on PostgreSQL and SQLite: every label stored on the
+//! decision and read back, a review correcting them stored with its Langfuse scores, the CSV
+//! round trip, the audit's figures, and the promotion gate at 89% and 90% on seeded verdicts;
+//! and `escalator promote` on the binary, rewriting a config file.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use chrono::Utc;
+use escalator::{
+    audit::labels,
+    domain::{Decision, RawTicket, Sentiment, Severity, Source, Ticket, Tier, Usage},
+    promote,
+    review::{self, LabelVerdict, NewReview, Origin, Verdict},
+    store::{ScoreValue, Store},
+    taxonomy::Taxonomy,
+};
+
+use crate::{
+    both_backends,
+    review::{day, seed},
+};
+
+/// Logs a decision for `ticket_id` with labels, at noon of the review day plus `i` seconds.
+async fn seed_labelled(
+    store: &dyn Store,
+    ticket_id: &str,
+    i: i64,
+    topic: &str,
+    sentiment: Sentiment,
+    shadow: &[(&str, bool)],
+) -> Decision {
+    let ticket = Ticket::parse(
+        Source::Plain,
+        RawTicket {
+            id: ticket_id.into(),
+            version: "1".into(),
+            subject: "We may leave".into(),
+            body: "Charged twice again; we are looking at other tools.".into(),
+            tier: "pro".into(),
+            ..RawTicket::default()
+        },
+        "",
+    )
+    .unwrap();
+    store.claim(&ticket, Duration::from_secs(60)).await.unwrap();
+    let at = day().and_hms_opt(12, 0, 0).unwrap().and_utc() + chrono::Duration::seconds(i);
+    let d = Decision {
+        id: format!("dec-{ticket_id}"),
+        source: Source::Plain,
+        ticket_id: ticket_id.into(),
+        ticket_version: "1".into(),
+        severity: Severity::Urgent,
+        route: Severity::Urgent.route(),
+        confidence: 0.8,
+        reasoning: "Billing dispute.".into(),
+        prompt_version: "classifier@test".into(),
+        model: "claude-sonnet-4-6".into(),
+        fallback: false,
+        fallback_reason: None,
+        notes: None,
+        tier: Tier::Pro,
+        usage: Usage::default(),
+        trace_id: Some(format!("{:032x}", i + 1)),
+        observation_id: None,
+        created_at: at,
+        topic: Some(topic.into()),
+        sentiment: Some(sentiment),
+        shadow: shadow.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+    };
+    store.record(&d, &[]).await.unwrap();
+    d
+}
+
+fn judged(
+    topic: Option<&str>,
+    sentiment: Option<Sentiment>,
+    shadow: &[(&str, bool)],
+) -> LabelVerdict {
+    LabelVerdict {
+        topic: topic.map(str::to_owned),
+        sentiment,
+        shadow: shadow.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+    }
+}
+
+async fn judge(store: &dyn Store, d: &Decision, labels: LabelVerdict) {
+    review::record(
+        store,
+        d,
+        NewReview {
+            decision_id: d.id.clone(),
+            reviewer: "ann".into(),
+            verdict: Verdict::Correct,
+            why: None,
+            origin: Origin::Cli,
+            external_key: None,
+            labels,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+both_backends! {
+    async fn every_label_is_stored_reviewed_scored_and_audited(store) {
+        let d = seed_labelled(store.as_ref(), "T-lab-1", 0, "billing", Sentiment::Negative, &[("churn_risk", true), ("vip", false)]).await;
+        let stored = store.decision_by_id(&d.id).await.unwrap().unwrap();
+        assert_eq!(stored.topic.as_deref(), Some("billing"));
+        assert_eq!(stored.sentiment, Some(Sentiment::Negative));
+        assert_eq!(stored.shadow, BTreeMap::from([("churn_risk".to_owned(), true), ("vip".to_owned(), false)]));
+        // A decision logged without labels reads back without them.
+        let plain = seed(store.as_ref(), Source::Api, "T-lab-old", "s", "b", Severity::Routine, false, Utc::now()).await;
+        let old = store.decision_by_id(&plain.id).await.unwrap().unwrap();
+        assert_eq!((old.topic, old.sentiment, old.shadow.is_empty()), (None, None, true));
+
+        // The reviewer corrects the topic, confirms the sentiment, says churn risk applies.
+        judge(store.as_ref(), &stored, judged(Some("bug"), Some(Sentiment::Negative), &[("churn_risk", true)])).await;
+        let reviews = store.reviews(&d.id).await.unwrap();
+        assert_eq!(reviews[0].labels, judged(Some("bug"), Some(Sentiment::Negative), &[("churn_risk", true)]));
+        let scores: BTreeMap<String, ScoreValue> = store
+            .due_scores(Utc::now() + chrono::Duration::minutes(1), 20)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.name, s.value))
+            .collect();
+        assert_eq!(scores.get("routing_correct"), Some(&ScoreValue::Boolean(true)));
+        assert_eq!(scores.get("topic_correct"), Some(&ScoreValue::Boolean(false)));
+        assert_eq!(scores.get("sentiment_correct"), Some(&ScoreValue::Boolean(true)));
+
+        // The audit counts each label on its own.
+        let rows = store.audit_decisions(chrono::DateTime::<Utc>::UNIX_EPOCH, Utc::now()).await.unwrap();
+        let rows: Vec<_> = rows.iter().collect();
+        let f = labels::figures(&rows);
+        assert_eq!((f.topic.k, f.topic.n), (0, 1));
+        assert_eq!((f.sentiment.k, f.sentiment.n), (1, 1));
+        assert_eq!(f.shadow.len(), 1, "vip was not judged: {:?}", f.shadow);
+        assert_eq!((f.shadow[0].category.as_str(), f.shadow[0].true_positive, f.shadow[0].judged()), ("churn_risk", 1, 1));
+    }
+
+    async fn the_csv_carries_the_labels_and_a_correction_of_each(store) {
+        let d = seed_labelled(store.as_ref(), "T-lab-csv", 0, "billing", Sentiment::Neutral, &[("churn_risk", false)]).await;
+        let item = store.review_item(&d.id).await.unwrap().unwrap();
+        let mut out = Vec::new();
+        review::csv::export(&[&item], &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().nth(1).unwrap().ends_with(",billing,neutral,churn_risk=no,,,"), "{text}");
+        let filled = text.replacen(",billing,neutral,churn_risk=no,,,", ",billing,neutral,churn_risk=no,how_to,negative,churn_risk=yes", 1)
+            .replacen(",false,,,,,", ",false,,correct,,,", 1);
+        let t = Taxonomy::default();
+        let parsed = review::csv::parse(store.as_ref(), "s.csv", &filled, "ann", &t).await.unwrap();
+        assert_eq!(parsed.rows[0].review.labels, judged(Some("how_to"), Some(Sentiment::Negative), &[("churn_risk", true)]));
+        // Blank corrections confirm the decision's labels; a bad one names its cell.
+        let confirmed = text.replacen(",false,,,,,", ",false,,correct,,,", 1);
+        let parsed = review::csv::parse(store.as_ref(), "s.csv", &confirmed, "ann", &t).await.unwrap();
+        assert_eq!(parsed.rows[0].review.labels, judged(Some("billing"), Some(Sentiment::Neutral), &[]));
+        let bad = filled.replacen(",how_to,negative,churn_risk=yes", ",dashboards,furious,vip=yes", 1);
+        let problems: Vec<String> = review::csv::parse(store.as_ref(), "s.csv", &bad, "ann", &t).await.unwrap_err().iter().map(ToString::to_string).collect();
+        assert_eq!(problems, [
+            "s.csv:2:24: right_topic \"dashboards\" is not one of billing, bug, outage, account_access, how_to, feature_request, security, legal, other",
+            "s.csv:2:25: invalid right_sentiment: \"furious\" is not one of negative, neutral, positive",
+            "s.csv:2:26: shadow_applies \"vip=yes\" must be <category>=yes|no for a category the decision was asked about (churn_risk)",
+        ]);
+    }
+
+    async fn the_promotion_gate_refuses_at_89_percent_and_accepts_at_90(store) {
+        // 100 reviewed decisions, the classifier saying both categories apply to each; the
+        // reviewers agree on churn_risk for 89 and on vip for 90.
+        for i in 0..100 {
+            let d = seed_labelled(store.as_ref(), &format!("T-gate-{i:03}"), i, "billing", Sentiment::Negative, &[("churn_risk", true), ("vip", true)]).await;
+            judge(store.as_ref(), &d, judged(None, None, &[("churn_risk", i < 89), ("vip", i < 90)])).await;
+        }
+        let g = promote::gate(store.as_ref(), "churn_risk", 30).await.unwrap();
+        assert!(!g.passed, "{}", g.message());
+        assert_eq!((g.figures.accuracy.k, g.figures.accuracy.n, g.figures.false_positive), (89, 100, 11));
+        assert!(g.message().contains("89 of 100 reviewed verdicts right (89.0%"), "{}", g.message());
+        assert!(g.message().ends_with("not promoted: accuracy is below 90%"), "{}", g.message());
+        let g = promote::gate(store.as_ref(), "vip", 30).await.unwrap();
+        assert!(g.passed, "{}", g.message());
+        assert_eq!((g.figures.accuracy.k, g.figures.precision.k, g.figures.precision.n), (90, 90, 100));
+        // The same 90% over fewer reviewed tickets than configured is refused.
+        let g = promote::gate(store.as_ref(), "vip", 101).await.unwrap();
+        assert!(!g.passed);
+        assert!(g.message().contains("100 reviewed tickets, at least 101 are needed"), "{}", g.message());
+    }
+}
+
+/// `escalator promote` as an operator runs it: refused with the figures (exit 1) for the
+/// category below the gate; for the one past it, the config file gets `mode = "live"` with
+/// every other line kept, and the new prompt version (the category in the topic enum) is
+/// printed.
+#[tokio::test]
+async fn promote_rewrites_the_config_file_and_prints_the_new_prompt_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("promote.db").display());
+    let store = escalator::store::connect(&escalator::store::StoreSettings {
+        url: url.clone(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(5),
+        stale_after: escalator::store::DEFAULT_STALE_AFTER,
+    })
+    .await
+    .unwrap();
+    for i in 0..10 {
+        let d = seed_labelled(
+            store.as_ref(),
+            &format!("T-p-{i}"),
+            i,
+            "billing",
+            Sentiment::Negative,
+            &[("churn_risk", true), ("vip", true)],
+        )
+        .await;
+        judge(
+            store.as_ref(),
+            &d,
+            judged(None, None, &[("churn_risk", i < 8), ("vip", i < 9)]),
+        )
+        .await;
+    }
+    store.close().await;
+    let config = dir.path().join("escalator.toml");
+    let text = "# escalator config\n[labels]\ntopics = [\"billing\", \"bug\", \"other\"]\npromote_min_reviewed = 10\n\n\
+                [labels.categories.churn_risk]\nkind = \"topic\"\nmode = \"shadow\" # on trial\ndefinition = \"The customer may leave.\"\n\n\
+                [labels.categories.vip]\nkind = \"topic\"\nmode = \"shadow\"\ndefinition = \"A customer named as a VIP.\"\n";
+    std::fs::write(&config, text).unwrap();
+    let load = || {
+        let loaded = escalator::config::Settings::load(&std::collections::BTreeMap::from([(
+            "ESCALATOR_CONFIG",
+            config.to_str().unwrap(),
+        )]))
+        .unwrap();
+        let version = escalator::startup::load_prompt(&loaded)
+            .unwrap()
+            .0
+            .version()
+            .to_owned();
+        (loaded, version)
+    };
+    let (_, before) = load();
+    let run = |category: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_escalator"))
+            .args(["promote", category])
+            .env("DATABASE_URL", &url)
+            .env("ESCALATOR_CONFIG", &config)
+            .env_remove("ANTHROPIC_API_KEY")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run("churn_risk");
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains("churn_risk: 8 of 10 reviewed verdicts right (80.0%"),
+        "{out}"
+    );
+    assert!(out.contains("not promoted: accuracy is below 90%"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        text,
+        "a refusal writes nothing"
+    );
+    let (code, out, err) = run("vip");
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("vip: 9 of 10 reviewed verdicts right (90.0%"),
+        "{out}"
+    );
+    assert!(out.contains("vip is live (a topic)"), "{out}");
+    let rewritten = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(
+        rewritten,
+        text.replacen(
+            "[labels.categories.vip]\nkind = \"topic\"\nmode = \"shadow\"",
+            "[labels.categories.vip]\nkind = \"topic\"\nmode = \"live\"",
+            1
+        )
+    );
+    // The printed version is the one the service now loads: vip in the topic enum.
+    let (loaded, after) = load();
+    assert_eq!(
+        loaded.labels.taxonomy.topics(),
+        ["billing", "bug", "vip", "other"]
+    );
+    assert_ne!(before, after);
+    assert!(
+        out.contains(&format!("prompt version: {before} -> {after}\n")),
+        "{out}"
+    );
+    let (code, out, _) = run("vip");
+    assert_eq!(
+        (code, out.trim()),
+        (Some(0), "vip is already live; nothing to do.")
+    );
+}

@@ -811,3 +811,45 @@ pub fn main(args: EvalArgs) -> ExitCode {
         ExitCode::from(exit::CHECK_FAILED)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each label is scored on the rows that carry it: a topic that is not configured is left
+    /// out and counted, `angry` is `negative`, a row without the columns counts for neither.
+    #[tokio::test]
+    async fn each_label_is_scored_on_the_rows_that_carry_it() {
+        let rows = labels::parse(
+            "f.csv",
+            "ticket_id,subject,first_message,tier,severity,route,why_this_label,topic,sentiment\n\
+             A-1,Refund,We were charged twice for the March invoice.,pro,urgent,human,Billing dispute: charged twice.,billing,neutral\n\
+             A-2,Outage,Our production dashboard is down for everyone right now. Unacceptable.,pro,on_fire,engineering,Production down: everyone.,outage,angry\n\
+             A-3,Charts,The dashboards page looks different today.,free,routine,bot,Docs answer: a question.,dashboards,positive\n\
+             A-4,Hi,Quick note about our meeting.,free,routine,bot,Docs answer: nothing urgent.,,\n",
+        )
+        .unwrap();
+        let offline = Arc::new(OfflineClassifier::new(&[], "classifier@test"));
+        let report = evaluate("f.csv", &rows, &Decider::new(None, offline)).await;
+        assert_eq!(
+            (
+                report.topic.labelled,
+                report.topic.correct,
+                report.topic.not_configured
+            ),
+            (2, 2, 1)
+        );
+        // A-3 is positive in the file; the offline rules hear no tone there.
+        assert_eq!(
+            (report.sentiment.labelled, report.sentiment.correct),
+            (3, 2)
+        );
+        let text = report.to_string();
+        assert!(
+            text.contains("topic accuracy: 2/2 = 100.0%")
+                && text.contains("1 rows have a topic that is not configured (left out)"),
+            "{text}"
+        );
+        assert!(text.contains("sentiment accuracy: 2/3 = 66.7%"), "{text}");
+    }
+}

@@ -516,6 +516,25 @@ mod tests {
         );
         assert!(!live.system().contains("SHADOW"));
         assert_ne!(live.version(), shadowed.version());
+        // A live severity clause joins the definitions; routing still follows the severity.
+        let clause = Taxonomy::new(
+            vec!["other".into()],
+            vec![Category {
+                name: "vip".into(),
+                kind: Kind::Severity(crate::domain::Severity::Urgent),
+                mode: Mode::Live,
+                definition: "A customer named as a VIP.".into(),
+            }],
+        )
+        .unwrap();
+        let p = Prompt::render_with(EMBEDDED_TEMPLATE, &rows, &clause).unwrap();
+        assert!(
+            p.system().contains(
+                "MORE SEVERITY CLAUSES\n- urgent at least: A customer named as a VIP. (vip)"
+            ),
+            "{}",
+            p.system()
+        );
     }
 
     #[test]

@@ -298,6 +298,7 @@ pub fn add_from_reviews(args: AddFromReviewsArgs) -> ExitCode {
         args.since,
         env.settings.prompt_file.as_deref(),
         args.dry_run,
+        &env.settings.labels.taxonomy,
     ));
     let name = args.file.display();
     match result {

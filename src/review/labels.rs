@@ -58,6 +58,7 @@ pub async fn add_from_reviews(
     since: Option<NaiveDate>,
     template: Option<&Path>,
     dry_run: bool,
+    taxonomy: &crate::taxonomy::Taxonomy,
 ) -> Result<Added, AddError> {
     let name = file.display().to_string();
     let text = std::fs::read_to_string(file).map_err(|e| {
@@ -132,7 +133,7 @@ pub async fn add_from_reviews(
             .map_err(|e| anyhow::anyhow!("cannot read prompt template {}: {e}", p.display()))?,
         None => prompt::EMBEDDED_TEMPLATE.to_owned(),
     };
-    added.prompt_version = Prompt::render(&template, &examples)
+    added.prompt_version = Prompt::render_with(&template, &examples, taxonomy)
         .map_err(|e| anyhow::anyhow!("cannot render the prompt: {e}"))?
         .version()
         .to_owned();

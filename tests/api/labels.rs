@@ -163,6 +163,45 @@ both_backends! {
         ]);
     }
 
+    async fn the_terminal_asks_for_each_label_and_stores_the_corrections(store) {
+        let d = seed_labelled(store.as_ref(), "T-lab-tty", 0, "billing", Sentiment::Negative, &[("churn_risk", false)]).await;
+        let sample = review::sample(store.as_ref(), chrono_tz::UTC, &review::SampleRequest { day: day(), n: 1, seed: Some(1), source: None }).await.unwrap();
+        let handle = tokio::runtime::Handle::current();
+        // correct, no why; a typo, then topic bug (sentiment kept); churn risk: a typo, then yes.
+        let input = "c
+
+dashboards
+bug
+maybe
+y
+";
+        let shown = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                let o = review::terminal::run(&handle, store.as_ref(), &sample, "tess", &Taxonomy::default(), &mut review::terminal::Lines(&mut input.as_bytes()), &mut out).unwrap();
+                assert_eq!(o.judged, 1);
+                String::from_utf8(out).unwrap()
+            })
+            .await
+            .unwrap()
+        };
+        assert!(shown.contains("Labels:     topic billing, sentiment negative"), "{shown}");
+        assert!(shown.contains("Shadow:     churn_risk: the model says it does not apply"), "{shown}");
+        assert!(shown.contains("\"dashboards\" is neither a topic"), "{shown}");
+        assert!(shown.contains("Type y, n, or Enter."), "{shown}");
+        let r = store.reviews(&d.id).await.unwrap();
+        assert_eq!(r[0].labels, judged(Some("bug"), Some(Sentiment::Negative), &[("churn_risk", true)]));
+        let rows = store.audit_decisions(chrono::DateTime::<Utc>::UNIX_EPOCH, Utc::now()).await.unwrap();
+        let rows: Vec<_> = rows.iter().collect();
+        let f = labels::figures(&rows);
+        assert_eq!((f.shadow[0].false_negative, f.shadow[0].recall.n), (1, 1));
+        let mut text = String::new();
+        labels::render(&f, &mut text);
+        assert!(text.contains("topic accuracy:     0.0% [0.0–79.3] (0/1)"), "{text}");
+        assert!(text.contains("shadow churn_risk: accuracy 0.0%"), "{text}");
+    }
+
     async fn the_promotion_gate_refuses_at_89_percent_and_accepts_at_90(store) {
         // 100 reviewed decisions, the classifier saying both categories apply to each; the
         // reviewers agree on churn_risk for 89 and on vip for 90.
@@ -296,4 +335,102 @@ async fn promote_rewrites_the_config_file_and_prints_the_new_prompt_version() {
         (code, out.trim()),
         (Some(0), "vip is already live; nothing to do.")
     );
+}
+
+/// The `/review` page over plain HTTP: a labelled decision's card has a topic and a sentiment
+/// select preset to its labels and a select per shadow category; the posted corrections are
+/// stored; a topic that is not configured is refused.
+#[sqlx::test(migrations = "migrations/sqlite")]
+async fn the_review_page_shows_and_takes_each_label(pool: sqlx::SqlitePool) {
+    use crate::review_web::{TOKEN, csrf_of, form, set_cookie, start};
+    let lf = crate::collector::Collector::start();
+    let store = crate::harness::lite(pool);
+    let d = seed_labelled(
+        store.as_ref(),
+        "T-lab-web",
+        0,
+        "billing",
+        Sentiment::Negative,
+        &[("churn_risk", false)],
+    )
+    .await;
+    let app = start(store.clone(), &lf).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("{}/review", app.base))
+        .send()
+        .await
+        .unwrap();
+    let nonce = set_cookie(&page);
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let ok = http
+        .post(format!("{}/review/login", app.base))
+        .header("cookie", nonce)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("token", TOKEN),
+            ("name", "Ben"),
+            ("csrf", csrf.as_str()),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 303);
+    let session = set_cookie(&ok);
+    let html = http
+        .get(format!("{}/review?date=2026-11-24", app.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<p class=\"labels\">topic billing · sentiment negative</p>"),
+        "{html}"
+    );
+    assert!(html.contains("<select id=\"topic-0\" name=\"topic\"><option value=\"billing\" selected>billing</option><option value=\"bug\">bug</option>"), "{html}");
+    assert!(
+        html.contains("<option value=\"negative\" selected>negative</option>"),
+        "{html}"
+    );
+    assert!(html.contains("name=\"shadow.churn_risk\""), "{html}");
+    assert!(
+        html.contains("(the model says it does not apply). Does it apply?"),
+        "{html}"
+    );
+    let csrf = csrf_of(&html);
+    let post = |topic: &'static str| {
+        http.post(format!("{}/review/verdict", app.base))
+            .header("cookie", &session)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("csrf", csrf.as_str()),
+                ("decision_id", d.id.as_str()),
+                ("date", "2026-11-24"),
+                ("verdict", "correct"),
+                ("topic", topic),
+                ("sentiment", "negative"),
+                ("shadow.churn_risk", "yes"),
+            ]))
+            .send()
+    };
+    assert_eq!(post("dashboards").await.unwrap().status(), 400);
+    assert!(app.store.reviews(&d.id).await.unwrap().is_empty());
+    assert_eq!(post("bug").await.unwrap().status(), 303);
+    let r = app.store.reviews(&d.id).await.unwrap();
+    assert_eq!(
+        r[0].labels,
+        judged(
+            Some("bug"),
+            Some(Sentiment::Negative),
+            &[("churn_risk", true)]
+        )
+    );
+    app.shutdown.cancel();
+    app.task.await.unwrap().unwrap();
 }

@@ -363,11 +363,11 @@ both_backends! {
             review::record(store.as_ref(), d, NewReview { decision_id: d.id.clone(), reviewer: "r".into(), verdict: v, why: Some(why.into()), origin: Origin::Cli, external_key: None, labels: Default::default() }).await.unwrap();
         }
         let before = std::fs::read_to_string(&file).unwrap();
-        let dry = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, Some(day()), None, true).await.unwrap();
+        let dry = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, Some(day()), None, true, &escalator::taxonomy::Taxonomy::default()).await.unwrap();
         assert_eq!(dry.rows.len(), 1);
         assert_eq!(dry.already_there, 1);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), before, "a dry run writes nothing");
-        let added = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false).await.unwrap();
+        let added = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false, &escalator::taxonomy::Taxonomy::default()).await.unwrap();
         assert_eq!(added.prompt_version, dry.prompt_version);
         let examples = escalator::labels::load(&file).unwrap();
         let row = examples.iter().find(|e| e.ticket_id == "th_new").unwrap();
@@ -381,13 +381,13 @@ both_backends! {
         };
         assert_eq!(prompt.version(), added.prompt_version);
         // Again: the ticket is there now.
-        let again = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false).await.unwrap();
+        let again = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false, &escalator::taxonomy::Taxonomy::default()).await.unwrap();
         assert_eq!((again.rows.len(), again.already_there), (0, 2));
         // A file that fails the checks is not written: the holdout overlaps the new row.
         let d = seed(store.as_ref(), Source::Plain, "th_dup", "s", escalator::labels::parse("h", escalator::labels::EMBEDDED_HOLDOUT).unwrap()[0].first_message.as_str(), Severity::Routine, false, at(day(), 11)).await;
         review::record(store.as_ref(), &d, NewReview { decision_id: d.id.clone(), reviewer: "r".into(), verdict: Verdict::Corrected(Severity::Urgent), why: Some("w".into()), origin: Origin::Cli, external_key: None, labels: Default::default() }).await.unwrap();
         let now = std::fs::read_to_string(&file).unwrap();
-        let e = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false).await.unwrap_err();
+        let e = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false, &escalator::taxonomy::Taxonomy::default()).await.unwrap_err();
         assert!(e.to_string().contains("overlaps"), "{e}");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), now);
     }

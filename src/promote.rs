@@ -7,7 +7,10 @@
 //! When it passes it sets `mode = "live"` in the category's table of the `ESCALATOR_CONFIG`
 //! file, leaving every other byte of the file as it was (`toml_edit`), and prints the prompt
 //! version the service will classify with from then on: a live topic joins the topic enum, a
-//! live severity clause joins the definitions.
+//! live severity clause joins the definitions. For a severity clause the labels file
+//! (`[prompt] labels_file`) also gets, as examples, the reviewed tickets the reviewers said the
+//! category fits and that are not in it yet, labelled with at least the clause's severity: the
+//! combined file must pass the labels checks, or nothing is written.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -16,8 +19,10 @@ use clap::Args;
 use crate::{
     audit::labels::{ShadowFigures, shadow},
     config::Settings,
+    domain::Severity,
     env::ProcessEnv,
     exit,
+    labels::Example,
     store::{Store, StoreError},
     taxonomy::{Category, Kind, Mode},
 };
@@ -113,6 +118,54 @@ pub async fn gate(
     Ok(Gate::judge(shadow(&rows, category), min_reviewed))
 }
 
+/// The labels rows a live severity clause `category` brings: every ticket whose last sampled
+/// review says the category fits, not already in `existing` (by ticket id) and with its text in
+/// the log, labelled with the reviewed severity raised to at least `severity`, and a why naming
+/// the clause.
+///
+/// # Errors
+/// When the store cannot be read.
+pub async fn clause_examples(
+    store: &dyn Store,
+    category: &Category,
+    severity: Severity,
+    existing: &[Example],
+) -> Result<Vec<Example>, StoreError> {
+    let rows = store
+        .audit_decisions(
+            chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+            chrono::Utc::now(),
+        )
+        .await?;
+    let mut ids: std::collections::BTreeSet<String> =
+        existing.iter().map(|e| e.ticket_id.clone()).collect();
+    let mut out = Vec::new();
+    for r in rows {
+        if r.review_labels.shadow.get(&category.name) != Some(&true) {
+            continue;
+        }
+        let Some(item) = store.review_item(&r.decision_id).await? else {
+            continue;
+        };
+        let Some(ticket) = item.ticket else {
+            continue;
+        };
+        if !ids.insert(r.ticket_id.clone()) {
+            continue;
+        }
+        let reviewed = r.truth().unwrap_or(r.severity);
+        out.push(crate::review::labels::example_from(
+            r.ticket_id.clone(),
+            &ticket.subject,
+            &ticket.body,
+            ticket.tier,
+            reviewed.max(severity),
+            format!("{}: {}", category.name, category.definition.trim()),
+        ));
+    }
+    Ok(out)
+}
+
 /// `text` (a config file) with `mode = "live"` for category `name`, everything else as it was.
 ///
 /// # Errors
@@ -183,13 +236,36 @@ fn run(args: &PromoteArgs) -> Result<ExitCode, ExitCode> {
                 .to_owned(),
         ));
     };
+    let labels_file = match category.kind {
+        Kind::Severity(_) => settings.labels_file.clone(),
+        Kind::Topic => None,
+    };
+    let existing = match &labels_file {
+        Some(f) => crate::labels::load(f).map_err(|problems| {
+            usage(format!(
+                "the labels file is invalid:\n{}",
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ))
+        })?,
+        None => Vec::new(),
+    };
     let rt = exit::runtime()?;
-    let gate = rt
+    let (gate, rows) = rt
         .block_on(async {
             let store = crate::store::connect(&settings.store).await?;
             let g = gate(store.as_ref(), name, settings.labels.promote_min_reviewed).await;
+            let rows = match (category.kind, &labels_file) {
+                (Kind::Severity(s), Some(_)) => {
+                    clause_examples(store.as_ref(), &category, s, &existing).await
+                }
+                _ => Ok(Vec::new()),
+            };
             store.close().await;
-            Ok::<_, anyhow::Error>(g?)
+            Ok::<_, anyhow::Error>((g?, rows?))
         })
         .map_err(|e| {
             eprintln!("escalator promote: cannot read the routing log: {e:#}");
@@ -199,11 +275,66 @@ fn run(args: &PromoteArgs) -> Result<ExitCode, ExitCode> {
     if !gate.passed {
         return Ok(ExitCode::from(exit::CHECK_FAILED));
     }
+    if let Some(file) = &labels_file {
+        add_examples(file, &rows).map_err(|e| {
+            eprintln!("escalator promote: {e}");
+            ExitCode::from(exit::SOFTWARE)
+        })?;
+    } else if matches!(category.kind, Kind::Severity(_)) {
+        println!(
+            "the prompt's examples are the embedded labels ([prompt] labels_file is unset): no examples added for {name}"
+        );
+    }
     promote(&settings, &category, &path).map_err(|e| {
         eprintln!("escalator promote: {e}");
         ExitCode::from(exit::SOFTWARE)
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Appends `rows` to the labels file `file` (checked like `labels add-from-reviews`, against
+/// the holdout beside it), and says what it did.
+fn add_examples(file: &std::path::Path, rows: &[Example]) -> Result<(), String> {
+    let name = file.display().to_string();
+    if rows.is_empty() {
+        println!("{name}: no reviewed ticket to add as an example");
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let holdout_path = file.with_file_name("holdout.csv");
+    let holdout = if holdout_path.exists() && holdout_path != file {
+        Some((
+            holdout_path.display().to_string(),
+            crate::labels::load(&holdout_path).map_err(|p| {
+                p.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })?,
+        ))
+    } else {
+        None
+    };
+    let (next, _) = crate::review::labels::appended(
+        &name,
+        &text,
+        rows,
+        holdout.as_ref().map(|(n, h)| (n.as_str(), h.as_slice())),
+    )
+    .map_err(|p| {
+        format!(
+            "the labels file with the new examples fails its checks (nothing written):\n{}",
+            p.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let tmp = file.with_extension("csv.promote");
+    std::fs::write(&tmp, next).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, file).map_err(|e| format!("cannot replace {name}: {e}"))?;
+    println!("{name}: {} examples added", rows.len());
+    Ok(())
 }
 
 /// Rewrites the config file at `path` so `category` is live, checks the result loads, and

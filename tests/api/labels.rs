@@ -35,7 +35,9 @@ async fn seed_labelled(
             id: ticket_id.into(),
             version: "1".into(),
             subject: "We may leave".into(),
-            body: "Charged twice again; we are looking at other tools.".into(),
+            body: format!(
+                "Charged twice again on invoice {ticket_id}; we are looking at other tools."
+            ),
             tier: "pro".into(),
             ..RawTicket::default()
         },
@@ -433,4 +435,88 @@ async fn the_review_page_shows_and_takes_each_label(pool: sqlx::SqlitePool) {
     );
     app.shutdown.cancel();
     app.task.await.unwrap().unwrap();
+}
+
+/// Promoting a severity clause also adds, to the labels file the prompt is built from, the
+/// reviewed tickets the reviewers said it fits, labelled at least the clause's severity.
+#[tokio::test]
+async fn promoting_a_severity_clause_adds_its_reviewed_tickets_to_the_labels_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("clause.db").display());
+    let store = escalator::store::connect(&escalator::store::StoreSettings {
+        url: url.clone(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(5),
+        stale_after: escalator::store::DEFAULT_STALE_AFTER,
+    })
+    .await
+    .unwrap();
+    for i in 0..10 {
+        let d = seed_labelled(
+            store.as_ref(),
+            &format!("T-vip-{i}"),
+            i,
+            "billing",
+            Sentiment::Negative,
+            &[("vip", i < 9)],
+        )
+        .await;
+        judge(store.as_ref(), &d, judged(None, None, &[("vip", i < 9)])).await;
+    }
+    store.close().await;
+    let labels_file = dir.path().join("labels.csv");
+    std::fs::write(&labels_file, escalator::labels::EMBEDDED_LABELS).unwrap();
+    let config = dir.path().join("escalator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[prompt]\nlabels_file = {:?}\n[labels]\npromote_min_reviewed = 10\n\
+             [labels.categories.vip]\nkind = \"severity\"\nseverity = \"on_fire\"\nmode = \"shadow\"\ndefinition = \"A customer named as a VIP.\"\n",
+            labels_file.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_escalator"))
+        .args(["promote", "vip"])
+        .env("DATABASE_URL", &url)
+        .env("ESCALATOR_CONFIG", &config)
+        .env_remove("ANTHROPIC_API_KEY")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("vip: 10 of 10 reviewed verdicts right"),
+        "{text}"
+    );
+    assert!(text.contains("9 examples added"), "{text}");
+    assert!(
+        text.contains("vip is live (a clause for on_fire)"),
+        "{text}"
+    );
+    let rows = escalator::labels::load(&labels_file).unwrap();
+    let added: Vec<_> = rows
+        .iter()
+        .filter(|e| e.ticket_id.starts_with("T-vip-"))
+        .collect();
+    assert_eq!(added.len(), 9);
+    assert!(
+        added
+            .iter()
+            .all(|e| e.severity == Severity::OnFire && e.why == "vip: A customer named as a VIP.")
+    );
+    assert!(
+        !added.iter().any(|e| e.ticket_id == "T-vip-9"),
+        "the one it does not fit is not added"
+    );
+    assert!(
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .contains("mode = \"live\"")
+    );
 }

@@ -235,6 +235,10 @@ struct DecisionJson<'a> {
     notes: &'a [String],
     /// `request-id`, tokens and cost of the model call (zeros for the offline classifier).
     usage: &'a Usage,
+    /// Topic, sentiment and the shadow categories asked (`{"churn_risk": true}`).
+    topic: &'a str,
+    sentiment: crate::domain::Sentiment,
+    shadow: &'a std::collections::BTreeMap<String, bool>,
 }
 
 impl<'a> From<&'a Classification> for DecisionJson<'a> {
@@ -250,6 +254,9 @@ impl<'a> From<&'a Classification> for DecisionJson<'a> {
             fallback_reason: c.fallback_reason.as_deref(),
             notes: &c.verdict.notes,
             usage: &c.usage,
+            topic: &c.verdict.labels.topic,
+            sentiment: c.verdict.labels.sentiment,
+            shadow: &c.verdict.labels.shadow,
         }
     }
 }

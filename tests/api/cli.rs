@@ -365,6 +365,11 @@ fn classify_prints_the_decision_as_json() {
     assert_eq!(v["route"], "engineering");
     assert_eq!(v["model"], "offline");
     assert_eq!(v["fallback"], false);
+    assert_eq!(
+        (v["topic"].as_str(), v["sentiment"].as_str()),
+        (Some("billing"), Some("neutral"))
+    );
+    assert_eq!(v["shadow"], serde_json::json!({}));
     let out = escalator(&["classify", "--body", "hi", "--tier", "gold"]);
     assert_eq!(out.status.code(), Some(64));
     assert!(text(&out.stderr).contains("invalid --tier"));

@@ -54,6 +54,10 @@ enum Command {
     /// The weekly audit: accuracy per ISO week with 95% intervals, calibration, the five
     /// symptoms; exit 1 below --min-accuracy; --open-pr opens the labels pull request.
     Audit(crate::audit::cli::AuditArgs),
+    /// Make a shadow category live once at least 90% of its reviewed verdicts (over at least
+    /// `[labels] promote_min_reviewed`) are right: rewrites the config file, prints the new
+    /// prompt version; refuses (exit 1) with the figures until then.
+    Promote(crate::promote::PromoteArgs),
     /// Ask this server's own `/healthz` (or `/readyz`): exit 0 on 200, 1 otherwise (for a
     /// container `HEALTHCHECK` in an image without curl).
     Healthcheck(crate::healthcheck::HealthcheckArgs),
@@ -165,6 +169,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => crate::bench::main(args),
         Command::Review(args) => crate::review::cli::main(args),
         Command::Audit(args) => crate::audit::cli::main(args),
+        Command::Promote(args) => crate::promote::main(args),
         Command::Healthcheck(args) => crate::healthcheck::main(args),
     }
 }
@@ -237,6 +242,10 @@ struct DecisionJson<'a> {
     /// The tier decided with (after the ARR threshold) and where it came from.
     tier: crate::domain::Tier,
     tier_source: crate::domain::TierSource,
+    /// Topic, sentiment and the shadow categories asked (`{"churn_risk": true}`).
+    topic: &'a str,
+    sentiment: crate::domain::Sentiment,
+    shadow: &'a std::collections::BTreeMap<String, bool>,
 }
 
 impl<'a> DecisionJson<'a> {
@@ -262,6 +271,9 @@ impl<'a> DecisionJson<'a> {
             weighting_rule: weighed.rule,
             tier: ctx.ticket.tier(),
             tier_source: ctx.ticket.tier_source(),
+            topic: &c.verdict.labels.topic,
+            sentiment: c.verdict.labels.sentiment,
+            shadow: &c.verdict.labels.shadow,
         }
     }
 }

@@ -125,6 +125,8 @@ pub struct Settings {
     pub review: crate::review::ReviewSettings,
     /// The weekly audit (`[audit]`, `GITHUB_*`).
     pub audit: crate::audit::AuditSettings,
+    /// Topics, sentiment and shadow categories (`[labels]`).
+    pub labels: crate::taxonomy::settings::LabelSettings,
 }
 
 /// The optional TOML file: each table is the section of the module that owns it.
@@ -159,6 +161,8 @@ struct FileSettings {
     audit: crate::audit::settings::FileAudit,
     #[serde(default)]
     tiers: crate::weighting::settings::FileTiers,
+    #[serde(default)]
+    labels: crate::taxonomy::settings::FileLabels,
 }
 
 /// `[prompt]`: files to classify with instead of the embedded ones.
@@ -170,6 +174,15 @@ struct FilePrompt {
 }
 
 impl Settings {
+    /// What renders the prompt besides its template and examples: the configured labels and
+    /// weighting sentences.
+    pub fn prompt_spec(&self) -> crate::prompt::PromptSpec {
+        crate::prompt::PromptSpec {
+            taxonomy: self.labels.taxonomy.clone(),
+            weighting: self.triage.weighting.clone(),
+        }
+    }
+
     /// Loads settings from `env` (and the file it names).
     ///
     /// # Errors
@@ -242,6 +255,7 @@ impl Settings {
             worker,
             review: crate::review::ReviewSettings::load(env, file.review)?,
             audit: crate::audit::AuditSettings::load(env, file.audit)?,
+            labels: crate::taxonomy::settings::LabelSettings::load(file.labels)?,
         })
     }
 }
@@ -259,7 +273,7 @@ pub struct ReferenceSection {
 
 /// Every setting, grouped by the module that owns it: the source of the configuration
 /// reference in `deploy/README.md` (rendered by [`render_reference`]).
-pub fn reference() -> [ReferenceSection; 9] {
+pub fn reference() -> [ReferenceSection; 10] {
     [
         ReferenceSection {
             title: "Server",
@@ -305,6 +319,11 @@ pub fn reference() -> [ReferenceSection; 9] {
             title: "Weekly audit and the labels pull request",
             owner: "src/audit/settings.rs",
             settings: crate::audit::settings::SETTINGS,
+        },
+        ReferenceSection {
+            title: "Topics, sentiment and shadow categories",
+            owner: "src/taxonomy/settings.rs",
+            settings: crate::taxonomy::settings::SETTINGS,
         },
     ]
 }
@@ -403,6 +422,8 @@ mod tests {
             ("[worker]\nslots = 1\n", "slots"),
             ("[routes.bot.plain]\nlabel = \"x\"\n", "label"),
             ("[routes.bot]\nslack = {}\n", "slack"),
+            ("[labels]\ntopic = []\n", "topic"),
+            ("[labels.categories.x]\nmodes = \"shadow\"\n", "modes"),
         ] {
             let mut f = tempfile::NamedTempFile::new().unwrap();
             f.write_all(toml.as_bytes()).unwrap();
@@ -568,6 +589,7 @@ mod reference_tests {
                 "<route>" => "bot".to_owned(),
                 "<model>" => "claude-example".to_owned(),
                 "<tier>" => "pro".to_owned(),
+                "<category>" => "churn_risk".to_owned(),
                 other => other.to_owned(),
             })
             .collect()

@@ -6,7 +6,7 @@
 //! Over 450 lines on purpose: one file of pure types that every layer imports, so the
 //! vocabulary is read in one place; about a quarter of it is its tests.
 
-use std::fmt;
+use std::{collections::BTreeMap, fmt};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -160,6 +160,56 @@ string_enum! {
         Plain = "plain",
         /// A Pylon webhook.
         Pylon = "pylon",
+    }
+}
+
+string_enum! {
+    /// The customer's tone in their own words: a label beside the severity, never a routing input.
+    Sentiment {
+        /// Annoyed, angry, disappointed, threatening to leave.
+        Negative = "negative",
+        /// Matter-of-fact, or no tone to tell.
+        Neutral = "neutral",
+        /// Pleased, grateful, enthusiastic.
+        Positive = "positive",
+    }
+}
+
+impl Sentiment {
+    /// The sentiment of a labels file's `sentiment` cell: the file's `angry` is a `negative`
+    /// tone on this three-value scale.
+    pub fn from_label(cell: &str) -> Option<Self> {
+        if cell.trim().eq_ignore_ascii_case("angry") {
+            return Some(Sentiment::Negative);
+        }
+        Sentiment::parse("sentiment", cell).ok()
+    }
+}
+
+/// The topic of a ticket no other topic fits, and of a model answer naming an unknown topic:
+/// every topic list has it.
+pub const OTHER_TOPIC: &str = "other";
+
+/// The labels a classifier gives a ticket besides its severity (see `crate::taxonomy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Labels {
+    /// One of the configured topics.
+    pub topic: String,
+    /// The customer's tone.
+    pub sentiment: Sentiment,
+    /// Per shadow category asked: whether the classifier said it applies. Empty when none was
+    /// asked (the offline classifier does not judge shadow categories).
+    pub shadow: BTreeMap<String, bool>,
+}
+
+impl Default for Labels {
+    /// What a classifier that cannot tell says: `other`, `neutral`, no shadow category asked.
+    fn default() -> Self {
+        Self {
+            topic: OTHER_TOPIC.to_owned(),
+            sentiment: Sentiment::Neutral,
+            shadow: BTreeMap::new(),
+        }
     }
 }
 
@@ -438,6 +488,8 @@ pub struct Verdict {
     pub reasoning: String,
     /// Notes on what local validation corrected (route/severity disagreement, trimmed reasoning).
     pub notes: Vec<String>,
+    /// Topic, sentiment and shadow categories: recorded and audited, never a routing input.
+    pub labels: Labels,
 }
 
 impl Verdict {
@@ -474,7 +526,15 @@ impl Verdict {
             confidence,
             reasoning,
             notes,
+            labels: Labels::default(),
         }
+    }
+
+    /// The same verdict with `labels`.
+    #[must_use]
+    pub fn with_labels(mut self, labels: Labels) -> Self {
+        self.labels = labels;
+        self
     }
 }
 
@@ -605,6 +665,13 @@ pub struct Decision {
     pub tier_source: Option<TierSource>,
     /// An enrichment call failed after its retries and the default tier was used.
     pub enrichment_failed: bool,
+    /// The topic label (`None` on decisions logged before labels existed).
+    pub topic: Option<String>,
+    /// The sentiment label (`None` on decisions logged before labels existed).
+    pub sentiment: Option<Sentiment>,
+    /// Per shadow category the classifier was asked about: whether it said the category
+    /// applies. Routing ignores it; reviews judge it; the audit and `promote` count it.
+    pub shadow: BTreeMap<String, bool>,
 }
 
 impl Decision {
@@ -646,6 +713,9 @@ impl Decision {
             arr_usd: ctx.ticket.arr_usd(),
             tier_source: Some(ctx.ticket.tier_source()),
             enrichment_failed: ctx.ticket.enrichment_failed(),
+            topic: Some(c.verdict.labels.topic),
+            sentiment: Some(c.verdict.labels.sentiment),
+            shadow: c.verdict.labels.shadow,
         }
     }
 

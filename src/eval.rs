@@ -106,6 +106,63 @@ pub struct EvalReport {
     /// With `--explain`: per row, how the offline rules decided it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub explain: Vec<Explained>,
+    /// Accuracy of the topic label on the rows whose `topic` is one of the configured topics.
+    pub topic: LabelAccuracy,
+    /// Accuracy of the sentiment label on the rows with a `sentiment` (`angry` as `negative`).
+    pub sentiment: LabelAccuracy,
+}
+
+/// One label's accuracy over the rows that carry it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LabelAccuracy {
+    /// Classified rows with the label (and, for the topic, one the classifier may answer).
+    pub labelled: usize,
+    /// Of them, the rows the classifier labelled the same.
+    pub correct: usize,
+    /// `correct / labelled` (0 when none).
+    pub accuracy: f64,
+    /// The 95% Wilson interval of `accuracy`.
+    pub accuracy_ci95: [f64; 2],
+    /// Rows whose topic is not a configured topic (the classifier cannot answer it): left out.
+    pub not_configured: usize,
+}
+
+impl LabelAccuracy {
+    fn finish(mut self) -> Self {
+        #[allow(clippy::cast_precision_loss)]
+        if self.labelled > 0 {
+            self.accuracy = self.correct as f64 / self.labelled as f64;
+        }
+        let (lo, hi) = crate::stats::wilson_95(self.correct, self.labelled);
+        self.accuracy_ci95 = [lo, hi];
+        self
+    }
+}
+
+impl std::fmt::Display for LabelAccuracy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.labelled == 0 {
+            write!(f, "no labelled rows")?;
+        } else {
+            write!(
+                f,
+                "{}/{} = {:.1}% (95% Wilson interval {:.1}%–{:.1}%)",
+                self.correct,
+                self.labelled,
+                self.accuracy * 100.0,
+                self.accuracy_ci95[0] * 100.0,
+                self.accuracy_ci95[1] * 100.0
+            )?;
+        }
+        if self.not_configured > 0 {
+            write!(
+                f,
+                "; {} rows have a topic that is not configured (left out)",
+                self.not_configured
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// How the offline rules decided one row (`eval --explain`).
@@ -294,7 +351,7 @@ pub async fn evaluate_with(
     }
     results.sort_by_key(|(i, _)| *i);
 
-    report(file, examples, results, warmup)
+    report(file, examples, results, warmup, decider.taxonomy())
 }
 
 /// The tickets of `examples` as the classifier sees them; a row the domain rejects as a ticket
@@ -347,7 +404,10 @@ pub async fn evaluate_batch(
         results.push((i, Ok((c, Duration::ZERO))));
     }
     results.sort_by_key(|(i, _)| *i);
-    Ok((report(file, examples, results, None), run.id))
+    Ok((
+        report(file, examples, results, None, offline.taxonomy()),
+        run.id,
+    ))
 }
 
 /// The report of `results` (one per row, in row order) against the labels of `examples`.
@@ -356,7 +416,10 @@ fn report(
     examples: &[Example],
     results: Vec<(usize, RowOutcome)>,
     warmup: Option<Usage>,
+    taxonomy: &crate::taxonomy::Taxonomy,
 ) -> EvalReport {
+    let mut topic = LabelAccuracy::default();
+    let mut sentiment = LabelAccuracy::default();
     let total = examples.len();
     let mut confusion: BTreeMap<Severity, BTreeMap<Severity, usize>> = Severity::ALL
         .iter()
@@ -409,6 +472,23 @@ fn report(
         }
         usage.add(&c.usage);
         prompt_version.clone_from(&c.prompt_version);
+        if let Some(t) = e.topic.as_deref() {
+            match taxonomy.topic(t) {
+                Some(t) => {
+                    topic.labelled += 1;
+                    topic.correct += usize::from(c.verdict.labels.topic == t);
+                }
+                None => topic.not_configured += 1,
+            }
+        }
+        if let Some(s) = e
+            .sentiment
+            .as_deref()
+            .and_then(crate::domain::Sentiment::from_label)
+        {
+            sentiment.labelled += 1;
+            sentiment.correct += usize::from(c.verdict.labels.sentiment == s);
+        }
         let predicted = c.verdict.severity;
         if let Some(row) = confusion.get_mut(&e.severity) {
             *row.entry(predicted).or_default() += 1;
@@ -457,6 +537,8 @@ fn report(
         latency_ms: Latency::of(latencies),
         usage,
         explain: Vec::new(),
+        topic: topic.finish(),
+        sentiment: sentiment.finish(),
     }
 }
 
@@ -483,6 +565,8 @@ impl std::fmt::Display for EvalReport {
                 self.failed, self.total
             )?;
         }
+        writeln!(f, "topic accuracy: {}", self.topic)?;
+        writeln!(f, "sentiment accuracy: {}", self.sentiment)?;
         writeln!(
             f,
             "\nexpected \\ predicted  routine   urgent  on_fire   failed"
@@ -725,5 +809,47 @@ pub fn main(args: EvalArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(exit::CHECK_FAILED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each label is scored on the rows that carry it: a topic that is not configured is left
+    /// out and counted, `angry` is `negative`, a row without the columns counts for neither.
+    #[tokio::test]
+    async fn each_label_is_scored_on_the_rows_that_carry_it() {
+        let rows = labels::parse(
+            "f.csv",
+            "ticket_id,subject,first_message,tier,severity,route,why_this_label,topic,sentiment\n\
+             A-1,Refund,We were charged twice for the March invoice.,pro,urgent,human,Billing dispute: charged twice.,billing,neutral\n\
+             A-2,Outage,Our production dashboard is down for everyone right now. Unacceptable.,pro,on_fire,engineering,Production down: everyone.,outage,angry\n\
+             A-3,Charts,The dashboards page looks different today.,free,routine,bot,Docs answer: a question.,dashboards,positive\n\
+             A-4,Hi,Quick note about our meeting.,free,routine,bot,Docs answer: nothing urgent.,,\n",
+        )
+        .unwrap();
+        let offline = Arc::new(OfflineClassifier::new(&[], "classifier@test"));
+        let report = evaluate("f.csv", &rows, &Decider::new(None, offline)).await;
+        assert_eq!(
+            (
+                report.topic.labelled,
+                report.topic.correct,
+                report.topic.not_configured
+            ),
+            (2, 2, 1)
+        );
+        // A-3 is positive in the file; the offline rules hear no tone there.
+        assert_eq!(
+            (report.sentiment.labelled, report.sentiment.correct),
+            (3, 2)
+        );
+        let text = report.to_string();
+        assert!(
+            text.contains("topic accuracy: 2/2 = 100.0%")
+                && text.contains("1 rows have a topic that is not configured (left out)"),
+            "{text}"
+        );
+        assert!(text.contains("sentiment accuracy: 2/3 = 66.7%"), "{text}");
     }
 }

@@ -79,6 +79,11 @@ impl From<Decision> for pb::Decision {
             created_at: d
                 .created_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            topic: d.topic.unwrap_or_default(),
+            sentiment: d
+                .sentiment
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
         }
     }
 }

@@ -29,8 +29,10 @@ pub const HEADER: [&str; 7] = [
 ///   and passed to the classifier by `eval`.
 /// - `repeat_24h`: the customer's other tickets in the 24 h before this one (a whole number);
 ///   rendered and passed like `arr_usd` (1 or more makes a ticket urgent at least).
-/// - `topic`: one lowercase word (`billing`, `sso`); read by nothing yet (multi-label work).
-/// - `sentiment`: one of [`SENTIMENTS`]; read by nothing yet (multi-label work).
+/// - `topic`: one lowercase word (`billing`, `sso`); shown in the prompt's example and scored
+///   by `eval` when it is one of the configured topics (`[labels] topics`).
+/// - `sentiment`: one of [`SENTIMENTS`]; shown and scored likewise (`angry` as `negative`, the
+///   classifier's scale having three values).
 pub const OPTIONAL_COLUMNS: [&str; 4] = ["arr_usd", "repeat_24h", "topic", "sentiment"];
 
 /// The values the `sentiment` column takes.

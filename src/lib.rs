@@ -10,6 +10,7 @@
 //!   [`causes`] (the one cause-chain formatter).
 //! - [`labels`], [`prompt`]: the labelled examples and the prompt rendered from them;
 //!   [`weighting`]: the tier and repeat rules applied after the classifier (over the domain);
+//!   [`taxonomy`]: the topics, sentiments and shadow categories a decision is labelled with;
 //!   [`stats`]: the Wilson interval of an accuracy figure.
 //! - Adapters: [`classifier`] (the `Classifier` trait, offline and Claude backends, the
 //!   fallback policy), [`store`] (the routing log on PostgreSQL or SQLite), [`ticketing`] (the
@@ -24,8 +25,9 @@
 //!   [`bench`] (`escalator bench`, the real service against in-process mocks, measured),
 //!   [`review`] (the daily review: samples, verdicts, overrides, labels from reviews),
 //!   [`audit`] (`escalator audit`: the weekly figures, symptoms and the labels pull request),
-//!   [`web`] (the `/review` and `/dashboard` pages) and [`healthcheck`] (`escalator
-//!   healthcheck`, for images without curl).
+//!   [`web`] (the `/review` and `/dashboard` pages), [`promote`] (`escalator promote`: a shadow
+//!   category goes live past its gate) and [`healthcheck`] (`escalator healthcheck`, for images
+//!   without curl).
 
 pub mod audit;
 pub mod backoff;
@@ -43,12 +45,14 @@ pub mod grpc;
 pub mod healthcheck;
 pub mod http;
 pub mod labels;
+pub mod promote;
 pub mod prompt;
 pub mod review;
 pub mod shutdown;
 pub mod startup;
 pub mod stats;
 pub mod store;
+pub mod taxonomy;
 pub mod telemetry;
 pub mod text;
 pub mod ticketing;

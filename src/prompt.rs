@@ -5,11 +5,13 @@
 
 use std::fmt::Write as _;
 
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    domain::{DomainError, TicketContext},
+    domain::{DomainError, Route, Sentiment, Severity, TicketContext},
     labels::Example,
+    taxonomy::{Kind, Taxonomy},
     weighting::Weighting,
 };
 
@@ -19,12 +21,177 @@ pub const EMBEDDED_TEMPLATE: &str = include_str!("../prompts/classifier.md");
 pub const USER_TURN_MARKER: &str = "<!-- user turn -->";
 /// The placeholder in the system template that the rendered examples replace.
 pub const EXAMPLES_PLACEHOLDER: &str = "{{examples}}";
+/// The placeholder in the system template that the labels block (topics, sentiment, live and
+/// shadow categories) replaces; a template without it gets the block at the end of its system
+/// part.
+pub const LABELS_PLACEHOLDER: &str = "{{labels}}";
 /// The name under which prompt versions are reported (`classifier@<hash>`).
 pub const PROMPT_NAME: &str = "classifier";
 
-/// The JSON schema the model's answer must match (`output_config.format`). Kept as text so its
-/// bytes, and so the prompt version, never depend on map ordering.
-pub const OUTPUT_SCHEMA: &str = r#"{"type":"object","properties":{"severity":{"type":"string","enum":["routine","urgent","on_fire"]},"route":{"type":"string","enum":["bot","human","engineering"]},"confidence":{"type":"number"},"reasoning":{"type":"string"}},"required":["severity","route","confidence","reasoning"],"additionalProperties":false}"#;
+/// The JSON schema the model's answer must match (`output_config.format`): severity, route,
+/// confidence, reasoning, topic and sentiment, plus `shadow` when shadow categories are on
+/// trial. A struct (not a map), so it serialises in this order and its bytes, part of the prompt
+/// version, never depend on map ordering. Within the structured-output limits: every property
+/// required, `additionalProperties: false`, enums of strings, no optional properties.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AnswerSchema {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    properties: AnswerProperties,
+    required: Vec<&'static str>,
+    #[serde(rename = "additionalProperties")]
+    additional_properties: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct AnswerProperties {
+    severity: EnumProperty,
+    route: EnumProperty,
+    confidence: TypeOnly,
+    reasoning: TypeOnly,
+    topic: EnumProperty,
+    sentiment: EnumProperty,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shadow: Option<ArrayProperty>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct EnumProperty {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(rename = "enum")]
+    values: Vec<String>,
+}
+
+impl EnumProperty {
+    fn of<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            kind: "string",
+            values: values.into_iter().map(str::to_owned).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct TypeOnly {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct ArrayProperty {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    items: EnumProperty,
+}
+
+impl AnswerSchema {
+    /// The schema for `taxonomy`: its topics, the three sentiments, and its shadow categories.
+    pub fn new(taxonomy: &Taxonomy) -> Self {
+        let shadow: Vec<&str> = taxonomy.shadow().map(|c| c.name.as_str()).collect();
+        let mut required = vec![
+            "severity",
+            "route",
+            "confidence",
+            "reasoning",
+            "topic",
+            "sentiment",
+        ];
+        if !shadow.is_empty() {
+            required.push("shadow");
+        }
+        Self {
+            kind: "object",
+            properties: AnswerProperties {
+                severity: EnumProperty::of(Severity::ALL.iter().map(|s| s.as_str())),
+                route: EnumProperty::of(Route::ALL.iter().map(|r| r.as_str())),
+                confidence: TypeOnly { kind: "number" },
+                reasoning: TypeOnly { kind: "string" },
+                topic: EnumProperty::of(taxonomy.topics()),
+                sentiment: EnumProperty::of(Sentiment::ALL.iter().map(|s| s.as_str())),
+                shadow: (!shadow.is_empty()).then(|| ArrayProperty {
+                    kind: "array",
+                    items: EnumProperty::of(shadow),
+                }),
+            },
+            required,
+            additional_properties: false,
+        }
+    }
+
+    /// The schema as JSON text, exactly as sent.
+    pub fn to_json(&self) -> String {
+        // A struct of strings, vectors and booleans always serialises.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The labels block of the system prompt for `taxonomy`: the topics, the sentiments, the live
+/// categories' definitions and the shadow categories on trial.
+pub fn render_labels(taxonomy: &Taxonomy) -> String {
+    let mut out = String::from(
+        "TOPIC AND SENTIMENT\nAlso label every ticket with one topic and the customer's sentiment. They are recorded and reviewed; they never change the severity or the route.\n",
+    );
+    let _ = writeln!(
+        out,
+        "- topic: exactly one of {}. Use other when none fits.",
+        taxonomy.topics().join(", ")
+    );
+    for c in taxonomy.live().filter(|c| c.kind == Kind::Topic) {
+        let _ = writeln!(out, "  - {}: {}", c.name, c.definition.trim());
+    }
+    out.push_str("- sentiment: the customer's tone in their own words: negative, neutral or positive. Use neutral when there is no tone to tell.\n");
+    let clauses: Vec<_> = taxonomy
+        .live()
+        .filter_map(|c| match c.kind {
+            Kind::Severity(s) => Some((c, s)),
+            Kind::Topic => None,
+        })
+        .collect();
+    if !clauses.is_empty() {
+        out.push_str("\nMORE SEVERITY CLAUSES\n");
+        for (c, s) in clauses {
+            let _ = writeln!(out, "- {s} at least: {} ({})", c.definition.trim(), c.name);
+        }
+    }
+    let shadow: Vec<_> = taxonomy.shadow().collect();
+    if !shadow.is_empty() {
+        out.push_str("\nSHADOW CATEGORIES\nCategories on trial. List in \"shadow\" the name of each one that fits the ticket, or [] when none does. They never change the severity, the route or the topic.\n");
+        for c in shadow {
+            let what = match c.kind {
+                Kind::Topic => "a topic".to_owned(),
+                Kind::Severity(s) => format!("a clause for {s}"),
+            };
+            let _ = writeln!(out, "- {} ({what}): {}", c.name, c.definition.trim());
+        }
+    }
+    out
+}
+
+/// What besides the template and the examples decides the prompt and its version: the labels
+/// it asks for (`[labels]`) and the weighting sentences (`[tiers]`). Every place that computes a
+/// prompt version (the service, `labels add-from-reviews`, the labels pull request) renders
+/// through this, so they all print the version the service runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PromptSpec {
+    /// The topics, sentiments and categories.
+    pub taxonomy: Taxonomy,
+    /// The tier and repeat sentences.
+    pub weighting: Weighting,
+}
+
+impl PromptSpec {
+    /// The prompt for `template` and `examples` under this spec.
+    ///
+    /// # Errors
+    /// As [`Prompt::render_with`].
+    pub fn render(&self, template: &str, examples: &[Example]) -> Result<Prompt, DomainError> {
+        Ok(
+            Prompt::render_with(template, examples, &self.taxonomy)?
+                .with_weighting(&self.weighting),
+        )
+    }
+}
 
 /// A rendered prompt: what every call sends, and the version every decision records.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,15 +203,30 @@ pub struct Prompt {
     base_digest: Vec<u8>,
     /// Whose `prompt` sentences go into the user turn's `{{policy}}`.
     weighting: Weighting,
+    taxonomy: Taxonomy,
+    schema: AnswerSchema,
 }
 
 impl Prompt {
-    /// Renders `template` with `examples`.
+    /// Renders `template` with `examples` and the default labels ([`Taxonomy::default`]).
     ///
     /// # Errors
-    /// When the template lacks the user-turn marker or the examples placeholder, or when the
-    /// system part has any other `{{…}}` placeholder (ticket data must never reach it).
+    /// As [`Prompt::render_with`].
     pub fn render(template: &str, examples: &[Example]) -> Result<Self, DomainError> {
+        Self::render_with(template, examples, &Taxonomy::default())
+    }
+
+    /// Renders `template` with `examples` and the labels of `taxonomy`.
+    ///
+    /// # Errors
+    /// When the template lacks the user-turn marker or the examples placeholder, has the labels
+    /// placeholder more than once, or when the system part has any other `{{…}}` placeholder
+    /// (ticket data must never reach it).
+    pub fn render_with(
+        template: &str,
+        examples: &[Example],
+        taxonomy: &Taxonomy,
+    ) -> Result<Self, DomainError> {
         let (system_t, user_t) = template.split_once(USER_TURN_MARKER).ok_or_else(|| {
             DomainError::invalid(
                 "prompt",
@@ -57,12 +239,26 @@ impl Prompt {
                 format!("the system part must contain `{EXAMPLES_PLACEHOLDER}` exactly once"),
             ));
         }
-        let rendered = render_examples(examples);
-        let system = system_t
-            .replacen(EXAMPLES_PLACEHOLDER, rendered.trim_end(), 1)
-            .trim()
-            .to_owned();
-        if let Some(i) = system_t.replace(EXAMPLES_PLACEHOLDER, "").find("{{") {
+        if system_t.matches(LABELS_PLACEHOLDER).count() > 1 {
+            return Err(DomainError::invalid(
+                "prompt",
+                format!("the system part may contain `{LABELS_PLACEHOLDER}` at most once"),
+            ));
+        }
+        let rendered = render_examples_with(examples, taxonomy);
+        let labels = render_labels(taxonomy);
+        let mut system = system_t.replacen(EXAMPLES_PLACEHOLDER, rendered.trim_end(), 1);
+        if system.contains(LABELS_PLACEHOLDER) {
+            system = system.replacen(LABELS_PLACEHOLDER, labels.trim_end(), 1);
+        } else {
+            system = format!("{}\n\n{}", system.trim_end(), labels.trim_end());
+        }
+        let system = system.trim().to_owned();
+        if let Some(i) = system_t
+            .replace(EXAMPLES_PLACEHOLDER, "")
+            .replace(LABELS_PLACEHOLDER, "")
+            .find("{{")
+        {
             return Err(DomainError::invalid(
                 "prompt",
                 format!(
@@ -77,7 +273,10 @@ impl Prompt {
         hasher.update([0]);
         hasher.update(rendered.as_bytes());
         hasher.update([0]);
-        hasher.update(OUTPUT_SCHEMA.as_bytes());
+        hasher.update(labels.as_bytes());
+        hasher.update([0]);
+        let schema = AnswerSchema::new(taxonomy);
+        hasher.update(schema.to_json().as_bytes());
         let base_digest = hasher.finalize().to_vec();
         let weighting = Weighting::default();
         Ok(Self {
@@ -86,6 +285,8 @@ impl Prompt {
             version: version_of(&base_digest, &weighting),
             base_digest,
             weighting,
+            taxonomy: taxonomy.clone(),
+            schema,
         })
     }
 
@@ -98,12 +299,23 @@ impl Prompt {
         self
     }
 
+    /// The labels this prompt asks for (the answer is validated against them).
+    pub fn taxonomy(&self) -> &Taxonomy {
+        &self.taxonomy
+    }
+
+    /// The answer's JSON schema (`output_config.format.schema`).
+    pub fn schema(&self) -> &AnswerSchema {
+        &self.schema
+    }
+
     /// The system block: definitions and examples, identical for every ticket.
     pub fn system(&self) -> &str {
         &self.system
     }
 
-    /// `classifier@<12 hex of sha256 over template, rendered examples and output schema>`.
+    /// `classifier@<12 hex of sha256 over template, rendered examples, labels block and output
+    /// schema>`: a change of topics or categories is a new version.
     pub fn version(&self) -> &str {
         &self.version
     }
@@ -172,17 +384,31 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Renders the labelled examples in file order, one block each.
+/// Renders the labelled examples in file order, one block each, with the default labels.
 pub fn render_examples(examples: &[Example]) -> String {
+    render_examples_with(examples, &Taxonomy::default())
+}
+
+/// Renders the labelled examples in file order, one block each. A row's topic is shown when it
+/// is one of `taxonomy`'s topics (a topic the answer may not give would teach a wrong answer),
+/// its sentiment when it has one (the file's `angry` as `negative`).
+pub fn render_examples_with(examples: &[Example], taxonomy: &Taxonomy) -> String {
     let mut out = String::new();
     for e in examples {
         // serde_json escapes the reasoning exactly like the model is asked to write it.
-        let answer = format!(
-            "{{\"severity\":\"{}\",\"route\":\"{}\",\"reasoning\":{}}}",
+        let mut answer = format!(
+            "{{\"severity\":\"{}\",\"route\":\"{}\",\"reasoning\":{}",
             e.severity,
             e.route,
             serde_json::Value::String(e.why.clone())
         );
+        if let Some(topic) = e.topic.as_deref().and_then(|t| taxonomy.topic(t)) {
+            let _ = write!(answer, ",\"topic\":\"{topic}\"");
+        }
+        if let Some(s) = e.sentiment.as_deref().and_then(Sentiment::from_label) {
+            let _ = write!(answer, ",\"sentiment\":\"{s}\"");
+        }
+        answer.push('}');
         let _ = write!(out, "<example id=\"{}\">\ntier: {}\n", e.ticket_id, e.tier);
         // The same names as the user turn, and only for rows that have them, so a file without
         // the optional columns renders (and versions) exactly as before.
@@ -288,7 +514,10 @@ mod tests {
             shown.contains("<example id=\"A-2\">\ntier: free\nsubject: s2\n"),
             "{shown}"
         );
-        assert!(!shown.contains("billing"), "topic is not rendered: {shown}");
+        assert!(
+            shown.contains(r#""reasoning":"w","topic":"billing"}"#),
+            "a known topic is shown: {shown}"
+        );
         // The columns are part of the examples, so of the prompt version.
         let a = Prompt::render(EMBEDDED_TEMPLATE, &plain).unwrap();
         let mut with_arr = plain.clone();
@@ -327,6 +556,87 @@ mod tests {
             p.clone()
                 .with_weighting(&crate::weighting::Weighting::default()),
             p
+        );
+    }
+
+    #[test]
+    fn topics_sentiments_and_shadow_categories_reach_prompt_schema_and_version() {
+        use crate::taxonomy::{Category, Kind, Mode};
+        let rows = labels::parse(
+            "f.csv",
+            "ticket_id,subject,first_message,tier,severity,route,why_this_label,topic,sentiment\n\
+             A-1,s,m,pro,routine,bot,w,billing,angry\nA-2,s2,m2,free,routine,bot,w,dashboards,positive\n",
+        )
+        .unwrap();
+        let plain = Prompt::render(EMBEDDED_TEMPLATE, &rows).unwrap();
+        assert!(
+            plain
+                .system()
+                .contains("- topic: exactly one of billing, bug, outage, account_access, how_to, feature_request, security, legal, other."),
+            "{}",
+            plain.system()
+        );
+        // Only topics the answer may give are shown; `angry` is shown as negative.
+        assert!(
+            plain
+                .system()
+                .contains(r#""reasoning":"w","topic":"billing","sentiment":"negative"}"#)
+        );
+        assert!(
+            plain
+                .system()
+                .contains(r#""reasoning":"w","sentiment":"positive"}"#)
+        );
+        assert!(!plain.system().contains("SHADOW"));
+        assert!(!plain.schema().to_json().contains("shadow"));
+        let t = Taxonomy::new(
+            vec!["billing".into(), "bug".into(), "other".into()],
+            vec![Category {
+                name: "churn_risk".into(),
+                kind: Kind::Topic,
+                mode: Mode::Shadow,
+                definition: "The customer may leave.".into(),
+            }],
+        )
+        .unwrap();
+        let shadowed = Prompt::render_with(EMBEDDED_TEMPLATE, &rows, &t).unwrap();
+        assert_ne!(shadowed.version(), plain.version());
+        assert!(shadowed.system().contains(
+            "SHADOW CATEGORIES\nCategories on trial. List in \"shadow\" the name of each one that fits the ticket, or [] when none does. They never change the severity, the route or the topic.\n- churn_risk (a topic): The customer may leave."
+        ));
+        assert!(!shadowed.system().contains("{{"));
+        assert_eq!(
+            shadowed.schema().to_json(),
+            r#"{"type":"object","properties":{"severity":{"type":"string","enum":["routine","urgent","on_fire"]},"route":{"type":"string","enum":["bot","human","engineering"]},"confidence":{"type":"number"},"reasoning":{"type":"string"},"topic":{"type":"string","enum":["billing","bug","other"]},"sentiment":{"type":"string","enum":["negative","neutral","positive"]},"shadow":{"type":"array","items":{"type":"string","enum":["churn_risk"]}}},"required":["severity","route","confidence","reasoning","topic","sentiment","shadow"],"additionalProperties":false}"#
+        );
+        let live =
+            Prompt::render_with(EMBEDDED_TEMPLATE, &rows, &t.promoted("churn_risk").unwrap())
+                .unwrap();
+        assert!(live.system().contains("billing, bug, churn_risk, other."));
+        assert!(
+            live.system()
+                .contains("  - churn_risk: The customer may leave.")
+        );
+        assert!(!live.system().contains("SHADOW"));
+        assert_ne!(live.version(), shadowed.version());
+        // A live severity clause joins the definitions; routing still follows the severity.
+        let clause = Taxonomy::new(
+            vec!["other".into()],
+            vec![Category {
+                name: "vip".into(),
+                kind: Kind::Severity(crate::domain::Severity::Urgent),
+                mode: Mode::Live,
+                definition: "A customer named as a VIP.".into(),
+            }],
+        )
+        .unwrap();
+        let p = Prompt::render_with(EMBEDDED_TEMPLATE, &rows, &clause).unwrap();
+        assert!(
+            p.system().contains(
+                "MORE SEVERITY CLAUSES\n- urgent at least: A customer named as a VIP. (vip)"
+            ),
+            "{}",
+            p.system()
         );
     }
 

@@ -47,7 +47,7 @@ pub fn load_prompt(settings: &Settings) -> anyhow::Result<(Prompt, Vec<labels::E
             .with_context(|| format!("cannot read prompt template {}", path.display()))?,
         None => prompt::EMBEDDED_TEMPLATE.to_owned(),
     };
-    let prompt = Prompt::render(&template, &examples)?.with_weighting(&settings.triage.weighting);
+    let prompt = settings.prompt_spec().render(&template, &examples)?;
     Ok((prompt, examples))
 }
 
@@ -89,7 +89,10 @@ pub fn build_classifiers(
     use crate::classifier::claude::{self, CacheCheck, TokenSource};
 
     let (prompt, examples) = load_prompt(settings)?;
-    let offline = Arc::new(OfflineClassifier::new(&examples, prompt.version()));
+    let offline = Arc::new(
+        OfflineClassifier::new(&examples, prompt.version())
+            .with_taxonomy(settings.labels.taxonomy.clone()),
+    );
     let model = &settings.claude.model;
     if settings.claude.api_key.is_none() {
         let check = CacheCheck {

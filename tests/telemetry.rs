@@ -178,6 +178,10 @@ fn langfuse_traces_metrics_and_scores() {
         ("escalator.weighting.model_severity", "on_fire"),
         ("escalator.route", "engineering"),
         ("escalator.fallback", "false"),
+        ("escalator.label.topic", "outage"),
+        ("escalator.label.sentiment", "neutral"),
+        ("langfuse.trace.metadata.topic", "outage"),
+        ("langfuse.trace.metadata.sentiment", "neutral"),
     ] {
         assert_eq!(a.get(k).map(String::as_str), Some(v), "{k} in {a:#?}");
     }
@@ -190,6 +194,10 @@ fn langfuse_traces_metrics_and_scores() {
     let output: serde_json::Value =
         serde_json::from_str(&a["langfuse.observation.output"]).unwrap();
     assert_eq!(output["severity"], "on_fire");
+    assert_eq!(
+        (output["topic"].as_str(), output["sentiment"].as_str()),
+        (Some("outage"), Some("neutral"))
+    );
     // Noise off.
     assert!(
         a.keys().all(|k| !k.starts_with("code.")

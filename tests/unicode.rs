@@ -516,7 +516,7 @@ proptest! {
 
     #[test]
     fn any_model_text_is_a_valid_verdict_or_a_reason(text in any_text()) {
-        match parse_answer(&text) {
+        match parse_answer(&text, &escalator::taxonomy::Taxonomy::default()) {
             Ok(v) => assert_valid_verdict(&v),
             Err(reason) => prop_assert!(!reason.is_empty()),
         }
@@ -538,7 +538,7 @@ proptest! {
         let severity_ok = Severity::parse("severity", &severity).is_ok();
         let confidence_ok = (0.0..=1.0).contains(&confidence);
         let reasoning_ok = !reasoning.trim().is_empty();
-        match parse_answer(&answer) {
+        match parse_answer(&answer, &escalator::taxonomy::Taxonomy::default()) {
             Ok(v) => {
                 prop_assert!(severity_ok && confidence_ok && reasoning_ok);
                 assert_valid_verdict(&v);

@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match parse_answer(text) {
+    match parse_answer(text, &escalator::taxonomy::Taxonomy::default()) {
         Ok(v) => {
             assert_eq!(v.route, v.severity.route());
             assert!(!v.reasoning.trim().is_empty());

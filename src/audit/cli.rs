@@ -95,7 +95,16 @@ pub async fn pull_request(
     })?;
     let gh = Github::new(gh)?;
     Ok(
-        match pr::open_or_update(&gh, store, report, &settings.audit, &settings.claude).await? {
+        match pr::open_or_update(
+            &gh,
+            store,
+            report,
+            &settings.audit,
+            &settings.claude,
+            &settings.prompt_spec(),
+        )
+        .await?
+        {
             pr::PrResult::NotNeeded(why) => why,
             pr::PrResult::Opened(o) => format!(
                 "opened pull request #{} ({}) on {} with {} rows; prompt version {}",

@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod figures;
 pub mod github;
+pub mod labels;
 pub mod model;
 pub mod pr;
 pub mod render;
@@ -182,6 +183,8 @@ pub struct Report {
     pub labels_urgent_share: Option<f64>,
     /// The last week's misses.
     pub misses: Vec<Miss>,
+    /// Topic and sentiment accuracy and the shadow categories' figures, whole window.
+    pub labels: labels::LabelFigures,
 }
 
 impl Report {
@@ -220,6 +223,8 @@ pub async fn build(store: &dyn Store, req: &AuditRequest) -> Result<Report, Stor
         figures.push(figures::week(*w, tz, &r, &d, &j, &mut seen));
     }
     let calibration = figures::calibration(&rows);
+    let all: Vec<&AuditRow> = rows.iter().collect();
+    let label_figures = labels::figures(&all);
     let symptoms = symptoms::diagnose(&figures, req.labels_urgent_share, req.min_accuracy);
     let last = figures
         .last()
@@ -239,6 +244,7 @@ pub async fn build(store: &dyn Store, req: &AuditRequest) -> Result<Report, Stor
         gate,
         labels_urgent_share: req.labels_urgent_share,
         misses,
+        labels: label_figures,
     })
 }
 

@@ -62,6 +62,14 @@ pub struct AuditRow {
     pub weighting_rule: Option<String>,
     /// An enrichment call failed and the default tier was used.
     pub enrichment_failed: bool,
+    /// The decision's topic label, when labelled.
+    pub topic: Option<String>,
+    /// The decision's sentiment label, when labelled.
+    pub sentiment: Option<crate::domain::Sentiment>,
+    /// The shadow categories the classifier was asked about, and whether it said each applies.
+    pub shadow: std::collections::BTreeMap<String, bool>,
+    /// The last sampled review's word on the labels (empty when not reviewed or not judged).
+    pub review_labels: crate::review::LabelVerdict,
 }
 
 impl AuditRow {

@@ -122,6 +122,7 @@ pub async fn open_or_update(
     report: &Report,
     audit: &AuditSettings,
     claude: &ClaudeSettings,
+    spec: &crate::prompt::PromptSpec,
 ) -> Result<PrResult, PrError> {
     if report.gate.outcome != Outcome::Below {
         return Ok(PrResult::NotNeeded(format!(
@@ -165,7 +166,8 @@ pub async fn open_or_update(
     )
     .map_err(PrError::Labels)?;
     let render = |examples: &[Example]| {
-        Prompt::render(&template, examples).map_err(|e| PrError::Prompt(e.to_string()))
+        spec.render(&template, examples)
+            .map_err(|e| PrError::Prompt(e.to_string()))
     };
     let current = render(&existing)?;
     let next = render(&candidate)?;
@@ -308,8 +310,12 @@ async fn measure(
     claude: &ClaudeSettings,
 ) -> Result<Effect, StoreError> {
     let (tickets, live) = reviewed(store, report).await?;
+    let taxonomy = candidate.taxonomy();
     let offline = |examples: &[Example], version: &str| {
-        Decider::new(None, Arc::new(OfflineClassifier::new(examples, version)))
+        Decider::new(
+            None,
+            Arc::new(OfflineClassifier::new(examples, version).with_taxonomy(taxonomy.clone())),
+        )
     };
     let name = format!("reviewed tickets of {}", report.gate.week);
     let ob = crate::eval::evaluate(&name, &tickets, &offline(before, "before")).await;
@@ -318,7 +324,8 @@ async fn measure(
         Some(match ClaudeClassifier::new(claude, candidate.clone()) {
             Err(e) => Err(e.to_string()),
             Ok(c) => {
-                let fallback = OfflineClassifier::new(after, candidate.version());
+                let fallback = OfflineClassifier::new(after, candidate.version())
+                    .with_taxonomy(taxonomy.clone());
                 match crate::eval::evaluate_batch(
                     &name,
                     &tickets,

@@ -168,6 +168,7 @@ impl fmt::Display for Report {
                 );
             }
         }
+        super::labels::render(&self.labels, &mut out);
         let _ = writeln!(out, "\nsymptoms ({})", self.gate.week);
         for s in &self.symptoms {
             let _ = writeln!(

@@ -247,6 +247,8 @@ async fn messages(State(s): State<ModelState>, headers: HeaderMap, body: String)
         "route": route,
         "confidence": 0.9,
         "reasoning": reasoning,
+        "topic": "other",
+        "sentiment": "neutral",
     })
     .to_string();
     // A `max_tokens: 0` warm-up generates nothing.

@@ -108,6 +108,12 @@ impl Decider {
         Self { primary, offline }
     }
 
+    /// The labels both backends answer from (the offline classifier's, built from the same
+    /// settings as the prompt's).
+    pub fn taxonomy(&self) -> &crate::taxonomy::Taxonomy {
+        self.offline.taxonomy()
+    }
+
     /// The model the service classifies with, for the startup log line.
     pub fn describe(&self) -> String {
         match &self.primary {
@@ -205,6 +211,7 @@ pub fn fallback(mut c: Classification, reason: &str) -> Classification {
         notes.push("fallback raised routine to urgent".to_owned());
         c.verdict = Verdict {
             notes,
+            labels: c.verdict.labels.clone(),
             ..Verdict::new(
                 Severity::Urgent,
                 None,

@@ -39,8 +39,12 @@ use unicode_normalization::char::is_combining_mark;
 use self::rules::{Clause, Guard};
 use super::{Classifier, ClassifierError};
 use crate::{
-    domain::{Classification, Confidence, Severity, TicketContext, Tier, Usage, Verdict},
+    domain::{
+        Classification, Confidence, Labels, Sentiment, Severity, TicketContext, Tier, Usage,
+        Verdict,
+    },
     labels::{self, Example},
+    taxonomy::{OTHER_TOPIC, Taxonomy},
     text,
 };
 
@@ -209,6 +213,8 @@ pub struct OfflineClassifier {
     /// The weight of a word no example has.
     unseen_idf: f64,
     prompt_version: String,
+    /// The topics it may answer (a topic with no keywords of its own is never chosen).
+    taxonomy: Taxonomy,
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +249,7 @@ impl OfflineClassifier {
             idf,
             unseen_idf,
             prompt_version: prompt_version.into(),
+            taxonomy: Taxonomy::default(),
         };
         this.examples = examples
             .iter()
@@ -254,6 +261,64 @@ impl OfflineClassifier {
             })
             .collect();
         this
+    }
+
+    /// The same classifier answering topics from `taxonomy` (the default topics otherwise).
+    #[must_use]
+    pub fn with_taxonomy(mut self, taxonomy: Taxonomy) -> Self {
+        self.taxonomy = taxonomy;
+        self
+    }
+
+    /// The topic and sentiment of a ticket: clauses that name a topic, then the keywords of
+    /// [`rules::TOPICS`] (only topics configured); the tone from [`rules::NEGATIVE`],
+    /// [`rules::FRUSTRATION`], churn risk and a demand for a human now, else
+    /// [`rules::POSITIVE`]; `other` and `neutral` when nothing says. Shadow categories are not
+    /// judged here.
+    fn labels(&self, doc: &Doc, fired: &[RuleHit]) -> Labels {
+        let has_rule = |names: &[&str]| fired.iter().any(|h| names.contains(&h.rule));
+        let by_clause = [
+            ("security", has_rule(&["Security report"])),
+            ("legal", has_rule(&["Legal language"])),
+            ("outage", has_rule(&["Production down", "Data loss"])),
+            (
+                "billing",
+                has_rule(&["Billing dispute", "Billing dispute over $1,000"]),
+            ),
+        ];
+        let topics = self.taxonomy.topics();
+        let known = |t: &str| topics.contains(&t);
+        let topic = by_clause
+            .iter()
+            .find(|(t, hit)| *hit && known(t))
+            .map(|(t, _)| *t)
+            .or_else(|| {
+                rules::TOPICS
+                    .iter()
+                    .find(|(t, phrases)| known(t) && phrases.iter().any(|p| doc.has(p)))
+                    .map(|(t, _)| *t)
+            })
+            .unwrap_or(OTHER_TOPIC);
+        let negative = has_rule(&["Churn risk", "Need a human now"])
+            || rules::NEGATIVE.iter().any(|p| doc.has(p))
+            || rules::FRUSTRATION.iter().any(|p| doc.has(p));
+        let sentiment = if negative {
+            Sentiment::Negative
+        } else if rules::POSITIVE.iter().any(|p| doc.has(p)) {
+            Sentiment::Positive
+        } else {
+            Sentiment::Neutral
+        };
+        Labels {
+            topic: topic.to_owned(),
+            sentiment,
+            shadow: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// The topics it answers from.
+    pub fn taxonomy(&self) -> &Taxonomy {
+        &self.taxonomy
     }
 
     /// The prompt version this classifier's decisions carry.
@@ -386,9 +451,10 @@ impl OfflineClassifier {
             ),
         };
         let confidence = Confidence::parse(confidence.min(0.95)).unwrap_or(Confidence::ZERO);
+        let labels = self.labels(&doc, &fired);
         Explanation {
             classification: Classification {
-                verdict: Verdict::new(severity, None, confidence, &reasoning),
+                verdict: Verdict::new(severity, None, confidence, &reasoning).with_labels(labels),
                 model: OFFLINE_MODEL.to_owned(),
                 prompt_version: self.prompt_version.clone(),
                 fallback_reason: None,
@@ -1519,6 +1585,48 @@ mod tests {
     }
 
     #[test]
+    fn topic_and_sentiment_come_from_clauses_and_keywords_or_say_unsure() {
+        let o = offline();
+        let labels = |subject: &str, body: &str| {
+            let l = o.decide(&ctx(subject, body, "pro", 0)).verdict.labels;
+            (l.topic, l.sentiment)
+        };
+        assert_eq!(
+            labels(
+                "Dashboard down",
+                "Our production dashboard is down for everyone right now, this is unacceptable."
+            ),
+            ("outage".to_owned(), Sentiment::Negative)
+        );
+        assert_eq!(
+            labels("Refund", "We were charged twice for the March invoice."),
+            ("billing".to_owned(), Sentiment::Neutral)
+        );
+        assert_eq!(
+            labels("Reset", "How do I reset my password? Love the product!"),
+            ("account_access".to_owned(), Sentiment::Positive)
+        );
+        assert_eq!(
+            labels("Hello", "Quick note about our meeting."),
+            ("other".to_owned(), Sentiment::Neutral)
+        );
+        // Only configured topics: without `billing` a refund ticket is `other`.
+        let narrow = offline()
+            .with_taxonomy(Taxonomy::new(vec!["bug".into(), "other".into()], vec![]).unwrap());
+        let l = narrow
+            .decide(&ctx(
+                "Refund",
+                "We were charged twice for the March invoice.",
+                "pro",
+                0,
+            ))
+            .verdict
+            .labels;
+        assert_eq!(l.topic, "other");
+        assert!(l.shadow.is_empty());
+    }
+
+    #[test]
     fn phrases_are_written_in_matching_form() {
         let lists = rules::CLAUSES
             .iter()
@@ -1541,7 +1649,10 @@ mod tests {
                 rules::OTHER_OBJECTS,
                 rules::LATER,
                 rules::BOILERPLATE,
-            ]);
+                rules::NEGATIVE,
+                rules::POSITIVE,
+            ])
+            .chain(rules::TOPICS.iter().map(|(_, p)| *p));
         for list in lists {
             for p in list {
                 assert_eq!(

@@ -172,6 +172,7 @@ fn review(sample: &SampleArgs, reviewer: &str) -> ExitCode {
             env.store.as_ref(),
             &sample,
             reviewer,
+            &env.settings.labels.taxonomy,
             &mut super::terminal::Tty,
             &mut out,
         )
@@ -181,6 +182,7 @@ fn review(sample: &SampleArgs, reviewer: &str) -> ExitCode {
             env.store.as_ref(),
             &sample,
             reviewer,
+            &env.settings.labels.taxonomy,
             &mut super::terminal::Lines(&mut stdin.lock()),
             &mut out,
         )
@@ -245,10 +247,13 @@ fn import(file: &std::path::Path, reviewer: &str) -> ExitCode {
         Err(code) => return code,
     };
     let store = env.store.as_ref();
-    let parsed = match env
-        .rt
-        .block_on(super::csv::parse(store, &name, &text, reviewer))
-    {
+    let parsed = match env.rt.block_on(super::csv::parse(
+        store,
+        &name,
+        &text,
+        reviewer,
+        &env.settings.labels.taxonomy,
+    )) {
         Ok(p) => p,
         Err(problems) => {
             for p in &problems {
@@ -293,6 +298,7 @@ pub fn add_from_reviews(args: AddFromReviewsArgs) -> ExitCode {
         args.since,
         env.settings.prompt_file.as_deref(),
         args.dry_run,
+        &env.settings.prompt_spec(),
     ));
     let name = args.file.display();
     match result {

@@ -4,12 +4,20 @@
 
 use std::collections::BTreeSet;
 
-use crate::{domain::Severity, store::Store};
+use crate::{
+    domain::{Sentiment, Severity},
+    store::Store,
+    taxonomy::Taxonomy,
+};
 
-use super::{NewReview, Origin, ReviewItem, Verdict};
+use super::{LabelVerdict, NewReview, Origin, ReviewItem, Verdict};
 
-/// The exact header of an export (and of a file to import).
-pub const HEADER: [&str; 20] = [
+/// The exact header of an export (and of a file to import). The last six are the labels:
+/// the decision's `topic`, `sentiment` and `shadow` (`churn_risk=yes; vip=no`: what the
+/// classifier said of each shadow category), then the reviewer's `right_topic` and
+/// `right_sentiment` (blank: the decision's label is right) and `shadow_applies` (the same
+/// shape; a category left out is not judged).
+pub const HEADER: [&str; 26] = [
     "decision_id",
     "source",
     "ticket_id",
@@ -30,7 +38,22 @@ pub const HEADER: [&str; 20] = [
     "corrected_severity",
     "why",
     "reviewer",
+    "topic",
+    "sentiment",
+    "shadow",
+    "right_topic",
+    "right_sentiment",
+    "shadow_applies",
 ];
+
+/// `churn_risk=yes; vip=no`.
+fn shadow_cell(shadow: &std::collections::BTreeMap<String, bool>) -> String {
+    shadow
+        .iter()
+        .map(|(k, v)| format!("{k}={}", if *v { "yes" } else { "no" }))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 fn col(name: &str) -> usize {
     HEADER.iter().position(|h| *h == name).unwrap_or(0)
@@ -69,6 +92,12 @@ pub fn export(items: &[&ReviewItem], out: &mut dyn std::io::Write) -> Result<(),
             "",
             "",
             "",
+            d.topic.as_deref().unwrap_or(""),
+            d.sentiment.map_or("", Sentiment::as_str),
+            &shadow_cell(&d.shadow),
+            "",
+            "",
+            "",
         ])?;
     }
     w.flush()?;
@@ -97,7 +126,9 @@ pub struct Parsed {
 }
 
 /// Parses and validates an import: the header, every row's verdict, corrected severity, why and
-/// reviewer, each decision id present once and known to `store` with the row's ticket id.
+/// reviewer, each decision id present once and known to `store` with the row's ticket id, and
+/// the labels columns (a topic of `taxonomy`, a sentiment, shadow categories the decision was
+/// asked about).
 ///
 /// # Errors
 /// Every problem found, each naming its line and column; nothing is stored then.
@@ -106,6 +137,7 @@ pub async fn parse(
     file: &str,
     text: &str,
     default_reviewer: &str,
+    taxonomy: &Taxonomy,
 ) -> Result<Parsed, Vec<Problem>> {
     let problem = |line: u64, column: usize, message: String| Problem {
         file: file.to_owned(),
@@ -165,6 +197,7 @@ pub async fn parse(
         }
         let id = field("decision_id");
         let mut ok = true;
+        let mut decision = None;
         if id.is_empty() {
             problems.push(problem(
                 line,
@@ -181,7 +214,7 @@ pub async fn parse(
             ok = false;
         } else {
             match store.decision_by_id(id).await {
-                Ok(Some(d)) if d.ticket_id == field("ticket_id") => {}
+                Ok(Some(d)) if d.ticket_id == field("ticket_id") => decision = Some(d),
                 Ok(Some(d)) => {
                     problems.push(problem(
                         line,
@@ -242,6 +275,70 @@ pub async fn parse(
             ));
             ok = false;
         }
+        let mut labels = LabelVerdict::default();
+        if let Some(d) = &decision {
+            let labelled = d.topic.is_some() || d.sentiment.is_some();
+            match field("right_topic") {
+                "" if labelled => labels.topic.clone_from(&d.topic),
+                "" => {}
+                t => match taxonomy.topic(t) {
+                    Some(t) => labels.topic = Some(t.to_owned()),
+                    None => {
+                        problems.push(problem(
+                            line,
+                            col("right_topic") + 1,
+                            format!(
+                                "right_topic {t:?} is not one of {}",
+                                taxonomy.topics().join(", ")
+                            ),
+                        ));
+                        ok = false;
+                    }
+                },
+            }
+            match field("right_sentiment") {
+                "" if labelled => labels.sentiment = d.sentiment,
+                "" => {}
+                s => match Sentiment::parse("right_sentiment", s) {
+                    Ok(s) => labels.sentiment = Some(s),
+                    Err(e) => {
+                        problems.push(problem(line, col("right_sentiment") + 1, e.to_string()));
+                        ok = false;
+                    }
+                },
+            }
+            for part in field("shadow_applies").split(';').map(str::trim) {
+                if part.is_empty() {
+                    continue;
+                }
+                let parsed = part.split_once('=').and_then(|(k, v)| {
+                    let applies = match v.trim().to_ascii_lowercase().as_str() {
+                        "yes" | "y" | "true" => Some(true),
+                        "no" | "n" | "false" => Some(false),
+                        _ => None,
+                    }?;
+                    d.shadow
+                        .contains_key(k.trim())
+                        .then(|| (k.trim().to_owned(), applies))
+                });
+                match parsed {
+                    Some((k, v)) => {
+                        labels.shadow.insert(k, v);
+                    }
+                    None => {
+                        problems.push(problem(
+                            line,
+                            col("shadow_applies") + 1,
+                            format!(
+                                "shadow_applies {part:?} must be <category>=yes|no for a category the decision was asked about ({})",
+                                d.shadow.keys().cloned().collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
+                        ok = false;
+                    }
+                }
+            }
+        }
         if let (true, Some(verdict)) = (ok, verdict) {
             parsed.rows.push(Row {
                 line,
@@ -252,6 +349,7 @@ pub async fn parse(
                     why: Some(field("why").to_owned()),
                     origin: Origin::Import,
                     external_key: None,
+                    labels,
                 },
             });
         }

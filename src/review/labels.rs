@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use crate::{
     domain::{Severity, Tier},
     labels::{self, Example},
-    prompt::{self, Prompt},
+    prompt,
     store::Store,
 };
 
@@ -58,6 +58,7 @@ pub async fn add_from_reviews(
     since: Option<NaiveDate>,
     template: Option<&Path>,
     dry_run: bool,
+    spec: &crate::prompt::PromptSpec,
 ) -> Result<Added, AddError> {
     let name = file.display().to_string();
     let text = std::fs::read_to_string(file).map_err(|e| {
@@ -132,7 +133,8 @@ pub async fn add_from_reviews(
             .map_err(|e| anyhow::anyhow!("cannot read prompt template {}: {e}", p.display()))?,
         None => prompt::EMBEDDED_TEMPLATE.to_owned(),
     };
-    added.prompt_version = Prompt::render(&template, &examples)
+    added.prompt_version = spec
+        .render(&template, &examples)
         .map_err(|e| anyhow::anyhow!("cannot render the prompt: {e}"))?
         .version()
         .to_owned();

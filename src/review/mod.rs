@@ -22,7 +22,7 @@ pub mod terminal;
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone as _, Utc};
 use rand::{SeedableRng as _, rngs::StdRng};
 
-pub use model::{NewReview, Origin, Review, ReviewItem, Tally, TicketText, Verdict};
+pub use model::{LabelVerdict, NewReview, Origin, Review, ReviewItem, Tally, TicketText, Verdict};
 pub use settings::ReviewSettings;
 
 use crate::{
@@ -167,7 +167,9 @@ pub fn clean_why(why: Option<&str>) -> Option<String> {
 }
 
 /// Stores a verdict on `decision` and writes its Langfuse scores to the outbox:
-/// `routing_correct` (1 correct, 0 corrected) and, for a correction, `corrected_severity`. A
+/// `routing_correct` (1 correct, 0 corrected) and, for a correction, `corrected_severity`; and
+/// `topic_correct` / `sentiment_correct` for each label the reviewer judged on a labelled
+/// decision. A
 /// correction to the decision's own severity counts as correct. When a decision corrected
 /// before is now judged correct, `corrected_severity` is updated to the decision's severity, so
 /// Langfuse agrees with the last verdict. `None` when the review's `external_key` was stored
@@ -208,6 +210,31 @@ pub async fn record(
             store,
             decision,
             review.verdict.right_severity(decision),
+            Some(&comment),
+        )
+        .await?;
+    }
+    let l = &review.labels;
+    let who = format!("({}, {})", review.origin.as_str(), review.reviewer);
+    if let (Some(c), Some(decided), Some(right)) = (
+        l.topic_correct(decision.topic.as_deref()),
+        decision.topic.as_deref(),
+        l.topic.as_deref(),
+    ) {
+        let comment = format!("topic {decided} -> {right} {who}");
+        scores::record_label(store, decision, scores::TOPIC_CORRECT, c, Some(&comment)).await?;
+    }
+    if let (Some(c), Some(decided), Some(right)) = (
+        l.sentiment_correct(decision.sentiment),
+        decision.sentiment,
+        l.sentiment,
+    ) {
+        let comment = format!("sentiment {decided} -> {right} {who}");
+        scores::record_label(
+            store,
+            decision,
+            scores::SENTIMENT_CORRECT,
+            c,
             Some(&comment),
         )
         .await?;

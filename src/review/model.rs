@@ -1,11 +1,42 @@
 //! The review's pure types: a verdict on a logged decision, where it came from, and what the
 //! store hands back for a reviewer to look at.
 
-use std::fmt;
+use std::{collections::BTreeMap, fmt};
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Decision, DomainError, Route, Severity, Tier};
+use crate::domain::{Decision, DomainError, Route, Sentiment, Severity, Tier};
+
+/// A reviewer's word on the labels besides the severity. Each part is `None` (or empty) when
+/// not judged: an agent's override, an import without those columns, a decision logged before
+/// labels existed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelVerdict {
+    /// The topic the reviewer says is right (the decision's own when they confirmed it).
+    pub topic: Option<String>,
+    /// The sentiment the reviewer says is right.
+    pub sentiment: Option<Sentiment>,
+    /// Per shadow category judged: whether the reviewer says it applies to the ticket.
+    pub shadow: BTreeMap<String, bool>,
+}
+
+impl LabelVerdict {
+    /// Whether the decision's topic was right, when both are known.
+    pub fn topic_correct(&self, decided: Option<&str>) -> Option<bool> {
+        Some(self.topic.as_deref()? == decided?)
+    }
+
+    /// Whether the decision's sentiment was right, when both are known.
+    pub fn sentiment_correct(&self, decided: Option<Sentiment>) -> Option<bool> {
+        Some(self.sentiment? == decided?)
+    }
+
+    /// Whether the classifier was right about shadow category `name`: it was asked, and the
+    /// reviewer judged it.
+    pub fn shadow_correct(&self, decided: &BTreeMap<String, bool>, name: &str) -> Option<bool> {
+        Some(self.shadow.get(name)? == decided.get(name)?)
+    }
+}
 
 /// What a reviewer (or an agent's change in the tool) says about a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +173,8 @@ pub struct NewReview {
     pub origin: Origin,
     /// For overrides: the tool's event, so a redelivered webhook is stored once.
     pub external_key: Option<String>,
+    /// The reviewer's word on topic, sentiment and shadow categories.
+    pub labels: LabelVerdict,
 }
 
 /// A stored verdict.
@@ -161,6 +194,8 @@ pub struct Review {
     pub why: Option<String>,
     /// Where it came from.
     pub origin: Origin,
+    /// The reviewer's word on topic, sentiment and shadow categories.
+    pub labels: LabelVerdict,
 }
 
 /// The ticket text a decision was made on, as the routing log holds it.

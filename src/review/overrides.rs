@@ -358,6 +358,8 @@ impl Overrides {
             why: Some(why),
             origin: Origin::Override,
             external_key: Some(key),
+            // An agent's change in the tool says nothing about topic or sentiment.
+            labels: super::LabelVerdict::default(),
         };
         match super::record(self.store.as_ref(), &decision, review).await? {
             Some(_) => {

@@ -6,11 +6,12 @@
 use std::io::{BufRead, Write};
 
 use crate::{
-    domain::{Severity, Source},
+    domain::{Decision, Sentiment, Severity, Source},
     store::Store,
+    taxonomy::Taxonomy,
 };
 
-use super::{NewReview, Origin, ReviewItem, Sample, Verdict};
+use super::{LabelVerdict, NewReview, Origin, ReviewItem, Sample, Verdict};
 
 /// Longest first message shown, in characters (the rest is cut with `…`).
 const SHOWN_BODY_CHARS: usize = 1_500;
@@ -103,6 +104,23 @@ pub fn render(item: &ReviewItem, position: usize, total: usize) -> String {
         ));
     }
     s.push_str(&format!("Reasoning:  {}\n", d.reasoning));
+    if d.topic.is_some() || d.sentiment.is_some() {
+        s.push_str(&format!(
+            "Labels:     topic {}, sentiment {}\n",
+            d.topic.as_deref().unwrap_or("-"),
+            d.sentiment.map_or("-", Sentiment::as_str)
+        ));
+    }
+    for (name, applies) in &d.shadow {
+        s.push_str(&format!(
+            "Shadow:     {name}: the model says it {}\n",
+            if *applies {
+                "applies"
+            } else {
+                "does not apply"
+            }
+        ));
+    }
     s.push_str(&format!(
         "Made by:    {} with prompt {}\n",
         d.model, d.prompt_version
@@ -203,8 +221,102 @@ impl Keys for Tty {
     }
 }
 
-/// Runs the review of `sample`'s open items: shows each, reads a key and an optional why, and
-/// records the verdict at once (so quitting keeps what was judged). `handle` runs the store
+/// What a labels line says: the topic and sentiment it names (each `None` when not named).
+///
+/// # Errors
+/// The words that are neither a topic of `taxonomy` nor a sentiment.
+fn parse_labels(
+    line: &str,
+    taxonomy: &Taxonomy,
+) -> Result<(Option<String>, Option<Sentiment>), String> {
+    let (mut topic, mut sentiment) = (None, None);
+    for word in line.split([' ', ',']).filter(|w| !w.trim().is_empty()) {
+        if let Some(t) = taxonomy.topic(word) {
+            topic = Some(t.to_owned());
+        } else if let Ok(s) = Sentiment::parse("sentiment", word) {
+            sentiment = Some(s);
+        } else {
+            return Err(format!(
+                "{:?} is neither a topic ({}) nor a sentiment (negative, neutral, positive).",
+                crate::text::excerpt(word, 40),
+                taxonomy.topics().join(", ")
+            ));
+        }
+    }
+    Ok((topic, sentiment))
+}
+
+/// Asks for the labels of `d` besides its severity: one line for topic and sentiment (Enter
+/// confirms them), then one per shadow category asked (y, n, or Enter for not judged). The end
+/// of the input judges nothing more.
+fn ask_labels(
+    d: &Decision,
+    taxonomy: &Taxonomy,
+    input: &mut dyn Keys,
+    out: &mut dyn Write,
+) -> std::io::Result<LabelVerdict> {
+    let mut v = LabelVerdict::default();
+    if d.topic.is_some() || d.sentiment.is_some() {
+        loop {
+            write!(
+                out,
+                "Topic {}, sentiment {}: Enter if right, or type the right ones: ",
+                d.topic.as_deref().unwrap_or("-"),
+                d.sentiment.map_or("-", Sentiment::as_str)
+            )?;
+            out.flush()?;
+            let Some(line) = input.line()? else {
+                return Ok(v);
+            };
+            match parse_labels(&line, taxonomy) {
+                Ok((topic, sentiment)) => {
+                    v.topic = topic.or_else(|| d.topic.clone());
+                    v.sentiment = sentiment.or(d.sentiment);
+                    break;
+                }
+                Err(e) => writeln!(out, "{e}")?,
+            }
+        }
+    }
+    for (name, applies) in &d.shadow {
+        let definition = taxonomy
+            .category(name)
+            .map(|c| format!(" ({})", c.definition))
+            .unwrap_or_default();
+        loop {
+            write!(
+                out,
+                "Shadow category {name}{definition}: the model says it {}. Does it apply? [y/n, Enter: not judged] ",
+                if *applies {
+                    "applies"
+                } else {
+                    "does not apply"
+                }
+            )?;
+            out.flush()?;
+            let Some(line) = input.line()? else {
+                return Ok(v);
+            };
+            match line.trim().to_ascii_lowercase().as_str() {
+                "" => break,
+                "y" | "yes" => {
+                    v.shadow.insert(name.clone(), true);
+                    break;
+                }
+                "n" | "no" => {
+                    v.shadow.insert(name.clone(), false);
+                    break;
+                }
+                _ => writeln!(out, "Type y, n, or Enter.")?,
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// Runs the review of `sample`'s open items: shows each, reads a key, an optional why and, for
+/// a labelled decision, the reviewer's word on its topic, sentiment and shadow categories
+/// (checked against `taxonomy`), and records the verdict at once (so quitting keeps what was judged). `handle` runs the store
 /// calls; call this from a thread outside the runtime (the CLI's main thread, or
 /// `spawn_blocking`).
 ///
@@ -216,6 +328,7 @@ pub fn run(
     store: &dyn Store,
     sample: &Sample,
     reviewer: &str,
+    taxonomy: &Taxonomy,
     input: &mut dyn Keys,
     out: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
@@ -259,6 +372,7 @@ pub fn run(
                 write!(out, "Why (optional, one line): ")?;
                 out.flush()?;
                 let why = input.line()?.unwrap_or_default();
+                let labels = ask_labels(&item.decision, taxonomy, input, out)?;
                 let review = NewReview {
                     decision_id: item.decision.id.clone(),
                     reviewer: reviewer.to_owned(),
@@ -266,6 +380,7 @@ pub fn run(
                     why: Some(why),
                     origin: Origin::Cli,
                     external_key: None,
+                    labels,
                 };
                 handle.block_on(super::record(store, &item.decision, review))?;
                 outcome.judged += 1;
@@ -354,5 +469,20 @@ mod tests {
         assert_eq!(usd(120_000.0), "$120,000");
         assert_eq!(usd(999.4), "$999");
         assert_eq!(usd(1_000.0), "$1,000");
+    }
+
+    #[test]
+    fn a_labels_line_names_topics_and_sentiments_in_any_order() {
+        let t = Taxonomy::default();
+        assert_eq!(parse_labels("", &t), Ok((None, None)));
+        assert_eq!(
+            parse_labels(" Negative, bug ", &t),
+            Ok((Some("bug".to_owned()), Some(Sentiment::Negative)))
+        );
+        assert!(
+            parse_labels("dashboards", &t)
+                .unwrap_err()
+                .contains("neither a topic")
+        );
     }
 }

@@ -41,14 +41,14 @@ macro_rules! decision_columns {
      reasoning, prompt_version, model, fallback, fallback_reason, notes, tier, request_id, \
      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, trace_id, \
      observation_id, created_at, model_latency_ms, model_retries, model_severity, weighting_rule, \
-     arr_usd, tier_source, enrichment_failed"
+     arr_usd, tier_source, enrichment_failed, topic, sentiment, shadow"
     };
 }
 
 macro_rules! review_columns {
     () => {
         "r.id, r.decision_id, r.reviewer, r.reviewed_at, r.verdict, r.corrected_severity, r.why, \
-         r.origin"
+         r.origin, r.topic, r.sentiment, r.shadow"
     };
 }
 
@@ -60,7 +60,7 @@ macro_rules! review_item_columns {
          d.request_id, d.input_tokens, d.output_tokens, d.cache_read_tokens, d.cache_write_tokens, \
          d.cost_usd, d.trace_id, d.observation_id, d.created_at, d.model_latency_ms, \
          d.model_retries, d.model_severity, d.weighting_rule, d.arr_usd, d.tier_source, \
-         d.enrichment_failed, t.subject AS t_subject, \
+         d.enrichment_failed, d.topic, d.sentiment, d.shadow, t.subject AS t_subject, \
          t.body AS t_body, t.tier AS t_tier, t.arr_usd AS t_arr_usd, s.skipped_at AS s_skipped_at"
     };
 }
@@ -126,6 +126,20 @@ fn attempts(n: i32) -> u32 {
 
 fn json(col: &str, text: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+}
+
+/// A stored sentiment label (NULL: not labelled or not judged).
+fn sentiment(text: Option<String>) -> Result<Option<crate::domain::Sentiment>, StoreError> {
+    text.map(|t| {
+        crate::domain::Sentiment::parse("sentiment", &t)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    })
+    .transpose()
+}
+
+/// A stored shadow map (NULL: none asked or judged).
+fn shadow(text: Option<String>) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
+    crate::taxonomy::shadow_from_json(text.as_deref()).map_err(StoreError::Corrupt)
 }
 
 fn lease_end(lease: Duration) -> DateTime<Utc> {
@@ -261,6 +275,9 @@ macro_rules! impl_store {
                         .transpose()
                         .map_err(parse)?,
                     enrichment_failed: row.try_get("enrichment_failed").map_err(corrupt)?,
+                    topic: row.try_get("topic").map_err(corrupt)?,
+                    sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
+                    shadow: shadow(row.try_get("shadow").map_err(corrupt)?)?,
                 })
             }
 
@@ -471,9 +488,10 @@ macro_rules! impl_store {
                      fallback_reason, notes, tier, request_id, input_tokens, output_tokens, \
                      cache_read_tokens, cache_write_tokens, cost_usd, trace_id, observation_id, \
                      created_at, model_latency_ms, model_retries, model_severity, weighting_rule, \
-                     arr_usd, tier_source, enrichment_failed) \
+                     arr_usd, tier_source, enrichment_failed, topic, sentiment, shadow) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30) \
+                     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, \
+                     $32, $33) \
                      ON CONFLICT (source, ticket_id, ticket_version) DO NOTHING";
                 macro_rules! bind_decision {
                     ($q:expr) => {
@@ -507,6 +525,9 @@ macro_rules! impl_store {
                             .bind(d.arr_usd)
                             .bind(d.tier_source.map(TierSource::as_str))
                             .bind(d.enrichment_failed)
+                            .bind(&d.topic)
+                            .bind(d.sentiment.map(crate::domain::Sentiment::as_str))
+                            .bind(crate::taxonomy::shadow_to_json(&d.shadow))
                     };
                 }
                 let inserted = if $backend == "postgres" {
@@ -516,8 +537,8 @@ macro_rules! impl_store {
                         "WITH dec AS ({INSERT} RETURNING id), \
                          act AS (INSERT INTO actions (decision_id, source, ticket_id, kind, payload, \
                            status, attempts, next_attempt_at, created_at, priority) \
-                           SELECT dec.id, $2, $3, a.elem->>'kind', a.elem->>'payload', 'pending', 0, $23, $23, $31 \
-                           FROM dec, jsonb_array_elements($32::jsonb) WITH ORDINALITY AS a(elem, n) \
+                           SELECT dec.id, $2, $3, a.elem->>'kind', a.elem->>'payload', 'pending', 0, $23, $23, $34 \
+                           FROM dec, jsonb_array_elements($35::jsonb) WITH ORDINALITY AS a(elem, n) \
                            ORDER BY a.n RETURNING 1), \
                          del AS (UPDATE deliveries SET status = 'done', done_at = $23, \
                            locked_until = NULL, last_error = NULL \
@@ -1125,10 +1146,12 @@ macro_rules! impl_store {
                 let severity = r.verdict.corrected_severity();
                 let row = sqlx::query(
                     "INSERT INTO reviews (decision_id, reviewer, reviewed_at, verdict, \
-                     corrected_severity, corrected_route, why, origin, external_key) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     corrected_severity, corrected_route, why, origin, external_key, topic, \
+                     sentiment, shadow) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                      ON CONFLICT (external_key) DO NOTHING \
-                     RETURNING id, decision_id, reviewer, reviewed_at, verdict, corrected_severity, why, origin",
+                     RETURNING id, decision_id, reviewer, reviewed_at, verdict, corrected_severity, why, \
+                     origin, topic, sentiment, shadow",
                 )
                 .bind(&r.decision_id)
                 .bind(&r.reviewer)
@@ -1139,6 +1162,9 @@ macro_rules! impl_store {
                 .bind(&r.why)
                 .bind(r.origin.as_str())
                 .bind(&r.external_key)
+                .bind(&r.labels.topic)
+                .bind(r.labels.sentiment.map(crate::domain::Sentiment::as_str))
+                .bind(crate::taxonomy::shadow_to_json(&r.labels.shadow))
                 .fetch_optional(&self.pool)
                 .await?;
                 row.as_ref().map(Self::review_from_row).transpose()
@@ -1222,7 +1248,9 @@ macro_rules! impl_store {
                      d.model_retries, d.created_at, rv.verdict AS rv_verdict, \
                      rv.corrected_severity AS rv_severity, ov.verdict AS ov_verdict, \
                      ov.corrected_severity AS ov_severity, dl.webhook_version, dl.missing_fields, \
-                     d.model_severity, d.weighting_rule, d.enrichment_failed \
+                     d.model_severity, d.weighting_rule, d.enrichment_failed, \
+                     d.topic, d.sentiment, d.shadow, rv.topic AS rv_topic, \
+                     rv.sentiment AS rv_sentiment, rv.shadow AS rv_shadow \
                      FROM decisions d \
                      LEFT JOIN reviews rv ON rv.id = (SELECT MAX(r.id) FROM reviews r \
                        WHERE r.decision_id = d.id AND r.origin <> 'override') \
@@ -1277,6 +1305,14 @@ macro_rules! impl_store {
                             },
                             weighting_rule: row.try_get("weighting_rule").map_err(corrupt)?,
                             enrichment_failed: row.try_get("enrichment_failed").map_err(corrupt)?,
+                            topic: row.try_get("topic").map_err(corrupt)?,
+                            sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
+                            shadow: shadow(row.try_get("shadow").map_err(corrupt)?)?,
+                            review_labels: crate::review::LabelVerdict {
+                                topic: row.try_get("rv_topic").map_err(corrupt)?,
+                                sentiment: sentiment(row.try_get("rv_sentiment").map_err(corrupt)?)?,
+                                shadow: shadow(row.try_get("rv_shadow").map_err(corrupt)?)?,
+                            },
                         })
                     })
                     .collect()
@@ -1377,6 +1413,11 @@ macro_rules! impl_store {
                     verdict: crate::review::Verdict::parse(&verdict, severity.as_deref()).map_err(bad)?,
                     why: row.try_get("why").map_err(corrupt)?,
                     origin: crate::review::Origin::parse(&origin).map_err(bad)?,
+                    labels: crate::review::LabelVerdict {
+                        topic: row.try_get("topic").map_err(corrupt)?,
+                        sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
+                        shadow: shadow(row.try_get("shadow").map_err(corrupt)?)?,
+                    },
                 })
             }
 

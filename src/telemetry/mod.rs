@@ -440,8 +440,12 @@ pub fn record_decision(span: &Span, d: &Decision, duplicate: bool) {
         "fallback": d.fallback,
         "model_severity": d.model_severity.as_str(),
         "weighting_rule": d.weighting_rule,
+        "topic": d.topic,
+        "sentiment": d.sentiment.map(crate::domain::Sentiment::as_str),
+        "shadow": d.shadow,
     });
     span.set_attribute("langfuse.observation.output", output.to_string());
+    record_topic_labels(span, d);
     if let Some(reason) = &d.fallback_reason {
         span.set_attribute("escalator.fallback_reason", reason.clone());
         span.set_attribute("langfuse.observation.level", "WARNING");
@@ -449,6 +453,23 @@ pub fn record_decision(span: &Span, d: &Decision, duplicate: bool) {
             "langfuse.observation.status_message",
             format!("fallback: {reason}"),
         );
+    }
+}
+
+/// The labels besides severity on the root span: `escalator.label.topic`,
+/// `escalator.label.sentiment` (also trace metadata, so Langfuse filters on them) and
+/// `escalator.label.shadow` (the shadow categories asked, as JSON `{"name": applies}`).
+fn record_topic_labels(span: &Span, d: &Decision) {
+    if let Some(topic) = &d.topic {
+        span.set_attribute("escalator.label.topic", topic.clone());
+        span.set_attribute("langfuse.trace.metadata.topic", topic.clone());
+    }
+    if let Some(s) = d.sentiment {
+        span.set_attribute("escalator.label.sentiment", s.as_str());
+        span.set_attribute("langfuse.trace.metadata.sentiment", s.as_str());
+    }
+    if let Some(shadow) = crate::taxonomy::shadow_to_json(&d.shadow) {
+        span.set_attribute("escalator.label.shadow", shadow);
     }
 }
 

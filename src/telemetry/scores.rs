@@ -26,6 +26,28 @@ use crate::{
 pub const SCORE_NAME: &str = "routing_correct";
 /// The CATEGORICAL score of a corrected decision: the severity that is right.
 pub const CORRECTED_SEVERITY: &str = "corrected_severity";
+/// The BOOLEAN score of a reviewed topic label.
+pub const TOPIC_CORRECT: &str = "topic_correct";
+/// The BOOLEAN score of a reviewed sentiment label.
+pub const SENTIMENT_CORRECT: &str = "sentiment_correct";
+
+/// Writes a BOOLEAN label score of `decision` to the outbox (pending): [`TOPIC_CORRECT`] or
+/// [`SENTIMENT_CORRECT`], each on its own so Langfuse charts each label's accuracy apart from
+/// `routing_correct`. Idempotent like [`record_review`] (`<trace id>-<name>`).
+///
+/// # Errors
+/// When the score cannot be written; the caller should retry the review.
+pub async fn record_label(
+    store: &dyn Store,
+    decision: &Decision,
+    name: &str,
+    correct: bool,
+    comment: Option<&str>,
+) -> Result<ScoreRow, StoreError> {
+    let score = score_row(decision, name, ScoreValue::Boolean(correct), comment);
+    store.upsert_score(&score).await?;
+    Ok(score)
+}
 
 /// Writes the review of `decision` to the score outbox (pending). `correct = false` means the
 /// reviewer corrected the decision; `comment` says how (e.g. `human -> engineering`).
@@ -91,6 +113,8 @@ fn score_row(
             "prompt_version": decision.prompt_version,
             "model": decision.model,
             "fallback": decision.fallback,
+            "topic": decision.topic,
+            "sentiment": decision.sentiment.map(crate::domain::Sentiment::as_str),
         })
         .to_string(),
         attempts: 0,

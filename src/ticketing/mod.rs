@@ -355,6 +355,20 @@ fn note_reasoning(d: &Decision) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The labels line of a note (`Topic: billing · sentiment: negative`), `None` for a decision
+/// logged without labels. Shadow categories are not shown: they are on trial, and an agent
+/// reading one would take it as a decision.
+fn note_labels(d: &Decision) -> Option<String> {
+    match (&d.topic, d.sentiment) {
+        (None, None) => None,
+        (t, s) => Some(format!(
+            "Topic: {} · sentiment: {}",
+            t.as_deref().unwrap_or("-"),
+            s.map_or("-", crate::domain::Sentiment::as_str)
+        )),
+    }
+}
+
 /// Checks a hex HMAC-SHA256 of `body` under `secret`, in constant time. Upper- or lower-case hex
 /// is accepted; anything that is not hex of the right length fails.
 pub fn signature_matches(secret: &SecretString, body: &[u8], signature_hex: &str) -> bool {

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Accepted, Ticketing, TicketingError, WebhookError, from_delivery, from_row, note_reasoning,
-    required_str, retry_after,
+    Accepted, Ticketing, TicketingError, WebhookError, from_delivery, from_row, note_labels,
+    note_reasoning, required_str, retry_after,
     settings::{PlainSettings, PlainTarget, PlainTierFrom},
     to_payload, verify_signature,
 };
@@ -162,27 +162,34 @@ pub fn plan(target: &PlainTarget, ticket: &Ticket, d: &Decision) -> Vec<PlainAct
 /// [`crate::domain::MAX_REASONING_CHARS`].
 pub const PLAIN_NOTE_MAX_CHARS: usize = 10_000;
 
-/// The internal note shown to agents: severity, route, confidence and the model's reasoning.
+/// The internal note shown to agents: severity, route, confidence, the model's reasoning, and
+/// the topic and sentiment labels.
 pub fn note_text(d: &Decision) -> String {
-    let head = format!(
+    let mut head = format!(
         "escalator: {} -> {} (confidence {:.2}). {}",
         d.severity,
         d.route,
         d.confidence,
         note_reasoning(d)
     );
+    if let Some(l) = note_labels(d) {
+        head.push_str(&format!(" {l}."));
+    }
     with_marker(d, head, " [fallback: the offline classifier decided]", "\n")
 }
 
 /// The internal note as Markdown.
 pub fn note_markdown(d: &Decision) -> String {
-    let head = format!(
+    let mut head = format!(
         "**escalator**: `{}` → `{}` (confidence {:.2})\n\n{}",
         d.severity,
         d.route,
         d.confidence,
         note_reasoning(d)
     );
+    if let Some(l) = note_labels(d) {
+        head.push_str(&format!("\n\n{l}"));
+    }
     with_marker(
         d,
         head,

@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Accepted, Ticketing, TicketingError, WebhookError, from_delivery, from_row, note_reasoning,
-    required_str, retry_after,
+    Accepted, Ticketing, TicketingError, WebhookError, from_delivery, from_row, note_labels,
+    note_reasoning, required_str, retry_after,
     settings::{PylonSettings, PylonTarget},
     to_payload, verify_signature,
 };
@@ -119,6 +119,9 @@ pub fn note_html(d: &Decision) -> String {
         d.confidence,
         escape_html(&note_reasoning(d))
     );
+    if let Some(l) = note_labels(d) {
+        s.push_str(&format!("<p>{}</p>", escape_html(&l)));
+    }
     if d.fallback {
         s.push_str("<p><i>fallback: the offline classifier decided</i></p>");
     }

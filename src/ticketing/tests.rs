@@ -55,6 +55,9 @@ fn decision(source: Source, fallback: bool) -> Decision {
         arr_usd: None,
         tier_source: None,
         enrichment_failed: false,
+        topic: Some("billing".into()),
+        sentiment: Some(crate::domain::Sentiment::Negative),
+        shadow: std::collections::BTreeMap::new(),
     }
 }
 
@@ -90,7 +93,11 @@ fn a_plain_decision_plans_label_priority_assignment_and_note() {
     assert_eq!(a[3].payload["customer_id"], "c_1");
     assert_eq!(
         a[3].payload["text"],
-        "escalator: on_fire -> engineering (confidence 0.90). Production <down> & losing data.\nescalator decision dec-1"
+        "escalator: on_fire -> engineering (confidence 0.90). Production <down> & losing data. Topic: billing · sentiment: negative.\nescalator decision dec-1"
+    );
+    assert_eq!(
+        a[3].payload["markdown"],
+        "**escalator**: `on_fire` → `engineering` (confidence 0.90)\n\nProduction <down> & losing data.\n\nTopic: billing · sentiment: negative\n\nescalator decision dec-1"
     );
     // Without a customer there is no note (createNote needs one).
     let a = p.plan(&ticket(Source::Plain, ""), &d);
@@ -113,6 +120,18 @@ fn a_pylon_decision_plans_update_and_an_escaped_note() {
         "{html}"
     );
     assert!(html.contains("fallback"), "{html}");
+    assert!(
+        html.contains("<p>Topic: billing · sentiment: negative</p><p><i>fallback"),
+        "the labels are in the note: {html}"
+    );
+    // A decision logged before labels existed has no labels line.
+    let old = crate::domain::Decision {
+        topic: None,
+        sentiment: None,
+        ..d
+    };
+    assert!(!super::pylon::note_html(&old).contains("Topic"));
+    assert!(!super::plain::note_text(&old).contains("Topic"));
 }
 
 #[test]

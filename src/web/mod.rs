@@ -187,7 +187,14 @@ async fn show(State(p): State<Pages>, headers: HeaderMap, Query(which): Query<Wh
     let csrf = p.auth.csrf(&session);
     html(
         StatusCode::OK,
-        page::sample(&sample, tally, &session.reviewer, &csrf, &tz.to_string()),
+        page::sample(
+            &sample,
+            tally,
+            &session.reviewer,
+            &csrf,
+            &tz.to_string(),
+            &p.all.labels.taxonomy,
+        ),
     )
 }
 
@@ -326,6 +333,68 @@ struct VerdictForm {
     source: String,
     #[serde(default)]
     card: String,
+    /// The topic the reviewer says is right (preset to the decision's).
+    #[serde(default)]
+    topic: String,
+    /// The sentiment the reviewer says is right (preset to the decision's).
+    #[serde(default)]
+    sentiment: String,
+    /// `shadow.<category>`: `yes`, `no` or `not judged`.
+    #[serde(flatten)]
+    rest: std::collections::HashMap<String, String>,
+}
+
+/// The reviewer's word on the labels of `d` from the form: the topic must be one of the
+/// configured ones (or the decision's own), the sentiment one of the three, each shadow answer
+/// about a category the decision was asked about.
+///
+/// # Errors
+/// A message naming the bad field.
+fn form_labels(
+    f: &VerdictForm,
+    d: &crate::domain::Decision,
+    taxonomy: &crate::taxonomy::Taxonomy,
+) -> Result<review::LabelVerdict, String> {
+    let mut v = review::LabelVerdict::default();
+    let topic = f.topic.trim();
+    if !topic.is_empty() {
+        let known = taxonomy
+            .topic(topic)
+            .map(str::to_owned)
+            .or_else(|| (d.topic.as_deref() == Some(topic)).then(|| topic.to_owned()));
+        v.topic = Some(known.ok_or_else(|| format!("topic {topic:?} is not a configured topic"))?);
+    }
+    let sentiment = f.sentiment.trim();
+    if !sentiment.is_empty() {
+        v.sentiment = Some(
+            crate::domain::Sentiment::parse("sentiment", sentiment).map_err(|e| e.to_string())?,
+        );
+    }
+    for (key, answer) in &f.rest {
+        let Some(name) = key.strip_prefix("shadow.") else {
+            continue;
+        };
+        if !d.shadow.contains_key(name) {
+            return Err(format!(
+                "the decision was not asked about shadow category {name:?}"
+            ));
+        }
+        match answer.as_str() {
+            "yes" => {
+                v.shadow.insert(name.to_owned(), true);
+            }
+            "no" => {
+                v.shadow.insert(name.to_owned(), false);
+            }
+            "not judged" | "" => {}
+            other => {
+                return Err(format!(
+                    "shadow.{name}: {other:?} is not yes, no or not judged"
+                ));
+            }
+        }
+    }
+    Ok(v)
 }
 
 /// `POST /review/verdict`: records a verdict (or a skip) and shows the page again.
@@ -387,6 +456,10 @@ async fn verdict(
             );
         }
     };
+    let labels = match form_labels(&f, &decision, &p.all.labels.taxonomy) {
+        Ok(l) => l,
+        Err(e) => return html(StatusCode::BAD_REQUEST, page::message("Bad request", &e)),
+    };
     let result = match verdict {
         None => store.skip_sampled(&decision.id).await,
         Some(v) => review::record(
@@ -399,6 +472,7 @@ async fn verdict(
                 why: Some(f.why.clone()),
                 origin: Origin::Web,
                 external_key: None,
+                labels,
             },
         )
         .await

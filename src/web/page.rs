@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 use crate::{
+    domain::Sentiment,
     review::{ReviewItem, Sample, Tally, Verdict, source_key, terminal::usd},
+    taxonomy::Taxonomy,
     ticketing::escape_html as esc,
 };
 
@@ -18,7 +20,7 @@ padding:8px 10px;border-radius:6px;margin:8px 0;max-height:16em;overflow:auto}.d
 .done{color:#1a7f37;font-weight:600}.corrected{color:#b35900;font-weight:600}.skipped{color:#777}\
 .buttons{display:flex;gap:8px;flex-wrap:wrap;margin-top:10px}button{font:inherit;padding:6px 12px;border-radius:6px;\
 border:1px solid #889;background:#fff;cursor:pointer}button.ok{background:#1a7f37;color:#fff;border-color:#1a7f37}\
-input[type=text],input[type=password]{font:inherit;padding:6px 8px;width:100%;box-sizing:border-box;border:1px solid #aab;border-radius:6px}\
+select{font:inherit;padding:4px 6px}input[type=text],input[type=password]{font:inherit;padding:6px 8px;width:100%;box-sizing:border-box;border:1px solid #aab;border-radius:6px}\
 .tally{font-size:14px}label{display:block;margin:10px 0 4px}";
 
 fn shell(title: &str, header: &str, body: &str) -> String {
@@ -95,7 +97,72 @@ fn status(item: &ReviewItem) -> String {
     }
 }
 
-fn card(out: &mut String, i: usize, total: usize, item: &ReviewItem, sample: &Sample, csrf: &str) {
+/// The label fields of a card's form: a topic and a sentiment select (preset to the decision's
+/// labels, so Correct alone confirms them) and, per shadow category asked, whether it applies.
+fn label_fields(i: usize, item: &ReviewItem, taxonomy: &Taxonomy) -> String {
+    let d = &item.decision;
+    let mut out = String::new();
+    let select = |out: &mut String, name: &str, label: &str, options: &[&str], chosen: &str| {
+        let _ = write!(
+            out,
+            "<label for=\"{name}-{i}\">{label}</label><select id=\"{name}-{i}\" name=\"{name}\">"
+        );
+        for o in options {
+            let _ = write!(
+                out,
+                "<option value=\"{v}\"{sel}>{v}</option>",
+                v = esc(o),
+                sel = if *o == chosen { " selected" } else { "" }
+            );
+        }
+        out.push_str("</select>");
+    };
+    if let Some(topic) = &d.topic {
+        let mut topics = taxonomy.topics();
+        if !topics.contains(&topic.as_str()) {
+            // A topic configured when it was decided, since removed: still shown as decided.
+            topics.insert(0, topic);
+        }
+        select(&mut out, "topic", "Topic", &topics, topic);
+    }
+    if let Some(s) = d.sentiment {
+        let all: Vec<&str> = Sentiment::ALL.iter().map(|s| s.as_str()).collect();
+        select(&mut out, "sentiment", "Sentiment", &all, s.as_str());
+    }
+    for (name, applies) in &d.shadow {
+        let definition = taxonomy
+            .category(name)
+            .map(|c| format!(": {}", c.definition))
+            .unwrap_or_default();
+        select(
+            &mut out,
+            &format!("shadow.{name}"),
+            &format!(
+                "Shadow category {}{} (the model says it {}). Does it apply?",
+                esc(name),
+                esc(&definition),
+                if *applies {
+                    "applies"
+                } else {
+                    "does not apply"
+                }
+            ),
+            &["not judged", "yes", "no"],
+            "not judged",
+        );
+    }
+    out
+}
+
+fn card(
+    out: &mut String,
+    i: usize,
+    total: usize,
+    item: &ReviewItem,
+    sample: &Sample,
+    csrf: &str,
+    taxonomy: &Taxonomy,
+) {
     let d = &item.decision;
     let _ = write!(
         out,
@@ -148,6 +215,14 @@ fn card(out: &mut String, i: usize, total: usize, item: &ReviewItem, sample: &Sa
             esc(d.severity.as_str()),
         );
     }
+    if d.topic.is_some() || d.sentiment.is_some() {
+        let _ = write!(
+            out,
+            "<p class=\"labels\">topic {} · sentiment {}</p>",
+            esc(d.topic.as_deref().unwrap_or("-")),
+            d.sentiment.map_or("-", Sentiment::as_str)
+        );
+    }
     out.push_str(&status(item));
     if !item.skipped {
         let _ = write!(
@@ -160,7 +235,7 @@ fn card(out: &mut String, i: usize, total: usize, item: &ReviewItem, sample: &Sa
              <input type=\"hidden\" name=\"card\" value=\"{i}\">\
              <label for=\"why-{i}\">Why (optional, one line)</label>\
              <input type=\"text\" id=\"why-{i}\" name=\"why\" maxlength=\"300\">\
-             <div class=\"buttons\">\
+             {labels}<div class=\"buttons\">\
              <button class=\"ok\" name=\"verdict\" value=\"correct\">Correct</button>\
              <button name=\"verdict\" value=\"routine\">Routine (bot)</button>\
              <button name=\"verdict\" value=\"urgent\">Urgent (human)</button>\
@@ -170,6 +245,7 @@ fn card(out: &mut String, i: usize, total: usize, item: &ReviewItem, sample: &Sa
             id = esc(&d.id),
             day = sample.day.format("%Y-%m-%d"),
             source = source_key(sample.source),
+            labels = label_fields(i, item, taxonomy),
             skip = if item.latest.is_none() {
                 "<button name=\"verdict\" value=\"skip\">Skip</button>"
             } else {
@@ -187,6 +263,7 @@ pub(super) fn sample(
     reviewer: &str,
     csrf: &str,
     tz: &str,
+    taxonomy: &Taxonomy,
 ) -> String {
     let total = sample.items.len();
     let open = sample.open().count();
@@ -209,7 +286,7 @@ pub(super) fn sample(
         body.push_str("<div class=\"card\"><h2>No decisions to review for this day.</h2><p>Pick another day with <code>?date=YYYY-MM-DD</code>.</p></div>");
     }
     for (i, item) in sample.items.iter().enumerate() {
-        card(&mut body, i, total, item, sample, csrf);
+        card(&mut body, i, total, item, sample, csrf, taxonomy);
     }
     shell("Review", &header, &body)
 }

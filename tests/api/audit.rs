@@ -272,6 +272,9 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
             arr_usd: None,
             tier_source: None,
             enrichment_failed: false,
+            topic: None,
+            sentiment: None,
+            shadow: Default::default(),
         };
         store.record(&d, &[]).await.unwrap();
         if source == Source::Plain {
@@ -312,6 +315,7 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
                     why: (t != severity).then(|| format!("Reviewer: {id} is {t}")),
                     origin: Origin::Web,
                     external_key: None,
+                    labels: Default::default(),
                 })
                 .await
                 .unwrap();
@@ -325,6 +329,7 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
                     why: None,
                     origin: Origin::Override,
                     external_key: Some(format!("plain:pEv_{id}")),
+                    labels: Default::default(),
                 })
                 .await
                 .unwrap();

@@ -272,6 +272,7 @@ async fn a_week_below_the_bar_opens_one_pull_request_and_a_rerun_updates_it() {
         &report,
         &settings.audit,
         &settings.claude,
+        &settings.prompt_spec(),
     )
     .await
     .unwrap();
@@ -445,6 +446,7 @@ async fn a_week_below_the_bar_opens_one_pull_request_and_a_rerun_updates_it() {
         &report,
         &settings.audit,
         &settings.claude,
+        &settings.prompt_spec(),
     )
     .await
     .unwrap();
@@ -505,6 +507,7 @@ async fn a_pull_request_opened_meanwhile_is_updated_not_duplicated() {
         &report,
         &settings.audit,
         &settings.claude,
+        &settings.prompt_spec(),
     )
     .await
     .unwrap();
@@ -555,6 +558,7 @@ async fn bad_credentials_and_a_missing_repository_stop_before_any_write() {
             &report,
             &settings.audit,
             &settings.claude,
+            &settings.prompt_spec(),
         )
         .await
         .unwrap_err();
@@ -582,6 +586,7 @@ async fn a_week_that_meets_the_bar_calls_nothing() {
         &report,
         &settings.audit,
         &settings.claude,
+        &settings.prompt_spec(),
     )
     .await
     .unwrap();

@@ -23,11 +23,13 @@ both_backends! {
         assert!(!d.fallback);
         assert!(d.prompt_version.starts_with("classifier@"));
         assert!(d.reasoning.contains("Production down"), "{}", d.reasoning);
+        assert_eq!((d.topic.as_str(), d.sentiment.as_str()), ("outage", "neutral"));
         assert_eq!((d.source.as_str(), d.ticket_id.as_str(), d.ticket_version.as_str()), ("api", "T-100", "v1"));
         // It is in the routing log, under its idempotency key.
         let key = escalator::domain::IdempotencyKey::new(escalator::domain::Source::Api, "T-100", "v1");
         let logged = app.store.decision(&key).await.unwrap().expect("decision in the routing log");
         assert_eq!(logged.id, d.decision_id);
+        assert_eq!((logged.topic.as_deref(), logged.sentiment), (Some("outage"), Some(escalator::domain::Sentiment::Neutral)));
         assert_eq!(logged.severity.as_str(), "on_fire");
         app.stop().await;
     }

@@ -365,6 +365,11 @@ fn classify_prints_the_decision_as_json() {
     assert_eq!(v["route"], "engineering");
     assert_eq!(v["model"], "offline");
     assert_eq!(v["fallback"], false);
+    assert_eq!(
+        (v["topic"].as_str(), v["sentiment"].as_str()),
+        (Some("billing"), Some("neutral"))
+    );
+    assert_eq!(v["shadow"], serde_json::json!({}));
     assert_eq!(v["model_severity"], "on_fire");
     assert_eq!(v["weighting_rule"], serde_json::Value::Null);
     assert_eq!(

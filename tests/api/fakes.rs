@@ -321,7 +321,8 @@ async fn messages(State(s): State<Arc<ModelState>>, Json(body): Json<Value>) -> 
         ("routine", "bot")
     };
     let answer = json!({"severity": severity, "route": route, "confidence": 0.9,
-        "reasoning": "The customer reports what the ticket says."})
+        "reasoning": "The customer reports what the ticket says.",
+        "topic": if severity == "on_fire" { "outage" } else { "how_to" }, "sentiment": "neutral"})
     .to_string();
     let content = if body["max_tokens"] == json!(0) {
         json!([])

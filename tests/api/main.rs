@@ -22,6 +22,7 @@ mod deploy;
 mod fakes;
 mod faults;
 mod harness;
+mod labels;
 mod migrations;
 mod outbox;
 mod overrides;

@@ -72,6 +72,9 @@ async fn decided_as(
         arr_usd: None,
         tier_source: None,
         enrichment_failed: false,
+        topic: None,
+        sentiment: None,
+        shadow: Default::default(),
     };
     let actions: Vec<NewAction> = kinds
         .iter()

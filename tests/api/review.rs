@@ -81,6 +81,9 @@ pub async fn seed(
         arr_usd: None,
         tier_source: None,
         enrichment_failed: false,
+        topic: None,
+        sentiment: None,
+        shadow: Default::default(),
     };
     store.record(&d, &[]).await.unwrap();
     d
@@ -209,6 +212,7 @@ both_backends! {
             why: Some(why.into()),
             origin,
             external_key: None,
+            labels: Default::default(),
         };
         review::record(store.as_ref(), &d, review(Verdict::Corrected(Severity::OnFire), "prod\ndown", Origin::Cli)).await.unwrap().unwrap();
         let scores = store.due_scores(Utc::now() + chrono::Duration::minutes(1), 10).await.unwrap();
@@ -278,7 +282,7 @@ both_backends! {
         bad[1][col("corrected_severity")] = "critical".into();
         bad[2][col("decision_id")] = "dec-nope".into();
         bad[2][col("verdict")] = "correct".into();
-        let problems = review::csv::parse(store.as_ref(), "s.csv", &write(&bad), "ann").await.unwrap_err();
+        let problems = review::csv::parse(store.as_ref(), "s.csv", &write(&bad), "ann", &escalator::taxonomy::Taxonomy::default()).await.unwrap_err();
         let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(problems, vec![
             "s.csv:2:17: verdict \"corect\" is not one of correct, corrected".to_owned(),
@@ -286,10 +290,10 @@ both_backends! {
             "s.csv:4:1: no decision dec-nope in the routing log".to_owned(),
         ]);
         let short = format!("{}\n{}\n", review::csv::HEADER.join(","), "a,b");
-        let p = review::csv::parse(store.as_ref(), "s.csv", &short, "ann").await.unwrap_err();
-        assert_eq!(p[0].to_string(), "s.csv:2: has 2 fields, expected 20");
+        let p = review::csv::parse(store.as_ref(), "s.csv", &short, "ann", &escalator::taxonomy::Taxonomy::default()).await.unwrap_err();
+        assert_eq!(p[0].to_string(), "s.csv:2: has 2 fields, expected 26");
         // The good file: two verdicts, one unjudged row.
-        let parsed = review::csv::parse(store.as_ref(), "s.csv", &write(&rows), "ann").await.unwrap();
+        let parsed = review::csv::parse(store.as_ref(), "s.csv", &write(&rows), "ann", &escalator::taxonomy::Taxonomy::default()).await.unwrap();
         assert_eq!((parsed.rows.len(), parsed.unjudged), (2, 1));
         for r in &parsed.rows {
             review::record_by_id(store.as_ref(), r.review.clone()).await.unwrap();
@@ -314,7 +318,7 @@ both_backends! {
             let sample = sample.clone();
             tokio::task::spawn_blocking(move || {
                 let mut out = Vec::new();
-                let o = review::terminal::run(&handle, store.as_ref(), &sample, "tess", &mut review::terminal::Lines(&mut input.as_bytes()), &mut out).unwrap();
+                let o = review::terminal::run(&handle, store.as_ref(), &sample, "tess", &escalator::taxonomy::Taxonomy::default(), &mut review::terminal::Lines(&mut input.as_bytes()), &mut out).unwrap();
                 (o, String::from_utf8(out).unwrap())
             })
             .await
@@ -342,7 +346,7 @@ both_backends! {
             tokio::task::spawn_blocking(move || {
                 let mut out = Vec::new();
                 // The input ends without a key: that is a quit, nothing recorded.
-                review::terminal::run(&handle, store.as_ref(), &again, "tess", &mut review::terminal::Lines(&mut "".as_bytes()), &mut out).unwrap();
+                review::terminal::run(&handle, store.as_ref(), &again, "tess", &escalator::taxonomy::Taxonomy::default(), &mut review::terminal::Lines(&mut "".as_bytes()), &mut out).unwrap();
                 String::from_utf8(out).unwrap()
             })
             .await
@@ -361,14 +365,14 @@ both_backends! {
         let b = seed(store.as_ref(), Source::Pylon, "L-001", "dup", "already labelled id", Severity::Routine, false, at(day(), 9)).await;
         let c = seed(store.as_ref(), Source::Api, "T-ok", "fine", "was right", Severity::Routine, false, at(day(), 10)).await;
         for (d, v, why) in [(&a, Verdict::Corrected(Severity::OnFire), "Billing dispute over $1k with legal language."), (&b, Verdict::Corrected(Severity::Urgent), "x"), (&c, Verdict::Correct, "")] {
-            review::record(store.as_ref(), d, NewReview { decision_id: d.id.clone(), reviewer: "r".into(), verdict: v, why: Some(why.into()), origin: Origin::Cli, external_key: None }).await.unwrap();
+            review::record(store.as_ref(), d, NewReview { decision_id: d.id.clone(), reviewer: "r".into(), verdict: v, why: Some(why.into()), origin: Origin::Cli, external_key: None, labels: Default::default() }).await.unwrap();
         }
         let before = std::fs::read_to_string(&file).unwrap();
-        let dry = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, Some(day()), None, true).await.unwrap();
+        let dry = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, Some(day()), None, true, &escalator::prompt::PromptSpec::default()).await.unwrap();
         assert_eq!(dry.rows.len(), 1);
         assert_eq!(dry.already_there, 1);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), before, "a dry run writes nothing");
-        let added = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false).await.unwrap();
+        let added = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false, &escalator::prompt::PromptSpec::default()).await.unwrap();
         assert_eq!(added.prompt_version, dry.prompt_version);
         let examples = escalator::labels::load(&file).unwrap();
         let row = examples.iter().find(|e| e.ticket_id == "th_new").unwrap();
@@ -382,13 +386,13 @@ both_backends! {
         };
         assert_eq!(prompt.version(), added.prompt_version);
         // Again: the ticket is there now.
-        let again = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false).await.unwrap();
+        let again = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false, &escalator::prompt::PromptSpec::default()).await.unwrap();
         assert_eq!((again.rows.len(), again.already_there), (0, 2));
         // A file that fails the checks is not written: the holdout overlaps the new row.
         let d = seed(store.as_ref(), Source::Plain, "th_dup", "s", escalator::labels::parse("h", escalator::labels::EMBEDDED_HOLDOUT).unwrap()[0].first_message.as_str(), Severity::Routine, false, at(day(), 11)).await;
-        review::record(store.as_ref(), &d, NewReview { decision_id: d.id.clone(), reviewer: "r".into(), verdict: Verdict::Corrected(Severity::Urgent), why: Some("w".into()), origin: Origin::Cli, external_key: None }).await.unwrap();
+        review::record(store.as_ref(), &d, NewReview { decision_id: d.id.clone(), reviewer: "r".into(), verdict: Verdict::Corrected(Severity::Urgent), why: Some("w".into()), origin: Origin::Cli, external_key: None, labels: Default::default() }).await.unwrap();
         let now = std::fs::read_to_string(&file).unwrap();
-        let e = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false).await.unwrap_err();
+        let e = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false, &escalator::prompt::PromptSpec::default()).await.unwrap_err();
         assert!(e.to_string().contains("overlaps"), "{e}");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), now);
     }

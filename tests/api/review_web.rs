@@ -25,17 +25,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{harness, review::seed};
 
-const TOKEN: &str = "review-admin-token-0123456789";
+pub(crate) const TOKEN: &str = "review-admin-token-0123456789";
 
-struct Running {
-    base: String,
-    store: std::sync::Arc<dyn Store>,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+pub(crate) struct Running {
+    pub(crate) base: String,
+    pub(crate) store: std::sync::Arc<dyn Store>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) task: tokio::task::JoinHandle<anyhow::Result<()>>,
     _config: tempfile::NamedTempFile,
 }
 
-async fn start(store: std::sync::Arc<dyn Store>, lf: &collector::Collector) -> Running {
+pub(crate) async fn start(store: std::sync::Arc<dyn Store>, lf: &collector::Collector) -> Running {
     let mut config = tempfile::NamedTempFile::new().unwrap();
     write!(
         config,
@@ -395,18 +395,18 @@ async fn a_reviewer_judges_three_tickets_in_headless_chromium(pool: sqlx::Sqlite
 }
 
 /// The value of `name="csrf"` in a page.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
     html[at..at + 64].to_owned()
 }
 
-fn form(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
 }
 
-fn set_cookie(resp: &reqwest::Response) -> String {
+pub(crate) fn set_cookie(resp: &reqwest::Response) -> String {
     resp.headers()
         .get_all("set-cookie")
         .iter()

@@ -52,6 +52,9 @@ both_backends! {
         assert_eq!(stored.model, "offline");
         assert_eq!(stored.trace_id.as_deref(), Some("0af7651916cd43dd8448eb211c80319c"));
         assert!((stored.created_at - d.created_at).num_milliseconds().abs() < 1);
+        // The classifier's labels are on the decision and in their own columns.
+        assert!(d.topic.is_some() && d.sentiment.is_some());
+        assert_eq!((&stored.topic, stored.sentiment, &stored.shadow), (&d.topic, d.sentiment, &d.shadow));
         // A second decision for the same key loses and gets the first one back.
         let second = decision_for(&t);
         match store.record(&second, &actions).await.unwrap() {

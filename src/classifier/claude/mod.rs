@@ -267,6 +267,7 @@ impl ClaudeClassifier {
             self.settings.cache_ttl,
             self.effort,
             user,
+            self.prompt.schema(),
         );
         // Serialising structs of strings and numbers cannot fail.
         serde_json::to_vec(&req).unwrap_or_default()
@@ -540,7 +541,7 @@ impl ClaudeClassifier {
         let Some(text) = text else {
             return Err(invalid("no text block".to_owned()));
         };
-        let verdict = wire::parse_answer(text).map_err(invalid)?;
+        let verdict = wire::parse_answer(text, self.prompt.taxonomy()).map_err(invalid)?;
         tracing::debug!(
             request_id = usage.request_id.as_deref().unwrap_or(""),
             severity = %verdict.severity,

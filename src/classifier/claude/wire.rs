@@ -5,7 +5,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::{CacheTtl, Effort};
-use crate::domain::{Confidence, Route, Severity, Verdict};
+use crate::{
+    domain::{Confidence, Labels, Route, Sentiment, Severity, Verdict},
+    prompt::AnswerSchema,
+    taxonomy::{OTHER_TOPIC, Taxonomy},
+};
 
 /// `POST /v1/messages` and (without `max_tokens`) `POST /v1/messages/count_tokens`.
 #[derive(Debug, Serialize)]
@@ -15,7 +19,7 @@ pub(super) struct MessagesRequest<'a> {
     pub(super) max_tokens: Option<u32>,
     pub(super) system: [SystemBlock<'a>; 1],
     pub(super) messages: [UserMessage<'a>; 1],
-    pub(super) output_config: OutputConfig,
+    pub(super) output_config: OutputConfig<'a>,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,17 +44,17 @@ pub(super) struct UserMessage<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub(super) struct OutputConfig {
+pub(super) struct OutputConfig<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) effort: Option<Effort>,
-    pub(super) format: OutputFormat,
+    pub(super) format: OutputFormat<'a>,
 }
 
 #[derive(Debug, Serialize)]
-pub(super) struct OutputFormat {
+pub(super) struct OutputFormat<'a> {
     #[serde(rename = "type")]
     pub(super) kind: &'static str,
-    pub(super) schema: AnswerSchema,
+    pub(super) schema: &'a AnswerSchema,
 }
 
 impl<'a> MessagesRequest<'a> {
@@ -63,6 +67,7 @@ impl<'a> MessagesRequest<'a> {
         ttl: CacheTtl,
         effort: Option<Effort>,
         user: &'a str,
+        schema: &'a AnswerSchema,
     ) -> Self {
         Self {
             model,
@@ -83,68 +88,9 @@ impl<'a> MessagesRequest<'a> {
                 effort,
                 format: OutputFormat {
                     kind: "json_schema",
-                    schema: AnswerSchema::default(),
+                    schema,
                 },
             },
-        }
-    }
-}
-
-/// [`crate::prompt::OUTPUT_SCHEMA`] as a struct, so it serialises in schema order without a map
-/// (a test checks the bytes are equal to the constant the prompt version hashes).
-#[derive(Debug, Serialize)]
-pub(super) struct AnswerSchema {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    properties: AnswerProperties,
-    required: [&'static str; 4],
-    #[serde(rename = "additionalProperties")]
-    additional_properties: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct AnswerProperties {
-    severity: EnumProperty,
-    route: EnumProperty,
-    confidence: TypeOnly,
-    reasoning: TypeOnly,
-}
-
-#[derive(Debug, Serialize)]
-struct EnumProperty {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(rename = "enum")]
-    values: [&'static str; 3],
-}
-
-#[derive(Debug, Serialize)]
-struct TypeOnly {
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-impl Default for AnswerSchema {
-    fn default() -> Self {
-        let [r, u, o] =
-            [Severity::Routine, Severity::Urgent, Severity::OnFire].map(Severity::as_str);
-        let [b, h, e] = [Route::Bot, Route::Human, Route::Engineering].map(Route::as_str);
-        Self {
-            kind: "object",
-            properties: AnswerProperties {
-                severity: EnumProperty {
-                    kind: "string",
-                    values: [r, u, o],
-                },
-                route: EnumProperty {
-                    kind: "string",
-                    values: [b, h, e],
-                },
-                confidence: TypeOnly { kind: "number" },
-                reasoning: TypeOnly { kind: "string" },
-            },
-            required: ["severity", "route", "confidence", "reasoning"],
-            additional_properties: false,
         }
     }
 }
@@ -250,13 +196,81 @@ impl ErrorEnvelope {
     }
 }
 
-/// The model's answer as sent; every field is checked in [`parse_answer`].
+/// The model's answer as sent; every field is checked in [`parse_answer`]. The labels are kept
+/// as raw JSON: a bad label is a note on a valid decision, never a fallback.
 #[derive(Debug, Deserialize)]
 struct Answer {
     severity: String,
     route: String,
     confidence: f64,
     reasoning: String,
+    #[serde(default)]
+    topic: Option<serde_json::Value>,
+    #[serde(default)]
+    sentiment: Option<serde_json::Value>,
+    #[serde(default)]
+    shadow: Option<serde_json::Value>,
+}
+
+/// A label value quoted in a note: its JSON, cut short (model output is unbounded).
+fn quoted(v: &serde_json::Value) -> String {
+    crate::text::excerpt(&v.to_string(), 60)
+}
+
+/// The labels of an answer against `taxonomy`. An unknown or missing topic is `other`, an
+/// unknown or missing sentiment `neutral`, an unknown shadow name is dropped; each is noted.
+fn labels(a: &Answer, taxonomy: &Taxonomy, notes: &mut Vec<String>) -> Labels {
+    let mut out = Labels::default();
+    match &a.topic {
+        Some(serde_json::Value::String(t)) => match taxonomy.topic(t) {
+            Some(topic) => topic.clone_into(&mut out.topic),
+            None => notes.push(format!(
+                "topic_unknown: model said {}, recorded as {OTHER_TOPIC}",
+                quoted(&serde_json::Value::String(t.clone()))
+            )),
+        },
+        Some(other) => notes.push(format!(
+            "topic_invalid: model said {}, recorded as {OTHER_TOPIC}",
+            quoted(other)
+        )),
+        None => notes.push(format!("topic_missing: recorded as {OTHER_TOPIC}")),
+    }
+    match &a.sentiment {
+        Some(serde_json::Value::String(t)) => match Sentiment::parse("sentiment", t) {
+            Ok(s) => out.sentiment = s,
+            Err(_) => notes.push(format!(
+                "sentiment_unknown: model said {}, recorded as neutral",
+                quoted(&serde_json::Value::String(t.clone()))
+            )),
+        },
+        Some(other) => notes.push(format!(
+            "sentiment_invalid: model said {}, recorded as neutral",
+            quoted(other)
+        )),
+        None => notes.push("sentiment_missing: recorded as neutral".to_owned()),
+    }
+    if taxonomy.shadow().next().is_none() {
+        return out;
+    }
+    match &a.shadow {
+        Some(serde_json::Value::Array(names)) => {
+            let mut asked: std::collections::BTreeMap<String, bool> =
+                taxonomy.shadow().map(|c| (c.name.clone(), false)).collect();
+            for n in names {
+                match n.as_str().and_then(|n| taxonomy.shadow_category(n)) {
+                    Some(c) => {
+                        asked.insert(c.name.clone(), true);
+                    }
+                    None => notes.push(format!("shadow_unknown: model said {}", quoted(n))),
+                }
+            }
+            out.shadow = asked;
+        }
+        // Not judged: nothing stored, so the audit does not count it as "does not apply".
+        Some(other) => notes.push(format!("shadow_invalid: model said {}", quoted(other))),
+        None => notes.push("shadow_missing".to_owned()),
+    }
+    out
 }
 
 /// Validates the model's JSON text into a [`Verdict`]: enums case-insensitive, confidence within
@@ -266,8 +280,10 @@ struct Answer {
 /// # Errors
 /// A message for the fallback reason when the text is not JSON, a field is missing or has the
 /// wrong type, the severity is not one of ours, the confidence is out of range, or the
-/// reasoning is blank. Any text in, no panic (property-tested in `tests/unicode.rs`).
-pub fn parse_answer(text: &str) -> Result<Verdict, String> {
+/// reasoning is blank. A bad topic, sentiment or shadow list never fails the answer: it is
+/// noted and recorded as `other`, `neutral` or not judged. Any text in, no panic
+/// (property-tested in `tests/unicode.rs`).
+pub fn parse_answer(text: &str, taxonomy: &Taxonomy) -> Result<Verdict, String> {
     let a: Answer = serde_json::from_str(text.trim()).map_err(|e| format!("json: {e}"))?;
     let severity = Severity::parse("severity", &a.severity).map_err(|e| e.to_string())?;
     let confidence = Confidence::parse(a.confidence).map_err(|e| e.to_string())?;
@@ -279,28 +295,27 @@ pub fn parse_answer(text: &str) -> Result<Verdict, String> {
     if claimed.is_none() {
         verdict.notes.push(format!(
             "route_disagreement: model said {:?}, severity {severity} implies {}",
-            a.route.trim(),
+            crate::text::excerpt(a.route.trim(), 60),
             verdict.route
         ));
     }
+    verdict.labels = labels(&a, taxonomy, &mut verdict.notes);
     Ok(verdict)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prompt::OUTPUT_SCHEMA;
 
-    #[test]
-    fn schema_bytes_equal_the_versioned_constant() {
-        assert_eq!(
-            serde_json::to_string(&AnswerSchema::default()).unwrap(),
-            OUTPUT_SCHEMA
-        );
+    const L: &str = r#","topic":"outage","sentiment":"negative""#;
+
+    fn answer(core: &str) -> String {
+        format!("{}{L}}}", core.trim_end_matches('}'))
     }
 
     #[test]
     fn request_serialises_in_a_fixed_order_without_sampling_parameters() {
+        let schema = AnswerSchema::new(&Taxonomy::default());
         let r = MessagesRequest::new(
             "claude-sonnet-4-6",
             Some(1024),
@@ -308,12 +323,14 @@ mod tests {
             CacheTtl::OneHour,
             None,
             "USER",
+            &schema,
         );
         let s = serde_json::to_string(&r).unwrap();
         assert_eq!(
             s,
             format!(
-                r#"{{"model":"claude-sonnet-4-6","max_tokens":1024,"system":[{{"type":"text","text":"SYS","cache_control":{{"type":"ephemeral","ttl":"1h"}}}}],"messages":[{{"role":"user","content":"USER"}}],"output_config":{{"format":{{"type":"json_schema","schema":{OUTPUT_SCHEMA}}}}}}}"#
+                r#"{{"model":"claude-sonnet-4-6","max_tokens":1024,"system":[{{"type":"text","text":"SYS","cache_control":{{"type":"ephemeral","ttl":"1h"}}}}],"messages":[{{"role":"user","content":"USER"}}],"output_config":{{"format":{{"type":"json_schema","schema":{}}}}}}}"#,
+                schema.to_json()
             )
         );
         let counted = MessagesRequest::new(
@@ -323,6 +340,7 @@ mod tests {
             CacheTtl::FiveMinutes,
             Some(Effort::Low),
             "U",
+            &schema,
         );
         let s = serde_json::to_string(&counted).unwrap();
         assert!(!s.contains("max_tokens"));
@@ -332,15 +350,22 @@ mod tests {
 
     #[test]
     fn answers_are_validated_leniently_but_strictly_enough() {
+        let t = Taxonomy::default();
         let v = parse_answer(
-            r#"{"severity":"On_Fire","route":"HUMAN","confidence":0.9,"reasoning":"Outage.","extra":1}"#,
+            &answer(r#"{"severity":"On_Fire","route":"HUMAN","confidence":0.9,"reasoning":"Outage.","extra":1}"#),
+            &t,
         )
         .unwrap();
         assert_eq!(v.severity, Severity::OnFire);
         assert_eq!(v.route, Route::Engineering);
         assert_eq!(v.notes.len(), 1);
+        assert_eq!(v.labels.topic, "outage");
+        assert_eq!(v.labels.sentiment, Sentiment::Negative);
         let v = parse_answer(
-            r#"{"severity":"urgent","route":"sales","confidence":1,"reasoning":"Churn risk."}"#,
+            &answer(
+                r#"{"severity":"urgent","route":"sales","confidence":1,"reasoning":"Churn risk."}"#,
+            ),
+            &t,
         )
         .unwrap();
         assert_eq!(v.route, Route::Human);
@@ -354,8 +379,88 @@ mod tests {
             r#"{"severity":"urgent","route":"human","confidence":0.5,"reasoning":" \n "}"#,
             "",
         ] {
-            assert!(parse_answer(bad).is_err(), "{bad}");
+            assert!(parse_answer(bad, &t).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn bad_labels_are_notes_never_failures() {
+        use crate::taxonomy::{Category, Kind, Mode};
+        let t = Taxonomy::default();
+        let core = r#"{"severity":"routine","route":"bot","confidence":0.8,"reasoning":"How-to."#;
+        let v = parse_answer(
+            &format!(r#"{core}","topic":"Dashboards","sentiment":"furious"}}"#),
+            &t,
+        )
+        .unwrap();
+        assert_eq!(v.labels.topic, "other");
+        assert_eq!(v.labels.sentiment, Sentiment::Neutral);
+        assert_eq!(
+            v.notes,
+            [
+                "topic_unknown: model said \"Dashboards\", recorded as other",
+                "sentiment_unknown: model said \"furious\", recorded as neutral"
+            ]
+        );
+        let v = parse_answer(&format!(r#"{core}","topic":7}}"#), &t).unwrap();
+        assert_eq!(
+            v.notes,
+            [
+                "topic_invalid: model said 7, recorded as other",
+                "sentiment_missing: recorded as neutral"
+            ]
+        );
+        let v = parse_answer(
+            &format!(r#"{core}","topic":"HOW_TO","sentiment":"Positive"}}"#),
+            &t,
+        )
+        .unwrap();
+        assert_eq!(
+            (v.labels.topic.as_str(), v.labels.sentiment),
+            ("how_to", Sentiment::Positive)
+        );
+        assert!(v.notes.is_empty());
+        assert!(v.labels.shadow.is_empty(), "no shadow category asked");
+        let shadowed = Taxonomy::new(
+            vec!["other".into()],
+            vec![
+                Category {
+                    name: "churn_risk".into(),
+                    kind: Kind::Topic,
+                    mode: Mode::Shadow,
+                    definition: "d".into(),
+                },
+                Category {
+                    name: "vip".into(),
+                    kind: Kind::Topic,
+                    mode: Mode::Shadow,
+                    definition: "d".into(),
+                },
+            ],
+        )
+        .unwrap();
+        let v = parse_answer(
+            &format!(
+                r#"{core}","topic":"other","sentiment":"neutral","shadow":["Churn_Risk","nope"]}}"#
+            ),
+            &shadowed,
+        )
+        .unwrap();
+        assert_eq!(
+            v.labels.shadow,
+            std::collections::BTreeMap::from([
+                ("churn_risk".to_owned(), true),
+                ("vip".to_owned(), false)
+            ])
+        );
+        assert_eq!(v.notes, ["shadow_unknown: model said \"nope\""]);
+        let v = parse_answer(
+            &format!(r#"{core}","topic":"other","sentiment":"neutral"}}"#),
+            &shadowed,
+        )
+        .unwrap();
+        assert!(v.labels.shadow.is_empty());
+        assert_eq!(v.notes, ["shadow_missing"]);
     }
 
     #[test]

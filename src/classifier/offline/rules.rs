@@ -1022,3 +1022,160 @@ pub(super) const STOPWORDS: &[&str] = &[
     "den", "ist", "wir", "sie", "les", "des", "une", "est", "pour", "pas", "nous", "vous", "dans",
     "sur",
 ];
+
+/// The offline classifier's topic keywords, tried in this order after the clauses that name a
+/// topic outright (a security report is `security`, legal language `legal`, production down or
+/// data loss `outage`, a billing dispute `billing`): the first topic of the configured list
+/// with a phrase in the ticket wins; with none, the topic is `other`. Simple on purpose: a
+/// topic the model should judge, and the offline classifier only has to be honest about.
+pub(super) const TOPICS: &[(&str, &[&str])] = &[
+    (
+        "security",
+        &[
+            "vulnerability",
+            "xss",
+            "exposed",
+            "phishing",
+            "suspicious login",
+            "security",
+            "pen test",
+            "soc 2",
+        ],
+    ),
+    (
+        "legal",
+        &[
+            "gdpr",
+            "lawyer",
+            "legal",
+            "subpoena",
+            "dpa",
+            "terms of service",
+            "counsel",
+            "contract",
+        ],
+    ),
+    (
+        "outage",
+        &[
+            "outage",
+            "is down",
+            "are down",
+            "not loading",
+            "wont load",
+            "unavailable",
+            "502",
+            "503",
+        ],
+    ),
+    (
+        "account_access",
+        &[
+            "password",
+            "log in",
+            "login",
+            "sign in",
+            "locked out",
+            "2fa",
+            "mfa",
+            "two factor",
+            "sso",
+            "saml",
+            "cant access",
+            "access denied",
+            "permission",
+        ],
+    ),
+    (
+        "billing",
+        &[
+            "invoice",
+            "charged",
+            "refund",
+            "billing",
+            "payment",
+            "subscription",
+            "receipt",
+            "credit card",
+            "pricing",
+            "vat",
+        ],
+    ),
+    (
+        "bug",
+        &[
+            "bug",
+            "error",
+            "broken",
+            "crash",
+            "doesnt work",
+            "not working",
+            "fails",
+            "failing",
+            "glitch",
+            "regression",
+        ],
+    ),
+    (
+        "feature_request",
+        &[
+            "feature request",
+            "would be great",
+            "would love",
+            "please add",
+            "could you add",
+            "can you add",
+            "roadmap",
+            "wish",
+        ],
+    ),
+    (
+        "how_to",
+        &[
+            "how do i",
+            "how can i",
+            "how to",
+            "where can i",
+            "where do i",
+            "is there a way",
+            "is it possible",
+            "documentation",
+            "docs",
+        ],
+    ),
+];
+
+/// Words of a negative tone (besides [`FRUSTRATION`], churn-risk language and a demand for a
+/// human now, which are negative too).
+pub(super) const NEGATIVE: &[&str] = &[
+    "unacceptable",
+    "terrible",
+    "awful",
+    "ridiculous",
+    "disappointed",
+    "disappointing",
+    "annoyed",
+    "angry",
+    "furious",
+    "worst",
+    "useless",
+    "sick of",
+    "enttäuscht",
+    "inaceptable",
+    "inacceptable",
+];
+
+/// Words of a positive tone; a negative one wins over them ("love the product, but this is
+/// unacceptable" is negative). A polite `thanks` is not a tone.
+pub(super) const POSITIVE: &[&str] = &[
+    "love",
+    "awesome",
+    "amazing",
+    "great job",
+    "fantastic",
+    "appreciate",
+    "thrilled",
+    "delighted",
+    "kudos",
+    "happy with",
+];

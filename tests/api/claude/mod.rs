@@ -25,7 +25,7 @@ use escalator::{
     },
     domain::{Classification, RawTicket, Route, Severity, Source, Ticket, TicketContext},
     labels,
-    prompt::{self, OUTPUT_SCHEMA, Prompt},
+    prompt::{self, Prompt},
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -134,7 +134,7 @@ fn api_error(status: u16, kind: &str, code: Option<&str>) -> ResponseTemplate {
         .set_body_json(json!({"type": "error", "error": error, "request_id": "req_err_1"}))
 }
 
-const ON_FIRE: &str = r#"{"severity":"on_fire","route":"engineering","confidence":0.93,"reasoning":"Production dashboard is down for every user."}"#;
+const ON_FIRE: &str = r#"{"severity":"on_fire","route":"engineering","confidence":0.93,"reasoning":"Production dashboard is down for every user.","topic":"outage","sentiment":"negative"}"#;
 
 async fn mount(server: &MockServer, response: ResponseTemplate, times: u64) {
     Mock::given(method("POST"))

@@ -73,14 +73,39 @@ async fn the_request_is_exact_and_the_system_block_identical_across_tickets() {
             body["output_config"],
             json!({"format": {
                 "type": "json_schema",
-                "schema": serde_json::from_str::<Value>(OUTPUT_SCHEMA).unwrap()
+                "schema": serde_json::from_str::<Value>(&prompt.schema().to_json()).unwrap()
             }})
         );
         let schema = &body["output_config"]["format"]["schema"];
         assert_eq!(schema["additionalProperties"], false);
         assert_eq!(
             schema["required"],
-            json!(["severity", "route", "confidence", "reasoning"])
+            json!([
+                "severity",
+                "route",
+                "confidence",
+                "reasoning",
+                "topic",
+                "sentiment"
+            ])
+        );
+        assert_eq!(
+            schema["properties"]["topic"]["enum"],
+            json!([
+                "billing",
+                "bug",
+                "outage",
+                "account_access",
+                "how_to",
+                "feature_request",
+                "security",
+                "legal",
+                "other"
+            ])
+        );
+        assert_eq!(
+            schema["properties"]["sentiment"]["enum"],
+            json!(["negative", "neutral", "positive"])
         );
         assert_eq!(
             schema["properties"]["severity"]["enum"],
@@ -174,7 +199,7 @@ async fn a_thinking_block_before_the_text_is_skipped() {
 async fn capitalised_enums_unknown_fields_and_new_stop_reasons_are_accepted() {
     let server = MockServer::start().await;
     let mut body = text_answer(
-        r#"{"severity":"Urgent","route":"HUMAN","confidence":0.7,"reasoning":"Enterprise customer reports churn risk.","extra_field":true}"#,
+        r#"{"severity":"Urgent","route":"HUMAN","confidence":0.7,"reasoning":"Enterprise customer reports churn risk.","extra_field":true,"topic":"Billing","sentiment":"negative"}"#,
     );
     body["stop_reason"] = json!("brand_new_reason");
     body["diagnostics"] = json!({"cache_miss_reason": {"type": "system_changed"}});
@@ -192,8 +217,7 @@ async fn a_route_that_disagrees_with_the_severity_is_derived_and_recorded() {
     let server = MockServer::start().await;
     let long = "Production is down for all users and it keeps failing on every request we send, \
                 which blocks our whole company today. Please help.";
-    let answer =
-        json!({"severity": "on_fire", "route": "bot", "confidence": 0.8, "reasoning": long});
+    let answer = json!({"severity": "on_fire", "route": "bot", "confidence": 0.8, "reasoning": long, "topic": "outage", "sentiment": "neutral"});
     mount(&server, ok(&text_answer(&answer.to_string())), 1).await;
     let c = decider(&settings(&server)).decide(&outage_ticket()).await;
     assert_from_claude(&c);
@@ -267,4 +291,87 @@ async fn broken_json_and_schema_violations_fall_back() {
     .await;
     let c = decider(&settings(&server)).decide(&routine_ticket()).await;
     assert_fallback(&c, "invalid_answer: response body");
+}
+
+/// Configured topics and a shadow category reach the exact request (system block and schema);
+/// the answer's unknown topic is `other` with a note, its shadow list is kept for the decision.
+#[tokio::test]
+async fn configured_topics_and_shadow_categories_are_in_the_exact_request() {
+    use escalator::taxonomy::{Category, Kind, Mode, Taxonomy};
+    let server = MockServer::start().await;
+    let taxonomy = Taxonomy::new(
+        vec!["billing".into(), "sso".into(), "other".into()],
+        vec![Category {
+            name: "churn_risk".into(),
+            kind: Kind::Topic,
+            mode: Mode::Shadow,
+            definition: "The customer says they may cancel or not renew.".into(),
+        }],
+    )
+    .unwrap();
+    let (_, examples) = prompt_and_examples();
+    let prompt = Prompt::render_with(prompt::EMBEDDED_TEMPLATE, &examples, &taxonomy).unwrap();
+    let answer = r#"{"severity":"urgent","route":"human","confidence":0.8,"reasoning":"Churn risk.","topic":"dashboards","sentiment":"negative","shadow":["churn_risk"]}"#;
+    mount(&server, ok(&text_answer(answer)), 1).await;
+    let offline = Arc::new(
+        OfflineClassifier::new(&examples, prompt.version()).with_taxonomy(taxonomy.clone()),
+    );
+    let claude = Arc::new(ClaudeClassifier::new(&settings(&server), prompt.clone()).unwrap());
+    let ctx = routine_ticket();
+    let c = Decider::new(Some(claude), offline).decide(&ctx).await;
+    assert_from_claude(&c);
+    assert_eq!(c.prompt_version, prompt.version());
+    assert_eq!(c.verdict.severity, Severity::Urgent);
+    assert_eq!(c.verdict.labels.topic, "other");
+    assert_eq!(
+        c.verdict.labels.sentiment,
+        escalator::domain::Sentiment::Negative
+    );
+    assert_eq!(
+        c.verdict.notes,
+        ["topic_unknown: model said \"dashboards\", recorded as other"]
+    );
+    assert_eq!(
+        c.verdict.labels.shadow,
+        std::collections::BTreeMap::from([("churn_risk".to_owned(), true)])
+    );
+    assert!(
+        prompt
+            .system()
+            .contains("- topic: exactly one of billing, sso, other. Use other when none fits.")
+    );
+    assert!(
+        prompt
+            .system()
+            .contains("- churn_risk (a topic): The customer says they may cancel or not renew.")
+    );
+    let reqs = requests(&server).await;
+    let body: Value = reqs[0].body_json().unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 1024,
+            "system": [{
+                "type": "text",
+                "text": prompt.system(),
+                "cache_control": {"type": "ephemeral", "ttl": "1h"}
+            }],
+            "messages": [{"role": "user", "content": prompt.user_turn(&ctx)}],
+            "output_config": {"format": {"type": "json_schema", "schema": {
+                "type": "object",
+                "properties": {
+                    "severity": {"type": "string", "enum": ["routine", "urgent", "on_fire"]},
+                    "route": {"type": "string", "enum": ["bot", "human", "engineering"]},
+                    "confidence": {"type": "number"},
+                    "reasoning": {"type": "string"},
+                    "topic": {"type": "string", "enum": ["billing", "sso", "other"]},
+                    "sentiment": {"type": "string", "enum": ["negative", "neutral", "positive"]},
+                    "shadow": {"type": "array", "items": {"type": "string", "enum": ["churn_risk"]}}
+                },
+                "required": ["severity", "route", "confidence", "reasoning", "topic", "sentiment", "shadow"],
+                "additionalProperties": false
+            }}}
+        })
+    );
 }

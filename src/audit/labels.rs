@@ -1,0 +1,132 @@
+//! The labels besides severity in the audit: topic and sentiment accuracy on the reviewed
+//! decisions, and each shadow category's accuracy, precision and recall on the decisions whose
+//! reviewer judged it. Computed over the whole window (labels are judged less often than the
+//! severity, and a shadow category needs every verdict it can get); `escalator promote` gates
+//! on the same figures over the whole log.
+
+use std::{collections::BTreeSet, fmt::Write as _};
+
+use serde::Serialize;
+
+use super::{model::AuditRow, stats::Rate};
+
+/// Topic, sentiment and shadow figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelFigures {
+    /// Reviewed decisions whose topic the reviewer confirmed, of those with a judged topic.
+    pub topic: Rate,
+    /// The same for the sentiment.
+    pub sentiment: Rate,
+    /// One entry per shadow category some reviewed decision was asked about, by name.
+    pub shadow: Vec<ShadowFigures>,
+}
+
+/// How one shadow category did on the decisions whose reviewer judged it: the classifier said
+/// it applies (positive) or not, the reviewer said whether it does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShadowFigures {
+    /// The category.
+    pub category: String,
+    /// Said to apply, and it does.
+    pub true_positive: u64,
+    /// Said to apply, and it does not.
+    pub false_positive: u64,
+    /// Said not to apply, and it does.
+    pub false_negative: u64,
+    /// Said not to apply, and it does not.
+    pub true_negative: u64,
+    /// Right of judged: what `escalator promote` gates on.
+    pub accuracy: Rate,
+    /// True positives of those said to apply.
+    pub precision: Rate,
+    /// True positives of those it truly applies to.
+    pub recall: Rate,
+}
+
+impl ShadowFigures {
+    /// Decisions whose reviewer judged the category.
+    pub fn judged(&self) -> u64 {
+        self.accuracy.n
+    }
+}
+
+/// The figures of `category` over `rows`.
+pub fn shadow(rows: &[&AuditRow], category: &str) -> ShadowFigures {
+    let (mut tp, mut fp, mut fneg, mut tn) = (0, 0, 0, 0);
+    for r in rows {
+        let (Some(said), Some(truth)) =
+            (r.shadow.get(category), r.review_labels.shadow.get(category))
+        else {
+            continue;
+        };
+        match (said, truth) {
+            (true, true) => tp += 1,
+            (true, false) => fp += 1,
+            (false, true) => fneg += 1,
+            (false, false) => tn += 1,
+        }
+    }
+    ShadowFigures {
+        category: category.to_owned(),
+        true_positive: tp,
+        false_positive: fp,
+        false_negative: fneg,
+        true_negative: tn,
+        accuracy: Rate::of(tp + tn, tp + fp + fneg + tn),
+        precision: Rate::of(tp, tp + fp),
+        recall: Rate::of(tp, tp + fneg),
+    }
+}
+
+/// The label figures of `rows`.
+pub fn figures(rows: &[&AuditRow]) -> LabelFigures {
+    let (mut topic, mut sentiment) = ((0, 0), (0, 0));
+    let mut names = BTreeSet::new();
+    for r in rows {
+        if let Some(c) = r.review_labels.topic_correct(r.topic.as_deref()) {
+            topic.0 += u64::from(c);
+            topic.1 += 1;
+        }
+        if let Some(c) = r.review_labels.sentiment_correct(r.sentiment) {
+            sentiment.0 += u64::from(c);
+            sentiment.1 += 1;
+        }
+        for name in r.shadow.keys() {
+            if r.review_labels.shadow.contains_key(name) {
+                names.insert(name.clone());
+            }
+        }
+    }
+    LabelFigures {
+        topic: Rate::of(topic.0, topic.1),
+        sentiment: Rate::of(sentiment.0, sentiment.1),
+        shadow: names.iter().map(|n| shadow(rows, n)).collect(),
+    }
+}
+
+/// The labels section of the text report.
+pub fn render(l: &LabelFigures, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "\nlabels (sampled reviews, whole window; route never depends on them)"
+    );
+    let _ = writeln!(out, "  topic accuracy:     {}", l.topic);
+    let _ = writeln!(out, "  sentiment accuracy: {}", l.sentiment);
+    if l.shadow.is_empty() {
+        let _ = writeln!(out, "  shadow categories: no reviewed verdicts");
+    }
+    for s in &l.shadow {
+        let _ = writeln!(
+            out,
+            "  shadow {}: accuracy {}, precision {}, recall {} (tp {}, fp {}, fn {}, tn {})",
+            s.category,
+            s.accuracy,
+            s.precision,
+            s.recall,
+            s.true_positive,
+            s.false_positive,
+            s.false_negative,
+            s.true_negative
+        );
+    }
+}

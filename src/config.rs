@@ -383,6 +383,34 @@ mod tests {
     }
 
     #[test]
+    fn every_prompt_version_comes_from_the_configured_labels_and_sentences() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            f,
+            "[tiers.pro]\nprompt = \"Pro pays for speed.\"\n\n[labels]\ntopics = [\"billing\", \"other\"]"
+        )
+        .unwrap();
+        let path = f.path().to_str().unwrap().to_owned();
+        let custom =
+            Settings::load(&BTreeMap::from([("ESCALATOR_CONFIG", path.as_str())])).unwrap();
+        let plain = Settings::load(&BTreeMap::new()).unwrap();
+        let examples = crate::labels::parse("labels.csv", crate::labels::EMBEDDED_LABELS).unwrap();
+        let template = crate::prompt::EMBEDDED_TEMPLATE;
+        let served = crate::startup::load_prompt(&custom).unwrap().0;
+        // What `labels add-from-reviews` and the labels pull request render with.
+        let spec = custom.prompt_spec().render(template, &examples).unwrap();
+        assert_eq!(spec.version(), served.version());
+        let default = plain.prompt_spec().render(template, &examples).unwrap();
+        assert_ne!(default.version(), served.version());
+        // Each part counts on its own.
+        let mut only_labels = custom.prompt_spec();
+        only_labels.weighting = plain.triage.weighting.clone();
+        let v = only_labels.render(template, &examples).unwrap();
+        assert_ne!(v.version(), served.version());
+        assert_ne!(v.version(), default.version());
+    }
+
+    #[test]
     fn env_wins_over_file_and_unknown_variables_are_warned() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         writeln!(

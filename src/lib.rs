@@ -21,7 +21,9 @@
 //! - Edges: [`grpc`], [`http`] and [`worker`] (the inbox, outbox and recovery loops) drive the
 //!   use cases; [`error`] maps their errors to codes in one place.
 //! - Wiring and commands: [`config`] (composes the sections), [`startup`], [`shutdown`],
-//!   [`cli`] (a thin dispatcher), [`exit`] (exit codes), [`eval`] (`escalator eval`),
+//!   [`cli`] (a thin dispatcher), [`exit`] (exit codes), [`serve`] (`escalator serve`),
+//!   [`classify`] (`escalator classify`), [`inspect`] (`labels check`, `prompt render`),
+//!   [`eval`] (`escalator eval`),
 //!   [`bench`] (`escalator bench`, the real service against in-process mocks, measured),
 //!   [`review`] (the daily review: samples, verdicts, overrides, labels from reviews),
 //!   [`audit`] (`escalator audit`: the weekly figures, symptoms and the labels pull request),
@@ -34,6 +36,7 @@ pub mod backoff;
 pub mod bench;
 pub mod causes;
 pub mod classifier;
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod domain;
@@ -44,10 +47,12 @@ pub mod exit;
 pub mod grpc;
 pub mod healthcheck;
 pub mod http;
+pub mod inspect;
 pub mod labels;
 pub mod promote;
 pub mod prompt;
 pub mod review;
+pub mod serve;
 pub mod shutdown;
 pub mod startup;
 pub mod stats;

@@ -1,0 +1,129 @@
+//! `escalator labels check` and `escalator prompt render`: the commands that look at the labels
+//! and prompt files as the service would load them, without a database or a network.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Args;
+
+use crate::{exit, labels, startup};
+
+/// `escalator labels check` arguments.
+#[derive(Debug, Args)]
+pub struct LabelsCheckArgs {
+    /// The file to check.
+    #[arg(default_value = "labels/labels.csv")]
+    file: PathBuf,
+    /// The file it must not overlap (default: the holdout for a training file, the training
+    /// file for a holdout or regression file).
+    #[arg(long)]
+    against: Option<PathBuf>,
+    /// Fewest rows accepted (default: 50 for a training file, 40 for a holdout, 1 for a
+    /// regression file).
+    #[arg(long)]
+    min_rows: Option<usize>,
+    /// Rows each definition clause needs (default 3; 0 for a regression file; 0 skips the
+    /// coverage check).
+    #[arg(long)]
+    min_per_clause: Option<usize>,
+    /// Fail on warnings too (near-duplicates, thin clauses, rows naming no clause), for CI.
+    #[arg(long)]
+    strict: bool,
+}
+
+/// `escalator prompt render` arguments.
+#[derive(Debug, Args)]
+pub struct PromptRenderArgs {
+    /// The labels rendered as examples (default: the embedded labels/labels.csv).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// The template (default: the embedded prompts/classifier.md).
+    #[arg(long)]
+    template: Option<PathBuf>,
+    /// Print `{"version": …, "system": …}` instead.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `escalator labels check`; returns the exit code.
+pub fn labels_check(args: LabelsCheckArgs) -> ExitCode {
+    let LabelsCheckArgs {
+        file,
+        against,
+        min_rows,
+        min_per_clause,
+        strict,
+    } = args;
+    let file = file.as_path();
+    let mut options = labels::CheckOptions::for_file(file);
+    if let Some(n) = min_rows {
+        options.rules.min_rows = n;
+    }
+    if let Some(n) = min_per_clause {
+        options.min_per_clause = n;
+    }
+    let against = against.or_else(|| labels::CheckOptions::default_against(file));
+    let report = labels::check_file(file, against.as_deref(), &options);
+    for f in &report.findings {
+        eprintln!("{f}");
+    }
+    let name = &report.file;
+    if report.passed(strict) {
+        match report.warnings() {
+            0 => println!("{name}: ok"),
+            n => println!("{name}: ok, {n} warning(s)"),
+        }
+        print!("{report}");
+        if let Some(n) = &report.against {
+            println!("no overlap with {n}");
+        }
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "{name}: {} error(s), {} warning(s){}",
+            report.errors(),
+            report.warnings(),
+            if strict && report.errors() == 0 {
+                " (--strict fails on warnings)"
+            } else {
+                ""
+            }
+        );
+        ExitCode::from(exit::CHECK_FAILED)
+    }
+}
+
+/// Runs `escalator prompt render`; returns the exit code.
+pub fn prompt_render(args: PromptRenderArgs) -> ExitCode {
+    let PromptRenderArgs {
+        labels: labels_file,
+        template,
+        json,
+    } = args;
+    let mut settings = match exit::settings() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if labels_file.is_some() {
+        settings.labels_file = labels_file;
+    }
+    if template.is_some() {
+        settings.prompt_file = template;
+    }
+    let prompt = match startup::load_prompt(&settings) {
+        Ok((p, _)) => p,
+        Err(e) => {
+            eprintln!("escalator prompt render: {e:#}");
+            return ExitCode::from(exit::CHECK_FAILED);
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"version": prompt.version(), "system": prompt.system()})
+        );
+    } else {
+        println!("{}", prompt.system());
+        eprintln!("prompt version: {}", prompt.version());
+    }
+    ExitCode::SUCCESS
+}

@@ -8,6 +8,9 @@
 //! `worker::settings`, `store::settings`), and the source, the error and the parsers they share
 //! live in the leaf [`crate::env`]. One policy for the file: a key no section knows, in any
 //! table, is an error that names it, so a typo never silently falls back to a default.
+//!
+//! Over 450 lines with its tests: the composition of every section and the generated configuration
+//! reference, with the tests that keep that reference in step with the parsers.
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 

@@ -3,6 +3,9 @@
 //!
 //! The labels are the model's teacher (they are rendered into the prompt) and the yardstick of
 //! `escalator eval`, so a bad row is an error with a file, line and column, never a skipped row.
+//!
+//! Over 450 lines: one file format (parse, every check with line and column, the summary, the
+//! rendering back to CSV), so what `labels check` accepts is what the prompt renders.
 
 use std::{collections::BTreeMap, fmt, path::Path};
 

@@ -1,6 +1,9 @@
 //! Wiring: builds the store, prompt, classifiers and use case from [`Settings`], binds both
 //! listeners (so tests can use port 0 and read the real ports), and runs until a token is
 //! cancelled. Used by `escalator serve` and by the integration tests.
+//!
+//! Over 450 lines: the one place that wires every section together (store, prompt, classifiers,
+//! adapters, worker, servers); splitting it would spread the start-up order over files.
 
 use std::{net::SocketAddr, sync::Arc};
 

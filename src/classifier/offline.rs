@@ -25,6 +25,9 @@
 //! [`OfflineClassifier::explain`] reports every step (what fired, what a guard switched off and
 //! why, the nearest examples) for `escalator eval --explain`. Nothing here slices text at a
 //! byte offset: tickets are Unicode, and every position is a char or word index.
+//!
+//! Over 450 lines: the offline classifier's pipeline (normalise, match the rules, guards, amounts,
+//! nearest examples, labels) and its explanation mode, which must follow the same steps.
 
 mod rules;
 

@@ -2,6 +2,9 @@
 //! verdict is one keystroke (`c`, `r`, `u`, `f`, `s`, `q`; read in raw mode with crossterm),
 //! then an optional one-line why; from a pipe or in tests each key is a line of the input
 //! stream ([`Lines`]), so the same flow runs everywhere.
+//!
+//! Over 450 lines with its tests: one interactive flow (card, keystroke, why, labels, shadow
+//! questions) and the two key sources it runs on.
 
 use std::io::{BufRead, Write};
 

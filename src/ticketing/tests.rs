@@ -1,4 +1,7 @@
 //! Tests of the ticketing ports: planning per tool, typed rows, signatures, retryable errors.
+//!
+//! Over 450 lines: it is a test file, one test per planning rule, row shape and signature case of
+//! both tools.
 use std::{collections::BTreeMap, io::Write as _};
 
 use super::*;

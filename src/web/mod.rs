@@ -9,6 +9,9 @@
 //! end when the token is rotated. Every form carries a CSRF token (an HMAC of the session, or of
 //! a login nonce cookie for the login form) checked on POST. With no token set, every `/review`
 //! path answers 404 and the start-up log says why. Ticket text is escaped everywhere.
+//!
+//! Over 450 lines: the routes of both pages and their login, CSRF and error handling; the HTML is
+//! in page.rs and dashboard.rs, the sessions in auth.rs.
 
 mod auth;
 mod charts;

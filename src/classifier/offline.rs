@@ -1295,7 +1295,12 @@ mod tests {
             max_amount("you’ve billed us $2,400 we didn’t approve"),
             Some(2400.0)
         );
-        assert_eq!(sev("Login", "I can’t log in", "free"), Severity::OnFire);
+        // One person locked out is not an outage; the whole team is.
+        assert_eq!(sev("Login", "I can’t log in", "free"), Severity::Routine);
+        assert_eq!(
+            sev("Login", "Our whole team can’t log in", "free"),
+            Severity::OnFire
+        );
     }
 
     #[test]
@@ -1334,10 +1339,11 @@ mod tests {
     fn typographic_quotes_dashes_and_case_match_like_ascii() {
         use Severity::*;
         let cases = [
-            ("Login", "I can’t log in", OnFire),
-            ("LOGIN", "I CAN’T LOG IN SINCE THIS MORNING", OnFire),
-            ("Login", "I can\u{2018}t log in", OnFire),
-            ("Login", "I canʼt log in", OnFire),
+            ("Login", "Our whole team can’t log in", OnFire),
+            ("LOGIN", "EVERYONE CAN’T LOG IN SINCE THIS MORNING", OnFire),
+            ("Login", "Our team can\u{2018}t log in", OnFire),
+            ("Login", "Customers canʼt log in", OnFire),
+            ("Login", "I can’t log in", Routine),
             ("Renewal", "We won’t renew next year.", Urgent),
             ("Again", "Still haven’t heard back from anyone", Urgent),
             ("Outage", "It’s down for everyone — again", OnFire),

@@ -270,7 +270,7 @@ fn eval_explain_shows_rules_guards_and_nearest_and_passes_the_optional_columns()
 /// Tickets as phones type them: typographic apostrophes and quotes, dashes, accents, emoji,
 /// other scripts. Each one panicked the offline classifier's amount scanner before.
 const PHONE_TYPED: &str = "\
-P-1,Login,I can’t log in since this morning,pro,on_fire,engineering,w
+P-1,Login,Our whole team can’t log in since this morning,pro,on_fire,engineering,w
 P-2,Ayuda,la aplicación no funciona,free,routine,bot,w
 P-3,Renewal,We won’t renew — it’s too expensive,pro,urgent,human,w
 P-4,Billing,\"You’ve charged us $2,400 in error — refund it\",pro,on_fire,engineering,w
@@ -298,7 +298,7 @@ fn eval_counts_a_row_that_cannot_be_classified_as_a_miss_and_exits_1() {
     let too_long = "ó".repeat(32_769);
     write!(
         f,
-        "{HEAD}P-1,Login,I can’t log in,pro,on_fire,engineering,w\nP-9,Long,{too_long},pro,urgent,human,w\n"
+        "{HEAD}P-1,Login,I can’t log in,pro,routine,bot,w\nP-9,Long,{too_long},pro,urgent,human,w\n"
     )
     .unwrap();
     let path = f.path().to_str().unwrap();

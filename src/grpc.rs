@@ -53,7 +53,7 @@ fn ticket_from(t: Option<pb::Ticket>) -> Result<Ticket, TriageError> {
 
 impl From<Decision> for pb::Decision {
     fn from(d: Decision) -> Self {
-        let severity = match d.severity {
+        let severity = |s: Severity| match s {
             Severity::Routine => pb::Severity::Routine,
             Severity::Urgent => pb::Severity::Urgent,
             Severity::OnFire => pb::Severity::OnFire,
@@ -65,7 +65,7 @@ impl From<Decision> for pb::Decision {
         };
         pb::Decision {
             decision_id: d.id,
-            severity: severity.into(),
+            severity: severity(d.severity).into(),
             route: route.into(),
             confidence: d.confidence,
             reasoning: d.reasoning,
@@ -82,6 +82,13 @@ impl From<Decision> for pb::Decision {
             topic: d.topic.unwrap_or_default(),
             sentiment: d
                 .sentiment
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            model_severity: severity(d.model_severity).into(),
+            weighting_rule: d.weighting_rule.unwrap_or_default(),
+            tier: d.tier.as_str().to_owned(),
+            tier_source: d
+                .tier_source
                 .map(|s| s.as_str().to_owned())
                 .unwrap_or_default(),
         }

@@ -97,10 +97,13 @@ fn status(item: &ReviewItem) -> String {
     }
 }
 
-/// The label fields of a card's form: a topic and a sentiment select (preset to the decision's
-/// labels, so Correct alone confirms them) and, per shadow category asked, whether it applies.
+/// The label fields of a card's form: a topic and a sentiment select and, per shadow category
+/// asked, whether it applies. Each is preset to the last review's word when it gave one, else
+/// to the decision's labels (so Correct alone confirms them): judging a card again (say, its
+/// severity) keeps the labels the reviewer corrected instead of reverting them to the model's.
 fn label_fields(i: usize, item: &ReviewItem, taxonomy: &Taxonomy) -> String {
     let d = &item.decision;
+    let judged = item.latest.as_ref().map(|r| &r.labels);
     let mut out = String::new();
     let select = |out: &mut String, name: &str, label: &str, options: &[&str], chosen: &str| {
         let _ = write!(
@@ -123,13 +126,24 @@ fn label_fields(i: usize, item: &ReviewItem, taxonomy: &Taxonomy) -> String {
             // A topic configured when it was decided, since removed: still shown as decided.
             topics.insert(0, topic);
         }
-        select(&mut out, "topic", "Topic", &topics, topic);
+        // The reviewer's topic, unless it has since been removed (the form would be refused).
+        let chosen = judged
+            .and_then(|l| l.topic.as_deref())
+            .filter(|t| topics.contains(t))
+            .unwrap_or(topic.as_str());
+        select(&mut out, "topic", "Topic", &topics, chosen);
     }
     if let Some(s) = d.sentiment {
+        let chosen = judged.and_then(|l| l.sentiment).unwrap_or(s);
         let all: Vec<&str> = Sentiment::ALL.iter().map(|s| s.as_str()).collect();
-        select(&mut out, "sentiment", "Sentiment", &all, s.as_str());
+        select(&mut out, "sentiment", "Sentiment", &all, chosen.as_str());
     }
     for (name, applies) in &d.shadow {
+        let answer = match judged.and_then(|l| l.shadow.get(name)) {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "not judged",
+        };
         let definition = taxonomy
             .category(name)
             .map(|c| format!(": {}", c.definition))
@@ -148,7 +162,7 @@ fn label_fields(i: usize, item: &ReviewItem, taxonomy: &Taxonomy) -> String {
                 }
             ),
             &["not judged", "yes", "no"],
-            "not judged",
+            answer,
         );
     }
     out

@@ -24,6 +24,9 @@ both_backends! {
         assert!(d.prompt_version.starts_with("classifier@"));
         assert!(d.reasoning.contains("Production down"), "{}", d.reasoning);
         assert_eq!((d.topic.as_str(), d.sentiment.as_str()), ("outage", "neutral"));
+        // No weighting rule raised it: the classifier's own severity is the final one.
+        assert_eq!((d.model_severity(), d.weighting_rule.as_str()), (pb::Severity::OnFire, ""));
+        assert_eq!((d.tier.as_str(), d.tier_source.as_str()), ("pro", "request"));
         assert_eq!((d.source.as_str(), d.ticket_id.as_str(), d.ticket_version.as_str()), ("api", "T-100", "v1"));
         // It is in the routing log, under its idempotency key.
         let key = escalator::domain::IdempotencyKey::new(escalator::domain::Source::Api, "T-100", "v1");

@@ -29,6 +29,7 @@ mod overrides;
 mod panics;
 mod pg;
 mod review;
+mod review_labels_web;
 mod review_web;
 mod store;
 mod webhooks;

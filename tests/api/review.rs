@@ -35,6 +35,34 @@ pub async fn seed(
     fallback: bool,
     at: DateTime<Utc>,
 ) -> Decision {
+    seed_with(
+        store,
+        source,
+        ticket_id,
+        subject,
+        body,
+        severity,
+        fallback,
+        at,
+        |_| {},
+    )
+    .await
+}
+
+/// [`seed`], with `edit` applied to the decision before it is logged (labels, a weighting
+/// rule).
+#[allow(clippy::too_many_arguments)]
+pub async fn seed_with(
+    store: &dyn Store,
+    source: Source,
+    ticket_id: &str,
+    subject: &str,
+    body: &str,
+    severity: Severity,
+    fallback: bool,
+    at: DateTime<Utc>,
+    edit: impl FnOnce(&mut Decision),
+) -> Decision {
     let ticket = Ticket::parse(
         source,
         RawTicket {
@@ -50,7 +78,7 @@ pub async fn seed(
     )
     .unwrap();
     store.claim(&ticket, Duration::from_secs(60)).await.unwrap();
-    let d = Decision {
+    let mut d = Decision {
         id: format!("dec-{ticket_id}"),
         source,
         ticket_id: ticket_id.into(),
@@ -85,6 +113,7 @@ pub async fn seed(
         sentiment: None,
         shadow: Default::default(),
     };
+    edit(&mut d);
     store.record(&d, &[]).await.unwrap();
     d
 }

@@ -36,10 +36,19 @@ pub(crate) struct Running {
 }
 
 pub(crate) async fn start(store: std::sync::Arc<dyn Store>, lf: &collector::Collector) -> Running {
+    start_with(store, lf, "").await
+}
+
+/// [`start`] with `extra` appended to the config file (e.g. `[labels.categories.*]` tables).
+pub(crate) async fn start_with(
+    store: std::sync::Arc<dyn Store>,
+    lf: &collector::Collector,
+    extra: &str,
+) -> Running {
     let mut config = tempfile::NamedTempFile::new().unwrap();
     write!(
         config,
-        "[telemetry]\nscore_interval_secs = 1\n[review]\nsample_size = 3\ntime_zone = \"UTC\"\n"
+        "[telemetry]\nscore_interval_secs = 1\n[review]\nsample_size = 3\ntime_zone = \"UTC\"\n{extra}"
     )
     .unwrap();
     let path = config.path().to_str().unwrap().to_owned();

@@ -1,6 +1,7 @@
 //! Tier weighting end to end, on PostgreSQL and SQLite: a rule that changes an outcome says so
 //! in the stored row (the classifier's severity beside the final one, the rule, tier, ARR and
-//! its source) and in the gRPC answer's route; the ARR threshold raises a tier; the stored
+//! its source) and in the gRPC answer (its route, and the model's severity, rule, tier and tier
+//! source beside the final severity); the ARR threshold raises a tier; the stored
 //! tier source survives recovery; the weekly audit counts each rule's changes per week.
 
 use std::{collections::BTreeMap, io::Write as _, time::Duration};
@@ -19,20 +20,27 @@ use escalator::{
 
 use crate::{
     both_backends,
+    fakes::{FakeClaude, MODEL_KEY},
     harness::{TestApp, ticket},
 };
 
 /// Settings with `toml` as the `ESCALATOR_CONFIG` file (kept alive by the returned file).
 fn settings_with(toml: &str) -> (Settings, tempfile::NamedTempFile) {
+    settings_with_env(toml, &[])
+}
+
+/// [`settings_with`], with `env` set besides.
+fn settings_with_env(toml: &str, env: &[(&str, &str)]) -> (Settings, tempfile::NamedTempFile) {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(toml.as_bytes()).unwrap();
     let path = f.path().to_str().unwrap().to_owned();
-    let s = Settings::load(&BTreeMap::from([
+    let mut vars = BTreeMap::from([
         ("ESCALATOR_GRPC_ADDR", "127.0.0.1:0"),
         ("ESCALATOR_HTTP_ADDR", "127.0.0.1:0"),
         ("ESCALATOR_CONFIG", path.as_str()),
-    ]))
-    .unwrap();
+    ]);
+    vars.extend(env.iter().copied());
+    let s = Settings::load(&vars).unwrap();
     (s, f)
 }
 
@@ -109,6 +117,45 @@ both_backends! {
         let row = app.store.decision(&api_key("W-2")).await.unwrap().unwrap();
         assert_eq!((row.model_severity, row.severity), (Severity::Routine, Severity::Routine));
         assert_eq!(row.weighting_rule, None);
+        app.stop().await;
+    }
+
+    async fn the_grpc_decision_carries_the_classifiers_severity_the_rule_and_the_tier(store) {
+        // The default rules (enterprise is at least urgent) after a Messages API that calls
+        // every ticket without "down" in it routine (the offline classifier would itself call
+        // an enterprise ticket urgent, so no rule would show).
+        let claude = FakeClaude::start().await;
+        let (s, file) = settings_with_env("", &[("ANTHROPIC_API_KEY", MODEL_KEY), ("ANTHROPIC_BASE_URL", &claude.url)]);
+        let mut app = TestApp::with_store(s, store, Some(file)).await;
+        let t = ticket("W-G1", "Export", "How do I export a CSV of our dashboards?", "enterprise");
+        let first = app.grpc.classify(ClassifyRequest { ticket: Some(t.clone()) }).await.unwrap().into_inner();
+        let d = first.decision.unwrap();
+        assert_eq!((d.model.as_str(), d.fallback), ("claude-sonnet-4-6", false));
+        assert_eq!((d.severity(), d.route()), (pb::Severity::Urgent, pb::Route::Human));
+        assert_eq!(d.model_severity(), pb::Severity::Routine, "the model said routine");
+        assert_eq!(d.weighting_rule, "tiers.enterprise");
+        assert_eq!((d.tier.as_str(), d.tier_source.as_str()), ("enterprise", "request"));
+        assert_eq!(claude.calls(), 1);
+        // A repeat answers the logged decision, read back from the store: the same fields.
+        let again = app.grpc.classify(ClassifyRequest { ticket: Some(t) }).await.unwrap().into_inner();
+        assert!(again.duplicate);
+        assert_eq!(again.decision.unwrap(), d);
+        assert_eq!(claude.calls(), 1, "not classified again");
+
+        // Free (an empty tier) has no floor: the classifier's severity stands, no rule.
+        let t = ticket("W-G2", "Export", "How do I export a CSV of our dashboards?", "");
+        let d = app.grpc.classify(ClassifyRequest { ticket: Some(t) }).await.unwrap().into_inner().decision.unwrap();
+        assert_eq!((d.severity(), d.model_severity()), (pb::Severity::Routine, pb::Severity::Routine));
+        assert_eq!(d.weighting_rule, "");
+        assert_eq!((d.tier.as_str(), d.tier_source.as_str()), ("free", "default"));
+
+        // An ARR at the enterprise threshold raises a pro ticket's tier, and so its severity.
+        let mut t = ticket("W-G3", "Export", "How do I export a CSV of our dashboards?", "pro");
+        t.arr_usd = Some(50_000.0);
+        let d = app.grpc.classify(ClassifyRequest { ticket: Some(t) }).await.unwrap().into_inner().decision.unwrap();
+        assert_eq!((d.severity(), d.model_severity()), (pb::Severity::Urgent, pb::Severity::Routine));
+        assert_eq!(d.weighting_rule, "tiers.enterprise");
+        assert_eq!((d.tier.as_str(), d.tier_source.as_str()), ("enterprise", "arr_usd"));
         app.stop().await;
     }
 

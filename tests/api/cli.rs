@@ -412,9 +412,10 @@ fn classify_prints_the_decision_as_json() {
     assert_eq!(v["route"], "engineering");
     assert_eq!(v["model"], "offline");
     assert_eq!(v["fallback"], false);
+    // A dispute over $1,000 is a negative tone, as the labels files have it.
     assert_eq!(
         (v["topic"].as_str(), v["sentiment"].as_str()),
-        (Some("billing"), Some("neutral"))
+        (Some("billing"), Some("negative"))
     );
     assert_eq!(v["shadow"], serde_json::json!({}));
     assert_eq!(v["model_severity"], "on_fire");

@@ -55,6 +55,19 @@ pub fn labels_check(args: LabelsCheckArgs) -> ExitCode {
     } = args;
     let file = file.as_path();
     let mut options = labels::CheckOptions::for_file(file);
+    // A `topic` is checked against the topics the service would answer with: `[labels] topics`
+    // (and live topic categories) of `ESCALATOR_CONFIG`, the defaults without one.
+    let settings = match exit::settings() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    options.topics = settings
+        .labels
+        .taxonomy
+        .topics()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     if let Some(n) = min_rows {
         options.rules.min_rows = n;
     }

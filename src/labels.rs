@@ -33,7 +33,8 @@ pub const HEADER: [&str; 7] = [
 /// - `repeat_24h`: the customer's other tickets in the 24 h before this one (a whole number);
 ///   rendered and passed like `arr_usd` (1 or more makes a ticket urgent at least).
 /// - `topic`: one lowercase word (`billing`, `sso`); shown in the prompt's example and scored
-///   by `eval` when it is one of the configured topics (`[labels] topics`).
+///   by `eval` when it is one of the configured topics (`[labels] topics`); `labels check`
+///   warns of one that is not ([`topic_findings`]).
 /// - `sentiment`: one of [`SENTIMENTS`]; shown and scored likewise (`angry` as `negative`, the
 ///   classifier's scale having three values).
 pub const OPTIONAL_COLUMNS: [&str; 4] = ["arr_usd", "repeat_24h", "topic", "sentiment"];
@@ -1111,15 +1112,18 @@ impl fmt::Display for Coverage {
 /// A single problem when the file cannot be read, or the parse problems.
 pub fn load(path: &Path) -> Result<Vec<Example>, Vec<Problem>> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Problem {
-            file: file.clone(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read: {e}"),
-        }]
-    })?;
+    let text = read(path).map_err(|p| vec![p])?;
     parse(&file, &text)
+}
+
+/// A labels file's text, or the problem naming why it cannot be read.
+fn read(path: &Path) -> Result<String, Problem> {
+    std::fs::read_to_string(path).map_err(|e| Problem {
+        file: path.display().to_string(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+    })
 }
 
 /// Renders examples as rows of a labels file with `columns` (no header; see [`columns`]),
@@ -1138,6 +1142,9 @@ pub struct CheckOptions {
     pub min_per_clause: usize,
     /// Warn when the severity shares differ from the other file's ([`compare_mix`]).
     pub same_mix: bool,
+    /// The topics a `topic` cell should be one of ([`topic_findings`]): the defaults
+    /// ([`crate::taxonomy::DEFAULT_TOPICS`]) unless the caller has the configured ones.
+    pub topics: Vec<String>,
 }
 
 impl CheckOptions {
@@ -1164,6 +1171,10 @@ impl CheckOptions {
             },
             min_per_clause,
             same_mix: !name.contains("regression"),
+            topics: crate::taxonomy::DEFAULT_TOPICS
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
         }
     }
 
@@ -1235,14 +1246,27 @@ impl fmt::Display for Report {
 }
 
 /// Loads and checks one labels file: [`parse`], [`check`] (against `against`, when given),
-/// [`hygiene`] and coverage. Never stops at the first problem.
+/// [`hygiene`], coverage and [`topic_findings`]. Never stops at the first problem.
 pub fn check_file(path: &Path, against: Option<&Path>, options: &CheckOptions) -> Report {
     let file = path.display().to_string();
     let mut problems: Vec<Problem> = Vec::new();
-    let examples = load(path).unwrap_or_else(|p| {
-        problems.extend(p);
-        Vec::new()
-    });
+    let (examples, topic_column) = match read(path) {
+        Ok(text) => {
+            let column = columns(&file, &text)
+                .ok()
+                .and_then(|c| c.iter().position(|n| *n == "topic"))
+                .map(|i| i + 1);
+            let examples = parse(&file, &text).unwrap_or_else(|p| {
+                problems.extend(p);
+                Vec::new()
+            });
+            (examples, column)
+        }
+        Err(p) => {
+            problems.push(p);
+            (Vec::new(), None)
+        }
+    };
     let other = against.and_then(|a| match load(a) {
         Ok(o) => Some((a.display().to_string(), o)),
         Err(p) => {
@@ -1250,7 +1274,46 @@ pub fn check_file(path: &Path, against: Option<&Path>, options: &CheckOptions) -
             None
         }
     });
-    check_examples(&file, &examples, other, options, problems)
+    let mut report = check_examples(&file, &examples, other, options, problems);
+    // A file that did not parse has no examples, so no topic warnings either.
+    if let Some(column) = topic_column {
+        report
+            .findings
+            .extend(topic_findings(&file, &examples, column, &options.topics));
+        report.findings.sort_by_key(|f| std::cmp::Reverse(f.level));
+    }
+    report
+}
+
+/// A warning for each row whose `topic` (in 1-based `column`) is not one of `topics`: `eval`
+/// leaves such a row out of the topic accuracy and the prompt's example shows no topic for it,
+/// so the row teaches and measures nothing about the topic. Not an error: a file labelled with
+/// another taxonomy stays usable for the severity.
+pub fn topic_findings(
+    file: &str,
+    examples: &[Example],
+    column: usize,
+    topics: &[String],
+) -> Vec<Finding> {
+    examples
+        .iter()
+        .filter_map(|e| {
+            let t = e.topic.as_deref()?;
+            (!topics.iter().any(|c| c == t)).then(|| Finding {
+                level: Level::Warning,
+                problem: Problem {
+                    file: file.to_owned(),
+                    line: e.line,
+                    column,
+                    message: format!(
+                        "{}: topic {t:?} is not one of the configured topics ({}); eval leaves the row out of the topic accuracy and the prompt shows no topic for it",
+                        e.ticket_id,
+                        topics.join(", ")
+                    ),
+                },
+            })
+        })
+        .collect()
 }
 
 /// [`check_file`] over rows already parsed (e.g. a file about to be written): `unreadable`
@@ -1663,5 +1726,54 @@ mod tests {
                 "a.csv: A-1 overlaps b.csv row B-1 (first_message is the same)",
             ]
         );
+    }
+
+    #[test]
+    fn a_topic_that_is_not_configured_is_a_warning_naming_line_and_column() {
+        let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+        std::io::Write::write_all(
+            f.as_file_mut(),
+            "ticket_id,subject,first_message,tier,severity,route,why_this_label,topic,sentiment\n\
+             A-1,Refund,Please refund the duplicate charge.,pro,urgent,human,Billing dispute: twice.,billing,neutral\n\
+             A-2,Charts,\"The dashboards page\nlooks different today.\",free,routine,bot,Docs answer: a question.,dashboards,positive\n\
+             A-3,Hello,hi,free,routine,bot,How-to: no question yet.,,neutral\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        let topic_warnings = |options: &CheckOptions| -> Vec<String> {
+            check_file(f.path(), None, options)
+                .findings
+                .iter()
+                .filter(|x| x.problem.message.contains("configured topics"))
+                .map(|x| {
+                    assert_eq!(x.level, Level::Warning);
+                    x.to_string()
+                })
+                .collect()
+        };
+        let mut options = CheckOptions::for_file(f.path());
+        let name = f.path().display();
+        // The default topics: `dashboards` (line 3, column 8) is not one; an empty cell is
+        // "not known", not a wrong topic.
+        assert_eq!(
+            topic_warnings(&options),
+            vec![format!(
+                "{name}:3:8: warning: A-2: topic \"dashboards\" is not one of the configured topics (billing, bug, outage, account_access, how_to, feature_request, security, legal, other); eval leaves the row out of the topic accuracy and the prompt shows no topic for it"
+            )]
+        );
+        // The configured topics decide.
+        options.topics = vec!["dashboards".into(), "other".into()];
+        let shown = topic_warnings(&options);
+        assert_eq!(shown.len(), 1, "{shown:#?}");
+        assert!(
+            shown[0].starts_with(&format!("{name}:2:8: warning: A-1: topic \"billing\" is not one of the configured topics (dashboards, other)")),
+            "{shown:#?}"
+        );
+        options.topics.push("billing".into());
+        assert_eq!(topic_warnings(&options), Vec::<String>::new());
+        // A warning, so `labels check` passes without `--strict`.
+        options.topics = vec!["other".into()];
+        let r = check_file(f.path(), None, &options);
+        assert!(r.warnings() >= 2 && !r.passed(true));
     }
 }

@@ -178,10 +178,11 @@ fn langfuse_traces_metrics_and_scores() {
         ("escalator.weighting.model_severity", "on_fire"),
         ("escalator.route", "engineering"),
         ("escalator.fallback", "false"),
+        // Production down is a negative tone (offline), as the labels files have it.
         ("escalator.label.topic", "outage"),
-        ("escalator.label.sentiment", "neutral"),
+        ("escalator.label.sentiment", "negative"),
         ("langfuse.trace.metadata.topic", "outage"),
-        ("langfuse.trace.metadata.sentiment", "neutral"),
+        ("langfuse.trace.metadata.sentiment", "negative"),
     ] {
         assert_eq!(a.get(k).map(String::as_str), Some(v), "{k} in {a:#?}");
     }
@@ -196,7 +197,7 @@ fn langfuse_traces_metrics_and_scores() {
     assert_eq!(output["severity"], "on_fire");
     assert_eq!(
         (output["topic"].as_str(), output["sentiment"].as_str()),
-        (Some("outage"), Some("neutral"))
+        (Some("outage"), Some("negative"))
     );
     // Noise off.
     assert!(

@@ -275,7 +275,8 @@ impl OfflineClassifier {
 
     /// The topic and sentiment of a ticket: clauses that name a topic, then the keywords of
     /// [`rules::TOPICS`] (only topics configured); the tone from [`rules::NEGATIVE`],
-    /// [`rules::FRUSTRATION`], churn risk and a demand for a human now, else
+    /// [`rules::FRUSTRATION`], churn risk, a demand for a human now, production down, data
+    /// loss, legal language, a dispute over $1,000 and chasing an unanswered ticket, else
     /// [`rules::POSITIVE`]; `other` and `neutral` when nothing says. Shadow categories are not
     /// judged here.
     fn labels(&self, doc: &Doc, fired: &[RuleHit]) -> Labels {
@@ -302,7 +303,22 @@ impl OfflineClassifier {
                     .map(|(t, _)| *t)
             })
             .unwrap_or(OTHER_TOPIC);
-        let negative = has_rule(&["Churn risk", "Need a human now"])
+        // Besides the words: a customer whose production is down or data lost, who threatens
+        // legal action or disputes a large charge, or who writes again unanswered, is not
+        // neutral (the repeat counts by the phrases only: a second ticket is no tone).
+        let chasing = rules::CLAUSES
+            .iter()
+            .filter(|c| c.name == "Repeat ticket within 24 h")
+            .flat_map(|c| c.firm)
+            .any(|p| doc.has(p));
+        let negative = has_rule(&[
+            "Churn risk",
+            "Need a human now",
+            "Production down",
+            "Data loss",
+            "Legal language",
+            "Billing dispute over $1,000",
+        ]) || chasing
             || rules::NEGATIVE.iter().any(|p| doc.has(p))
             || rules::FRUSTRATION.iter().any(|p| doc.has(p));
         let sentiment = if negative {
@@ -1618,6 +1634,31 @@ mod tests {
         assert_eq!(
             labels("Hello", "Quick note about our meeting."),
             ("other".to_owned(), Sentiment::Neutral)
+        );
+        // Chasing an unanswered ticket is a tone; a clause that names the topic still decides
+        // it, and legal language is negative without an angry word.
+        assert_eq!(
+            labels("Exports", "Asking again: the PDF export fails every time."),
+            ("bug".to_owned(), Sentiment::Negative)
+        );
+        assert_eq!(
+            labels(
+                "Notice",
+                "Our lawyer will contact you about the breach of contract."
+            ),
+            ("legal".to_owned(), Sentiment::Negative)
+        );
+        // An explicit ask comes before the keywords it names; a how-to phrase comes last.
+        assert_eq!(
+            labels(
+                "Idea",
+                "Feature request: a Security settings page for session timeouts."
+            ),
+            ("feature_request".to_owned(), Sentiment::Neutral)
+        );
+        assert_eq!(
+            labels("Question", "Which chart type shows a cohort table?"),
+            ("how_to".to_owned(), Sentiment::Neutral)
         );
         // Only configured topics: without `billing` a refund ticket is `other`.
         let narrow = offline()

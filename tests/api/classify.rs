@@ -23,7 +23,8 @@ both_backends! {
         assert!(!d.fallback);
         assert!(d.prompt_version.starts_with("classifier@"));
         assert!(d.reasoning.contains("Production down"), "{}", d.reasoning);
-        assert_eq!((d.topic.as_str(), d.sentiment.as_str()), ("outage", "neutral"));
+        // Production down is a negative tone, as the labels files have it.
+        assert_eq!((d.topic.as_str(), d.sentiment.as_str()), ("outage", "negative"));
         // No weighting rule raised it: the classifier's own severity is the final one.
         assert_eq!((d.model_severity(), d.weighting_rule.as_str()), (pb::Severity::OnFire, ""));
         assert_eq!((d.tier.as_str(), d.tier_source.as_str()), ("pro", "request"));
@@ -32,7 +33,7 @@ both_backends! {
         let key = escalator::domain::IdempotencyKey::new(escalator::domain::Source::Api, "T-100", "v1");
         let logged = app.store.decision(&key).await.unwrap().expect("decision in the routing log");
         assert_eq!(logged.id, d.decision_id);
-        assert_eq!((logged.topic.as_deref(), logged.sentiment), (Some("outage"), Some(escalator::domain::Sentiment::Neutral)));
+        assert_eq!((logged.topic.as_deref(), logged.sentiment), (Some("outage"), Some(escalator::domain::Sentiment::Negative)));
         assert_eq!(logged.severity.as_str(), "on_fire");
         app.stop().await;
     }

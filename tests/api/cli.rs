@@ -67,6 +67,53 @@ fn labels_check_passes_the_shipped_files_with_a_summary() {
     }
 }
 
+/// A `topic` that is not one of the configured topics is a warning at its line and column;
+/// the configured topics are `[labels] topics` of `ESCALATOR_CONFIG`, the defaults without one.
+#[test]
+fn labels_check_warns_of_a_topic_that_is_not_configured() {
+    let mut f = tempfile::Builder::new()
+        .prefix("regressions-")
+        .suffix(".csv")
+        .tempfile()
+        .unwrap();
+    write!(
+        f,
+        "ticket_id,subject,first_message,tier,severity,route,why_this_label,topic,sentiment\n\
+         A-1,Charts,The dashboards page looks different today.,free,routine,bot,Docs answer: a question.,dashboards,neutral\n"
+    )
+    .unwrap();
+    let path = f.path().to_str().unwrap();
+    let out = escalator(&["labels", "check", path]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(": ok, 1 warning(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{path}:2:8: warning: A-1: topic \"dashboards\" is not one of the configured topics (billing, bug, outage, account_access, how_to, feature_request, security, legal, other)"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    write!(config, "[labels]\ntopics = [\"dashboards\", \"other\"]\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_escalator"))
+        .args(["labels", "check", path, "--strict"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("ANTHROPIC_API_KEY")
+        .env("ESCALATOR_CONFIG", config.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(": ok\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 #[test]
 fn labels_check_reports_conflicting_labels_and_coverage_and_strict_fails_on_warnings() {
     let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
@@ -365,9 +412,10 @@ fn classify_prints_the_decision_as_json() {
     assert_eq!(v["route"], "engineering");
     assert_eq!(v["model"], "offline");
     assert_eq!(v["fallback"], false);
+    // A dispute over $1,000 is a negative tone, as the labels files have it.
     assert_eq!(
         (v["topic"].as_str(), v["sentiment"].as_str()),
-        (Some("billing"), Some("neutral"))
+        (Some("billing"), Some("negative"))
     );
     assert_eq!(v["shadow"], serde_json::json!({}));
     assert_eq!(v["model_severity"], "on_fire");

@@ -335,6 +335,33 @@ fn from_delivery<T: DeserializeOwned>(d: &PendingDelivery) -> Result<T, Ticketin
     T::deserialize(&d.payload).map_err(|e| TicketingError::InvalidPayload(e.to_string()))
 }
 
+/// A failed enrichment call of delivery `d`: `Err` (retry the delivery) while the error is
+/// retryable and `d` has attempts left under `max_attempts`; otherwise it is counted in
+/// `escalator_enrichment_failures_total{source}`, logged at WARN (key and cause, no ticket
+/// text) and `Ok`: the caller decides with the default tier and flags `enrichment_failed`.
+fn enrichment_failed(
+    source: Source,
+    d: &PendingDelivery,
+    e: TicketingError,
+    max_attempts: u32,
+) -> Result<(), TicketingError> {
+    if e.is_retryable() && d.attempts < max_attempts {
+        return Err(e);
+    }
+    crate::telemetry::metrics::metrics()
+        .enrichment_failures
+        .with_label_values(&[source.as_str()])
+        .inc();
+    tracing::warn!(
+        key = %d.key,
+        source = source.as_str(),
+        attempts = d.attempts,
+        error = %crate::causes::chain(&e),
+        "enrichment failed; deciding with the default tier (flagged enrichment_failed)"
+    );
+    Ok(())
+}
+
 /// The adapter's typed delivery shape as the payload stored with it.
 fn to_payload<T: Serialize>(delivery: &T) -> serde_json::Value {
     // Serialising a derived struct of strings cannot fail.

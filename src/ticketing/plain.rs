@@ -648,21 +648,14 @@ impl Ticketing for Plain {
         if self.settings.api_key.is_some() {
             match self.enrich(&p.thread_id).await {
                 Ok(e) => (tier, arr) = (e.tier, e.arr_usd),
-                Err(e) if e.is_retryable() && d.attempts < self.settings.enrichment_attempts => {
-                    return Err(e);
-                }
                 Err(e) => {
+                    super::enrichment_failed(
+                        Source::Plain,
+                        d,
+                        e,
+                        self.settings.enrichment_attempts,
+                    )?;
                     failed = true;
-                    crate::telemetry::metrics::metrics()
-                        .enrichment_failures
-                        .with_label_values(&[Source::Plain.as_str()])
-                        .inc();
-                    tracing::warn!(
-                        key = %d.key,
-                        attempts = d.attempts,
-                        error = %crate::causes::chain(&e),
-                        "plain enrichment failed; deciding with the default tier (flagged enrichment_failed)"
-                    );
                 }
             }
         }

@@ -650,21 +650,14 @@ impl Ticketing for Pylon {
         if let (true, Some(account_id)) = (wanted, account_id) {
             match self.account(account_id).await {
                 Ok((t, a)) => (tier, arr) = (t, a),
-                Err(e) if e.is_retryable() && d.attempts < self.settings.enrichment_attempts => {
-                    return Err(e);
-                }
                 Err(e) => {
+                    super::enrichment_failed(
+                        Source::Pylon,
+                        d,
+                        e,
+                        self.settings.enrichment_attempts,
+                    )?;
                     failed = true;
-                    crate::telemetry::metrics::metrics()
-                        .enrichment_failures
-                        .with_label_values(&[Source::Pylon.as_str()])
-                        .inc();
-                    tracing::warn!(
-                        key = %d.key,
-                        attempts = d.attempts,
-                        error = %crate::causes::chain(&e),
-                        "pylon account enrichment failed; deciding with the default tier (flagged enrichment_failed)"
-                    );
                 }
             }
         }

@@ -370,7 +370,7 @@ impl OfflineClassifier {
                 fired.push(RuleHit {
                     severity: Severity::OnFire,
                     rule: "Billing dispute over $1,000",
-                    detail: format!("${amount:.0}"),
+                    detail: format!("an amount of {amount:.0}"),
                     phrase: None,
                     ambiguous: false,
                 });
@@ -1038,7 +1038,10 @@ fn content_words(doc: &Doc) -> BTreeSet<String> {
 }
 
 /// The largest dollar amount in the text: `$4,800`, `$1.2k`, `USD 3000`, `2,400 dollars`,
-/// `99 USD`, `250 $`, and the European groupings `2.400 USD` and `1.234,56 $`.
+/// `99 USD`, `250 $`, and the European groupings `2.400 USD` and `1.234,56 $`. Euro and pound
+/// amounts (`€1.500`, `1.500 €`, `EUR 2000`, `£1,200`, `900 GBP`, `300 euros`, `80 pounds`)
+/// count one to one: the offline rules know no exchange rate, and EUR and GBP sit within about
+/// 30% of USD, so only amounts near the $1,000 line can land on the other side of it.
 ///
 /// Scans characters, not bytes: the text is whatever the customer typed (`la aplicación`,
 /// `can’t`, emoji), so every position below is a char index into `chars`, never a byte offset
@@ -1088,11 +1091,15 @@ fn max_amount(text: &str) -> Option<f64> {
     };
     let mut i = 0;
     while i < n {
-        if chars[i] == '$' {
+        if matches!(chars[i], '$' | '€' | '£') {
             if let Some((v, _)) = number_at(skip_spaces(i + 1)) {
                 consider(v);
             }
-        } else if starts_with(i, "usd ") {
+        } else if ["usd ", "eur ", "gbp "]
+            .iter()
+            .any(|code| starts_with(i, code))
+            && (i == 0 || !chars[i - 1].is_alphanumeric())
+        {
             if let Some((v, _)) = number_at(i + 4) {
                 consider(v);
             }
@@ -1102,9 +1109,12 @@ fn max_amount(text: &str) -> Option<f64> {
         {
             if let Some((v, after)) = number_at(i) {
                 let rest = skip_spaces(after);
-                if ["dollars", "dollar", "dólares", "usd", "$"]
-                    .iter()
-                    .any(|unit| starts_with(rest, unit))
+                if [
+                    "dollars", "dollar", "dólares", "usd", "$", "euros", "euro", "eur", "€",
+                    "pounds", "gbp", "£",
+                ]
+                .iter()
+                .any(|unit| starts_with(rest, unit))
                 {
                     consider(v);
                 }
@@ -1298,6 +1308,19 @@ mod tests {
             Some(1200.0)
         );
         assert_eq!(max_amount("Überweisung: USD 4,800 zurück"), Some(4800.0));
+        // Euros and pounds count one to one.
+        assert_eq!(
+            max_amount("Sie haben 1.500 € zu viel abgebucht"),
+            Some(1500.0)
+        );
+        assert_eq!(max_amount("on nous a facturé €2.400"), Some(2400.0));
+        assert_eq!(max_amount("EUR 3000 charged twice"), Some(3000.0));
+        assert_eq!(max_amount("refund the £1,200 please"), Some(1200.0));
+        assert_eq!(max_amount("900 GBP extra"), Some(900.0));
+        assert_eq!(max_amount("cobraron 300 euros de más"), Some(300.0));
+        assert_eq!(max_amount("a 50 pounds fee"), Some(50.0));
+        // A word that merely ends in a code is not one.
+        assert_eq!(max_amount("bureur 500 items"), None);
         assert_eq!(
             sev("Ayuda", "la aplicación no funciona", "free"),
             Severity::Routine

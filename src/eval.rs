@@ -657,7 +657,15 @@ async fn run(file: &str, examples: &[Example], args: &EvalArgs) -> Result<EvalRe
         // Offline even when a key is set: evaluating the model is a choice that costs money.
         settings.claude.api_key = None;
     }
-    let classifiers = startup::build_classifiers(&settings, None).map_err(|e| {
+    // The same model check as `serve`: a mistyped model id would otherwise make every call 404
+    // and the report would be the offline fallback's accuracy under the model's name.
+    let model_info = crate::classifier::claude::models::check_model(&settings.claude)
+        .await
+        .map_err(|e| {
+            eprintln!("escalator eval: {e}");
+            ExitCode::from(exit::USAGE)
+        })?;
+    let classifiers = startup::build_classifiers(&settings, model_info.as_ref()).map_err(|e| {
         eprintln!("escalator eval: {e:#}");
         ExitCode::from(exit::USAGE)
     })?;

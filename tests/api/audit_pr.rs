@@ -649,6 +649,16 @@ async fn eval_batch_sends_the_labelled_file_through_the_batches_api() {
         .expect(1)
         .mount(&anthropic)
         .await;
+    // The model check `eval --classifier claude` makes first, as `serve` does.
+    Mock::given(method("GET"))
+        .and(path("/v1/models/claude-sonnet-4-6"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "type": "model", "id": "claude-sonnet-4-6",
+            "capabilities": {"structured_outputs": {"supported": true}}
+        })))
+        .expect(1)
+        .mount(&anthropic)
+        .await;
     let mut config = tempfile::NamedTempFile::new().unwrap();
     write!(config, "[audit]\nbatch_poll_secs = 1\n").unwrap();
     let config_path = config.path().to_owned();
@@ -709,7 +719,8 @@ async fn eval_batch_sends_the_labelled_file_through_the_batches_api() {
     );
     assert_eq!(report["usage"]["answered"], answered, "{report}");
     let sent = anthropic.received_requests().await.unwrap();
-    let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
+    assert_eq!(sent[0].url.path(), "/v1/models/claude-sonnet-4-6");
+    let body: Value = serde_json::from_slice(&sent[1].body).unwrap();
     assert_eq!(body["requests"].as_array().unwrap().len(), holdout.len());
     assert_eq!(body["requests"][3]["custom_id"], "item-3");
     assert_eq!(body["requests"][3]["params"]["max_tokens"], 1024);

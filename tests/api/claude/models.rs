@@ -123,6 +123,46 @@ async fn a_mistyped_model_refuses_to_start_with_exit_64_naming_close_matches() {
     assert!(!stderr.contains(KEY), "{stderr}");
 }
 
+#[tokio::test]
+async fn eval_with_a_mistyped_model_exits_64_before_any_ticket_is_sent() {
+    let server = MockServer::start().await;
+    mount_model(
+        &server,
+        "claude-sonet-4-6",
+        api_error(404, "not_found_error", None),
+    )
+    .await;
+    mount_model_list(&server, &["claude-sonnet-4-6", "claude-haiku-5-5"]).await;
+    no_messages_call(&server).await;
+    let uri = server.uri();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_escalator"))
+            .args(["eval", "--classifier", "claude"])
+            .env("ANTHROPIC_API_KEY", KEY)
+            .env("ANTHROPIC_BASE_URL", &uri)
+            .env("ESCALATOR_MODEL", "claude-sonet-4-6")
+            .env_remove("ESCALATOR_CONFIG")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Not an accuracy figure of the offline fallback under the model's name.
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr.contains("model \"claude-sonet-4-6\""), "{stderr}");
+    assert!(
+        stderr.contains("close matches: claude-sonnet-4-6"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(KEY), "{stderr}");
+}
+
 /// Settings for `App::build` on a fresh SQLite file, Claude aimed at `server`.
 fn app_settings(server_uri: &str, dir: &tempfile::TempDir) -> escalator::config::Settings {
     let db = format!("sqlite://{}", dir.path().join("a.db").display());

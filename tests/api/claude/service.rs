@@ -83,6 +83,19 @@ fn labelled_answer(req: &Request) -> ResponseTemplate {
     ok(&text_answer(&answer.to_string()))
 }
 
+/// `GET /v1/models/claude-sonnet-4-6` answered as the API does for a model it knows.
+async fn mount_known_model(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/v1/models/claude-sonnet-4-6"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "type": "model", "id": "claude-sonnet-4-6", "display_name": "Claude Sonnet 4.6",
+            "created_at": "2026-02-17T00:00:00Z", "max_input_tokens": 200000, "max_tokens": 64000,
+            "capabilities": {"structured_outputs": {"supported": true}, "effort": {"supported": false}}
+        })))
+        .mount(server)
+        .await;
+}
+
 fn run_eval(server_uri: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["eval", "--classifier", "claude", "--json"];
     args.extend_from_slice(extra);
@@ -99,6 +112,7 @@ fn run_eval(server_uri: &str, extra: &[&str]) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread")]
 async fn eval_with_claude_warms_the_cache_then_reports_accuracy_tokens_and_cost() {
     let server = MockServer::start().await;
+    mount_known_model(&server).await;
     Mock::given(method("POST"))
         .respond_with(labelled_answer)
         .mount(&server)
@@ -135,8 +149,11 @@ async fn eval_with_claude_warms_the_cache_then_reports_accuracy_tokens_and_cost(
     assert!((u["cost_usd"].as_f64().unwrap() - (54.0 * per_answer + warm)).abs() < 1e-9);
     assert!(v["latency_ms"]["p95"].as_u64().unwrap() >= v["latency_ms"]["p50"].as_u64().unwrap());
 
-    // count_tokens first, then the warm-up, then the tickets.
-    let reqs = requests(&server).await;
+    // The model check first (as `serve` does), then count_tokens, the warm-up and the tickets.
+    let mut reqs = requests(&server).await;
+    assert_eq!(reqs[0].method.as_str(), "GET");
+    assert_eq!(reqs[0].url.path(), "/v1/models/claude-sonnet-4-6");
+    reqs.remove(0);
     assert_eq!(reqs.len(), 56);
     assert_eq!(reqs[0].url.path(), "/v1/messages/count_tokens");
     assert_eq!(reqs[1].body_json::<Value>().unwrap()["max_tokens"], 0);

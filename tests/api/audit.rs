@@ -764,3 +764,47 @@ async fn webhook_versions_refusals_and_duplicates_are_recorded_per_delivery(
     );
     app.stop().await;
 }
+
+#[sqlx::test(migrations = "migrations/sqlite")]
+async fn a_pylon_trigger_without_version_is_recorded_as_missing_it(pool: sqlx::SqlitePool) {
+    use crate::harness::{PYLON_SECRET, TestApp};
+    // No Pylon API here: the worker's issue fetch fails on a closed local port, never the
+    // internet; only what accept records is asserted.
+    let settings = escalator::config::Settings::load(&std::collections::BTreeMap::from([
+        ("ESCALATOR_GRPC_ADDR", "127.0.0.1:0"),
+        ("ESCALATOR_HTTP_ADDR", "127.0.0.1:0"),
+        ("PYLON_WEBHOOK_SECRET", PYLON_SECRET),
+        ("PYLON_API_TOKEN", "pylon-token"),
+        ("PYLON_API_URL", "http://127.0.0.1:1"),
+    ]))
+    .unwrap();
+    let store = crate::harness::lite(pool);
+    let app = TestApp::with_store(settings, store.clone(), None).await;
+    let with = serde_json::to_vec(
+        &json!({"issue_id": "iss_1", "event": "issue.created", "version": "2026-12-01T10:00:00Z"}),
+    )
+    .unwrap();
+    let without =
+        serde_json::to_vec(&json!({"issue_id": "iss_2", "event": "issue.created"})).unwrap();
+    assert_eq!(app.pylon(with).await.0, 202);
+    assert_eq!(app.pylon(without).await.0, 202);
+    let (from, to) = (
+        Utc::now() - chrono::Duration::hours(1),
+        Utc::now() + chrono::Duration::hours(1),
+    );
+    let deliveries = store.audit_deliveries(from, to).await.unwrap();
+    assert_eq!(deliveries.len(), 2, "{deliveries:?}");
+    let by_shape = |shape: &str| {
+        deliveries
+            .iter()
+            .find(|d| d.webhook_version.as_deref() == Some(shape))
+            .unwrap_or_else(|| panic!("no delivery of shape {shape}: {deliveries:?}"))
+    };
+    assert!(
+        by_shape("keys:event,issue_id,version")
+            .missing_fields
+            .is_empty()
+    );
+    assert_eq!(by_shape("keys:event,issue_id").missing_fields, ["version"]);
+    app.stop().await;
+}

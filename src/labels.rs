@@ -840,104 +840,109 @@ pub struct Clause {
     pub prefixes: &'static [&'static str],
 }
 
+/// One row of [`CLAUSES`]: the table reads as one line per clause.
+const fn clause(
+    severity: Severity,
+    name: &'static str,
+    definition: &'static str,
+    prefixes: &'static [&'static str],
+) -> Clause {
+    Clause {
+        severity,
+        name,
+        definition,
+        prefixes,
+    }
+}
+
 /// Every clause of the definitions, in the template's order. A row names its clause by starting
 /// `why_this_label` with one of its prefixes and having its severity (`Billing dispute: …`
 /// labelled urgent is the clause up to $1,000; labelled on_fire, the one over it).
 pub const CLAUSES: &[Clause] = &[
-    Clause {
-        severity: Severity::Routine,
-        name: "Docs answer",
-        definition: "docs answers",
-        prefixes: &["docs answer", "docs"],
-    },
-    Clause {
-        severity: Severity::Routine,
-        name: "How-to",
-        definition: "how-to questions",
-        prefixes: &["how-to", "how to"],
-    },
-    Clause {
-        severity: Severity::Routine,
-        name: "FAQ",
-        definition: "FAQ",
-        prefixes: &["faq"],
-    },
-    Clause {
-        severity: Severity::Routine,
-        name: "Feature request",
-        definition: "feature requests",
-        prefixes: &["feature request"],
-    },
-    Clause {
-        severity: Severity::Urgent,
-        name: "Enterprise account",
-        definition: "enterprise accounts",
-        prefixes: &["enterprise account", "enterprise"],
-    },
-    Clause {
-        severity: Severity::Urgent,
-        name: "Churn risk",
-        definition: "churn-risk language",
-        prefixes: &["churn risk", "churn-risk"],
-    },
-    Clause {
-        severity: Severity::Urgent,
-        name: "Billing dispute up to $1,000",
-        definition: "billing disputes of $1,000 or less",
-        prefixes: &["billing dispute"],
-    },
-    Clause {
-        severity: Severity::Urgent,
-        name: "Repeat ticket",
-        definition: "a repeat ticket",
-        prefixes: &["repeat ticket", "repeat"],
-    },
-    Clause {
-        severity: Severity::Urgent,
-        name: "Competitor in frustration",
-        definition: "a competitor named in frustration",
-        prefixes: &["competitor"],
-    },
-    Clause {
-        severity: Severity::OnFire,
-        name: "Production down",
-        definition: "production down",
-        prefixes: &["production down", "outage"],
-    },
-    Clause {
-        severity: Severity::OnFire,
-        name: "Data loss",
-        definition: "data loss",
-        prefixes: &["data loss"],
-    },
-    Clause {
-        severity: Severity::OnFire,
-        name: "Security report",
-        definition: "security report",
-        prefixes: &["security report", "security"],
-    },
-    Clause {
-        severity: Severity::OnFire,
-        name: "Legal language",
-        definition: "legal language",
-        prefixes: &["legal language", "legal"],
-    },
-    Clause {
-        severity: Severity::OnFire,
-        name: "Billing dispute over $1,000",
-        definition: "billing dispute over $1,000",
-        prefixes: &["billing dispute"],
-    },
-    Clause {
-        severity: Severity::OnFire,
-        name: "Need a human now",
-        definition: "a demand for a human now",
-        prefixes: &[
+    clause(
+        Severity::Routine,
+        "Docs answer",
+        "docs answers",
+        &["docs answer", "docs"],
+    ),
+    clause(
+        Severity::Routine,
+        "How-to",
+        "how-to questions",
+        &["how-to", "how to"],
+    ),
+    clause(Severity::Routine, "FAQ", "FAQ", &["faq"]),
+    clause(
+        Severity::Routine,
+        "Feature request",
+        "feature requests",
+        &["feature request"],
+    ),
+    clause(
+        Severity::Urgent,
+        "Enterprise account",
+        "enterprise accounts",
+        &["enterprise account", "enterprise"],
+    ),
+    clause(
+        Severity::Urgent,
+        "Churn risk",
+        "churn-risk language",
+        &["churn risk", "churn-risk"],
+    ),
+    clause(
+        Severity::Urgent,
+        "Billing dispute up to $1,000",
+        "billing disputes of $1,000 or less",
+        &["billing dispute"],
+    ),
+    clause(
+        Severity::Urgent,
+        "Repeat ticket",
+        "a repeat ticket",
+        &["repeat ticket", "repeat"],
+    ),
+    clause(
+        Severity::Urgent,
+        "Competitor in frustration",
+        "a competitor named in frustration",
+        &["competitor"],
+    ),
+    clause(
+        Severity::OnFire,
+        "Production down",
+        "production down",
+        &["production down", "outage"],
+    ),
+    clause(Severity::OnFire, "Data loss", "data loss", &["data loss"]),
+    clause(
+        Severity::OnFire,
+        "Security report",
+        "security report",
+        &["security report", "security"],
+    ),
+    clause(
+        Severity::OnFire,
+        "Legal language",
+        "legal language",
+        &["legal language", "legal"],
+    ),
+    clause(
+        Severity::OnFire,
+        "Billing dispute over $1,000",
+        "billing dispute over $1,000",
+        &["billing dispute"],
+    ),
+    clause(
+        Severity::OnFire,
+        "Need a human now",
+        "a demand for a human now",
+        &[
             "need a human now",
             "explicit demand for a human",
             "demand for a human",
         ],
-    },
+    ),
 ];
 
 /// `key` starts with `phrase` followed by a non-alphanumeric character or the end.

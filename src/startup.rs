@@ -284,8 +284,10 @@ impl App {
             triage.clone(),
             adapters,
             settings.worker.clone(),
-            wake,
-            outbox_wake,
+            crate::worker::Wakes {
+                inbox: wake,
+                outbox: outbox_wake,
+            },
         );
         // Alive before serving: a claim this process takes must not look abandoned.
         if let Err(e) = store.heartbeat().await {

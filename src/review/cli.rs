@@ -123,6 +123,23 @@ fn open(command: &str) -> Result<Env, ExitCode> {
     })
 }
 
+/// Opens the store and draws the day's sample: the shared start of `review` and `review export`.
+fn open_sample(
+    command: &str,
+    args: &SampleArgs,
+) -> Result<(Env, SampleRequest, super::Sample), ExitCode> {
+    let env = open(command)?;
+    let req = args.request(&env.settings);
+    let tz = env.settings.review.time_zone;
+    match env.rt.block_on(super::sample(env.store.as_ref(), tz, &req)) {
+        Ok(sample) => Ok((env, req, sample)),
+        Err(e) => {
+            eprintln!("escalator {command}: cannot sample: {e}");
+            Err(ExitCode::from(EX_SOFTWARE))
+        }
+    }
+}
+
 impl SampleArgs {
     fn request(&self, settings: &Settings) -> SampleRequest {
         SampleRequest {
@@ -146,47 +163,34 @@ pub fn main(args: ReviewArgs) -> ExitCode {
 }
 
 fn review(sample: &SampleArgs, reviewer: &str) -> ExitCode {
-    let env = match open("review") {
-        Ok(e) => e,
+    let (env, req, sample) = match open_sample("review", sample) {
+        Ok(opened) => opened,
         Err(code) => return code,
     };
-    let req = sample.request(&env.settings);
     let tz = env.settings.review.time_zone;
-    let sample = match env.rt.block_on(super::sample(env.store.as_ref(), tz, &req)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("escalator review: cannot sample: {e}");
-            return ExitCode::from(EX_SOFTWARE);
-        }
-    };
     if sample.items.is_empty() {
         println!("No decisions to review for {} in {tz}.", req.day);
         return ExitCode::SUCCESS;
     }
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
-    let outcome = if stdin.is_terminal() {
+    let mut lines;
+    let input: &mut dyn super::terminal::Keys = if stdin.is_terminal() {
         eprintln!("Type a key; the why is optional (Enter to leave it empty).");
-        super::terminal::run(
-            env.rt.handle(),
-            env.store.as_ref(),
-            &sample,
-            reviewer,
-            &env.settings.labels.taxonomy,
-            &mut super::terminal::Tty,
-            &mut out,
-        )
+        &mut super::terminal::Tty
     } else {
-        super::terminal::run(
-            env.rt.handle(),
-            env.store.as_ref(),
-            &sample,
-            reviewer,
-            &env.settings.labels.taxonomy,
-            &mut super::terminal::Lines(&mut stdin.lock()),
-            &mut out,
-        )
+        lines = stdin.lock();
+        &mut super::terminal::Lines(&mut lines)
     };
+    let outcome = super::terminal::run(
+        env.rt.handle(),
+        env.store.as_ref(),
+        &sample,
+        reviewer,
+        &env.settings.labels.taxonomy,
+        input,
+        &mut out,
+    );
     match outcome {
         Ok(_) => {
             if let Ok(t) = env
@@ -205,18 +209,9 @@ fn review(sample: &SampleArgs, reviewer: &str) -> ExitCode {
 }
 
 fn export(sample: &SampleArgs) -> ExitCode {
-    let env = match open("review export") {
-        Ok(e) => e,
+    let (_env, req, sample) = match open_sample("review export", sample) {
+        Ok(opened) => opened,
         Err(code) => return code,
-    };
-    let req = sample.request(&env.settings);
-    let tz = env.settings.review.time_zone;
-    let sample = match env.rt.block_on(super::sample(env.store.as_ref(), tz, &req)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("escalator review export: cannot sample: {e}");
-            return ExitCode::from(EX_SOFTWARE);
-        }
     };
     let open: Vec<_> = sample.open().map(|(_, i)| i).collect();
     if let Err(e) = super::csv::export(&open, &mut std::io::stdout().lock()) {

@@ -4,7 +4,7 @@
 
 use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::FutureExt as _;
 use tokio::sync::Notify;
 use tracing::Instrument as _;
@@ -74,6 +74,25 @@ impl Triage {
             acted: None,
             deciding: Arc::default(),
         }
+    }
+
+    /// Claims `ticket` in the log (taking over this process's own stale claim), counting its
+    /// repeats since `repeats_since` when given: the shared first step of both decide paths.
+    async fn claim(
+        &self,
+        ticket: &Ticket,
+        repeats_since: Option<DateTime<Utc>>,
+        acts: bool,
+    ) -> Result<(Claim, u32), TriageError> {
+        let options = ClaimOptions {
+            repeats_since,
+            take_own: true,
+            acts,
+        };
+        Ok(self
+            .store
+            .claim_counting(ticket, self.settings.claim_lease, &options)
+            .await?)
     }
 
     /// Registers `key` as being decided here; `None` when this process already is (a
@@ -178,18 +197,7 @@ impl Triage {
         let Some(_deciding) = self.enter(ticket.key()) else {
             return self.wait_for(&ticket).await;
         };
-        let (claim, repeat_count_24h) = self
-            .store
-            .claim_counting(
-                &ticket,
-                self.settings.claim_lease,
-                &ClaimOptions {
-                    repeats_since: Some(since),
-                    take_own: true,
-                    acts: act,
-                },
-            )
-            .await?;
+        let (claim, repeat_count_24h) = self.claim(&ticket, Some(since), act).await?;
         match claim {
             Claim::Decided(decision) => {
                 tracing::info!(key = %ticket.key(), decision_id = %decision.id, "duplicate; returning the logged decision");
@@ -283,18 +291,7 @@ impl Triage {
         let Some(_deciding) = self.enter(ticket.key()) else {
             return Err(TriageError::InFlight(ticket.key().to_string()));
         };
-        let (claim, repeat_count_24h) = self
-            .store
-            .claim_counting(
-                &ticket,
-                self.settings.claim_lease,
-                &ClaimOptions {
-                    repeats_since: None,
-                    take_own: true,
-                    acts: act,
-                },
-            )
-            .await?;
+        let (claim, repeat_count_24h) = self.claim(&ticket, None, act).await?;
         match claim {
             Claim::Decided(decision) => Ok(Outcome {
                 decision: *decision,

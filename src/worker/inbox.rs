@@ -40,7 +40,7 @@ pub async fn run(w: Worker, shutdown: CancellationToken) {
         cooldown: w.settings.fetch_cooldown,
         poll: w.settings.poll_interval,
     };
-    let wake = w.inbox_wake.clone();
+    let wake = w.wakes.inbox.clone();
     pump.run(
         &wake,
         &shutdown,

@@ -127,30 +127,35 @@ pub struct Worker {
     triage: Triage,
     adapters: Adapters,
     settings: WorkerSettings,
-    inbox_wake: Arc<Notify>,
-    outbox_wake: Arc<Notify>,
+    wakes: Wakes,
     health: Arc<Health>,
 }
 
+/// The signals that wake the worker's loops before their poll interval.
+#[derive(Clone, Default)]
+pub struct Wakes {
+    /// The bridge's "new delivery" signal, for the inbox.
+    pub inbox: Arc<Notify>,
+    /// Triage's "decision with actions logged" signal, for the outbox.
+    pub outbox: Arc<Notify>,
+}
+
 impl Worker {
-    /// A worker over `store`, deciding through `triage` and acting through `adapters`.
-    /// `inbox_wake` is the bridge's "new delivery" signal, `outbox_wake` triage's "decision
-    /// with actions logged" signal.
+    /// A worker over `store`, deciding through `triage` and acting through `adapters`, woken
+    /// early by `wakes`.
     pub fn new(
         store: Arc<dyn Store>,
         triage: Triage,
         adapters: Adapters,
         settings: WorkerSettings,
-        inbox_wake: Arc<Notify>,
-        outbox_wake: Arc<Notify>,
+        wakes: Wakes,
     ) -> Self {
         Self {
             store,
             triage,
             adapters,
             settings,
-            inbox_wake,
-            outbox_wake,
+            wakes,
             health: Arc::new(Health::default()),
         }
     }

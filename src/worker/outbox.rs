@@ -39,7 +39,7 @@ pub async fn run(w: Worker, shutdown: CancellationToken) {
         cooldown: w.settings.fetch_cooldown,
         poll: w.settings.poll_interval,
     };
-    let wake = w.outbox_wake.clone();
+    let wake = w.wakes.outbox.clone();
     pump.run(
         &wake,
         &shutdown,

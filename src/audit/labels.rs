@@ -112,12 +112,9 @@ pub fn render(l: &LabelFigures, out: &mut String) {
     );
     let _ = writeln!(out, "  topic accuracy:     {}", l.topic);
     let _ = writeln!(out, "  sentiment accuracy: {}", l.sentiment);
-    if l.shadow.is_empty() {
-        let _ = writeln!(out, "  shadow categories: no reviewed verdicts");
-    }
-    for s in &l.shadow {
-        let _ = writeln!(
-            out,
+    let none = "  shadow categories: no reviewed verdicts";
+    super::render::lines(out, &l.shadow, none, |s| {
+        format!(
             "  shadow {}: accuracy {}, precision {}, recall {} (tp {}, fp {}, fn {}, tn {})",
             s.category,
             s.accuracy,
@@ -127,6 +124,6 @@ pub fn render(l: &LabelFigures, out: &mut String) {
             s.false_positive,
             s.false_negative,
             s.true_negative
-        );
-    }
+        )
+    });
 }

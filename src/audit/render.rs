@@ -19,6 +19,17 @@ fn split<K: fmt::Display>(out: &mut String, name: &str, m: &std::collections::BT
     }
 }
 
+/// One line per item by `line`, or the line `none` when there are no items: every list of the
+/// report (calibration, shadow categories) reads the same.
+pub(super) fn lines<T>(out: &mut String, items: &[T], none: &str, line: impl Fn(&T) -> String) {
+    if items.is_empty() {
+        let _ = writeln!(out, "{none}");
+    }
+    for item in items {
+        let _ = writeln!(out, "{}", line(item));
+    }
+}
+
 fn value(s: &Symptom, v: Option<f64>) -> String {
     match (v, s.unit) {
         (None, _) => "-".to_owned(),
@@ -151,23 +162,20 @@ impl fmt::Display for Report {
             out,
             "\nconfidence calibration (sampled reviews, whole window)"
         );
-        if self.calibration.is_empty() {
-            let _ = writeln!(out, "  no verdicts");
-        }
-        for c in &self.calibration {
-            let _ = writeln!(
-                out,
+        lines(&mut out, &self.calibration, "  no verdicts", |c| {
+            let mut text = format!(
                 "  {}: expected calibration error {:.3} over {} verdicts",
                 c.model, c.ece, c.verdicts
             );
             for b in &c.bands {
-                let _ = writeln!(
-                    out,
-                    "    confidence {:.1}–{:.1}: mean {:.2}, accuracy {}",
+                let _ = write!(
+                    text,
+                    "\n    confidence {:.1}–{:.1}: mean {:.2}, accuracy {}",
                     b.from, b.to, b.mean_confidence, b.accuracy
                 );
             }
-        }
+            text
+        });
         super::labels::render(&self.labels, &mut out);
         let _ = writeln!(out, "\nsymptoms ({})", self.gate.week);
         for s in &self.symptoms {

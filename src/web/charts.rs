@@ -3,7 +3,14 @@
 //! day by route, and one line per week for cost per decision, p95 model latency, cache-hit
 //! share and fallback share. Text is only week names, days and numbers, all made here.
 
-use plotters::prelude::*;
+use plotters::{
+    coord::{
+        Shift,
+        ranged1d::SegmentedCoord,
+        types::{RangedCoordf64, RangedCoordu32},
+    },
+    prelude::*,
+};
 
 use crate::{audit::figures::WeekFigures, domain::Route};
 
@@ -43,31 +50,64 @@ fn week_label(weeks: &[WeekFigures], v: &SegmentValue<u32>) -> String {
         .unwrap_or_default()
 }
 
-/// Accuracy per week: a point at the sampled accuracy (the error bar draws it), a bar over its
-/// 95% Wilson interval, the
-/// number of verdicts above it, and the bar (`min_accuracy`) as a dashed line.
-pub(super) fn accuracy(weeks: &[WeekFigures], min_accuracy: f64) -> Res {
+/// The chart of one week axis.
+type WeekChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<SegmentedCoord<RangedCoordu32>, RangedCoordf64>>;
+
+/// Draws one chart on a white SVG canvas and returns the SVG: the frame every chart shares.
+fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>) -> Res {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let n = last_key(weeks.len());
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Sampled accuracy by week (95% interval)", (FONT, 16))
-            .margin(10)
-            .x_label_area_size(28)
-            .y_label_area_size(44)
-            .build_cartesian_2d((0u32..n).into_segmented(), 0.0f64..1.1)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(weeks.len().max(1))
-            .x_label_formatter(&|v| week_label(weeks, v))
-            .y_labels(6)
-            .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
-            .draw()
-            .map_err(err)?;
+        draw(&root)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+/// A chart with one key per week on x (labelled by week) and `0..top` on y, its mesh drawn:
+/// the axes of the accuracy chart and of every weekly line.
+fn week_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    weeks: &[WeekFigures],
+    title: &str,
+    top: f64,
+    (y_area, y_labels): (u32, usize),
+    y_label: &dyn Fn(&f64) -> String,
+) -> Result<WeekChart<'a, 'b>, String> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 16))
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(y_area)
+        .build_cartesian_2d((0u32..last_key(weeks.len())).into_segmented(), 0.0f64..top)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(weeks.len().max(1))
+        .x_label_formatter(&|v| week_label(weeks, v))
+        .y_labels(y_labels)
+        .y_label_formatter(y_label)
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
+
+/// Accuracy per week: a point at the sampled accuracy (the error bar draws it), a bar over its
+/// 95% Wilson interval, the
+/// number of verdicts above it, and the bar (`min_accuracy`) as a dashed line.
+pub(super) fn accuracy(weeks: &[WeekFigures], min_accuracy: f64) -> Res {
+    svg(|root| {
+        let mut chart = week_chart(
+            root,
+            weeks,
+            "Sampled accuracy by week (95% interval)",
+            1.1,
+            (44, 6),
+            &|y| format!("{:.0}%", y * 100.0),
+        )?;
         let bar = min_accuracy.clamp(0.0, 1.0);
         chart
             .draw_series(DashedLineSeries::new(
@@ -102,9 +142,8 @@ pub(super) fn accuracy(weeks: &[WeekFigures], min_accuracy: f64) -> Res {
                 )
             }))
             .map_err(err)?;
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// Decisions per day, stacked by route.
@@ -115,12 +154,9 @@ pub(super) fn decisions_per_day(weeks: &[WeekFigures]) -> Res {
     #[allow(clippy::cast_precision_loss)]
     // Head room for the legend.
     let top = days.iter().map(|d| total(d)).max().unwrap_or(0).max(1) as f64 * 1.4;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
+    svg(|root| {
         let n = u32::try_from(days.len()).unwrap_or(u32::MAX).max(1);
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption("Decisions per day by route", (FONT, 16))
             .margin(10)
             .x_label_area_size(28)
@@ -166,9 +202,8 @@ pub(super) fn decisions_per_day(weeks: &[WeekFigures]) -> Res {
             .border_style(BLACK)
             .draw()
             .map_err(err)?;
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// One value per week as a line with points; weeks without a value are skipped.
@@ -184,27 +219,8 @@ pub(super) fn weekly_line(
         .collect();
     let top = points.iter().map(|(_, v)| *v).fold(0.0, f64::max);
     let top = if top > 0.0 { top * 1.2 } else { 1.0 };
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let n = last_key(weeks.len());
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 16))
-            .margin(10)
-            .x_label_area_size(28)
-            .y_label_area_size(64)
-            .build_cartesian_2d((0u32..n).into_segmented(), 0.0f64..top)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(weeks.len().max(1))
-            .x_label_formatter(&|v| week_label(weeks, v))
-            .y_labels(5)
-            .y_label_formatter(&|y| label(*y))
-            .draw()
-            .map_err(err)?;
+    svg(|root| {
+        let mut chart = week_chart(root, weeks, title, top, (64, 5), &|y| label(*y))?;
         chart
             .draw_series(LineSeries::new(
                 points.iter().map(|(i, v)| (SegmentValue::CenterOf(*i), *v)),
@@ -218,7 +234,6 @@ pub(super) fn weekly_line(
                     .map(|(i, v)| Circle::new((SegmentValue::CenterOf(*i), *v), 4, BLUE.filled())),
             )
             .map_err(err)?;
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }

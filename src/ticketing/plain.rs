@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Accepted, Ticketing, TicketingError, WebhookError, from_delivery, from_row, note_labels,
-    note_reasoning, required_str, retry_after,
+    Accepted, Ticketing, TicketingError, Webhook, WebhookError, from_delivery, from_row, http,
+    note_labels, note_reasoning, required_str,
     settings::{PlainSettings, PlainTarget, PlainTierFrom},
-    to_payload, verify_signature,
+    to_payload,
 };
 use crate::{
     domain::{
@@ -34,6 +34,8 @@ use crate::{
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "Plain-Request-Signature";
+/// How Plain webhooks are signed and configured.
+const WEBHOOK: Webhook = Webhook::new(Source::Plain, SIGNATURE_HEADER, "PLAIN_WEBHOOK_SECRET");
 
 /// Adds the route's labels. `label_with_given_type_already_added_to_thread` counts as done.
 pub const ADD_LABELS: &str = "mutation addLabels($input: AddLabelsInput!) { addLabels(input: $input) { labels { id labelType { id name externalId } } error { message type code fields { field message type } } } }";
@@ -165,47 +167,44 @@ pub const PLAIN_NOTE_MAX_CHARS: usize = 10_000;
 /// The internal note shown to agents: severity, route, confidence, the model's reasoning, and
 /// the topic and sentiment labels.
 pub fn note_text(d: &Decision) -> String {
-    let mut head = format!(
-        "escalator: {} -> {} (confidence {:.2}). {}",
-        d.severity,
-        d.route,
-        d.confidence,
-        note_reasoning(d)
-    );
-    if let Some(l) = note_labels(d) {
-        head.push_str(&format!(" {l}."));
-    }
-    with_marker(d, head, " [fallback: the offline classifier decided]", "\n")
+    render_note(d, false)
 }
 
 /// The internal note as Markdown.
 pub fn note_markdown(d: &Decision) -> String {
-    let mut head = format!(
-        "**escalator**: `{}` → `{}` (confidence {:.2})\n\n{}",
-        d.severity,
-        d.route,
-        d.confidence,
-        note_reasoning(d)
-    );
-    if let Some(l) = note_labels(d) {
-        head.push_str(&format!("\n\n{l}"));
-    }
-    with_marker(
-        d,
-        head,
-        "\n\n_fallback: the offline classifier decided_",
-        "\n\n",
-    )
+    render_note(d, true)
 }
 
-/// `head`, the fallback remark when the offline classifier decided, then `sep` and the marker.
-fn with_marker(d: &Decision, mut head: String, fallback: &str, sep: &str) -> String {
-    if d.fallback {
-        head.push_str(fallback);
+/// Both forms of the note in one place, since they show the same parts in the same order and
+/// differ only in markup: the head, the labels, the fallback remark when the offline
+/// classifier decided, then the marker on its own line.
+fn render_note(d: &Decision, markdown: bool) -> String {
+    let (severity, route, confidence) = (&d.severity, &d.route, d.confidence);
+    let reasoning = note_reasoning(d);
+    let mut s = if markdown {
+        format!(
+            "**escalator**: `{severity}` → `{route}` (confidence {confidence:.2})\n\n{reasoning}"
+        )
+    } else {
+        format!("escalator: {severity} -> {route} (confidence {confidence:.2}). {reasoning}")
+    };
+    if let Some(l) = note_labels(d) {
+        s.push_str(&if markdown {
+            format!("\n\n{l}")
+        } else {
+            format!(" {l}.")
+        });
     }
-    head.push_str(sep);
-    head.push_str(&note_marker(&d.id));
-    head
+    if d.fallback {
+        s.push_str(if markdown {
+            "\n\n_fallback: the offline classifier decided_"
+        } else {
+            " [fallback: the offline classifier decided]"
+        });
+    }
+    s.push_str(if markdown { "\n\n" } else { "\n" });
+    s.push_str(&note_marker(&d.id));
+    s
 }
 
 /// The last line of every Plain note: Plain notes have no idempotency key, so a retried
@@ -227,10 +226,7 @@ impl Plain {
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn new(settings: PlainSettings) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .user_agent(concat!("escalator/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = http::client(settings.timeout)?;
         Ok(Self { settings, http })
     }
 
@@ -253,24 +249,14 @@ impl Plain {
             .await
             .map_err(TicketingError::Transport)?;
         let status = resp.status();
-        let request_id = resp
-            .headers()
-            .get("apigw-requestid")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+        let request_id = http::header_str(resp.headers(), "apigw-requestid");
         tracing::debug!(
             op,
             status = status.as_u16(),
             request_id,
             "plain graphql answered"
         );
-        if status.as_u16() == 429 {
-            return Err(TicketingError::RateLimited {
-                retry_after: retry_after(resp.headers()).unwrap_or(Duration::from_secs(10)),
-            });
-        }
-        let text = resp.text().await.map_err(TicketingError::Transport)?;
+        let text = http::answer_text(resp, Duration::from_secs(10)).await?;
         let body: Option<Value> = serde_json::from_str(&text).ok();
         if let Some(errors) = body
             .as_ref()
@@ -289,39 +275,17 @@ impl Plain {
                     .and_then(Value::as_str)
                     .unwrap_or("")
             );
-            return Err(
-                if code == "INTERNAL_SERVER_ERROR" || status.is_server_error() {
-                    TicketingError::Upstream {
-                        status: status.as_u16(),
-                        message,
-                    }
-                } else {
-                    TicketingError::Rejected {
-                        status: status.as_u16(),
-                        message,
-                    }
-                },
-            );
+            let retryable = code == "INTERNAL_SERVER_ERROR" || status.is_server_error();
+            return Err(http::failure(retryable, status.as_u16(), message));
         }
-        if status.is_server_error() {
-            return Err(TicketingError::Upstream {
-                status: status.as_u16(),
-                message: "server error".into(),
-            });
-        }
-        if !status.is_success() {
-            return Err(TicketingError::Rejected {
-                status: status.as_u16(),
-                message: format!("HTTP {status}"),
-            });
-        }
-        match body.and_then(|mut b| b.get_mut("data").map(Value::take)) {
-            Some(data) => Ok(data),
-            None => Err(TicketingError::Upstream {
-                status: status.as_u16(),
-                message: "answer has no data".into(),
-            }),
-        }
+        http::check_status(status, || {
+            if status.is_server_error() {
+                "server error".into()
+            } else {
+                format!("HTTP {status}")
+            }
+        })?;
+        http::take_data(body, status)
     }
 
     /// Runs a mutation; its `error` field counts as a failure even under HTTP 200, except the
@@ -351,17 +315,7 @@ impl Plain {
                     "{op}: {kind} {code}: {}",
                     err.get("message").and_then(Value::as_str).unwrap_or("")
                 );
-                Err(if kind == "INTERNAL" {
-                    TicketingError::Upstream {
-                        status: 200,
-                        message,
-                    }
-                } else {
-                    TicketingError::Rejected {
-                        status: 200,
-                        message,
-                    }
-                })
+                Err(http::failure(kind == "INTERNAL", 200, message))
             }
         }
     }
@@ -438,7 +392,9 @@ impl Plain {
             .get("thread")
             .filter(|t| !t.is_null())
             .ok_or_else(|| TicketingError::NotFound(format!("plain thread {thread_id}")))?;
-        let tenant_field = |id: &str| {
+        // The `kind` (`stringValue`, `numberValue`) of the tenant field `id`, when one is set.
+        let tenant_value = |id: Option<&str>, kind: &str| {
+            let id = id?;
             thread
                 .pointer("/tenant/tenantFields")
                 .and_then(Value::as_array)
@@ -446,33 +402,26 @@ impl Plain {
                 .flatten()
                 .find(|f| f.get("externalFieldId").and_then(Value::as_str) == Some(id))
                 .and_then(|f| f.get("value"))
+                .and_then(|v| v.get(kind))
         };
         let tier = self.settings.tier_from.iter().find_map(|from| match from {
             PlainTierFrom::Thread => thread
                 .get("tier")
                 .and_then(tier_of)
                 .map(|t| (t, TierSource::PlainThread)),
-            PlainTierFrom::Tenant => self
-                .settings
-                .tier_tenant_field
-                .as_deref()
-                .and_then(tenant_field)
-                .and_then(|v| v.get("stringValue"))
-                .and_then(Value::as_str)
-                .and_then(|s| Tier::parse("tier", s).ok())
-                .or_else(|| thread.pointer("/tenant/tier").and_then(tier_of))
-                .map(|t| (t, TierSource::PlainTenant)),
+            PlainTierFrom::Tenant => {
+                tenant_value(self.settings.tier_tenant_field.as_deref(), "stringValue")
+                    .and_then(Value::as_str)
+                    .and_then(|s| Tier::parse("tier", s).ok())
+                    .or_else(|| thread.pointer("/tenant/tier").and_then(tier_of))
+                    .map(|t| (t, TierSource::PlainTenant))
+            }
             PlainTierFrom::Company => thread
                 .pointer("/customer/company/tier")
                 .and_then(tier_of)
                 .map(|t| (t, TierSource::PlainCompany)),
         });
-        let arr = self
-            .settings
-            .arr_tenant_field
-            .as_deref()
-            .and_then(tenant_field)
-            .and_then(|v| v.get("numberValue"))
+        let arr = tenant_value(self.settings.arr_tenant_field.as_deref(), "numberValue")
             .and_then(Value::as_f64)
             .filter(|v| v.is_finite() && *v >= 0.0)
             .or_else(|| {
@@ -526,22 +475,9 @@ impl Ticketing for Plain {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Accepted, WebhookError> {
-        let Some(secret) = &self.settings.webhook_secret else {
-            return Err(WebhookError::NotConfigured {
-                tool: Source::Plain,
-                missing: "PLAIN_WEBHOOK_SECRET",
-            });
-        };
-        verify_signature(
-            Source::Plain,
-            headers,
-            SIGNATURE_HEADER,
-            secret,
-            self.settings.webhook_secret_previous.as_ref(),
-            body,
-        )?;
-        let v: Value =
-            serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let previous = self.settings.webhook_secret_previous.as_ref();
+        let secret = WEBHOOK.secret(self.settings.webhook_secret.as_ref())?;
+        let v = WEBHOOK.verified_json(headers, body, secret, previous)?;
         let event_type = required_str(&v, "/type", "type")?.to_owned();
         let ts_text = required_str(
             &v,
@@ -637,9 +573,7 @@ impl Ticketing for Plain {
     }
 
     fn webhook_version(&self, body: &[u8]) -> Option<String> {
-        serde_json::from_slice::<Value>(body)
-            .ok()
-            .and_then(|v| payload_version(&v))
+        payload_version(&serde_json::from_slice(body).ok()?)
     }
 
     async fn ticket(&self, d: &PendingDelivery) -> Result<Ticket, TicketingError> {
@@ -681,80 +615,66 @@ impl Ticketing for Plain {
     }
 
     async fn execute(&self, a: &Action) -> Result<(), TicketingError> {
-        match from_row::<PlainAction>(a)? {
-            PlainAction::Label {
-                thread_id,
-                label_type_ids,
-            } => {
-                self.mutate(
+        // Every action is one mutation: the arms say which, with what input, and which error
+        // codes mean it is already done.
+        let (op, query, input, done_codes): (&str, &str, Value, &[&str]) =
+            match from_row::<PlainAction>(a)? {
+                PlainAction::Label {
+                    thread_id,
+                    label_type_ids,
+                } => (
                     "addLabels",
                     ADD_LABELS,
                     json!({ "threadId": thread_id, "labelTypeIds": label_type_ids }),
                     &["label_with_given_type_already_added_to_thread"],
-                )
-                .await
-            }
-            PlainAction::Priority {
-                thread_id,
-                priority,
-            } => {
-                if priority > 3 {
-                    return Err(TicketingError::InvalidPayload(format!(
-                        "priority {priority} is not within 0..=3"
-                    )));
+                ),
+                PlainAction::Priority {
+                    thread_id,
+                    priority,
+                } => {
+                    if priority > 3 {
+                        return Err(TicketingError::InvalidPayload(format!(
+                            "priority {priority} is not within 0..=3"
+                        )));
+                    }
+                    let input = json!({ "threadId": thread_id, "priority": priority });
+                    ("changeThreadPriority", CHANGE_PRIORITY, input, &[])
                 }
-                self.mutate(
-                    "changeThreadPriority",
-                    CHANGE_PRIORITY,
-                    json!({ "threadId": thread_id, "priority": priority }),
-                    &[],
-                )
-                .await
-            }
-            PlainAction::Assign { thread_id, user_id } => {
-                self.mutate(
-                    "assignThread",
-                    ASSIGN_THREAD,
-                    json!({ "threadId": thread_id, "userId": user_id }),
-                    &[],
-                )
-                .await
-            }
-            PlainAction::Note {
-                thread_id,
-                customer_id,
-                decision_id,
-                text,
-                markdown,
-            } => {
-                // A retry may follow a createNote that went through but was never recorded
-                // done (a crash, a database blip): look for the note before posting it again.
-                // The first attempt never pays for the lookup.
-                if a.attempts > 1
-                    && self
-                        .note_posted(&thread_id, &note_marker(&decision_id))
-                        .await?
-                {
-                    tracing::info!(
-                        thread_id,
-                        "plain note was posted by an earlier attempt; not posting it again"
-                    );
-                    return Ok(());
+                PlainAction::Assign { thread_id, user_id } => {
+                    let input = json!({ "threadId": thread_id, "userId": user_id });
+                    ("assignThread", ASSIGN_THREAD, input, &[])
                 }
-                self.mutate(
-                    "createNote",
-                    CREATE_NOTE,
-                    json!({
+                PlainAction::Note {
+                    thread_id,
+                    customer_id,
+                    decision_id,
+                    text,
+                    markdown,
+                } => {
+                    // A retry may follow a createNote that went through but was never recorded
+                    // done (a crash, a database blip): look for the note before posting it
+                    // again. The first attempt never pays for the lookup.
+                    if a.attempts > 1
+                        && self
+                            .note_posted(&thread_id, &note_marker(&decision_id))
+                            .await?
+                    {
+                        tracing::info!(
+                            thread_id,
+                            "plain note was posted by an earlier attempt; not posting it again"
+                        );
+                        return Ok(());
+                    }
+                    let input = json!({
                         "customerId": customer_id,
                         "threadId": thread_id,
                         "text": text,
                         "markdown": markdown,
-                    }),
-                    &[],
-                )
-                .await
-            }
-        }
+                    });
+                    ("createNote", CREATE_NOTE, input, &[])
+                }
+            };
+        self.mutate(op, query, input, done_codes).await
     }
 }
 

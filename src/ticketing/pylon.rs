@@ -30,10 +30,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Accepted, Ticketing, TicketingError, WebhookError, from_delivery, from_row, note_labels,
-    note_reasoning, required_str, retry_after,
+    Accepted, Ticketing, TicketingError, Webhook, WebhookError, from_delivery, from_row, http,
+    note_labels, note_reasoning, required_str,
     settings::{PylonSettings, PylonTarget},
-    to_payload, verify_signature,
+    to_payload,
 };
 use crate::{
     domain::{
@@ -45,6 +45,8 @@ use crate::{
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "X-Pylon-Signature";
+/// How Pylon webhooks are signed and configured.
+const WEBHOOK: Webhook = Webhook::new(Source::Pylon, SIGNATURE_HEADER, "PYLON_WEBHOOK_SECRET");
 /// Longest a call waits for a rate-limit token before the work is rescheduled.
 pub const MAX_TOKEN_WAIT: Duration = Duration::from_secs(20);
 
@@ -220,10 +222,7 @@ impl Pylon {
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn new(settings: PylonSettings) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .user_agent(concat!("escalator/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = http::client(settings.timeout)?;
         let share = settings.rate_share;
         Ok(Self {
             settings,
@@ -263,12 +262,7 @@ impl Pylon {
         }
         let resp = req.send().await.map_err(TicketingError::Transport)?;
         let status = resp.status();
-        if status.as_u16() == 429 {
-            return Err(TicketingError::RateLimited {
-                retry_after: retry_after(resp.headers()).unwrap_or(Duration::from_secs(30)),
-            });
-        }
-        let text = resp.text().await.map_err(TicketingError::Transport)?;
+        let text = http::answer_text(resp, Duration::from_secs(30)).await?;
         let v: Option<Value> = serde_json::from_str(&text).ok();
         let request_id = v
             .as_ref()
@@ -285,33 +279,29 @@ impl Pylon {
         if status.as_u16() == 404 {
             return Err(TicketingError::NotFound(format!("pylon {path}")));
         }
-        if status.is_server_error() {
-            return Err(TicketingError::Upstream {
-                status: status.as_u16(),
-                message: message(),
-            });
-        }
-        if !status.is_success() {
-            return Err(TicketingError::Rejected {
-                status: status.as_u16(),
-                message: message(),
-            });
-        }
-        v.and_then(|mut v| v.get_mut("data").map(Value::take))
-            .ok_or_else(|| TicketingError::Upstream {
-                status: status.as_u16(),
-                message: "answer has no data".into(),
-            })
+        http::check_status(status, message)?;
+        http::take_data(v, status)
+    }
+
+    /// A `GET` of `path` behind `bucket` (the reads have no body).
+    async fn get(&self, bucket: &Bucket, path: &str) -> Result<Value, TicketingError> {
+        self.call(bucket, reqwest::Method::GET, path, None).await
+    }
+
+    /// A write of `body` to `path` behind `bucket`; only its success matters, not the answer.
+    async fn send(
+        &self,
+        bucket: &Bucket,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> Result<(), TicketingError> {
+        self.call(bucket, method, path, Some(body)).await.map(drop)
     }
 
     async fn issue(&self, issue_id: &str) -> Result<Value, TicketingError> {
-        self.call(
-            &self.limits.get_issue,
-            reqwest::Method::GET,
-            &format!("/issues/{issue_id}"),
-            None,
-        )
-        .await
+        self.get(&self.limits.get_issue, &format!("/issues/{issue_id}"))
+            .await
     }
 
     /// Tier and ARR of an account from its custom fields (`GET /accounts/{id}`): the slugs
@@ -324,14 +314,8 @@ impl Pylon {
         &self,
         account_id: &str,
     ) -> Result<(Option<Tier>, Option<f64>), TicketingError> {
-        let account = self
-            .call(
-                &self.limits.get_account,
-                reqwest::Method::GET,
-                &format!("/accounts/{account_id}"),
-                None,
-            )
-            .await?;
+        let path = format!("/accounts/{account_id}");
+        let account = self.get(&self.limits.get_account, &path).await?;
         let field = |slug: &str| custom_field(&account, slug);
         let tier = self
             .settings
@@ -429,14 +413,15 @@ impl Pylon {
             tracing::info!(issue_id, "pylon issue already routed; nothing to patch");
             return Ok(());
         }
-        self.call(
+        let path = format!("/issues/{issue_id}");
+        let body = Value::Object(body);
+        self.send(
             &self.limits.patch_issue,
             reqwest::Method::PATCH,
-            &format!("/issues/{issue_id}"),
-            Some(Value::Object(body)),
+            &path,
+            body,
         )
         .await
-        .map(drop)
     }
 
     /// Posts the internal note. A retry first looks for the note among the issue's messages (a
@@ -449,14 +434,8 @@ impl Pylon {
         attempts: u32,
     ) -> Result<(), TicketingError> {
         if attempts > 1 {
-            let messages = self
-                .call(
-                    &self.limits.messages,
-                    reqwest::Method::GET,
-                    &format!("/issues/{issue_id}/messages"),
-                    None,
-                )
-                .await?;
+            let path = format!("/issues/{issue_id}/messages");
+            let messages = self.get(&self.limits.messages, &path).await?;
             let posted = messages.as_array().into_iter().flatten().any(|m| {
                 m.get("message_html")
                     .and_then(Value::as_str)
@@ -467,14 +446,10 @@ impl Pylon {
                 return Ok(());
             }
         }
-        self.call(
-            &self.limits.note,
-            reqwest::Method::POST,
-            &format!("/issues/{issue_id}/note"),
-            Some(json!({ "body_html": body_html })),
-        )
-        .await
-        .map(drop)
+        let path = format!("/issues/{issue_id}/note");
+        let body = json!({ "body_html": body_html });
+        self.send(&self.limits.note, reqwest::Method::POST, &path, body)
+            .await
     }
 }
 
@@ -554,29 +529,13 @@ impl Ticketing for Pylon {
         body: &[u8],
         _now: DateTime<Utc>,
     ) -> Result<Accepted, WebhookError> {
-        let Some(secret) = &self.settings.webhook_secret else {
-            return Err(WebhookError::NotConfigured {
-                tool: Source::Pylon,
-                missing: "PYLON_WEBHOOK_SECRET",
-            });
-        };
+        let secret = WEBHOOK.secret(self.settings.webhook_secret.as_ref())?;
         // The issue is read over the API, so without a token nothing could be decided.
         if self.settings.api_token.is_none() {
-            return Err(WebhookError::NotConfigured {
-                tool: Source::Pylon,
-                missing: "PYLON_API_TOKEN",
-            });
+            return Err(WEBHOOK.not_configured("PYLON_API_TOKEN"));
         }
-        verify_signature(
-            Source::Pylon,
-            headers,
-            SIGNATURE_HEADER,
-            secret,
-            self.settings.webhook_secret_previous.as_ref(),
-            body,
-        )?;
-        let v: Value =
-            serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let previous = self.settings.webhook_secret_previous.as_ref();
+        let v = WEBHOOK.verified_json(headers, body, secret, previous)?;
         let issue_id = required_str(&v, "/issue_id", "issue_id")?.trim();
         let event = required_str(&v, "/event", "event")?.trim();
         let given_version = v
@@ -631,9 +590,7 @@ impl Ticketing for Pylon {
     }
 
     fn webhook_version(&self, body: &[u8]) -> Option<String> {
-        serde_json::from_slice::<Value>(body)
-            .ok()
-            .map(|v| trigger_shape(&v))
+        Some(trigger_shape(&serde_json::from_slice(body).ok()?))
     }
 
     async fn ticket(&self, d: &PendingDelivery) -> Result<Ticket, TicketingError> {
@@ -726,12 +683,16 @@ mod tests {
 
     #[test]
     fn html_becomes_text() {
-        assert_eq!(
-            html_to_text("<p>Prod is <b>down</b> &amp; we&#39;re losing data</p><p>help!</p>"),
-            "Prod is down & we're losing data\nhelp!"
-        );
-        assert_eq!(html_to_text("a<br/>b"), "a\nb");
-        assert_eq!(html_to_text("plain"), "plain");
+        for (html, text) in [
+            (
+                "<p>Prod is <b>down</b> &amp; we&#39;re losing data</p><p>help!</p>",
+                "Prod is down & we're losing data\nhelp!",
+            ),
+            ("a<br/>b", "a\nb"),
+            ("plain", "plain"),
+        ] {
+            assert_eq!(html_to_text(html), text, "{html}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -144,6 +144,75 @@ impl fmt::Display for Problem {
     }
 }
 
+impl Problem {
+    /// A problem at `line` and `column` of `file`.
+    pub fn at(file: &str, line: u64, column: usize, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// The rows of a CSV file after its header, for checking row by row: the labels files and the
+/// review import read their files the same way.
+pub struct CsvRows<'t> {
+    file: String,
+    records: csv::StringRecordsIntoIter<&'t [u8]>,
+}
+
+/// Reads the header of the CSV `text` (named `file` in problems).
+///
+/// # Errors
+/// When the file is empty or its header cannot be read.
+pub fn read_csv<'t>(
+    file: &str,
+    text: &'t str,
+) -> Result<(csv::StringRecord, CsvRows<'t>), Problem> {
+    let mut records = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes())
+        .into_records();
+    match records.next() {
+        None => Err(Problem::at(file, 0, 0, "file is empty")),
+        Some(Err(e)) => Err(Problem::at(file, 1, 0, format!("unreadable header: {e}"))),
+        Some(Ok(header)) => Ok((
+            header,
+            CsvRows {
+                file: file.to_owned(),
+                records,
+            },
+        )),
+    }
+}
+
+impl<'t> CsvRows<'t> {
+    /// Each row with the line it starts on, or the problem that it is malformed CSV or does not
+    /// have `width` fields.
+    pub fn of_width(
+        self,
+        width: usize,
+    ) -> impl Iterator<Item = Result<(u64, csv::StringRecord), Problem>> + 't {
+        let file = self.file;
+        self.records.map(move |record| {
+            let record = record.map_err(|e| {
+                let line = e.position().map_or(0, csv::Position::line);
+                Problem::at(&file, line, 0, format!("malformed CSV: {e}"))
+            })?;
+            let line = record.position().map_or(0, csv::Position::line);
+            if record.len() == width {
+                Ok((line, record))
+            } else {
+                let message = format!("has {} fields, expected {width}", record.len());
+                Err(Problem::at(&file, line, 0, message))
+            }
+        })
+    }
+}
+
 /// What the checker requires beyond well-formed rows.
 #[derive(Debug, Clone)]
 pub struct Rules {
@@ -158,61 +227,33 @@ pub struct Rules {
 /// # Errors
 /// The list of problems when any row is malformed; a file with problems yields no examples.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Example>, Vec<Problem>> {
-    let problem = |line: u64, column: usize, message: String| Problem {
-        file: file.to_owned(),
-        line,
-        column,
-        message,
-    };
+    let problem =
+        |line: u64, column: usize, message: String| Problem::at(file, line, column, message);
     let mut problems = Vec::new();
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let mut records = reader.records();
-    let optional: Vec<&'static str> = match records.next() {
-        None => return Err(vec![problem(0, 0, "file is empty".into())]),
-        Some(Err(e)) => return Err(vec![problem(1, 0, format!("unreadable header: {e}"))]),
-        Some(Ok(header)) => {
-            let got: Vec<&str> = header.iter().collect();
-            match header_columns(&got) {
-                Ok(optional) => optional,
-                Err(why) => {
-                    return Err(vec![problem(
-                        1,
-                        0,
-                        format!(
-                            "header must be exactly `{}` (then any of the optional columns {}), found `{}`{why}",
-                            HEADER.join(","),
-                            OPTIONAL_COLUMNS.join(", "),
-                            got.join(",")
-                        ),
-                    )]);
-                }
-            }
-        }
-    };
-    let width = HEADER.len() + optional.len();
+    let (header, rows) = read_csv(file, text).map_err(|p| vec![p])?;
+    let got: Vec<&str> = header.iter().collect();
+    let optional = header_columns(&got).map_err(|why| {
+        vec![problem(
+            1,
+            0,
+            format!(
+                "header must be exactly `{}` (then any of the optional columns {}), found `{}`{why}",
+                HEADER.join(","),
+                OPTIONAL_COLUMNS.join(", "),
+                got.join(",")
+            ),
+        )]
+    })?;
     let mut examples = Vec::new();
     let mut seen: BTreeMap<String, u64> = BTreeMap::new();
-    for record in records {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, csv::Position::line);
-                problems.push(problem(line, 0, format!("malformed CSV: {e}")));
+    for row in rows.of_width(HEADER.len() + optional.len()) {
+        let (line, record) = match row {
+            Ok(row) => row,
+            Err(p) => {
+                problems.push(p);
                 continue;
             }
         };
-        let line = record.position().map_or(0, csv::Position::line);
-        if record.len() != width {
-            problems.push(problem(
-                line,
-                0,
-                format!("has {} fields, expected {width}", record.len()),
-            ));
-            continue;
-        }
         let mut row_ok = true;
         for (i, name) in HEADER.iter().enumerate() {
             if record[i].trim().is_empty() {

@@ -139,55 +139,30 @@ pub async fn parse(
     default_reviewer: &str,
     taxonomy: &Taxonomy,
 ) -> Result<Parsed, Vec<Problem>> {
-    let problem = |line: u64, column: usize, message: String| Problem {
-        file: file.to_owned(),
-        line,
-        column,
-        message,
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let mut records = reader.records();
-    match records.next() {
-        None => return Err(vec![problem(0, 0, "file is empty".into())]),
-        Some(Err(e)) => return Err(vec![problem(1, 0, format!("unreadable header: {e}"))]),
-        Some(Ok(h)) => {
-            let got: Vec<&str> = h.iter().collect();
-            if got != HEADER {
-                return Err(vec![problem(
-                    1,
-                    0,
-                    format!(
-                        "header must be exactly `{}` (as `escalator review export` writes it)",
-                        HEADER.join(",")
-                    ),
-                )]);
-            }
-        }
+    let problem =
+        |line: u64, column: usize, message: String| Problem::at(file, line, column, message);
+    let (header, rows) = crate::labels::read_csv(file, text).map_err(|p| vec![p])?;
+    if header.iter().ne(HEADER.iter().copied()) {
+        return Err(vec![problem(
+            1,
+            0,
+            format!(
+                "header must be exactly `{}` (as `escalator review export` writes it)",
+                HEADER.join(",")
+            ),
+        )]);
     }
     let mut problems = Vec::new();
     let mut parsed = Parsed::default();
     let mut seen = BTreeSet::new();
-    for record in records {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, csv::Position::line);
-                problems.push(problem(line, 0, format!("malformed CSV: {e}")));
+    for row in rows.of_width(HEADER.len()) {
+        let (line, record) = match row {
+            Ok(row) => row,
+            Err(p) => {
+                problems.push(p);
                 continue;
             }
         };
-        let line = record.position().map_or(0, csv::Position::line);
-        if record.len() != HEADER.len() {
-            problems.push(problem(
-                line,
-                0,
-                format!("has {} fields, expected {}", record.len(), HEADER.len()),
-            ));
-            continue;
-        }
         let field = |name: &str| record[col(name)].trim();
         let verdict = field("verdict");
         let severity = field("corrected_severity");

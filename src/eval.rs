@@ -139,20 +139,28 @@ impl LabelAccuracy {
     }
 }
 
+/// `correct/total = x% (95% Wilson interval lo%–hi%)`: how every accuracy of the report reads.
+fn accuracy_text(correct: usize, total: usize, share: f64, [lo, hi]: [f64; 2]) -> String {
+    format!(
+        "{correct}/{total} = {:.1}% (95% Wilson interval {:.1}%–{:.1}%)",
+        share * 100.0,
+        lo * 100.0,
+        hi * 100.0
+    )
+}
+
 impl std::fmt::Display for LabelAccuracy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.labelled == 0 {
             write!(f, "no labelled rows")?;
         } else {
-            write!(
-                f,
-                "{}/{} = {:.1}% (95% Wilson interval {:.1}%–{:.1}%)",
+            let share = accuracy_text(
                 self.correct,
                 self.labelled,
-                self.accuracy * 100.0,
-                self.accuracy_ci95[0] * 100.0,
-                self.accuracy_ci95[1] * 100.0
-            )?;
+                self.accuracy,
+                self.accuracy_ci95,
+            );
+            write!(f, "{share}")?;
         }
         if self.not_configured > 0 {
             write!(
@@ -549,15 +557,8 @@ impl std::fmt::Display for EvalReport {
             "{} with {} ({})",
             self.file, self.model, self.prompt_version
         )?;
-        writeln!(
-            f,
-            "accuracy: {}/{} = {:.1}% (95% Wilson interval {:.1}%–{:.1}%)",
-            self.correct,
-            self.total,
-            self.accuracy * 100.0,
-            self.accuracy_ci95[0] * 100.0,
-            self.accuracy_ci95[1] * 100.0
-        )?;
+        let share = accuracy_text(self.correct, self.total, self.accuracy, self.accuracy_ci95);
+        writeln!(f, "accuracy: {share}")?;
         if self.failed > 0 {
             writeln!(
                 f,

@@ -85,30 +85,38 @@ pub struct ClaudeSpendCap {
     pub transitions: IntCounterVec,
 }
 
-fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels)
-        .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
+/// Registers a metric made by `made` (its name for the panic messages): every metric here
+/// goes through it. Both failures are programming errors (a malformed name, a name used twice).
+fn register<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    name: &str,
+    made: prometheus::Result<M>,
+) -> M {
+    let m = made.unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
     registry
-        .register(Box::new(g.clone()))
+        .register(Box::new(m.clone()))
         .unwrap_or_else(|e| panic!("metric {name} registered twice: {e}"));
-    g
+    m
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(
+        registry,
+        name,
+        IntGaugeVec::new(Opts::new(name, help), labels),
+    )
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
-    registry
-        .register(Box::new(g.clone()))
-        .unwrap_or_else(|e| panic!("metric {name} registered twice: {e}"));
-    g
+    register(registry, name, IntGauge::new(name, help))
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)
-        .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
-    registry
-        .register(Box::new(c.clone()))
-        .unwrap_or_else(|e| panic!("metric {name} registered twice: {e}"));
-    c
+    register(
+        registry,
+        name,
+        IntCounterVec::new(Opts::new(name, help), labels),
+    )
 }
 
 impl Metrics {
@@ -133,43 +141,43 @@ impl Metrics {
             "Tickets received again for an already decided key (nothing was done twice).",
             &["source"],
         );
-        let model_latency = HistogramVec::new(
-            HistogramOpts::new(
-                "model_latency_seconds",
-                "Wall time of one classification by the model, retries included.",
-            )
-            .buckets(vec![0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
-            &["model", "outcome"],
-        )
-        .unwrap_or_else(|e| panic!("model_latency_seconds is malformed: {e}"));
-        registry
-            .register(Box::new(model_latency.clone()))
-            .unwrap_or_else(|e| panic!("model_latency_seconds registered twice: {e}"));
+        let model_latency = register(
+            &registry,
+            "model_latency_seconds",
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "model_latency_seconds",
+                    "Wall time of one classification by the model, retries included.",
+                )
+                .buckets(vec![0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+                &["model", "outcome"],
+            ),
+        );
         let tokens = counter(
             &registry,
             "tokens_total",
             "Model tokens, by kind: input (uncached), output, cache_read, cache_write.",
             &["model", "kind"],
         );
-        let cost_usd = CounterVec::new(
-            Opts::new("cost_usd_total", "Model spend in USD from the price table."),
-            &["model"],
-        )
-        .unwrap_or_else(|e| panic!("cost_usd_total is malformed: {e}"));
-        registry
-            .register(Box::new(cost_usd.clone()))
-            .unwrap_or_else(|e| panic!("cost_usd_total registered twice: {e}"));
-        let action_backlog = IntGaugeVec::new(
-            Opts::new(
-                "action_backlog",
-                "Actions in the outbox not yet done, by status (pending, failed).",
+        let cost_usd = register(
+            &registry,
+            "cost_usd_total",
+            CounterVec::new(
+                Opts::new("cost_usd_total", "Model spend in USD from the price table."),
+                &["model"],
             ),
-            &["status"],
-        )
-        .unwrap_or_else(|e| panic!("action_backlog is malformed: {e}"));
-        registry
-            .register(Box::new(action_backlog.clone()))
-            .unwrap_or_else(|e| panic!("action_backlog registered twice: {e}"));
+        );
+        let action_backlog = register(
+            &registry,
+            "action_backlog",
+            IntGaugeVec::new(
+                Opts::new(
+                    "action_backlog",
+                    "Actions in the outbox not yet done, by status (pending, failed).",
+                ),
+                &["status"],
+            ),
+        );
         let action_failures = counter(
             &registry,
             "action_failures_total",
@@ -200,17 +208,17 @@ impl Metrics {
             "Webhook deliveries in the inbox not yet decided, by status (pending, failed).",
             &["status"],
         );
-        let oldest_pending_seconds = GaugeVec::new(
-            Opts::new(
-                "oldest_pending_seconds",
-                "Age of the oldest pending item, by queue (inbox, outbox); 0 when empty.",
+        let oldest_pending_seconds = register(
+            &registry,
+            "oldest_pending_seconds",
+            GaugeVec::new(
+                Opts::new(
+                    "oldest_pending_seconds",
+                    "Age of the oldest pending item, by queue (inbox, outbox); 0 when empty.",
+                ),
+                &["queue"],
             ),
-            &["queue"],
-        )
-        .unwrap_or_else(|e| panic!("oldest_pending_seconds is malformed: {e}"));
-        registry
-            .register(Box::new(oldest_pending_seconds.clone()))
-            .unwrap_or_else(|e| panic!("oldest_pending_seconds registered twice: {e}"));
+        );
         let worker_panics = counter(
             &registry,
             "worker_panics_total",

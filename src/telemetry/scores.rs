@@ -60,9 +60,7 @@ pub async fn record_review(
     correct: bool,
     comment: Option<&str>,
 ) -> Result<ScoreRow, StoreError> {
-    let score = score_row(decision, SCORE_NAME, ScoreValue::Boolean(correct), comment);
-    store.upsert_score(&score).await?;
-    Ok(score)
+    record_label(store, decision, SCORE_NAME, correct, comment).await
 }
 
 /// Writes the `corrected_severity` score of `decision` to the outbox (pending): the severity a

@@ -124,6 +124,17 @@ impl Which {
 }
 
 /// Headers every page gets: not cached, not framed, no scripts at all.
+/// The page for a routing log that cannot be read (the caller logs why).
+fn unavailable() -> Response {
+    html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        page::message(
+            "Unavailable",
+            "The routing log cannot be read; retry later.",
+        ),
+    )
+}
+
 fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
@@ -177,13 +188,7 @@ async fn show(State(p): State<Pages>, headers: HeaderMap, Query(which): Query<Wh
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "review page: cannot sample");
-            return html(
-                StatusCode::SERVICE_UNAVAILABLE,
-                page::message(
-                    "Unavailable",
-                    "The routing log cannot be read; retry later.",
-                ),
-            );
+            return unavailable();
         }
     };
     let tally = review::tally(p.store.as_ref(), tz, day).await.ok();
@@ -293,13 +298,7 @@ async fn show_dashboard(
         ),
         Err(e) => {
             tracing::error!(error = %e, "dashboard: cannot read the routing log");
-            html(
-                StatusCode::SERVICE_UNAVAILABLE,
-                page::message(
-                    "Unavailable",
-                    "The routing log cannot be read; retry later.",
-                ),
-            )
+            unavailable()
         }
     }
 }
@@ -450,13 +449,7 @@ async fn verdict(
         }
         Err(e) => {
             tracing::error!(error = %e, "review page: cannot read the decision");
-            return html(
-                StatusCode::SERVICE_UNAVAILABLE,
-                page::message(
-                    "Unavailable",
-                    "The routing log cannot be read; retry later.",
-                ),
-            );
+            return unavailable();
         }
     };
     let labels = match form_labels(&f, &decision, &p.all.labels.taxonomy) {

@@ -16,7 +16,7 @@ use std::{collections::HashMap, time::Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Worker, isolated, persist, pump::Pump};
+use super::{Worker, isolated, persist};
 use crate::{
     causes::chain,
     classifier::INTERNAL_ERROR,
@@ -33,13 +33,7 @@ const UNREADABLE_BODY: &str = "(escalator could not read this ticket's text; ope
 
 /// Runs the inbox until `shutdown`.
 pub async fn run(w: Worker, shutdown: CancellationToken) {
-    let pump = Pump {
-        name: "inbox",
-        slots: w.settings.inbox_concurrency,
-        batch: w.settings.batch,
-        cooldown: w.settings.fetch_cooldown,
-        poll: w.settings.poll_interval,
-    };
+    let pump = w.pump("inbox", w.settings.inbox_concurrency);
     let wake = w.wakes.inbox.clone();
     pump.run(
         &wake,

@@ -160,6 +160,17 @@ impl Worker {
         }
     }
 
+    /// A pump named `name` with `slots` in flight, paced by the shared worker settings.
+    fn pump(&self, name: &'static str, slots: usize) -> pump::Pump {
+        pump::Pump {
+            name,
+            slots,
+            batch: self.settings.batch,
+            cooldown: self.settings.fetch_cooldown,
+            poll: self.settings.poll_interval,
+        }
+    }
+
     /// The loops' health, for `/readyz`.
     pub fn health(&self) -> Arc<Health> {
         self.health.clone()

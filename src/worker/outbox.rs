@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Worker, isolated, persist, pump::Pump};
+use super::{Worker, isolated, persist};
 use crate::{
     store::{Action, Store},
     telemetry::metrics::metrics,
@@ -32,13 +32,7 @@ pub async fn run(w: Worker, shutdown: CancellationToken) {
         completions,
         w.settings.action_lease / 2,
     ));
-    let pump = Pump {
-        name: "outbox",
-        slots: w.settings.outbox_concurrency,
-        batch: w.settings.batch,
-        cooldown: w.settings.fetch_cooldown,
-        poll: w.settings.poll_interval,
-    };
+    let pump = w.pump("outbox", w.settings.outbox_concurrency);
     let wake = w.wakes.outbox.clone();
     pump.run(
         &wake,

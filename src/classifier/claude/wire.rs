@@ -99,19 +99,14 @@ impl<'a> MessagesRequest<'a> {
 }
 
 /// A `Message` response, read leniently.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(super) struct MessagesResponse {
-    #[serde(default)]
     pub(super) id: Option<String>,
-    #[serde(default)]
     pub(super) model: Option<String>,
-    #[serde(default)]
     pub(super) content: Vec<ContentBlock>,
-    #[serde(default)]
     pub(super) stop_reason: Option<String>,
-    #[serde(default)]
     pub(super) stop_details: Option<StopDetails>,
-    #[serde(default)]
     pub(super) usage: Option<WireUsage>,
 }
 
@@ -132,28 +127,21 @@ pub(super) struct StopDetails {
 
 /// `usage`: only the two totals are always present.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(super) struct WireUsage {
-    #[serde(default)]
     pub(super) input_tokens: u64,
-    #[serde(default)]
     pub(super) output_tokens: u64,
-    #[serde(default)]
     pub(super) cache_creation_input_tokens: Option<u64>,
-    #[serde(default)]
     pub(super) cache_read_input_tokens: Option<u64>,
-    #[serde(default)]
     pub(super) cache_creation: Option<CacheCreation>,
-    #[serde(default)]
     pub(super) service_tier: Option<String>,
-    #[serde(default)]
     pub(super) speed: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(super) struct CacheCreation {
-    #[serde(default)]
     pub(super) ephemeral_5m_input_tokens: Option<u64>,
-    #[serde(default)]
     pub(super) ephemeral_1h_input_tokens: Option<u64>,
 }
 
@@ -165,10 +153,9 @@ pub(super) struct CountTokensResponse {
 
 /// `{"type":"error","error":{"type":…,"message":…,"details":{"error_code":…}},"request_id":…}`.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(super) struct ErrorEnvelope {
-    #[serde(default)]
     pub(super) error: Option<ErrorBody>,
-    #[serde(default)]
     pub(super) request_id: Option<String>,
 }
 

@@ -557,20 +557,12 @@ pub async fn connect(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>>
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let opts =
             PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid postgres URL")?;
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            // No ping before every query: it doubled the round trips of the hot path. A
-            // connection the server dropped fails its next query as `Unavailable` (the caller
-            // answers 503 or retries) and the pool replaces it.
-            .test_before_acquire(false)
-            .connect_with(opts)
-            .await
-            .context("cannot connect to PostgreSQL (DATABASE_URL)")?;
-        postgres_migrator()
-            .run(&pool)
-            .await
-            .context("PostgreSQL migrations failed")?;
+        // No ping before every query: it doubled the round trips of the hot path. A
+        // connection the server dropped fails its next query as `Unavailable` (the caller
+        // answers 503 or retries) and the pool replaces it.
+        let pool = PgPoolOptions::new().test_before_acquire(false);
+        let pool =
+            open_migrated(pool, opts, settings, postgres_migrator(), POSTGRES_ERRORS).await?;
         Ok(Arc::new(
             PgStore::new(pool).stale_after(settings.stale_after),
         ))
@@ -581,16 +573,8 @@ pub async fn connect(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>>
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            .connect_with(opts)
-            .await
-            .context("cannot open the SQLite database (DATABASE_URL)")?;
-        sqlite_migrator()
-            .run(&pool)
-            .await
-            .context("SQLite migrations failed")?;
+        let pool = SqlitePoolOptions::new();
+        let pool = open_migrated(pool, opts, settings, sqlite_migrator(), SQLITE_ERRORS).await?;
         Ok(Arc::new(
             SqliteStore::new(pool).stale_after(settings.stale_after),
         ))
@@ -600,6 +584,43 @@ pub async fn connect(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>>
             url.split(':').next().unwrap_or("")
         )
     }
+}
+
+/// What [`connect`] says when PostgreSQL cannot be reached, and when its migrations fail.
+const POSTGRES_ERRORS: [&str; 2] = [
+    "cannot connect to PostgreSQL (DATABASE_URL)",
+    "PostgreSQL migrations failed",
+];
+/// The same for SQLite.
+const SQLITE_ERRORS: [&str; 2] = [
+    "cannot open the SQLite database (DATABASE_URL)",
+    "SQLite migrations failed",
+];
+
+/// Opens a pool sized and timed by `settings` and runs `migrator` on it: the steps both
+/// backends share, written once. `errors` are the contexts of a failed open and a failed
+/// migration.
+async fn open_migrated<DB>(
+    pool: sqlx::pool::PoolOptions<DB>,
+    opts: <DB::Connection as sqlx::Connection>::Options,
+    settings: &StoreSettings,
+    migrator: sqlx::migrate::Migrator,
+    errors: [&'static str; 2],
+) -> anyhow::Result<sqlx::Pool<DB>>
+where
+    DB: sqlx::Database,
+    DB::Connection: sqlx::migrate::Migrate,
+{
+    use anyhow::Context as _;
+    let [cannot_open, migrations_failed] = errors;
+    let pool = pool
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_with(opts)
+        .await
+        .context(cannot_open)?;
+    migrator.run(&pool).await.context(migrations_failed)?;
+    Ok(pool)
 }
 
 /// The database URL with any password replaced by `***`, for logs.
@@ -622,11 +643,15 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_logs() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("sqlite://escalator.db"), "sqlite://escalator.db");
+        for (url, logged) in [
+            (
+                "postgres://u:secret@h:5432/db",
+                "postgres://u:***@h:5432/db",
+            ),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("sqlite://escalator.db", "sqlite://escalator.db"),
+        ] {
+            assert_eq!(redact_url(url), logged);
+        }
     }
 }

@@ -95,6 +95,22 @@ macro_rules! leasable {
     };
 }
 
+/// How many rows of `$table` are pending and failed, and when (`$at`) the oldest pending one
+/// came in: the one statement for both the inbox and the outbox.
+macro_rules! backlog_of {
+    ($table:literal, $at:literal) => {
+        concat!(
+            "SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+             COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) AS failed, \
+             MIN(CASE WHEN status = 'pending' THEN ",
+            $at,
+            " END) AS oldest FROM ",
+            $table,
+            " WHERE status IN ('pending', 'failed')"
+        )
+    };
+}
+
 /// The decision's severity as an action priority: lower runs first.
 fn priority(severity: Severity) -> i16 {
     match severity {
@@ -124,17 +140,19 @@ fn attempts(n: i32) -> u32 {
     u32::try_from(n).unwrap_or(0)
 }
 
+/// A row that could not be read back: a column's value, or its parse into a domain type.
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
 fn json(col: &str, text: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
 }
 
 /// A stored sentiment label (NULL: not labelled or not judged).
 fn sentiment(text: Option<String>) -> Result<Option<crate::domain::Sentiment>, StoreError> {
-    text.map(|t| {
-        crate::domain::Sentiment::parse("sentiment", &t)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))
-    })
-    .transpose()
+    text.map(|t| crate::domain::Sentiment::parse("sentiment", &t).map_err(corrupt))
+        .transpose()
 }
 
 /// A stored shadow map (NULL: none asked or judged).
@@ -154,6 +172,40 @@ const FAIL: &str = "status = 'failed', last_error = $1, done_at = $2";
 /// `internal_errors` (which bounds such attempts).
 const CRASHED: &str =
     "last_error = $1, next_attempt_at = $2, internal_errors = internal_errors + 1";
+
+// Most statements below differ only in their SQL, their binds and how a row is read back:
+// these macros write the bind-run-read steps once, so each method states just what differs.
+// `$ex` is the executor (`&self.pool`, or a transaction); `$from_row` reads one row.
+
+/// `$sql` with each `$bind` bound in order (`$1`, `$2`, ...).
+macro_rules! statement {
+    ($sql:expr $(, $bind:expr)* $(,)?) => {
+        sqlx::query($sql)$(.bind($bind))*
+    };
+}
+
+/// Runs `$sql`; how many rows it changed.
+macro_rules! execute {
+    ($ex:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        statement!($sql $(, $bind)*).execute($ex).await?.rows_affected()
+    };
+}
+
+/// Every row of `$sql`, each read by `$from_row`.
+macro_rules! fetch_all {
+    ($ex:expr, $from_row:expr, $sql:expr $(, $bind:expr)* $(,)?) => {{
+        let rows = statement!($sql $(, $bind)*).fetch_all($ex).await?;
+        rows.iter().map($from_row).collect::<Result<Vec<_>, StoreError>>()
+    }};
+}
+
+/// The row of `$sql`, if there is one, read by `$from_row`.
+macro_rules! fetch_optional {
+    ($ex:expr, $from_row:expr, $sql:expr $(, $bind:expr)* $(,)?) => {{
+        let row = statement!($sql $(, $bind)*).fetch_optional($ex).await?;
+        row.as_ref().map($from_row).transpose()
+    }};
+}
 
 macro_rules! impl_store {
     ($store:ident, $pool:ty, $row:ty, $backend:literal, $skip_locked:literal) => {
@@ -195,17 +247,11 @@ macro_rules! impl_store {
                 error: Option<&str>,
                 at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
+                let sql = sqlx::AssertSqlSafe(format!(
                     "UPDATE deliveries SET locked_until = NULL, {set} \
                      WHERE source = $3 AND ticket_id = $4 AND version = $5 AND status = 'pending'"
-                )))
-                .bind(error)
-                .bind(at)
-                .bind(key.source.as_str())
-                .bind(&key.ticket_id)
-                .bind(&key.version)
-                .execute(&self.pool)
-                .await?;
+                ));
+                execute!(&self.pool, sql, error, at, key.source.as_str(), &key.ticket_id, &key.version);
                 Ok(())
             }
 
@@ -218,28 +264,22 @@ macro_rules! impl_store {
                 error: &str,
                 at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
+                let sql = sqlx::AssertSqlSafe(format!(
                     "UPDATE actions SET locked_until = NULL, {set} WHERE id = $3 AND status = 'pending'"
-                )))
-                .bind(error)
-                .bind(at)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+                ));
+                execute!(&self.pool, sql, error, at, id);
                 Ok(())
             }
 
             fn decision_from_row(row: &$row) -> Result<Decision, StoreError> {
-                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
                 let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
-                let parse = |e: crate::domain::DomainError| StoreError::Corrupt(e.to_string());
                 Ok(Decision {
                     id: text("id")?,
-                    source: Source::parse("source", &text("source")?).map_err(parse)?,
+                    source: Source::parse("source", &text("source")?).map_err(corrupt)?,
                     ticket_id: text("ticket_id")?,
                     ticket_version: text("ticket_version")?,
-                    severity: Severity::parse("severity", &text("severity")?).map_err(parse)?,
-                    route: Route::parse("route", &text("route")?).map_err(parse)?,
+                    severity: Severity::parse("severity", &text("severity")?).map_err(corrupt)?,
+                    route: Route::parse("route", &text("route")?).map_err(corrupt)?,
                     confidence: row.try_get::<f32, _>("confidence").map_err(corrupt)?,
                     reasoning: text("reasoning")?,
                     prompt_version: text("prompt_version")?,
@@ -247,7 +287,7 @@ macro_rules! impl_store {
                     fallback: row.try_get::<bool, _>("fallback").map_err(corrupt)?,
                     fallback_reason: row.try_get("fallback_reason").map_err(corrupt)?,
                     notes: row.try_get("notes").map_err(corrupt)?,
-                    tier: Tier::parse("tier", &text("tier")?).map_err(parse)?,
+                    tier: Tier::parse("tier", &text("tier")?).map_err(corrupt)?,
                     usage: Usage {
                         request_id: row.try_get("request_id").map_err(corrupt)?,
                         input_tokens: row.try_get("input_tokens").map_err(corrupt)?,
@@ -262,9 +302,9 @@ macro_rules! impl_store {
                     observation_id: row.try_get("observation_id").map_err(corrupt)?,
                     created_at: row.try_get("created_at").map_err(corrupt)?,
                     model_severity: match row.try_get::<Option<String>, _>("model_severity").map_err(corrupt)? {
-                        Some(s) => Severity::parse("model_severity", &s).map_err(parse)?,
+                        Some(s) => Severity::parse("model_severity", &s).map_err(corrupt)?,
                         // Logged before the weighting rules: the classifier's severity stood.
-                        None => Severity::parse("severity", &text("severity")?).map_err(parse)?,
+                        None => Severity::parse("severity", &text("severity")?).map_err(corrupt)?,
                     },
                     weighting_rule: row.try_get("weighting_rule").map_err(corrupt)?,
                     arr_usd: row.try_get("arr_usd").map_err(corrupt)?,
@@ -273,7 +313,7 @@ macro_rules! impl_store {
                         .map_err(corrupt)?
                         .map(|s| TierSource::parse("tier_source", &s))
                         .transpose()
-                        .map_err(parse)?,
+                        .map_err(corrupt)?,
                     enrichment_failed: row.try_get("enrichment_failed").map_err(corrupt)?,
                     topic: row.try_get("topic").map_err(corrupt)?,
                     sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
@@ -282,13 +322,12 @@ macro_rules! impl_store {
             }
 
             fn action_from_row(row: &$row) -> Result<Action, StoreError> {
-                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
                 let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
                 Ok(Action {
                     id: row.try_get("id").map_err(corrupt)?,
                     decision_id: text("decision_id")?,
                     source: Source::parse("source", &text("source")?)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        .map_err(corrupt)?,
                     ticket_id: text("ticket_id")?,
                     kind: text("kind")?,
                     payload: json("payload", &text("payload")?)?,
@@ -299,21 +338,31 @@ macro_rules! impl_store {
                 })
             }
 
+            /// Runs a lease statement of `lease_deliveries` or `lease_actions`, which both bind
+            /// `$1` the lease's end, `$2` now, `$3` the limit, `$4` the oldest live heartbeat and
+            /// `$5` this holder.
+            async fn lease_rows(&self, sql: &'static str, lease: Duration, limit: u32) -> Result<Vec<$row>, StoreError> {
+                let now = Utc::now();
+                let rows = statement!(sql, lease_end(lease), now, i64::from(limit), self.live_since(), &self.holder)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows)
+            }
+
             async fn find<'e, E>(executor: E, key: &IdempotencyKey) -> Result<Option<Decision>, StoreError>
             where
                 E: sqlx::Executor<'e, Database = <$pool as PoolDb>::Db>,
             {
-                let row = sqlx::query(concat!(
-                    "SELECT ",
-                    decision_columns!(),
-                    " FROM decisions WHERE source = $1 AND ticket_id = $2 AND ticket_version = $3"
-                ))
-                    .bind(key.source.as_str())
-                    .bind(&key.ticket_id)
-                    .bind(&key.version)
-                    .fetch_optional(executor)
-                    .await?;
-                row.as_ref().map(Self::decision_from_row).transpose()
+                fetch_optional!(
+                    executor,
+                    Self::decision_from_row,
+                    concat!(
+                        "SELECT ",
+                        decision_columns!(),
+                        " FROM decisions WHERE source = $1 AND ticket_id = $2 AND ticket_version = $3"
+                    ),
+                    key.source.as_str(), &key.ticket_id, &key.version
+                )
             }
         }
 
@@ -324,7 +373,7 @@ macro_rules! impl_store {
             }
 
             async fn ping(&self) -> Result<(), StoreError> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                execute!(&self.pool, "SELECT 1");
                 Ok(())
             }
 
@@ -334,35 +383,25 @@ macro_rules! impl_store {
 
             async fn heartbeat(&self) -> Result<(), StoreError> {
                 let now = Utc::now();
-                sqlx::query(
+                execute!(
+                    &self.pool,
                     "INSERT INTO workers (id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
                      ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-                )
-                .bind(&self.holder)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
+                    &self.holder, now
+                );
                 // Rows of processes gone for a day are no use to anyone.
-                sqlx::query("DELETE FROM workers WHERE heartbeat_at < $1")
-                    .bind(now - chrono::Duration::days(1))
-                    .execute(&self.pool)
-                    .await?;
+                let day_ago = now - chrono::Duration::days(1);
+                execute!(&self.pool, "DELETE FROM workers WHERE heartbeat_at < $1", day_ago);
                 Ok(())
             }
 
             async fn retire(&self) -> Result<(), StoreError> {
-                sqlx::query("DELETE FROM workers WHERE id = $1")
-                    .bind(&self.holder)
-                    .execute(&self.pool)
-                    .await?;
+                execute!(&self.pool, "DELETE FROM workers WHERE id = $1", &self.holder);
                 Ok(())
             }
 
             async fn claim_counting(
-                &self,
-                ticket: &Ticket,
-                lease: Duration,
-                options: &ClaimOptions,
+                &self, ticket: &Ticket, lease: Duration, options: &ClaimOptions,
             ) -> Result<(Claim, u32), StoreError> {
                 let (repeats_since, take_own) = (options.repeats_since, options.take_own);
                 let key = ticket.key();
@@ -406,7 +445,6 @@ macro_rules! impl_store {
                     .bind(since)
                     .fetch_one(&self.pool)
                     .await?;
-                    let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
                     let n: i64 = row.try_get("inserted").map_err(corrupt)?;
                     let r: i64 = row.try_get("recent").map_err(corrupt)?;
                     (n == 1, Some(u32::try_from(r).unwrap_or(u32::MAX)))
@@ -426,26 +464,17 @@ macro_rules! impl_store {
                     // out or its holder stopped beating. A claim of our own is taken over only
                     // when the caller says so: otherwise it may be a concurrent request of
                     // this very process.
-                    let taken = sqlx::query(
+                    let taken = execute!(
+                        &self.pool,
                         "UPDATE tickets SET claimed_until = $1, claimed_by = $6, acts = $9 \
                          WHERE source = $2 AND ticket_id = $3 AND version = $4 \
                          AND (claimed_until < $5 OR (claimed_by = $6 AND $8) \
                           OR (claimed_by IS NOT NULL AND claimed_by <> $6 \
                           AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = tickets.claimed_by \
                           AND w.heartbeat_at >= $7)))",
-                    )
-                    .bind(until)
-                    .bind(key.source.as_str())
-                    .bind(&key.ticket_id)
-                    .bind(&key.version)
-                    .bind(now)
-                    .bind(&self.holder)
-                    .bind(self.live_since())
-                    .bind(take_own)
-                    .bind(options.acts)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
+                        until, key.source.as_str(), &key.ticket_id, &key.version, now,
+                        &self.holder, self.live_since(), take_own, options.acts
+                    );
                     if taken == 1 { Claim::New } else { return Ok((Claim::InFlight, 0)) }
                 };
                 if recent.is_none() {
@@ -461,20 +490,15 @@ macro_rules! impl_store {
 
             async fn release_claim(&self, key: &IdempotencyKey) -> Result<bool, StoreError> {
                 // Back-dated, so `claim` (`claimed_until < now`) takes it over at once.
-                let released = sqlx::query(
+                let released = execute!(
+                    &self.pool,
                     "UPDATE tickets SET claimed_until = $1, claimed_by = NULL \
                      WHERE source = $2 AND ticket_id = $3 AND version = $4 AND claimed_by = $5 \
                      AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.source = tickets.source \
                        AND d.ticket_id = tickets.ticket_id AND d.ticket_version = tickets.version)",
-                )
-                .bind(Utc::now() - chrono::Duration::seconds(1))
-                .bind(key.source.as_str())
-                .bind(&key.ticket_id)
-                .bind(&key.version)
-                .bind(&self.holder)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+                    Utc::now() - chrono::Duration::seconds(1), key.source.as_str(), &key.ticket_id,
+                    &key.version, &self.holder
+                );
                 Ok(released == 1)
             }
 
@@ -553,7 +577,7 @@ macro_rules! impl_store {
                     .await?;
                     let n: i64 = row
                         .try_get("inserted")
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        .map_err(corrupt)?;
                     n == 1
                 } else {
                     let mut tx = self.pool.begin().await?;
@@ -562,33 +586,24 @@ macro_rules! impl_store {
                         .await?
                         .rows_affected();
                     if n == 1 {
-                        sqlx::query(
+                        execute!(
+                            &mut *tx,
                             "INSERT INTO actions (decision_id, source, ticket_id, kind, payload, \
                              status, attempts, next_attempt_at, created_at, priority) \
                              SELECT $1, $2, $3, json_extract(value, '$.kind'), \
                              json_extract(value, '$.payload'), 'pending', 0, $4, $4, $5 \
                              FROM json_each($6) ORDER BY key",
-                        )
-                        .bind(&d.id)
-                        .bind(d.source.as_str())
-                        .bind(&d.ticket_id)
-                        .bind(d.created_at)
-                        .bind(priority(d.severity))
-                        .bind(actions_json(actions))
-                        .execute(&mut *tx)
-                        .await?;
-                        sqlx::query(
+                            &d.id, d.source.as_str(), &d.ticket_id, d.created_at,
+                            priority(d.severity), actions_json(actions)
+                        );
+                        execute!(
+                            &mut *tx,
                             "UPDATE deliveries SET status = 'done', done_at = $1, \
                              locked_until = NULL, last_error = NULL \
                              WHERE source = $2 AND ticket_id = $3 AND version = $4 \
                              AND status = 'pending'",
-                        )
-                        .bind(d.created_at)
-                        .bind(d.source.as_str())
-                        .bind(&d.ticket_id)
-                        .bind(&d.ticket_version)
-                        .execute(&mut *tx)
-                        .await?;
+                            d.created_at, d.source.as_str(), &d.ticket_id, &d.ticket_version
+                        );
                         tx.commit().await?;
                     } else {
                         tx.rollback().await?;
@@ -605,11 +620,7 @@ macro_rules! impl_store {
             }
 
             async fn recent_tickets(
-                &self,
-                source: Source,
-                customer_id: &str,
-                exclude_ticket_id: &str,
-                since: DateTime<Utc>,
+                &self, source: Source, customer_id: &str, exclude_ticket_id: &str, since: DateTime<Utc>,
             ) -> Result<u32, StoreError> {
                 let n: i64 = sqlx::query_scalar(
                     "SELECT COUNT(DISTINCT ticket_id) FROM tickets \
@@ -649,17 +660,14 @@ macro_rules! impl_store {
             }
 
             async fn lease_deliveries(
-                &self,
-                lease: Duration,
-                limit: u32,
+                &self, lease: Duration, limit: u32,
             ) -> Result<Vec<PendingDelivery>, StoreError> {
-                let now = Utc::now();
                 // Oldest first. The outer WHERE repeats the test so that a row another worker
                 // leased between the pick and the update is not taken twice.
                 // The pick is a MATERIALIZED CTE so it runs once: as a plain subquery PostgreSQL
                 // may re-run it per row and, skipping the rows this very statement updated,
                 // lease more than `limit`.
-                let rows = sqlx::query(concat!(
+                let sql = concat!(
                     "WITH picked AS MATERIALIZED ( \
                        SELECT source, ticket_id, version FROM deliveries \
                        WHERE status = 'pending' AND next_attempt_at <= $2 AND ",
@@ -671,22 +679,15 @@ macro_rules! impl_store {
                        AND status = 'pending' AND ",
                     leasable!("deliveries"),
                     " RETURNING source, ticket_id, version, event_type, payload, attempts, internal_errors"
-                ))
-                .bind(lease_end(lease))
-                .bind(now)
-                .bind(i64::from(limit))
-                .bind(self.live_since())
-                .bind(&self.holder)
-                .fetch_all(&self.pool)
-                .await?;
+                );
+                let rows = self.lease_rows(sql, lease, limit).await?;
                 rows.iter()
                     .map(|row| {
-                        let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
                         let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
                         Ok(PendingDelivery {
                             key: IdempotencyKey::new(
                                 Source::parse("source", &text("source")?)
-                                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                                    .map_err(corrupt)?,
                                 text("ticket_id")?,
                                 text("version")?,
                             ),
@@ -705,10 +706,7 @@ macro_rules! impl_store {
             }
 
             async fn retry_delivery(
-                &self,
-                key: &IdempotencyKey,
-                error: &str,
-                next_attempt_at: DateTime<Utc>,
+                &self, key: &IdempotencyKey, error: &str, next_attempt_at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
                 self.update_delivery(key, RETRY, Some(error), next_attempt_at).await
             }
@@ -718,19 +716,15 @@ macro_rules! impl_store {
             }
 
             async fn delivery_crashed(
-                &self,
-                key: &IdempotencyKey,
-                error: &str,
-                next_attempt_at: DateTime<Utc>,
+                &self, key: &IdempotencyKey, error: &str, next_attempt_at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
                 self.update_delivery(key, CRASHED, Some(error), next_attempt_at).await
             }
 
             async fn lease_actions(&self, lease: Duration, limit: u32) -> Result<Vec<Action>, StoreError> {
-                let now = Utc::now();
                 // Worst tickets first (on_fire, urgent, routine), then the longest due. A
                 // MATERIALIZED CTE for the same reason as in `lease_deliveries`.
-                let rows = sqlx::query(concat!(
+                let sql = concat!(
                     "WITH picked AS MATERIALIZED ( \
                        SELECT id FROM actions \
                        WHERE status = 'pending' AND next_attempt_at <= $2 AND ",
@@ -742,14 +736,8 @@ macro_rules! impl_store {
                     leasable!("actions"),
                     " RETURNING ",
                     action_columns!()
-                ))
-                .bind(lease_end(lease))
-                .bind(now)
-                .bind(i64::from(limit))
-                .bind(self.live_since())
-                .bind(&self.holder)
-                .fetch_all(&self.pool)
-                .await?;
+                );
+                let rows = self.lease_rows(sql, lease, limit).await?;
                 let mut actions = rows.iter().map(Self::action_from_row).collect::<Result<Vec<_>, _>>()?;
                 actions.sort_by_key(|a| a.id);
                 Ok(actions)
@@ -764,23 +752,15 @@ macro_rules! impl_store {
                 } else {
                     "SELECT value FROM json_each($2)"
                 };
-                let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+                let sql = sqlx::AssertSqlSafe(format!(
                     "UPDATE actions SET status = 'done', done_at = $1, locked_until = NULL, \
                      last_error = NULL WHERE id IN ({list}) AND status = 'pending'"
-                )))
-                .bind(Utc::now())
-                .bind(ids_json(ids))
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(n)
+                ));
+                Ok(execute!(&self.pool, sql, Utc::now(), ids_json(ids)))
             }
 
             async fn retry_action(
-                &self,
-                id: i64,
-                error: &str,
-                next_attempt_at: DateTime<Utc>,
+                &self, id: i64, error: &str, next_attempt_at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
                 self.update_action(id, RETRY, error, next_attempt_at).await
             }
@@ -790,32 +770,20 @@ macro_rules! impl_store {
             }
 
             async fn action_crashed(
-                &self,
-                id: i64,
-                error: &str,
-                next_attempt_at: DateTime<Utc>,
+                &self, id: i64, error: &str, next_attempt_at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
                 self.update_action(id, CRASHED, error, next_attempt_at).await
             }
 
             async fn actions(&self, decision_id: &str) -> Result<Vec<Action>, StoreError> {
-                let rows = sqlx::query(concat!(
-                    "SELECT ",
-                    action_columns!(),
-                    " FROM actions WHERE decision_id = $1 ORDER BY id"
-                ))
-                .bind(decision_id)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(Self::action_from_row).collect()
+                let sql = concat!("SELECT ", action_columns!(), " FROM actions WHERE decision_id = $1 ORDER BY id");
+                fetch_all!(&self.pool, Self::action_from_row, sql, decision_id)
             }
 
             async fn undecided_tickets(
-                &self,
-                source: Source,
-                limit: u32,
+                &self, source: Source, limit: u32,
             ) -> Result<Vec<Undecided>, StoreError> {
-                let rows = sqlx::query(
+                let rows = statement!(
                     "SELECT t.source, t.ticket_id, t.version, t.subject, t.body, t.tier, t.arr_usd, \
                      t.customer_id, t.acts, t.tier_source, t.enrichment_failed FROM tickets t \
                      WHERE t.source = $1 AND (t.claimed_until < $2 OR (t.claimed_by IS NOT NULL \
@@ -824,17 +792,12 @@ macro_rules! impl_store {
                        SELECT 1 FROM decisions d WHERE d.source = t.source \
                        AND d.ticket_id = t.ticket_id AND d.ticket_version = t.version) \
                      ORDER BY t.received_at LIMIT $3",
+                    source.as_str(), Utc::now(), i64::from(limit), self.live_since(), &self.holder
                 )
-                .bind(source.as_str())
-                .bind(Utc::now())
-                .bind(i64::from(limit))
-                .bind(self.live_since())
-                .bind(&self.holder)
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter()
                     .map(|row| {
-                        let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
                         let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
                         let acts: bool = row.try_get("acts").map_err(corrupt)?;
                         let ticket = Ticket::parse(
@@ -853,7 +816,7 @@ macro_rules! impl_store {
                             },
                             "",
                         )
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        .map_err(corrupt)?;
                         let failed: bool = row.try_get("enrichment_failed").map_err(corrupt)?;
                         let ticket = match row
                             .try_get::<Option<String>, _>("tier_source")
@@ -861,7 +824,7 @@ macro_rules! impl_store {
                         {
                             Some(s) => ticket.with_tier_source(
                                 TierSource::parse("tier_source", &s)
-                                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                                    .map_err(corrupt)?,
                                 failed,
                             ),
                             None => ticket,
@@ -873,7 +836,13 @@ macro_rules! impl_store {
 
             async fn upsert_score(&self, sc: &ScoreRow) -> Result<(), StoreError> {
                 let now = Utc::now();
-                sqlx::query(
+                // `value` for a BOOLEAN score, `string_value` for a CATEGORICAL one.
+                let (value, string_value) = match &sc.value {
+                    ScoreValue::Boolean(b) => (Some(i32::from(*b)), None),
+                    ScoreValue::Categorical(v) => (None, Some(v.as_str())),
+                };
+                execute!(
+                    &self.pool,
                     "INSERT INTO scores (id, decision_id, trace_id, observation_id, session_id, name, \
                      value, comment, metadata, status, attempts, next_attempt_at, created_at, \
                      data_type, string_value) \
@@ -883,44 +852,20 @@ macro_rules! impl_store {
                      comment = excluded.comment, metadata = excluded.metadata, status = 'pending', \
                      attempts = 0, next_attempt_at = excluded.next_attempt_at, last_error = NULL, \
                      sent_at = NULL",
-                )
-                .bind(&sc.id)
-                .bind(&sc.decision_id)
-                .bind(&sc.trace_id)
-                .bind(&sc.observation_id)
-                .bind(&sc.session_id)
-                .bind(&sc.name)
-                .bind(match &sc.value {
-                    ScoreValue::Boolean(b) => Some(i32::from(*b)),
-                    ScoreValue::Categorical(_) => None,
-                })
-                .bind(&sc.comment)
-                .bind(&sc.metadata)
-                .bind(now)
-                .bind(sc.value.data_type())
-                .bind(match &sc.value {
-                    ScoreValue::Boolean(_) => None,
-                    ScoreValue::Categorical(v) => Some(v.as_str()),
-                })
-                .execute(&self.pool)
-                .await?;
+                    &sc.id, &sc.decision_id, &sc.trace_id, &sc.observation_id, &sc.session_id,
+                    &sc.name, value, &sc.comment, &sc.metadata, now, sc.value.data_type(), string_value
+                );
                 Ok(())
             }
 
             async fn due_scores(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ScoreRow>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT id, decision_id, trace_id, observation_id, session_id, name, value, \
+                let sql = "SELECT id, decision_id, trace_id, observation_id, session_id, name, value, \
                      comment, metadata, attempts, data_type, string_value FROM scores \
                      WHERE status = 'pending' AND next_attempt_at <= $1 \
-                     ORDER BY next_attempt_at, id LIMIT $2",
-                )
-                .bind(now)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
-                rows.iter()
-                    .map(|r| {
+                     ORDER BY next_attempt_at, id LIMIT $2";
+                fetch_all!(
+                    &self.pool,
+                    |r| {
                         let data_type: String = r.try_get("data_type").map_err(corrupt)?;
                         let value = match data_type.as_str() {
                             "BOOLEAN" => ScoreValue::Boolean(
@@ -949,57 +894,40 @@ macro_rules! impl_store {
                             metadata: r.try_get("metadata").map_err(corrupt)?,
                             attempts: r.try_get("attempts").map_err(corrupt)?,
                         })
-                    })
-                    .collect()
+                    },
+                    sql, now, limit
+                )
             }
 
             async fn score_sent(&self, id: &str) -> Result<(), StoreError> {
-                sqlx::query("UPDATE scores SET status = 'sent', sent_at = $1, last_error = NULL WHERE id = $2")
-                    .bind(Utc::now())
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
+                let sql = "UPDATE scores SET status = 'sent', sent_at = $1, last_error = NULL WHERE id = $2";
+                execute!(&self.pool, sql, Utc::now(), id);
                 Ok(())
             }
 
             async fn score_failed(&self, id: &str, error: &str, next_attempt_at: DateTime<Utc>) -> Result<(), StoreError> {
-                sqlx::query(
-                    "UPDATE scores SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 \
-                     WHERE id = $3",
-                )
-                .bind(error)
-                .bind(next_attempt_at)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+                let sql = "UPDATE scores SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 \
+                     WHERE id = $3";
+                execute!(&self.pool, sql, error, next_attempt_at, id);
                 Ok(())
             }
 
             async fn backlog(&self) -> Result<Backlog, StoreError> {
-                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
-                let d = sqlx::query(
-                    "SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
-                     COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) AS failed, \
-                     MIN(CASE WHEN status = 'pending' THEN received_at END) AS oldest \
-                     FROM deliveries WHERE status IN ('pending', 'failed')",
-                )
-                .fetch_one(&self.pool)
-                .await?;
-                let a = sqlx::query(
-                    "SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
-                     COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) AS failed, \
-                     MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest \
-                     FROM actions WHERE status IN ('pending', 'failed')",
-                )
-                .fetch_one(&self.pool)
-                .await?;
+                let d = statement!(backlog_of!("deliveries", "received_at")).fetch_one(&self.pool).await?;
+                let a = statement!(backlog_of!("actions", "created_at")).fetch_one(&self.pool).await?;
+                // The same three columns of both rows.
+                let counts = |row: &$row| -> Result<(i64, i64, Option<DateTime<Utc>>), StoreError> {
+                    Ok((
+                        row.try_get("pending").map_err(corrupt)?,
+                        row.try_get("failed").map_err(corrupt)?,
+                        row.try_get("oldest").map_err(corrupt)?,
+                    ))
+                };
+                let (deliveries_pending, deliveries_failed, oldest_delivery) = counts(&d)?;
+                let (actions_pending, actions_failed, oldest_action) = counts(&a)?;
                 Ok(Backlog {
-                    deliveries_pending: d.try_get("pending").map_err(corrupt)?,
-                    deliveries_failed: d.try_get("failed").map_err(corrupt)?,
-                    oldest_delivery: d.try_get("oldest").map_err(corrupt)?,
-                    actions_pending: a.try_get("pending").map_err(corrupt)?,
-                    actions_failed: a.try_get("failed").map_err(corrupt)?,
-                    oldest_action: a.try_get("oldest").map_err(corrupt)?,
+                    deliveries_pending, deliveries_failed, oldest_delivery,
+                    actions_pending, actions_failed, oldest_action,
                 })
             }
 
@@ -1008,36 +936,24 @@ macro_rules! impl_store {
             }
 
             async fn decision_by_id(&self, id: &str) -> Result<Option<Decision>, StoreError> {
-                let row = sqlx::query(concat!("SELECT ", decision_columns!(), " FROM decisions WHERE id = $1"))
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.as_ref().map(Self::decision_from_row).transpose()
+                let sql = concat!("SELECT ", decision_columns!(), " FROM decisions WHERE id = $1");
+                fetch_optional!(&self.pool, Self::decision_from_row, sql, id)
             }
 
             async fn latest_decision(
-                &self,
-                source: Source,
-                ticket_id: &str,
+                &self, source: Source, ticket_id: &str,
             ) -> Result<Option<Decision>, StoreError> {
-                let row = sqlx::query(concat!(
+                let sql = concat!(
                     "SELECT ",
                     decision_columns!(),
                     " FROM decisions WHERE source = $1 AND ticket_id = $2 \
                      ORDER BY created_at DESC, id DESC LIMIT 1"
-                ))
-                .bind(source.as_str())
-                .bind(ticket_id)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.as_ref().map(Self::decision_from_row).transpose()
+                );
+                fetch_optional!(&self.pool, Self::decision_from_row, sql, source.as_str(), ticket_id)
             }
 
             async fn review_candidates(
-                &self,
-                from: DateTime<Utc>,
-                to: DateTime<Utc>,
-                source: Option<Source>,
+                &self, from: DateTime<Utc>, to: DateTime<Utc>, source: Option<Source>,
             ) -> Result<Vec<String>, StoreError> {
                 let ids: Vec<String> = sqlx::query_scalar(
                     "SELECT d.id FROM decisions d WHERE d.created_at >= $1 AND d.created_at < $2 \
@@ -1054,12 +970,7 @@ macro_rules! impl_store {
             }
 
             async fn add_to_sample(
-                &self,
-                day: &str,
-                sample_source: &str,
-                seed: u64,
-                first_position: i32,
-                ids: &[String],
+                &self, day: &str, sample_source: &str, seed: u64, first_position: i32, ids: &[String],
             ) -> Result<(), StoreError> {
                 let now = Utc::now();
                 // The seed's bits, as the column is a signed 64-bit integer.
@@ -1067,41 +978,30 @@ macro_rules! impl_store {
                 let mut tx = self.pool.begin().await?;
                 for (i, id) in ids.iter().enumerate() {
                     let position = first_position.saturating_add(i32::try_from(i).unwrap_or(i32::MAX));
-                    sqlx::query(
+                    execute!(
+                        &mut *tx,
                         "INSERT INTO review_samples (decision_id, sample_day, sample_source, position, \
                          seed, offered_at) VALUES ($1, $2, $3, $4, $5, $6) \
                          ON CONFLICT (decision_id) DO NOTHING",
-                    )
-                    .bind(id)
-                    .bind(day)
-                    .bind(sample_source)
-                    .bind(position)
-                    .bind(seed)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                        id, day, sample_source, position, seed, now
+                    );
                 }
                 tx.commit().await?;
                 Ok(())
             }
 
             async fn sample_items(
-                &self,
-                day: &str,
-                sample_source: &str,
+                &self, day: &str, sample_source: &str,
             ) -> Result<Vec<crate::review::ReviewItem>, StoreError> {
-                let rows = sqlx::query(concat!(
+                let sql = concat!(
                     "SELECT ",
                     review_item_columns!(),
                     " FROM review_samples s JOIN decisions d ON d.id = s.decision_id \
                      LEFT JOIN tickets t ON t.source = d.source AND t.ticket_id = d.ticket_id \
                        AND t.version = d.ticket_version \
                      WHERE s.sample_day = $1 AND s.sample_source = $2 ORDER BY s.position, d.id"
-                ))
-                .bind(day)
-                .bind(sample_source)
-                .fetch_all(&self.pool)
-                .await?;
+                );
+                let rows = statement!(sql, day, sample_source).fetch_all(&self.pool).await?;
                 let mut items = Vec::with_capacity(rows.len());
                 for row in &rows {
                     items.push(self.item_from_row(row).await?);
@@ -1113,17 +1013,15 @@ macro_rules! impl_store {
                 &self,
                 decision_id: &str,
             ) -> Result<Option<crate::review::ReviewItem>, StoreError> {
-                let row = sqlx::query(concat!(
+                let sql = concat!(
                     "SELECT ",
                     review_item_columns!(),
                     " FROM decisions d LEFT JOIN review_samples s ON s.decision_id = d.id \
                      LEFT JOIN tickets t ON t.source = d.source AND t.ticket_id = d.ticket_id \
                        AND t.version = d.ticket_version \
                      WHERE d.id = $1"
-                ))
-                .bind(decision_id)
-                .fetch_optional(&self.pool)
-                .await?;
+                );
+                let row = statement!(sql, decision_id).fetch_optional(&self.pool).await?;
                 match row {
                     Some(row) => Ok(Some(self.item_from_row(&row).await?)),
                     None => Ok(None),
@@ -1131,11 +1029,8 @@ macro_rules! impl_store {
             }
 
             async fn skip_sampled(&self, decision_id: &str) -> Result<(), StoreError> {
-                sqlx::query("UPDATE review_samples SET skipped_at = $1 WHERE decision_id = $2 AND skipped_at IS NULL")
-                    .bind(Utc::now())
-                    .bind(decision_id)
-                    .execute(&self.pool)
-                    .await?;
+                let sql = "UPDATE review_samples SET skipped_at = $1 WHERE decision_id = $2 AND skipped_at IS NULL";
+                execute!(&self.pool, sql, Utc::now(), decision_id);
                 Ok(())
             }
 
@@ -1144,7 +1039,9 @@ macro_rules! impl_store {
                 r: &crate::review::NewReview,
             ) -> Result<Option<crate::review::Review>, StoreError> {
                 let severity = r.verdict.corrected_severity();
-                let row = sqlx::query(
+                fetch_optional!(
+                    &self.pool,
+                    Self::review_from_row,
                     "INSERT INTO reviews (decision_id, reviewer, reviewed_at, verdict, \
                      corrected_severity, corrected_route, why, origin, external_key, topic, \
                      sentiment, shadow) \
@@ -1152,61 +1049,39 @@ macro_rules! impl_store {
                      ON CONFLICT (external_key) DO NOTHING \
                      RETURNING id, decision_id, reviewer, reviewed_at, verdict, corrected_severity, why, \
                      origin, topic, sentiment, shadow",
+                    &r.decision_id, &r.reviewer, Utc::now(), r.verdict.as_str(),
+                    severity.map(Severity::as_str), severity.map(|s| s.route().as_str()), &r.why,
+                    r.origin.as_str(), &r.external_key, &r.labels.topic,
+                    r.labels.sentiment.map(crate::domain::Sentiment::as_str),
+                    crate::taxonomy::shadow_to_json(&r.labels.shadow)
                 )
-                .bind(&r.decision_id)
-                .bind(&r.reviewer)
-                .bind(Utc::now())
-                .bind(r.verdict.as_str())
-                .bind(severity.map(Severity::as_str))
-                .bind(severity.map(|s| s.route().as_str()))
-                .bind(&r.why)
-                .bind(r.origin.as_str())
-                .bind(&r.external_key)
-                .bind(&r.labels.topic)
-                .bind(r.labels.sentiment.map(crate::domain::Sentiment::as_str))
-                .bind(crate::taxonomy::shadow_to_json(&r.labels.shadow))
-                .fetch_optional(&self.pool)
-                .await?;
-                row.as_ref().map(Self::review_from_row).transpose()
             }
 
             async fn reviews(&self, decision_id: &str) -> Result<Vec<crate::review::Review>, StoreError> {
-                let rows = sqlx::query(concat!(
-                    "SELECT ",
-                    review_columns!(),
-                    " FROM reviews r WHERE r.decision_id = $1 ORDER BY r.id"
-                ))
-                .bind(decision_id)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(Self::review_from_row).collect()
+                let sql = concat!("SELECT ", review_columns!(), " FROM reviews r WHERE r.decision_id = $1 ORDER BY r.id");
+                fetch_all!(&self.pool, Self::review_from_row, sql, decision_id)
             }
 
             async fn latest_reviews_since(
                 &self,
                 since: DateTime<Utc>,
             ) -> Result<Vec<crate::review::Review>, StoreError> {
-                let rows = sqlx::query(concat!(
+                let sql = concat!(
                     "SELECT ",
                     review_columns!(),
                     " FROM reviews r WHERE r.reviewed_at >= $1 AND r.id = \
                      (SELECT MAX(r2.id) FROM reviews r2 WHERE r2.decision_id = r.decision_id) \
                      ORDER BY r.id"
-                ))
-                .bind(since)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(Self::review_from_row).collect()
+                );
+                fetch_all!(&self.pool, Self::review_from_row, sql, since)
             }
 
             async fn review_tally(
-                &self,
-                from: DateTime<Utc>,
-                to: DateTime<Utc>,
+                &self, from: DateTime<Utc>, to: DateTime<Utc>,
             ) -> Result<crate::review::Tally, StoreError> {
                 // The last verdict per decision within each group: a sampled review and an
                 // agent's override of the same decision both count, each in its own column.
-                let rows = sqlx::query(
+                let rows = statement!(
                     "SELECT CASE WHEN r.origin = 'override' THEN 'override' ELSE 'review' END AS grp, \
                      r.verdict AS verdict, COUNT(*) AS n FROM reviews r \
                      JOIN decisions d ON d.id = r.decision_id \
@@ -1215,12 +1090,10 @@ macro_rules! impl_store {
                        AND (CASE WHEN r2.origin = 'override' THEN 1 ELSE 0 END) = \
                            (CASE WHEN r.origin = 'override' THEN 1 ELSE 0 END)) \
                      GROUP BY 1, 2",
+                    from, to
                 )
-                .bind(from)
-                .bind(to)
                 .fetch_all(&self.pool)
                 .await?;
-                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
                 let mut t = crate::review::Tally::default();
                 for row in &rows {
                     let grp: String = row.try_get("grp").map_err(corrupt)?;
@@ -1237,11 +1110,9 @@ macro_rules! impl_store {
             }
 
             async fn audit_decisions(
-                &self,
-                from: DateTime<Utc>,
-                to: DateTime<Utc>,
+                &self, from: DateTime<Utc>, to: DateTime<Utc>,
             ) -> Result<Vec<crate::audit::AuditRow>, StoreError> {
-                let rows = sqlx::query(
+                let rows = statement!(
                     "SELECT d.id, d.source, d.ticket_id, d.severity, d.confidence, d.prompt_version, \
                      d.model, d.fallback, d.fallback_reason, d.tier, d.input_tokens, d.output_tokens, \
                      d.cache_read_tokens, d.cache_write_tokens, d.cost_usd, d.model_latency_ms, \
@@ -1259,35 +1130,32 @@ macro_rules! impl_store {
                      LEFT JOIN deliveries dl ON dl.source = d.source AND dl.ticket_id = d.ticket_id \
                        AND dl.version = d.ticket_version \
                      WHERE d.created_at >= $1 AND d.created_at < $2 ORDER BY d.created_at, d.id",
+                    from, to
                 )
-                .bind(from)
-                .bind(to)
                 .fetch_all(&self.pool)
                 .await?;
-                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
-                let bad = |e: crate::domain::DomainError| StoreError::Corrupt(e.to_string());
                 rows.iter()
                     .map(|row| {
                         let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
                         let verdict = |v: &str, s: &str| -> Result<Option<crate::review::Verdict>, StoreError> {
                             let v: Option<String> = row.try_get(v).map_err(corrupt)?;
                             let s: Option<String> = row.try_get(s).map_err(corrupt)?;
-                            v.map(|v| crate::review::Verdict::parse(&v, s.as_deref()).map_err(bad))
+                            v.map(|v| crate::review::Verdict::parse(&v, s.as_deref()).map_err(corrupt))
                                 .transpose()
                         };
                         let missing: Option<String> = row.try_get("missing_fields").map_err(corrupt)?;
                         Ok(crate::audit::AuditRow {
                             decision_id: text("id")?,
-                            source: Source::parse("source", &text("source")?).map_err(bad)?,
+                            source: Source::parse("source", &text("source")?).map_err(corrupt)?,
                             ticket_id: text("ticket_id")?,
                             created_at: row.try_get("created_at").map_err(corrupt)?,
-                            severity: Severity::parse("severity", &text("severity")?).map_err(bad)?,
+                            severity: Severity::parse("severity", &text("severity")?).map_err(corrupt)?,
                             confidence: row.try_get::<f32, _>("confidence").map_err(corrupt)?,
                             prompt_version: text("prompt_version")?,
                             model: text("model")?,
                             fallback: row.try_get("fallback").map_err(corrupt)?,
                             fallback_reason: row.try_get("fallback_reason").map_err(corrupt)?,
-                            tier: Tier::parse("tier", &text("tier")?).map_err(bad)?,
+                            tier: Tier::parse("tier", &text("tier")?).map_err(corrupt)?,
                             input_tokens: row.try_get("input_tokens").map_err(corrupt)?,
                             output_tokens: row.try_get("output_tokens").map_err(corrupt)?,
                             cache_read_tokens: row.try_get("cache_read_tokens").map_err(corrupt)?,
@@ -1300,8 +1168,8 @@ macro_rules! impl_store {
                             webhook_version: row.try_get("webhook_version").map_err(corrupt)?,
                             missing_fields: crate::audit::model::split_fields(missing.as_deref()),
                             model_severity: match row.try_get::<Option<String>, _>("model_severity").map_err(corrupt)? {
-                                Some(s) => Severity::parse("model_severity", &s).map_err(bad)?,
-                                None => Severity::parse("severity", &text("severity")?).map_err(bad)?,
+                                Some(s) => Severity::parse("model_severity", &s).map_err(corrupt)?,
+                                None => Severity::parse("severity", &text("severity")?).map_err(corrupt)?,
                             },
                             weighting_rule: row.try_get("weighting_rule").map_err(corrupt)?,
                             enrichment_failed: row.try_get("enrichment_failed").map_err(corrupt)?,
@@ -1319,89 +1187,64 @@ macro_rules! impl_store {
             }
 
             async fn audit_deliveries(
-                &self,
-                from: DateTime<Utc>,
-                to: DateTime<Utc>,
+                &self, from: DateTime<Utc>, to: DateTime<Utc>,
             ) -> Result<Vec<crate::audit::DeliveryRow>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT source, received_at, webhook_version, missing_fields, duplicates \
+                let sql = "SELECT source, received_at, webhook_version, missing_fields, duplicates \
                      FROM deliveries WHERE received_at >= $1 AND received_at < $2 \
-                     ORDER BY received_at, ticket_id",
-                )
-                .bind(from)
-                .bind(to)
-                .fetch_all(&self.pool)
-                .await?;
-                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
-                rows.iter()
-                    .map(|row| {
+                     ORDER BY received_at, ticket_id";
+                fetch_all!(
+                    &self.pool,
+                    |row| {
                         let source: String = row.try_get("source").map_err(corrupt)?;
                         let missing: Option<String> = row.try_get("missing_fields").map_err(corrupt)?;
                         let duplicates: i32 = row.try_get("duplicates").map_err(corrupt)?;
                         Ok(crate::audit::DeliveryRow {
-                            source: Source::parse("source", &source)
-                                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                            source: Source::parse("source", &source).map_err(corrupt)?,
                             received_at: row.try_get("received_at").map_err(corrupt)?,
                             webhook_version: row.try_get("webhook_version").map_err(corrupt)?,
                             missing_fields: crate::audit::model::split_fields(missing.as_deref()),
                             duplicates: i64::from(duplicates),
                         })
-                    })
-                    .collect()
+                    },
+                    sql, from, to
+                )
             }
 
             async fn audit_rejections(
-                &self,
-                from: DateTime<Utc>,
-                to: DateTime<Utc>,
+                &self, from: DateTime<Utc>, to: DateTime<Utc>,
             ) -> Result<Vec<crate::audit::RejectionRow>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT source, received_at, webhook_version, reason FROM webhook_rejections \
-                     WHERE received_at >= $1 AND received_at < $2 ORDER BY received_at, id",
-                )
-                .bind(from)
-                .bind(to)
-                .fetch_all(&self.pool)
-                .await?;
-                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
-                rows.iter()
-                    .map(|row| {
+                let sql = "SELECT source, received_at, webhook_version, reason FROM webhook_rejections \
+                     WHERE received_at >= $1 AND received_at < $2 ORDER BY received_at, id";
+                fetch_all!(
+                    &self.pool,
+                    |row| {
                         let source: String = row.try_get("source").map_err(corrupt)?;
                         Ok(crate::audit::RejectionRow {
-                            source: Source::parse("source", &source)
-                                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                            source: Source::parse("source", &source).map_err(corrupt)?,
                             received_at: row.try_get("received_at").map_err(corrupt)?,
                             webhook_version: row.try_get("webhook_version").map_err(corrupt)?,
                             reason: row.try_get("reason").map_err(corrupt)?,
                         })
-                    })
-                    .collect()
+                    },
+                    sql, from, to
+                )
             }
 
             async fn record_rejection(
-                &self,
-                source: Source,
-                webhook_version: Option<&str>,
-                reason: &str,
+                &self, source: Source, webhook_version: Option<&str>, reason: &str,
             ) -> Result<(), StoreError> {
-                sqlx::query(
+                execute!(
+                    &self.pool,
                     "INSERT INTO webhook_rejections (source, webhook_version, reason, received_at) \
                      VALUES ($1, $2, $3, $4)",
-                )
-                .bind(source.as_str())
-                .bind(webhook_version)
-                .bind(crate::text::excerpt(reason, 200))
-                .bind(Utc::now())
-                .execute(&self.pool)
-                .await?;
+                    source.as_str(), webhook_version, crate::text::excerpt(reason, 200), Utc::now()
+                );
                 Ok(())
             }
         }
 
         impl $store {
             fn review_from_row(row: &$row) -> Result<crate::review::Review, StoreError> {
-                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
-                let bad = |e: crate::domain::DomainError| StoreError::Corrupt(e.to_string());
                 let verdict: String = row.try_get("verdict").map_err(corrupt)?;
                 let severity: Option<String> = row.try_get("corrected_severity").map_err(corrupt)?;
                 let origin: String = row.try_get("origin").map_err(corrupt)?;
@@ -1410,9 +1253,9 @@ macro_rules! impl_store {
                     decision_id: row.try_get("decision_id").map_err(corrupt)?,
                     reviewer: row.try_get("reviewer").map_err(corrupt)?,
                     reviewed_at: row.try_get("reviewed_at").map_err(corrupt)?,
-                    verdict: crate::review::Verdict::parse(&verdict, severity.as_deref()).map_err(bad)?,
+                    verdict: crate::review::Verdict::parse(&verdict, severity.as_deref()).map_err(corrupt)?,
                     why: row.try_get("why").map_err(corrupt)?,
-                    origin: crate::review::Origin::parse(&origin).map_err(bad)?,
+                    origin: crate::review::Origin::parse(&origin).map_err(corrupt)?,
                     labels: crate::review::LabelVerdict {
                         topic: row.try_get("topic").map_err(corrupt)?,
                         sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
@@ -1424,7 +1267,6 @@ macro_rules! impl_store {
             /// A decision row joined with its ticket (`t_*`) and sample (`s_skipped_at`), and
             /// its last sampled-review verdict.
             async fn item_from_row(&self, row: &$row) -> Result<crate::review::ReviewItem, StoreError> {
-                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
                 let decision = Self::decision_from_row(row)?;
                 let subject: Option<String> = row.try_get("t_subject").map_err(corrupt)?;
                 let ticket = match subject {
@@ -1434,24 +1276,22 @@ macro_rules! impl_store {
                             subject,
                             body: row.try_get("t_body").map_err(corrupt)?,
                             tier: Tier::parse("tier", &tier)
-                                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                                .map_err(corrupt)?,
                             arr_usd: row.try_get("t_arr_usd").map_err(corrupt)?,
                         })
                     }
                     None => None,
                 };
                 let skipped: Option<DateTime<Utc>> = row.try_get("s_skipped_at").map_err(corrupt)?;
-                let latest = sqlx::query(concat!(
+                let sql = concat!(
                     "SELECT ",
                     review_columns!(),
                     " FROM reviews r WHERE r.decision_id = $1 AND r.origin <> 'override' \
                      ORDER BY r.id DESC LIMIT 1"
-                ))
-                .bind(&decision.id)
-                .fetch_optional(&self.pool)
-                .await?;
+                );
+                let latest = fetch_optional!(&self.pool, Self::review_from_row, sql, &decision.id)?;
                 Ok(crate::review::ReviewItem {
-                    latest: latest.as_ref().map(Self::review_from_row).transpose()?,
+                    latest,
                     decision,
                     ticket,
                     skipped: skipped.is_some(),

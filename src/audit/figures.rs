@@ -269,12 +269,12 @@ pub fn week(
             *changed_by_rule.entry(rule.clone()).or_default() += 1;
         }
         enrichment_failed += u64::from(r.enrichment_failed);
-        cost += r.cost_usd;
-        read += r.cache_read_tokens;
-        all_input += r.input_tokens + r.cache_read_tokens + r.cache_write_tokens;
-        if let Some(ms) = r.model_latency_ms {
+        cost += r.usage.cost_usd;
+        read += r.usage.cache_read_tokens;
+        all_input += r.usage.input_tokens + r.usage.cache_read_tokens + r.usage.cache_write_tokens;
+        if let Some(ms) = r.usage.model_latency_ms {
             latencies.push(ms);
-            retries += i64::from(r.model_retries);
+            retries += i64::from(r.usage.model_retries);
         }
         if !seen_tickets.insert((r.source.as_str().to_owned(), r.ticket_id.clone())) {
             repeats += 1;
@@ -282,7 +282,7 @@ pub fn week(
         let day = r.created_at.with_timezone(&tz).date_naive();
         if let Some(d) = days.get_mut(&day) {
             *d.by_route.entry(r.severity.route()).or_default() += 1;
-            d.cache_writes += u64::from(r.cache_write_tokens > 0);
+            d.cache_writes += u64::from(r.usage.cache_write_tokens > 0);
         }
         if let Some(v) = r.overridden {
             if let Some(to) = v.corrected_severity() {

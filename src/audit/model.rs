@@ -34,20 +34,8 @@ pub struct AuditRow {
     pub fallback_reason: Option<String>,
     /// The tier it was decided with.
     pub tier: Tier,
-    /// Uncached input tokens.
-    pub input_tokens: i64,
-    /// Output tokens.
-    pub output_tokens: i64,
-    /// Input tokens read from the prompt cache.
-    pub cache_read_tokens: i64,
-    /// Input tokens written to the prompt cache.
-    pub cache_write_tokens: i64,
-    /// Cost of the model call in USD.
-    pub cost_usd: f64,
-    /// Time of the model call, when there was one.
-    pub model_latency_ms: Option<i64>,
-    /// Retries of the model call.
-    pub model_retries: i32,
+    /// Tokens, cost, time and retries of the model call.
+    pub usage: crate::domain::Usage,
     /// The last verdict of a sampled review (terminal, web, import): the accuracy headline.
     pub review: Option<Verdict>,
     /// The last agent's override in the tool: reported beside, never mixed in.

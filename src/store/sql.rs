@@ -271,6 +271,20 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            /// The usage columns of a decision row: a decision and an audit row read them alike.
+            fn usage_from_row(row: &$row) -> Result<Usage, StoreError> {
+                Ok(Usage {
+                    request_id: row.try_get("request_id").map_err(corrupt)?,
+                    input_tokens: row.try_get("input_tokens").map_err(corrupt)?,
+                    output_tokens: row.try_get("output_tokens").map_err(corrupt)?,
+                    cache_read_tokens: row.try_get("cache_read_tokens").map_err(corrupt)?,
+                    cache_write_tokens: row.try_get("cache_write_tokens").map_err(corrupt)?,
+                    cost_usd: row.try_get("cost_usd").map_err(corrupt)?,
+                    model_latency_ms: row.try_get("model_latency_ms").map_err(corrupt)?,
+                    model_retries: row.try_get("model_retries").map_err(corrupt)?,
+                })
+            }
+
             fn decision_from_row(row: &$row) -> Result<Decision, StoreError> {
                 let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
                 Ok(Decision {
@@ -288,16 +302,7 @@ macro_rules! impl_store {
                     fallback_reason: row.try_get("fallback_reason").map_err(corrupt)?,
                     notes: row.try_get("notes").map_err(corrupt)?,
                     tier: Tier::parse("tier", &text("tier")?).map_err(corrupt)?,
-                    usage: Usage {
-                        request_id: row.try_get("request_id").map_err(corrupt)?,
-                        input_tokens: row.try_get("input_tokens").map_err(corrupt)?,
-                        output_tokens: row.try_get("output_tokens").map_err(corrupt)?,
-                        cache_read_tokens: row.try_get("cache_read_tokens").map_err(corrupt)?,
-                        cache_write_tokens: row.try_get("cache_write_tokens").map_err(corrupt)?,
-                        cost_usd: row.try_get("cost_usd").map_err(corrupt)?,
-                        model_latency_ms: row.try_get("model_latency_ms").map_err(corrupt)?,
-                        model_retries: row.try_get("model_retries").map_err(corrupt)?,
-                    },
+                    usage: Self::usage_from_row(row)?,
                     trace_id: row.try_get("trace_id").map_err(corrupt)?,
                     observation_id: row.try_get("observation_id").map_err(corrupt)?,
                     created_at: row.try_get("created_at").map_err(corrupt)?,
@@ -1114,7 +1119,7 @@ macro_rules! impl_store {
             ) -> Result<Vec<crate::audit::AuditRow>, StoreError> {
                 let rows = statement!(
                     "SELECT d.id, d.source, d.ticket_id, d.severity, d.confidence, d.prompt_version, \
-                     d.model, d.fallback, d.fallback_reason, d.tier, d.input_tokens, d.output_tokens, \
+                     d.model, d.fallback, d.fallback_reason, d.tier, d.request_id, d.input_tokens, d.output_tokens, \
                      d.cache_read_tokens, d.cache_write_tokens, d.cost_usd, d.model_latency_ms, \
                      d.model_retries, d.created_at, rv.verdict AS rv_verdict, \
                      rv.corrected_severity AS rv_severity, ov.verdict AS ov_verdict, \
@@ -1156,13 +1161,7 @@ macro_rules! impl_store {
                             fallback: row.try_get("fallback").map_err(corrupt)?,
                             fallback_reason: row.try_get("fallback_reason").map_err(corrupt)?,
                             tier: Tier::parse("tier", &text("tier")?).map_err(corrupt)?,
-                            input_tokens: row.try_get("input_tokens").map_err(corrupt)?,
-                            output_tokens: row.try_get("output_tokens").map_err(corrupt)?,
-                            cache_read_tokens: row.try_get("cache_read_tokens").map_err(corrupt)?,
-                            cache_write_tokens: row.try_get("cache_write_tokens").map_err(corrupt)?,
-                            cost_usd: row.try_get("cost_usd").map_err(corrupt)?,
-                            model_latency_ms: row.try_get("model_latency_ms").map_err(corrupt)?,
-                            model_retries: row.try_get("model_retries").map_err(corrupt)?,
+                            usage: Self::usage_from_row(row)?,
                             review: verdict("rv_verdict", "rv_severity")?,
                             overridden: verdict("ov_verdict", "ov_severity")?,
                             webhook_version: row.try_get("webhook_version").map_err(corrupt)?,

@@ -207,6 +207,17 @@ macro_rules! fetch_optional {
     }};
 }
 
+/// `$ty { .. }` with each `$col` read from the column of its name, then the `$field`s given:
+/// for row types that are mostly columns.
+macro_rules! from_columns {
+    ($row:expr, $ty:ident { $($col:ident),* $(,)? } $(; $($field:ident: $value:expr),* $(,)?)?) => {
+        $ty {
+            $($col: $row.try_get(stringify!($col)).map_err(corrupt)?,)*
+            $($($field: $value,)*)?
+        }
+    };
+}
+
 macro_rules! impl_store {
     ($store:ident, $pool:ty, $row:ty, $backend:literal, $skip_locked:literal) => {
         impl $store {
@@ -273,16 +284,10 @@ macro_rules! impl_store {
 
             /// The usage columns of a decision row: a decision and an audit row read them alike.
             fn usage_from_row(row: &$row) -> Result<Usage, StoreError> {
-                Ok(Usage {
-                    request_id: row.try_get("request_id").map_err(corrupt)?,
-                    input_tokens: row.try_get("input_tokens").map_err(corrupt)?,
-                    output_tokens: row.try_get("output_tokens").map_err(corrupt)?,
-                    cache_read_tokens: row.try_get("cache_read_tokens").map_err(corrupt)?,
-                    cache_write_tokens: row.try_get("cache_write_tokens").map_err(corrupt)?,
-                    cost_usd: row.try_get("cost_usd").map_err(corrupt)?,
-                    model_latency_ms: row.try_get("model_latency_ms").map_err(corrupt)?,
-                    model_retries: row.try_get("model_retries").map_err(corrupt)?,
-                })
+                Ok(from_columns!(row, Usage {
+                    request_id, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                    cost_usd, model_latency_ms, model_retries,
+                }))
             }
 
             fn decision_from_row(row: &$row) -> Result<Decision, StoreError> {
@@ -887,18 +892,10 @@ macro_rules! impl_store {
                                 )));
                             }
                         };
-                        Ok(ScoreRow {
-                            id: r.try_get("id").map_err(corrupt)?,
-                            decision_id: r.try_get("decision_id").map_err(corrupt)?,
-                            trace_id: r.try_get("trace_id").map_err(corrupt)?,
-                            observation_id: r.try_get("observation_id").map_err(corrupt)?,
-                            session_id: r.try_get("session_id").map_err(corrupt)?,
-                            name: r.try_get("name").map_err(corrupt)?,
-                            value,
-                            comment: r.try_get("comment").map_err(corrupt)?,
-                            metadata: r.try_get("metadata").map_err(corrupt)?,
-                            attempts: r.try_get("attempts").map_err(corrupt)?,
-                        })
+                        Ok(from_columns!(r, ScoreRow {
+                            id, decision_id, trace_id, observation_id, session_id, name, comment,
+                            metadata, attempts,
+                        }; value: value))
                     },
                     sql, now, limit
                 )

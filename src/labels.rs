@@ -1439,22 +1439,17 @@ mod tests {
     fn shipped_files_are_clean() {
         let train = parse("labels.csv", EMBEDDED_LABELS).unwrap();
         let hold = parse("holdout.csv", EMBEDDED_HOLDOUT).unwrap();
-        let rules = Rules {
-            min_rows: 100,
-            min_share: 0.25,
-        };
-        assert_eq!(
-            check("labels.csv", &train, &rules, Some(("holdout.csv", &hold))),
-            vec![]
-        );
-        let rules = Rules {
-            min_rows: 40,
-            min_share: 0.25,
-        };
-        assert_eq!(
-            check("holdout.csv", &hold, &rules, Some(("labels.csv", &train))),
-            vec![]
-        );
+        let files = [
+            ("labels.csv", &train, 100, ("holdout.csv", hold.as_slice())),
+            ("holdout.csv", &hold, 40, ("labels.csv", train.as_slice())),
+        ];
+        for (name, rows, min_rows, other) in files {
+            let rules = Rules {
+                min_rows,
+                min_share: 0.25,
+            };
+            assert_eq!(check(name, rows, &rules, Some(other)), vec![], "{name}");
+        }
         // What `labels check --strict` runs on each: no error and no warning.
         for (file, against) in [
             ("labels.csv", "holdout.csv"),

@@ -1624,50 +1624,62 @@ mod tests {
             let l = o.decide(&ctx(subject, body, "pro", 0)).verdict.labels;
             (l.topic, l.sentiment)
         };
-        assert_eq!(
-            labels(
+        use Sentiment::{Negative, Neutral, Positive};
+        let cases = [
+            (
                 "Dashboard down",
-                "Our production dashboard is down for everyone right now, this is unacceptable."
+                "Our production dashboard is down for everyone right now, this is unacceptable.",
+                "outage",
+                Negative,
             ),
-            ("outage".to_owned(), Sentiment::Negative)
-        );
-        assert_eq!(
-            labels("Refund", "We were charged twice for the March invoice."),
-            ("billing".to_owned(), Sentiment::Neutral)
-        );
-        assert_eq!(
-            labels("Reset", "How do I reset my password? Love the product!"),
-            ("account_access".to_owned(), Sentiment::Positive)
-        );
-        assert_eq!(
-            labels("Hello", "Quick note about our meeting."),
-            ("other".to_owned(), Sentiment::Neutral)
-        );
-        // Chasing an unanswered ticket is a tone; a clause that names the topic still decides
-        // it, and legal language is negative without an angry word.
-        assert_eq!(
-            labels("Exports", "Asking again: the PDF export fails every time."),
-            ("bug".to_owned(), Sentiment::Negative)
-        );
-        assert_eq!(
-            labels(
+            (
+                "Refund",
+                "We were charged twice for the March invoice.",
+                "billing",
+                Neutral,
+            ),
+            (
+                "Reset",
+                "How do I reset my password? Love the product!",
+                "account_access",
+                Positive,
+            ),
+            ("Hello", "Quick note about our meeting.", "other", Neutral),
+            // Chasing an unanswered ticket is a tone; a clause that names the topic still
+            // decides it, and legal language is negative without an angry word.
+            (
+                "Exports",
+                "Asking again: the PDF export fails every time.",
+                "bug",
+                Negative,
+            ),
+            (
                 "Notice",
-                "Our lawyer will contact you about the breach of contract."
+                "Our lawyer will contact you about the breach of contract.",
+                "legal",
+                Negative,
             ),
-            ("legal".to_owned(), Sentiment::Negative)
-        );
-        // An explicit ask comes before the keywords it names; a how-to phrase comes last.
-        assert_eq!(
-            labels(
+            // An explicit ask comes before the keywords it names; a how-to phrase comes last.
+            (
                 "Idea",
-                "Feature request: a Security settings page for session timeouts."
+                "Feature request: a Security settings page for session timeouts.",
+                "feature_request",
+                Neutral,
             ),
-            ("feature_request".to_owned(), Sentiment::Neutral)
-        );
-        assert_eq!(
-            labels("Question", "Which chart type shows a cohort table?"),
-            ("how_to".to_owned(), Sentiment::Neutral)
-        );
+            (
+                "Question",
+                "Which chart type shows a cohort table?",
+                "how_to",
+                Neutral,
+            ),
+        ];
+        for (subject, body, topic, sentiment) in cases {
+            assert_eq!(
+                labels(subject, body),
+                (topic.to_owned(), sentiment),
+                "{subject}: {body}"
+            );
+        }
         // Only configured topics: without `billing` a refund ticket is `other`.
         let narrow = offline()
             .with_taxonomy(Taxonomy::new(vec!["bug".into(), "other".into()], vec![]).unwrap());

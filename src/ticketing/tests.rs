@@ -4,6 +4,10 @@
 //! both tools.
 use std::{collections::BTreeMap, io::Write as _};
 
+use hmac::{Hmac, Mac as _};
+use secrecy::SecretString;
+use sha2::Sha256;
+
 use super::*;
 use crate::{
     config::Settings,

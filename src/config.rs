@@ -14,6 +14,7 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
+use anyhow::Context as _;
 use serde::Deserialize;
 
 use crate::{
@@ -184,6 +185,40 @@ impl Settings {
             taxonomy: self.labels.taxonomy.clone(),
             weighting: self.triage.weighting.clone(),
         }
+    }
+
+    /// The prompt and labels the service classifies with, loaded from the configured files or the
+    /// embedded copies.
+    ///
+    /// # Errors
+    /// When a configured file cannot be read or the labels or template are invalid.
+    pub fn load_prompt(
+        &self,
+    ) -> anyhow::Result<(crate::prompt::Prompt, Vec<crate::labels::Example>)> {
+        let examples = match &self.labels_file {
+            Some(path) => crate::labels::load(path),
+            None => crate::labels::parse(
+                "labels/labels.csv (embedded)",
+                crate::labels::EMBEDDED_LABELS,
+            ),
+        }
+        .map_err(|problems| {
+            anyhow::anyhow!(
+                "labels are invalid:\n{}",
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })?;
+        let template = match &self.prompt_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read prompt template {}", path.display()))?,
+            None => crate::prompt::EMBEDDED_TEMPLATE.to_owned(),
+        };
+        let prompt = self.prompt_spec().render(&template, &examples)?;
+        Ok((prompt, examples))
     }
 
     /// Loads settings from `env` (and the file it names).
@@ -399,7 +434,7 @@ mod tests {
         let plain = Settings::load(&BTreeMap::new()).unwrap();
         let examples = crate::labels::parse("labels.csv", crate::labels::EMBEDDED_LABELS).unwrap();
         let template = crate::prompt::EMBEDDED_TEMPLATE;
-        let served = crate::startup::load_prompt(&custom).unwrap().0;
+        let served = custom.load_prompt().unwrap().0;
         // What `labels add-from-reviews` and the labels pull request render with.
         let spec = custom.prompt_spec().render(template, &examples).unwrap();
         assert_eq!(spec.version(), served.version());

@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::Args;
 
-use crate::{exit, labels, startup};
+use crate::{exit, labels};
 
 /// `escalator labels check` arguments.
 #[derive(Debug, Args)]
@@ -122,7 +122,7 @@ pub fn prompt_render(args: PromptRenderArgs) -> ExitCode {
     if template.is_some() {
         settings.prompt_file = template;
     }
-    let prompt = match startup::load_prompt(&settings) {
+    let prompt = match settings.load_prompt() {
         Ok((p, _)) => p,
         Err(e) => {
             eprintln!("escalator prompt render: {e:#}");

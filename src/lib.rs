@@ -4,7 +4,8 @@
 //! # Layout
 //! Arrows point inward: edges -> use case -> domain <- adapters. Nothing imports a layer above
 //! its own, and there is no import cycle.
-//! - [`domain`]: pure types (`Ticket`, `Severity`, `Route`, `Decision`, `IdempotencyKey`), no I/O.
+//! - [`domain`]: pure types (`Ticket`, `Severity`, `Route`, `Decision`, `IdempotencyKey`; the
+//!   review's verdicts and the audit's rows, so the store returns them without a use case), no I/O.
 //! - Leaves that import nothing of ours: [`env`](mod@env) (settings sources, `ConfigError`, parsers),
 //!   [`text`] (char-safe cuts, matching keys), [`backoff`] (the one backoff with jitter),
 //!   [`causes`] (the one cause-chain formatter).

@@ -343,7 +343,8 @@ fn promote(settings: &Settings, category: &Category, path: &std::path::Path) -> 
     let shown = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let next = rewrite_config(&text, &category.name).map_err(|e| format!("{shown}: {e}"))?;
-    let before = crate::startup::load_prompt(settings)
+    let before = settings
+        .load_prompt()
         .map(|(p, _)| p.version().to_owned())
         .map_err(|e| format!("{e:#}"))?;
     // Written next to the file and renamed over it, so a crash leaves the old or the new file.
@@ -351,8 +352,9 @@ fn promote(settings: &Settings, category: &Category, path: &std::path::Path) -> 
     std::fs::write(&tmp, &next).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot replace {shown}: {e}"))?;
     let reloaded = Settings::load(&ProcessEnv).map_err(|e| format!("the rewritten file: {e}"))?;
-    let (prompt, _) =
-        crate::startup::load_prompt(&reloaded).map_err(|e| format!("the new prompt: {e:#}"))?;
+    let (prompt, _) = reloaded
+        .load_prompt()
+        .map_err(|e| format!("the new prompt: {e:#}"))?;
     let what = match category.kind {
         Kind::Topic => "a topic".to_owned(),
         Kind::Severity(s) => format!("a clause for {s}"),

@@ -17,42 +17,12 @@ use crate::{
     config::Settings,
     grpc::{EscalatorService, pb},
     http::{HttpState, router},
-    labels,
-    prompt::{self, Prompt},
+    prompt::Prompt,
     store::{self, Store},
     ticketing::{Adapters, RoutingPlanner},
     triage::{Bridge, Triage},
     worker::{self, Health, Worker},
 };
-
-/// The prompt and labels the service classifies with, loaded from the configured files or the
-/// embedded copies.
-///
-/// # Errors
-/// When a configured file cannot be read or the labels or template are invalid.
-pub fn load_prompt(settings: &Settings) -> anyhow::Result<(Prompt, Vec<labels::Example>)> {
-    let examples = match &settings.labels_file {
-        Some(path) => labels::load(path),
-        None => labels::parse("labels/labels.csv (embedded)", labels::EMBEDDED_LABELS),
-    }
-    .map_err(|problems| {
-        anyhow::anyhow!(
-            "labels are invalid:\n{}",
-            problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
-    let template = match &settings.prompt_file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read prompt template {}", path.display()))?,
-        None => prompt::EMBEDDED_TEMPLATE.to_owned(),
-    };
-    let prompt = settings.prompt_spec().render(&template, &examples)?;
-    Ok((prompt, examples))
-}
 
 /// The classifiers of one process, built from the settings: the offline backend (always), the
 /// Claude backend when `ANTHROPIC_API_KEY` is set, and the prompt both classify with. `serve`,
@@ -91,7 +61,7 @@ pub fn build_classifiers(
 ) -> anyhow::Result<Classifiers> {
     use crate::classifier::claude::{self, CacheCheck, TokenSource};
 
-    let (prompt, examples) = load_prompt(settings)?;
+    let (prompt, examples) = settings.load_prompt()?;
     let offline = Arc::new(
         OfflineClassifier::new(&examples, prompt.version())
             .with_taxonomy(settings.labels.taxonomy.clone()),

@@ -16,9 +16,12 @@ pub mod cli;
 pub mod figures;
 pub mod github;
 pub mod labels;
-pub mod model;
+/// The audit's row types live in the domain, so the store can return them without importing
+/// a use case.
+pub use crate::domain::audit as model;
 pub mod pr;
 pub mod render;
+pub mod run;
 pub mod schedule;
 pub mod settings;
 pub mod stats;

@@ -44,7 +44,7 @@ pub fn next_run(
 /// One weekly run: the audit of the last full week and, below the bar, the pull request.
 /// Logs what it did; failures are logged and wait for the next week (or a manual run).
 pub async fn run_once(store: &dyn Store, settings: &Settings, now: DateTime<Utc>) {
-    let req = match super::cli::request(settings, now, None, None, None, None) {
+    let req = match super::run::request(settings, now, None, None, None, None) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "weekly audit: bad settings");
@@ -73,7 +73,7 @@ pub async fn run_once(store: &dyn Store, settings: &Settings, now: DateTime<Utc>
         }
         return;
     }
-    match super::cli::pull_request(store, settings, &report).await {
+    match super::run::pull_request(store, settings, &report).await {
         Ok(line) => tracing::info!("weekly audit: {line}"),
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "weekly audit: the pull request failed")

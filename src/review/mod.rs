@@ -14,7 +14,9 @@
 pub mod cli;
 pub mod csv;
 pub mod labels;
-pub mod model;
+/// The review's pure types live in the domain, so the store can return them without
+/// importing a use case.
+pub use crate::domain::review as model;
 pub mod overrides;
 pub mod settings;
 pub mod terminal;

@@ -450,13 +450,13 @@ pub trait Store: Send + Sync {
         &self,
         day: &str,
         sample_source: &str,
-    ) -> Result<Vec<crate::review::ReviewItem>, StoreError>;
+    ) -> Result<Vec<crate::domain::review::ReviewItem>, StoreError>;
 
     /// One decision with its ticket and latest sampled-review verdict.
     async fn review_item(
         &self,
         decision_id: &str,
-    ) -> Result<Option<crate::review::ReviewItem>, StoreError>;
+    ) -> Result<Option<crate::domain::review::ReviewItem>, StoreError>;
 
     /// Marks a sampled decision skipped: it is not offered again.
     async fn skip_sampled(&self, decision_id: &str) -> Result<(), StoreError>;
@@ -464,18 +464,21 @@ pub trait Store: Send + Sync {
     /// Stores a verdict; `None` when its `external_key` was stored before (a redelivery).
     async fn insert_review(
         &self,
-        review: &crate::review::NewReview,
-    ) -> Result<Option<crate::review::Review>, StoreError>;
+        review: &crate::domain::review::NewReview,
+    ) -> Result<Option<crate::domain::review::Review>, StoreError>;
 
     /// Every verdict on a decision, oldest first (the last one counts).
-    async fn reviews(&self, decision_id: &str) -> Result<Vec<crate::review::Review>, StoreError>;
+    async fn reviews(
+        &self,
+        decision_id: &str,
+    ) -> Result<Vec<crate::domain::review::Review>, StoreError>;
 
     /// The last verdict of every decision whose last verdict was given at or after `since`,
     /// oldest first.
     async fn latest_reviews_since(
         &self,
         since: DateTime<Utc>,
-    ) -> Result<Vec<crate::review::Review>, StoreError>;
+    ) -> Result<Vec<crate::domain::review::Review>, StoreError>;
 
     /// Last verdicts of the decisions logged in `[from, to)`: sampled reviews and overrides
     /// counted apart.
@@ -483,7 +486,7 @@ pub trait Store: Send + Sync {
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<crate::review::Tally, StoreError>;
+    ) -> Result<crate::domain::review::Tally, StoreError>;
 
     // The weekly audit (`crate::audit`): reads only, besides the refused webhooks it counts.
 
@@ -493,21 +496,21 @@ pub trait Store: Send + Sync {
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<Vec<crate::audit::AuditRow>, StoreError>;
+    ) -> Result<Vec<crate::domain::audit::AuditRow>, StoreError>;
 
     /// Every webhook delivery received in `[from, to)`, oldest first.
     async fn audit_deliveries(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<Vec<crate::audit::DeliveryRow>, StoreError>;
+    ) -> Result<Vec<crate::domain::audit::DeliveryRow>, StoreError>;
 
     /// Every signed webhook the parse refused in `[from, to)`, oldest first.
     async fn audit_rejections(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<Vec<crate::audit::RejectionRow>, StoreError>;
+    ) -> Result<Vec<crate::domain::audit::RejectionRow>, StoreError>;
 
     /// Counts a signed webhook the parse refused (never stored as a delivery), with its
     /// payload version when it could be read.

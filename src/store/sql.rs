@@ -994,7 +994,7 @@ macro_rules! impl_store {
 
             async fn sample_items(
                 &self, day: &str, sample_source: &str,
-            ) -> Result<Vec<crate::review::ReviewItem>, StoreError> {
+            ) -> Result<Vec<crate::domain::review::ReviewItem>, StoreError> {
                 let sql = concat!(
                     "SELECT ",
                     review_item_columns!(),
@@ -1014,7 +1014,7 @@ macro_rules! impl_store {
             async fn review_item(
                 &self,
                 decision_id: &str,
-            ) -> Result<Option<crate::review::ReviewItem>, StoreError> {
+            ) -> Result<Option<crate::domain::review::ReviewItem>, StoreError> {
                 let sql = concat!(
                     "SELECT ",
                     review_item_columns!(),
@@ -1038,8 +1038,8 @@ macro_rules! impl_store {
 
             async fn insert_review(
                 &self,
-                r: &crate::review::NewReview,
-            ) -> Result<Option<crate::review::Review>, StoreError> {
+                r: &crate::domain::review::NewReview,
+            ) -> Result<Option<crate::domain::review::Review>, StoreError> {
                 let severity = r.verdict.corrected_severity();
                 fetch_optional!(
                     &self.pool,
@@ -1059,7 +1059,7 @@ macro_rules! impl_store {
                 )
             }
 
-            async fn reviews(&self, decision_id: &str) -> Result<Vec<crate::review::Review>, StoreError> {
+            async fn reviews(&self, decision_id: &str) -> Result<Vec<crate::domain::review::Review>, StoreError> {
                 let sql = concat!("SELECT ", review_columns!(), " FROM reviews r WHERE r.decision_id = $1 ORDER BY r.id");
                 fetch_all!(&self.pool, Self::review_from_row, sql, decision_id)
             }
@@ -1067,7 +1067,7 @@ macro_rules! impl_store {
             async fn latest_reviews_since(
                 &self,
                 since: DateTime<Utc>,
-            ) -> Result<Vec<crate::review::Review>, StoreError> {
+            ) -> Result<Vec<crate::domain::review::Review>, StoreError> {
                 let sql = concat!(
                     "SELECT ",
                     review_columns!(),
@@ -1080,7 +1080,7 @@ macro_rules! impl_store {
 
             async fn review_tally(
                 &self, from: DateTime<Utc>, to: DateTime<Utc>,
-            ) -> Result<crate::review::Tally, StoreError> {
+            ) -> Result<crate::domain::review::Tally, StoreError> {
                 // The last verdict per decision within each group: a sampled review and an
                 // agent's override of the same decision both count, each in its own column.
                 let rows = statement!(
@@ -1096,7 +1096,7 @@ macro_rules! impl_store {
                 )
                 .fetch_all(&self.pool)
                 .await?;
-                let mut t = crate::review::Tally::default();
+                let mut t = crate::domain::review::Tally::default();
                 for row in &rows {
                     let grp: String = row.try_get("grp").map_err(corrupt)?;
                     let verdict: String = row.try_get("verdict").map_err(corrupt)?;
@@ -1113,7 +1113,7 @@ macro_rules! impl_store {
 
             async fn audit_decisions(
                 &self, from: DateTime<Utc>, to: DateTime<Utc>,
-            ) -> Result<Vec<crate::audit::AuditRow>, StoreError> {
+            ) -> Result<Vec<crate::domain::audit::AuditRow>, StoreError> {
                 let rows = statement!(
                     "SELECT d.id, d.source, d.ticket_id, d.severity, d.confidence, d.prompt_version, \
                      d.model, d.fallback, d.fallback_reason, d.tier, d.request_id, d.input_tokens, d.output_tokens, \
@@ -1139,14 +1139,14 @@ macro_rules! impl_store {
                 rows.iter()
                     .map(|row| {
                         let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
-                        let verdict = |v: &str, s: &str| -> Result<Option<crate::review::Verdict>, StoreError> {
+                        let verdict = |v: &str, s: &str| -> Result<Option<crate::domain::review::Verdict>, StoreError> {
                             let v: Option<String> = row.try_get(v).map_err(corrupt)?;
                             let s: Option<String> = row.try_get(s).map_err(corrupt)?;
-                            v.map(|v| crate::review::Verdict::parse(&v, s.as_deref()).map_err(corrupt))
+                            v.map(|v| crate::domain::review::Verdict::parse(&v, s.as_deref()).map_err(corrupt))
                                 .transpose()
                         };
                         let missing: Option<String> = row.try_get("missing_fields").map_err(corrupt)?;
-                        Ok(crate::audit::AuditRow {
+                        Ok(crate::domain::audit::AuditRow {
                             decision_id: text("id")?,
                             source: Source::parse("source", &text("source")?).map_err(corrupt)?,
                             ticket_id: text("ticket_id")?,
@@ -1162,7 +1162,7 @@ macro_rules! impl_store {
                             review: verdict("rv_verdict", "rv_severity")?,
                             overridden: verdict("ov_verdict", "ov_severity")?,
                             webhook_version: row.try_get("webhook_version").map_err(corrupt)?,
-                            missing_fields: crate::audit::model::split_fields(missing.as_deref()),
+                            missing_fields: crate::domain::audit::split_fields(missing.as_deref()),
                             model_severity: match row.try_get::<Option<String>, _>("model_severity").map_err(corrupt)? {
                                 Some(s) => Severity::parse("model_severity", &s).map_err(corrupt)?,
                                 None => Severity::parse("severity", &text("severity")?).map_err(corrupt)?,
@@ -1172,7 +1172,7 @@ macro_rules! impl_store {
                             topic: row.try_get("topic").map_err(corrupt)?,
                             sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
                             shadow: shadow(row.try_get("shadow").map_err(corrupt)?)?,
-                            review_labels: crate::review::LabelVerdict {
+                            review_labels: crate::domain::review::LabelVerdict {
                                 topic: row.try_get("rv_topic").map_err(corrupt)?,
                                 sentiment: sentiment(row.try_get("rv_sentiment").map_err(corrupt)?)?,
                                 shadow: shadow(row.try_get("rv_shadow").map_err(corrupt)?)?,
@@ -1184,7 +1184,7 @@ macro_rules! impl_store {
 
             async fn audit_deliveries(
                 &self, from: DateTime<Utc>, to: DateTime<Utc>,
-            ) -> Result<Vec<crate::audit::DeliveryRow>, StoreError> {
+            ) -> Result<Vec<crate::domain::audit::DeliveryRow>, StoreError> {
                 let sql = "SELECT source, received_at, webhook_version, missing_fields, duplicates \
                      FROM deliveries WHERE received_at >= $1 AND received_at < $2 \
                      ORDER BY received_at, ticket_id";
@@ -1194,11 +1194,11 @@ macro_rules! impl_store {
                         let source: String = row.try_get("source").map_err(corrupt)?;
                         let missing: Option<String> = row.try_get("missing_fields").map_err(corrupt)?;
                         let duplicates: i32 = row.try_get("duplicates").map_err(corrupt)?;
-                        Ok(crate::audit::DeliveryRow {
+                        Ok(crate::domain::audit::DeliveryRow {
                             source: Source::parse("source", &source).map_err(corrupt)?,
                             received_at: row.try_get("received_at").map_err(corrupt)?,
                             webhook_version: row.try_get("webhook_version").map_err(corrupt)?,
-                            missing_fields: crate::audit::model::split_fields(missing.as_deref()),
+                            missing_fields: crate::domain::audit::split_fields(missing.as_deref()),
                             duplicates: i64::from(duplicates),
                         })
                     },
@@ -1208,14 +1208,14 @@ macro_rules! impl_store {
 
             async fn audit_rejections(
                 &self, from: DateTime<Utc>, to: DateTime<Utc>,
-            ) -> Result<Vec<crate::audit::RejectionRow>, StoreError> {
+            ) -> Result<Vec<crate::domain::audit::RejectionRow>, StoreError> {
                 let sql = "SELECT source, received_at, webhook_version, reason FROM webhook_rejections \
                      WHERE received_at >= $1 AND received_at < $2 ORDER BY received_at, id";
                 fetch_all!(
                     &self.pool,
                     |row| {
                         let source: String = row.try_get("source").map_err(corrupt)?;
-                        Ok(crate::audit::RejectionRow {
+                        Ok(crate::domain::audit::RejectionRow {
                             source: Source::parse("source", &source).map_err(corrupt)?,
                             received_at: row.try_get("received_at").map_err(corrupt)?,
                             webhook_version: row.try_get("webhook_version").map_err(corrupt)?,
@@ -1240,19 +1240,19 @@ macro_rules! impl_store {
         }
 
         impl $store {
-            fn review_from_row(row: &$row) -> Result<crate::review::Review, StoreError> {
+            fn review_from_row(row: &$row) -> Result<crate::domain::review::Review, StoreError> {
                 let verdict: String = row.try_get("verdict").map_err(corrupt)?;
                 let severity: Option<String> = row.try_get("corrected_severity").map_err(corrupt)?;
                 let origin: String = row.try_get("origin").map_err(corrupt)?;
-                Ok(crate::review::Review {
+                Ok(crate::domain::review::Review {
                     id: row.try_get("id").map_err(corrupt)?,
                     decision_id: row.try_get("decision_id").map_err(corrupt)?,
                     reviewer: row.try_get("reviewer").map_err(corrupt)?,
                     reviewed_at: row.try_get("reviewed_at").map_err(corrupt)?,
-                    verdict: crate::review::Verdict::parse(&verdict, severity.as_deref()).map_err(corrupt)?,
+                    verdict: crate::domain::review::Verdict::parse(&verdict, severity.as_deref()).map_err(corrupt)?,
                     why: row.try_get("why").map_err(corrupt)?,
-                    origin: crate::review::Origin::parse(&origin).map_err(corrupt)?,
-                    labels: crate::review::LabelVerdict {
+                    origin: crate::domain::review::Origin::parse(&origin).map_err(corrupt)?,
+                    labels: crate::domain::review::LabelVerdict {
                         topic: row.try_get("topic").map_err(corrupt)?,
                         sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
                         shadow: shadow(row.try_get("shadow").map_err(corrupt)?)?,
@@ -1262,13 +1262,13 @@ macro_rules! impl_store {
 
             /// A decision row joined with its ticket (`t_*`) and sample (`s_skipped_at`), and
             /// its last sampled-review verdict.
-            async fn item_from_row(&self, row: &$row) -> Result<crate::review::ReviewItem, StoreError> {
+            async fn item_from_row(&self, row: &$row) -> Result<crate::domain::review::ReviewItem, StoreError> {
                 let decision = Self::decision_from_row(row)?;
                 let subject: Option<String> = row.try_get("t_subject").map_err(corrupt)?;
                 let ticket = match subject {
                     Some(subject) => {
                         let tier: String = row.try_get("t_tier").map_err(corrupt)?;
-                        Some(crate::review::TicketText {
+                        Some(crate::domain::review::TicketText {
                             subject,
                             body: row.try_get("t_body").map_err(corrupt)?,
                             tier: Tier::parse("tier", &tier)
@@ -1286,7 +1286,7 @@ macro_rules! impl_store {
                      ORDER BY r.id DESC LIMIT 1"
                 );
                 let latest = fetch_optional!(&self.pool, Self::review_from_row, sql, &decision.id)?;
-                Ok(crate::review::ReviewItem {
+                Ok(crate::domain::review::ReviewItem {
                     latest,
                     decision,
                     ticket,

@@ -9,6 +9,7 @@
 //! with its actions in one transaction) and executes the actions from the log.
 
 mod http;
+pub mod overrides;
 pub mod plain;
 pub mod pylon;
 pub mod settings;
@@ -155,7 +156,7 @@ pub enum Accepted {
     Ticket(NewDelivery),
     /// A change in the tool that may be an agent's override of escalator's routing
     /// (`crate::review::overrides`); never re-routes the ticket.
-    Override(crate::review::overrides::Observed),
+    Override(overrides::Observed),
     /// An event the bridge does not act on; acknowledged and ignored.
     Ignored {
         /// The event type, for the log.

@@ -499,10 +499,10 @@ impl Ticketing for Plain {
             webhook_version = version.as_deref().unwrap_or("unversioned"),
             "plain webhook verified"
         );
-        if let Some(change) = crate::review::overrides::plain_change(&event_type, &v) {
-            return Ok(Accepted::Override(
-                crate::review::overrides::Observed::Plain(change),
-            ));
+        if let Some(change) = super::overrides::plain_change(&event_type, &v) {
+            return Ok(Accepted::Override(super::overrides::Observed::Plain(
+                change,
+            )));
         }
         if !self.settings.event_types.contains(&event_type) {
             return Ok(Accepted::Ignored { event_type });

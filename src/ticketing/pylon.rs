@@ -574,7 +574,7 @@ impl Ticketing for Pylon {
         if issue_id.contains(['/', '?', '#']) {
             return Err(DomainError::invalid("issue_id", "must not contain / ? or #").into());
         }
-        if let Some(o) = crate::review::overrides::pylon_doorbell(event, issue_id) {
+        if let Some(o) = super::overrides::pylon_doorbell(event, issue_id) {
             return Ok(Accepted::Override(o));
         }
         Ok(Accepted::Ticket(NewDelivery {

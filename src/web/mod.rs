@@ -287,7 +287,7 @@ async fn show_dashboard(
     };
     let week = q.week.as_deref().map(str::trim).filter(|w| !w.is_empty());
     let req =
-        match crate::audit::cli::request(&p.all, chrono::Utc::now(), week, q.weeks, None, None) {
+        match crate::audit::run::request(&p.all, chrono::Utc::now(), week, q.weeks, None, None) {
             Ok(r) => r,
             Err(e) => return html(StatusCode::BAD_REQUEST, page::message("Bad request", &e)),
         };

@@ -276,11 +276,7 @@ async fn promote_rewrites_the_config_file_and_prints_the_new_prompt_version() {
             config.to_str().unwrap(),
         )]))
         .unwrap();
-        let version = escalator::startup::load_prompt(&loaded)
-            .unwrap()
-            .0
-            .version()
-            .to_owned();
+        let version = loaded.load_prompt().unwrap().0.version().to_owned();
         (loaded, version)
     };
     let (_, before) = load();

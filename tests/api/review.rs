@@ -411,7 +411,7 @@ both_backends! {
         let (prompt, _) = {
             let mut s = crate::harness::test_settings();
             s.labels_file = Some(file.clone());
-            escalator::startup::load_prompt(&s).unwrap()
+            s.load_prompt().unwrap()
         };
         assert_eq!(prompt.version(), added.prompt_version);
         // Again: the ticket is there now.

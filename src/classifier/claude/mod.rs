@@ -24,6 +24,9 @@ pub mod models;
 pub mod price;
 pub mod retry;
 pub mod settings;
+
+pub use price::CacheTtl;
+pub use settings::{ApiVersion, Effort};
 mod wire;
 
 pub use settings::ClaudeSettings;
@@ -42,7 +45,6 @@ use reqwest::{
     header::{self, HeaderMap, HeaderName, HeaderValue},
 };
 use secrecy::{ExposeSecret as _, SecretString};
-use serde::{Deserialize, Serialize};
 use tracing::{Instrument as _, Span};
 
 use self::{
@@ -58,58 +60,6 @@ use crate::{
     prompt::Prompt,
     telemetry::{self, GenerationOutcome},
 };
-
-/// The `anthropic-version` header and the auth header that goes with it. The two are switched
-/// together: no official SDK sends a mixed pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum ApiVersion {
-    /// `2026-10-21` with `Authorization: Bearer <key>`, what the current official SDKs send.
-    #[default]
-    #[serde(rename = "2026-10-21")]
-    V2026_10_21,
-    /// `2023-06-01` with `x-api-key: <key>`, what SDKs up to Python 0.121.0 sent.
-    #[serde(rename = "2023-06-01")]
-    V2023_06_01,
-}
-
-impl ApiVersion {
-    /// The header value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiVersion::V2026_10_21 => "2026-10-21",
-            ApiVersion::V2023_06_01 => "2023-06-01",
-        }
-    }
-}
-
-/// How long the cached system block lives after its last use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum CacheTtl {
-    /// Five minutes: for traffic that hits the prefix more often than every 5 minutes.
-    #[serde(rename = "5m")]
-    FiveMinutes,
-    /// One hour (the default): support tickets arrive minutes apart, and a write costs 2× input
-    /// instead of 1.25× but is needed far less often.
-    #[default]
-    #[serde(rename = "1h")]
-    OneHour,
-}
-
-/// `output_config.effort`, for models that take it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Effort {
-    /// Cheapest and fastest; enough for a three-bucket classification.
-    Low,
-    /// The API's default on models with effort levels.
-    Medium,
-    /// More thinking.
-    High,
-    /// Even more thinking.
-    Xhigh,
-    /// The most thinking.
-    Max,
-}
 
 /// Why the Claude backend cannot be built.
 #[derive(Debug, thiserror::Error)]

@@ -4,9 +4,20 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::CacheTtl;
+/// How long the cached system block lives after its last use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum CacheTtl {
+    /// Five minutes: for traffic that hits the prefix more often than every 5 minutes.
+    #[serde(rename = "5m")]
+    FiveMinutes,
+    /// One hour (the default): support tickets arrive minutes apart, and a write costs 2× input
+    /// instead of 1.25× but is needed far less often.
+    #[default]
+    #[serde(rename = "1h")]
+    OneHour,
+}
 
 /// Multiplier on the base input price for a write to the 5-minute cache.
 pub const CACHE_WRITE_5M_FACTOR: f64 = 1.25;

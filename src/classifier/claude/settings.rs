@@ -5,10 +5,49 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::{ApiVersion, CacheTtl, Effort, price::Price};
+use super::price::{CacheTtl, Price};
 use crate::env::{ConfigError, EnvSource, Setting, SettingDefault, invalid, is_http_url};
+
+/// The `anthropic-version` header and the auth header that goes with it. The two are switched
+/// together: no official SDK sends a mixed pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ApiVersion {
+    /// `2026-10-21` with `Authorization: Bearer <key>`, what the current official SDKs send.
+    #[default]
+    #[serde(rename = "2026-10-21")]
+    V2026_10_21,
+    /// `2023-06-01` with `x-api-key: <key>`, what SDKs up to Python 0.121.0 sent.
+    #[serde(rename = "2023-06-01")]
+    V2023_06_01,
+}
+
+impl ApiVersion {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::V2026_10_21 => "2026-10-21",
+            ApiVersion::V2023_06_01 => "2023-06-01",
+        }
+    }
+}
+
+/// `output_config.effort`, for models that take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effort {
+    /// Cheapest and fastest; enough for a three-bucket classification.
+    Low,
+    /// The API's default on models with effort levels.
+    Medium,
+    /// More thinking.
+    High,
+    /// Even more thinking.
+    Xhigh,
+    /// The most thinking.
+    Max,
+}
 
 /// Default `ANTHROPIC_BASE_URL`.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";

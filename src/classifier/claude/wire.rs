@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CacheTtl, Effort};
+use super::{price::CacheTtl, settings::Effort};
 use crate::{
     domain::{Confidence, Labels, Route, Sentiment, Severity, Verdict},
     prompt::AnswerSchema,

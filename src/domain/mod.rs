@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::text;
 
+pub mod audit;
+pub mod review;
+
 /// Longest accepted ticket id, customer id or version, in bytes.
 pub const MAX_ID_BYTES: usize = 256;
 /// Longest accepted subject, in characters.

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, fmt};
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Decision, DomainError, Route, Sentiment, Severity, Tier};
+use super::{Decision, DomainError, Route, Sentiment, Severity, Tier};
 
 /// A reviewer's word on the labels besides the severity. Each part is `None` (or empty) when
 /// not judged: an agent's override, an import without those columns, a decision logged before

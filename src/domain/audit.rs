@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{
-    domain::{Severity, Source, Tier},
-    review::Verdict,
+use super::{
+    Severity, Source, Tier,
+    review::{LabelVerdict, Verdict},
 };
 
 /// One logged decision as the audit sees it.
@@ -35,7 +35,7 @@ pub struct AuditRow {
     /// The tier it was decided with.
     pub tier: Tier,
     /// Tokens, cost, time and retries of the model call.
-    pub usage: crate::domain::Usage,
+    pub usage: super::Usage,
     /// The last verdict of a sampled review (terminal, web, import): the accuracy headline.
     pub review: Option<Verdict>,
     /// The last agent's override in the tool: reported beside, never mixed in.
@@ -53,11 +53,11 @@ pub struct AuditRow {
     /// The decision's topic label, when labelled.
     pub topic: Option<String>,
     /// The decision's sentiment label, when labelled.
-    pub sentiment: Option<crate::domain::Sentiment>,
+    pub sentiment: Option<super::Sentiment>,
     /// The shadow categories the classifier was asked about, and whether it said each applies.
     pub shadow: std::collections::BTreeMap<String, bool>,
     /// The last sampled review's word on the labels (empty when not reviewed or not judged).
-    pub review_labels: crate::review::LabelVerdict,
+    pub review_labels: LabelVerdict,
 }
 
 impl AuditRow {

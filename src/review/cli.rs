@@ -10,13 +10,11 @@ use crate::{
     config::Settings,
     domain::Source,
     env::ProcessEnv,
+    exit,
     store::{self, Store},
 };
 
 use super::{SampleRequest, Verdict};
-
-const EX_USAGE: u8 = 64;
-const EX_SOFTWARE: u8 = 70;
 
 /// `escalator review`: judge a day's sample in the terminal (or export / import it).
 #[derive(Debug, Args)]
@@ -103,18 +101,18 @@ struct Env {
 fn open(command: &str) -> Result<Env, ExitCode> {
     let settings = Settings::load(&ProcessEnv).map_err(|e| {
         eprintln!("escalator {command}: invalid configuration: {e}");
-        ExitCode::from(EX_USAGE)
+        ExitCode::from(exit::USAGE)
     })?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| {
             eprintln!("escalator {command}: cannot start the async runtime: {e}");
-            ExitCode::from(EX_SOFTWARE)
+            ExitCode::from(exit::SOFTWARE)
         })?;
     let store = rt.block_on(store::connect(&settings.store)).map_err(|e| {
         eprintln!("escalator {command}: {e:#}");
-        ExitCode::from(EX_SOFTWARE)
+        ExitCode::from(exit::SOFTWARE)
     })?;
     Ok(Env {
         settings,
@@ -135,7 +133,7 @@ fn open_sample(
         Ok(sample) => Ok((env, req, sample)),
         Err(e) => {
             eprintln!("escalator {command}: cannot sample: {e}");
-            Err(ExitCode::from(EX_SOFTWARE))
+            Err(ExitCode::from(exit::SOFTWARE))
         }
     }
 }
@@ -203,7 +201,7 @@ fn review(sample: &SampleArgs, reviewer: &str) -> ExitCode {
         }
         Err(e) => {
             eprintln!("escalator review: {e:#} (verdicts given before it are kept)");
-            ExitCode::from(EX_SOFTWARE)
+            ExitCode::from(exit::SOFTWARE)
         }
     }
 }
@@ -216,7 +214,7 @@ fn export(sample: &SampleArgs) -> ExitCode {
     let open: Vec<_> = sample.open().map(|(_, i)| i).collect();
     if let Err(e) = super::csv::export(&open, &mut std::io::stdout().lock()) {
         eprintln!("escalator review export: {e}");
-        return ExitCode::from(EX_SOFTWARE);
+        return ExitCode::from(exit::SOFTWARE);
     }
     eprintln!(
         "{} decisions of {} to judge (seed {}); fill in verdict (correct | corrected), \
@@ -268,7 +266,7 @@ fn import(file: &std::path::Path, reviewer: &str) -> ExitCode {
                 "{name}:{}: cannot store the verdict: {e} (rows before it are stored; importing again is safe)",
                 row.line
             );
-            return ExitCode::from(EX_SOFTWARE);
+            return ExitCode::from(exit::SOFTWARE);
         }
         corrected += usize::from(matches!(row.review.verdict, Verdict::Corrected(_)));
     }
@@ -334,7 +332,7 @@ pub fn add_from_reviews(args: AddFromReviewsArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("escalator labels add-from-reviews: {e:#}; the file is unchanged");
-            ExitCode::from(EX_SOFTWARE)
+            ExitCode::from(exit::SOFTWARE)
         }
     }
 }

@@ -26,6 +26,7 @@ pub struct LabelsCheckArgs {
     #[arg(long)]
     min_per_clause: Option<usize>,
     /// Fail on warnings too (near-duplicates, thin clauses, rows naming no clause), for CI.
+    /// A holdout also gets the offline rules' contamination report (never a failure).
     #[arg(long)]
     strict: bool,
 }
@@ -89,6 +90,12 @@ pub fn labels_check(args: LabelsCheckArgs) -> ExitCode {
         if let Some(n) = &report.against {
             println!("no overlap with {n}");
         }
+        if is_holdout(file) {
+            print!(
+                "{}",
+                holdout_contamination(file, report.against.as_deref(), &settings)
+            );
+        }
         ExitCode::SUCCESS
     } else {
         eprintln!(
@@ -103,6 +110,42 @@ pub fn labels_check(args: LabelsCheckArgs) -> ExitCode {
         );
         ExitCode::from(exit::CHECK_FAILED)
     }
+}
+
+/// A file that measures the rules rather than teaching them (`*holdout*`).
+fn is_holdout(file: &std::path::Path) -> bool {
+    file.file_name()
+        .is_some_and(|n| n.to_string_lossy().to_lowercase().contains("holdout"))
+}
+
+/// The contamination of a holdout (see [`crate::classifier::offline::contamination`]): the
+/// offline rules' phrases it carries and no row of `against` (the training file, else the
+/// embedded labels), and the accuracy without the rows they alone decide.
+fn holdout_contamination(
+    file: &std::path::Path,
+    against: Option<&str>,
+    settings: &crate::config::Settings,
+) -> String {
+    let (Ok(rows), Ok(training)) = (
+        labels::load(file),
+        against.map_or_else(
+            || labels::parse("labels/labels.csv", labels::EMBEDDED_LABELS),
+            |a| labels::load(std::path::Path::new(a)),
+        ),
+    ) else {
+        // Both were read and checked above; a file that changed meanwhile is not reported on.
+        return String::new();
+    };
+    let negatives =
+        labels::parse("labels/negatives.csv", labels::EMBEDDED_NEGATIVES).unwrap_or_default();
+    let offline = crate::classifier::OfflineClassifier::new(&training, "labels check");
+    crate::classifier::offline::contamination::check(
+        &offline,
+        &settings.triage.weighting,
+        &negatives,
+        &rows,
+    )
+    .to_string()
 }
 
 /// Runs `escalator prompt render`; returns the exit code.

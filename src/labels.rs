@@ -48,6 +48,9 @@ pub const EMBEDDED_LABELS: &str = include_str!("../labels/labels.csv");
 pub const EMBEDDED_HOLDOUT: &str = include_str!("../labels/holdout.csv");
 /// Tricky tickets the offline classifier once got wrong; the tests run it over every row.
 pub const EMBEDDED_REGRESSIONS: &str = include_str!("../labels/regressions.csv");
+/// Benign tickets carrying each clause's trigger words, all routine: what the offline rules'
+/// guards are derived from (with the training labels); the tests keep every row routine.
+pub const EMBEDDED_NEGATIVES: &str = include_str!("../labels/negatives.csv");
 
 /// One labelled ticket.
 #[derive(Debug, Clone, PartialEq)]
@@ -1191,21 +1194,28 @@ pub struct CheckOptions {
     /// The topics a `topic` cell should be one of ([`topic_findings`]): the defaults
     /// ([`crate::taxonomy::DEFAULT_TOPICS`]) unless the caller has the configured ones.
     pub topics: Vec<String>,
+    /// Every row must be `routine` (a file of negatives: benign tickets with trigger words).
+    pub routine_only: bool,
 }
 
 impl CheckOptions {
-    /// The defaults for a file by its name: a holdout (`*holdout*`: 40 rows), a regression file
-    /// (`*regression*`: any size, no coverage, any mix), else a training file (50 rows, every
-    /// severity at least 25%). Holdout and training file need 3 rows per clause and the same
-    /// severity mix as each other.
+    /// The defaults for a file by its name: a holdout (`*holdout*`: 40 rows), a regression or
+    /// blind file (`*regression*`, `*blind*`: any size, no coverage, any mix), a file of
+    /// negatives (`*negative*`: 40 rows, every one routine, no coverage, any mix), else a
+    /// training file (50 rows, every severity at least 25%). Holdout and training file need 3
+    /// rows per clause and the same severity mix as each other.
     pub fn for_file(path: &Path) -> Self {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().to_lowercase())
             .unwrap_or_default();
+        let negatives = name.contains("negative");
+        let apart = negatives || name.contains("regression") || name.contains("blind");
         let (min_rows, min_share, min_per_clause) = if name.contains("holdout") {
             (40, 0.0, 3)
-        } else if name.contains("regression") {
+        } else if negatives {
+            (40, 0.0, 0)
+        } else if apart {
             (1, 0.0, 0)
         } else {
             (50, 0.25, 3)
@@ -1216,22 +1226,28 @@ impl CheckOptions {
                 min_share,
             },
             min_per_clause,
-            same_mix: !name.contains("regression"),
+            same_mix: !apart,
             topics: crate::taxonomy::DEFAULT_TOPICS
                 .iter()
                 .map(|t| (*t).to_owned())
                 .collect(),
+            routine_only: negatives,
         }
     }
 
     /// The file a file must stay apart from when `--against` is not given: the training file
-    /// for a holdout or regression file, the holdout for a training file (when it exists).
+    /// for a holdout, regression or blind file, the holdout for a training file or a file of
+    /// negatives (the rules are derived from both, so neither may copy the holdout), when it
+    /// exists.
     pub fn default_against(path: &Path) -> Option<std::path::PathBuf> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().to_lowercase())
             .unwrap_or_default();
-        let sibling = if name.contains("holdout") || name.contains("regression") {
+        let sibling = if ["holdout", "regression", "blind"]
+            .iter()
+            .any(|n| name.contains(n))
+        {
             "labels.csv"
         } else {
             "holdout.csv"
@@ -1362,6 +1378,26 @@ pub fn topic_findings(
         .collect()
 }
 
+/// An error for each row that is not `routine`, at its severity cell (a file of negatives).
+fn not_routine(file: &str, examples: &[Example]) -> Vec<Finding> {
+    examples
+        .iter()
+        .filter(|e| e.severity != Severity::Routine)
+        .map(|e| Finding {
+            level: Level::Error,
+            problem: Problem::at(
+                file,
+                e.line,
+                5,
+                format!(
+                    "{}: a negative must be routine, not {}",
+                    e.ticket_id, e.severity
+                ),
+            ),
+        })
+        .collect()
+}
+
 /// [`check_file`] over rows already parsed (e.g. a file about to be written): `unreadable`
 /// holds problems met while reading them, which skip the other checks.
 pub fn check_examples(
@@ -1389,6 +1425,9 @@ pub fn check_examples(
             findings.extend(compare_mix(file, examples, other_file, other));
         }
         findings.extend(coverage.findings(file, options.min_per_clause));
+        if options.routine_only {
+            findings.extend(not_routine(file, examples));
+        }
         findings.sort_by_key(|f| std::cmp::Reverse(f.level));
     }
     Report {
@@ -1455,6 +1494,8 @@ mod tests {
             ("labels.csv", "holdout.csv"),
             ("holdout.csv", "labels.csv"),
             ("regressions.csv", "labels.csv"),
+            ("negatives.csv", "holdout.csv"),
+            ("blind.csv", "labels.csv"),
         ] {
             let path = shipped(file);
             let r = check_file(

@@ -103,6 +103,18 @@ pub fn fold(s: &str) -> String {
         .collect()
 }
 
+/// Steps 1 and 2 of [`fold`] and NFKC, with the letters' case kept: the text a reader would
+/// call the same, for rules that look at capitals (a name like `Sue` is not the verb `sue`).
+/// Words split alike in this and in [`fold`], so a word's case can be looked up here and its
+/// matching key there.
+pub fn fold_keeping_case(s: &str) -> String {
+    s.chars()
+        .filter_map(ascii_form)
+        .nfkc()
+        .filter_map(ascii_form)
+        .collect()
+}
+
 /// The ASCII form of typographic punctuation, `None` for an invisible character, else `c`.
 fn ascii_form(c: char) -> Option<char> {
     Some(match c {

@@ -174,7 +174,16 @@ pub async fn open_or_update(
     };
     let current = render(&existing)?;
     let next = render(&candidate)?;
-    let effect = measure(store, report, &existing, &candidate, &next, audit, claude).await?;
+    let effect = measure(
+        store,
+        report,
+        (&existing, &candidate),
+        &next,
+        &spec.weighting,
+        audit,
+        claude,
+    )
+    .await?;
     let body = body(report, &rows, current.version(), next.version(), &effect);
     let title = format!(
         "labels: {} tickets missed in {} (accuracy {:.1}%)",
@@ -306,9 +315,9 @@ fn rate_of(r: &crate::eval::EvalReport) -> Rate {
 async fn measure(
     store: &dyn Store,
     report: &Report,
-    before: &[Example],
-    after: &[Example],
+    (before, after): (&[Example], &[Example]),
     candidate: &Prompt,
+    weighting: &crate::weighting::Weighting,
     audit: &AuditSettings,
     claude: &ClaudeSettings,
 ) -> Result<Effect, StoreError> {
@@ -321,8 +330,10 @@ async fn measure(
         )
     };
     let name = format!("reviewed tickets of {}", report.gate.week);
-    let ob = crate::eval::evaluate(&name, &tickets, &offline(before, "before")).await;
-    let oa = crate::eval::evaluate(&name, &tickets, &offline(after, candidate.version())).await;
+    let offline_before = offline(before, "before");
+    let ob = crate::eval::evaluate(&name, &tickets, &offline_before, weighting).await;
+    let offline_after = offline(after, candidate.version());
+    let oa = crate::eval::evaluate(&name, &tickets, &offline_after, weighting).await;
     let claude_effect = if claude.api_key.is_some() {
         Some(match ClaudeClassifier::new(claude, candidate.clone()) {
             Err(e) => Err(e.to_string()),
@@ -334,6 +345,7 @@ async fn measure(
                     &tickets,
                     &c,
                     &fallback,
+                    weighting,
                     audit.batch_poll,
                     audit.batch_max_wait,
                 )

@@ -31,7 +31,7 @@ fn labels_check_passes_the_shipped_files_with_a_summary() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("labels/labels.csv: ok\n100 rows\n"),
+        stdout.starts_with("labels/labels.csv: ok\n105 rows\n"),
         "{stdout}"
     );
     assert!(stdout.contains("routine"));
@@ -61,7 +61,12 @@ fn labels_check_passes_the_shipped_files_with_a_summary() {
             .unwrap();
         assert!(rows >= 3, "{line}");
     }
-    for file in ["labels/holdout.csv", "labels/regressions.csv"] {
+    for file in [
+        "labels/holdout.csv",
+        "labels/regressions.csv",
+        "labels/negatives.csv",
+        "labels/blind.csv",
+    ] {
         let out = escalator(&["labels", "check", file, "--strict"]);
         assert!(out.status.success(), "{file}: {}", text(&out.stderr));
     }
@@ -227,17 +232,33 @@ fn prompt_render_prints_the_system_block_and_version() {
 
 #[test]
 fn eval_reports_accuracy_and_gates_on_min_accuracy() {
-    let out = escalator(&["eval", "--min-accuracy", "0.8"]);
+    let out = escalator(&["eval", "--min-accuracy", "0.6"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("accuracy: "), "{stdout}");
     assert!(stdout.contains("% (95% Wilson interval "), "{stdout}");
     assert!(stdout.contains("expected \\ predicted"));
+    // The contamination report: no rule phrase only the holdout carries, so both figures agree.
+    assert!(
+        stdout.contains(
+            "contamination: no rule phrase matches a row here and none of the 105 training rows"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rows decided only by them: none"),
+        "{stdout}"
+    );
     let json = escalator(&["eval", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let accuracy = v["accuracy"].as_f64().unwrap();
-    assert!(accuracy >= 0.9, "{accuracy}");
+    assert!(accuracy >= 0.6, "{accuracy}");
     assert_eq!(v["total"], 54);
+    let c = &v["contamination"];
+    assert_eq!(c["phrases"], serde_json::json!([]));
+    assert_eq!(c["clean_total"], 54);
+    assert_eq!(c["clean_accuracy"], v["accuracy"]);
+    assert_eq!(v["fallbacks"], 0);
     let (low, high) = (
         v["accuracy_ci95"][0].as_f64().unwrap(),
         v["accuracy_ci95"][1].as_f64().unwrap(),
@@ -295,8 +316,13 @@ fn eval_explain_shows_rules_guards_and_nearest_and_passes_the_optional_columns()
         stdout.contains("switched off: Security report (\"security\"): asks for a document"),
         "{stdout}"
     );
+    // The repeat count is the weighting rules': the offline rules judged the words routine.
     assert!(
-        stdout.contains("fired: Repeat ticket (2 others in 24 h) -> urgent"),
+        stdout.contains("E-2: expected urgent, offline routine, raised to urgent by tiers.repeat:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("raised by a weighting rule: tiers.repeat 1"),
         "{stdout}"
     );
     assert!(stdout.contains("fired: Production down (\""), "{stdout}");
@@ -306,8 +332,10 @@ fn eval_explain_shows_rules_guards_and_nearest_and_passes_the_optional_columns()
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let x = &v["explain"][1];
     assert_eq!(x["ticket_id"], "E-2");
-    assert_eq!(x["offline"], "urgent");
-    assert_eq!(x["fired"][0]["rule"], "Repeat ticket");
+    assert_eq!(x["offline"], "routine");
+    assert_eq!(x["severity"], "urgent");
+    assert_eq!(x["weighting_rule"], "tiers.repeat");
+    assert_eq!(v["weighting_raised"]["tiers.repeat"], 1);
     assert_eq!(
         v["explain"][0]["switched_off"][0]["reason"],
         "asks for a document"
@@ -359,11 +387,11 @@ fn eval_counts_a_row_that_cannot_be_classified_as_a_miss_and_exits_1() {
         ),
         "{stdout}"
     );
-    // The margin of the confusion matrix: one failed row expected urgent.
+    // The margins of the confusion matrix: no fallback, one failed row expected urgent.
     let urgent_row = stdout.lines().find(|l| l.starts_with("urgent ")).unwrap();
     assert_eq!(
         urgent_row.split_whitespace().collect::<Vec<_>>(),
-        ["urgent", "0", "0", "0", "1"]
+        ["urgent", "0", "0", "0", "0", "1"]
     );
     assert!(
         text(&out.stderr).contains("1 of 2 tickets failed to classify"),

@@ -180,7 +180,8 @@ async fn eval_counts_a_ticket_whose_classifier_panicked_as_a_miss() {
         })),
         offline,
     );
-    let report = escalator::eval::evaluate("eval.csv", &examples, &decider).await;
+    let weighting = escalator::weighting::Weighting::default();
+    let report = escalator::eval::evaluate("eval.csv", &examples, &decider, &weighting).await;
     assert_eq!(report.total, 3);
     assert_eq!(report.failed, 1);
     assert!(report.correct <= 2, "a failed row is never correct");
@@ -191,8 +192,14 @@ async fn eval_counts_a_ticket_whose_classifier_panicked_as_a_miss() {
         report.failed_by_expected[&escalator::domain::Severity::OnFire],
         1
     );
+    // The other two fell back (the test classifier times out): classified, but by the offline
+    // classifier, so misses of the model and the fallback margin of the matrix.
     let classified: usize = report.confusion.values().flat_map(|r| r.values()).sum();
-    assert_eq!(classified, 2);
+    assert_eq!(classified, 0);
+    assert_eq!(report.fallbacks, 2);
+    assert_eq!(report.fallbacks_by_expected.values().sum::<usize>(), 2);
+    assert_eq!(report.fallback_reasons["timeout"], 2);
+    assert_eq!(report.correct, 0, "a fallback is never the model's hit");
     let miss = report.misses.iter().find(|m| m.ticket_id == "E-2").unwrap();
     assert_eq!(miss.predicted, None);
     assert_eq!(

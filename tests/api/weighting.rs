@@ -122,8 +122,8 @@ both_backends! {
 
     async fn the_grpc_decision_carries_the_classifiers_severity_the_rule_and_the_tier(store) {
         // The default rules (enterprise is at least urgent) after a Messages API that calls
-        // every ticket without "down" in it routine (the offline classifier would itself call
-        // an enterprise ticket urgent, so no rule would show).
+        // every ticket without "down" in it routine (the offline path shows the same rule, see
+        // `a_floor_changes_the_outcome_and_the_row_says_so`).
         let claude = FakeClaude::start().await;
         let (s, file) = settings_with_env("", &[("ANTHROPIC_API_KEY", MODEL_KEY), ("ANTHROPIC_BASE_URL", &claude.url)]);
         let mut app = TestApp::with_store(s, store, Some(file)).await;

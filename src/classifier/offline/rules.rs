@@ -39,6 +39,21 @@ pub(super) enum Guard {
     OtherObject,
     /// The ask is for later: `a call next week`, `no rush`.
     NotNow,
+    /// The sentence asks how to do something or where something is (`how do I…`, `where
+    /// does…`, `how long are deleted items kept?`): a question about the product, not a report
+    /// of an incident, unless it also says the trouble is ongoing (`still`, `right now`).
+    HowTo,
+    /// The sentence asks for a feature (`feature idea: a banner when a dashboard is
+    /// unavailable`): it describes what should happen, not what happened.
+    FeatureAsk,
+    /// The subject is the customer's own system (`our office network is down`).
+    OwnSystem,
+    /// The phrase names a kind of thing, modifying the noun after it (`data loss prevention
+    /// tool`, `vulnerability disclosure policy`, `outage alerts`).
+    Modifier,
+    /// The phrase is looked for or prevented, not found (`check your login page for XSS`,
+    /// `prevent data loss`).
+    Intensional,
 }
 
 /// One definition clause as phrases.
@@ -101,7 +116,6 @@ pub(super) const CLAUSES: &[Clause] = &[
             "http 503",
             "error 500",
             "500 error",
-            "502",
             "503",
             "504",
             "stopped firing",
@@ -112,14 +126,7 @@ pub(super) const CLAUSES: &[Clause] = &[
             "nothing is reaching",
             "nobody can log in",
             "no one can log in",
-            "all requests",
-            "every request",
-            "every call",
-            "all calls",
-            "all api calls",
             "is unusable",
-            "service unavailable",
-            "unavailable",
             "not responding",
             "isnt responding",
             "throws on init",
@@ -129,9 +136,7 @@ pub(super) const CLAUSES: &[Clause] = &[
             "ausfall",
             "nicht erreichbar",
             "funktioniert nichts",
-            "nichts geht",
             "geht nichts",
-            "kann sich niemand",
             "niemand mehr anmelden",
             "nicht mehr anmelden",
             // es
@@ -156,13 +161,13 @@ pub(super) const CLAUSES: &[Clause] = &[
             "does not load",
             "time out",
             "times out",
-            "timing out",
             "timed out",
-            "is blank",
-            "are blank",
-            "been blank",
-            "blank for",
             "renders an empty",
+            "blank",
+            "crash",
+            "crashes",
+            "crashing",
+            "crashed",
             "can sign in",
             "can log in",
             "can login",
@@ -184,6 +189,13 @@ pub(super) const CLAUSES: &[Clause] = &[
         ],
         confirm: &[
             "everyone",
+            "everybody",
+            "staff",
+            "employees",
+            "all our",
+            "all of us",
+            "whole company",
+            "entire company",
             "nobody",
             "no one",
             "whole team",
@@ -202,7 +214,6 @@ pub(super) const CLAUSES: &[Clause] = &[
             "nadie",
             "clientes",
             "producción",
-            "niemand",
             "alle",
             "ganzes team",
             "kunden",
@@ -212,7 +223,18 @@ pub(super) const CLAUSES: &[Clause] = &[
             "personne",
             "clients",
         ],
-        guards: &[Negated, Hypothetical, Resolved, PastOrPlanned, SingleUser],
+        guards: &[
+            Negated,
+            Hypothetical,
+            Resolved,
+            PastOrPlanned,
+            SingleUser,
+            HowTo,
+            FeatureAsk,
+            OwnSystem,
+            Modifier,
+            Intensional,
+        ],
         weak_guards: &[],
         guarded: &[],
     },
@@ -223,15 +245,12 @@ pub(super) const CLAUSES: &[Clause] = &[
             "data loss",
             "lost data",
             "lost all",
-            "wiped",
             "overwrote",
             "overwritten",
             "disappeared",
-            "vanished",
             "history is gone",
             "data is gone",
             "records are gone",
-            "events are gone",
             "gone from",
             "corrupted",
             "missing after",
@@ -244,10 +263,7 @@ pub(super) const CLAUSES: &[Clause] = &[
             "daten weg",
             "sind leer",
             // es
-            "se borraron",
-            "borraron",
             "se perdieron",
-            "perdimos",
             "datos perdidos",
             "desaparecieron",
             // fr
@@ -259,21 +275,13 @@ pub(super) const CLAUSES: &[Clause] = &[
             "ont disparu",
             "disparu",
         ],
-        weak: &[
-            "are gone",
-            "is gone",
-            "are missing",
-            "is missing",
-            "are empty",
-            "fehlen",
-        ],
+        weak: &["perdimos", "is gone", "is missing", "fehlen"],
         confirm: &[
             "data",
             "event",
             "events",
             "record",
             "records",
-            "rows",
             "contacts",
             "history",
             "dashboards",
@@ -282,9 +290,18 @@ pub(super) const CLAUSES: &[Clause] = &[
             "données",
             "backup",
         ],
-        guards: &[Negated, Hypothetical, Resolved],
+        guards: &[
+            Negated,
+            Hypothetical,
+            Resolved,
+            HowTo,
+            FeatureAsk,
+            Modifier,
+            Intensional,
+        ],
         weak_guards: &[SelfInflicted],
         guarded: &[
+            "wiped",
             "deleted",
             "gelöscht",
             "supprimé",
@@ -305,11 +322,6 @@ pub(super) const CLAUSES: &[Clause] = &[
             "leaked",
             "leak",
             "tenant isolation",
-            "another company",
-            "different company",
-            "another customer",
-            "someone else",
-            "isnt mine",
             "suspicious login",
             "logins to our",
             "public repo",
@@ -323,7 +335,6 @@ pub(super) const CLAUSES: &[Clause] = &[
             "open redirect",
             "csrf",
             "key is visible",
-            "token in",
             // Credentials where they should never be.
             "password in your logs",
             "password in the logs",
@@ -333,7 +344,6 @@ pub(super) const CLAUSES: &[Clause] = &[
             "key in the url",
             "key in your logs",
             "key in the logs",
-            "plain text",
             "none of us invited",
             "thats not us",
             "that is not us",
@@ -349,7 +359,6 @@ pub(super) const CLAUSES: &[Clause] = &[
             "datenleck",
             "brecha de seguridad",
             "fuga de datos",
-            "faille",
             "fuite de données",
         ],
         weak: &[
@@ -361,7 +370,7 @@ pub(super) const CLAUSES: &[Clause] = &[
             "unauthorised",
         ],
         confirm: &[],
-        guards: &[Negated],
+        guards: &[Negated, HowTo, FeatureAsk, Modifier, Intensional],
         weak_guards: &[DocumentRequest, FeatureName],
         guarded: &["security incident", "security issue", "security breach"],
     },
@@ -376,15 +385,11 @@ pub(super) const CLAUSES: &[Clause] = &[
             "legal matter",
             "legal proceedings",
             "legal consequences",
-            "sue",
-            "sue you",
-            "suing",
             "court",
             "litigation",
             "subpoena",
             "breach of contract",
             "cease and desist",
-            "data protection authority",
             "formal notice",
             "damages",
             "gdpr breach",
@@ -410,9 +415,9 @@ pub(super) const CLAUSES: &[Clause] = &[
             "mise en demeure",
             "tribunal",
         ],
-        weak: &["gdpr", "dpa", "legal", "claim"],
+        weak: &["gdpr", "dpa", "legal"],
         confirm: &[],
-        guards: &[Negated],
+        guards: &[Negated, HowTo, FeatureAsk, Modifier, Intensional],
         weak_guards: &[DocumentRequest, FeatureName],
         guarded: &[
             "lawyer", "attorney", "counsel", "abogado", "anwalt", "avocat",
@@ -432,7 +437,6 @@ pub(super) const CLAUSES: &[Clause] = &[
         weak: &[
             "real person",
             "actual person",
-            "real human",
             "a human",
             "human being",
             "speak to someone",
@@ -443,8 +447,6 @@ pub(super) const CLAUSES: &[Clause] = &[
             "an engineer",
             "vraie personne",
             "une personne",
-            "persona real",
-            "una persona",
             "einen menschen",
             "echten menschen",
         ],
@@ -458,7 +460,6 @@ pub(super) const CLAUSES: &[Clause] = &[
             "minutes",
             "in an hour",
             "not a bot",
-            "not the chatbot",
             "not the bot",
             "no bot",
             "automated answer",
@@ -466,12 +467,10 @@ pub(super) const CLAUSES: &[Clause] = &[
             "tout de suite",
             "immédiatement",
             "pas à un robot",
-            "ahora",
-            "no con un bot",
             "sofort",
             "dringend",
         ],
-        guards: &[Negated],
+        guards: &[Negated, Hypothetical, HowTo],
         weak_guards: &[NotNow],
         guarded: &["someone on the phone", "on a call with me"],
     },
@@ -479,10 +478,6 @@ pub(super) const CLAUSES: &[Clause] = &[
         severity: Severity::Urgent,
         name: "Churn risk",
         firm: &[
-            "not renewing",
-            "wont renew",
-            "will not renew",
-            "not renew",
             "moving off",
             "move off",
             "leave your platform",
@@ -494,16 +489,11 @@ pub(super) const CLAUSES: &[Clause] = &[
             "look elsewhere",
             "looking at other options",
             "other options",
-            "move to something else",
-            "something else",
             "close the workspace",
             "close our workspace",
             "close our account",
             "consolidate tools",
-            "last straw",
-            "chopping block",
             "cant justify",
-            "left altogether",
             "review alternatives",
             "reviewing alternatives",
             "evaluating alternatives",
@@ -522,7 +512,6 @@ pub(super) const CLAUSES: &[Clause] = &[
             // de, fr, es
             "kündigen",
             "kündigung",
-            "nicht verlängern",
             "zu wechseln",
             "résilier",
             "résiliation",
@@ -538,8 +527,6 @@ pub(super) const CLAUSES: &[Clause] = &[
             "cancelling",
             "canceling",
             "cancellation",
-            "cancelled",
-            "canceled",
             "cancelar",
             "annuler",
         ],
@@ -558,10 +545,8 @@ pub(super) const CLAUSES: &[Clause] = &[
             "disputing",
             "wrong invoice",
             "invoice is wrong",
-            "charge is wrong",
             "reverse",
             "reversed",
-            "credit that back",
             "credited",
             "still billed",
             "still charged",
@@ -582,13 +567,9 @@ pub(super) const CLAUSES: &[Clause] = &[
             "nobody on our team approved",
             "nobody approved",
             "didnt approve",
-            "not what we agreed",
-            "without any notice",
-            "without notice",
             "doesnt match our quote",
             "correct it",
             "reissue",
-            "two invoices",
             "paid twice",
             "hit three times",
             // es
@@ -603,12 +584,11 @@ pub(super) const CLAUSES: &[Clause] = &[
             "abgebucht",
             // fr
             "rembourser",
-            "débités",
             "facture erronée",
         ],
         weak: &[],
         confirm: &[],
-        guards: &[Negated],
+        guards: &[Negated, Resolved],
         weak_guards: &[OtherObject],
         guarded: &["refund", "reembolso", "remboursement", "rückerstattung"],
     },
@@ -620,7 +600,6 @@ pub(super) const CLAUSES: &[Clause] = &[
             "third time",
             "second time asking",
             "second message",
-            "asking again",
             "following up again",
             "follow up again",
             "earlier today",
@@ -630,7 +609,6 @@ pub(super) const CLAUSES: &[Clause] = &[
             "nobody answered",
             "no one answered",
             "nobody has replied",
-            "still no answer",
             "still no reply",
             "still waiting",
             "re re",
@@ -644,7 +622,6 @@ pub(super) const CLAUSES: &[Clause] = &[
             "zum zweiten mal",
             "zweite nachricht",
             "noch keine antwort",
-            "segundo correo",
             "segunda vez",
             "tercera vez",
             "sin respuesta",
@@ -660,6 +637,235 @@ pub(super) const CLAUSES: &[Clause] = &[
         guarded: &[],
     },
 ];
+
+/// One list of phrases, named for reports.
+pub(super) struct List {
+    /// `Production down: firm`, `NEGATORS`.
+    pub name: String,
+    /// Its phrases.
+    pub phrases: &'static [&'static str],
+    /// It raises a severity (a clause's phrases, competitors, the charge words); else it
+    /// lowers one or stops one from rising (the guards' words, the rates of the amount rule).
+    pub raises: bool,
+}
+
+/// Every list of phrases that decides a severity or guards one: what `super::contamination`
+/// looks for in a holdout. The pairs of [`PAIRS`] are looked for as pairs; the topic and tone
+/// lists decide no severity.
+pub(super) fn lists() -> Vec<List> {
+    let list = |name: String, phrases: &'static [&'static str], raises: bool| List {
+        name,
+        phrases,
+        raises,
+    };
+    let mut out = Vec::new();
+    for c in CLAUSES {
+        out.push(list(format!("{}: firm", c.name), c.firm, true));
+        out.push(list(format!("{}: firm, guarded", c.name), c.guarded, true));
+        out.push(list(format!("{}: ambiguous", c.name), c.weak, true));
+        out.push(list(format!("{}: confirms", c.name), c.confirm, true));
+    }
+    let raising: [(&str, &'static [&'static str]); 5] = [
+        ("COMPETITORS", COMPETITORS),
+        ("FRUSTRATION", FRUSTRATION),
+        ("ACCESS", ACCESS),
+        ("CHARGE_WORDS", CHARGE_WORDS),
+        ("AGENTS", AGENTS),
+    ];
+    out.extend(
+        raising
+            .into_iter()
+            .map(|(n, l)| list(n.to_owned(), l, true)),
+    );
+    let lowering: [(&str, &'static [&'static str]); 31] = [
+        ("RATE_UNITS", RATE_UNITS),
+        ("PER", PER),
+        ("RATES", RATES),
+        ("CONTRACT_NOUNS", CONTRACT_NOUNS),
+        ("NEGATORS", NEGATORS),
+        ("NOT_NEGATING", NOT_NEGATING),
+        ("CONDITIONALS", CONDITIONALS),
+        ("RESOLVED", RESOLVED),
+        ("PAST_OR_PLANNED", PAST_OR_PLANNED),
+        ("TIME_UNITS", TIME_UNITS),
+        ("CLAUSE_BREAKS", CLAUSE_BREAKS),
+        ("NAME_CUES", NAME_CUES),
+        ("MENTION_CUES", MENTION_CUES),
+        ("FILLERS", FILLERS),
+        ("HOW_TO", HOW_TO),
+        ("FEATURE_ASKS", FEATURE_ASKS),
+        ("ONGOING", ONGOING),
+        ("SINGLE_USER", SINGLE_USER),
+        ("DOCUMENTS", DOCUMENTS),
+        ("DOCUMENT_REQUESTS", DOCUMENT_REQUESTS),
+        ("FEATURE_NOUNS", FEATURE_NOUNS),
+        ("DELETIONS", DELETIONS),
+        ("SELF_INFLICTED_BEFORE", SELF_INFLICTED_BEFORE),
+        ("SELF_INFLICTED", SELF_INFLICTED),
+        ("OTHER_OBJECTS", OTHER_OBJECTS),
+        ("LATER", LATER),
+        ("BOILERPLATE", BOILERPLATE),
+        ("OWN_SYSTEMS", OWN_SYSTEMS),
+        ("MODIFIED_HEADS", MODIFIED_HEADS),
+        ("SEARCH_VERBS", SEARCH_VERBS),
+        ("PREVENT", PREVENT),
+    ];
+    out.extend(
+        lowering
+            .into_iter()
+            .map(|(n, l)| list(n.to_owned(), l, false)),
+    );
+    out
+}
+
+/// A clause-level rule: a phrase of `first`, then within `gap` words in the same clause (see
+/// `super::doc::Sentence::same_clause`) a phrase of `then`, where a single phrase would be
+/// too weak or a list of every wording too long: `we won't be renewing`, `moving to Amplitude`,
+/// `other tenants' files`. The pair belongs to a clause of [`CLAUSES`] (its severity and guards
+/// apply, checked before the pair's first word).
+#[derive(Debug)]
+pub(super) struct Pair {
+    /// The name of the clause of [`CLAUSES`] it belongs to.
+    pub clause: &'static str,
+    /// The first part (`won't`, `moving to`, `another`).
+    pub first: &'static [&'static str],
+    /// The second part (`renew`, a competitor, `company`).
+    pub then: &'static [&'static str],
+    /// Most words between the two.
+    pub gap: usize,
+    /// When not empty, one of these must be in the same sentence (`see`, `access`: another
+    /// company's data *in sight*, not a customer who moved to a different company).
+    pub context: &'static [&'static str],
+}
+
+/// The clause-level rules.
+pub(super) const PAIRS: &[Pair] = &[
+    // A threat to sue needs someone who sues: `we will sue`, `our client is suing`, never
+    // `Sue from Brightline` or `the tennis court`.
+    Pair {
+        clause: "Legal language",
+        first: AGENTS,
+        then: &["sue", "suing"],
+        gap: 3,
+        context: &[],
+    },
+    // A renewal that will not happen, however it is worded: `we won't renew`, `we won't be
+    // renewing`, `we are not going to renew`.
+    Pair {
+        clause: "Churn risk",
+        first: &["not", "wont", "never"],
+        then: &["renew", "renewing"],
+        gap: 2,
+        context: &[],
+    },
+    // Leaving for a named competitor: `moving to Amplitude next month`.
+    Pair {
+        clause: "Churn risk",
+        first: &[
+            "moving to",
+            "move to",
+            "switching to",
+            "switch to",
+            "migrating to",
+            "migrate to",
+            "going with",
+        ],
+        then: COMPETITORS,
+        gap: 1,
+        context: &[],
+    },
+    // Another tenant's data in sight: `I can see another company's data`, `download other
+    // tenants' files`.
+    Pair {
+        clause: "Security report",
+        first: &["another", "other", "different"],
+        then: &[
+            "company",
+            "customer",
+            "tenant",
+            "organisation",
+            "organization",
+        ],
+        gap: 1,
+        context: ACCESS,
+    },
+    // Every request failing: `every call returns 500`, `todas las peticiones devuelven error`.
+    Pair {
+        clause: "Production down",
+        first: &["every", "todas"],
+        then: &["request", "call", "peticiones"],
+        gap: 1,
+        context: &[],
+    },
+    // An invoice said to be wrong: `the invoice shows the wrong seat count`.
+    Pair {
+        clause: "Billing dispute",
+        first: &["invoice", "bill"],
+        then: &["wrong", "incorrect"],
+        gap: 2,
+        context: &[],
+    },
+];
+
+/// Who can take legal action: the customer, their company or their lawyers (`we`, `I'll`,
+/// `our client`).
+pub(super) const AGENTS: &[&str] = &[
+    "we", "i", "well", "ill", "were", "im", "weve", "ive", "our", "my", "client", "company", "they",
+];
+
+/// Verbs and words that put data in sight (for another tenant's data).
+pub(super) const ACCESS: &[&str] = &[
+    "see", "seeing", "saw", "access", "accessed", "view", "open", "opened", "read", "shows",
+    "showing", "visible", "belong",
+];
+
+/// Words of a sentence that speaks of a charge: the amounts there are the ones a billing
+/// dispute can be about (`super::amounts::disputed`).
+pub(super) const CHARGE_WORDS: &[&str] = &[
+    "charge",
+    "charged",
+    "charging",
+    "bill",
+    "billed",
+    "invoice",
+    "invoiced",
+    "refund",
+    "refunded",
+    "card",
+    "paid",
+    "debited",
+    "fee",
+    "overcharge",
+    "overcharged",
+    // es, de, fr
+    "cobro",
+    "cobraron",
+    "cobrado",
+    "factura",
+    "reembolso",
+    "abgebucht",
+    "belastet",
+    "rechnung",
+    "erstatten",
+    "facture",
+    "facturé",
+    "prélevé",
+    "remboursement",
+    "rembourser",
+];
+
+/// Units that make an amount a rate after `/`, `a`, `per` (`$12,000/yr`, `$40 per seat`).
+pub(super) const RATE_UNITS: &[&str] = &["yr", "year", "mo", "month", "annum", "seat", "user"];
+
+/// Words linking an amount to a [`RATE_UNITS`] word.
+pub(super) const PER: &[&str] = &["a", "an", "per", "every", "each"];
+
+/// Words that make the amount before them a rate on their own (`$899 each`, `$12k annually`).
+pub(super) const RATES: &[&str] = &["each", "annually", "yearly", "monthly", "annual"];
+
+/// Words that make the amount before them the size of a contract (`a $12,000 plan`).
+pub(super) const CONTRACT_NOUNS: &[&str] =
+    &["plan", "contract", "subscription", "deal", "budget", "arr"];
 
 /// Competitor names; they count only with frustration language (see [`FRUSTRATION`]).
 pub(super) const COMPETITORS: &[&str] = &[
@@ -696,13 +902,9 @@ pub(super) const FRUSTRATION: &[&str] = &[
     "annoying",
     "ridiculous",
     "unacceptable",
-    "not acceptable",
     "does this better",
     "much better",
     "why are we paying",
-    "regret",
-    "exhausting",
-    "so slow",
     "nervt",
     "frustrierend",
     "harto",
@@ -712,8 +914,9 @@ pub(super) const FRUSTRATION: &[&str] = &[
 /// Words that, just before a phrase, negate it.
 pub(super) const NEGATORS: &[&str] = &[
     "not", "no", "never", "nothing", "without", "isnt", "arent", "wasnt", "werent", "dont",
-    "doesnt", "didnt", "havent", "hasnt", "nicht", "kein", "keine", "keinen", "pas", "jamais",
-    "aucun", "aucune", "sin", "nunca", "ningún", "ninguna",
+    "doesnt", "didnt", "havent", "hasnt", "wont", "cant", "cannot", "couldnt", "wouldnt",
+    "shouldnt", "nicht", "kein", "keine", "keinen", "pas", "jamais", "aucun", "aucune", "sin",
+    "ningún", "ninguna",
 ];
 
 /// A negator followed by one of these is no negation (`not only`, `not sure if`).
@@ -722,6 +925,7 @@ pub(super) const NOT_NEGATING: &[&str] = &["only", "just", "sure", "even"];
 /// Conditionals that make an incident hypothetical when they come just before it.
 pub(super) const CONDITIONALS: &[&str] = &[
     "if",
+    "whenever",
     "in case",
     "whether",
     "would",
@@ -734,6 +938,9 @@ pub(super) const CONDITIONALS: &[&str] = &[
 /// The sentence says the incident is over.
 pub(super) const RESOLVED: &[&str] = &[
     "resolved",
+    "was refunded",
+    "were refunded",
+    "been refunded",
     "fixed",
     "fine now",
     "fine since",
@@ -757,42 +964,239 @@ pub(super) const RESOLVED: &[&str] = &[
     "résolu",
 ];
 
-/// The sentence is about a planned or a past event.
+/// The sentence is about a planned or a past event (so is `next` or `last` with a word of
+/// [`TIME_UNITS`]: `next Tuesday`, `last week`).
 pub(super) const PAST_OR_PLANNED: &[&str] = &[
     "planned",
     "scheduled",
     "maintenance",
     "upcoming",
-    "next week",
-    "next weekend",
-    "next month",
-    "next monday",
-    "next tuesday",
-    "next wednesday",
-    "next thursday",
-    "next friday",
-    "next saturday",
-    "next sunday",
     "will there be",
-    "avoid downtime",
     "any downtime",
     "in advance",
-    "yesterday",
-    "yesterdays",
-    "last week",
-    "last weeks",
-    "last month",
-    "last monday",
-    "last tuesday",
-    "last wednesday",
-    "last thursday",
-    "last friday",
 ];
+
+/// Words that end a clause: a negation, a subject or a condition before them does not reach a
+/// phrase after them (`we can't believe it, but the data is gone`: the data is gone).
+pub(super) const CLAUSE_BREAKS: &[&str] = &[
+    "and", "but", "because", "so", "that", "which", "who", "although", "while", "y", "pero",
+    "porque", "und", "aber", "dass", "et", "mais", "parce",
+];
+
+/// Words just before a name (`this is Sue`, `my colleague Court`, `thanks, Sue`).
+pub(super) const NAME_CUES: &[&str] = &[
+    "this is",
+    "im",
+    "i am",
+    "name is",
+    "colleague",
+    "coworker",
+    "teammate",
+    "manager",
+    "customer",
+    "client",
+    "ask",
+    "cc",
+    "dear",
+    "hi",
+    "hello",
+    "hey",
+    "thanks",
+    "regards",
+    "cheers",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "with",
+    "and",
+    "named",
+    "called",
+];
+
+/// Words that announce a quotation as a mention (`the word "lawsuit"`, `a field called
+/// "court"`): the quoted words are talked about, not said.
+pub(super) const MENTION_CUES: &[&str] = &[
+    "word", "words", "phrase", "term", "text", "wording", "string", "label", "tag", "title",
+    "named", "called", "column", "field", "keyword", "heading",
+];
+
+/// Units of time that `next` or `last` make a planned or past event (`next Tuesday`).
+pub(super) const TIME_UNITS: &[&str] = &[
+    "week",
+    "weekend",
+    "month",
+    "quarter",
+    "year",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// Words a question may open with before its question word (`hi, quick question: how do…`).
+pub(super) const FILLERS: &[&str] = &[
+    "hi",
+    "hello",
+    "hey",
+    "hola",
+    "hallo",
+    "bonjour",
+    "quick",
+    "question",
+    "q",
+    "also",
+    "and",
+    "so",
+    "btw",
+    "ok",
+    "okay",
+    "sorry",
+    "there",
+    "support",
+    "guys",
+    "team",
+    "one",
+    "more",
+    "please",
+    "pls",
+    "just",
+    "wondering",
+];
+
+/// How a question about the product opens (`how do I…`, `where does…`, `is there a way…`).
+pub(super) const HOW_TO: &[&str] = &[
+    "can i",
+    "can we",
+    "could i",
+    "could we",
+    "how do",
+    "how does",
+    "how can",
+    "how could",
+    "how to",
+    "how long",
+    "how often",
+    "how much",
+    "how many",
+    "how would",
+    "where do",
+    "where does",
+    "where can",
+    "where is",
+    "where are",
+    "where should",
+    "is there a way",
+    "is there an option",
+    "is there a setting",
+    "is it possible",
+    "do you have",
+    "do you support",
+    "do you offer",
+    "does your",
+    "whats the best way",
+    "what is the best way",
+    // es, de, fr
+    "cómo",
+    "como",
+    "dónde",
+    "donde",
+    "wie",
+    "wo",
+    "comment",
+    "où",
+];
+
+/// A sentence that asks for a feature.
+pub(super) const FEATURE_ASKS: &[&str] = &[
+    "feature request",
+    "small idea",
+    "would be great",
+    "would be nice",
+    "would love",
+    "please add",
+    "could you add",
+    "can you add",
+    "any plans",
+    "any chance",
+    "on the roadmap",
+    "suggestion",
+    "sugerencia",
+];
+
+/// The customer's own systems, as the subject of a failure (`our office network is down`).
+pub(super) const OWN_SYSTEMS: &[&str] = &[
+    "our own",
+    "my own",
+    "our office",
+    "office network",
+    "our network",
+    "my network",
+    "our internet",
+    "my internet",
+    "our wifi",
+    "my wifi",
+    "our vpn",
+    "my laptop",
+    "my computer",
+];
+
+/// Nouns a trigger phrase can modify, naming a kind of thing rather than an event (`data loss
+/// prevention tool`, `vulnerability disclosure policy`, `outage alerts`, `damages column`).
+pub(super) const MODIFIED_HEADS: &[&str] = &[
+    "policy",
+    "policies",
+    "process",
+    "program",
+    "programme",
+    "training",
+    "drill",
+    "prevention",
+    "scanner",
+    "settings",
+    "page",
+    "tool",
+    "column",
+    "field",
+    "tag",
+    "alert",
+    "alerts",
+    "notification",
+    "notifications",
+    "history",
+    "checklist",
+    "template",
+    "runbook",
+];
+
+/// Verbs that look for something (`check … for XSS`): what they look for is not found yet.
+pub(super) const SEARCH_VERBS: &[&str] = &[
+    "check",
+    "checking",
+    "test",
+    "scan",
+    "scanning",
+    "look",
+    "looking",
+    "search",
+    "searching",
+    "audit",
+    "probe",
+    "protect",
+    "protected",
+    "monitor",
+    "monitoring",
+];
+
+/// Words that prevent what follows (`prevent data loss`).
+pub(super) const PREVENT: &[&str] = &["prevent", "prevents", "preventing", "verhindern"];
 
 /// Words that say it is happening now, overriding [`PAST_OR_PLANNED`] and [`RESOLVED`].
 pub(super) const ONGOING: &[&str] = &[
     "still",
-    "again",
     "right now",
     "currently",
     "at the moment",
@@ -828,7 +1232,6 @@ pub(super) const DOCUMENTS: &[&str] = &[
     "iso 27001",
     "pen test",
     "pentest",
-    "penetration test",
     "whitepaper",
     "white paper",
     "questionnaire",
@@ -840,20 +1243,15 @@ pub(super) const DOCUMENTS: &[&str] = &[
     "msa",
     "nda",
     "contract",
-    "terms",
-    "terms of service",
-    "tos",
     "agreement",
     "addendum",
     "subprocessors",
     "subprocessor",
-    "documentation",
     "doc link",
     "docs",
     "link",
     "summary",
     "attestation",
-    "paperwork",
     "copy",
     "report",
 ];
@@ -862,21 +1260,17 @@ pub(super) const DOCUMENTS: &[&str] = &[
 pub(super) const DOCUMENT_REQUESTS: &[&str] = &[
     "send",
     "share",
-    "provide",
     "need",
     "needs",
     "could you",
     "can you",
     "could we",
-    "can we",
     "do you have",
     "where",
     "review",
     "countersign",
     "sign",
-    "complete",
     "fill",
-    "download",
     "attached",
     "asks for",
     "asked for",
@@ -898,7 +1292,6 @@ pub(super) const FEATURE_NOUNS: &[&str] = &[
     "toggle",
     "team",
     "teams",
-    "folks",
     "people",
     "review",
     "reviews",
@@ -906,11 +1299,9 @@ pub(super) const FEATURE_NOUNS: &[&str] = &[
     "whitepaper",
     "policy",
     "report",
-    "documentation",
     "requirements",
     "standards",
     "officer",
-    "department",
     "audit",
     "certifications",
     "compliance",
@@ -918,7 +1309,6 @@ pub(super) const FEATURE_NOUNS: &[&str] = &[
     "group",
     "workspace",
     "entity",
-    "name",
     "hold",
     "practices",
     "question",
@@ -926,7 +1316,7 @@ pub(super) const FEATURE_NOUNS: &[&str] = &[
 ];
 
 /// Deletion words whose subject [`SELF_INFLICTED_BEFORE`] may be.
-pub(super) const DELETIONS: &[&str] = &["deleted", "removed", "gelöscht", "supprimé", "borré"];
+pub(super) const DELETIONS: &[&str] = &["deleted", "wiped", "gelöscht", "supprimé", "borré"];
 
 /// Words just before `deleted` that make it the customer's own doing (`I deleted`).
 pub(super) const SELF_INFLICTED_BEFORE: &[&str] = &[
@@ -941,6 +1331,8 @@ pub(super) const SELF_INFLICTED_BEFORE: &[&str] = &[
 
 /// Words anywhere in the sentence that make a deletion the customer's own doing.
 pub(super) const SELF_INFLICTED: &[&str] = &[
+    "on purpose",
+    "intentionally",
     "by mistake",
     "by accident",
     "accidentally",
@@ -970,7 +1362,6 @@ pub(super) const OTHER_OBJECTS: &[&str] = &[
     "call",
     "demo",
     "upload",
-    "query",
     "report",
     "email",
     "alert",
@@ -990,6 +1381,8 @@ pub(super) const LATER: &[&str] = &[
     "when you have time",
     "at your convenience",
     "next quarter",
+    "in future",
+    "in the future",
 ];
 
 /// Sentences that are email boilerplate (confidentiality notices): left out of matching.

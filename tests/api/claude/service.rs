@@ -170,6 +170,113 @@ async fn eval_with_claude_warms_the_cache_then_reports_accuracy_tokens_and_cost(
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// Answers as [`labelled_answer`], but the API refuses the requests for H-003 and H-040 (a 400
+/// is not retried): the offline classifier stands in for them.
+fn labelled_answer_with_two_refusals(req: &Request) -> ResponseTemplate {
+    if let Ok(body) = req.body_json::<Value>() {
+        let user = body["messages"][0]["content"].as_str().unwrap_or_default();
+        let refused = ["SDK changelog 3.3 → 3.4", "Half our events vanished"];
+        if refused
+            .iter()
+            .any(|s| user.contains(&format!("subject: {s}\n")))
+        {
+            return api_error(400, "invalid_request_error", None);
+        }
+    }
+    labelled_answer(req)
+}
+
+/// A fallback row is a miss of the model, whatever the offline classifier answered: the
+/// accuracy is the model's, the fallbacks and their reasons stand beside it, and the command
+/// exits 1 unless `--allow-fallbacks`.
+#[tokio::test(flavor = "multi_thread")]
+async fn eval_with_claude_counts_fallbacks_as_misses_of_the_model() {
+    let server = MockServer::start().await;
+    mount_known_model(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(labelled_answer_with_two_refusals)
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let out = tokio::task::spawn_blocking(move || run_eval(&uri, &[]))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("2 of 54 tickets fell back to the offline classifier"),
+        "{stderr}"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // H-002 wrong, H-003 and H-040 fell back: 51 of 54 are the model's hits.
+    assert_eq!(v["correct"], 51);
+    assert_eq!(v["fallbacks"], 2);
+    assert_eq!(v["fallback_reasons"], json!({"upstream_400": 2}));
+    assert_eq!(v["fallbacks_by_expected"]["routine"], 1);
+    assert_eq!(v["fallbacks_by_expected"]["on_fire"], 1);
+    let fell_back: Vec<&Value> = v["misses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["fallback_reason"].is_string())
+        .collect();
+    assert_eq!(fell_back.len(), 2);
+    assert_eq!(fell_back[0]["ticket_id"], "H-003");
+    assert_eq!(
+        fell_back[0]["fallback_reason"],
+        "upstream_400: invalid_request_error"
+    );
+    // H-003 is routine; the fallback raises routine to urgent (a person sees what the model
+    // did not judge). A miss of the model either way.
+    assert_eq!(fell_back[0]["predicted"], "urgent");
+    let classified: u64 = v["confusion"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|r| r.as_object().unwrap().values())
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(classified, 52, "the matrix holds the model's answers only");
+
+    let uri = server.uri();
+    let out = tokio::task::spawn_blocking(move || {
+        run_eval(&uri, &["--allow-fallbacks", "--min-accuracy", "0.9"])
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // As text: the accuracy, then the fallbacks and their reasons beside it.
+    let uri = server.uri();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_escalator"))
+            .args(["eval", "--classifier", "claude", "--allow-fallbacks"])
+            .env("ANTHROPIC_API_KEY", KEY)
+            .env("ANTHROPIC_BASE_URL", uri)
+            .env_remove("ESCALATOR_CONFIG")
+            .env_remove("ESCALATOR_MODEL")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "accuracy: 51/54 = 94.4% (95% Wilson interval 84.9%–98.1%)\n\
+             fallbacks: 2 of 54 rows fell back to the offline classifier (upstream_400 2), counted as misses of the model\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("H-003: expected routine, FELL BACK (upstream_400: invalid_request_error); the fallback decided urgent"),
+        "{stdout}"
+    );
+}
+
 /// Collects formatted log lines for assertions.
 #[tokio::test(flavor = "current_thread")]
 async fn a_refused_call_is_logged_at_error_once_per_kind_without_the_key_or_ticket() {

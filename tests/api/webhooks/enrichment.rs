@@ -94,15 +94,15 @@ async fn plain_reads_the_configured_places_and_a_floor_reaches_the_note() {
         "the tenant field before the contract value"
     );
     assert!(!d.enrichment_failed);
-    // The offline classifier calls an enterprise how-to urgent; the configured floor decides.
-    assert_eq!(d.model_severity, Severity::Urgent);
+    // The offline classifier judges the words of a how-to routine; the configured floor decides.
+    assert_eq!(d.model_severity, Severity::Routine);
     assert_eq!(d.severity, Severity::OnFire);
     assert_eq!(d.weighting_rule.as_deref(), Some("tiers.enterprise"));
     assert_eq!(d.route.as_str(), "engineering");
     let notes = notes_received(&mocks).await;
     let text = notes[0]["variables"]["input"]["text"].as_str().unwrap();
     assert!(
-        text.contains("Severity raised from urgent by rule tiers.enterprise."),
+        text.contains("Severity raised from routine by rule tiers.enterprise."),
         "{text}"
     );
     assert_eq!(text, note_text(&d));

@@ -31,7 +31,7 @@ fn labels_check_passes_the_shipped_files_with_a_summary() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("labels/labels.csv: ok\n105 rows\n"),
+        stdout.starts_with("labels/labels.csv: ok\n108 rows\n"),
         "{stdout}"
     );
     assert!(stdout.contains("routine"));
@@ -241,7 +241,7 @@ fn eval_reports_accuracy_and_gates_on_min_accuracy() {
     // The contamination report: no rule phrase only the holdout carries, so both figures agree.
     assert!(
         stdout.contains(
-            "contamination: no rule phrase matches a row here and none of the 105 training rows"
+            "contamination: no rule phrase matches a row here and none of the 108 training rows"
         ),
         "{stdout}"
     );

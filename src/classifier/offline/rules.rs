@@ -351,6 +351,7 @@ pub(super) const CLAUSES: &[Clause] = &[
             "we didnt make",
             "we didnt create",
             "security hole",
+            "responsible disclosure",
             "security bug",
             "security problem",
             "security vulnerability",
@@ -1221,6 +1222,7 @@ pub(super) const SINGLE_USER: &[&str] = &[
     "works in chrome",
     "other browsers",
     "on my laptop",
+    "my phone",
     "on my machine",
 ];
 

@@ -7,6 +7,7 @@
 //! Over 450 lines: the `Store` port (every method documented with its guarantees) and its row
 //! types; the SQL is in sql.rs.
 
+mod redact;
 pub mod settings;
 mod sql;
 
@@ -21,6 +22,7 @@ use sqlx::{
 
 use crate::domain::{Decision, IdempotencyKey, Source, Ticket};
 
+pub use redact::redact_url;
 pub use settings::{DEFAULT_STALE_AFTER, StoreSettings};
 pub use sql::{PgStore, SqliteStore};
 
@@ -556,7 +558,14 @@ fn sqlite_migrator() -> sqlx::migrate::Migrator {
 /// When the URL has an unknown scheme, the database cannot be reached, or a migration fails.
 pub async fn connect(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>> {
     use anyhow::Context as _;
-    let url = settings.url.as_str();
+    let (url, unread) = redact::for_driver(&settings.url);
+    for name in unread {
+        tracing::warn!(
+            parameter = %name,
+            "DATABASE_URL: the driver does not read this parameter; it is ignored"
+        );
+    }
+    let url = url.as_ref();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let opts =
             PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid postgres URL")?;
@@ -624,37 +633,4 @@ where
         .context(cannot_open)?;
     migrator.run(&pool).await.context(migrations_failed)?;
     Ok(pool)
-}
-
-/// The database URL with any password replaced by `***`, for logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_never_reach_logs() {
-        for (url, logged) in [
-            (
-                "postgres://u:secret@h:5432/db",
-                "postgres://u:***@h:5432/db",
-            ),
-            ("postgres://u@h/db", "postgres://u@h/db"),
-            ("sqlite://escalator.db", "sqlite://escalator.db"),
-        ] {
-            assert_eq!(redact_url(url), logged);
-        }
-    }
 }

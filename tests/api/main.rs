@@ -31,6 +31,7 @@ mod pg;
 mod review;
 mod review_labels_web;
 mod review_web;
+mod security;
 mod store;
 mod webhooks;
 mod weighting;

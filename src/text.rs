@@ -7,7 +7,9 @@
 //! - [`fold`]: the matching key of the phrase rules (typographic punctuation as ASCII, invisible
 //!   characters dropped, NFKC, Unicode full case folding);
 //! - [`without_nul`], [`has_control`]: what the routing log cannot store (PostgreSQL `TEXT`
-//!   rejects NUL) and what an id must not contain.
+//!   rejects NUL) and what an id must not contain;
+//! - [`for_terminal`]: text a terminal shows as it is, with nothing that drives the terminal
+//!   (escape sequences, carriage returns, bidi overrides).
 //!
 //! Every function is total: any `&str` in, no panic (property tests in `tests/unicode.rs`).
 
@@ -77,6 +79,40 @@ pub fn without_nul(s: &str) -> Cow<'_, str> {
 /// an id.
 pub fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
+}
+
+/// Whether a terminal would act on `c` instead of showing it: a C0 control but newline and
+/// tab (ESC starts the ANSI and OSC sequences that recolour, hide, move the cursor, set the
+/// window title or make OSC 8 links; CR and backspace overwrite what was shown), DEL, a C1
+/// control (CSI and OSC have one-character C1 forms), or a bidi control that reorders the text
+/// around it (the marks, embeddings, overrides and isolates of "Trojan Source",
+/// CVE-2021-42574).
+fn drives_terminal(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `s` as a terminal may show it: every character that would drive the terminal (see
+/// [`drives_terminal`]) is written visibly as `\u{1b}`, so the reader sees that it was there
+/// and what it was, and nothing else changes (newlines and tabs stay). Borrowed when there is
+/// none. Ticket text and anything derived from it goes through this before it reaches a
+/// terminal (`escalator review`, `labels add-from-reviews`).
+pub fn for_terminal(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(drives_terminal) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if drives_terminal(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// The matching key of `s`, for comparing text and never for showing it:
@@ -189,6 +225,27 @@ mod tests {
         assert_eq!(fold("ﬁle"), "file");
         assert_eq!(fold("la APLICACIÓN"), "la aplicación");
         assert_eq!(fold("a\u{00A0}b\u{3000}c\nd"), "a b c d");
+    }
+
+    #[test]
+    fn a_terminal_sees_escape_sequences_and_bidi_overrides_instead_of_obeying_them() {
+        assert_eq!(
+            for_terminal("\u{1b}[2J\u{1b}]0;pwned\u{7}ok"),
+            "\\u{1b}[2J\\u{1b}]0;pwned\\u{7}ok"
+        );
+        assert_eq!(
+            for_terminal("\u{1b}]8;;https://evil\u{1b}\\click\u{1b}]8;;\u{1b}\\"),
+            "\\u{1b}]8;;https://evil\\u{1b}\\click\\u{1b}]8;;\\u{1b}\\"
+        );
+        assert_eq!(for_terminal("paid\rREFUND"), "paid\\u{d}REFUND");
+        assert_eq!(for_terminal("a\u{9b}31mb\u{7f}"), "a\\u{9b}31mb\\u{7f}");
+        assert_eq!(
+            for_terminal("user\u{202E}gnp.exe\u{2066}x\u{2069}\u{200F}"),
+            "user\\u{202e}gnp.exe\\u{2066}x\\u{2069}\\u{200f}"
+        );
+        // Newlines, tabs and everything printable stay as they are, borrowed.
+        let kept = "Line 1\n\tCan’t log in 🔥 日本語 مرحبا";
+        assert!(matches!(for_terminal(kept), Cow::Borrowed(s) if s == kept));
     }
 
     #[test]

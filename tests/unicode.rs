@@ -5,7 +5,7 @@
 //!
 //! Entry points: the offline classifier, `Ticket::parse`, the Plain and Pylon webhook parsers,
 //! the model-output validator, the labels parser, the text helpers (truncation, excerpts,
-//! folding, `one_sentence`) and the note renderers. Its own test binary: pure functions, no
+//! folding, `one_sentence`, terminal escaping) and the note renderers. Its own test binary: pure functions, no
 //! harness to share, and proptest keeps its regressions next to this file
 //! (`tests/unicode.proptest-regressions`), which a move would orphan.
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
@@ -108,6 +108,11 @@ const FRAGMENTS: &[&str] = &[
     "\t",
     "\u{7}",
     "\u{85}",
+    "\u{1b}[31m",
+    "\u{1b}]0;title\u{7}",
+    "\u{9b}",
+    "\u{2066}",
+    "\u{2069}",
     "\u{2028}",
     "<p>",
     "</p>",
@@ -662,6 +667,20 @@ proptest! {
         let (out, _) = domain::one_sentence(&s, words);
         prop_assert!(out.chars().count() <= MAX_REASONING_CHARS);
         prop_assert!(!text::has_control(&out));
+    }
+
+    #[test]
+    fn nothing_that_drives_a_terminal_survives_for_terminal(s in any_text()) {
+        let t = text::for_terminal(&s);
+        for c in t.chars() {
+            let bidi = matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+            prop_assert!(!bidi && (!c.is_control() || c == '\n' || c == '\t'), "{:?} in {:?}", c, t);
+        }
+        // Lines stay lines, and text without such characters is left as it is.
+        prop_assert_eq!(t.matches('\n').count(), s.matches('\n').count());
+        if t.len() == s.len() {
+            prop_assert_eq!(t.as_ref(), s.as_str());
+        }
     }
 
     #[test]

@@ -297,7 +297,7 @@ pub fn add_from_reviews(args: AddFromReviewsArgs) -> ExitCode {
     match result {
         Ok(added) => {
             for e in &added.rows {
-                println!(
+                let line = format!(
                     "{} {}: {} -> {} ({})",
                     if args.dry_run { "would add" } else { "added" },
                     e.ticket_id,
@@ -305,6 +305,7 @@ pub fn add_from_reviews(args: AddFromReviewsArgs) -> ExitCode {
                     e.severity,
                     e.why
                 );
+                println!("{}", crate::text::for_terminal(&line));
             }
             println!(
                 "{name}: {} row(s) {}, {} already there, {} without ticket text; labels check: ok",

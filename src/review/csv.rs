@@ -1,8 +1,14 @@
 //! The review as a spreadsheet: `escalator review export` writes a day's open sample as CSV
 //! (the ticket, the decision, and empty verdict columns); `escalator review import` validates
 //! every row and stores the verdicts, or stores nothing when any row is wrong.
+//!
+//! Ticket text is written so that a spreadsheet never runs it (CSV injection, OWASP): a cell
+//! that starts with `=`, `+`, `-`, `@`, tab or carriage return would be read as a formula, so
+//! the export puts a `'` before it ([`neutralise`]), which spreadsheets show as text; the
+//! import takes exactly that `'` off again ([`restore`]), so the round trip keeps every cell
+//! byte for byte.
 
-use std::collections::BTreeSet;
+use std::{borrow::Cow, collections::BTreeSet};
 
 use crate::{
     domain::{Sentiment, Severity},
@@ -46,6 +52,32 @@ pub const HEADER: [&str; 26] = [
     "shadow_applies",
 ];
 
+/// The first characters that make a spreadsheet read a cell as a formula (OWASP, "CSV
+/// Injection"): `=`, `+`, `-`, `@`, tab and carriage return.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// What the export puts before such a cell: spreadsheets show a cell that starts with `'` as
+/// text.
+const TEXT_MARK: char = '\'';
+
+/// `cell` as the export writes it: with [`TEXT_MARK`] before it when it starts with a formula
+/// character, or with the mark itself (so that [`restore`] can tell the two apart and the round
+/// trip is exact). Borrowed otherwise.
+pub fn neutralise(cell: &str) -> Cow<'_, str> {
+    match cell.chars().next() {
+        Some(c) if FORMULA_STARTS.contains(&c) || c == TEXT_MARK => {
+            Cow::Owned(format!("{TEXT_MARK}{cell}"))
+        }
+        _ => Cow::Borrowed(cell),
+    }
+}
+
+/// `cell` as the import reads it: the one [`TEXT_MARK`] [`neutralise`] put before it taken
+/// off, so `restore(&neutralise(s)) == s` for every `s`.
+pub fn restore(cell: &str) -> &str {
+    cell.strip_prefix(TEXT_MARK).unwrap_or(cell)
+}
+
 /// `churn_risk=yes; vip=no`.
 fn shadow_cell(shadow: &std::collections::BTreeMap<String, bool>) -> String {
     shadow
@@ -69,7 +101,7 @@ pub fn export(items: &[&ReviewItem], out: &mut dyn std::io::Write) -> Result<(),
     for item in items {
         let d = &item.decision;
         let t = item.ticket.as_ref();
-        w.write_record([
+        let cells = [
             d.id.as_str(),
             d.source.as_str(),
             &d.ticket_id,
@@ -98,7 +130,8 @@ pub fn export(items: &[&ReviewItem], out: &mut dyn std::io::Write) -> Result<(),
             "",
             "",
             "",
-        ])?;
+        ];
+        w.write_record(cells.iter().map(|c| neutralise(c).into_owned()))?;
     }
     w.flush()?;
     Ok(())
@@ -163,7 +196,7 @@ pub async fn parse(
                 continue;
             }
         };
-        let field = |name: &str| record[col(name)].trim();
+        let field = |name: &str| restore(&record[col(name)]).trim();
         let verdict = field("verdict");
         let severity = field("corrected_severity");
         if verdict.is_empty() && severity.is_empty() {
@@ -333,5 +366,130 @@ pub async fn parse(
         Ok(parsed)
     } else {
         Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::{Decision, Route, Tier, Usage, review::TicketText};
+
+    /// A reviewable item whose free-text cells are the given strings.
+    fn item(ticket_id: &str, subject: &str, body: &str, reasoning: &str) -> ReviewItem {
+        ReviewItem {
+            decision: Decision {
+                id: "dec-1".into(),
+                source: crate::domain::Source::Api,
+                ticket_id: ticket_id.into(),
+                ticket_version: "1".into(),
+                severity: Severity::Routine,
+                route: Route::Bot,
+                confidence: 0.5,
+                reasoning: reasoning.into(),
+                prompt_version: "p@1".into(),
+                model: "offline".into(),
+                fallback: false,
+                fallback_reason: None,
+                notes: None,
+                tier: Tier::Free,
+                usage: Usage::default(),
+                trace_id: None,
+                observation_id: None,
+                created_at: chrono::Utc::now(),
+                model_severity: Severity::Routine,
+                weighting_rule: None,
+                arr_usd: None,
+                tier_source: None,
+                enrichment_failed: false,
+                topic: None,
+                sentiment: None,
+                shadow: std::collections::BTreeMap::new(),
+            },
+            ticket: Some(TicketText {
+                subject: subject.into(),
+                body: body.into(),
+                tier: Tier::Free,
+                arr_usd: None,
+            }),
+            latest: None,
+            skipped: false,
+        }
+    }
+
+    /// The export of `item` read back as the import reads it: every cell as written, and
+    /// restored.
+    fn round_trip(item: &ReviewItem) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        export(&[item], &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let (_, rows) = crate::labels::read_csv("s.csv", &text).unwrap();
+        let (_, record) = rows.of_width(HEADER.len()).next().unwrap().unwrap();
+        record
+            .iter()
+            .map(|c| (c.to_owned(), restore(c).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_formula_in_ticket_text_reaches_the_spreadsheet_as_text() {
+        let cells = round_trip(&item(
+            "-42",
+            "=HYPERLINK(\"https://evil\",\"click\")",
+            "@SUM(1+1)*cmd|' /C calc'!A0",
+            "+1 urgent",
+        ));
+        let cell = |name: &str| &cells[col(name)];
+        assert_eq!(cell("ticket_id").0, "'-42");
+        assert_eq!(cell("subject").0, "'=HYPERLINK(\"https://evil\",\"click\")");
+        assert_eq!(cell("first_message").0, "'@SUM(1+1)*cmd|' /C calc'!A0");
+        assert_eq!(cell("reasoning").0, "'+1 urgent");
+        assert_eq!(cell("subject").1, "=HYPERLINK(\"https://evil\",\"click\")");
+        // Tab and CR starts, and text that starts with the mark itself.
+        for s in ["\tx", "\r\n=1", "'=1", "''", "'"] {
+            assert_eq!(neutralise(s), format!("'{s}"));
+            assert_eq!(restore(&neutralise(s)), s);
+        }
+        // Everything else is left alone.
+        for s in ["", "Can’t log in", " =1", "a=b", "1-2", "th_1"] {
+            assert!(matches!(neutralise(s), Cow::Borrowed(_)), "{s:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Any text, and text that starts with every formula character and the mark: no
+        /// exported cell starts a formula, and the import reads back exactly what was logged.
+        #[test]
+        fn the_export_import_round_trip_keeps_text_byte_for_byte(
+            cells in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec!["", "=", "+", "-", "@", "\t", "\r", "'", "''", "\r\n", " "]),
+                    any::<String>(),
+                ).prop_map(|(start, rest)| format!("{start}{rest}")),
+                4,
+            )
+        ) {
+            let neutralised = neutralise(&cells[0]);
+            prop_assert_eq!(restore(&neutralised), cells[0].as_str());
+            let it = item(&cells[0], &cells[1], &cells[2], &cells[3]);
+            let read = round_trip(&it);
+            for (written, _) in &read {
+                prop_assert!(
+                    !written.starts_with(FORMULA_STARTS),
+                    "{:?} starts a formula", written
+                );
+            }
+            for (name, original) in [
+                ("ticket_id", &cells[0]),
+                ("subject", &cells[1]),
+                ("first_message", &cells[2]),
+                ("reasoning", &cells[3]),
+            ] {
+                prop_assert_eq!(&read[col(name)].1, original, "{}", name);
+            }
+        }
     }
 }

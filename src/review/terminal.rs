@@ -65,7 +65,10 @@ pub fn usd(v: f64) -> String {
     format!("{}${out}", if whole < 0 { "-" } else { "" })
 }
 
-/// The item as the terminal shows it: ticket, decision, and how it was reached.
+/// The item as the terminal shows it: ticket, decision, and how it was reached. Ticket text
+/// and the model's words can hold escape sequences, carriage returns and bidi overrides that
+/// would recolour, hide, rewrite or reorder what the reviewer reads: every such character is
+/// shown escaped instead ([`crate::text::for_terminal`]).
 pub fn render(item: &ReviewItem, position: usize, total: usize) -> String {
     let d = &item.decision;
     let mut s = format!("\n── {position}/{total} ─────────────────────────────────────────\n");
@@ -73,7 +76,8 @@ pub fn render(item: &ReviewItem, position: usize, total: usize) -> String {
         Some(t) => {
             s.push_str(&format!(
                 "Subject:    {}\n",
-                crate::text::excerpt(&t.subject, 200)
+                // Escaped first, so the one line shows what `excerpt` would blank out.
+                crate::text::excerpt(&crate::text::for_terminal(&t.subject), 200)
             ));
             let body = crate::text::ellipsize(&t.body, SHOWN_BODY_CHARS);
             s.push_str("Message:    ");
@@ -134,7 +138,7 @@ pub fn render(item: &ReviewItem, position: usize, total: usize) -> String {
             d.fallback_reason.as_deref().unwrap_or("no reason logged")
         ));
     }
-    s
+    crate::text::for_terminal(&s).into_owned()
 }
 
 const KEYS: &str = "[c] correct  [r] routine  [u] urgent  [f] on_fire  [s] skip  [q] quit";

@@ -385,6 +385,62 @@ both_backends! {
         assert!(shown.contains("0 judged, 0 skipped, 1 left"), "{shown}");
     }
 
+    // Threats: ticket text that drives the reviewer's terminal (escape sequences, CR, bidi
+    // overrides), and ticket text that runs as a formula when the export is opened in a
+    // spreadsheet. The terminal shows every such character escaped; no exported cell starts a
+    // formula; the import reads the neutralised ticket id back exactly and stores the verdict.
+    async fn hostile_ticket_text_is_shown_escaped_and_never_runs_in_a_spreadsheet(store) {
+        let hostile_subject = "\u{1b}]0;pwned\u{7}\u{1b}]8;;https://evil.example\u{1b}\\Invoice\u{1b}]8;;\u{1b}\\";
+        let hostile_body = "=HYPERLINK(\"https://evil.example\")\n\u{1b}[2J\u{1b}[31mAPPROVED\rrefund \u{202E}txt.exe\u{9b}0m";
+        let d = seed(store.as_ref(), Source::Api, "-42+cmd", hostile_subject, hostile_body, Severity::Routine, false, at(day(), 9)).await;
+        let sample = review::sample(store.as_ref(), chrono_tz::UTC, &req(1, Some(1), None)).await.unwrap();
+        assert_eq!(ids(&sample), vec![d.id.clone()]);
+        let handle = tokio::runtime::Handle::current();
+        let shown = {
+            let (store, sample) = (store.clone(), sample.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                review::terminal::run(&handle, store.as_ref(), &sample, "tess", &escalator::taxonomy::Taxonomy::default(), &mut review::terminal::Lines(&mut "q\n".as_bytes()), &mut out).unwrap();
+                String::from_utf8(out).unwrap()
+            })
+            .await
+            .unwrap()
+        };
+        for c in ['\u{1b}', '\u{7}', '\r', '\u{202E}', '\u{9b}'] {
+            assert!(!shown.contains(c), "{c:?} reached the terminal: {shown:?}");
+        }
+        assert!(shown.contains("\\u{1b}]0;pwned\\u{7}"), "{shown}");
+        assert!(shown.contains("\\u{1b}[31mAPPROVED\\u{d}refund \\u{202e}txt.exe"), "{shown}");
+        assert!(shown.contains("Message:    =HYPERLINK"), "{shown}");
+
+        let open: Vec<_> = sample.open().map(|(_, i)| i).collect();
+        let mut out = Vec::new();
+        review::csv::export(&open, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let col = |n: &str| review::csv::HEADER.iter().position(|h| *h == n).unwrap();
+        let mut row: Vec<String> = csv::Reader::from_reader(text.as_bytes())
+            .records()
+            .next()
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        for cell in &row {
+            assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "{cell:?} starts a formula");
+        }
+        assert_eq!(row[col("ticket_id")], "'-42+cmd");
+        assert!(row[col("first_message")].starts_with("'=HYPERLINK"));
+        row[col("verdict")] = "correct".into();
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(review::csv::HEADER).unwrap();
+        w.write_record(&row).unwrap();
+        let filled = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        let parsed = review::csv::parse(store.as_ref(), "s.csv", &filled, "ann", &escalator::taxonomy::Taxonomy::default()).await.unwrap();
+        assert_eq!(parsed.rows.len(), 1);
+        assert_eq!(parsed.rows[0].review.decision_id, d.id);
+    }
+
     async fn labels_add_from_reviews_appends_checks_and_skips_what_is_there(store) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("labels.csv");

@@ -8,7 +8,8 @@
 //!   review's verdicts and the audit's rows, so the store returns them without a use case), no I/O.
 //! - Leaves that import nothing of ours: [`env`](mod@env) (settings sources, `ConfigError`, parsers),
 //!   [`text`] (char-safe cuts, matching keys), [`backoff`] (the one backoff with jitter),
-//!   [`causes`] (the one cause-chain formatter).
+//!   [`causes`] (the one cause-chain formatter), [`credentials`] (`name token` files: gRPC
+//!   callers, reviewers).
 //! - [`labels`], [`prompt`]: the labelled examples and the prompt rendered from them;
 //!   [`weighting`]: the tier and repeat rules applied after the classifier (over the domain);
 //!   [`taxonomy`]: the topics, sentiments and shadow categories a decision is labelled with;
@@ -40,6 +41,7 @@ pub mod classifier;
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod domain;
 pub mod env;
 pub mod error;

@@ -41,6 +41,7 @@ pub const KNOWN_ESCALATOR_VARS: &[&str] = &[
     "ESCALATOR_RELEASE",
     "ESCALATOR_REDACT_TICKET_TEXT",
     "ESCALATOR_ADMIN_TOKEN",
+    "ESCALATOR_GRPC_CALLERS_FILE",
 ];
 
 /// The settings this module owns: the listeners, the file itself, the drain deadline and the
@@ -49,7 +50,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "ESCALATOR_GRPC_ADDR",
         default: SettingDefault::Value("127.0.0.1:50051"),
-        meaning: "gRPC listen address (`Classify`, `Route`, health, reflection); wins over `grpc_addr`. In a container: `0.0.0.0:50051`.",
+        meaning: "gRPC listen address (`Classify`, `Route`, health, reflection); wins over `grpc_addr`. In a container: `0.0.0.0:50051`, which needs callers (`ESCALATOR_GRPC_CALLERS_FILE`) or `grpc.allow_unauthenticated`.",
         example: "0.0.0.0:50051",
     },
     Setting {
@@ -101,6 +102,9 @@ pub const SETTINGS: &[Setting] = &[
 pub struct Settings {
     /// gRPC listen address (`ESCALATOR_GRPC_ADDR`); port 0 picks a free port (tests).
     pub grpc_addr: SocketAddr,
+    /// Who may call the gRPC API, reflection and TLS (`[grpc]`,
+    /// `ESCALATOR_GRPC_CALLERS_FILE`).
+    pub grpc: crate::grpc::settings::GrpcSettings,
     /// HTTP listen address (`ESCALATOR_HTTP_ADDR`).
     pub http_addr: SocketAddr,
     /// The routing log (`DATABASE_URL`).
@@ -141,6 +145,8 @@ struct FileSettings {
     http_addr: Option<String>,
     database_url: Option<String>,
     shutdown_grace_secs: Option<u64>,
+    #[serde(default)]
+    grpc: crate::grpc::settings::FileGrpc,
     #[serde(default)]
     database: FileDatabase,
     #[serde(default)]
@@ -275,8 +281,10 @@ impl Settings {
                 routes: file.routes,
             },
         )?;
+        let grpc_addr = addr("ESCALATOR_GRPC_ADDR", file.grpc_addr, "127.0.0.1:50051")?;
         Ok(Self {
-            grpc_addr: addr("ESCALATOR_GRPC_ADDR", file.grpc_addr, "127.0.0.1:50051")?,
+            grpc: crate::grpc::settings::GrpcSettings::load(env, file.grpc, grpc_addr)?,
+            grpc_addr,
             http_addr: addr("ESCALATOR_HTTP_ADDR", file.http_addr, "127.0.0.1:8080")?,
             store,
             claude,
@@ -311,12 +319,17 @@ pub struct ReferenceSection {
 
 /// Every setting, grouped by the module that owns it: the source of the configuration
 /// reference in `deploy/README.md` (rendered by [`render_reference`]).
-pub fn reference() -> [ReferenceSection; 10] {
+pub fn reference() -> [ReferenceSection; 11] {
     [
         ReferenceSection {
             title: "Server",
             owner: "src/config.rs",
             settings: SETTINGS,
+        },
+        ReferenceSection {
+            title: "gRPC callers, reflection and TLS",
+            owner: "src/grpc/settings.rs",
+            settings: crate::grpc::settings::SETTINGS,
         },
         ReferenceSection {
             title: "Routing log",

@@ -1,5 +1,10 @@
 //! The gRPC edge: a thin tonic service over the triage use case. Protobuf types never leave
-//! this module; `TryFrom` turns them into domain values once, here.
+//! this module; `TryFrom` turns them into domain values once, here. Who may call is checked
+//! in [`auth`] (a caller's bearer token) before a handler runs; [`settings`] holds the callers
+//! file, reflection and TLS.
+
+pub mod auth;
+pub mod settings;
 
 use std::panic::AssertUnwindSafe;
 
@@ -35,9 +40,12 @@ impl EscalatorService {
     }
 }
 
-/// The request's ticket as a domain value; an invalid one is [`TriageError::InvalidInput`],
-/// mapped to a status in `crate::error` like every other failure.
-fn ticket_from(t: Option<pb::Ticket>) -> Result<Ticket, TriageError> {
+/// The request's ticket as a domain value, sent by `caller`; an invalid one is
+/// [`TriageError::InvalidInput`], mapped to a status in `crate::error` like every other failure.
+fn ticket_from(
+    t: Option<pb::Ticket>,
+    caller: Option<&auth::Caller>,
+) -> Result<Ticket, TriageError> {
     let t = t.ok_or_else(|| DomainError::invalid("ticket", "is required"))?;
     let raw = RawTicket {
         id: t.id,
@@ -48,7 +56,7 @@ fn ticket_from(t: Option<pb::Ticket>) -> Result<Ticket, TriageError> {
         arr_usd: t.arr_usd,
         customer_id: t.customer_id,
     };
-    Ok(Ticket::parse(Source::Api, raw, "ticket.")?)
+    Ok(Ticket::parse(Source::Api, raw, "ticket.")?.with_caller(caller.map(|c| c.0.clone())))
 }
 
 impl From<Decision> for pb::Decision {
@@ -104,13 +112,22 @@ impl EscalatorService {
     async fn guarded(
         &self,
         name: &str,
-        metadata: &tonic::metadata::MetadataMap,
+        request: (tonic::metadata::MetadataMap, tonic::Extensions),
         ticket: Option<pb::Ticket>,
         mode: Mode,
     ) -> Result<Outcome, Status> {
+        let (metadata, extensions) = request;
+        let caller = extensions.get::<auth::Caller>();
+        if let Some(c) = caller {
+            crate::telemetry::metrics::metrics()
+                .auth
+                .grpc_calls
+                .with_label_values(&[c.0.as_str(), name])
+                .inc();
+        }
         AssertUnwindSafe(
             self.triage
-                .traced(name, metadata, ticket_from(ticket), mode),
+                .traced(name, &metadata, ticket_from(ticket, caller), mode),
         )
         .catch_unwind()
         .await
@@ -129,9 +146,14 @@ impl pb::escalator_server::Escalator for EscalatorService {
         &self,
         request: Request<pb::ClassifyRequest>,
     ) -> Result<Response<pb::ClassifyResponse>, Status> {
-        let (metadata, _, req) = request.into_parts();
+        let (metadata, extensions, req) = request.into_parts();
         let outcome = self
-            .guarded("Classify", &metadata, req.ticket, Mode::LogOnly)
+            .guarded(
+                "Classify",
+                (metadata, extensions),
+                req.ticket,
+                Mode::LogOnly,
+            )
             .await?;
         Ok(Response::new(pb::ClassifyResponse {
             decision: Some(outcome.decision.into()),
@@ -143,11 +165,11 @@ impl pb::escalator_server::Escalator for EscalatorService {
         &self,
         request: Request<pb::RouteRequest>,
     ) -> Result<Response<pb::RouteResponse>, Status> {
-        let (metadata, _, req) = request.into_parts();
+        let (metadata, extensions, req) = request.into_parts();
         let outcome = self
             .guarded(
                 "Route",
-                &metadata,
+                (metadata, extensions),
                 req.ticket,
                 if req.dry_run {
                     Mode::DryRun

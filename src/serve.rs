@@ -21,9 +21,11 @@ pub fn main() -> ExitCode {
         let result = rt.block_on(async {
             let app = App::build(settings).await.map_err(|e| {
                 tracing::error!("cannot start: {e:#}");
-                // A model the API does not know is a configuration error, like a bad value.
+                // A model the API does not know is a configuration error, like a bad value;
+                // so is a callers file or TLS file that cannot be used.
                 if e.downcast_ref::<crate::classifier::claude::models::ModelError>()
                     .is_some()
+                    || e.downcast_ref::<crate::env::ConfigError>().is_some()
                 {
                     ExitCode::from(exit::USAGE)
                 } else {

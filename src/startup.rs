@@ -182,9 +182,38 @@ async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {key} {addr}"))
 }
 
+/// Says at start who may call the gRPC API, so an open port is visible in the first lines of
+/// the log.
+fn log_grpc_access(settings: &Settings, callers: Option<&crate::credentials::CredentialsFile>) {
+    let g = &settings.grpc;
+    match callers {
+        Some(file) => tracing::info!(
+            callers = file.current().names().len(),
+            tls = g.tls.is_some(),
+            mutual_tls = g.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+            reflection = g.reflection,
+            "gRPC Classify and Route need a caller's bearer token (ESCALATOR_GRPC_CALLERS_FILE)"
+        ),
+        None if settings.grpc_addr.ip().is_loopback() => tracing::info!(
+            reflection = g.reflection,
+            "gRPC on a loopback address without callers: no token is asked for"
+        ),
+        None => tracing::warn!(
+            addr = %settings.grpc_addr,
+            tls = g.tls.is_some(),
+            reflection = g.reflection,
+            "[grpc] allow_unauthenticated = true: Classify and Route answer anyone who can reach the gRPC port"
+        ),
+    }
+}
+
 /// A built application: listeners bound, dependencies connected, not yet serving.
 pub struct App {
     settings: Settings,
+    /// The gRPC callers (re-read when the file changes); `None`: no token is asked for.
+    callers: Option<Arc<crate::credentials::CredentialsFile>>,
+    /// The gRPC server's TLS, when configured.
+    grpc_tls: Option<tonic::transport::ServerTlsConfig>,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
     triage: Triage,
@@ -264,6 +293,10 @@ impl App {
             tracing::warn!(error = %e, "cannot write the first worker heartbeat");
         }
         log_bridge_setup(&settings);
+        // Read before binding: an unreadable callers file or certificate stops the start.
+        let callers = settings.grpc.callers()?;
+        let grpc_tls = settings.grpc.server_tls()?;
+        log_grpc_access(&settings, callers.as_deref());
         let grpc_listener = bind("ESCALATOR_GRPC_ADDR", settings.grpc_addr).await?;
         let http_listener = bind("ESCALATOR_HTTP_ADDR", settings.http_addr).await?;
         tracing::info!(
@@ -277,6 +310,8 @@ impl App {
         );
         Ok(Self {
             settings,
+            callers,
+            grpc_tls,
             grpc_listener,
             http_listener,
             triage,
@@ -312,18 +347,34 @@ impl App {
         health
             .set_serving::<pb::escalator_server::EscalatorServer<EscalatorService>>()
             .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .context("cannot build gRPC reflection")?;
-        let service =
-            pb::escalator_server::EscalatorServer::new(EscalatorService::new(self.triage.clone()));
+        let reflection = if self.settings.grpc.reflection {
+            Some(
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                    .build_v1()
+                    .context("cannot build gRPC reflection")?,
+            )
+        } else {
+            None
+        };
+        // Only the Escalator service asks for a caller's token: health answers probes and
+        // reflection (when on) describes the API, neither acts.
+        let service = pb::escalator_server::EscalatorServer::with_interceptor(
+            EscalatorService::new(self.triage.clone()),
+            crate::grpc::auth::CallerCheck::new(self.callers.clone()),
+        );
 
         let grpc_stop = CancellationToken::new();
-        let grpc = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.grpc_tls.clone() {
+            builder = builder
+                .tls_config(tls)
+                .context("the gRPC TLS certificate or key is not usable")?;
+        }
+        let grpc = builder
             .add_service(health_service)
-            .add_service(reflection)
+            .add_optional_service(reflection)
             .add_service(service)
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.grpc_listener),

@@ -465,3 +465,82 @@ fn a_weighting_change_is_traced_with_the_rule_and_the_models_severity() {
     assert_eq!(output["weighting_rule"], "tiers.pro");
     t.rt.block_on(app.stop());
 }
+
+/// The authenticated caller's name is on its decision and its trace (so both split by caller),
+/// and `/metrics` counts its calls and the refused ones, never naming a token.
+#[test]
+fn an_authenticated_callers_name_is_on_its_trace_decision_and_metrics() {
+    const TOKEN: &str = "ci-bot-token-0123456789";
+    let lf = Collector::start();
+    let url = lf.url();
+    let mut callers = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut callers, format!("ci-bot {TOKEN}\n").as_bytes()).unwrap();
+    let path = callers.path().to_str().unwrap().to_owned();
+    let t = traced(&[
+        ("LANGFUSE_HOST", url.as_str()),
+        LANGFUSE_KEYS[0],
+        LANGFUSE_KEYS[1],
+        LANGFUSE_KEYS[2],
+        LANGFUSE_KEYS[3],
+        ("ESCALATOR_GRPC_CALLERS_FILE", path.as_str()),
+    ]);
+    let _scope = tracing::dispatcher::set_default(&t.dispatch);
+    let (stored, metrics, app) = t.rt.block_on(async {
+        let mut app = t.start().await;
+        let request = || {
+            tonic::Request::new(ClassifyRequest {
+                ticket: Some(pb::Ticket {
+                    id: "T-C1".into(),
+                    body: "How do I export a CSV of our dashboards?".into(),
+                    ..pb::Ticket::default()
+                }),
+            })
+        };
+        let refused = app.grpc.classify(request()).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        let mut req = request();
+        req.metadata_mut()
+            .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        app.grpc.classify(req).await.unwrap();
+        let key = IdempotencyKey::new(escalator::domain::Source::Api, "T-C1", "1");
+        let stored = app.store.decision(&key).await.unwrap().unwrap();
+        let metrics = get(app.http, "/metrics").await;
+        (stored, metrics, app)
+    });
+    assert_eq!(stored.caller.as_deref(), Some("ci-bot"));
+    assert_eq!(
+        metric(
+            &metrics,
+            "escalator_grpc_calls_total{caller=\"ci-bot\",method=\"Classify\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "escalator_grpc_unauthenticated_total{reason=\"missing\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert!(!metrics.contains(TOKEN));
+    t.guard.flush();
+    let spans = lf.spans();
+    let root = spans
+        .iter()
+        .find(|s| s.name == "Classify")
+        .unwrap_or_else(|| panic!("{:#?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>()));
+    let a = attrs(root);
+    assert_eq!(
+        a.get("langfuse.trace.metadata.caller").map(String::as_str),
+        Some("ci-bot"),
+        "{a:#?}"
+    );
+    assert!(
+        spans
+            .iter()
+            .all(|s| !attrs(s).values().any(|v| v.contains(TOKEN)))
+    );
+    t.rt.block_on(app.stop());
+}

@@ -38,6 +38,10 @@ pub struct WeekFigures {
     pub by_prompt_version: BTreeMap<String, Rate>,
     /// Accuracy per model (`offline` for fallbacks).
     pub by_model: BTreeMap<String, Rate>,
+    /// Accuracy per authenticated gRPC caller (decisions without one are not in it).
+    pub by_caller: BTreeMap<String, Rate>,
+    /// Decisions and model cost per authenticated gRPC caller: who spends the budget.
+    pub callers: BTreeMap<String, CallerFigures>,
     /// Agents' overrides, reported beside the accuracy and never in it (they see only misses).
     pub overrides: Overrides,
     /// Decisions decided `urgent`, of all decisions.
@@ -71,6 +75,15 @@ pub struct WeightingFigures {
     pub changed: Rate,
     /// Decisions made with the default tier because enrichment failed.
     pub enrichment_failed: u64,
+}
+
+/// What one gRPC caller asked for in a week.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct CallerFigures {
+    /// Decisions logged for its requests.
+    pub decisions: u64,
+    /// Their model cost in USD.
+    pub cost_usd: f64,
 }
 
 /// Agents' overrides of one week.
@@ -220,6 +233,8 @@ pub fn week(
     let mut by_source = Split::default();
     let mut by_prompt = Split::default();
     let mut by_model = Split::default();
+    let mut by_caller = Split::default();
+    let mut callers: BTreeMap<String, CallerFigures> = BTreeMap::new();
     let mut overrides = Overrides::default();
     let (mut urgent, mut truth_urgent, mut urgent_down) = (0, 0, 0);
     let mut ent = (0u64, 0u64, 0u64, 0u64, 0u64); // reviewed, up, recall k, recall n, overridden up
@@ -270,6 +285,11 @@ pub fn week(
         }
         enrichment_failed += u64::from(r.enrichment_failed);
         cost += r.usage.cost_usd;
+        if let Some(c) = &r.caller {
+            let f = callers.entry(c.clone()).or_default();
+            f.decisions += 1;
+            f.cost_usd += r.usage.cost_usd;
+        }
         read += r.usage.cache_read_tokens;
         all_input += r.usage.input_tokens + r.usage.cache_read_tokens + r.usage.cache_write_tokens;
         if let Some(ms) = r.usage.model_latency_ms {
@@ -308,6 +328,9 @@ pub fn week(
         by_source.add(r.source.as_str().to_owned(), correct);
         by_prompt.add(r.prompt_version.clone(), correct);
         by_model.add(r.model.clone(), correct);
+        if let Some(c) = &r.caller {
+            by_caller.add(c.clone(), correct);
+        }
         if truth == Severity::Urgent {
             truth_urgent += 1;
         }
@@ -391,6 +414,8 @@ pub fn week(
         by_source: by_source.rates(),
         by_prompt_version: by_prompt.rates(),
         by_model: by_model.rates(),
+        by_caller: by_caller.rates(),
+        callers,
         overrides,
         urgent_share: Rate::of(urgent, n),
         truth_urgent_share: Rate::of(truth_urgent, accuracy.1),

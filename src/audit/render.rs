@@ -145,6 +145,17 @@ impl fmt::Display for Report {
             split(&mut out, "source", &w.by_source);
             split(&mut out, "prompt version", &w.by_prompt_version);
             split(&mut out, "model", &w.by_model);
+            split(&mut out, "gRPC caller", &w.by_caller);
+            if !w.callers.is_empty() {
+                let _ = writeln!(out, "\ngRPC callers in {}", w.week);
+                for (name, c) in &w.callers {
+                    let _ = writeln!(
+                        out,
+                        "  {name:<28} {} decisions, ${:.4}",
+                        c.decisions, c.cost_usd
+                    );
+                }
+            }
             let o = &w.overrides;
             let _ = writeln!(
                 out,

@@ -58,6 +58,9 @@ pub struct AuditRow {
     pub shadow: std::collections::BTreeMap<String, bool>,
     /// The last sampled review's word on the labels (empty when not reviewed or not judged).
     pub review_labels: LabelVerdict,
+    /// The authenticated gRPC caller that asked for it (none for webhooks and unauthenticated
+    /// gRPC).
+    pub caller: Option<String>,
 }
 
 impl AuditRow {

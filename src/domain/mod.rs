@@ -306,6 +306,7 @@ pub struct Ticket {
     customer_id: Option<String>,
     tier_source: TierSource,
     enrichment_failed: bool,
+    caller: Option<String>,
 }
 
 /// The raw fields of a ticket as an edge received them, before validation.
@@ -383,6 +384,7 @@ impl Ticket {
                 TierSource::Request
             },
             enrichment_failed: false,
+            caller: None,
         })
     }
 
@@ -428,6 +430,19 @@ impl Ticket {
     /// Whether an enrichment call failed (after its retries) and the defaults were used.
     pub fn enrichment_failed(&self) -> bool {
         self.enrichment_failed
+    }
+
+    /// The authenticated gRPC caller that sent the ticket (a name from
+    /// `ESCALATOR_GRPC_CALLERS_FILE`); `None` for webhooks and unauthenticated gRPC.
+    pub fn caller(&self) -> Option<&str> {
+        self.caller.as_deref()
+    }
+
+    /// A copy sent by `caller` (see [`Ticket::caller`]).
+    #[must_use]
+    pub fn with_caller(mut self, caller: Option<String>) -> Self {
+        self.caller = caller;
+        self
     }
 
     /// A copy saying where the tier came from and whether enrichment failed.
@@ -675,6 +690,10 @@ pub struct Decision {
     /// Per shadow category the classifier was asked about: whether it said the category
     /// applies. Routing ignores it; reviews judge it; the audit and `promote` count it.
     pub shadow: BTreeMap<String, bool>,
+    /// The authenticated gRPC caller whose request made the decision (a name from
+    /// `ESCALATOR_GRPC_CALLERS_FILE`); `None` for webhooks, unauthenticated gRPC and decisions
+    /// logged before callers existed.
+    pub caller: Option<String>,
 }
 
 impl Decision {
@@ -719,6 +738,7 @@ impl Decision {
             topic: Some(c.verdict.labels.topic),
             sentiment: Some(c.verdict.labels.sentiment),
             shadow: c.verdict.labels.shadow,
+            caller: ctx.ticket.caller().map(str::to_owned),
         }
     }
 

@@ -406,6 +406,7 @@ mod tests {
                 topic: None,
                 sentiment: None,
                 shadow: std::collections::BTreeMap::new(),
+                caller: None,
             },
             ticket: Some(TicketText {
                 subject: subject.into(),

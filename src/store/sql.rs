@@ -41,7 +41,7 @@ macro_rules! decision_columns {
      reasoning, prompt_version, model, fallback, fallback_reason, notes, tier, request_id, \
      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, trace_id, \
      observation_id, created_at, model_latency_ms, model_retries, model_severity, weighting_rule, \
-     arr_usd, tier_source, enrichment_failed, topic, sentiment, shadow"
+     arr_usd, tier_source, enrichment_failed, topic, sentiment, shadow, caller"
     };
 }
 
@@ -60,7 +60,7 @@ macro_rules! review_item_columns {
          d.request_id, d.input_tokens, d.output_tokens, d.cache_read_tokens, d.cache_write_tokens, \
          d.cost_usd, d.trace_id, d.observation_id, d.created_at, d.model_latency_ms, \
          d.model_retries, d.model_severity, d.weighting_rule, d.arr_usd, d.tier_source, \
-         d.enrichment_failed, d.topic, d.sentiment, d.shadow, t.subject AS t_subject, \
+         d.enrichment_failed, d.topic, d.sentiment, d.shadow, d.caller, t.subject AS t_subject, \
          t.body AS t_body, t.tier AS t_tier, t.arr_usd AS t_arr_usd, s.skipped_at AS s_skipped_at"
     };
 }
@@ -328,6 +328,7 @@ macro_rules! impl_store {
                     topic: row.try_get("topic").map_err(corrupt)?,
                     sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
                     shadow: shadow(row.try_get("shadow").map_err(corrupt)?)?,
+                    caller: row.try_get("caller").map_err(corrupt)?,
                 })
             }
 
@@ -420,13 +421,13 @@ macro_rules! impl_store {
                 let since = repeats_since.filter(|_| ticket.customer_id().is_some());
                 const INSERT: &str = "INSERT INTO tickets (source, ticket_id, version, subject, body, \
                      tier, arr_usd, customer_id, received_at, claimed_until, claimed_by, acts, \
-                     tier_source, enrichment_failed) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                     tier_source, enrichment_failed, caller) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                      ON CONFLICT (source, ticket_id, version) DO NOTHING";
                 // PostgreSQL inserts and counts the customer's other tickets in one statement
                 // (the count's snapshot does not see the new row, which it excludes anyway);
                 // SQLite is in-process, so a second statement costs no round trip.
-                // The fourteen values of `INSERT`.
+                // The fifteen values of `INSERT`.
                 macro_rules! bind_ticket {
                     ($q:expr) => {
                         $q.bind(key.source.as_str())
@@ -443,6 +444,7 @@ macro_rules! impl_store {
                             .bind(options.acts)
                             .bind(ticket.tier_source().as_str())
                             .bind(ticket.enrichment_failed())
+                            .bind(ticket.caller())
                     };
                 }
                 let (inserted, mut recent) = if $backend == "postgres" && since.is_some() {
@@ -450,7 +452,7 @@ macro_rules! impl_store {
                         "WITH ins AS ({INSERT} RETURNING 1) \
                          SELECT (SELECT COUNT(*) FROM ins) AS inserted, \
                          (SELECT COUNT(DISTINCT ticket_id) FROM tickets WHERE source = $1 \
-                          AND customer_id = $8 AND ticket_id <> $2 AND received_at >= $15) AS recent"
+                          AND customer_id = $8 AND ticket_id <> $2 AND received_at >= $16) AS recent"
                     ))))
                     .bind(since)
                     .fetch_one(&self.pool)
@@ -522,10 +524,10 @@ macro_rules! impl_store {
                      fallback_reason, notes, tier, request_id, input_tokens, output_tokens, \
                      cache_read_tokens, cache_write_tokens, cost_usd, trace_id, observation_id, \
                      created_at, model_latency_ms, model_retries, model_severity, weighting_rule, \
-                     arr_usd, tier_source, enrichment_failed, topic, sentiment, shadow) \
+                     arr_usd, tier_source, enrichment_failed, topic, sentiment, shadow, caller) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
                      $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, \
-                     $32, $33) \
+                     $32, $33, $34) \
                      ON CONFLICT (source, ticket_id, ticket_version) DO NOTHING";
                 macro_rules! bind_decision {
                     ($q:expr) => {
@@ -562,6 +564,7 @@ macro_rules! impl_store {
                             .bind(&d.topic)
                             .bind(d.sentiment.map(crate::domain::Sentiment::as_str))
                             .bind(crate::taxonomy::shadow_to_json(&d.shadow))
+                            .bind(&d.caller)
                     };
                 }
                 let inserted = if $backend == "postgres" {
@@ -571,8 +574,8 @@ macro_rules! impl_store {
                         "WITH dec AS ({INSERT} RETURNING id), \
                          act AS (INSERT INTO actions (decision_id, source, ticket_id, kind, payload, \
                            status, attempts, next_attempt_at, created_at, priority) \
-                           SELECT dec.id, $2, $3, a.elem->>'kind', a.elem->>'payload', 'pending', 0, $23, $23, $34 \
-                           FROM dec, jsonb_array_elements($35::jsonb) WITH ORDINALITY AS a(elem, n) \
+                           SELECT dec.id, $2, $3, a.elem->>'kind', a.elem->>'payload', 'pending', 0, $23, $23, $35 \
+                           FROM dec, jsonb_array_elements($36::jsonb) WITH ORDINALITY AS a(elem, n) \
                            ORDER BY a.n RETURNING 1), \
                          del AS (UPDATE deliveries SET status = 'done', done_at = $23, \
                            locked_until = NULL, last_error = NULL \
@@ -795,7 +798,7 @@ macro_rules! impl_store {
             ) -> Result<Vec<Undecided>, StoreError> {
                 let rows = statement!(
                     "SELECT t.source, t.ticket_id, t.version, t.subject, t.body, t.tier, t.arr_usd, \
-                     t.customer_id, t.acts, t.tier_source, t.enrichment_failed FROM tickets t \
+                     t.customer_id, t.acts, t.tier_source, t.enrichment_failed, t.caller FROM tickets t \
                      WHERE t.source = $1 AND (t.claimed_until < $2 OR (t.claimed_by IS NOT NULL \
                        AND t.claimed_by <> $5 AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = t.claimed_by \
                        AND w.heartbeat_at >= $4))) AND NOT EXISTS ( \
@@ -839,7 +842,8 @@ macro_rules! impl_store {
                             ),
                             None => ticket,
                         };
-                        Ok(Undecided { ticket, acts })
+                        let caller: Option<String> = row.try_get("caller").map_err(corrupt)?;
+                        Ok(Undecided { ticket: ticket.with_caller(caller), acts })
                     })
                     .collect()
             }
@@ -1122,7 +1126,7 @@ macro_rules! impl_store {
                      rv.corrected_severity AS rv_severity, ov.verdict AS ov_verdict, \
                      ov.corrected_severity AS ov_severity, dl.webhook_version, dl.missing_fields, \
                      d.model_severity, d.weighting_rule, d.enrichment_failed, \
-                     d.topic, d.sentiment, d.shadow, rv.topic AS rv_topic, \
+                     d.topic, d.sentiment, d.shadow, d.caller, rv.topic AS rv_topic, \
                      rv.sentiment AS rv_sentiment, rv.shadow AS rv_shadow \
                      FROM decisions d \
                      LEFT JOIN reviews rv ON rv.id = (SELECT MAX(r.id) FROM reviews r \
@@ -1177,6 +1181,7 @@ macro_rules! impl_store {
                                 sentiment: sentiment(row.try_get("rv_sentiment").map_err(corrupt)?)?,
                                 shadow: shadow(row.try_get("rv_shadow").map_err(corrupt)?)?,
                             },
+                            caller: row.try_get("caller").map_err(corrupt)?,
                         })
                     })
                     .collect()

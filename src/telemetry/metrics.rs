@@ -58,6 +58,21 @@ pub struct Metrics {
     pub weighting_changes: IntCounterVec,
     /// Enrichment calls that failed after their retries (the default tier was used), by source.
     pub enrichment_failures: IntCounterVec,
+    /// The logins of the gRPC API and the review pages: refusals, throttling, callers.
+    pub auth: AuthMetrics,
+}
+
+/// Who was let in and who was not: gRPC callers and review logins.
+#[derive(Debug)]
+pub struct AuthMetrics {
+    /// gRPC calls refused with `UNAUTHENTICATED`, by reason (missing, malformed, unknown).
+    pub grpc_refused: IntCounterVec,
+    /// gRPC calls of authenticated callers, by caller and method.
+    pub grpc_calls: IntCounterVec,
+    /// Review logins refused for a wrong token (or a CSRF failure), by reason.
+    pub review_login_failures: IntCounterVec,
+    /// Review logins answered 429 without checking the token, by scope (address, global).
+    pub review_login_throttled: IntCounterVec,
 }
 
 /// Gauges of the Claude API's `anthropic-ratelimit-*` headers and of the adaptive concurrency
@@ -288,8 +303,35 @@ impl Metrics {
             "Enrichment calls that failed after their retries; the ticket was decided with the default tier.",
             &["source"],
         );
+        let auth = AuthMetrics {
+            grpc_refused: counter(
+                &registry,
+                "grpc_unauthenticated_total",
+                "gRPC calls refused with UNAUTHENTICATED, by reason (missing, malformed, unknown token).",
+                &["reason"],
+            ),
+            grpc_calls: counter(
+                &registry,
+                "grpc_calls_total",
+                "gRPC calls of authenticated callers (ESCALATOR_GRPC_CALLERS_FILE), by caller and method.",
+                &["caller", "method"],
+            ),
+            review_login_failures: counter(
+                &registry,
+                "review_login_failures_total",
+                "Review logins refused, by reason (wrong_token).",
+                &["reason"],
+            ),
+            review_login_throttled: counter(
+                &registry,
+                "review_login_throttled_total",
+                "Review logins answered 429 (too many failures) without checking the token, by scope (address, global).",
+                &["scope"],
+            ),
+        };
         Self {
             registry,
+            auth,
             decisions,
             fallbacks,
             duplicates,

@@ -300,6 +300,11 @@ fn set_trace_attributes(span: &Span, ticket: &Ticket) {
         "langfuse.trace.metadata.ticket_version",
         ticket.key().version.clone(),
     );
+    // The authenticated gRPC caller, so traces (and their cost) split by caller as the routing
+    // log does.
+    if let Some(caller) = ticket.caller() {
+        span.set_attribute("langfuse.trace.metadata.caller", caller.to_owned());
+    }
 }
 
 /// The inputs of the tier weighting: tier (after the ARR threshold), where it came from, ARR

@@ -65,6 +65,7 @@ fn decision(source: Source, fallback: bool) -> Decision {
         topic: Some("billing".into()),
         sentiment: Some(crate::domain::Sentiment::Negative),
         shadow: std::collections::BTreeMap::new(),
+        caller: None,
     }
 }
 

@@ -275,6 +275,7 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
             topic: None,
             sentiment: None,
             shadow: Default::default(),
+            caller: None,
         };
         store.record(&d, &[]).await.unwrap();
         if source == Source::Plain {

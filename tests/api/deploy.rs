@@ -109,3 +109,40 @@ fn the_dockerfile_exposes_what_it_listens_on() {
     assert!(d.contains("CMD [\"/usr/local/bin/escalator\", \"healthcheck\"]"));
     assert!(d.lines().any(|l| l.trim() == "CMD [\"serve\"]"));
 }
+
+/// Every shipped way to run escalator listens for gRPC on 0.0.0.0, so each must name callers
+/// (or it would not start): the ConfigMap and the compose file name a callers file, the Secret
+/// example and the compose stack's file parse as callers, and the systemd unit passes one.
+#[test]
+fn every_shipped_deploy_listening_on_all_addresses_names_its_grpc_callers() {
+    use escalator::credentials::Credentials;
+    for (file, config) in [
+        (
+            "deploy/k8s/configmap.yaml",
+            block(&read("deploy/k8s/configmap.yaml"), "escalator.toml"),
+        ),
+        (
+            "deploy/compose/escalator.toml",
+            read("deploy/compose/escalator.toml"),
+        ),
+    ] {
+        let s = load(&config);
+        assert!(s.grpc_addr.ip().is_unspecified(), "{file}");
+        assert!(
+            s.grpc.callers_file.is_some(),
+            "{file} names no gRPC callers"
+        );
+        assert!(!s.grpc.allow_unauthenticated, "{file}");
+    }
+    let compose = read("deploy/compose.yaml");
+    assert!(compose.contains("file: ./compose/grpc-callers"));
+    Credentials::parse(&read("deploy/compose/grpc-callers")).unwrap();
+    let secret = read("deploy/k8s/secret.example.yaml");
+    for key in ["grpc-callers", "reviewers"] {
+        Credentials::parse(&block(&secret, key)).unwrap_or_else(|p| panic!("{key}: {p:?}"));
+    }
+    let unit = read("deploy/escalator.service");
+    assert!(unit.contains("Environment=ESCALATOR_GRPC_ADDR=0.0.0.0:50051"));
+    assert!(unit.contains("Environment=ESCALATOR_GRPC_CALLERS_FILE=%d/grpc-callers"));
+    assert!(unit.contains("LoadCredential=grpc-callers:/etc/escalator/grpc-callers"));
+}

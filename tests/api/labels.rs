@@ -73,6 +73,7 @@ async fn seed_labelled(
         topic: Some(topic.into()),
         sentiment: Some(sentiment),
         shadow: shadow.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        caller: None,
     };
     store.record(&d, &[]).await.unwrap();
     d

@@ -75,6 +75,7 @@ async fn decided_as(
         topic: None,
         sentiment: None,
         shadow: Default::default(),
+        caller: None,
     };
     let actions: Vec<NewAction> = kinds
         .iter()

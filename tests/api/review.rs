@@ -112,6 +112,7 @@ pub async fn seed_with(
         topic: None,
         sentiment: None,
         shadow: Default::default(),
+        caller: None,
     };
     edit(&mut d);
     store.record(&d, &[]).await.unwrap();

@@ -1,7 +1,10 @@
 //! Issue 24's controls, each tried the way an attacker or a careless operator would meet it:
-//! secrets in the start-up log ([`logs`]). Each module names the threat it tests.
+//! the gRPC API's callers ([`grpc`]) and transport ([`tls`]), secrets in the start-up log
+//! ([`logs`]). Each module names the threat it tests.
 
+mod grpc;
 mod logs;
+mod tls;
 
 use std::{
     path::Path,

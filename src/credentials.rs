@@ -237,6 +237,18 @@ impl CredentialsFile {
         })
     }
 
+    /// [`CredentialsFile::open`] when `path` is set.
+    ///
+    /// # Errors
+    /// As [`CredentialsFile::open`].
+    pub fn open_optional(
+        setting: &'static str,
+        path: Option<&Path>,
+    ) -> Result<Option<Arc<Self>>, CredentialsError> {
+        path.map(|p| Self::open(setting, p).map(Arc::new))
+            .transpose()
+    }
+
     /// The setting that names the file.
     pub fn setting(&self) -> &'static str {
         self.setting

@@ -214,6 +214,8 @@ pub struct App {
     callers: Option<Arc<crate::credentials::CredentialsFile>>,
     /// The gRPC server's TLS, when configured.
     grpc_tls: Option<tonic::transport::ServerTlsConfig>,
+    /// The named reviewers of the web pages (re-read when the file changes).
+    reviewers: Option<Arc<crate::credentials::CredentialsFile>>,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
     triage: Triage,
@@ -293,9 +295,10 @@ impl App {
             tracing::warn!(error = %e, "cannot write the first worker heartbeat");
         }
         log_bridge_setup(&settings);
-        // Read before binding: an unreadable callers file or certificate stops the start.
+        // Read before binding: an unreadable login file or certificate stops the start.
         let callers = settings.grpc.callers()?;
         let grpc_tls = settings.grpc.server_tls()?;
+        let reviewers = settings.review.reviewers()?;
         log_grpc_access(&settings, callers.as_deref());
         let grpc_listener = bind("ESCALATOR_GRPC_ADDR", settings.grpc_addr).await?;
         let http_listener = bind("ESCALATOR_HTTP_ADDR", settings.http_addr).await?;
@@ -312,6 +315,7 @@ impl App {
             settings,
             callers,
             grpc_tls,
+            reviewers,
             grpc_listener,
             http_listener,
             triage,
@@ -388,7 +392,13 @@ impl App {
                 bridge: self.bridge.clone(),
                 health: self.worker.health(),
             })
-            .merge(crate::web::router(self.store.clone(), &self.settings)),
+            .merge(crate::web::router(
+                self.store.clone(),
+                &self.settings,
+                self.reviewers.clone(),
+            ))
+            // The peer's address, for counting failed review logins per client.
+            .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(http_stop.clone().cancelled_owned());
         let scores = self.settings.telemetry.langfuse.as_ref().map(|lf| {

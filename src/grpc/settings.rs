@@ -189,14 +189,8 @@ impl GrpcSettings {
     /// [`ConfigError`] naming `ESCALATOR_GRPC_CALLERS_FILE` when the file cannot be read or
     /// parsed (never quoting a token).
     pub fn callers(&self) -> Result<Option<Arc<CredentialsFile>>, ConfigError> {
-        self.callers_file
-            .as_deref()
-            .map(|p| {
-                CredentialsFile::open("ESCALATOR_GRPC_CALLERS_FILE", p)
-                    .map(Arc::new)
-                    .map_err(|e| invalid(e.setting, format!("{}: {}", e.path, e.reason)))
-            })
-            .transpose()
+        CredentialsFile::open_optional("ESCALATOR_GRPC_CALLERS_FILE", self.callers_file.as_deref())
+            .map_err(|e| invalid(e.setting, format!("{}: {}", e.path, e.reason)))
     }
 
     /// The server's TLS configuration from the PEM files, when TLS is configured.

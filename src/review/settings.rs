@@ -1,18 +1,41 @@
-//! Settings of the daily review: the `[review]` table of the TOML file and
-//! `ESCALATOR_ADMIN_TOKEN` (which opens the `/review` web page).
+//! Settings of the daily review: the `[review]` table of the TOML file,
+//! `ESCALATOR_ADMIN_TOKEN` and `ESCALATOR_REVIEWERS_FILE` (either opens the `/review` web page).
+
+use std::{path::PathBuf, sync::Arc};
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
-use crate::env::{ConfigError, EnvSource, Setting, SettingDefault};
+use crate::{
+    credentials::CredentialsFile,
+    env::{ConfigError, EnvSource, Setting, SettingDefault},
+};
 
 /// The settings this module owns (rendered into the reference in `deploy/README.md`).
 pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "ESCALATOR_ADMIN_TOKEN",
         default: SettingDefault::Unset,
-        meaning: "Login of the `/review` page (at least 16 characters; never logged). Unset: `/review` answers 404.",
+        meaning: "The shared login of `/review` and `/dashboard` (at least 16 characters; never logged), for a team of one: the name typed at login goes on the verdicts. Unset with no reviewers file: both pages answer 404.",
         example: "change-me-0123456789abcdef",
+    },
+    Setting {
+        key: "ESCALATOR_REVIEWERS_FILE",
+        default: SettingDefault::Unset,
+        meaning: "Named reviewers: a file of `name token` lines (`#` comments; a name on two lines during a rotation; tokens at least 16 characters). A reviewer logs in with their token and their verdicts carry the file's name. Read again when it changes; a token taken out ends its sessions. Wins over `review.reviewers_file`.",
+        example: "/run/secrets/escalator/reviewers",
+    },
+    Setting {
+        key: "review.reviewers_file",
+        default: SettingDefault::Unset,
+        meaning: "The reviewers file, when `ESCALATOR_REVIEWERS_FILE` is unset.",
+        example: "\"/run/secrets/escalator/reviewers\"",
+    },
+    Setting {
+        key: "review.client_address_header",
+        default: SettingDefault::Unset,
+        meaning: "Where failed logins are counted per client behind a reverse proxy: a header the proxy sets to the client's address (`x-forwarded-for`: its last entry; `x-real-ip`). Set it only behind a proxy that overwrites the header, or clients choose their own address. Unset: the TCP peer's address.",
+        example: "\"x-forwarded-for\"",
     },
     Setting {
         key: "review.time_zone",
@@ -53,8 +76,14 @@ pub struct ReviewSettings {
     pub time_zone: chrono_tz::Tz,
     /// `[review] sample_size`: decisions per day's sample (`--n` overrides it).
     pub sample_size: usize,
-    /// `ESCALATOR_ADMIN_TOKEN`: the `/review` login. Unset: the page answers 404.
+    /// `ESCALATOR_ADMIN_TOKEN`: the shared `/review` login. Unset (and no reviewers): the
+    /// page answers 404.
     pub admin_token: Option<SecretString>,
+    /// `ESCALATOR_REVIEWERS_FILE` / `[review] reviewers_file`: named reviewers' tokens.
+    pub reviewers_file: Option<PathBuf>,
+    /// `[review] client_address_header` (lower case): the header that holds the client's
+    /// address behind a proxy, for counting failed logins; `None`: the TCP peer.
+    pub client_address_header: Option<String>,
     /// `[review] secure_cookie`: mark the session cookie `Secure` (set it when served over
     /// HTTPS, directly or behind a proxy).
     pub secure_cookie: bool,
@@ -70,6 +99,8 @@ impl Default for ReviewSettings {
             time_zone: chrono_tz::UTC,
             sample_size: DEFAULT_SAMPLE_SIZE,
             admin_token: None,
+            reviewers_file: None,
+            client_address_header: None,
             secure_cookie: false,
             plain_machine_user_id: None,
         }
@@ -84,6 +115,8 @@ pub(crate) struct FileReview {
     sample_size: Option<usize>,
     secure_cookie: Option<bool>,
     plain_machine_user_id: Option<String>,
+    reviewers_file: Option<PathBuf>,
+    client_address_header: Option<String>,
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
@@ -122,16 +155,50 @@ impl ReviewSettings {
                 ));
             }
         }
+        let client_address_header = file
+            .client_address_header
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty());
+        if let Some(h) = &client_address_header {
+            if axum::http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                return Err(invalid(
+                    "review.client_address_header",
+                    format!("{h:?} is not a header name"),
+                ));
+            }
+        }
         Ok(Self {
             time_zone,
             sample_size,
             admin_token,
+            reviewers_file: env
+                .get("ESCALATOR_REVIEWERS_FILE")
+                .map(PathBuf::from)
+                .or(file.reviewers_file.filter(|p| !p.as_os_str().is_empty())),
+            client_address_header,
             secure_cookie: file.secure_cookie.unwrap_or(d.secure_cookie),
             plain_machine_user_id: file
                 .plain_machine_user_id
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty()),
         })
+    }
+}
+
+impl ReviewSettings {
+    /// Whether the web pages are on: an admin token or a reviewers file is set.
+    pub fn has_logins(&self) -> bool {
+        self.admin_token.is_some() || self.reviewers_file.is_some()
+    }
+
+    /// The reviewers file, read (and from then on re-read when it changes), or `None`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `ESCALATOR_REVIEWERS_FILE` when the file cannot be read or parsed
+    /// (never quoting a token).
+    pub fn reviewers(&self) -> Result<Option<Arc<CredentialsFile>>, ConfigError> {
+        CredentialsFile::open_optional("ESCALATOR_REVIEWERS_FILE", self.reviewers_file.as_deref())
+            .map_err(|e| invalid(e.setting, format!("{}: {}", e.path, e.reason)))
     }
 }
 

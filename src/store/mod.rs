@@ -8,6 +8,7 @@
 //! types; the SQL is in sql.rs.
 
 mod redact;
+pub mod sessions;
 pub mod settings;
 mod sql;
 
@@ -23,6 +24,7 @@ use sqlx::{
 use crate::domain::{Decision, IdempotencyKey, Source, Ticket};
 
 pub use redact::redact_url;
+pub use sessions::{SessionRow, SessionStore};
 pub use settings::{DEFAULT_STALE_AFTER, StoreSettings};
 pub use sql::{PgStore, SqliteStore};
 
@@ -247,9 +249,9 @@ impl ScoreValue {
     }
 }
 
-/// The routing log.
+/// The routing log (and, through [`SessionStore`], the review's login sessions).
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: SessionStore + Send + Sync {
     /// `postgres` or `sqlite`, for logs.
     fn backend(&self) -> &'static str;
 

@@ -3,26 +3,29 @@
 //! `/dashboard`, the weekly audit as server-rendered SVG charts ([`dashboard`], [`charts`])
 //! behind the same login.
 //!
-//! Access: a login form takes the token (compared in constant time) and the reviewer's name, and
-//! sets a session cookie (`HttpOnly`, `SameSite=Strict`, `Path=/`, 12 hours) that carries
-//! its own HMAC under the token, so sessions need no server state, work across replicas and all
-//! end when the token is rotated. Every form carries a CSRF token (an HMAC of the session, or of
-//! a login nonce cookie for the login form) checked on POST. With no token set, every `/review`
-//! path answers 404 and the start-up log says why. Ticket text is escaped everywhere.
+//! Access: a login form takes a token, a named reviewer's (`ESCALATOR_REVIEWERS_FILE`, whose
+//! name goes on the verdicts) or the admin token (with a typed name), compared in constant time;
+//! failed logins are throttled per client address and globally ([`throttle`]). A session is
+//! held server-side and its cookie (`HttpOnly`, `SameSite=Strict`, `Path=/`, 12 hours) carries
+//! an HMAC under the token ([`auth`]), so logging out or rotating the token ends it on every
+//! replica. Every form carries a CSRF token (an HMAC of the session, or of a login nonce cookie
+//! for the login form) checked on POST. With no login set, every `/review` path answers 404 and
+//! the start-up log says why. Ticket text is escaped everywhere.
 //!
 //! Over 450 lines: the routes of both pages and their login, CSRF and error handling; the HTML is
-//! in page.rs and dashboard.rs, the sessions in auth.rs.
+//! in page.rs and dashboard.rs, the sessions in auth.rs, the login limits in throttle.rs.
 
 mod auth;
 mod charts;
 mod dashboard;
 mod page;
+mod throttle;
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Form, Router,
-    extract::{Query, State},
+    extract::{ConnectInfo, Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -31,12 +34,15 @@ use serde::Deserialize;
 
 use crate::{
     config::Settings,
+    credentials::CredentialsFile,
     domain::{Severity, Source},
     review::{self, NewReview, Origin, ReviewSettings, SampleRequest, Verdict},
     store::Store,
+    telemetry::metrics::metrics,
 };
 
 use auth::Auth;
+use throttle::Throttle;
 
 /// Shared state of the review pages.
 #[derive(Clone)]
@@ -46,28 +52,43 @@ struct Pages {
     /// Everything the dashboard's audit needs (`[audit]`, the labels).
     all: Arc<Settings>,
     auth: Auth,
+    /// Failed logins of this replica.
+    throttle: Arc<Throttle>,
 }
 
 /// The `/review` and `/dashboard` routes over `store`, or none (so every such path is a 404)
-/// when no admin token is set. Logs at start which one it is.
-pub fn router(store: Arc<dyn Store>, all: &Settings) -> Router {
+/// when neither an admin token nor `reviewers` is set. Logs at start which one it is. Served
+/// with `ConnectInfo<SocketAddr>` (failed logins are counted per client address).
+pub fn router(
+    store: Arc<dyn Store>,
+    all: &Settings,
+    reviewers: Option<Arc<CredentialsFile>>,
+) -> Router {
     let settings = &all.review;
-    let Some(token) = &settings.admin_token else {
+    if settings.admin_token.is_none() && reviewers.is_none() {
         tracing::warn!(
-            "ESCALATOR_ADMIN_TOKEN is unset: the review page and the dashboard are off \
-             (GET /review and GET /dashboard answer 404)"
+            "ESCALATOR_ADMIN_TOKEN and ESCALATOR_REVIEWERS_FILE are unset: the review page and \
+             the dashboard are off (GET /review and GET /dashboard answer 404)"
         );
         return Router::new();
-    };
+    }
     tracing::info!(
         time_zone = %settings.time_zone,
-        "review page on GET /review (log in with ESCALATOR_ADMIN_TOKEN)"
+        admin_token = settings.admin_token.is_some(),
+        reviewers = reviewers.as_ref().map_or(0, |r| r.current().names().len()),
+        "review page on GET /review"
     );
     let pages = Pages {
+        auth: Auth::new(
+            settings.admin_token.as_ref(),
+            reviewers,
+            settings.secure_cookie,
+            store.clone(),
+        ),
         store,
         settings: settings.clone(),
         all: Arc::new(all.clone()),
-        auth: Auth::new(token, settings.secure_cookie),
+        throttle: Arc::new(Throttle::new()),
     };
     Router::new()
         .route("/dashboard", get(show_dashboard))
@@ -161,17 +182,40 @@ fn with_cookie(mut r: Response, cookie: &str) -> Response {
     r
 }
 
+/// The session of the request, or the response to give instead: the login form going on to
+/// `next` (none), or 503 (the sessions cannot be read).
+async fn session_or_login(
+    p: &Pages,
+    headers: &HeaderMap,
+    next: &str,
+) -> Result<auth::Session, Response> {
+    match p.auth.session(headers).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(login_form(p, StatusCode::OK, None, next)),
+        Err(e) => {
+            tracing::error!(error = %e, "review page: cannot read the sessions");
+            Err(unavailable())
+        }
+    }
+}
+
+/// The login form with a fresh nonce cookie.
+fn login_form(p: &Pages, status: StatusCode, error: Option<&str>, next: &str) -> Response {
+    let (nonce, cookie) = p.auth.login_nonce();
+    with_cookie(
+        html(
+            status,
+            page::login_to(&p.auth.login_csrf(&nonce), error, next, p.auth.has_admin()),
+        ),
+        &cookie,
+    )
+}
+
 /// `GET /review`: the login form, or the day's sample.
 async fn show(State(p): State<Pages>, headers: HeaderMap, Query(which): Query<Which>) -> Response {
-    let Some(session) = p.auth.session(&headers) else {
-        let (nonce, cookie) = p.auth.login_nonce();
-        return with_cookie(
-            html(
-                StatusCode::OK,
-                page::login(&p.auth.login_csrf(&nonce), None),
-            ),
-            &cookie,
-        );
+    let session = match session_or_login(&p, &headers, "/review").await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let (day, source) = match which.parse(&p.settings) {
         Ok(v) => v,
@@ -226,40 +270,88 @@ fn after_login(next: &str) -> &'static str {
     }
 }
 
-/// `POST /review/login`: checks the login CSRF token and the admin token, sets the session.
-async fn login(State(p): State<Pages>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+/// The client's address for the login limits: the configured proxy header (the last entry of
+/// `X-Forwarded-For`, which the nearest proxy appended), else the TCP peer.
+fn client_address(p: &Pages, headers: &HeaderMap, peer: SocketAddr) -> std::net::IpAddr {
+    p.settings
+        .client_address_header
+        .as_deref()
+        .and_then(|h| headers.get(h))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| peer.ip())
+}
+
+/// `POST /review/login`: checks the login limits, the login CSRF token and the token, and opens
+/// the session. A throttled login is answered 429 with `Retry-After` and its token is not
+/// checked; a wrong token is counted, logged (never the token) and answered 401.
+async fn login(
+    State(p): State<Pages>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let client = client_address(&p, &headers, peer);
+    let now = std::time::Instant::now();
+    if let Err((scope, wait)) = p.throttle.check(client, now) {
+        metrics()
+            .auth
+            .review_login_throttled
+            .with_label_values(&[scope.as_str()])
+            .inc();
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        tracing::warn!(%client, scope = scope.as_str(), retry_after_secs = secs, "review page: login throttled");
+        let mut r = login_form(
+            &p,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!("Too many failed logins; try again in {secs} s.")),
+            after_login(&f.next),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return r;
+    }
     if !p.auth.login_csrf_ok(&headers, &f.csrf) {
         return html(
             StatusCode::FORBIDDEN,
             page::message("Forbidden", "The form expired; open /review again."),
         );
     }
-    if !p.auth.token_ok(&f.token) {
-        tracing::warn!("review page: login with a wrong admin token");
-        let (nonce, cookie) = p.auth.login_nonce();
-        return with_cookie(
-            html(
-                StatusCode::UNAUTHORIZED,
-                page::login_to(
-                    &p.auth.login_csrf(&nonce),
-                    Some("Wrong token."),
-                    after_login(&f.next),
-                ),
-            ),
-            &cookie,
+    let Some(granted) = p.auth.check(&f.token) else {
+        p.throttle.failed(client, now);
+        metrics()
+            .auth
+            .review_login_failures
+            .with_label_values(&["wrong_token"])
+            .inc();
+        tracing::warn!(%client, "review page: login with a wrong token");
+        return login_form(
+            &p,
+            StatusCode::UNAUTHORIZED,
+            Some("Wrong token."),
+            after_login(&f.next),
         );
-    }
-    let name = crate::text::excerpt(&f.name, 60);
-    let name = if name.is_empty() {
-        "web".to_owned()
-    } else {
-        name
     };
-    tracing::info!(reviewer = %name, "review page: logged in");
-    with_cookie(
-        Redirect::to(after_login(&f.next)).into_response(),
-        &p.auth.session_cookie(&name),
-    )
+    p.throttle.succeeded(client);
+    // A reviewer is the file's name; with the admin token, the name typed (a team of one).
+    let name = match &granted.name {
+        Some(n) => n.clone(),
+        None => match crate::text::excerpt(&f.name, 60) {
+            n if n.is_empty() => "web".to_owned(),
+            n => n,
+        },
+    };
+    match p.auth.open(&granted, &name).await {
+        Ok(cookie) => {
+            tracing::info!(reviewer = %name, login = ?granted.login, "review page: logged in");
+            with_cookie(Redirect::to(after_login(&f.next)).into_response(), &cookie)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "review page: cannot store the session");
+            unavailable()
+        }
+    }
 }
 
 /// Which weeks the dashboard shows.
@@ -275,15 +367,9 @@ async fn show_dashboard(
     headers: HeaderMap,
     Query(q): Query<DashboardQuery>,
 ) -> Response {
-    let Some(session) = p.auth.session(&headers) else {
-        let (nonce, cookie) = p.auth.login_nonce();
-        return with_cookie(
-            html(
-                StatusCode::OK,
-                page::login_to(&p.auth.login_csrf(&nonce), None, "/dashboard"),
-            ),
-            &cookie,
-        );
+    let session = match session_or_login(&p, &headers, "/dashboard").await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let week = q.week.as_deref().map(str::trim).filter(|w| !w.is_empty());
     let req =
@@ -308,17 +394,31 @@ struct LogoutForm {
     csrf: String,
 }
 
-/// `POST /review/logout`: clears the session.
+/// `POST /review/logout`: ends the session server-side (its cookie stops working on every
+/// replica) and clears the cookie.
 async fn logout(State(p): State<Pages>, headers: HeaderMap, Form(f): Form<LogoutForm>) -> Response {
-    match p.auth.session(&headers) {
-        Some(s) if p.auth.csrf_ok(&s, &f.csrf) => with_cookie(
-            Redirect::to("/review").into_response(),
-            &p.auth.clear_cookie(),
-        ),
-        _ => html(
+    match p.auth.session(&headers).await {
+        Ok(Some(s)) if p.auth.csrf_ok(&s, &f.csrf) => match p.auth.close(&s).await {
+            Ok(()) => {
+                tracing::info!(reviewer = %s.reviewer, "review page: logged out");
+                with_cookie(
+                    Redirect::to("/review").into_response(),
+                    &p.auth.clear_cookie(),
+                )
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "review page: cannot end the session");
+                unavailable()
+            }
+        },
+        Ok(_) => html(
             StatusCode::FORBIDDEN,
             page::message("Forbidden", "Log in again at /review."),
         ),
+        Err(e) => {
+            tracing::error!(error = %e, "review page: cannot read the sessions");
+            unavailable()
+        }
     }
 }
 
@@ -405,11 +505,18 @@ async fn verdict(
     headers: HeaderMap,
     Form(f): Form<VerdictForm>,
 ) -> Response {
-    let Some(session) = p.auth.session(&headers) else {
-        return html(
-            StatusCode::FORBIDDEN,
-            page::message("Forbidden", "Your session ended; log in again at /review."),
-        );
+    let session = match p.auth.session(&headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return html(
+                StatusCode::FORBIDDEN,
+                page::message("Forbidden", "Your session ended; log in again at /review."),
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "review page: cannot read the sessions");
+            return unavailable();
+        }
     };
     if !p.auth.csrf_ok(&session, &f.csrf) {
         return html(

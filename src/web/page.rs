@@ -47,15 +47,18 @@ pub(super) fn message(title: &str, text: &str) -> String {
 }
 
 /// The login form.
-pub(super) fn login(csrf: &str, error: Option<&str>) -> String {
-    login_to(csrf, error, "/review")
-}
-
-/// The login form, going on to `next` (`/review` or `/dashboard`).
-pub(super) fn login_to(csrf: &str, error: Option<&str>, next: &str) -> String {
+/// The login form, going on to `next` (`/review` or `/dashboard`); with the admin token as a
+/// login it also asks for a name (a reviewer's token names its holder).
+pub(super) fn login_to(csrf: &str, error: Option<&str>, next: &str, ask_name: bool) -> String {
     let error = error
         .map(|e| format!("<p class=\"corrected\">{}</p>", esc(e)))
         .unwrap_or_default();
+    let name = if ask_name {
+        "<label for=\"name\">Your name, with the admin token (a reviewer's token names you)</label>\
+         <input type=\"text\" id=\"name\" name=\"name\" maxlength=\"60\">"
+    } else {
+        ""
+    };
     shell(
         "Log in",
         "",
@@ -63,11 +66,9 @@ pub(super) fn login_to(csrf: &str, error: Option<&str>, next: &str) -> String {
             "<div class=\"card\"><h2>Log in</h2>{error}<form method=\"post\" action=\"/review/login\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <input type=\"hidden\" name=\"next\" value=\"{}\">\
-             <label for=\"token\">Admin token (ESCALATOR_ADMIN_TOKEN)</label>\
+             <label for=\"token\">Your token</label>\
              <input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"current-password\" required>\
-             <label for=\"name\">Your name (stored with your verdicts)</label>\
-             <input type=\"text\" id=\"name\" name=\"name\" maxlength=\"60\">\
-             <div class=\"buttons\"><button class=\"ok\" type=\"submit\" id=\"login\">Log in</button></div>\
+             {name}<div class=\"buttons\"><button class=\"ok\" type=\"submit\" id=\"login\">Log in</button></div>\
              </form></div>",
             esc(csrf),
             esc(next)

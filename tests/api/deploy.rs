@@ -134,6 +134,11 @@ fn every_shipped_deploy_listening_on_all_addresses_names_its_grpc_callers() {
         );
         assert!(!s.grpc.allow_unauthenticated, "{file}");
     }
+    let k8s = load(&block(&read("deploy/k8s/configmap.yaml"), "escalator.toml"));
+    assert!(
+        k8s.review.reviewers_file.is_some(),
+        "named reviewers in Kubernetes"
+    );
     let compose = read("deploy/compose.yaml");
     assert!(compose.contains("file: ./compose/grpc-callers"));
     Credentials::parse(&read("deploy/compose/grpc-callers")).unwrap();

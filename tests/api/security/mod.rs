@@ -1,9 +1,11 @@
 //! Issue 24's controls, each tried the way an attacker or a careless operator would meet it:
 //! the gRPC API's callers ([`grpc`]) and transport ([`tls`]), secrets in the start-up log
-//! ([`logs`]). Each module names the threat it tests.
+//! ([`logs`]), the review pages' logins and sessions ([`sessions`]). Each module names the
+//! threat it tests.
 
 mod grpc;
 mod logs;
+mod sessions;
 mod tls;
 
 use std::{

@@ -692,7 +692,8 @@ pub struct Decision {
     pub shadow: BTreeMap<String, bool>,
     /// The authenticated gRPC caller whose request made the decision (a name from
     /// `ESCALATOR_GRPC_CALLERS_FILE`); `None` for webhooks, unauthenticated gRPC and decisions
-    /// logged before callers existed.
+    /// logged before callers existed. Left out of JSON when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub caller: Option<String>,
 }
 

@@ -12,20 +12,22 @@
 //! for the login form) checked on POST. With no login set, every `/review` path answers 404 and
 //! the start-up log says why. Ticket text is escaped everywhere.
 //!
-//! Over 450 lines: the routes of both pages and their login, CSRF and error handling; the HTML is
-//! in page.rs and dashboard.rs, the sessions in auth.rs, the login limits in throttle.rs.
+//! Here: the routes of both pages and their CSRF and error handling. The HTML is in page.rs and
+//! dashboard.rs, the login and logout in login.rs, the sessions in auth.rs, the login limits in
+//! throttle.rs.
 
 mod auth;
 mod charts;
 mod dashboard;
+mod login;
 mod page;
 mod throttle;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     Form, Router,
-    extract::{ConnectInfo, Query, State},
+    extract::{Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -38,7 +40,6 @@ use crate::{
     domain::{Severity, Source},
     review::{self, NewReview, Origin, ReviewSettings, SampleRequest, Verdict},
     store::Store,
-    telemetry::metrics::metrics,
 };
 
 use auth::Auth;
@@ -93,8 +94,8 @@ pub fn router(
     Router::new()
         .route("/dashboard", get(show_dashboard))
         .route("/review", get(show))
-        .route("/review/login", post(login))
-        .route("/review/logout", post(logout))
+        .route("/review/login", post(login::login))
+        .route("/review/logout", post(login::logout))
         .route("/review/verdict", post(verdict))
         .with_state(pages)
 }
@@ -182,38 +183,9 @@ fn with_cookie(mut r: Response, cookie: &str) -> Response {
     r
 }
 
-/// The session of the request, or the response to give instead: the login form going on to
-/// `next` (none), or 503 (the sessions cannot be read).
-async fn session_or_login(
-    p: &Pages,
-    headers: &HeaderMap,
-    next: &str,
-) -> Result<auth::Session, Response> {
-    match p.auth.session(headers).await {
-        Ok(Some(s)) => Ok(s),
-        Ok(None) => Err(login_form(p, StatusCode::OK, None, next)),
-        Err(e) => {
-            tracing::error!(error = %e, "review page: cannot read the sessions");
-            Err(unavailable())
-        }
-    }
-}
-
-/// The login form with a fresh nonce cookie.
-fn login_form(p: &Pages, status: StatusCode, error: Option<&str>, next: &str) -> Response {
-    let (nonce, cookie) = p.auth.login_nonce();
-    with_cookie(
-        html(
-            status,
-            page::login_to(&p.auth.login_csrf(&nonce), error, next, p.auth.has_admin()),
-        ),
-        &cookie,
-    )
-}
-
 /// `GET /review`: the login form, or the day's sample.
 async fn show(State(p): State<Pages>, headers: HeaderMap, Query(which): Query<Which>) -> Response {
-    let session = match session_or_login(&p, &headers, "/review").await {
+    let session = match login::session_or_login(&p, &headers, "/review").await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -250,110 +222,6 @@ async fn show(State(p): State<Pages>, headers: HeaderMap, Query(which): Query<Wh
     )
 }
 
-#[derive(Debug, Deserialize)]
-struct LoginForm {
-    token: String,
-    #[serde(default)]
-    name: String,
-    csrf: String,
-    /// Where to go after logging in: `/dashboard`, or the review (anything else).
-    #[serde(default)]
-    next: String,
-}
-
-/// The page a login goes on to: only our own two pages, never a URL from the form.
-fn after_login(next: &str) -> &'static str {
-    if next == "/dashboard" {
-        "/dashboard"
-    } else {
-        "/review"
-    }
-}
-
-/// The client's address for the login limits: the configured proxy header (the last entry of
-/// `X-Forwarded-For`, which the nearest proxy appended), else the TCP peer.
-fn client_address(p: &Pages, headers: &HeaderMap, peer: SocketAddr) -> std::net::IpAddr {
-    p.settings
-        .client_address_header
-        .as_deref()
-        .and_then(|h| headers.get(h))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| peer.ip())
-}
-
-/// `POST /review/login`: checks the login limits, the login CSRF token and the token, and opens
-/// the session. A throttled login is answered 429 with `Retry-After` and its token is not
-/// checked; a wrong token is counted, logged (never the token) and answered 401.
-async fn login(
-    State(p): State<Pages>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(f): Form<LoginForm>,
-) -> Response {
-    let client = client_address(&p, &headers, peer);
-    let now = std::time::Instant::now();
-    if let Err((scope, wait)) = p.throttle.check(client, now) {
-        metrics()
-            .auth
-            .review_login_throttled
-            .with_label_values(&[scope.as_str()])
-            .inc();
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        tracing::warn!(%client, scope = scope.as_str(), retry_after_secs = secs, "review page: login throttled");
-        let mut r = login_form(
-            &p,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(&format!("Too many failed logins; try again in {secs} s.")),
-            after_login(&f.next),
-        );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        return r;
-    }
-    if !p.auth.login_csrf_ok(&headers, &f.csrf) {
-        return html(
-            StatusCode::FORBIDDEN,
-            page::message("Forbidden", "The form expired; open /review again."),
-        );
-    }
-    let Some(granted) = p.auth.check(&f.token) else {
-        p.throttle.failed(client, now);
-        metrics()
-            .auth
-            .review_login_failures
-            .with_label_values(&["wrong_token"])
-            .inc();
-        tracing::warn!(%client, "review page: login with a wrong token");
-        return login_form(
-            &p,
-            StatusCode::UNAUTHORIZED,
-            Some("Wrong token."),
-            after_login(&f.next),
-        );
-    };
-    p.throttle.succeeded(client);
-    // A reviewer is the file's name; with the admin token, the name typed (a team of one).
-    let name = match &granted.name {
-        Some(n) => n.clone(),
-        None => match crate::text::excerpt(&f.name, 60) {
-            n if n.is_empty() => "web".to_owned(),
-            n => n,
-        },
-    };
-    match p.auth.open(&granted, &name).await {
-        Ok(cookie) => {
-            tracing::info!(reviewer = %name, login = ?granted.login, "review page: logged in");
-            with_cookie(Redirect::to(after_login(&f.next)).into_response(), &cookie)
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "review page: cannot store the session");
-            unavailable()
-        }
-    }
-}
-
 /// Which weeks the dashboard shows.
 #[derive(Debug, Default, Deserialize)]
 struct DashboardQuery {
@@ -367,7 +235,7 @@ async fn show_dashboard(
     headers: HeaderMap,
     Query(q): Query<DashboardQuery>,
 ) -> Response {
-    let session = match session_or_login(&p, &headers, "/dashboard").await {
+    let session = match login::session_or_login(&p, &headers, "/dashboard").await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -384,39 +252,6 @@ async fn show_dashboard(
         ),
         Err(e) => {
             tracing::error!(error = %e, "dashboard: cannot read the routing log");
-            unavailable()
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct LogoutForm {
-    csrf: String,
-}
-
-/// `POST /review/logout`: ends the session server-side (its cookie stops working on every
-/// replica) and clears the cookie.
-async fn logout(State(p): State<Pages>, headers: HeaderMap, Form(f): Form<LogoutForm>) -> Response {
-    match p.auth.session(&headers).await {
-        Ok(Some(s)) if p.auth.csrf_ok(&s, &f.csrf) => match p.auth.close(&s).await {
-            Ok(()) => {
-                tracing::info!(reviewer = %s.reviewer, "review page: logged out");
-                with_cookie(
-                    Redirect::to("/review").into_response(),
-                    &p.auth.clear_cookie(),
-                )
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "review page: cannot end the session");
-                unavailable()
-            }
-        },
-        Ok(_) => html(
-            StatusCode::FORBIDDEN,
-            page::message("Forbidden", "Log in again at /review."),
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "review page: cannot read the sessions");
             unavailable()
         }
     }

@@ -1,9 +1,8 @@
-//! The command line: a thin dispatcher. Each command lives in its own module: `serve`
-//! ([`crate::serve`]), `classify` ([`crate::classify`]), `eval` ([`crate::eval`]), `labels check`
-//! and `prompt render` ([`crate::inspect`]), `bench` ([`crate::bench`]), `review` and `labels
-//! add-from-reviews` ([`crate::review::cli`]), `audit` ([`crate::audit::cli`]), `promote`
-//! ([`crate::promote`]) and `healthcheck` ([`crate::healthcheck`]). Exit codes are in
-//! [`crate::exit`].
+//! The command line: a thin dispatcher. Each command lives in its own module: `serve`,
+//! `classify`, `eval`, `labels check`, `prompt render` and `healthcheck` in [`crate::commands`],
+//! `bench` ([`crate::bench`]), `review` and `labels add-from-reviews`
+//! ([`crate::review::cli`]), `audit` ([`crate::audit::cli`]) and `promote`
+//! ([`crate::promote`]). Exit codes are in [`crate::exit`].
 
 use std::process::ExitCode;
 
@@ -24,9 +23,9 @@ enum Command {
     /// Run the gRPC and HTTP servers (configured by environment, see README).
     Serve,
     /// Classify one ticket and print the decision as JSON (nothing is logged or routed).
-    Classify(crate::classify::ClassifyArgs),
+    Classify(crate::commands::classify::ClassifyArgs),
     /// Run the classifier over a labelled file: accuracy, confusion matrix, misses.
-    Eval(crate::eval::EvalArgs),
+    Eval(crate::commands::eval::EvalArgs),
     /// Work with labels files.
     Labels {
         #[command(subcommand)]
@@ -50,7 +49,7 @@ enum Command {
     Promote(crate::promote::PromoteArgs),
     /// Ask this server's own `/healthz` (or `/readyz`): exit 0 on 200, 1 otherwise (for a
     /// container `HEALTHCHECK` in an image without curl).
-    Healthcheck(crate::healthcheck::HealthcheckArgs),
+    Healthcheck(crate::commands::healthcheck::HealthcheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,7 +57,7 @@ enum LabelsCommand {
     /// Validate a labels file: header, enums, route vs severity, unique ids, row count, bucket
     /// shares, overlap with the other file, empty fields, duplicates and conflicting labels
     /// (also against the other file), and rows per definition clause.
-    Check(crate::inspect::LabelsCheckArgs),
+    Check(crate::commands::labels_check::LabelsCheckArgs),
     /// Append the tickets reviewers corrected to the labels file, check it, print the prompt
     /// version it implies.
     AddFromReviews(crate::review::cli::AddFromReviewsArgs),
@@ -67,39 +66,38 @@ enum LabelsCommand {
 #[derive(Debug, Subcommand)]
 enum PromptCommand {
     /// Print the exact system block to stdout and its version to stderr.
-    Render(crate::inspect::PromptRenderArgs),
+    Render(crate::commands::prompt_render::PromptRenderArgs),
 }
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Serve = cli.command {
-        return crate::serve::main();
+        return crate::commands::serve::main();
     }
-    // One-shot commands log to stderr only; traces are for the service.
-    if let Ok(mut s) = Settings::load(&ProcessEnv) {
+    // One-shot commands log to stderr only; traces are for the service. The guard is held
+    // until the command returns.
+    let _telemetry = Settings::load(&ProcessEnv).ok().and_then(|mut s| {
         s.telemetry.traces = None;
-        if let Ok(guard) = telemetry::init(&s.telemetry) {
-            std::mem::forget(guard);
-        }
-    }
+        telemetry::init(&s.telemetry).ok()
+    });
     match cli.command {
-        Command::Serve => crate::serve::main(),
-        Command::Classify(args) => crate::classify::main(args),
-        Command::Eval(args) => crate::eval::main(args),
+        Command::Serve => crate::commands::serve::main(),
+        Command::Classify(args) => crate::commands::classify::main(args),
+        Command::Eval(args) => crate::commands::eval::main(args),
         Command::Labels {
             command: LabelsCommand::Check(args),
-        } => crate::inspect::labels_check(args),
+        } => crate::commands::labels_check::main(args),
         Command::Labels {
             command: LabelsCommand::AddFromReviews(args),
         } => crate::review::cli::add_from_reviews(args),
         Command::Prompt {
             command: PromptCommand::Render(args),
-        } => crate::inspect::prompt_render(args),
+        } => crate::commands::prompt_render::main(args),
         Command::Bench(args) => crate::bench::main(args),
         Command::Review(args) => crate::review::cli::main(args),
         Command::Audit(args) => crate::audit::cli::main(args),
         Command::Promote(args) => crate::promote::main(args),
-        Command::Healthcheck(args) => crate::healthcheck::main(args),
+        Command::Healthcheck(args) => crate::commands::healthcheck::main(args),
     }
 }

@@ -22,11 +22,9 @@ use crate::{
     env::{ConfigError, EnvSource, Setting, SettingDefault},
     store::{StoreSettings, settings::FileDatabase},
     telemetry::settings::{FileTelemetry, TelemetrySettings},
-    ticketing::settings::{
-        FileActions, FilePlain, FilePylon, FileRoute, FileTicketing, TicketingSettings,
-    },
+    ticketing::settings::{FilePlain, FilePylon, FileRoute, FileTicketing, TicketingSettings},
     triage::TriageSettings,
-    worker::settings::{FileWorker, WorkerSettings},
+    worker::settings::{FileActions, FileWorker, WorkerSettings},
 };
 
 /// Every `ESCALATOR_*` variable the service reads; others are warned about at start.
@@ -161,7 +159,7 @@ struct FileSettings {
     #[serde(default)]
     pylon: FilePylon,
     #[serde(default)]
-    actions: FileActions,
+    actions: FileActionsTable,
     #[serde(default)]
     worker: FileWorker,
     #[serde(default)]
@@ -174,6 +172,37 @@ struct FileSettings {
     tiers: crate::weighting::settings::FileTiers,
     #[serde(default)]
     labels: crate::taxonomy::settings::FileLabels,
+}
+
+/// `[actions]`: one table with keys of two sections, kept together so existing files stay
+/// valid: `api_tool` is the ticketing's, the others are the worker's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileActionsTable {
+    api_tool: Option<String>,
+    enabled: Option<bool>,
+    poll_interval_ms: Option<u64>,
+    action_lease_secs: Option<u64>,
+    delivery_lease_secs: Option<u64>,
+    batch: Option<u32>,
+    backoff_base_ms: Option<u64>,
+    backoff_max_secs: Option<u64>,
+}
+
+impl FileActionsTable {
+    /// The ticketing's `api_tool` and the worker's keys.
+    fn split(self) -> (Option<String>, FileActions) {
+        let worker = FileActions {
+            enabled: self.enabled,
+            poll_interval_ms: self.poll_interval_ms,
+            action_lease_secs: self.action_lease_secs,
+            delivery_lease_secs: self.delivery_lease_secs,
+            batch: self.batch,
+            backoff_base_ms: self.backoff_base_ms,
+            backoff_max_secs: self.backoff_max_secs,
+        };
+        (self.api_tool, worker)
+    }
 }
 
 /// `[prompt]`: files to classify with instead of the embedded ones.
@@ -201,12 +230,12 @@ impl Settings {
     /// When a configured file cannot be read or the labels or template are invalid.
     pub fn load_prompt(
         &self,
-    ) -> anyhow::Result<(crate::prompt::Prompt, Vec<crate::labels::Example>)> {
+    ) -> anyhow::Result<(crate::prompt::Prompt, Vec<crate::examples::Example>)> {
         let examples = match &self.labels_file {
-            Some(path) => crate::labels::load(path),
-            None => crate::labels::parse(
+            Some(path) => crate::examples::load(path),
+            None => crate::examples::parse(
                 "labels/labels.csv (embedded)",
-                crate::labels::EMBEDDED_LABELS,
+                crate::examples::EMBEDDED_LABELS,
             ),
         }
         .map_err(|problems| {
@@ -226,6 +255,24 @@ impl Settings {
         };
         let prompt = self.prompt_spec().render(&template, &examples)?;
         Ok((prompt, examples))
+    }
+
+    /// The classifiers these settings describe, over the prompt of [`Settings::load_prompt`];
+    /// `model_info` is the start-up check's answer about the model, if it ran.
+    ///
+    /// # Errors
+    /// When the prompt cannot be loaded or the Claude client cannot be built.
+    pub fn classifiers(
+        &self,
+        model_info: Option<&crate::classifier::claude::models::ModelInfo>,
+    ) -> anyhow::Result<crate::classifier::Classifiers> {
+        let (prompt, examples) = self.load_prompt()?;
+        Ok(crate::classifier::Classifiers::build(
+            &self.claude,
+            prompt,
+            &examples,
+            model_info,
+        )?)
     }
 
     /// Loads settings from `env` (and the file it names).
@@ -267,8 +314,9 @@ impl Settings {
         };
         let claude = ClaudeSettings::load(env, file.claude)?;
         let telemetry = TelemetrySettings::load(env, file.telemetry)?;
+        let (api_tool, actions) = file.actions.split();
         let worker = WorkerSettings::load(
-            &file.actions,
+            &actions,
             file.worker,
             claude.api_key.is_some().then_some(claude.max_concurrency),
         )?;
@@ -278,7 +326,7 @@ impl Settings {
             FileTicketing {
                 plain: file.plain,
                 pylon: file.pylon,
-                actions: file.actions,
+                api_tool,
                 routes: file.routes,
             },
         )?;
@@ -446,7 +494,8 @@ mod tests {
         let custom =
             Settings::load(&BTreeMap::from([("ESCALATOR_CONFIG", path.as_str())])).unwrap();
         let plain = Settings::load(&BTreeMap::new()).unwrap();
-        let examples = crate::labels::parse("labels.csv", crate::labels::EMBEDDED_LABELS).unwrap();
+        let examples =
+            crate::examples::parse("labels.csv", crate::examples::EMBEDDED_LABELS).unwrap();
         let template = crate::prompt::EMBEDDED_TEMPLATE;
         let served = custom.load_prompt().unwrap().0;
         // What `labels add-from-reviews` and the labels pull request render with.

@@ -171,6 +171,20 @@ impl Setting {
     }
 }
 
+/// The tables of a TOML file's `text` as a section's file type `T`, failing as the loader does
+/// (`ConfigError::File`): for a section's tests, which load its tables without the whole
+/// configuration.
+///
+/// # Errors
+/// The parse error, as the loader reports it.
+#[cfg(test)]
+pub(crate) fn file_tables<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::File {
+        path: "test.toml".into(),
+        reason: e.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

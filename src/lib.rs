@@ -10,7 +10,8 @@
 //!   [`text`] (char-safe cuts, matching keys), [`backoff`] (the one backoff with jitter),
 //!   [`causes`] (the one cause-chain formatter), [`credentials`] (`name token` files: gRPC
 //!   callers, reviewers).
-//! - [`labels`], [`prompt`]: the labelled examples and the prompt rendered from them;
+//! - [`examples`], [`prompt`]: the labelled examples and the prompt rendered from them;
+//!   [`evaluation`]: a classifier over labelled examples, against their labels;
 //!   [`weighting`]: the tier and repeat rules applied after the classifier (over the domain);
 //!   [`taxonomy`]: the topics, sentiments and shadow categories a decision is labelled with;
 //!   [`stats`]: the Wilson interval of an accuracy figure.
@@ -23,39 +24,34 @@
 //! - Edges: [`grpc`], [`http`] and [`worker`] (the inbox, outbox and recovery loops) drive the
 //!   use cases; [`error`] maps their errors to codes in one place.
 //! - Wiring and commands: [`config`] (composes the sections), [`startup`], [`shutdown`],
-//!   [`cli`] (a thin dispatcher), [`exit`] (exit codes), [`serve`] (`escalator serve`),
-//!   [`classify`] (`escalator classify`), [`inspect`] (`labels check`, `prompt render`),
-//!   [`eval`] (`escalator eval`),
+//!   [`cli`] (a thin dispatcher), [`exit`] (exit codes), [`commands`] (`serve`, `classify`,
+//!   `eval`, `labels check`, `prompt render`, `healthcheck`),
 //!   [`bench`] (`escalator bench`, the real service against in-process mocks, measured),
 //!   [`review`] (the daily review: samples, verdicts, overrides, labels from reviews),
 //!   [`audit`] (`escalator audit`: the weekly figures, symptoms and the labels pull request),
 //!   [`web`] (the `/review` and `/dashboard` pages), [`promote`] (`escalator promote`: a shadow
-//!   category goes live past its gate) and [`healthcheck`] (`escalator healthcheck`, for images
-//!   without curl).
+//!   category goes live past its gate).
 
 pub mod audit;
 pub mod backoff;
 pub mod bench;
 pub mod causes;
 pub mod classifier;
-pub mod classify;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod domain;
 pub mod env;
 pub mod error;
-pub mod eval;
+pub mod evaluation;
+pub mod examples;
 pub mod exit;
 pub mod grpc;
-pub mod healthcheck;
 pub mod http;
-pub mod inspect;
-pub mod labels;
 pub mod promote;
 pub mod prompt;
 pub mod review;
-pub mod serve;
 pub mod shutdown;
 pub mod startup;
 pub mod stats;

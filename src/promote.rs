@@ -21,8 +21,8 @@ use crate::{
     config::Settings,
     domain::Severity,
     env::ProcessEnv,
+    examples::Example,
     exit,
-    labels::Example,
     store::{Store, StoreError},
     taxonomy::{Category, Kind, Mode},
 };
@@ -241,7 +241,7 @@ fn run(args: &PromoteArgs) -> Result<ExitCode, ExitCode> {
         Kind::Topic => None,
     };
     let existing = match &labels_file {
-        Some(f) => crate::labels::load(f).map_err(|problems| {
+        Some(f) => crate::examples::load(f).map_err(|problems| {
             usage(format!(
                 "the labels file is invalid:\n{}",
                 problems
@@ -305,7 +305,7 @@ fn add_examples(file: &std::path::Path, rows: &[Example]) -> Result<(), String> 
     let holdout = if holdout_path.exists() && holdout_path != file {
         Some((
             holdout_path.display().to_string(),
-            crate::labels::load(&holdout_path).map_err(|p| {
+            crate::examples::load(&holdout_path).map_err(|p| {
                 p.iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     domain::{DomainError, Route, Sentiment, Severity, TicketContext},
-    labels::Example,
+    examples::Example,
     taxonomy::{Kind, Taxonomy},
     weighting::Weighting,
 };
@@ -437,11 +437,11 @@ mod tests {
     use super::*;
     use crate::{
         domain::{RawTicket, Source, Ticket},
-        labels,
+        examples,
     };
 
     fn shipped() -> Prompt {
-        let ex = labels::parse("labels.csv", labels::EMBEDDED_LABELS).unwrap();
+        let ex = examples::parse("labels.csv", examples::EMBEDDED_LABELS).unwrap();
         Prompt::render(EMBEDDED_TEMPLATE, &ex).unwrap()
     }
 
@@ -452,7 +452,7 @@ mod tests {
         assert_eq!(a, b);
         assert!(a.version().starts_with("classifier@"));
         assert_eq!(a.version().len(), "classifier@".len() + 12);
-        let ex = labels::parse("labels.csv", labels::EMBEDDED_LABELS).unwrap();
+        let ex = examples::parse("labels.csv", examples::EMBEDDED_LABELS).unwrap();
         let fewer = Prompt::render(EMBEDDED_TEMPLATE, &ex[1..]).unwrap();
         assert_ne!(fewer.version(), a.version());
     }
@@ -494,7 +494,7 @@ mod tests {
 
     #[test]
     fn examples_show_arr_and_repeats_only_when_the_file_has_them() {
-        let plain = labels::parse(
+        let plain = examples::parse(
             "f.csv",
             "ticket_id,subject,first_message,tier,severity,route,why_this_label\nA-1,s,m,pro,routine,bot,w\n",
         )
@@ -503,7 +503,7 @@ mod tests {
             render_examples(&plain),
             "<example id=\"A-1\">\ntier: pro\nsubject: s\nfirst_message: m\nanswer: {\"severity\":\"routine\",\"route\":\"bot\",\"reasoning\":\"w\"}\n</example>\n"
         );
-        let rich = labels::parse(
+        let rich = examples::parse(
             "f.csv",
             "ticket_id,subject,first_message,tier,severity,route,why_this_label,arr_usd,repeat_24h,topic\nA-1,s,m,pro,urgent,human,w,12000,2,billing\nA-2,s2,m2,free,routine,bot,w,,,\n",
         )
@@ -565,7 +565,7 @@ mod tests {
     #[test]
     fn topics_sentiments_and_shadow_categories_reach_prompt_schema_and_version() {
         use crate::taxonomy::{Category, Kind, Mode};
-        let rows = labels::parse(
+        let rows = examples::parse(
             "f.csv",
             "ticket_id,subject,first_message,tier,severity,route,why_this_label,topic,sentiment\n\
              A-1,s,m,pro,routine,bot,w,billing,angry\nA-2,s2,m2,free,routine,bot,w,dashboards,positive\n",
@@ -649,5 +649,22 @@ mod tests {
         assert!(Prompt::render("no examples\n<!-- user turn -->\nx", &[]).is_err());
         let e = Prompt::render("{{examples}} {{subject}}\n<!-- user turn -->\nx", &[]).unwrap_err();
         assert!(e.to_string().contains("placeholder other than"));
+    }
+
+    /// The examples' coverage table names each clause by words the template states.
+    #[test]
+    fn every_clause_is_stated_in_the_template_definitions() {
+        let template = EMBEDDED_TEMPLATE;
+        let start = template.find("DEFINITIONS").unwrap();
+        let end = template.find("ROUTE").unwrap();
+        let definitions = template[start..end].to_lowercase();
+        for c in examples::CLAUSES {
+            assert!(
+                definitions.contains(&c.definition.to_lowercase()),
+                "{}: {:?} is not in the DEFINITIONS of prompts/classifier.md",
+                c.name,
+                c.definition
+            );
+        }
     }
 }

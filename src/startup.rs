@@ -13,7 +13,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    classifier::{ClaudeClassifier, Decider, OfflineClassifier},
+    classifier::Decider,
     config::Settings,
     grpc::{EscalatorService, pb},
     http::{HttpState, router},
@@ -23,82 +23,6 @@ use crate::{
     triage::{Bridge, Triage},
     worker::{self, Health, Worker},
 };
-
-/// The classifiers of one process, built from the settings: the offline backend (always), the
-/// Claude backend when `ANTHROPIC_API_KEY` is set, and the prompt both classify with. `serve`,
-/// `classify` and `eval` all build theirs here, so they classify alike.
-#[derive(Clone)]
-pub struct Classifiers {
-    /// The prompt (template + labels) both backends classify with.
-    pub prompt: Prompt,
-    /// The rule-based backend: alone without a key, else the fallback.
-    pub offline: Arc<OfflineClassifier>,
-    /// The Claude backend, when a key is set.
-    pub claude: Option<Arc<ClaudeClassifier>>,
-}
-
-impl Classifiers {
-    /// The fallback policy over these backends.
-    pub fn decider(&self) -> Decider {
-        let primary = self
-            .claude
-            .clone()
-            .map(|c| c as Arc<dyn crate::classifier::Classifier>);
-        Decider::new(primary, self.offline.clone())
-    }
-}
-
-/// Builds the [`Classifiers`] for `settings`; `model_info` is the start-up check's answer about
-/// the model ([`check_model`]), if it ran. Does no I/O: without a key the cached prefix is
-/// estimated at chars/4 and a prompt below the configured model's cache minimum is logged, so
-/// it is noticed before the key is switched on.
-///
-/// # Errors
-/// When the prompt cannot be loaded or the Claude client cannot be built.
-pub fn build_classifiers(
-    settings: &Settings,
-    model_info: Option<&crate::classifier::claude::models::ModelInfo>,
-) -> anyhow::Result<Classifiers> {
-    use crate::classifier::claude::{self, CacheCheck, TokenSource};
-
-    let (prompt, examples) = settings.load_prompt()?;
-    let offline = Arc::new(
-        OfflineClassifier::new(&examples, prompt.version())
-            .with_taxonomy(settings.labels.taxonomy.clone()),
-    );
-    let model = &settings.claude.model;
-    if settings.claude.api_key.is_none() {
-        let check = CacheCheck {
-            tokens: claude::price::estimate_tokens(prompt.system()),
-            source: TokenSource::Estimate,
-            minimum: claude::price::min_cacheable_tokens(model),
-        };
-        if !check.cacheable() {
-            claude::log_cache_check(model, &check);
-        }
-        return Ok(Classifiers {
-            prompt,
-            offline,
-            claude: None,
-        });
-    }
-    let backend = Arc::new(ClaudeClassifier::with_model(
-        &settings.claude,
-        prompt.clone(),
-        model_info,
-    )?);
-    tracing::info!(
-        model = %model,
-        api_version = settings.claude.api_version.as_str(),
-        base_url = %settings.claude.base_url,
-        "ANTHROPIC_API_KEY is set: Claude classifies, the offline classifier is the fallback"
-    );
-    Ok(Classifiers {
-        prompt,
-        offline,
-        claude: Some(backend),
-    })
-}
 
 /// The classifier chain for `settings`: Claude when an API key is set (with the offline
 /// classifier as fallback), else the offline classifier alone.
@@ -119,13 +43,8 @@ pub fn build_decider_for(
     settings: &Settings,
     model_info: Option<&crate::classifier::claude::models::ModelInfo>,
 ) -> anyhow::Result<(Decider, Prompt)> {
-    let classifiers = build_classifiers(settings, model_info)?;
-    if let (Some(claude), Ok(runtime)) =
-        (&classifiers.claude, tokio::runtime::Handle::try_current())
-    {
-        let check = claude.clone();
-        runtime.spawn(async move { check.check_cache().await });
-    }
+    let classifiers = settings.classifiers(model_info)?;
+    classifiers.check_cache_in_background();
     Ok((classifiers.decider(), classifiers.prompt))
 }
 

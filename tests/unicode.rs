@@ -21,7 +21,7 @@ use escalator::{
         MAX_REASONING_WORDS, MAX_SUBJECT_CHARS, RawTicket, Severity, Source, Ticket, TicketContext,
         Usage, Verdict,
     },
-    labels,
+    examples,
     text::{self, ELLIPSIS},
     ticketing::{
         Accepted, PLAIN_NOTE_MAX_CHARS, Plain, Pylon, Ticketing as _, WebhookError, escape_html,
@@ -208,7 +208,7 @@ fn huge_text() -> impl Strategy<Value = String> {
 fn offline() -> &'static OfflineClassifier {
     static C: OnceLock<OfflineClassifier> = OnceLock::new();
     C.get_or_init(|| {
-        let ex = labels::parse("labels.csv", labels::EMBEDDED_LABELS).unwrap();
+        let ex = examples::parse("labels.csv", examples::EMBEDDED_LABELS).unwrap();
         OfflineClassifier::new(&ex, "classifier@test")
     })
 }
@@ -568,7 +568,7 @@ fn csv_row(fields: &[String]) -> String {
     String::from_utf8(w.into_inner().unwrap()).unwrap()
 }
 
-fn assert_valid_labels(result: Result<Vec<labels::Example>, Vec<labels::Problem>>) {
+fn assert_valid_labels(result: Result<Vec<examples::Example>, Vec<examples::Problem>>) {
     match result {
         Ok(examples) => {
             for e in examples {
@@ -593,7 +593,7 @@ proptest! {
 
     #[test]
     fn the_labels_parser_survives_any_text(text in any_text()) {
-        assert_valid_labels(labels::parse("f.csv", &text));
+        assert_valid_labels(examples::parse("f.csv", &text));
     }
 
     #[test]
@@ -609,12 +609,12 @@ proptest! {
             0..6,
         ),
     ) {
-        let mut text = labels::HEADER.join(",");
+        let mut text = examples::HEADER.join(",");
         text.push('\n');
         for r in &rows {
             text.push_str(&csv_row(r));
         }
-        assert_valid_labels(labels::parse("f.csv", &text));
+        assert_valid_labels(examples::parse("f.csv", &text));
     }
 }
 

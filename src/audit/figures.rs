@@ -11,11 +11,13 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::{
-    model::{AuditRow, DeliveryRow, RejectionRow},
     stats::{self, Rate},
     weeks::IsoWeek,
 };
-use crate::domain::{Route, Severity, Tier};
+use crate::domain::{
+    Route, Severity, Tier,
+    audit::{AuditRow, DeliveryRow, RejectionRow},
+};
 
 /// One ISO week of the audit.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -4,11 +4,12 @@
 //! severity, and a shadow category needs every verdict it can get); `escalator promote` gates
 //! on the same figures over the whole log.
 
-use std::{collections::BTreeSet, fmt::Write as _};
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::{model::AuditRow, stats::Rate};
+use super::stats::Rate;
+use crate::domain::audit::AuditRow;
 
 /// Topic, sentiment and shadow figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -102,28 +103,4 @@ pub fn figures(rows: &[&AuditRow]) -> LabelFigures {
         sentiment: Rate::of(sentiment.0, sentiment.1),
         shadow: names.iter().map(|n| shadow(rows, n)).collect(),
     }
-}
-
-/// The labels section of the text report.
-pub fn render(l: &LabelFigures, out: &mut String) {
-    let _ = writeln!(
-        out,
-        "\nlabels (sampled reviews, whole window; route never depends on them)"
-    );
-    let _ = writeln!(out, "  topic accuracy:     {}", l.topic);
-    let _ = writeln!(out, "  sentiment accuracy: {}", l.sentiment);
-    let none = "  shadow categories: no reviewed verdicts";
-    super::render::lines(out, &l.shadow, none, |s| {
-        format!(
-            "  shadow {}: accuracy {}, precision {}, recall {} (tp {}, fp {}, fn {}, tn {})",
-            s.category,
-            s.accuracy,
-            s.precision,
-            s.recall,
-            s.true_positive,
-            s.false_positive,
-            s.false_negative,
-            s.true_negative
-        )
-    });
 }

@@ -5,7 +5,7 @@
 //! the bar, a pull request against the labels.
 //!
 //! - [`stats`]: Wilson intervals and percentiles; [`weeks`]: ISO weeks in the review time zone.
-//! - [`model`]: what is read from the log; [`figures`]: one week's figures and calibration;
+//! - `crate::domain::audit`: what is read from the log; [`figures`]: one week's figures and calibration;
 //!   [`symptoms`]: the five diagnoses; [`render`]: the terminal report.
 //! - [`github`]: the GitHub REST client; [`pr`]: the labels pull request; [`schedule`]: the
 //!   optional weekly run inside `serve`; [`cli`]: `escalator audit`; [`settings`]: `[audit]`.
@@ -16,9 +16,6 @@ pub mod cli;
 pub mod figures;
 pub mod github;
 pub mod labels;
-/// The audit's row types live in the domain, so the store can return them without importing
-/// a use case.
-pub use crate::domain::audit as model;
 pub mod pr;
 pub mod render;
 pub mod run;
@@ -32,12 +29,12 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-pub use model::{AuditRow, DeliveryRow, RejectionRow};
+pub use crate::domain::audit::{AuditRow, DeliveryRow, RejectionRow};
 pub use settings::AuditSettings;
 
 use crate::{
     domain::{Severity, Source, Tier},
-    review::{Origin, Verdict},
+    review::{Origin, ReviewVerdict},
     store::{Store, StoreError},
 };
 use figures::{Calibration, WeekFigures};
@@ -261,9 +258,9 @@ pub async fn misses(store: &dyn Store, rows: &[&AuditRow]) -> Result<Vec<Miss>, 
     for pass in [false, true] {
         for r in rows {
             let (verdict, is_override) = match (r.review, r.overridden) {
-                (Some(v @ Verdict::Corrected(_)), _) if !pass => (v, false),
+                (Some(v @ ReviewVerdict::Corrected(_)), _) if !pass => (v, false),
                 // A sampled review that said correct wins over an agent's change.
-                (None, Some(v @ Verdict::Corrected(_))) if pass => (v, true),
+                (None, Some(v @ ReviewVerdict::Corrected(_))) if pass => (v, true),
                 _ => continue,
             };
             let Some(right) = verdict.corrected_severity() else {

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     classifier::{ClaudeClassifier, Decider, OfflineClassifier, claude::ClaudeSettings},
-    labels::{self, Example, Problem},
+    examples::{self, Example, Problem},
     prompt::{self, Prompt},
     review,
     store::{Store, StoreError},
@@ -142,14 +142,14 @@ pub async fn open_or_update(
         .await?
         .ok_or_else(|| PrError::MissingFile(s.labels_path.clone()))?;
     let holdout = match gh.file(&s.holdout_path, &s.base_branch).await? {
-        Some(h) => Some(labels::parse(&s.holdout_path, &h).map_err(PrError::Labels)?),
+        Some(h) => Some(examples::parse(&s.holdout_path, &h).map_err(PrError::Labels)?),
         None => None,
     };
     let template = gh
         .file(&s.prompt_path, &s.base_branch)
         .await?
         .unwrap_or_else(|| prompt::EMBEDDED_TEMPLATE.to_owned());
-    let existing = labels::parse(&s.labels_path, &text).map_err(PrError::Labels)?;
+    let existing = examples::parse(&s.labels_path, &text).map_err(PrError::Labels)?;
     let rows = rows(&report.misses, &existing, report.gate.week);
     if rows.is_empty() {
         return Ok(PrResult::NotNeeded(format!(
@@ -306,7 +306,7 @@ async fn reviewed(store: &dyn Store, report: &Report) -> Result<(Vec<Example>, R
     Ok((out, Rate::of(live.0, live.1)))
 }
 
-fn rate_of(r: &crate::eval::EvalReport) -> Rate {
+fn rate_of(r: &crate::evaluation::EvalReport) -> Rate {
     Rate::of(r.correct as u64, r.total as u64)
 }
 
@@ -331,16 +331,16 @@ async fn measure(
     };
     let name = format!("reviewed tickets of {}", report.gate.week);
     let offline_before = offline(before, "before");
-    let ob = crate::eval::evaluate(&name, &tickets, &offline_before, weighting).await;
+    let ob = crate::evaluation::evaluate(&name, &tickets, &offline_before, weighting).await;
     let offline_after = offline(after, candidate.version());
-    let oa = crate::eval::evaluate(&name, &tickets, &offline_after, weighting).await;
+    let oa = crate::evaluation::evaluate(&name, &tickets, &offline_after, weighting).await;
     let claude_effect = if claude.api_key.is_some() {
         Some(match ClaudeClassifier::new(claude, candidate.clone()) {
             Err(e) => Err(e.to_string()),
             Ok(c) => {
                 let fallback = OfflineClassifier::new(after, candidate.version())
                     .with_taxonomy(taxonomy.clone());
-                match crate::eval::evaluate_batch(
+                match crate::evaluation::evaluate_batch(
                     &name,
                     &tickets,
                     &c,

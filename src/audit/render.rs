@@ -187,7 +187,7 @@ impl fmt::Display for Report {
             }
             text
         });
-        super::labels::render(&self.labels, &mut out);
+        labels(&self.labels, &mut out);
         let _ = writeln!(out, "\nsymptoms ({})", self.gate.week);
         for s in &self.symptoms {
             let _ = writeln!(
@@ -242,4 +242,28 @@ impl fmt::Display for Report {
         );
         f.write_str(&out)
     }
+}
+
+/// The labels section of the text report (topic, sentiment and shadow-category figures).
+pub fn labels(l: &super::labels::LabelFigures, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "\nlabels (sampled reviews, whole window; route never depends on them)"
+    );
+    let _ = writeln!(out, "  topic accuracy:     {}", l.topic);
+    let _ = writeln!(out, "  sentiment accuracy: {}", l.sentiment);
+    let none = "  shadow categories: no reviewed verdicts";
+    lines(out, &l.shadow, none, |s| {
+        format!(
+            "  shadow {}: accuracy {}, precision {}, recall {} (tp {}, fp {}, fn {}, tn {})",
+            s.category,
+            s.accuracy,
+            s.precision,
+            s.recall,
+            s.true_positive,
+            s.false_positive,
+            s.false_negative,
+            s.true_negative
+        )
+    });
 }

@@ -2,7 +2,7 @@
 //! share: the request from the settings, and the labels pull request for a report.
 
 use super::{AuditRequest, Report, github::Github, pr, weeks::IsoWeek};
-use crate::{config::Settings, labels::Summary, store::Store};
+use crate::{config::Settings, examples::Summary, store::Store};
 
 /// The request for `settings` at `now`, with the command line's overrides; the labels' urgent
 /// share comes from the labels the prompt is built from.

@@ -4,6 +4,7 @@
 //! decides, `routine` is raised to `urgent` (a person sees every ticket the model did not judge),
 //! and the decision carries the reason.
 
+mod build;
 pub mod claude;
 pub mod offline;
 
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 
 use crate::domain::{Classification, Severity, TicketContext, Usage, Verdict};
 
+pub use build::Classifiers;
 pub use claude::ClaudeClassifier;
 pub use offline::OfflineClassifier;
 

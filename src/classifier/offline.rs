@@ -67,7 +67,7 @@ use crate::{
     domain::{
         Classification, Confidence, Labels, Sentiment, Severity, TicketContext, Usage, Verdict,
     },
-    labels::{self, Example},
+    examples::{self, Example},
     taxonomy::{OTHER_TOPIC, Taxonomy},
 };
 
@@ -565,7 +565,7 @@ impl OfflineClassifier {
 /// The severity an example's text alone stands for: its label, except rows labelled urgent only
 /// for their tier or their repeat count, whose words are routine.
 fn text_severity(e: &Example) -> Severity {
-    match labels::clause_of(e).map(|c| c.name) {
+    match examples::clause_of(e).map(|c| c.name) {
         Some("Enterprise account") => Severity::Routine,
         Some("Repeat ticket") if e.repeat_24h.unwrap_or(0) > 0 => Severity::Routine,
         _ => e.severity,

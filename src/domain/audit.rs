@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Severity, Source, Tier,
-    review::{LabelVerdict, Verdict},
+    review::{LabelVerdict, ReviewVerdict},
 };
 
 /// One logged decision as the audit sees it.
@@ -37,9 +37,9 @@ pub struct AuditRow {
     /// Tokens, cost, time and retries of the model call.
     pub usage: super::Usage,
     /// The last verdict of a sampled review (terminal, web, import): the accuracy headline.
-    pub review: Option<Verdict>,
+    pub review: Option<ReviewVerdict>,
     /// The last agent's override in the tool: reported beside, never mixed in.
-    pub overridden: Option<Verdict>,
+    pub overridden: Option<ReviewVerdict>,
     /// The payload version of the webhook delivery it came from (none for gRPC tickets).
     pub webhook_version: Option<String>,
     /// Fields that delivery lacked.
@@ -72,7 +72,7 @@ impl AuditRow {
 
     /// Whether the sampled review says the decision was right, when reviewed.
     pub fn correct(&self) -> Option<bool> {
-        self.review.map(|v| v == Verdict::Correct)
+        self.review.map(|v| v == ReviewVerdict::Correct)
     }
 }
 

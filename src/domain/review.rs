@@ -40,27 +40,27 @@ impl LabelVerdict {
 
 /// What a reviewer (or an agent's change in the tool) says about a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum ReviewVerdict {
     /// The decision was right.
     Correct,
     /// The decision was wrong; this severity is right (the route follows from it).
     Corrected(Severity),
 }
 
-impl Verdict {
+impl ReviewVerdict {
     /// `correct` or `corrected`, as stored.
     pub fn as_str(self) -> &'static str {
         match self {
-            Verdict::Correct => "correct",
-            Verdict::Corrected(_) => "corrected",
+            ReviewVerdict::Correct => "correct",
+            ReviewVerdict::Corrected(_) => "corrected",
         }
     }
 
     /// The corrected severity, when there is one.
     pub fn corrected_severity(self) -> Option<Severity> {
         match self {
-            Verdict::Correct => None,
-            Verdict::Corrected(s) => Some(s),
+            ReviewVerdict::Correct => None,
+            ReviewVerdict::Corrected(s) => Some(s),
         }
     }
 
@@ -72,7 +72,7 @@ impl Verdict {
     /// A correction to the severity the decision already has is no correction: it is `Correct`.
     pub fn normalised(self, decision: &Decision) -> Self {
         match self {
-            Verdict::Corrected(s) if s == decision.severity => Verdict::Correct,
+            ReviewVerdict::Corrected(s) if s == decision.severity => ReviewVerdict::Correct,
             v => v,
         }
     }
@@ -85,14 +85,14 @@ impl Verdict {
         let severity = severity.map(str::trim).filter(|s| !s.is_empty());
         match verdict.trim().to_ascii_lowercase().as_str() {
             "correct" => match severity {
-                None => Ok(Verdict::Correct),
+                None => Ok(ReviewVerdict::Correct),
                 Some(_) => Err(DomainError::invalid(
                     "corrected_severity",
                     "must be empty when the verdict is correct",
                 )),
             },
             "corrected" => match severity {
-                Some(s) => Ok(Verdict::Corrected(Severity::parse(
+                Some(s) => Ok(ReviewVerdict::Corrected(Severity::parse(
                     "corrected_severity",
                     s,
                 )?)),
@@ -109,11 +109,11 @@ impl Verdict {
     }
 }
 
-impl fmt::Display for Verdict {
+impl fmt::Display for ReviewVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Verdict::Correct => f.write_str("correct"),
-            Verdict::Corrected(s) => write!(f, "corrected to {s} ({})", s.route()),
+            ReviewVerdict::Correct => f.write_str("correct"),
+            ReviewVerdict::Corrected(s) => write!(f, "corrected to {s} ({})", s.route()),
         }
     }
 }
@@ -166,7 +166,7 @@ pub struct NewReview {
     /// Who judged (a name, or the agent's id in the tool for an override).
     pub reviewer: String,
     /// The verdict.
-    pub verdict: Verdict,
+    pub verdict: ReviewVerdict,
     /// A one-line why, if given.
     pub why: Option<String>,
     /// Where it came from.
@@ -189,7 +189,7 @@ pub struct Review {
     /// When.
     pub reviewed_at: DateTime<Utc>,
     /// The verdict.
-    pub verdict: Verdict,
+    pub verdict: ReviewVerdict,
     /// The one-line why.
     pub why: Option<String>,
     /// Where it came from.

@@ -14,7 +14,7 @@ use crate::{
     store::{self, Store},
 };
 
-use super::{SampleRequest, Verdict};
+use super::{ReviewVerdict, SampleRequest};
 
 /// `escalator review`: judge a day's sample in the terminal (or export / import it).
 #[derive(Debug, Args)]
@@ -268,7 +268,7 @@ fn import(file: &std::path::Path, reviewer: &str) -> ExitCode {
             );
             return ExitCode::from(exit::SOFTWARE);
         }
-        corrected += usize::from(matches!(row.review.verdict, Verdict::Corrected(_)));
+        corrected += usize::from(matches!(row.review.verdict, ReviewVerdict::Corrected(_)));
     }
     println!(
         "{name}: {} verdicts stored ({corrected} corrected), {} rows left unjudged",

@@ -19,7 +19,7 @@ use crate::{
     taxonomy::Taxonomy,
 };
 
-use super::{LabelVerdict, NewReview, Origin, ReviewItem, Verdict};
+use super::{LabelVerdict, NewReview, Origin, ReviewItem, ReviewVerdict};
 
 /// The exact header of an export (and of a file to import). The last six are the labels:
 /// the decision's `topic`, `sentiment` and `shadow` (`churn_risk=yes; vip=no`: what the
@@ -141,7 +141,7 @@ pub fn export(items: &[&ReviewItem], out: &mut dyn std::io::Write) -> Result<(),
 }
 
 /// One problem in an import, located like the labels checker's (`file:line:column: message`).
-pub type Problem = crate::labels::Problem;
+pub type Problem = crate::examples::Problem;
 
 /// A verdict read from a file, ready to store.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,7 +177,7 @@ pub async fn parse(
 ) -> Result<Parsed, Vec<Problem>> {
     let problem =
         |line: u64, column: usize, message: String| Problem::at(file, line, column, message);
-    let (header, rows) = crate::labels::read_csv(file, text).map_err(|p| vec![p])?;
+    let (header, rows) = crate::examples::read_csv(file, text).map_err(|p| vec![p])?;
     if header.iter().ne(HEADER.iter().copied()) {
         return Err(vec![problem(
             1,
@@ -259,8 +259,8 @@ pub async fn parse(
         // `corrected` with a severity, `correct` without; a bare severity in the verdict column
         // (as typed in a hurry) is read as a correction to it.
         let parsed_verdict = match Severity::parse("verdict", verdict) {
-            Ok(s) if severity.is_empty() => Ok(Verdict::Corrected(s)),
-            _ => Verdict::parse(verdict, Some(severity)),
+            Ok(s) if severity.is_empty() => Ok(ReviewVerdict::Corrected(s)),
+            _ => ReviewVerdict::parse(verdict, Some(severity)),
         };
         let verdict = match parsed_verdict {
             Ok(v) => Some(v),
@@ -428,7 +428,7 @@ mod tests {
         let mut out = Vec::new();
         export(&[item], &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        let (_, rows) = crate::labels::read_csv("s.csv", &text).unwrap();
+        let (_, rows) = crate::examples::read_csv("s.csv", &text).unwrap();
         let (_, record) = rows.of_width(HEADER.len()).next().unwrap().unwrap();
         record
             .iter()

@@ -9,12 +9,12 @@ use chrono::NaiveDate;
 
 use crate::{
     domain::{Severity, Tier},
-    labels::{self, Example},
+    examples::{self, Example},
     prompt,
     store::Store,
 };
 
-use super::Verdict;
+use super::ReviewVerdict;
 
 /// What `add-from-reviews` found and did.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +34,7 @@ pub struct Added {
 pub enum AddError {
     /// The labels file (as it is, or with the new rows) fails the checks; nothing was written.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-    Labels(Vec<labels::Problem>),
+    Labels(Vec<examples::Problem>),
     /// The routing log cannot be read.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -62,14 +62,14 @@ pub async fn add_from_reviews(
 ) -> Result<Added, AddError> {
     let name = file.display().to_string();
     let text = std::fs::read_to_string(file).map_err(|e| {
-        AddError::Labels(vec![labels::Problem {
+        AddError::Labels(vec![examples::Problem {
             file: name.clone(),
             line: 0,
             column: 0,
             message: format!("cannot read: {e}"),
         }])
     })?;
-    let existing = labels::parse(&name, &text).map_err(AddError::Labels)?;
+    let existing = examples::parse(&name, &text).map_err(AddError::Labels)?;
     let since = since.map_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH, |d| {
         super::day_bounds(d, tz).0
     });
@@ -82,7 +82,7 @@ pub async fn add_from_reviews(
         prompt_version: String::new(),
     };
     for review in store.latest_reviews_since(since).await? {
-        let Verdict::Corrected(severity) = review.verdict else {
+        let ReviewVerdict::Corrected(severity) = review.verdict else {
             continue;
         };
         let Some(item) = store.review_item(&review.decision_id).await? else {
@@ -116,7 +116,7 @@ pub async fn add_from_reviews(
     let other = if holdout.exists() && holdout != file {
         Some((
             holdout.display().to_string(),
-            labels::load(&holdout).map_err(AddError::Labels)?,
+            examples::load(&holdout).map_err(AddError::Labels)?,
         ))
     } else {
         None
@@ -182,28 +182,28 @@ pub fn appended(
     text: &str,
     rows: &[Example],
     holdout: Option<(&str, &[Example])>,
-) -> Result<(String, Vec<Example>), Vec<labels::Problem>> {
-    labels::parse(name, text)?;
-    let columns = labels::columns(name, text).map_err(|p| vec![p])?;
+) -> Result<(String, Vec<Example>), Vec<examples::Problem>> {
+    examples::parse(name, text)?;
+    let columns = examples::columns(name, text).map_err(|p| vec![p])?;
     let mut new_text = text.to_owned();
     if !new_text.ends_with('\n') {
         new_text.push('\n');
     }
-    new_text.push_str(&labels::render_rows(rows, &columns));
-    let examples = labels::parse(name, &new_text)?;
+    new_text.push_str(&examples::render_rows(rows, &columns));
+    let examples = examples::parse(name, &new_text)?;
     // Every check of `escalator labels check` on the file as it would be written, against the
     // holdout it must stay apart from; an error refuses it.
-    let report = labels::check_examples(
+    let report = examples::check_examples(
         name,
         &examples,
         holdout.map(|(n, h)| (n.to_owned(), h.to_vec())),
-        &labels::CheckOptions::for_file(std::path::Path::new(name)),
+        &examples::CheckOptions::for_file(std::path::Path::new(name)),
         Vec::new(),
     );
-    let problems: Vec<labels::Problem> = report
+    let problems: Vec<examples::Problem> = report
         .findings
         .into_iter()
-        .filter(|f| f.level == labels::Level::Error)
+        .filter(|f| f.level == examples::Level::Error)
         .map(|f| f.problem)
         .collect();
     if problems.is_empty() {

@@ -14,9 +14,6 @@
 pub mod cli;
 pub mod csv;
 pub mod labels;
-/// The review's pure types live in the domain, so the store can return them without
-/// importing a use case.
-pub use crate::domain::review as model;
 pub mod overrides;
 pub mod settings;
 pub mod terminal;
@@ -24,7 +21,9 @@ pub mod terminal;
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone as _, Utc};
 use rand::{SeedableRng as _, rngs::StdRng};
 
-pub use model::{LabelVerdict, NewReview, Origin, Review, ReviewItem, Tally, TicketText, Verdict};
+pub use crate::domain::review::{
+    LabelVerdict, NewReview, Origin, Review, ReviewItem, ReviewVerdict, Tally, TicketText,
+};
 pub use settings::ReviewSettings;
 
 use crate::{
@@ -202,11 +201,11 @@ pub async fn record(
             .unwrap_or_default()
     );
     let comment = crate::text::excerpt(&comment, 500);
-    let correct = review.verdict == Verdict::Correct;
+    let correct = review.verdict == ReviewVerdict::Correct;
     scores::record_review(store, decision, correct, Some(&comment)).await?;
     let was_corrected = earlier
         .iter()
-        .any(|r| matches!(r.verdict, Verdict::Corrected(_)));
+        .any(|r| matches!(r.verdict, ReviewVerdict::Corrected(_)));
     if !correct || was_corrected {
         scores::record_corrected_severity(
             store,

@@ -26,7 +26,7 @@ use crate::{
     ticketing::{Pylon, RouteTargets, TicketingError, WebhookError},
 };
 
-use super::{NewReview, Origin, ReviewSettings, Verdict};
+use super::{NewReview, Origin, ReviewSettings, ReviewVerdict};
 
 // The tools' events are parsed by the adapters (`crate::ticketing::overrides`); re-exported
 // here, where they are judged.
@@ -244,7 +244,7 @@ impl Overrides {
         let review = NewReview {
             decision_id: decision.id.clone(),
             reviewer,
-            verdict: Verdict::Corrected(to.severity()),
+            verdict: ReviewVerdict::Corrected(to.severity()),
             why: Some(why),
             origin: Origin::Override,
             external_key: Some(key),

@@ -14,7 +14,7 @@ use crate::{
     taxonomy::Taxonomy,
 };
 
-use super::{LabelVerdict, NewReview, Origin, ReviewItem, Sample, Verdict};
+use super::{LabelVerdict, NewReview, Origin, ReviewItem, ReviewVerdict, Sample};
 
 /// Longest first message shown, in characters (the rest is cut with `…`).
 const SHOWN_BODY_CHARS: usize = 1_500;
@@ -33,17 +33,17 @@ pub struct Outcome {
 /// One key's meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Key {
-    Verdict(Verdict),
+    Verdict(ReviewVerdict),
     Skip,
     Quit,
 }
 
 fn parse_key(line: &str) -> Option<Key> {
     match line.trim().to_ascii_lowercase().as_str() {
-        "c" => Some(Key::Verdict(Verdict::Correct)),
-        "r" => Some(Key::Verdict(Verdict::Corrected(Severity::Routine))),
-        "u" => Some(Key::Verdict(Verdict::Corrected(Severity::Urgent))),
-        "f" => Some(Key::Verdict(Verdict::Corrected(Severity::OnFire))),
+        "c" => Some(Key::Verdict(ReviewVerdict::Correct)),
+        "r" => Some(Key::Verdict(ReviewVerdict::Corrected(Severity::Routine))),
+        "u" => Some(Key::Verdict(ReviewVerdict::Corrected(Severity::Urgent))),
+        "f" => Some(Key::Verdict(ReviewVerdict::Corrected(Severity::OnFire))),
         "s" => Some(Key::Skip),
         "q" => Some(Key::Quit),
         _ => None,
@@ -467,10 +467,13 @@ mod tests {
 
     #[test]
     fn keys_and_money() {
-        assert_eq!(parse_key(" C\n"), Some(Key::Verdict(Verdict::Correct)));
+        assert_eq!(
+            parse_key(" C\n"),
+            Some(Key::Verdict(ReviewVerdict::Correct))
+        );
         assert_eq!(
             parse_key("f"),
-            Some(Key::Verdict(Verdict::Corrected(Severity::OnFire)))
+            Some(Key::Verdict(ReviewVerdict::Corrected(Severity::OnFire)))
         );
         assert_eq!(parse_key("x"), None);
         assert_eq!(usd(120_000.0), "$120,000");

@@ -1143,10 +1143,10 @@ macro_rules! impl_store {
                 rows.iter()
                     .map(|row| {
                         let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
-                        let verdict = |v: &str, s: &str| -> Result<Option<crate::domain::review::Verdict>, StoreError> {
+                        let verdict = |v: &str, s: &str| -> Result<Option<crate::domain::review::ReviewVerdict>, StoreError> {
                             let v: Option<String> = row.try_get(v).map_err(corrupt)?;
                             let s: Option<String> = row.try_get(s).map_err(corrupt)?;
-                            v.map(|v| crate::domain::review::Verdict::parse(&v, s.as_deref()).map_err(corrupt))
+                            v.map(|v| crate::domain::review::ReviewVerdict::parse(&v, s.as_deref()).map_err(corrupt))
                                 .transpose()
                         };
                         let missing: Option<String> = row.try_get("missing_fields").map_err(corrupt)?;
@@ -1254,7 +1254,7 @@ macro_rules! impl_store {
                     decision_id: row.try_get("decision_id").map_err(corrupt)?,
                     reviewer: row.try_get("reviewer").map_err(corrupt)?,
                     reviewed_at: row.try_get("reviewed_at").map_err(corrupt)?,
-                    verdict: crate::domain::review::Verdict::parse(&verdict, severity.as_deref()).map_err(corrupt)?,
+                    verdict: crate::domain::review::ReviewVerdict::parse(&verdict, severity.as_deref()).map_err(corrupt)?,
                     why: row.try_get("why").map_err(corrupt)?,
                     origin: crate::domain::review::Origin::parse(&origin).map_err(corrupt)?,
                     labels: crate::domain::review::LabelVerdict {

@@ -411,21 +411,6 @@ pub(crate) struct FilePylon {
     enrichment_attempts: Option<u32>,
 }
 
-/// `[actions]` in the file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct FileActions {
-    api_tool: Option<String>,
-    // The worker's keys (read by `crate::worker::settings`), kept here so files stay valid.
-    pub(crate) enabled: Option<bool>,
-    pub(crate) poll_interval_ms: Option<u64>,
-    pub(crate) action_lease_secs: Option<u64>,
-    pub(crate) delivery_lease_secs: Option<u64>,
-    pub(crate) batch: Option<u32>,
-    pub(crate) backoff_base_ms: Option<u64>,
-    pub(crate) backoff_max_secs: Option<u64>,
-}
-
 /// `[routes.<route>]` in the file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -459,7 +444,8 @@ struct FilePylonTarget {
 pub(crate) struct FileTicketing {
     pub(crate) plain: FilePlain,
     pub(crate) pylon: FilePylon,
-    pub(crate) actions: FileActions,
+    /// `[actions] api_tool` (the rest of `[actions]` is the worker's).
+    pub(crate) api_tool: Option<String>,
     pub(crate) routes: BTreeMap<String, FileRoute>,
 }
 
@@ -549,8 +535,7 @@ impl TicketingSettings {
                 .collect::<Result<_, _>>()?,
             enrichment_attempts: y.enrichment_attempts.unwrap_or(3).max(1),
         };
-        let a = file.actions;
-        let api_tool = match non_empty(a.api_tool.clone()) {
+        let api_tool = match non_empty(file.api_tool) {
             None => None,
             Some(t) => match Source::parse("actions.api_tool", &t) {
                 Ok(s @ (Source::Plain | Source::Pylon)) => Some(s),
@@ -629,21 +614,40 @@ impl TicketingSettings {
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::BTreeMap, io::Write as _};
+    use std::collections::BTreeMap;
 
     use secrecy::ExposeSecret as _;
 
-    use crate::config::Settings;
-
     use super::*;
 
+    /// The tables of a file this section reads (the whole file's other tables are ignored).
+    #[derive(Default, Deserialize)]
+    struct Tables {
+        #[serde(default)]
+        plain: FilePlain,
+        #[serde(default)]
+        pylon: FilePylon,
+        #[serde(default)]
+        actions: Actions,
+        #[serde(default)]
+        routes: BTreeMap<String, FileRoute>,
+    }
+
+    #[derive(Default, Deserialize)]
+    struct Actions {
+        api_tool: Option<String>,
+    }
+
     fn load(toml: &str, env: &[(&str, &str)]) -> Result<TicketingSettings, ConfigError> {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(toml.as_bytes()).unwrap();
-        let path = f.path().to_str().unwrap().to_owned();
-        let mut map = BTreeMap::from([("ESCALATOR_CONFIG", path.as_str())]);
-        map.extend(env.iter().copied());
-        Settings::load(&map).map(|s| s.ticketing)
+        let t: Tables = crate::env::file_tables(toml)?;
+        let env: BTreeMap<&str, &str> = env.iter().copied().collect();
+        let file = FileTicketing {
+            plain: t.plain,
+            pylon: t.pylon,
+            api_tool: t.actions.api_tool,
+            routes: t.routes,
+        };
+        TicketingSettings::load(&env, file)
     }
 
     #[test]

@@ -38,7 +38,7 @@ use crate::{
     config::Settings,
     credentials::CredentialsFile,
     domain::{Severity, Source},
-    review::{self, NewReview, Origin, ReviewSettings, SampleRequest, Verdict},
+    review::{self, NewReview, Origin, ReviewSettings, ReviewVerdict, SampleRequest},
     store::Store,
 };
 
@@ -368,10 +368,10 @@ async fn verdict(
         Err(e) => return html(StatusCode::BAD_REQUEST, page::message("Bad request", &e)),
     };
     let verdict = match f.verdict.as_str() {
-        "correct" => Some(Verdict::Correct),
+        "correct" => Some(ReviewVerdict::Correct),
         "skip" => None,
         other => match Severity::parse("verdict", other) {
-            Ok(s) => Some(Verdict::Corrected(s)),
+            Ok(s) => Some(ReviewVerdict::Corrected(s)),
             Err(e) => {
                 return html(
                     StatusCode::BAD_REQUEST,

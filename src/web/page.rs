@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::{
     domain::Sentiment,
-    review::{ReviewItem, Sample, Tally, Verdict, source_key, terminal::usd},
+    review::{ReviewItem, ReviewVerdict, Sample, Tally, source_key, terminal::usd},
     taxonomy::Taxonomy,
     ticketing::escape_html as esc,
 };
@@ -80,8 +80,8 @@ fn status(item: &ReviewItem) -> String {
     match (&item.latest, item.skipped) {
         (Some(r), _) => {
             let class = match r.verdict {
-                Verdict::Correct => "done",
-                Verdict::Corrected(_) => "corrected",
+                ReviewVerdict::Correct => "done",
+                ReviewVerdict::Corrected(_) => "corrected",
             };
             format!(
                 "<p class=\"{class} verdict\">Judged {} by {}{}</p>",

@@ -187,17 +187,18 @@ impl Weighting {
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::BTreeMap, io::Write as _};
-
     use super::*;
-    use crate::config::Settings;
+
+    /// The `[tiers]` table of a file.
+    #[derive(Default, Deserialize)]
+    struct Tables {
+        #[serde(default)]
+        tiers: FileTiers,
+    }
 
     fn load(toml: &str) -> Result<Weighting, ConfigError> {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(toml.as_bytes()).unwrap();
-        let path = f.path().to_str().unwrap().to_owned();
-        Settings::load(&BTreeMap::from([("ESCALATOR_CONFIG", path.as_str())]))
-            .map(|s| s.triage.weighting)
+        let t: Tables = crate::env::file_tables(toml)?;
+        Weighting::load(t.tiers)
     }
 
     #[test]

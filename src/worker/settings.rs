@@ -7,10 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{
-    env::{ConfigError, Setting, SettingDefault, invalid},
-    ticketing::settings::FileActions,
-};
+use crate::env::{ConfigError, Setting, SettingDefault, invalid};
 
 /// The settings this module owns (rendered into the reference in `deploy/README.md`).
 pub const SETTINGS: &[Setting] = &[
@@ -135,6 +132,19 @@ pub struct WorkerSettings {
     /// Shortest time between two lease queries of one loop (`[worker] fetch_cooldown_ms`), so
     /// slots freed one by one under load are refilled by one query, not one each.
     pub fetch_cooldown: Duration,
+}
+
+/// The worker's keys of `[actions]` (the table's `api_tool` is the ticketing's;
+/// `crate::config` reads the table and hands each its part).
+#[derive(Debug, Default)]
+pub(crate) struct FileActions {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) poll_interval_ms: Option<u64>,
+    pub(crate) action_lease_secs: Option<u64>,
+    pub(crate) delivery_lease_secs: Option<u64>,
+    pub(crate) batch: Option<u32>,
+    pub(crate) backoff_base_ms: Option<u64>,
+    pub(crate) backoff_max_secs: Option<u64>,
 }
 
 /// `[worker]` in the file.

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use escalator::{
     audit::{self, AuditRequest, Outcome, Report, weeks::IsoWeek},
     domain::{Decision, IdempotencyKey, RawTicket, Severity, Source, Ticket, Tier, Usage},
-    review::{NewReview, Origin, Verdict},
+    review::{NewReview, Origin, ReviewVerdict},
     store::{NewDelivery, Store},
 };
 use serde_json::json;
@@ -304,9 +304,9 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
         }
         if let Some(t) = truth {
             let verdict = if t == severity {
-                Verdict::Correct
+                ReviewVerdict::Correct
             } else {
-                Verdict::Corrected(t)
+                ReviewVerdict::Corrected(t)
             };
             store
                 .insert_review(&NewReview {
@@ -326,7 +326,7 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
                 .insert_review(&NewReview {
                     decision_id: d.id.clone(),
                     reviewer: "agent_1".into(),
-                    verdict: Verdict::Corrected(o),
+                    verdict: ReviewVerdict::Corrected(o),
                     why: None,
                     origin: Origin::Override,
                     external_key: Some(format!("plain:pEv_{id}")),

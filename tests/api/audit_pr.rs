@@ -15,7 +15,7 @@ use escalator::{
         pr::{self, PrError, PrResult},
     },
     config::Settings,
-    labels,
+    examples,
     prompt::{self, Prompt},
 };
 use serde_json::{Value, json};
@@ -103,8 +103,8 @@ async fn mount_reads_and_commit(s: &MockServer) {
         .mount(s)
         .await;
     for (file, text) in [
-        ("labels/labels.csv", labels::EMBEDDED_LABELS),
-        ("labels/holdout.csv", labels::EMBEDDED_HOLDOUT),
+        ("labels/labels.csv", examples::EMBEDDED_LABELS),
+        ("labels/holdout.csv", examples::EMBEDDED_HOLDOUT),
         ("prompts/classifier.md", prompt::EMBEDDED_TEMPLATE),
     ] {
         gh("GET", &format!("/contents/{file}"))
@@ -292,16 +292,16 @@ async fn a_week_below_the_bar_opens_one_pull_request_and_a_rerun_updates_it() {
     // The commit: the labels with the week's twelve misses appended, still passing the checks.
     let blob = body_of(&requests(&github, "POST", "/git/blobs").await[0]);
     let text = blob["content"].as_str().unwrap();
-    assert!(text.starts_with(labels::EMBEDDED_LABELS));
-    let rows = labels::parse("labels/labels.csv", text).unwrap();
-    let base = labels::parse("labels.csv", labels::EMBEDDED_LABELS).unwrap();
+    assert!(text.starts_with(examples::EMBEDDED_LABELS));
+    let rows = examples::parse("labels/labels.csv", text).unwrap();
+    let base = examples::parse("labels.csv", examples::EMBEDDED_LABELS).unwrap();
     assert_eq!(rows.len(), base.len() + 12);
-    let holdout = labels::parse("holdout.csv", labels::EMBEDDED_HOLDOUT).unwrap();
-    let checked = labels::check_examples(
+    let holdout = examples::parse("holdout.csv", examples::EMBEDDED_HOLDOUT).unwrap();
+    let checked = examples::check_examples(
         "labels/labels.csv",
         &rows,
         Some(("holdout.csv".to_owned(), holdout)),
-        &labels::CheckOptions::for_file(std::path::Path::new("labels/labels.csv")),
+        &examples::CheckOptions::for_file(std::path::Path::new("labels/labels.csv")),
         Vec::new(),
     );
     assert_eq!(checked.errors(), 0, "{:?}", checked.findings);
@@ -599,7 +599,7 @@ async fn a_week_that_meets_the_bar_calls_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eval_batch_sends_the_labelled_file_through_the_batches_api() {
-    let holdout = labels::parse("holdout.csv", labels::EMBEDDED_HOLDOUT).unwrap();
+    let holdout = examples::parse("holdout.csv", examples::EMBEDDED_HOLDOUT).unwrap();
     let anthropic = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/messages/batches"))

@@ -51,7 +51,11 @@ fn labels_check_passes_the_shipped_files_with_a_summary() {
         })
         .filter(|l| l.split_whitespace().count() > 3)
         .collect();
-    assert_eq!(clauses.len(), escalator::labels::CLAUSES.len(), "{stdout}");
+    assert_eq!(
+        clauses.len(),
+        escalator::examples::CLAUSES.len(),
+        "{stdout}"
+    );
     for line in &clauses {
         let rows: usize = line
             .split_whitespace()

@@ -21,7 +21,7 @@ use escalator::{
     classifier::{Classifier, ClassifierError, Decider, OfflineClassifier},
     config::Settings,
     domain::{Classification, TicketContext},
-    labels,
+    examples,
     startup::App,
     store,
 };
@@ -202,7 +202,7 @@ async fn a_poison_delivery_gets_the_safe_decision_and_the_others_are_routed() {
     let config = config_file("");
     let s = settings(&env(&db.url, &plain, &config));
     let store = store::connect(&s.store).await.unwrap();
-    let examples = labels::parse("labels.csv", labels::EMBEDDED_LABELS).unwrap();
+    let examples = examples::parse("labels.csv", examples::EMBEDDED_LABELS).unwrap();
     let offline = Arc::new(OfflineClassifier::new(&examples, "classifier@test"));
     let decider = Decider::new(Some(Arc::new(PanicsOnPoison(offline.clone()))), offline);
     let app = Running::start(

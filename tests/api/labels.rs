@@ -10,7 +10,7 @@ use escalator::{
     audit::labels,
     domain::{Decision, RawTicket, Sentiment, Severity, Source, Ticket, Tier, Usage},
     promote,
-    review::{self, LabelVerdict, NewReview, Origin, Verdict},
+    review::{self, LabelVerdict, NewReview, Origin, ReviewVerdict},
     store::{ScoreValue, Store},
     taxonomy::Taxonomy,
 };
@@ -98,7 +98,7 @@ async fn judge(store: &dyn Store, d: &Decision, labels: LabelVerdict) {
         NewReview {
             decision_id: d.id.clone(),
             reviewer: "ann".into(),
-            verdict: Verdict::Correct,
+            verdict: ReviewVerdict::Correct,
             why: None,
             origin: Origin::Cli,
             external_key: None,
@@ -205,7 +205,7 @@ y
         let f = labels::figures(&rows);
         assert_eq!((f.shadow[0].false_negative, f.shadow[0].recall.n), (1, 1));
         let mut text = String::new();
-        labels::render(&f, &mut text);
+        escalator::audit::render::labels(&f, &mut text);
         assert!(text.contains("topic accuracy:     0.0% [0.0–79.3] (0/1)"), "{text}");
         assert!(text.contains("shadow churn_risk: accuracy 0.0%"), "{text}");
     }
@@ -467,7 +467,7 @@ async fn promoting_a_severity_clause_adds_its_reviewed_tickets_to_the_labels_fil
     }
     store.close().await;
     let labels_file = dir.path().join("labels.csv");
-    std::fs::write(&labels_file, escalator::labels::EMBEDDED_LABELS).unwrap();
+    std::fs::write(&labels_file, escalator::examples::EMBEDDED_LABELS).unwrap();
     let config = dir.path().join("escalator.toml");
     std::fs::write(
         &config,
@@ -501,7 +501,7 @@ async fn promoting_a_severity_clause_adds_its_reviewed_tickets_to_the_labels_fil
         text.contains("vip is live (a clause for on_fire)"),
         "{text}"
     );
-    let rows = escalator::labels::load(&labels_file).unwrap();
+    let rows = escalator::examples::load(&labels_file).unwrap();
     let added: Vec<_> = rows
         .iter()
         .filter(|e| e.ticket_id.starts_with("T-vip-"))

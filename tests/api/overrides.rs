@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, io::Write as _};
 use escalator::{
     config::Settings,
     domain::{Severity, Source},
-    review::{self, Origin, Verdict},
+    review::{self, Origin, ReviewVerdict},
     startup::App,
     store::Store,
 };
@@ -218,7 +218,7 @@ async fn plain_and_pylon_overrides_are_verdicts_stored_once(pool: sqlx::SqlitePo
     assert_eq!(
         (h[0].verdict, h[0].origin, h[0].reviewer.as_str()),
         (
-            Verdict::Corrected(Severity::OnFire),
+            ReviewVerdict::Corrected(Severity::OnFire),
             Origin::Override,
             "u_agent"
         )
@@ -266,7 +266,7 @@ async fn plain_and_pylon_overrides_are_verdicts_stored_once(pool: sqlx::SqlitePo
     let h = store.reviews(&other.id).await.unwrap();
     assert_eq!(
         (h.len(), h[0].verdict),
-        (1, Verdict::Corrected(Severity::OnFire))
+        (1, ReviewVerdict::Corrected(Severity::OnFire))
     );
 
     // Pylon: the trigger rings; the issue now has engineering's team: an override, once.
@@ -287,7 +287,7 @@ async fn plain_and_pylon_overrides_are_verdicts_stored_once(pool: sqlx::SqlitePo
     let h = store.reviews(&issue.id).await.unwrap();
     assert_eq!(
         (h.len(), h[0].verdict),
-        (1, Verdict::Corrected(Severity::OnFire))
+        (1, ReviewVerdict::Corrected(Severity::OnFire))
     );
     assert!(h[0].why.as_deref().unwrap().contains("in Pylon (team)"));
 

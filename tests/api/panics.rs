@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use escalator::{
     classifier::{Classifier, ClassifierError, Decider, OfflineClassifier},
     domain::{Classification, IdempotencyKey, Source, TicketContext},
+    examples,
     grpc::{
         EscalatorService,
         pb::{
@@ -21,7 +22,6 @@ use escalator::{
             escalator_server::EscalatorServer,
         },
     },
-    labels,
     store::Store,
     ticketing::NoActions,
     triage::{Triage, TriageSettings},
@@ -64,7 +64,7 @@ struct Served {
 /// The real gRPC service over `store`, with a claim lease and an in-flight wait far longer than
 /// the test allows, so only a released claim lets a retry through in time.
 async fn serve(store: Arc<dyn Store>) -> Served {
-    let examples = labels::parse("labels.csv", labels::EMBEDDED_LABELS).unwrap();
+    let examples = examples::parse("labels.csv", examples::EMBEDDED_LABELS).unwrap();
     let offline = Arc::new(OfflineClassifier::new(&examples, "classifier@test"));
     let classifier = Arc::new(PanicsOnMarker {
         armed: AtomicBool::new(true),
@@ -172,7 +172,7 @@ async fn eval_counts_a_ticket_whose_classifier_panicked_as_a_miss() {
          E-2,Outage,Our API is down {MARKER},pro,on_fire,engineering,w\n\
          E-3,Lawyer,Our lawyer says this is a breach of contract.,pro,on_fire,engineering,w\n"
     );
-    let examples = labels::parse("eval.csv", &text).unwrap();
+    let examples = examples::parse("eval.csv", &text).unwrap();
     let offline = Arc::new(OfflineClassifier::new(&examples, "classifier@test"));
     let decider = Decider::new(
         Some(Arc::new(PanicsOnMarker {
@@ -181,7 +181,7 @@ async fn eval_counts_a_ticket_whose_classifier_panicked_as_a_miss() {
         offline,
     );
     let weighting = escalator::weighting::Weighting::default();
-    let report = escalator::eval::evaluate("eval.csv", &examples, &decider, &weighting).await;
+    let report = escalator::evaluation::evaluate("eval.csv", &examples, &decider, &weighting).await;
     assert_eq!(report.total, 3);
     assert_eq!(report.failed, 1);
     assert!(report.correct <= 2, "a failed row is never correct");

@@ -11,7 +11,7 @@ use std::{
 use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
 use escalator::{
     domain::{Decision, RawTicket, Route, Severity, Source, Ticket, Tier, Usage},
-    review::{self, NewReview, Origin, SampleRequest, Verdict},
+    review::{self, NewReview, Origin, ReviewVerdict, SampleRequest},
     store::{ScoreValue, Store},
 };
 
@@ -244,7 +244,7 @@ both_backends! {
             external_key: None,
             labels: Default::default(),
         };
-        review::record(store.as_ref(), &d, review(Verdict::Corrected(Severity::OnFire), "prod\ndown", Origin::Cli)).await.unwrap().unwrap();
+        review::record(store.as_ref(), &d, review(ReviewVerdict::Corrected(Severity::OnFire), "prod\ndown", Origin::Cli)).await.unwrap().unwrap();
         let scores = store.due_scores(Utc::now() + chrono::Duration::minutes(1), 10).await.unwrap();
         let by_name: BTreeMap<String, ScoreValue> = scores.iter().map(|s| (s.name.clone(), s.value.clone())).collect();
         assert_eq!(by_name["routing_correct"], ScoreValue::Boolean(false));
@@ -252,13 +252,13 @@ both_backends! {
         let trace = d.trace_id.clone().unwrap();
         assert!(scores.iter().any(|s| s.id == format!("{trace}-corrected_severity")));
         // Re-judged correct: history kept, the last counts, both scores updated (not duplicated).
-        review::record(store.as_ref(), &d, review(Verdict::Corrected(Severity::Urgent), "", Origin::Web)).await.unwrap().unwrap();
+        review::record(store.as_ref(), &d, review(ReviewVerdict::Corrected(Severity::Urgent), "", Origin::Web)).await.unwrap().unwrap();
         let history = store.reviews(&d.id).await.unwrap();
         assert_eq!(history.len(), 2);
-        assert_eq!(history[0].verdict, Verdict::Corrected(Severity::OnFire));
+        assert_eq!(history[0].verdict, ReviewVerdict::Corrected(Severity::OnFire));
         assert_eq!(history[0].why.as_deref(), Some("prod down"));
         assert_eq!(history[0].reviewer, "zoë");
-        assert_eq!(history[1].verdict, Verdict::Correct, "a correction to its own severity is correct");
+        assert_eq!(history[1].verdict, ReviewVerdict::Correct, "a correction to its own severity is correct");
         assert_eq!((history[1].origin, history[1].why.clone()), (Origin::Web, None));
         let scores = store.due_scores(Utc::now() + chrono::Duration::minutes(1), 10).await.unwrap();
         assert_eq!(scores.len(), 2);
@@ -268,7 +268,7 @@ both_backends! {
         let item = store.review_item(&d.id).await.unwrap().unwrap();
         assert_eq!(item.latest.unwrap().id, history[1].id);
         // Overrides: stored once per external key, counted apart.
-        let o = NewReview { external_key: Some("plain:pEv_1".into()), ..review(Verdict::Corrected(Severity::OnFire), "agent", Origin::Override) };
+        let o = NewReview { external_key: Some("plain:pEv_1".into()), ..review(ReviewVerdict::Corrected(Severity::OnFire), "agent", Origin::Override) };
         assert!(review::record(store.as_ref(), &d, o.clone()).await.unwrap().is_some());
         assert!(review::record(store.as_ref(), &d, o).await.unwrap().is_none());
         assert_eq!(store.reviews(&d.id).await.unwrap().len(), 3);
@@ -330,7 +330,7 @@ both_backends! {
         }
         let h = store.reviews(&rows[1][col("decision_id")]).await.unwrap();
         assert_eq!(h.len(), 1);
-        assert_eq!((h[0].verdict, h[0].origin, h[0].reviewer.as_str()), (Verdict::Corrected(fix), Origin::Import, "ann"));
+        assert_eq!((h[0].verdict, h[0].origin, h[0].reviewer.as_str()), (ReviewVerdict::Corrected(fix), Origin::Import, "ann"));
         assert_eq!(h[0].why.as_deref(), Some("data loss, “now”"));
         // Judged rows are no longer exported.
         let sample = review::sample(store.as_ref(), chrono_tz::UTC, &req(3, None, None)).await.unwrap();
@@ -361,9 +361,9 @@ both_backends! {
         assert!(shown.contains("Customer:   tier enterprise, ARR $120,000"), "{shown}");
         let ids = ids(&sample);
         let first = store.reviews(&ids[0]).await.unwrap();
-        assert_eq!((first.len(), first[0].verdict, first[0].origin), (1, Verdict::Correct, Origin::Cli));
+        assert_eq!((first.len(), first[0].verdict, first[0].origin), (1, ReviewVerdict::Correct, Origin::Cli));
         let second = store.reviews(&ids[1]).await.unwrap();
-        let expect = if sample.items[1].decision.severity == Severity::OnFire { Verdict::Correct } else { Verdict::Corrected(Severity::OnFire) };
+        let expect = if sample.items[1].decision.severity == Severity::OnFire { ReviewVerdict::Correct } else { ReviewVerdict::Corrected(Severity::OnFire) };
         assert_eq!(second[0].verdict, expect);
         assert_eq!(second[0].why.as_deref(), Some("engineering must look"));
         // Run again: only the one left open is offered, as 4/4.
@@ -445,12 +445,12 @@ both_backends! {
     async fn labels_add_from_reviews_appends_checks_and_skips_what_is_there(store) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("labels.csv");
-        std::fs::write(&file, escalator::labels::EMBEDDED_LABELS).unwrap();
-        std::fs::write(dir.path().join("holdout.csv"), escalator::labels::EMBEDDED_HOLDOUT).unwrap();
+        std::fs::write(&file, escalator::examples::EMBEDDED_LABELS).unwrap();
+        std::fs::write(dir.path().join("holdout.csv"), escalator::examples::EMBEDDED_HOLDOUT).unwrap();
         let a = seed(store.as_ref(), Source::Plain, "th_new", "Invoice charged twice, $4,800", "We were charged twice — refund now or we call our lawyer.", Severity::Urgent, false, at(day(), 8)).await;
         let b = seed(store.as_ref(), Source::Pylon, "L-001", "dup", "already labelled id", Severity::Routine, false, at(day(), 9)).await;
         let c = seed(store.as_ref(), Source::Api, "T-ok", "fine", "was right", Severity::Routine, false, at(day(), 10)).await;
-        for (d, v, why) in [(&a, Verdict::Corrected(Severity::OnFire), "Billing dispute over $1k with legal language."), (&b, Verdict::Corrected(Severity::Urgent), "x"), (&c, Verdict::Correct, "")] {
+        for (d, v, why) in [(&a, ReviewVerdict::Corrected(Severity::OnFire), "Billing dispute over $1k with legal language."), (&b, ReviewVerdict::Corrected(Severity::Urgent), "x"), (&c, ReviewVerdict::Correct, "")] {
             review::record(store.as_ref(), d, NewReview { decision_id: d.id.clone(), reviewer: "r".into(), verdict: v, why: Some(why.into()), origin: Origin::Cli, external_key: None, labels: Default::default() }).await.unwrap();
         }
         let before = std::fs::read_to_string(&file).unwrap();
@@ -460,7 +460,7 @@ both_backends! {
         assert_eq!(std::fs::read_to_string(&file).unwrap(), before, "a dry run writes nothing");
         let added = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false, &escalator::prompt::PromptSpec::default()).await.unwrap();
         assert_eq!(added.prompt_version, dry.prompt_version);
-        let examples = escalator::labels::load(&file).unwrap();
+        let examples = escalator::examples::load(&file).unwrap();
         let row = examples.iter().find(|e| e.ticket_id == "th_new").unwrap();
         assert_eq!((row.severity, row.route, row.tier), (Severity::OnFire, Route::Engineering, Tier::Enterprise));
         assert_eq!(row.why, "Billing dispute over $1k with legal language.");
@@ -475,8 +475,8 @@ both_backends! {
         let again = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false, &escalator::prompt::PromptSpec::default()).await.unwrap();
         assert_eq!((again.rows.len(), again.already_there), (0, 2));
         // A file that fails the checks is not written: the holdout overlaps the new row.
-        let d = seed(store.as_ref(), Source::Plain, "th_dup", "s", escalator::labels::parse("h", escalator::labels::EMBEDDED_HOLDOUT).unwrap()[0].first_message.as_str(), Severity::Routine, false, at(day(), 11)).await;
-        review::record(store.as_ref(), &d, NewReview { decision_id: d.id.clone(), reviewer: "r".into(), verdict: Verdict::Corrected(Severity::Urgent), why: Some("w".into()), origin: Origin::Cli, external_key: None, labels: Default::default() }).await.unwrap();
+        let d = seed(store.as_ref(), Source::Plain, "th_dup", "s", escalator::examples::parse("h", escalator::examples::EMBEDDED_HOLDOUT).unwrap()[0].first_message.as_str(), Severity::Routine, false, at(day(), 11)).await;
+        review::record(store.as_ref(), &d, NewReview { decision_id: d.id.clone(), reviewer: "r".into(), verdict: ReviewVerdict::Corrected(Severity::Urgent), why: Some("w".into()), origin: Origin::Cli, external_key: None, labels: Default::default() }).await.unwrap();
         let now = std::fs::read_to_string(&file).unwrap();
         let e = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false, &escalator::prompt::PromptSpec::default()).await.unwrap_err();
         assert!(e.to_string().contains("overlaps"), "{e}");

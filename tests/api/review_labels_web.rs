@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use escalator::{
     domain::{Decision, Sentiment, Severity, Source},
-    review::{self, LabelVerdict, Origin, Verdict},
+    review::{self, LabelVerdict, Origin, ReviewVerdict},
     store::Store,
 };
 use fantoccini::{Client, Locator};
@@ -195,7 +195,7 @@ async fn a_reviewer_corrects_topic_and_sentiment_in_headless_chromium(pool: sqlx
             stored[0].origin,
             stored[0].reviewer.as_str()
         ),
-        (Verdict::Correct, Origin::Web, "Ada")
+        (ReviewVerdict::Correct, Origin::Web, "Ada")
     );
     assert_eq!(
         stored[0].labels,
@@ -213,7 +213,7 @@ async fn a_reviewer_corrects_topic_and_sentiment_in_headless_chromium(pool: sqlx
     let stored = s.app.store.reviews(&d.id).await.unwrap();
     assert_eq!(stored.len(), 2, "{stored:?}");
     let last = stored.iter().max_by_key(|r| r.id).unwrap();
-    assert_eq!(last.verdict, Verdict::Corrected(Severity::Urgent));
+    assert_eq!(last.verdict, ReviewVerdict::Corrected(Severity::Urgent));
     assert_eq!(
         (last.labels.topic.as_deref(), last.labels.sentiment),
         (Some("bug"), Some(Sentiment::Neutral))

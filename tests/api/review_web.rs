@@ -16,7 +16,7 @@ use std::{
 use escalator::{
     config::Settings,
     domain::{Severity, Source},
-    review::{self, Origin, Verdict},
+    review::{self, Origin, ReviewVerdict},
     startup::App,
     store::Store,
 };
@@ -339,9 +339,9 @@ async fn a_reviewer_judges_three_tickets_in_headless_chromium(pool: sqlx::Sqlite
         assert_eq!(h.len(), 1, "{id}");
         assert_eq!((h[0].origin, h[0].reviewer.as_str()), (Origin::Web, "Ada"));
         let expected = if i == 1 {
-            Verdict::Corrected(Severity::OnFire)
+            ReviewVerdict::Corrected(Severity::OnFire)
         } else {
-            Verdict::Correct
+            ReviewVerdict::Correct
         };
         assert_eq!(h[0].verdict, expected);
     }
@@ -534,7 +534,7 @@ async fn the_page_needs_the_token_a_session_and_a_csrf_token(pool: sqlx::SqliteP
     let h = app.store.reviews(&id).await.unwrap();
     assert_eq!(
         (h.len(), h[0].verdict, h[0].reviewer.as_str()),
-        (1, Verdict::Corrected(Severity::Urgent), "Ben")
+        (1, ReviewVerdict::Corrected(Severity::Urgent), "Ben")
     );
     app.shutdown.cancel();
     app.task.await.unwrap().unwrap();

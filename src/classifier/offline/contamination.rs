@@ -28,7 +28,7 @@ use super::{
     doc::{Doc, Mask},
     pair_occurrences, pair_phrases, rules,
 };
-use crate::{domain::Severity, labels::Example, weighting::Weighting};
+use crate::{domain::Severity, examples::Example, weighting::Weighting};
 
 /// What the rules may be derived from: training rows and negatives (the definitions are
 /// always the embedded template's).

@@ -12,7 +12,7 @@ use crate::{
 };
 
 fn offline() -> OfflineClassifier {
-    let ex = labels::parse("labels.csv", labels::EMBEDDED_LABELS).unwrap();
+    let ex = examples::parse("labels.csv", examples::EMBEDDED_LABELS).unwrap();
     OfflineClassifier::new(&ex, "classifier@test")
 }
 
@@ -299,7 +299,7 @@ fn misses(c: &OfflineClassifier, rows: &[Example]) -> Vec<String> {
 }
 
 fn negatives() -> Vec<Example> {
-    labels::parse("negatives.csv", labels::EMBEDDED_NEGATIVES).unwrap()
+    examples::parse("negatives.csv", examples::EMBEDDED_NEGATIVES).unwrap()
 }
 
 /// The honest holdout figure: no phrase of the rules is one only the holdout carries (the
@@ -308,7 +308,7 @@ fn negatives() -> Vec<Example> {
 /// regressions, not a target: the holdout is never a source of phrases.
 #[test]
 fn holdout_accuracy_without_contaminated_rows_is_at_least_three_in_five() {
-    let hold = labels::parse("holdout.csv", labels::EMBEDDED_HOLDOUT).unwrap();
+    let hold = examples::parse("holdout.csv", examples::EMBEDDED_HOLDOUT).unwrap();
     let c = contamination::check(&offline(), &Weighting::default(), &negatives(), &hold);
     assert!(c.phrases.is_empty(), "{c}");
     assert_eq!(c.total, hold.len());
@@ -328,7 +328,7 @@ fn every_negative_is_routine() {
     assert!(rows.iter().all(|e| e.severity == Severity::Routine));
     let missed = misses(&offline(), &rows);
     assert!(missed.is_empty(), "{}", missed.join("\n"));
-    for n in labels::Coverage::of(&rows).by_clause {
+    for n in examples::Coverage::of(&rows).by_clause {
         if n.clause.severity > Severity::Routine && n.clause.name != "Enterprise account" {
             assert!(
                 n.negatives >= 2,
@@ -345,7 +345,7 @@ fn every_negative_is_routine() {
 /// pair.
 #[test]
 fn contamination_names_holdout_only_phrases_and_the_rows_they_decide() {
-    let rows = labels::parse(
+    let rows = examples::parse(
         "h.csv",
         "ticket_id,subject,first_message,tier,severity,route,why_this_label\n\
          C-1,Notice,We are preparing a lawsuit over the lost orders.,pro,on_fire,engineering,Legal language.\n\
@@ -395,7 +395,7 @@ fn contamination_names_holdout_only_phrases_and_the_rows_they_decide() {
 /// and past events, features named Security or Legal, other languages) is decided right.
 #[test]
 fn every_regression_ticket_is_right() {
-    let rows = labels::parse("regressions.csv", labels::EMBEDDED_REGRESSIONS).unwrap();
+    let rows = examples::parse("regressions.csv", examples::EMBEDDED_REGRESSIONS).unwrap();
     assert!(rows.len() >= 30);
     let missed = misses(&offline(), &rows);
     assert!(missed.is_empty(), "{}", missed.join("\n"));
@@ -405,7 +405,7 @@ fn every_regression_ticket_is_right() {
 /// row's own copy as its nearest example, get it right.
 #[test]
 fn training_rows_are_right_when_left_out() {
-    let train = labels::parse("labels.csv", labels::EMBEDDED_LABELS).unwrap();
+    let train = examples::parse("labels.csv", examples::EMBEDDED_LABELS).unwrap();
     let mut missed = Vec::new();
     for (i, e) in train.iter().enumerate() {
         let mut rest = train.clone();

@@ -24,7 +24,7 @@ use escalator::{
         claude::{ApiVersion, CacheTtl, ClaudeSettings, Effort, TokenSource},
     },
     domain::{Classification, RawTicket, Route, Severity, Source, Ticket, TicketContext},
-    labels,
+    examples,
     prompt::{self, Prompt},
 };
 use secrecy::SecretString;
@@ -36,8 +36,8 @@ use wiremock::{
 
 const KEY: &str = "sk-ant-test-4f1c9e";
 
-fn prompt_and_examples() -> (Prompt, Vec<labels::Example>) {
-    let examples = labels::parse("labels.csv", labels::EMBEDDED_LABELS).unwrap();
+fn prompt_and_examples() -> (Prompt, Vec<examples::Example>) {
+    let examples = examples::parse("labels.csv", examples::EMBEDDED_LABELS).unwrap();
     let prompt = Prompt::render(prompt::EMBEDDED_TEMPLATE, &examples).unwrap();
     (prompt, examples)
 }

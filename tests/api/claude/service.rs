@@ -68,7 +68,7 @@ fn labelled_answer(req: &Request) -> ResponseTemplate {
         return ok(&warm);
     }
     let user = body["messages"][0]["content"].as_str().unwrap();
-    let holdout = labels::parse("holdout.csv", labels::EMBEDDED_HOLDOUT).unwrap();
+    let holdout = examples::parse("holdout.csv", examples::EMBEDDED_HOLDOUT).unwrap();
     let e = holdout
         .iter()
         .find(|e| user.contains(&format!("subject: {}\n", e.subject)))

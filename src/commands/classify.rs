@@ -10,8 +10,6 @@ use crate::{
     classifier::Decider,
     domain::{Classification, RawTicket, Severity, Source, Ticket, TicketContext, Usage},
     exit,
-    prompt::Prompt,
-    startup,
 };
 
 /// `escalator classify` arguments.
@@ -34,12 +32,13 @@ pub struct ClassifyArgs {
     repeat_count: u32,
 }
 
-fn decider() -> Result<(Decider, Prompt), ExitCode> {
+fn decider() -> Result<Decider, ExitCode> {
     let settings = exit::settings()?;
-    startup::build_decider(&settings).map_err(|e| {
+    let classifiers = settings.classifiers(None).map_err(|e| {
         eprintln!("escalator: {e:#}");
         ExitCode::from(exit::USAGE)
-    })
+    })?;
+    Ok(classifiers.decider())
 }
 
 #[derive(Serialize)]
@@ -116,7 +115,7 @@ pub fn main(args: ClassifyArgs) -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
-    let (decider, _) = match decider() {
+    let decider = match decider() {
         Ok(d) => d,
         Err(code) => return code,
     };

@@ -1,11 +1,11 @@
-//! `escalator labels check` and `escalator prompt render`: the commands that look at the labels
-//! and prompt files as the service would load them, without a database or a network.
+//! `escalator labels check`: a labelled-examples file checked as the service would load it
+//! (header, enums, hygiene, overlap, clause coverage), without a database or a network.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Args;
 
-use crate::{exit, labels};
+use crate::{examples, exit};
 
 /// `escalator labels check` arguments.
 #[derive(Debug, Args)]
@@ -31,22 +31,8 @@ pub struct LabelsCheckArgs {
     strict: bool,
 }
 
-/// `escalator prompt render` arguments.
-#[derive(Debug, Args)]
-pub struct PromptRenderArgs {
-    /// The labels rendered as examples (default: the embedded labels/labels.csv).
-    #[arg(long)]
-    labels: Option<PathBuf>,
-    /// The template (default: the embedded prompts/classifier.md).
-    #[arg(long)]
-    template: Option<PathBuf>,
-    /// Print `{"version": …, "system": …}` instead.
-    #[arg(long)]
-    json: bool,
-}
-
 /// Runs `escalator labels check`; returns the exit code.
-pub fn labels_check(args: LabelsCheckArgs) -> ExitCode {
+pub fn main(args: LabelsCheckArgs) -> ExitCode {
     let LabelsCheckArgs {
         file,
         against,
@@ -55,7 +41,7 @@ pub fn labels_check(args: LabelsCheckArgs) -> ExitCode {
         strict,
     } = args;
     let file = file.as_path();
-    let mut options = labels::CheckOptions::for_file(file);
+    let mut options = examples::CheckOptions::for_file(file);
     // A `topic` is checked against the topics the service would answer with: `[labels] topics`
     // (and live topic categories) of `ESCALATOR_CONFIG`, the defaults without one.
     let settings = match exit::settings() {
@@ -75,8 +61,8 @@ pub fn labels_check(args: LabelsCheckArgs) -> ExitCode {
     if let Some(n) = min_per_clause {
         options.min_per_clause = n;
     }
-    let against = against.or_else(|| labels::CheckOptions::default_against(file));
-    let report = labels::check_file(file, against.as_deref(), &options);
+    let against = against.or_else(|| examples::CheckOptions::default_against(file));
+    let report = examples::check_file(file, against.as_deref(), &options);
     for f in &report.findings {
         eprintln!("{f}");
     }
@@ -127,17 +113,17 @@ fn holdout_contamination(
     settings: &crate::config::Settings,
 ) -> String {
     let (Ok(rows), Ok(training)) = (
-        labels::load(file),
+        examples::load(file),
         against.map_or_else(
-            || labels::parse("labels/labels.csv", labels::EMBEDDED_LABELS),
-            |a| labels::load(std::path::Path::new(a)),
+            || examples::parse("labels/labels.csv", examples::EMBEDDED_LABELS),
+            |a| examples::load(std::path::Path::new(a)),
         ),
     ) else {
         // Both were read and checked above; a file that changed meanwhile is not reported on.
         return String::new();
     };
     let negatives =
-        labels::parse("labels/negatives.csv", labels::EMBEDDED_NEGATIVES).unwrap_or_default();
+        examples::parse("labels/negatives.csv", examples::EMBEDDED_NEGATIVES).unwrap_or_default();
     let offline = crate::classifier::OfflineClassifier::new(&training, "labels check");
     crate::classifier::offline::contamination::check(
         &offline,
@@ -146,40 +132,4 @@ fn holdout_contamination(
         &rows,
     )
     .to_string()
-}
-
-/// Runs `escalator prompt render`; returns the exit code.
-pub fn prompt_render(args: PromptRenderArgs) -> ExitCode {
-    let PromptRenderArgs {
-        labels: labels_file,
-        template,
-        json,
-    } = args;
-    let mut settings = match exit::settings() {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    if labels_file.is_some() {
-        settings.labels_file = labels_file;
-    }
-    if template.is_some() {
-        settings.prompt_file = template;
-    }
-    let prompt = match settings.load_prompt() {
-        Ok((p, _)) => p,
-        Err(e) => {
-            eprintln!("escalator prompt render: {e:#}");
-            return ExitCode::from(exit::CHECK_FAILED);
-        }
-    };
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"version": prompt.version(), "system": prompt.system()})
-        );
-    } else {
-        println!("{}", prompt.system());
-        eprintln!("prompt version: {}", prompt.version());
-    }
-    ExitCode::SUCCESS
 }

@@ -14,7 +14,7 @@
 //!   [`evaluation`]: a classifier over labelled examples, against their labels;
 //!   [`weighting`]: the tier and repeat rules applied after the classifier (over the domain);
 //!   [`taxonomy`]: the topics, sentiments and shadow categories a decision is labelled with;
-//!   [`stats`]: the Wilson interval of an accuracy figure.
+//!   [`stats`]: proportions with their Wilson interval, percentiles.
 //! - Adapters: [`classifier`] (the `Classifier` trait, offline and Claude backends, the
 //!   fallback policy), [`store`] (the routing log on PostgreSQL or SQLite), [`ticketing`] (the
 //!   `Ticketing` and `ActionPlanner` ports, Plain and Pylon each in one module), [`telemetry`]

@@ -196,10 +196,7 @@ pub fn rewrite_config(text: &str, name: &str) -> Result<String, String> {
 
 /// Runs `escalator promote`.
 pub fn main(args: PromoteArgs) -> ExitCode {
-    match run(&args) {
-        Ok(code) => code,
-        Err(code) => code,
-    }
+    exit::code(run(&args))
 }
 
 fn run(args: &PromoteArgs) -> Result<ExitCode, ExitCode> {
@@ -207,7 +204,7 @@ fn run(args: &PromoteArgs) -> Result<ExitCode, ExitCode> {
         eprintln!("escalator promote: {msg}");
         ExitCode::from(exit::USAGE)
     };
-    let settings = exit::settings()?;
+    let settings = exit::settings("escalator")?;
     let name = args.category.trim();
     let Some(category) = settings.labels.taxonomy.category(name).cloned() else {
         let known: Vec<&str> = settings
@@ -253,7 +250,7 @@ fn run(args: &PromoteArgs) -> Result<ExitCode, ExitCode> {
         })?,
         None => Vec::new(),
     };
-    let rt = exit::runtime()?;
+    let rt = exit::runtime("escalator")?;
     let (gate, rows) = rt
         .block_on(async {
             let store = crate::store::connect(&settings.store).await?;
@@ -370,7 +367,7 @@ fn promote(settings: &Settings, category: &Category, path: &std::path::Path) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::stats::Rate;
+    use crate::stats::Rate;
 
     fn figures(k: u64, n: u64) -> ShadowFigures {
         ShadowFigures {

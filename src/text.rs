@@ -9,7 +9,8 @@
 //! - [`without_nul`], [`has_control`]: what the routing log cannot store (PostgreSQL `TEXT`
 //!   rejects NUL) and what an id must not contain;
 //! - [`for_terminal`]: text a terminal shows as it is, with nothing that drives the terminal
-//!   (escape sequences, carriage returns, bidi overrides).
+//!   (escape sequences, carriage returns, bidi overrides);
+//! - [`escape_html`], [`usd`]: text as the pages, the notes and the terminal show it.
 //!
 //! Every function is total: any `&str` in, no panic (property tests in `tests/unicode.rs`).
 
@@ -184,6 +185,39 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
+/// Escapes text for an HTML body or a quoted attribute: `&`, `<`, `>`, `"` and `'` (as
+/// `&#39;`). By hand, five characters: the `html-escape` crate writes `'` as `&#x27;`, and the
+/// Pylon notes and the pages keep the entity they have always had.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A money amount with thousands separators (`$120,000`).
+pub fn usd(v: f64) -> String {
+    #[allow(clippy::cast_possible_truncation)]
+    let whole = v.round() as i64;
+    let digits = whole.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{}${out}", if whole < 0 { "-" } else { "" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +288,20 @@ mod tests {
         assert!(matches!(without_nul("ab"), Cow::Borrowed(_)));
         assert!(has_control("th_1\n"));
         assert!(!has_control("th_1"));
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            escape_html("<b>\"a\" & 'b'</b>"),
+            "&lt;b&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/b&gt;"
+        );
+    }
+
+    #[test]
+    fn amounts_have_thousands_separators() {
+        assert_eq!(usd(120_000.0), "$120,000");
+        assert_eq!(usd(999.4), "$999");
+        assert_eq!(usd(1_000.0), "$1,000");
     }
 }

@@ -22,10 +22,10 @@ use escalator::{
         Usage, Verdict,
     },
     examples,
-    text::{self, ELLIPSIS},
+    text::{self, ELLIPSIS, escape_html},
     ticketing::{
-        Accepted, PLAIN_NOTE_MAX_CHARS, Plain, Pylon, Ticketing as _, WebhookError, escape_html,
-        note_html, note_markdown, note_text, pylon::html_to_text,
+        Accepted, PLAIN_NOTE_MAX_CHARS, Plain, Pylon, Ticketing as _, WebhookError, note_html,
+        note_markdown, note_text, pylon::html_to_text,
     },
 };
 use hmac::{Hmac, Mac as _};

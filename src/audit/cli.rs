@@ -37,7 +37,7 @@ pub struct AuditArgs {
 
 /// Runs `escalator audit`; returns the exit code.
 pub fn main(args: AuditArgs) -> ExitCode {
-    let settings = match exit::settings() {
+    let settings = match exit::settings("escalator") {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -61,17 +61,14 @@ pub fn main(args: AuditArgs) -> ExitCode {
         );
         return ExitCode::from(exit::USAGE);
     }
-    let rt = match exit::runtime() {
+    let rt = match exit::runtime("escalator") {
         Ok(rt) => rt,
         Err(code) => return code,
     };
     rt.block_on(async {
-        let store = match crate::store::connect(&settings.store).await {
+        let store = match exit::store("escalator audit", &settings).await {
             Ok(s) => s,
-            Err(e) => {
-                eprintln!("escalator audit: {e:#}");
-                return ExitCode::from(exit::SOFTWARE);
-            }
+            Err(code) => return code,
         };
         let report = match super::build(store.as_ref(), &req).await {
             Ok(r) => r,

@@ -10,14 +10,12 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::{
-    stats::{self, Rate},
-    weeks::IsoWeek,
-};
+use super::weeks::IsoWeek;
 use crate::domain::{
     Route, Severity, Tier,
     audit::{AuditRow, DeliveryRow, RejectionRow},
 };
+use crate::stats::{self, Rate};
 
 /// One ISO week of the audit.
 #[derive(Debug, Clone, PartialEq, Serialize)]

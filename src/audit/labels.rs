@@ -8,8 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::stats::Rate;
-use crate::domain::audit::AuditRow;
+use crate::{domain::audit::AuditRow, stats::Rate};
 
 /// Topic, sentiment and shadow figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -4,9 +4,11 @@
 //! model, the five symptoms with their trends and usual fixes, and, when a week falls under
 //! the bar, a pull request against the labels.
 //!
-//! - [`stats`]: Wilson intervals and percentiles; [`weeks`]: ISO weeks in the review time zone.
-//! - `crate::domain::audit`: what is read from the log; [`figures`]: one week's figures and calibration;
-//!   [`symptoms`]: the five diagnoses; [`render`]: the terminal report.
+//! - [`weeks`]: ISO weeks in the review time zone; `crate::stats`: Wilson intervals and
+//!   percentiles.
+//! - `crate::domain::audit`: what is read from the log; [`figures`]: one week's figures and
+//!   calibration; [`labels`]: the topic, sentiment and shadow figures; [`symptoms`]: the five
+//!   diagnoses; [`render`]: the terminal report.
 //! - [`github`]: the GitHub REST client; [`pr`]: the labels pull request; [`schedule`]: the
 //!   optional weekly run inside `serve`; [`cli`]: `escalator audit`; [`settings`]: `[audit]`.
 //!
@@ -21,7 +23,6 @@ pub mod render;
 pub mod run;
 pub mod schedule;
 pub mod settings;
-pub mod stats;
 pub mod symptoms;
 pub mod weeks;
 
@@ -32,13 +33,13 @@ use serde::Serialize;
 pub use crate::domain::audit::{AuditRow, DeliveryRow, RejectionRow};
 pub use settings::AuditSettings;
 
+use crate::stats::Rate;
 use crate::{
     domain::{Severity, Source, Tier},
     review::{Origin, ReviewVerdict},
     store::{Store, StoreError},
 };
 use figures::{Calibration, WeekFigures};
-use stats::Rate;
 use symptoms::Symptom;
 use weeks::IsoWeek;
 

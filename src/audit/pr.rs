@@ -15,13 +15,13 @@ use std::{collections::BTreeSet, fmt::Write as _, sync::Arc};
 use super::{
     AuditSettings, Miss, Outcome, Report,
     github::{Github, GithubError, Pull},
-    stats::Rate,
 };
 use crate::{
     classifier::{ClaudeClassifier, Decider, OfflineClassifier, claude::ClaudeSettings},
     examples::{self, Example, Problem},
     prompt::{self, Prompt},
     review,
+    stats::Rate,
     store::{Store, StoreError},
 };
 
@@ -306,10 +306,6 @@ async fn reviewed(store: &dyn Store, report: &Report) -> Result<(Vec<Example>, R
     Ok((out, Rate::of(live.0, live.1)))
 }
 
-fn rate_of(r: &crate::evaluation::EvalReport) -> Rate {
-    Rate::of(r.correct as u64, r.total as u64)
-}
-
 /// The offline classifier before and after, and with an API key the Claude path with the
 /// candidate prompt through the Message Batches API.
 async fn measure(
@@ -353,7 +349,7 @@ async fn measure(
                 {
                     Ok((r, batch_id)) => Ok(ClaudeEffect {
                         model: claude.model.clone(),
-                        accuracy: rate_of(&r),
+                        accuracy: r.rate(),
                         cost_usd: r.usage.as_ref().map_or(0.0, |u| u.cost_usd),
                         batch_id,
                         fallbacks: r.fallbacks,
@@ -368,19 +364,15 @@ async fn measure(
     Ok(Effect {
         tickets: tickets.len(),
         live,
-        offline_before: rate_of(&ob),
-        offline_after: rate_of(&oa),
+        offline_before: ob.rate(),
+        offline_after: oa.rate(),
         claude: claude_effect,
     })
 }
 
 /// Text for a Markdown table cell: one line, no pipes, no HTML.
 fn cell(s: &str) -> String {
-    crate::text::excerpt(s, 300)
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('|', "\\|")
+    html_escape::encode_text(&crate::text::excerpt(s, 300)).replace('|', "\\|")
 }
 
 fn pct(r: &Rate) -> String {

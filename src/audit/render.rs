@@ -3,7 +3,8 @@
 
 use std::fmt::{self, Write as _};
 
-use super::{Outcome, Report, stats::Rate, symptoms::Symptom};
+use super::{Outcome, Report, symptoms::Symptom};
+use crate::stats::Rate;
 
 fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)

@@ -6,7 +6,8 @@
 
 use serde::Serialize;
 
-use super::{figures::WeekFigures, stats};
+use super::figures::WeekFigures;
+use crate::stats;
 
 /// Corrections from urgent down (sampled reviews) before "too many urgent" can fire.
 pub const MIN_URGENT_DOWN: u64 = 3;

@@ -31,6 +31,8 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use sqlx::{Executor as _, PgConnection};
 
+use crate::exit;
+
 pub use self::report::Report;
 
 use self::{
@@ -128,23 +130,17 @@ enum BenchDatabase {
 pub fn main(args: BenchArgs) -> ExitCode {
     if let Err(e) = check(&args) {
         eprintln!("escalator bench: {e}");
-        return ExitCode::from(64);
+        return ExitCode::from(exit::USAGE);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match exit::runtime("escalator bench") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("escalator bench: cannot start the async runtime: {e}");
-            return ExitCode::from(70);
-        }
+        Err(code) => return code,
     };
     let report = match rt.block_on(run(&args)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("escalator bench: {e:#}");
-            return ExitCode::from(70);
+            return ExitCode::from(exit::SOFTWARE);
         }
     };
     if args.json {
@@ -152,7 +148,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("escalator bench: {e}");
-                return ExitCode::from(70);
+                return ExitCode::from(exit::SOFTWARE);
             }
         }
     } else {
@@ -161,7 +157,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
     if report.tickets.drained {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(exit::CHECK_FAILED)
     }
 }
 

@@ -151,20 +151,14 @@ pub struct Percentiles {
 impl Percentiles {
     /// From samples in microseconds.
     pub fn of(mut us: Vec<u64>, censored: u64) -> Self {
-        us.sort_unstable();
-        let rank = |p: f64| {
-            #[allow(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                clippy::cast_precision_loss
-            )]
-            let i = ((p * us.len() as f64).ceil() as usize).saturating_sub(1);
+        let count = us.len();
+        let mut rank = |p: f64| {
             #[allow(clippy::cast_precision_loss)]
-            let ms = us.get(i).copied().unwrap_or(0) as f64 / 1_000.0;
+            let ms = crate::stats::percentile(&mut us, p).unwrap_or(0) as f64 / 1_000.0;
             (ms * 10.0).round() / 10.0
         };
         Self {
-            count: us.len(),
+            count,
             p50: rank(0.50),
             p95: rank(0.95),
             p99: rank(0.99),

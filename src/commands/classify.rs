@@ -33,7 +33,7 @@ pub struct ClassifyArgs {
 }
 
 fn decider() -> Result<Decider, ExitCode> {
-    let settings = exit::settings()?;
+    let settings = exit::settings("escalator")?;
     let classifiers = settings.classifiers(None).map_err(|e| {
         eprintln!("escalator: {e:#}");
         ExitCode::from(exit::USAGE)
@@ -119,11 +119,11 @@ pub fn main(args: ClassifyArgs) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let weighting = match exit::settings() {
+    let weighting = match exit::settings("escalator") {
         Ok(s) => s.triage.weighting,
         Err(code) => return code,
     };
-    let rt = match exit::runtime() {
+    let rt = match exit::runtime("escalator") {
         Ok(rt) => rt,
         Err(code) => return code,
     };

@@ -62,7 +62,7 @@ pub enum EvalClassifier {
 /// evaluation; against the API it first checks the cached prefix and warms the cache with one
 /// call, then fans out.
 async fn run(file: &str, examples: &[Example], args: &EvalArgs) -> Result<EvalReport, ExitCode> {
-    let mut settings = exit::settings()?;
+    let mut settings = exit::settings("escalator")?;
     if args.classifier == EvalClassifier::Offline {
         // Offline even when a key is set: evaluating the model is a choice that costs money.
         settings.claude.api_key = None;
@@ -200,7 +200,7 @@ pub fn main(args: EvalArgs) -> ExitCode {
             return ExitCode::from(exit::CHECK_FAILED);
         }
     };
-    let rt = match exit::runtime() {
+    let rt = match exit::runtime("escalator") {
         Ok(rt) => rt,
         Err(code) => return code,
     };

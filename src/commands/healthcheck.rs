@@ -48,20 +48,14 @@ pub fn local_url(listen: SocketAddr, path: &str) -> String {
 pub fn main(args: HealthcheckArgs) -> ExitCode {
     let url = match args.url {
         Some(u) => u,
-        None => match exit::settings() {
+        None => match exit::settings("escalator") {
             Ok(s) => local_url(s.http_addr, &args.path),
             Err(code) => return code,
         },
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match exit::current_thread_runtime("escalator healthcheck") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("escalator healthcheck: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::SOFTWARE);
-        }
+        Err(code) => return code,
     };
     let answer = rt.block_on(async {
         let client = reqwest::Client::builder()

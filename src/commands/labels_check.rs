@@ -44,7 +44,7 @@ pub fn main(args: LabelsCheckArgs) -> ExitCode {
     let mut options = examples::CheckOptions::for_file(file);
     // A `topic` is checked against the topics the service would answer with: `[labels] topics`
     // (and live topic categories) of `ESCALATOR_CONFIG`, the defaults without one.
-    let settings = match exit::settings() {
+    let settings = match exit::settings("escalator") {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -28,7 +28,7 @@ pub fn main(args: PromptRenderArgs) -> ExitCode {
         template,
         json,
     } = args;
-    let mut settings = match exit::settings() {
+    let mut settings = match exit::settings("escalator") {
         Ok(s) => s,
         Err(code) => return code,
     };

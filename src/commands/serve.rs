@@ -10,14 +10,14 @@ use crate::{exit, shutdown, startup::App, telemetry};
 /// Runs the service; returns the process exit code.
 pub fn main() -> ExitCode {
     let run = || -> Result<(), ExitCode> {
-        let settings = exit::settings()?;
+        let settings = exit::settings("escalator")?;
         // Before the runtime: the trace exporter's blocking HTTP client owns its own.
         let telemetry = telemetry::init(&settings.telemetry).map_err(|e| {
             eprintln!("escalator: cannot set up tracing: {e:#}");
             ExitCode::from(exit::USAGE)
         })?;
         telemetry::install_panic_hook();
-        let rt = exit::runtime()?;
+        let rt = exit::runtime("escalator")?;
         let result = rt.block_on(async {
             let app = App::build(settings).await.map_err(|e| {
                 tracing::error!("cannot start: {e:#}");

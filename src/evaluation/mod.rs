@@ -324,8 +324,7 @@ fn report(
     }
     #[allow(clippy::cast_precision_loss)]
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let accuracy = ratio(correct, total);
-    let (low, high) = crate::stats::wilson_95(correct, total);
+    let rate = crate::stats::Rate::of_rows(correct, total);
     let model_called = warmup.is_some() || usage.answered > 0 || usage.cost_usd > 0.0;
     let usage = model_called.then(|| {
         usage.cache_hit_rate = ratio(cache_hits, usage.answered);
@@ -344,8 +343,8 @@ fn report(
         prompt_version,
         total,
         correct,
-        accuracy,
-        accuracy_ci95: [low, high],
+        accuracy: rate.share,
+        accuracy_ci95: [rate.lo, rate.hi],
         confusion,
         failed,
         failed_by_expected,

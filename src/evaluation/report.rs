@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::{
     classifier::offline::{self, contamination::Contamination},
     domain::{Severity, Usage},
+    stats::{Rate, percentile},
 };
 
 /// The result of an evaluation run.
@@ -85,25 +86,18 @@ pub struct LabelAccuracy {
 }
 
 impl LabelAccuracy {
+    /// `correct` of `labelled` as a [`Rate`].
+    pub fn rate(&self) -> Rate {
+        Rate::of_rows(self.correct, self.labelled)
+    }
+
+    /// Fills in the share and its interval from the counts.
     pub(super) fn finish(mut self) -> Self {
-        #[allow(clippy::cast_precision_loss)]
-        if self.labelled > 0 {
-            self.accuracy = self.correct as f64 / self.labelled as f64;
-        }
-        let (lo, hi) = crate::stats::wilson_95(self.correct, self.labelled);
-        self.accuracy_ci95 = [lo, hi];
+        let r = self.rate();
+        self.accuracy = r.share;
+        self.accuracy_ci95 = [r.lo, r.hi];
         self
     }
-}
-
-/// `correct/total = x% (95% Wilson interval lo%–hi%)`: how every accuracy of the report reads.
-fn accuracy_text(correct: usize, total: usize, share: f64, [lo, hi]: [f64; 2]) -> String {
-    format!(
-        "{correct}/{total} = {:.1}% (95% Wilson interval {:.1}%–{:.1}%)",
-        share * 100.0,
-        lo * 100.0,
-        hi * 100.0
-    )
 }
 
 impl std::fmt::Display for LabelAccuracy {
@@ -111,13 +105,7 @@ impl std::fmt::Display for LabelAccuracy {
         if self.labelled == 0 {
             write!(f, "no labelled rows")?;
         } else {
-            let share = accuracy_text(
-                self.correct,
-                self.labelled,
-                self.accuracy,
-                self.accuracy_ci95,
-            );
-            write!(f, "{share}")?;
+            write!(f, "{}", self.rate().sentence())?;
         }
         if self.not_configured > 0 {
             write!(
@@ -164,19 +152,9 @@ pub struct Latency {
 
 impl Latency {
     pub(super) fn of(mut ms: Vec<u64>) -> Self {
-        ms.sort_unstable();
-        let rank = |p: f64| {
-            #[allow(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                clippy::cast_precision_loss
-            )]
-            let i = ((p * ms.len() as f64).ceil() as usize).saturating_sub(1);
-            ms.get(i).copied().unwrap_or(0)
-        };
         Self {
-            p50: rank(0.50),
-            p95: rank(0.95),
+            p50: percentile(&mut ms, 0.50).unwrap_or(0),
+            p95: percentile(&mut ms, 0.95).unwrap_or(0),
         }
     }
 }
@@ -236,6 +214,13 @@ pub struct Miss {
     pub fallback_reason: Option<String>,
 }
 
+impl EvalReport {
+    /// `correct` of `total` as a [`Rate`].
+    pub fn rate(&self) -> Rate {
+        Rate::of_rows(self.correct, self.total)
+    }
+}
+
 impl std::fmt::Display for EvalReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
@@ -243,8 +228,7 @@ impl std::fmt::Display for EvalReport {
             "{} with {} ({})",
             self.file, self.model, self.prompt_version
         )?;
-        let share = accuracy_text(self.correct, self.total, self.accuracy, self.accuracy_ci95);
-        writeln!(f, "accuracy: {share}")?;
+        writeln!(f, "accuracy: {}", self.rate().sentence())?;
         if self.fallbacks > 0 {
             let reasons: Vec<String> = self
                 .fallback_reasons

@@ -6,13 +6,7 @@ use std::{io::IsTerminal as _, path::PathBuf, process::ExitCode, sync::Arc};
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 
-use crate::{
-    config::Settings,
-    domain::Source,
-    env::ProcessEnv,
-    exit,
-    store::{self, Store},
-};
+use crate::{config::Settings, domain::Source, exit, store::Store};
 
 use super::{ReviewVerdict, SampleRequest};
 
@@ -99,21 +93,10 @@ struct Env {
 }
 
 fn open(command: &str) -> Result<Env, ExitCode> {
-    let settings = Settings::load(&ProcessEnv).map_err(|e| {
-        eprintln!("escalator {command}: invalid configuration: {e}");
-        ExitCode::from(exit::USAGE)
-    })?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("escalator {command}: cannot start the async runtime: {e}");
-            ExitCode::from(exit::SOFTWARE)
-        })?;
-    let store = rt.block_on(store::connect(&settings.store)).map_err(|e| {
-        eprintln!("escalator {command}: {e:#}");
-        ExitCode::from(exit::SOFTWARE)
-    })?;
+    let command = format!("escalator {command}");
+    let settings = exit::settings(&command)?;
+    let rt = exit::runtime(&command)?;
+    let store = rt.block_on(exit::store(&command, &settings))?;
     Ok(Env {
         settings,
         rt,
@@ -232,7 +215,7 @@ fn import(file: &std::path::Path, reviewer: &str) -> ExitCode {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{name}: cannot read: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(exit::CHECK_FAILED);
         }
     };
     let env = match open("review import") {
@@ -253,7 +236,7 @@ fn import(file: &std::path::Path, reviewer: &str) -> ExitCode {
                 eprintln!("{p}");
             }
             eprintln!("{name}: {} problem(s); nothing was stored", problems.len());
-            return ExitCode::from(1);
+            return ExitCode::from(exit::CHECK_FAILED);
         }
     };
     let mut corrected = 0;
@@ -329,7 +312,7 @@ pub fn add_from_reviews(args: AddFromReviewsArgs) -> ExitCode {
                 "{name}: {} problem(s); the file is unchanged",
                 problems.len()
             );
-            ExitCode::from(1)
+            ExitCode::from(exit::CHECK_FAILED)
         }
         Err(e) => {
             eprintln!("escalator labels add-from-reviews: {e:#}; the file is unchanged");

@@ -12,6 +12,7 @@ use crate::{
     domain::{Decision, Sentiment, Severity, Source},
     store::Store,
     taxonomy::Taxonomy,
+    text::usd,
 };
 
 use super::{LabelVerdict, NewReview, Origin, ReviewItem, ReviewVerdict, Sample};
@@ -48,21 +49,6 @@ fn parse_key(line: &str) -> Option<Key> {
         "q" => Some(Key::Quit),
         _ => None,
     }
-}
-
-/// A money amount with thousands separators (`$120,000`).
-pub fn usd(v: f64) -> String {
-    #[allow(clippy::cast_possible_truncation)]
-    let whole = v.round() as i64;
-    let digits = whole.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    format!("{}${out}", if whole < 0 { "-" } else { "" })
 }
 
 /// The item as the terminal shows it: ticket, decision, and how it was reached. Ticket text
@@ -476,9 +462,6 @@ mod tests {
             Some(Key::Verdict(ReviewVerdict::Corrected(Severity::OnFire)))
         );
         assert_eq!(parse_key("x"), None);
-        assert_eq!(usd(120_000.0), "$120,000");
-        assert_eq!(usd(999.4), "$999");
-        assert_eq!(usd(1_000.0), "$1,000");
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::{
 pub use plain::{
     PLAIN_NOTE_MAX_CHARS, Plain, PlainAction, PlainDelivery, note_markdown, note_marker, note_text,
 };
-pub use pylon::{Pylon, PylonAction, PylonDelivery, escape_html, note_html};
+pub use pylon::{Pylon, PylonAction, PylonDelivery, note_html};
 pub use settings::{PlainTarget, PylonTarget, RouteTargets, TicketingSettings};
 pub(crate) use webhook::Webhook;
 pub use webhook::signature_matches;

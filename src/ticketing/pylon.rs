@@ -41,6 +41,7 @@ use crate::{
         TierSource,
     },
     store::{Action, NewDelivery, PendingDelivery},
+    text::escape_html,
 };
 
 /// The signature header.
@@ -129,22 +130,6 @@ pub fn note_html(d: &Decision) -> String {
     }
     s.push_str(&format!("<p>decision {}</p>", escape_html(&d.id)));
     s
-}
-
-/// Escapes text for an HTML body.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A token bucket for one endpoint: `capacity` calls at once, refilled at the endpoint's

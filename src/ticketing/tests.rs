@@ -195,14 +195,6 @@ fn signatures_are_checked_in_hex_of_either_case() {
 }
 
 #[test]
-fn html_is_escaped() {
-    assert_eq!(
-        escape_html("<b>\"a\" & 'b'</b>"),
-        "&lt;b&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/b&gt;"
-    );
-}
-
-#[test]
 fn retryable_errors_are_the_transient_ones() {
     assert!(
         TicketingError::Upstream {

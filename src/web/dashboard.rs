@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::charts;
-use crate::{audit::Report, ticketing::escape_html as esc};
+use crate::{audit::Report, text::escape_html as esc};
 
 const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}\
 header{background:#1d2330;color:#fff;padding:12px 24px;display:flex;gap:16px;align-items:center;flex-wrap:wrap}\

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use crate::{
     domain::Sentiment,
-    review::{ReviewItem, ReviewVerdict, Sample, Tally, source_key, terminal::usd},
+    review::{ReviewItem, ReviewVerdict, Sample, Tally, source_key},
     taxonomy::Taxonomy,
-    ticketing::escape_html as esc,
+    text::{escape_html as esc, usd},
 };
 
 const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}\

@@ -28,7 +28,7 @@ use super::{
     doc::{Doc, Mask},
     pair_occurrences, pair_phrases, rules,
 };
-use crate::{domain::Severity, examples::Example, weighting::Weighting};
+use crate::{domain::Severity, examples::Example, stats::Rate, weighting::Weighting};
 
 /// What the rules may be derived from: training rows and negatives (the definitions are
 /// always the embedded template's).
@@ -225,9 +225,7 @@ pub fn check(
             rows.push(e.ticket_id.clone());
         }
     }
-    #[allow(clippy::cast_precision_loss)]
-    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let (lo, hi) = crate::stats::wilson_95(clean_correct, clean_total);
+    let clean = Rate::of_rows(clean_correct, clean_total);
     Contamination {
         training_rows: training.len(),
         negative_rows: negatives.len(),
@@ -235,11 +233,11 @@ pub fn check(
         rows,
         total,
         correct,
-        accuracy: ratio(correct, total),
+        accuracy: Rate::of_rows(correct, total).share,
         clean_total,
         clean_correct,
-        clean_accuracy: ratio(clean_correct, clean_total),
-        clean_accuracy_ci95: [lo, hi],
+        clean_accuracy: clean.share,
+        clean_accuracy_ci95: [clean.lo, clean.hi],
     }
 }
 
@@ -273,15 +271,11 @@ impl std::fmt::Display for Contamination {
         writeln!(f, "rows decided only by them: {rows}")?;
         writeln!(
             f,
-            "offline accuracy with them: {}/{} = {:.1}%; without them: {}/{} = {:.1}% (95% Wilson interval {:.1}%–{:.1}%)",
+            "offline accuracy with them: {}/{} = {:.1}%; without them: {}",
             self.correct,
             self.total,
             self.accuracy * 100.0,
-            self.clean_correct,
-            self.clean_total,
-            self.clean_accuracy * 100.0,
-            self.clean_accuracy_ci95[0] * 100.0,
-            self.clean_accuracy_ci95[1] * 100.0
+            Rate::of_rows(self.clean_correct, self.clean_total).sentence()
         )
     }
 }

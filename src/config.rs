@@ -83,6 +83,12 @@ pub const SETTINGS: &[Setting] = &[
         example: "20",
     },
     Setting {
+        key: "http_timeout_secs",
+        default: SettingDefault::Value("15"),
+        meaning: "Longest time one HTTP request (webhook, page, probe, metrics) may take; past it the request is cancelled and answered 503, so a webhook sender retries and one slow call cannot hold the drain. Keep it below `shutdown_grace_secs`.",
+        example: "15",
+    },
+    Setting {
         key: "prompt.template_file",
         default: SettingDefault::Unset,
         meaning: "A prompt template to classify with instead of the embedded `prompts/classifier.md` (the prompt version changes with it).",
@@ -114,6 +120,8 @@ pub struct Settings {
     pub triage: TriageSettings,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Longest time one HTTP request may take (`http_timeout_secs`).
+    pub http_timeout: Duration,
     /// A prompt template to use instead of the embedded `prompts/classifier.md`.
     pub prompt_file: Option<PathBuf>,
     /// A labels file to use instead of the embedded `labels/labels.csv`.
@@ -144,6 +152,7 @@ struct FileSettings {
     http_addr: Option<String>,
     database_url: Option<String>,
     shutdown_grace_secs: Option<u64>,
+    http_timeout_secs: Option<u64>,
     #[serde(default)]
     grpc: crate::grpc::settings::FileGrpc,
     #[serde(default)]
@@ -342,6 +351,15 @@ impl Settings {
                 ..TriageSettings::default()
             },
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(20)),
+            http_timeout: match file.http_timeout_secs.unwrap_or(15) {
+                0 => {
+                    return Err(crate::env::invalid(
+                        "http_timeout_secs",
+                        "must be at least 1",
+                    ));
+                }
+                s => Duration::from_secs(s),
+            },
             prompt_file: file.prompt.template_file,
             labels_file: file.prompt.labels_file,
             telemetry,

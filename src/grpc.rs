@@ -1,5 +1,6 @@
 //! The gRPC edge: a thin tonic service over the triage use case. Protobuf types never leave
-//! this module; `TryFrom` turns them into domain values once, here. Who may call is checked
+//! this module: `ticket_from` parses a request's ticket into a domain value once, here, and
+//! `From<Decision>` writes the answer. Who may call is checked
 //! in [`auth`] (a caller's bearer token) before a handler runs; [`settings`] holds the callers
 //! file, reflection and TLS.
 

@@ -1,7 +1,7 @@
 //! The HTTP edge (axum): liveness and readiness for the orchestrator, and the Plain and Pylon
 //! webhooks.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -49,6 +49,18 @@ pub fn router(state: HttpState) -> Router {
         .route("/webhooks/plain", webhook_route(Source::Plain))
         .route("/webhooks/pylon", webhook_route(Source::Pylon))
         .with_state(state)
+}
+
+/// `router` with a deadline on every request: past `timeout` the handler is dropped (its
+/// future cancelled) and the caller gets 503, which a webhook sender retries (a delivery stored
+/// just before the deadline is then a duplicate, acknowledged 200). Outermost, so it bounds
+/// the whole request, and it lets the drain after SIGTERM end within `shutdown_grace_secs`
+/// instead of waiting on one slow call.
+pub fn with_request_timeout(router: Router, timeout: Duration) -> Router {
+    router.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        StatusCode::SERVICE_UNAVAILABLE,
+        timeout,
+    ))
 }
 
 /// `POST` of one tool's webhook, with the body limit.
@@ -183,4 +195,49 @@ async fn prometheus_metrics(State(state): State<HttpState>) -> impl axum::respon
         )],
         m.render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request past the deadline is answered 503 at the deadline (its handler dropped), one
+    /// within it as usual.
+    #[tokio::test]
+    async fn a_request_past_the_deadline_is_answered_503() {
+        let routes = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    "late"
+                }),
+            )
+            .route("/fast", get(|| async { "ok" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                with_request_timeout(routes, Duration::from_millis(200)),
+            )
+            .await
+        });
+        let client = reqwest::Client::new();
+        let started = std::time::Instant::now();
+        let slow = client
+            .get(format!("http://{addr}/slow"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(slow.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let fast = client
+            .get(format!("http://{addr}/fast"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(fast.status(), StatusCode::OK);
+        server.abort();
+    }
 }

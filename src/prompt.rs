@@ -658,12 +658,12 @@ mod tests {
         let start = template.find("DEFINITIONS").unwrap();
         let end = template.find("ROUTE").unwrap();
         let definitions = template[start..end].to_lowercase();
-        for c in examples::CLAUSES {
+        for c in crate::domain::clause::Clause::ALL {
             assert!(
-                definitions.contains(&c.definition.to_lowercase()),
+                definitions.contains(&c.definition().to_lowercase()),
                 "{}: {:?} is not in the DEFINITIONS of prompts/classifier.md",
-                c.name,
-                c.definition
+                c.name(),
+                c.definition()
             );
         }
     }

@@ -16,7 +16,7 @@ use crate::{
     classifier::Decider,
     config::Settings,
     grpc::{EscalatorService, pb},
-    http::{HttpState, router},
+    http::{HttpState, router, with_request_timeout},
     prompt::Prompt,
     store::{self, Store},
     ticketing::{Adapters, RoutingPlanner},
@@ -304,20 +304,21 @@ impl App {
                 grpc_stop.clone().cancelled_owned(),
             );
         let http_stop = CancellationToken::new();
+        let routes = router(HttpState {
+            store: self.store.clone(),
+            bridge: self.bridge.clone(),
+            health: self.worker.health(),
+        })
+        .merge(crate::web::router(
+            self.store.clone(),
+            &self.settings,
+            self.reviewers.clone(),
+        ));
         let http = axum::serve(
             self.http_listener,
-            router(HttpState {
-                store: self.store.clone(),
-                bridge: self.bridge.clone(),
-                health: self.worker.health(),
-            })
-            .merge(crate::web::router(
-                self.store.clone(),
-                &self.settings,
-                self.reviewers.clone(),
-            ))
-            // The peer's address, for counting failed review logins per client.
-            .into_make_service_with_connect_info::<SocketAddr>(),
+            with_request_timeout(routes, self.settings.http_timeout)
+                // The peer's address, for counting failed review logins per client.
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(http_stop.clone().cancelled_owned());
         let scores = self.settings.telemetry.langfuse.as_ref().map(|lf| {

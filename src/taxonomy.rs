@@ -203,11 +203,6 @@ impl Taxonomy {
         out
     }
 
-    /// The configured topic list as written (live categories not included).
-    pub fn configured_topics(&self) -> &[String] {
-        &self.topics
-    }
-
     /// Every declared category, in configuration order.
     pub fn categories(&self) -> &[Category] {
         &self.categories

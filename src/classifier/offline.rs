@@ -60,12 +60,13 @@ use async_trait::async_trait;
 
 use self::{
     doc::{At, Doc, Mask, content_words},
-    rules::{Clause, Guard, Pair},
+    rules::{Guard, Pair, Rule},
 };
 use super::{Classifier, ClassifierError};
 use crate::{
     domain::{
         Classification, Confidence, Labels, Sentiment, Severity, TicketContext, Usage, Verdict,
+        clause::Clause,
     },
     examples::{self, Example},
     taxonomy::{OTHER_TOPIC, Taxonomy},
@@ -321,12 +322,18 @@ impl OfflineClassifier {
     fn labels(&self, doc: &Doc, fired: &[RuleHit]) -> Labels {
         let has_rule = |names: &[&str]| fired.iter().any(|h| names.contains(&h.rule));
         let by_clause = [
-            ("security", has_rule(&["Security report"])),
-            ("legal", has_rule(&["Legal language"])),
-            ("outage", has_rule(&["Production down", "Data loss"])),
+            ("security", has_rule(&[Clause::SecurityReport.name()])),
+            ("legal", has_rule(&[Clause::LegalLanguage.name()])),
+            (
+                "outage",
+                has_rule(&[Clause::ProductionDown.name(), Clause::DataLoss.name()]),
+            ),
             (
                 "billing",
-                has_rule(&["Billing dispute", "Billing dispute over $1,000"]),
+                has_rule(&[
+                    rules::BILLING_DISPUTE,
+                    Clause::BillingDisputeOver1000.name(),
+                ]),
             ),
         ];
         let topics = self.taxonomy.topics();
@@ -347,16 +354,16 @@ impl OfflineClassifier {
         // neutral (the repeat counts by the phrases only: a second ticket is no tone).
         let chasing = rules::CLAUSES
             .iter()
-            .filter(|c| c.name == "Repeat ticket within 24 h")
+            .filter(|c| c.name == rules::REPEAT_PHRASES)
             .flat_map(|c| c.firm_phrases())
             .any(|(p, _)| doc.has(p));
         let negative = has_rule(&[
-            "Churn risk",
-            "Need a human now",
-            "Production down",
-            "Data loss",
-            "Legal language",
-            "Billing dispute over $1,000",
+            Clause::ChurnRisk.name(),
+            Clause::NeedAHumanNow.name(),
+            Clause::ProductionDown.name(),
+            Clause::DataLoss.name(),
+            Clause::LegalLanguage.name(),
+            Clause::BillingDisputeOver1000.name(),
         ]) || chasing
             || rules::NEGATIVE.iter().any(|p| doc.has(p))
             || rules::FRUSTRATION.iter().any(|p| doc.has(p));
@@ -404,14 +411,16 @@ impl OfflineClassifier {
         for clause in rules::CLAUSES {
             match_clause(clause, &doc, &mut fired, &mut ambiguous, &mut suppressed);
         }
-        let billing = rules::CLAUSES.iter().find(|c| c.name == "Billing dispute");
-        let billing_disputed = fired.iter().any(|h| h.rule == "Billing dispute");
+        let billing = rules::CLAUSES
+            .iter()
+            .find(|c| c.name == rules::BILLING_DISPUTE);
+        let billing_disputed = fired.iter().any(|h| h.rule == rules::BILLING_DISPUTE);
         if let (true, Some(billing)) = (billing_disputed, billing) {
             if let Some(amount) = amounts::disputed(&doc, billing) {
                 if amount > BILLING_ON_FIRE_USD {
                     fired.push(RuleHit {
                         severity: Severity::OnFire,
-                        rule: "Billing dispute over $1,000",
+                        rule: Clause::BillingDisputeOver1000.name(),
                         detail: format!("a disputed amount of {amount:.0}"),
                         phrase: None,
                         ambiguous: false,
@@ -423,7 +432,7 @@ impl OfflineClassifier {
             if let Some(f) = rules::FRUSTRATION.iter().find(|f| doc.has(f)) {
                 fired.push(RuleHit {
                     severity: Severity::Urgent,
-                    rule: "Competitor in frustration",
+                    rule: Clause::CompetitorInFrustration.name(),
                     detail: format!("{c}, \"{f}\""),
                     phrase: None,
                     ambiguous: false,
@@ -565,9 +574,9 @@ impl OfflineClassifier {
 /// The severity an example's text alone stands for: its label, except rows labelled urgent only
 /// for their tier or their repeat count, whose words are routine.
 fn text_severity(e: &Example) -> Severity {
-    match examples::clause_of(e).map(|c| c.name) {
-        Some("Enterprise account") => Severity::Routine,
-        Some("Repeat ticket") if e.repeat_24h.unwrap_or(0) > 0 => Severity::Routine,
+    match examples::clause_of(e).map(|c| c.clause) {
+        Some(Clause::EnterpriseAccount) => Severity::Routine,
+        Some(Clause::RepeatTicket) if e.repeat_24h.unwrap_or(0) > 0 => Severity::Routine,
         _ => e.severity,
     }
 }
@@ -602,7 +611,7 @@ fn severity_index(s: Severity) -> usize {
 /// (or of each of the clause's [`rules::PAIRS`]) fires; weak phrases fire when confirmed and are
 /// otherwise left for the vote (`ambiguous`).
 fn match_clause(
-    clause: &'static Clause,
+    clause: &'static Rule,
     doc: &Doc,
     fired: &mut Vec<RuleHit>,
     ambiguous: &mut Vec<RuleHit>,

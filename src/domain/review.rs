@@ -30,12 +30,6 @@ impl LabelVerdict {
     pub fn sentiment_correct(&self, decided: Option<Sentiment>) -> Option<bool> {
         Some(self.sentiment? == decided?)
     }
-
-    /// Whether the classifier was right about shadow category `name`: it was asked, and the
-    /// reviewer judged it.
-    pub fn shadow_correct(&self, decided: &BTreeMap<String, bool>, name: &str) -> Option<bool> {
-        Some(self.shadow.get(name)? == decided.get(name)?)
-    }
 }
 
 /// What a reviewer (or an agent's change in the tool) says about a decision.

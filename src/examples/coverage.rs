@@ -7,119 +7,50 @@ use super::{
     Example, Problem,
     hygiene::{Finding, Level},
 };
-use crate::{domain::Severity, text};
+use crate::{
+    domain::{Severity, clause::Clause},
+    text,
+};
 
-/// One clause of the definitions (`prompts/classifier.md`, DEFINITIONS): what a row's
-/// `why_this_label` names first, so the coverage table can count rows per clause.
+/// How a row's `why_this_label` names a clause of the definitions ([`Clause`], named in
+/// `crate::domain::clause`), so the coverage table can count rows per clause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Clause {
-    /// The severity the clause decides.
-    pub severity: Severity,
-    /// The name the coverage table shows (and the usual start of `why_this_label`).
-    pub name: &'static str,
-    /// The words of the template's DEFINITIONS that state it (a test keeps the two in step).
-    pub definition: &'static str,
+pub struct ClausePrefixes {
+    /// The clause.
+    pub clause: Clause,
     /// How `why_this_label` may start to name it (case-blind, a whole word or phrase).
     pub prefixes: &'static [&'static str],
 }
 
 /// One row of [`CLAUSES`]: the table reads as one line per clause.
-const fn clause(
-    severity: Severity,
-    name: &'static str,
-    definition: &'static str,
-    prefixes: &'static [&'static str],
-) -> Clause {
-    Clause {
-        severity,
-        name,
-        definition,
-        prefixes,
-    }
+const fn named(clause: Clause, prefixes: &'static [&'static str]) -> ClausePrefixes {
+    ClausePrefixes { clause, prefixes }
 }
 
-/// Every clause of the definitions, in the template's order. A row names its clause by starting
-/// `why_this_label` with one of its prefixes and having its severity (`Billing dispute: …`
-/// labelled urgent is the clause up to $1,000; labelled on_fire, the one over it).
-pub const CLAUSES: &[Clause] = &[
-    clause(
-        Severity::Routine,
-        "Docs answer",
-        "docs answers",
-        &["docs answer", "docs"],
-    ),
-    clause(
-        Severity::Routine,
-        "How-to",
-        "how-to questions",
-        &["how-to", "how to"],
-    ),
-    clause(Severity::Routine, "FAQ", "FAQ", &["faq"]),
-    clause(
-        Severity::Routine,
-        "Feature request",
-        "feature requests",
-        &["feature request"],
-    ),
-    clause(
-        Severity::Urgent,
-        "Enterprise account",
-        "enterprise accounts",
+/// Every clause of the definitions, in the template's order ([`Clause::ALL`]). A row names its
+/// clause by starting `why_this_label` with one of its prefixes and having its severity
+/// (`Billing dispute: …` labelled urgent is the clause up to $1,000; labelled on_fire, the one
+/// over it).
+pub const CLAUSES: &[ClausePrefixes] = &[
+    named(Clause::DocsAnswer, &["docs answer", "docs"]),
+    named(Clause::HowTo, &["how-to", "how to"]),
+    named(Clause::Faq, &["faq"]),
+    named(Clause::FeatureRequest, &["feature request"]),
+    named(
+        Clause::EnterpriseAccount,
         &["enterprise account", "enterprise"],
     ),
-    clause(
-        Severity::Urgent,
-        "Churn risk",
-        "churn-risk language",
-        &["churn risk", "churn-risk"],
-    ),
-    clause(
-        Severity::Urgent,
-        "Billing dispute up to $1,000",
-        "billing disputes of $1,000 or less",
-        &["billing dispute"],
-    ),
-    clause(
-        Severity::Urgent,
-        "Repeat ticket",
-        "a repeat ticket",
-        &["repeat ticket", "repeat"],
-    ),
-    clause(
-        Severity::Urgent,
-        "Competitor in frustration",
-        "a competitor named in frustration",
-        &["competitor"],
-    ),
-    clause(
-        Severity::OnFire,
-        "Production down",
-        "production down",
-        &["production down", "outage"],
-    ),
-    clause(Severity::OnFire, "Data loss", "data loss", &["data loss"]),
-    clause(
-        Severity::OnFire,
-        "Security report",
-        "security report",
-        &["security report", "security"],
-    ),
-    clause(
-        Severity::OnFire,
-        "Legal language",
-        "legal language",
-        &["legal language", "legal"],
-    ),
-    clause(
-        Severity::OnFire,
-        "Billing dispute over $1,000",
-        "billing dispute over $1,000",
-        &["billing dispute"],
-    ),
-    clause(
-        Severity::OnFire,
-        "Need a human now",
-        "a demand for a human now",
+    named(Clause::ChurnRisk, &["churn risk", "churn-risk"]),
+    named(Clause::BillingDisputeUpTo1000, &["billing dispute"]),
+    named(Clause::RepeatTicket, &["repeat ticket", "repeat"]),
+    named(Clause::CompetitorInFrustration, &["competitor"]),
+    named(Clause::ProductionDown, &["production down", "outage"]),
+    named(Clause::DataLoss, &["data loss"]),
+    named(Clause::SecurityReport, &["security report", "security"]),
+    named(Clause::LegalLanguage, &["legal language", "legal"]),
+    named(Clause::BillingDisputeOver1000, &["billing dispute"]),
+    named(
+        Clause::NeedAHumanNow,
         &[
             "need a human now",
             "explicit demand for a human",
@@ -128,6 +59,18 @@ pub const CLAUSES: &[Clause] = &[
     ),
 ];
 
+impl ClausePrefixes {
+    /// The severity the clause decides.
+    pub fn severity(&self) -> Severity {
+        self.clause.severity()
+    }
+
+    /// The clause's name.
+    pub fn name(&self) -> &'static str {
+        self.clause.name()
+    }
+}
+
 /// `key` starts with `phrase` followed by a non-alphanumeric character or the end.
 fn starts_with_words(key: &str, phrase: &str) -> bool {
     key.strip_prefix(phrase)
@@ -135,18 +78,18 @@ fn starts_with_words(key: &str, phrase: &str) -> bool {
 }
 
 /// The clause a row's `why_this_label` names, if any (see [`CLAUSES`]).
-pub fn clause_of(e: &Example) -> Option<&'static Clause> {
+pub fn clause_of(e: &Example) -> Option<&'static ClausePrefixes> {
     let folded = text::fold(&e.why);
     let key = folded.trim_start_matches(|c: char| !c.is_alphanumeric());
-    CLAUSES
-        .iter()
-        .find(|c| c.severity == e.severity && c.prefixes.iter().any(|p| starts_with_words(key, p)))
+    CLAUSES.iter().find(|c| {
+        c.severity() == e.severity && c.prefixes.iter().any(|p| starts_with_words(key, p))
+    })
 }
 
 /// Whether a row's `why_this_label` says it is *not* this clause (`… is not data loss`,
 /// `not a security report`): a hard negative for it.
-fn is_negative_of(e: &Example, c: &Clause) -> bool {
-    if e.severity >= c.severity {
+fn is_negative_of(e: &Example, c: &ClausePrefixes) -> bool {
+    if e.severity >= c.severity() {
         return false;
     }
     let why = text::fold(&e.why);
@@ -172,7 +115,7 @@ pub struct Coverage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClauseCount {
     /// The clause.
-    pub clause: &'static Clause,
+    pub clause: &'static ClausePrefixes,
     /// Rows labelled by it.
     pub rows: usize,
     /// Hard negatives: rows of a lower severity whose `why_this_label` says they are not it.
@@ -247,7 +190,7 @@ impl Coverage {
                     0,
                     format!(
                         "no row for the {} clause \"{}\": every clause of the definitions needs at least {min_per_clause}",
-                        c.severity, c.name
+                        c.severity(), c.name()
                     ),
                 ));
             } else if n.rows < min_per_clause {
@@ -257,7 +200,9 @@ impl Coverage {
                     0,
                     format!(
                         "the {} clause \"{}\" has {} row(s), at least {min_per_clause} are needed",
-                        c.severity, c.name, n.rows
+                        c.severity(),
+                        c.name(),
+                        n.rows
                     ),
                 ));
             }
@@ -274,7 +219,7 @@ impl fmt::Display for Coverage {
             "clause of", "", "rows", "negatives"
         )?;
         for n in &self.by_clause {
-            let neg = if n.clause.severity == Severity::Routine {
+            let neg = if n.clause.severity() == Severity::Routine {
                 "-".to_owned()
             } else {
                 n.negatives.to_string()
@@ -282,8 +227,8 @@ impl fmt::Display for Coverage {
             writeln!(
                 f,
                 "  {:<9} {:<30} {:>4}  {neg:>9}",
-                n.clause.severity.as_str(),
-                n.clause.name,
+                n.clause.severity().as_str(),
+                n.clause.name(),
                 n.rows
             )?;
         }
@@ -298,6 +243,11 @@ impl fmt::Display for Coverage {
 mod tests {
     use super::super::testing::*;
     use super::*;
+
+    #[test]
+    fn every_clause_of_the_definitions_has_its_prefixes_in_order() {
+        assert!(CLAUSES.iter().map(|c| c.clause).eq(Clause::ALL));
+    }
 
     #[test]
     fn coverage_counts_rows_per_clause_and_reports_gaps() {
@@ -325,7 +275,7 @@ mod tests {
         let count = |name: &str| {
             cov.by_clause
                 .iter()
-                .find(|c| c.clause.name == name)
+                .find(|c| c.clause.name() == name)
                 .map(|c| (c.rows, c.negatives))
                 .unwrap()
         };

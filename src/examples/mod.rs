@@ -21,7 +21,7 @@ use std::{collections::BTreeMap, fmt};
 use crate::domain::{DomainError, RawTicket, Route, Severity, Source, Ticket, TicketContext, Tier};
 
 pub use check::{CheckOptions, Report, Rules, check, check_examples, check_file, topic_findings};
-pub use coverage::{CLAUSES, Clause, ClauseCount, Coverage, clause_of};
+pub use coverage::{CLAUSES, ClauseCount, ClausePrefixes, Coverage, clause_of};
 pub use csv::{CsvRows, columns, load, parse, read_csv, render_rows, to_csv_row};
 pub use hygiene::{Finding, Level, compare_mix, hygiene, similarity};
 

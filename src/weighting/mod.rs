@@ -123,14 +123,6 @@ impl Weighting {
         self
     }
 
-    /// These rules with `rule` as the repeat rule; a `min_count` of 0 counts as 1.
-    #[must_use]
-    pub fn with_repeat(mut self, mut rule: RepeatRule) -> Self {
-        rule.min_count = rule.min_count.max(1);
-        self.repeat = rule;
-        self
-    }
-
     /// The tier `arr_usd` counts as, if any: the highest tier whose `arr_usd_min` it meets.
     pub fn tier_for_arr(&self, arr_usd: f64) -> Option<Tier> {
         Tier::ALL

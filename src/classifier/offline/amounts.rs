@@ -25,7 +25,7 @@ pub(super) struct Amount {
 /// The amount a billing dispute in `doc` is about: the largest plain amount in the sentences
 /// that speak of a charge (a word of [`rules::CHARGE_WORDS`] or a phrase of the billing
 /// clause), else the largest rate there; `None` when those sentences name no amount.
-pub(super) fn disputed(doc: &Doc, billing: &rules::Clause) -> Option<f64> {
+pub(super) fn disputed(doc: &Doc, billing: &rules::Rule) -> Option<f64> {
     let mut plain: Option<f64> = None;
     let mut rate: Option<f64> = None;
     let about_a_charge = |s: &super::doc::Sentence| {

@@ -1,4 +1,4 @@
-//! The phrase tables of the offline classifier: one [`Clause`] per definition clause, and the
+//! The phrase tables of the offline classifier: one [`Rule`] per definition clause, and the
 //! context words its guards look for. Kept apart from the matching code so a support lead can
 //! read and extend them without reading Rust.
 //!
@@ -11,7 +11,17 @@
 //! Over 450 lines: it is data, the phrase tables of every definition clause in several languages,
 //! with the guards that switch phrases off.
 
-use crate::domain::Severity;
+use crate::domain::{Severity, clause::Clause};
+
+/// The phrase rule of billing disputes: it fires on the dispute, and the amount then decides
+/// between the two billing clauses (urgent, [`Clause::BillingDisputeUpTo1000`], unless an
+/// amount over $1,000 makes it [`Clause::BillingDisputeOver1000`]).
+pub(super) const BILLING_DISPUTE: &str = "Billing dispute";
+
+/// The phrase rule of a customer chasing an unanswered ticket (`third message`): the words of
+/// [`Clause::RepeatTicket`]; the clause's own name is the rule that counts the customer's
+/// other tickets.
+pub(super) const REPEAT_PHRASES: &str = "Repeat ticket within 24 h";
 
 /// What may switch a phrase hit off (see `super::guard`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +66,10 @@ pub(super) enum Guard {
     Intensional,
 }
 
-/// One definition clause as phrases.
+/// One definition clause as phrases (named by `crate::domain::clause`, or by one of the rule
+/// names above).
 #[derive(Debug)]
-pub(super) struct Clause {
+pub(super) struct Rule {
     /// The severity it decides.
     pub severity: Severity,
     /// Shown in reasoning and `--explain`.
@@ -79,7 +90,7 @@ pub(super) struct Clause {
     pub guarded: &'static [&'static str],
 }
 
-impl Clause {
+impl Rule {
     /// Every firm phrase in matching order, with whether `weak_guards` apply to it.
     pub(super) fn firm_phrases(&self) -> impl Iterator<Item = (&'static str, bool)> {
         let firm = self.firm.iter().map(|p| (*p, false));
@@ -90,10 +101,10 @@ impl Clause {
 use Guard::*;
 
 /// The clauses in definition order (on_fire first; the highest severity wins).
-pub(super) const CLAUSES: &[Clause] = &[
-    Clause {
+pub(super) const CLAUSES: &[Rule] = &[
+    Rule {
         severity: Severity::OnFire,
-        name: "Production down",
+        name: Clause::ProductionDown.name(),
         firm: &[
             "outage",
             "outages",
@@ -238,9 +249,9 @@ pub(super) const CLAUSES: &[Clause] = &[
         weak_guards: &[],
         guarded: &[],
     },
-    Clause {
+    Rule {
         severity: Severity::OnFire,
-        name: "Data loss",
+        name: Clause::DataLoss.name(),
         firm: &[
             "data loss",
             "lost data",
@@ -310,9 +321,9 @@ pub(super) const CLAUSES: &[Clause] = &[
             "borrados",
         ],
     },
-    Clause {
+    Rule {
         severity: Severity::OnFire,
-        name: "Security report",
+        name: Clause::SecurityReport.name(),
         firm: &[
             "vulnerability",
             "vulnerable",
@@ -375,9 +386,9 @@ pub(super) const CLAUSES: &[Clause] = &[
         weak_guards: &[DocumentRequest, FeatureName],
         guarded: &["security incident", "security issue", "security breach"],
     },
-    Clause {
+    Rule {
         severity: Severity::OnFire,
-        name: "Legal language",
+        name: Clause::LegalLanguage.name(),
         firm: &[
             "lawsuit",
             "legal action",
@@ -424,9 +435,9 @@ pub(super) const CLAUSES: &[Clause] = &[
             "lawyer", "attorney", "counsel", "abogado", "anwalt", "avocat",
         ],
     },
-    Clause {
+    Rule {
         severity: Severity::OnFire,
-        name: "Need a human now",
+        name: Clause::NeedAHumanNow.name(),
         firm: &[
             "human now",
             "person right now",
@@ -475,9 +486,9 @@ pub(super) const CLAUSES: &[Clause] = &[
         weak_guards: &[NotNow],
         guarded: &["someone on the phone", "on a call with me"],
     },
-    Clause {
+    Rule {
         severity: Severity::Urgent,
-        name: "Churn risk",
+        name: Clause::ChurnRisk.name(),
         firm: &[
             "moving off",
             "move off",
@@ -532,9 +543,9 @@ pub(super) const CLAUSES: &[Clause] = &[
             "annuler",
         ],
     },
-    Clause {
+    Rule {
         severity: Severity::Urgent,
-        name: "Billing dispute",
+        name: BILLING_DISPUTE,
         firm: &[
             "refunded",
             "charged twice",
@@ -593,9 +604,9 @@ pub(super) const CLAUSES: &[Clause] = &[
         weak_guards: &[OtherObject],
         guarded: &["refund", "reembolso", "remboursement", "rückerstattung"],
     },
-    Clause {
+    Rule {
         severity: Severity::Urgent,
-        name: "Repeat ticket within 24 h",
+        name: REPEAT_PHRASES,
         firm: &[
             "third message",
             "third time",
@@ -726,7 +737,7 @@ pub(super) fn lists() -> Vec<List> {
 /// apply, checked before the pair's first word).
 #[derive(Debug)]
 pub(super) struct Pair {
-    /// The name of the clause of [`CLAUSES`] it belongs to.
+    /// The name of the rule of [`CLAUSES`] it belongs to.
     pub clause: &'static str,
     /// The first part (`won't`, `moving to`, `another`).
     pub first: &'static [&'static str],
@@ -744,7 +755,7 @@ pub(super) const PAIRS: &[Pair] = &[
     // A threat to sue needs someone who sues: `we will sue`, `our client is suing`, never
     // `Sue from Brightline` or `the tennis court`.
     Pair {
-        clause: "Legal language",
+        clause: Clause::LegalLanguage.name(),
         first: AGENTS,
         then: &["sue", "suing"],
         gap: 3,
@@ -753,7 +764,7 @@ pub(super) const PAIRS: &[Pair] = &[
     // A renewal that will not happen, however it is worded: `we won't renew`, `we won't be
     // renewing`, `we are not going to renew`.
     Pair {
-        clause: "Churn risk",
+        clause: Clause::ChurnRisk.name(),
         first: &["not", "wont", "never"],
         then: &["renew", "renewing"],
         gap: 2,
@@ -761,7 +772,7 @@ pub(super) const PAIRS: &[Pair] = &[
     },
     // Leaving for a named competitor: `moving to Amplitude next month`.
     Pair {
-        clause: "Churn risk",
+        clause: Clause::ChurnRisk.name(),
         first: &[
             "moving to",
             "move to",
@@ -778,7 +789,7 @@ pub(super) const PAIRS: &[Pair] = &[
     // Another tenant's data in sight: `I can see another company's data`, `download other
     // tenants' files`.
     Pair {
-        clause: "Security report",
+        clause: Clause::SecurityReport.name(),
         first: &["another", "other", "different"],
         then: &[
             "company",
@@ -792,7 +803,7 @@ pub(super) const PAIRS: &[Pair] = &[
     },
     // Every request failing: `every call returns 500`, `todas las peticiones devuelven error`.
     Pair {
-        clause: "Production down",
+        clause: Clause::ProductionDown.name(),
         first: &["every", "todas"],
         then: &["request", "call", "peticiones"],
         gap: 1,
@@ -800,7 +811,7 @@ pub(super) const PAIRS: &[Pair] = &[
     },
     // An invoice said to be wrong: `the invoice shows the wrong seat count`.
     Pair {
-        clause: "Billing dispute",
+        clause: BILLING_DISPUTE,
         first: &["invoice", "bill"],
         then: &["wrong", "incorrect"],
         gap: 2,

@@ -329,11 +329,13 @@ fn every_negative_is_routine() {
     let missed = misses(&offline(), &rows);
     assert!(missed.is_empty(), "{}", missed.join("\n"));
     for n in examples::Coverage::of(&rows).by_clause {
-        if n.clause.severity > Severity::Routine && n.clause.name != "Enterprise account" {
+        if n.clause.severity() > Severity::Routine
+            && n.clause.clause != crate::domain::clause::Clause::EnterpriseAccount
+        {
             assert!(
                 n.negatives >= 2,
                 "{}: {} negatives",
-                n.clause.name,
+                n.clause.name(),
                 n.negatives
             );
         }

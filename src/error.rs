@@ -1,11 +1,16 @@
 //! The one mapping from [`TriageError`] to a gRPC code and an HTTP status. Both edges call it;
 //! the match has no `_` arm, so a new variant does not compile until its codes are chosen.
-//! [`WebhookError`] (the webhook bridge's own errors) has its exhaustive mapping here too.
+//! [`ReceiveError`] (the webhook bridge's errors, the adapters' [`WebhookError`] among them)
+//! has its exhaustive mapping here too.
 
 use axum::http::StatusCode;
 use tonic::Code;
 
-use crate::{causes::chain as error_chain, ticketing::WebhookError, triage::TriageError};
+use crate::{
+    causes::chain as error_chain,
+    ticketing::WebhookError,
+    triage::{ReceiveError, TriageError},
+};
 
 /// The gRPC code and HTTP status for `e`.
 pub fn codes(e: &TriageError) -> (Code, StatusCode) {
@@ -42,52 +47,56 @@ pub fn log(e: &TriageError) {
 
 /// The HTTP status a webhook sender gets for `e`. Only 2xx stops a sender's retries, so
 /// everything that may succeed later (store down, route not configured yet) is a 5xx.
-pub fn webhook_status(e: &WebhookError) -> StatusCode {
+pub fn webhook_status(e: &ReceiveError) -> StatusCode {
     match e {
         // A route without its secret refuses every request (documented in the README).
-        WebhookError::NotConfigured { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        WebhookError::MissingSignature(_) | WebhookError::BadSignature | WebhookError::Stale(_) => {
-            StatusCode::UNAUTHORIZED
+        ReceiveError::Refused(WebhookError::NotConfigured { .. }) => {
+            StatusCode::SERVICE_UNAVAILABLE
         }
-        WebhookError::Malformed(_) | WebhookError::MissingField(_) | WebhookError::Invalid(_) => {
-            StatusCode::BAD_REQUEST
-        }
-        WebhookError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        WebhookError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ReceiveError::Refused(
+            WebhookError::MissingSignature(_) | WebhookError::BadSignature | WebhookError::Stale(_),
+        ) => StatusCode::UNAUTHORIZED,
+        ReceiveError::Refused(
+            WebhookError::Malformed(_) | WebhookError::MissingField(_) | WebhookError::Invalid(_),
+        ) => StatusCode::BAD_REQUEST,
+        ReceiveError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ReceiveError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 /// A short, bounded label for a refused webhook (the `reason` of
 /// `escalator_webhook_rejections_total`).
-pub fn webhook_reason(e: &WebhookError) -> &'static str {
+pub fn webhook_reason(e: &ReceiveError) -> &'static str {
     match e {
-        WebhookError::NotConfigured { .. } => "not_configured",
-        WebhookError::MissingSignature(_) => "missing_signature",
-        WebhookError::BadSignature => "bad_signature",
-        WebhookError::Stale(_) => "stale",
-        WebhookError::Malformed(_) => "malformed",
-        WebhookError::MissingField(_) | WebhookError::Invalid(_) => "invalid_field",
-        WebhookError::StoreUnavailable(_) => "store_unavailable",
-        WebhookError::Unexpected(_) => "internal",
+        ReceiveError::Refused(w) => match w {
+            WebhookError::NotConfigured { .. } => "not_configured",
+            WebhookError::MissingSignature(_) => "missing_signature",
+            WebhookError::BadSignature => "bad_signature",
+            WebhookError::Stale(_) => "stale",
+            WebhookError::Malformed(_) => "malformed",
+            WebhookError::MissingField(_) | WebhookError::Invalid(_) => "invalid_field",
+        },
+        ReceiveError::StoreUnavailable(_) => "store_unavailable",
+        ReceiveError::Unexpected(_) => "internal",
     }
 }
 
 /// Logs a refused webhook once, at the edge, at a level fitting its kind.
-pub fn log_webhook(e: &WebhookError) {
+pub fn log_webhook(e: &ReceiveError) {
     let chain = error_chain(e);
     match e {
-        WebhookError::NotConfigured { .. } => {
+        ReceiveError::Refused(WebhookError::NotConfigured { .. }) => {
             tracing::error!(error = %chain, "webhook refused: route not configured")
         }
-        WebhookError::MissingSignature(_) | WebhookError::BadSignature | WebhookError::Stale(_) => {
-            tracing::warn!(error = %chain, "webhook refused: authentication")
-        }
-        WebhookError::Malformed(_) | WebhookError::MissingField(_) | WebhookError::Invalid(_) => {
-            tracing::info!(error = %chain, "webhook refused: bad request")
-        }
-        WebhookError::StoreUnavailable(_) => {
+        ReceiveError::Refused(
+            WebhookError::MissingSignature(_) | WebhookError::BadSignature | WebhookError::Stale(_),
+        ) => tracing::warn!(error = %chain, "webhook refused: authentication"),
+        ReceiveError::Refused(
+            WebhookError::Malformed(_) | WebhookError::MissingField(_) | WebhookError::Invalid(_),
+        ) => tracing::info!(error = %chain, "webhook refused: bad request"),
+        ReceiveError::StoreUnavailable(_) => {
             tracing::warn!(error = %chain, "webhook refused: routing log unavailable")
         }
-        WebhookError::Unexpected(_) => tracing::error!(error = %chain, "webhook failed"),
+        ReceiveError::Unexpected(_) => tracing::error!(error = %chain, "webhook failed"),
     }
 }

@@ -13,7 +13,7 @@ use futures_util::FutureExt as _;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{Decision, DomainError, RawTicket, Route, Severity, Source, Ticket},
+    domain::{Decision, DomainError, RawTicket, Route, Severity, Source, Ticket, Tier},
     error,
     triage::{Mode, Outcome, Triage, TriageError},
 };
@@ -49,11 +49,11 @@ fn ticket_from(
 ) -> Result<Ticket, TriageError> {
     let t = t.ok_or_else(|| DomainError::invalid("ticket", "is required"))?;
     let raw = RawTicket {
+        tier: Tier::parse_given("ticket.tier", &t.tier)?,
         id: t.id,
         version: t.version,
         subject: t.subject,
         body: t.body,
-        tier: t.tier,
         arr_usd: t.arr_usd,
         customer_id: t.customer_id,
     };

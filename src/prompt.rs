@@ -436,7 +436,7 @@ pub fn render_examples_with(examples: &[Example], taxonomy: &Taxonomy) -> String
 mod tests {
     use super::*;
     use crate::{
-        domain::{RawTicket, Source, Ticket},
+        domain::{RawTicket, Source, Ticket, Tier},
         examples,
     };
 
@@ -472,7 +472,7 @@ mod tests {
             id: "T-9".into(),
             subject: "Export {{tier}}".into(),
             body: "Our dashboard\nis down".into(),
-            tier: "enterprise".into(),
+            tier: Some(Tier::Enterprise),
             arr_usd: Some(120_000.0),
             ..RawTicket::default()
         };
@@ -535,7 +535,7 @@ mod tests {
         let raw = RawTicket {
             id: "T-9".into(),
             body: "How do I export?".into(),
-            tier: "pro".into(),
+            tier: Some(Tier::Pro),
             ..RawTicket::default()
         };
         let ctx = TicketContext {

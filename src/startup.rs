@@ -195,10 +195,13 @@ impl App {
             store.clone(),
             settings.ticketing.routes.clone(),
             &settings.review,
-            crate::ticketing::Pylon::new(settings.ticketing.pylon.clone()).ok(),
+            // A set of its own, so reading a ticket for an override takes nothing from the
+            // action worker's rate limits.
+            Adapters::new(&settings.ticketing)
+                .context("cannot build the ticketing HTTP clients")?,
         );
-        let bridge =
-            Bridge::new(store.clone(), adapters.clone(), wake.clone()).with_overrides(overrides);
+        let bridge = Bridge::new(store.clone(), adapters.clone(), wake.clone())
+            .with_overrides(Arc::new(overrides));
         let worker = Worker::new(
             store.clone(),
             triage.clone(),

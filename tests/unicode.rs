@@ -19,7 +19,7 @@ use escalator::{
     domain::{
         self, Classification, Decision, MAX_BODY_CHARS, MAX_ID_BYTES, MAX_REASONING_CHARS,
         MAX_REASONING_WORDS, MAX_SUBJECT_CHARS, RawTicket, Severity, Source, Ticket, TicketContext,
-        Usage, Verdict,
+        Tier, Usage, Verdict,
     },
     examples,
     text::{self, ELLIPSIS, escape_html},
@@ -218,7 +218,7 @@ fn context(subject: &str, body: &str, tier: &str, repeats: u32) -> Option<Ticket
         id: "T-1".into(),
         subject: subject.into(),
         body: body.into(),
-        tier: tier.into(),
+        tier: Tier::parse_given("tier", tier).unwrap(),
         ..RawTicket::default()
     };
     Ticket::parse(Source::Api, raw, "ticket.")
@@ -323,8 +323,12 @@ proptest! {
         arr_usd in proptest::option::of(any::<f64>()),
         customer_id in any_id(),
     ) {
-        let raw = RawTicket { id, version, subject, body, tier, arr_usd, customer_id };
-        match Ticket::parse(Source::Api, raw, "ticket.") {
+        // The tier's text is parsed where it arrives (the gRPC edge), then the ticket.
+        let parsed = Tier::parse_given("ticket.tier", &tier).and_then(|tier| {
+            let raw = RawTicket { id, version, subject, body, tier, arr_usd, customer_id };
+            Ticket::parse(Source::Api, raw, "ticket.")
+        });
+        match parsed {
             Ok(t) => {
                 let k = t.key();
                 for id in [&k.ticket_id, &k.version] {

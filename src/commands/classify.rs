@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::{
     classifier::Decider,
-    domain::{Classification, RawTicket, Severity, Source, Ticket, TicketContext, Usage},
+    domain::{Classification, RawTicket, Severity, Source, Ticket, TicketContext, Tier, Usage},
     exit,
 };
 
@@ -99,16 +99,19 @@ impl<'a> DecisionJson<'a> {
 
 /// Runs `escalator classify`; returns the exit code.
 pub fn main(args: ClassifyArgs) -> ExitCode {
-    let raw = RawTicket {
-        id: "cli".into(),
-        version: String::new(),
-        subject: args.subject,
-        body: args.body,
-        tier: args.tier,
-        arr_usd: args.arr_usd,
-        customer_id: String::new(),
-    };
-    let ticket = match Ticket::parse(Source::Api, raw, "--") {
+    let ticket = Tier::parse_given("--tier", &args.tier).and_then(|tier| {
+        let raw = RawTicket {
+            id: "cli".into(),
+            version: String::new(),
+            subject: args.subject,
+            body: args.body,
+            tier,
+            arr_usd: args.arr_usd,
+            customer_id: String::new(),
+        };
+        Ticket::parse(Source::Api, raw, "--")
+    });
+    let ticket = match ticket {
         Ok(t) => t,
         Err(e) => {
             eprintln!("escalator classify: {e}");

@@ -91,11 +91,14 @@ macro_rules! string_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
         }
     };
 }
+
+// After the macro, so the queue rows can use it.
+pub mod work;
 
 string_enum! {
     /// How urgent a ticket is; the route follows from it.
@@ -130,6 +133,21 @@ string_enum! {
         Pro = "pro",
         /// Contracted account; never routine.
         Enterprise = "enterprise",
+    }
+}
+
+impl Tier {
+    /// A tier as a caller writes it: blank means none was given (the ticket is `free`, tier
+    /// source `default`).
+    ///
+    /// # Errors
+    /// [`DomainError::InvalidField`] naming `field` for text that is not a tier.
+    pub fn parse_given(field: &str, text: &str) -> Result<Option<Self>, DomainError> {
+        if text.trim().is_empty() {
+            Ok(None)
+        } else {
+            Tier::parse(field, text).map(Some)
+        }
     }
 }
 
@@ -324,8 +342,9 @@ pub struct RawTicket {
     pub subject: String,
     /// Required.
     pub body: String,
-    /// Empty means `free`.
-    pub tier: String,
+    /// `None` means `free` (tier source `default`); a tier is parsed where its text arrives
+    /// (the gRPC request, a labels row, the tool's answer), so it never goes back to text.
+    pub tier: Option<Tier>,
     /// Optional, finite and >= 0.
     pub arr_usd: Option<f64>,
     /// Optional.
@@ -338,7 +357,7 @@ impl Ticket {
     /// # Errors
     /// [`DomainError::InvalidField`] for an empty id or body, text over the documented limits
     /// ([`MAX_ID_BYTES`], [`MAX_SUBJECT_CHARS`], [`MAX_BODY_CHARS`]), an id or version with a
-    /// control character, an unknown tier, or a negative or non-finite ARR. NUL characters in
+    /// control character, or a negative or non-finite ARR. NUL characters in
     /// the subject and body are dropped (the log cannot store them); any other text is kept.
     pub fn parse(source: Source, raw: RawTicket, prefix: &str) -> Result<Self, DomainError> {
         let field = |name: &str| format!("{prefix}{name}");
@@ -360,11 +379,6 @@ impl Ticket {
         }
         check_chars(&field("body"), &body, MAX_BODY_CHARS)?;
         check_chars(&field("subject"), &subject, MAX_SUBJECT_CHARS)?;
-        let tier = if raw.tier.trim().is_empty() {
-            Tier::Free
-        } else {
-            Tier::parse(&field("tier"), &raw.tier)?
-        };
         if let Some(arr) = raw.arr_usd {
             if !arr.is_finite() || arr < 0.0 {
                 return Err(DomainError::invalid(
@@ -379,13 +393,13 @@ impl Ticket {
             key: IdempotencyKey::new(source, id, version),
             subject: subject.trim().to_owned(),
             body: body.trim().to_owned(),
-            tier,
+            tier: raw.tier.unwrap_or(Tier::Free),
             arr_usd: raw.arr_usd,
             customer_id: (!customer_id.is_empty()).then_some(customer_id),
-            tier_source: if raw.tier.trim().is_empty() {
-                TierSource::Default
-            } else {
+            tier_source: if raw.tier.is_some() {
                 TierSource::Request
+            } else {
+                TierSource::Default
             },
             enrichment_failed: false,
             caller: None,
@@ -799,7 +813,7 @@ mod tests {
         let t = Ticket::parse(Source::Api, raw("hi"), "").unwrap();
         assert_eq!(t.tier_source(), TierSource::Default);
         let mut r = raw("hi");
-        r.tier = "pro".into();
+        r.tier = Some(Tier::Pro);
         let t = Ticket::parse(Source::Api, r, "").unwrap();
         assert_eq!(
             (t.tier_source(), t.enrichment_failed()),

@@ -104,7 +104,7 @@ impl Example {
             id: self.ticket_id.clone(),
             subject: self.subject.clone(),
             body: self.first_message.clone(),
-            tier: self.tier.as_str().to_owned(),
+            tier: Some(self.tier),
             arr_usd: self.arr_usd,
             ..RawTicket::default()
         };

@@ -404,8 +404,8 @@ mod tests {
     #[test]
     fn a_weighted_decision_shows_the_classifiers_severity_beside_the_final_one() {
         use crate::domain::{
-            Classification, Confidence, RawTicket, Severity, Source, Ticket, TicketContext, Usage,
-            Verdict,
+            Classification, Confidence, RawTicket, Severity, Source, Ticket, TicketContext, Tier,
+            Usage, Verdict,
         };
         let ctx = TicketContext {
             ticket: Ticket::parse(
@@ -413,7 +413,7 @@ mod tests {
                 RawTicket {
                     id: "T-1".into(),
                     body: "How do I export?".into(),
-                    tier: "enterprise".into(),
+                    tier: Some(Tier::Enterprise),
                     ..RawTicket::default()
                 },
                 "",

@@ -21,7 +21,10 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
 };
 
-use crate::domain::{Decision, IdempotencyKey, Source, Ticket};
+use crate::domain::{
+    Decision, IdempotencyKey, Source, Ticket,
+    work::{Action, NewAction, NewDelivery, PendingDelivery},
+};
 
 pub use redact::redact_url;
 pub use sessions::{SessionRow, SessionStore};
@@ -117,74 +120,6 @@ pub enum Recorded {
     /// A decision for the same key was already logged (a concurrent duplicate won the race);
     /// nothing was written and this is the stored one.
     Existing(Box<Decision>),
-}
-
-/// An action a decision implies, written in the same transaction as the decision and executed
-/// later from the log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewAction {
-    /// What to do (e.g. `plain.label`); unique per decision, so an action is logged once.
-    pub kind: String,
-    /// Everything the executor needs, as JSON.
-    pub payload: serde_json::Value,
-}
-
-/// A webhook delivery as accepted: the adapter's parse of the body, made durable under its
-/// idempotency key before the sender gets a 2xx.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewDelivery {
-    /// Source, ticket id and version: a repeat of the key is a duplicate.
-    pub key: IdempotencyKey,
-    /// The tool's event type (e.g. `thread.thread_created`), for logs.
-    pub event_type: String,
-    /// What the adapter needs to build the ticket later (ticket text; never secrets).
-    pub payload: serde_json::Value,
-    /// The payload's version (Plain's `webhookTargetVersion`, Pylon's trigger shape), kept so
-    /// the weekly audit can compare accuracy before and after a tool update.
-    pub webhook_version: Option<String>,
-    /// Fields the lenient parse had to do without (e.g. the message text, so the preview
-    /// stood in).
-    pub missing_fields: Vec<String>,
-}
-
-/// A stored delivery leased to one worker, which must build, decide and finish it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PendingDelivery {
-    /// The delivery's key.
-    pub key: IdempotencyKey,
-    /// The tool's event type.
-    pub event_type: String,
-    /// The adapter's payload.
-    pub payload: serde_json::Value,
-    /// Attempts so far, this one included.
-    pub attempts: u32,
-    /// Earlier attempts that ended in a panic or an unexpected error.
-    pub internal_errors: u32,
-}
-
-/// An action in the outbox.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Action {
-    /// Row id; the lease and completion name it.
-    pub id: i64,
-    /// The decision that implied it.
-    pub decision_id: String,
-    /// The ticket's source.
-    pub source: Source,
-    /// The ticket's id in its source.
-    pub ticket_id: String,
-    /// What to do (e.g. `plain.label`).
-    pub kind: String,
-    /// Everything the executor needs.
-    pub payload: serde_json::Value,
-    /// `pending`, `done` or `failed`.
-    pub status: String,
-    /// Attempts so far (a leased action counts its current attempt).
-    pub attempts: u32,
-    /// Why the last attempt failed.
-    pub last_error: Option<String>,
-    /// Earlier attempts that ended in a panic or an unexpected error.
-    pub internal_errors: u32,
 }
 
 /// How much work waits in the inbox and the outbox, read at scrape time.
@@ -635,4 +570,31 @@ where
         .context(cannot_open)?;
     migrator.run(&pool).await.context(migrations_failed)?;
     Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::work::{ActionStatus, DeliveryStatus};
+
+    /// The typed statuses are exactly what the tables accept, on both backends.
+    #[test]
+    fn queue_statuses_are_the_tables_own() {
+        let list = |all: Vec<&str>| {
+            let quoted: Vec<String> = all.iter().map(|s| format!("'{s}'")).collect();
+            format!("CHECK (status IN ({}))", quoted.join(", "))
+        };
+        let actions = list(ActionStatus::ALL.iter().map(|s| s.as_str()).collect());
+        let deliveries = list(DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect());
+        for dialect in ["postgres", "sqlite"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(dialect);
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+            assert!(read("0001_routing_log.sql").contains(&actions), "{dialect}");
+            assert!(
+                read("0002_deliveries.sql").contains(&deliveries),
+                "{dialect}"
+            );
+        }
+    }
 }

@@ -12,11 +12,12 @@ use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
 use super::{
-    Action, Backlog, Claim, ClaimOptions, DEFAULT_STALE_AFTER, NewAction, NewDelivery,
-    PendingDelivery, Recorded, ScoreRow, ScoreValue, Store, StoreError, Undecided,
+    Backlog, Claim, ClaimOptions, DEFAULT_STALE_AFTER, Recorded, ScoreRow, ScoreValue, Store,
+    StoreError, Undecided,
 };
 use crate::domain::{
     Decision, IdempotencyKey, RawTicket, Route, Severity, Source, Ticket, Tier, TierSource, Usage,
+    work::{Action, ActionKind, ActionStatus, NewAction, NewDelivery, PendingDelivery},
 };
 
 /// The routing log on PostgreSQL.
@@ -125,7 +126,7 @@ fn actions_json(actions: &[NewAction]) -> String {
     serde_json::Value::Array(
         actions
             .iter()
-            .map(|a| serde_json::json!({"kind": a.kind, "payload": a.payload.to_string()}))
+            .map(|a| serde_json::json!({"kind": a.kind.as_str(), "payload": a.payload.to_string()}))
             .collect(),
     )
     .to_string()
@@ -163,6 +164,13 @@ fn shadow(text: Option<String>) -> Result<std::collections::BTreeMap<String, boo
 fn lease_end(lease: Duration) -> DateTime<Utc> {
     Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60))
 }
+
+/// The payload key an older release kept a delivery's `traceparent` under (now the
+/// `trace_context` column, migration 0050).
+const LEGACY_TRACEPARENT_KEY: &str = "_traceparent";
+
+// The statuses written below are the spellings of `ActionStatus` and `DeliveryStatus` (a test
+// holds them to the tables' CHECK constraints).
 
 /// What an attempt that failed but may succeed later writes: the error, and when to try again.
 const RETRY: &str = "last_error = $1, next_attempt_at = $2";
@@ -340,9 +348,9 @@ macro_rules! impl_store {
                     source: Source::parse("source", &text("source")?)
                         .map_err(corrupt)?,
                     ticket_id: text("ticket_id")?,
-                    kind: text("kind")?,
+                    kind: ActionKind::parse("kind", &text("kind")?).map_err(corrupt)?,
                     payload: json("payload", &text("payload")?)?,
-                    status: text("status")?,
+                    status: ActionStatus::parse("status", &text("status")?).map_err(corrupt)?,
                     attempts: attempts(row.try_get("attempts").map_err(corrupt)?),
                     last_error: row.try_get("last_error").map_err(corrupt)?,
                     internal_errors: attempts(row.try_get("internal_errors").map_err(corrupt)?),
@@ -654,8 +662,9 @@ macro_rules! impl_store {
                 // reports): `duplicates` comes back 0 only from the insert.
                 let duplicates: i32 = sqlx::query_scalar(
                     "INSERT INTO deliveries (source, ticket_id, version, event_type, payload, status, \
-                     attempts, next_attempt_at, received_at, webhook_version, missing_fields) \
-                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $7, $8) \
+                     attempts, next_attempt_at, received_at, webhook_version, missing_fields, \
+                     trace_context) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $7, $8, $9) \
                      ON CONFLICT (source, ticket_id, version) \
                      DO UPDATE SET duplicates = deliveries.duplicates + 1 RETURNING duplicates",
                 )
@@ -667,6 +676,7 @@ macro_rules! impl_store {
                 .bind(now)
                 .bind(&d.webhook_version)
                 .bind((!d.missing_fields.is_empty()).then(|| d.missing_fields.join(",")))
+                .bind(&d.trace_context)
                 .fetch_one(&self.pool)
                 .await?;
                 Ok(duplicates == 0)
@@ -691,12 +701,21 @@ macro_rules! impl_store {
                      WHERE (source, ticket_id, version) IN (SELECT source, ticket_id, version FROM picked) \
                        AND status = 'pending' AND ",
                     leasable!("deliveries"),
-                    " RETURNING source, ticket_id, version, event_type, payload, attempts, internal_errors"
+                    " RETURNING source, ticket_id, version, event_type, payload, attempts, internal_errors, \
+                     trace_context"
                 );
                 let rows = self.lease_rows(sql, lease, limit).await?;
                 rows.iter()
                     .map(|row| {
                         let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
+                        let mut payload = json("payload", &text("payload")?)?;
+                        // A delivery an older release stored during a rolling upgrade carries
+                        // its trace context in the payload.
+                        let older = payload
+                            .as_object_mut()
+                            .and_then(|o| o.remove(LEGACY_TRACEPARENT_KEY))
+                            .and_then(|v| v.as_str().map(str::to_owned));
+                        let trace_context: Option<String> = row.try_get("trace_context").map_err(corrupt)?;
                         Ok(PendingDelivery {
                             key: IdempotencyKey::new(
                                 Source::parse("source", &text("source")?)
@@ -705,9 +724,10 @@ macro_rules! impl_store {
                                 text("version")?,
                             ),
                             event_type: text("event_type")?,
-                            payload: json("payload", &text("payload")?)?,
+                            payload,
                             attempts: attempts(row.try_get("attempts").map_err(corrupt)?),
                             internal_errors: attempts(row.try_get("internal_errors").map_err(corrupt)?),
+                            trace_context: trace_context.or(older),
                         })
                     })
                     .collect()
@@ -751,7 +771,19 @@ macro_rules! impl_store {
                     action_columns!()
                 );
                 let rows = self.lease_rows(sql, lease, limit).await?;
-                let mut actions = rows.iter().map(Self::action_from_row).collect::<Result<Vec<_>, _>>()?;
+                let mut actions = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    match Self::action_from_row(row) {
+                        Ok(a) => actions.push(a),
+                        // A row that cannot be read (an unknown kind: a manual edit, or a
+                        // newer release's action) is given up with the reason; the others run.
+                        Err(e) => {
+                            let id: i64 = row.try_get("id").map_err(corrupt)?;
+                            tracing::error!(action_id = id, error = %e, "an action row cannot be read; giving it up");
+                            self.update_action(id, FAIL, &e.to_string(), Utc::now()).await?;
+                        }
+                    }
+                }
                 actions.sort_by_key(|a| a.id);
                 Ok(actions)
             }
@@ -820,7 +852,7 @@ macro_rules! impl_store {
                                 version: text("version")?,
                                 subject: text("subject")?,
                                 body: text("body")?,
-                                tier: text("tier")?,
+                                tier: Some(Tier::parse("tier", &text("tier")?).map_err(corrupt)?),
                                 arr_usd: row.try_get("arr_usd").map_err(corrupt)?,
                                 customer_id: row
                                     .try_get::<Option<String>, _>("customer_id")

@@ -1,12 +1,17 @@
 //! The ticketing tools (Plain, Pylon) as adapters behind two ports: [`Ticketing`] (webhook
-//! verification and parsing, building the ticket with enrichment, executing actions) and
-//! [`ActionPlanner`] (the actions a decision implies). Each tool's module holds all of it for
-//! that tool: its webhook parse, its typed actions ([`PlainAction`], [`PylonAction`]), how a
-//! decision is planned into them and rendered as a note, and how they are executed.
+//! verification and parsing, building the ticket with enrichment, how an agent's change moved a
+//! ticket's route, executing actions) and [`ActionPlanner`] (the actions a decision implies).
+//! Each tool's module ([`plain`], [`pylon`]) holds what is that tool's: its webhook parse, its
+//! typed actions ([`PlainAction`], [`PylonAction`]), how a decision is planned into them and
+//! rendered as a note, how they are executed, and how its routing changes read. What both
+//! share has a file of its own: [`webhook`](mod@webhook) (signatures and the
+//! refuse-verify-parse steps), `http.rs` (the client and status mapping), [`overrides`] (the
+//! agents' changes as the webhooks report them), [`settings`].
 //!
-//! The webhook use case that drives the adapters is `crate::triage::accept`; the worker
-//! (`crate::worker`) builds the ticket through the adapter, decides it (which logs the decision
-//! with its actions in one transaction) and executes the actions from the log.
+//! The adapters import the domain only (the queue rows are `crate::domain::work`). The webhook
+//! use case that drives them is `crate::triage::accept`; the worker (`crate::worker`) builds the
+//! ticket through the adapter, decides it (which logs the decision with its actions in one
+//! transaction) and executes the actions from the log.
 
 mod http;
 pub mod overrides;
@@ -22,9 +27,9 @@ use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{
-    domain::{Decision, DomainError, Source, Ticket},
-    store::{Action, NewAction, NewDelivery, PendingDelivery, StoreError},
+use crate::domain::{
+    Decision, DomainError, Route, Source, Ticket,
+    work::{Action, ActionKind, NewAction, NewDelivery, PendingDelivery},
 };
 
 pub use plain::{
@@ -34,9 +39,6 @@ pub use pylon::{Pylon, PylonAction, PylonDelivery, note_html};
 pub use settings::{PlainTarget, PylonTarget, RouteTargets, TicketingSettings};
 pub(crate) use webhook::Webhook;
 pub use webhook::signature_matches;
-
-/// Key in a stored delivery's payload holding the W3C `traceparent` of the webhook request.
-pub const TRACEPARENT_KEY: &str = "_traceparent";
 
 /// Why a webhook delivery was refused. Mapped to an HTTP status in `crate::error`.
 #[derive(Debug, thiserror::Error)]
@@ -68,21 +70,6 @@ pub enum WebhookError {
     /// A field failed domain validation; the message names the field.
     #[error(transparent)]
     Invalid(#[from] DomainError),
-    /// The routing log cannot be written; the sender must retry.
-    #[error("the routing log is unavailable; retry later")]
-    StoreUnavailable(#[source] StoreError),
-    /// Anything else; details are logged, never returned.
-    #[error("internal error")]
-    Unexpected(#[source] StoreError),
-}
-
-impl From<StoreError> for WebhookError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(_) => WebhookError::StoreUnavailable(e),
-            other => WebhookError::Unexpected(other),
-        }
-    }
 }
 
 /// Why a call to a ticketing tool failed. [`TicketingError::is_retryable`] decides between
@@ -124,6 +111,11 @@ pub enum TicketingError {
     /// The stored payload cannot be used (a bug or a manual edit): never retried.
     #[error("invalid payload: {0}")]
     InvalidPayload(String),
+    /// The tool's ticket is not one the domain accepts (e.g. an empty message): no attempt
+    /// will change that, so it is decided safely at once (a person reads it). Both adapters
+    /// answer this for a ticket `Ticket::parse` refuses.
+    #[error("invalid ticket: {0}")]
+    InvalidTicket(#[source] DomainError),
 }
 
 impl TicketingError {
@@ -136,7 +128,8 @@ impl TicketingError {
             | TicketingError::NotConfigured(_) => true,
             TicketingError::NotFound(_)
             | TicketingError::Rejected { .. }
-            | TicketingError::InvalidPayload(_) => false,
+            | TicketingError::InvalidPayload(_)
+            | TicketingError::InvalidTicket(_) => false,
         }
     }
 
@@ -155,7 +148,8 @@ pub enum Accepted {
     /// A new ticket (or a new version of one) to store and decide.
     Ticket(NewDelivery),
     /// A change in the tool that may be an agent's override of escalator's routing
-    /// (`crate::review::overrides`); never re-routes the ticket.
+    /// (judged by `crate::review::overrides`, read through [`Ticketing::route_change`]); never
+    /// re-routes the ticket.
     Override(overrides::Observed),
     /// An event the bridge does not act on; acknowledged and ignored.
     Ignored {
@@ -194,8 +188,24 @@ pub trait Ticketing: Send + Sync {
     /// tier and ARR.
     ///
     /// # Errors
-    /// [`TicketingError`]; retryable ones are tried again later.
+    /// [`TicketingError`]; retryable ones are tried again later;
+    /// [`TicketingError::InvalidTicket`] when the domain refuses the ticket.
     async fn ticket(&self, delivery: &PendingDelivery) -> Result<Ticket, TicketingError>;
+
+    /// How `observed` (an agent's change this adapter's webhook reported) moved the ticket
+    /// between routes, read against the routes' `targets` in the tool; `decided` is the route
+    /// escalator logged for the ticket. `None` when it moved it to no other route (or the
+    /// change is not this tool's).
+    ///
+    /// # Errors
+    /// [`TicketingError`] when the tool has to be asked (Pylon's trigger carries no state) and
+    /// cannot answer.
+    async fn route_change(
+        &self,
+        observed: &overrides::Observed,
+        targets: &RouteTargets,
+        decided: Route,
+    ) -> Result<Option<overrides::RouteChange>, TicketingError>;
 
     /// Executes one logged action. Must be safe to repeat after a crash between the tool's
     /// answer and the log's update.
@@ -249,11 +259,12 @@ impl Adapters {
         }
     }
 
-    /// The adapter that executes actions of `kind`: the tool named before its dot (the tag of
-    /// [`PlainAction`] and [`PylonAction`], e.g. `plain.note`), `None` for any other kind.
-    pub fn for_kind(&self, kind: &str) -> Option<&Arc<dyn Ticketing>> {
-        let (tool, _) = kind.split_once('.')?;
-        self.get(Source::parse("kind", tool).ok()?)
+    /// The adapter that executes actions of `kind`.
+    pub fn for_kind(&self, kind: ActionKind) -> &Arc<dyn Ticketing> {
+        match kind.tool() {
+            Source::Plain => &self.plain,
+            Source::Pylon | Source::Api => &self.pylon,
+        }
     }
 }
 
@@ -307,21 +318,24 @@ impl ActionPlanner for RoutingPlanner {
 }
 
 /// A typed action as the outbox row it is stored as. The action enums are adjacently tagged
-/// (`kind`, `payload`), exactly the two columns, so the row format is the enum's serde form.
-fn to_row<T: Serialize>(action: &T) -> NewAction {
+/// (`kind`, `payload`), exactly the two columns, and their tags are the [`ActionKind`]
+/// spellings, so the row is the enum's serde form.
+fn to_row<T: ToolAction>(action: &T) -> NewAction {
     // Serialising a derived enum of strings and numbers cannot fail.
     let mut v = serde_json::to_value(action).unwrap_or_default();
     NewAction {
-        kind: v
-            .get("kind")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
+        kind: action.kind(),
         payload: v
             .get_mut("payload")
             .map(serde_json::Value::take)
             .unwrap_or_default(),
     }
+}
+
+/// A tool's typed action: serialised as its outbox row, tagged with its [`ActionKind`].
+trait ToolAction: Serialize {
+    /// The kind it is stored as (its serde tag; a test keeps the two equal).
+    fn kind(&self) -> ActionKind;
 }
 
 /// An outbox row as the adapter's typed action; a row that does not decode (a bug or a manual
@@ -332,7 +346,7 @@ fn from_row<T: DeserializeOwned>(a: &Action) -> Result<T, TicketingError> {
 }
 
 /// A stored delivery's payload as the adapter's typed shape (the one it stored at accept;
-/// unknown keys such as [`TRACEPARENT_KEY`] are skipped).
+/// unknown keys are skipped).
 fn from_delivery<T: DeserializeOwned>(d: &PendingDelivery) -> Result<T, TicketingError> {
     T::deserialize(&d.payload).map_err(|e| TicketingError::InvalidPayload(e.to_string()))
 }

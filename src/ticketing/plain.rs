@@ -25,11 +25,10 @@ use super::{
     settings::{PlainSettings, PlainTarget, PlainTierFrom},
     to_payload,
 };
-use crate::{
-    domain::{
-        Decision, MAX_BODY_CHARS, MAX_SUBJECT_CHARS, RawTicket, Source, Ticket, Tier, TierSource,
-    },
-    store::{Action, NewDelivery, PendingDelivery},
+use crate::domain::{
+    Decision, DomainError, MAX_BODY_CHARS, MAX_SUBJECT_CHARS, RawTicket, Route, Source, Ticket,
+    Tier, TierSource,
+    work::{Action, ActionKind, NewDelivery, PendingDelivery},
 };
 
 /// The signature header.
@@ -123,6 +122,47 @@ pub struct PlainDelivery {
     pub text: String,
     /// `payload.thread.customer.id`.
     pub customer_id: String,
+}
+
+impl PlainDelivery {
+    /// The ticket of version `version` with `tier` and `arr_usd`: the one place a Plain ticket
+    /// is parsed, at accept (no tier yet: a ticket the domain refuses is a 400 naming the
+    /// field) and when the worker builds it with what enrichment found.
+    ///
+    /// # Errors
+    /// [`DomainError`] naming the field (prefixed `prefix`) the domain refuses.
+    fn ticket(
+        &self,
+        version: &str,
+        tier: Option<Tier>,
+        arr_usd: Option<f64>,
+        prefix: &str,
+    ) -> Result<Ticket, DomainError> {
+        Ticket::parse(
+            Source::Plain,
+            RawTicket {
+                id: self.thread_id.clone(),
+                version: version.to_owned(),
+                subject: self.title.clone(),
+                body: self.text.clone(),
+                tier,
+                arr_usd,
+                customer_id: self.customer_id.clone(),
+            },
+            prefix,
+        )
+    }
+}
+
+impl super::ToolAction for PlainAction {
+    fn kind(&self) -> ActionKind {
+        match self {
+            PlainAction::Label { .. } => ActionKind::PlainLabel,
+            PlainAction::Priority { .. } => ActionKind::PlainPriority,
+            PlainAction::Assign { .. } => ActionKind::PlainAssign,
+            PlainAction::Note { .. } => ActionKind::PlainNote,
+        }
+    }
 }
 
 /// The actions `d` implies in Plain for a route landing on `target`: labels (if the route has
@@ -544,31 +584,28 @@ impl Ticketing for Plain {
         // Validate now, so a ticket the domain rejects is a 400 naming the field, not a
         // delivery that fails later. Long text is cut rather than refused: a long first email is
         // still a ticket, and a refusal would only make Plain retry it for days.
-        let ticket = Ticket::parse(
-            Source::Plain,
-            RawTicket {
-                id: thread_id.to_owned(),
-                version: ticket_version.to_owned(),
-                subject: crate::text::truncate_chars(title, MAX_SUBJECT_CHARS).to_owned(),
-                body: crate::text::truncate_chars(text, MAX_BODY_CHARS).to_owned(),
-                tier: String::new(),
-                arr_usd: None,
-                customer_id: customer_id.to_owned(),
-            },
-            "payload.thread.",
-        )?;
+        let received = PlainDelivery {
+            event_id: event_id.to_owned(),
+            thread_id: thread_id.to_owned(),
+            title: crate::text::truncate_chars(title, MAX_SUBJECT_CHARS).to_owned(),
+            text: crate::text::truncate_chars(text, MAX_BODY_CHARS).to_owned(),
+            customer_id: customer_id.to_owned(),
+        };
+        let ticket = received.ticket(ticket_version, None, None, "payload.thread.")?;
+        // What is stored is the ticket as parsed (trimmed, without NUL).
+        let stored = PlainDelivery {
+            thread_id: ticket.key().ticket_id.clone(),
+            title: ticket.subject().to_owned(),
+            text: ticket.body().to_owned(),
+            ..received
+        };
         Ok(Accepted::Ticket(NewDelivery {
             key: ticket.key().clone(),
             event_type,
-            payload: to_payload(&PlainDelivery {
-                event_id: event_id.to_owned(),
-                thread_id: ticket.key().ticket_id.clone(),
-                title: ticket.subject().to_owned(),
-                text: ticket.body().to_owned(),
-                customer_id: customer_id.to_owned(),
-            }),
+            payload: to_payload(&stored),
             webhook_version: version,
             missing_fields: missing,
+            trace_context: None,
         }))
     }
 
@@ -594,24 +631,29 @@ impl Ticketing for Plain {
             }
         }
         let source = tier.map_or(TierSource::Default, |(_, s)| s);
-        Ticket::parse(
-            Source::Plain,
-            RawTicket {
-                id: p.thread_id,
-                version: d.key.version.clone(),
-                subject: p.title,
-                body: p.text,
-                tier: tier
-                    .map_or(self.settings.default_tier, |(t, _)| t)
-                    .as_str()
-                    .to_owned(),
-                arr_usd: arr.or(self.settings.default_arr_usd),
-                customer_id: p.customer_id,
-            },
+        let tier = tier.map_or(self.settings.default_tier, |(t, _)| t);
+        p.ticket(
+            &d.key.version,
+            Some(tier),
+            arr.or(self.settings.default_arr_usd),
             "",
         )
         .map(|t| t.with_tier_source(source, failed))
-        .map_err(|e| TicketingError::InvalidPayload(e.to_string()))
+        .map_err(TicketingError::InvalidTicket)
+    }
+
+    async fn route_change(
+        &self,
+        observed: &super::overrides::Observed,
+        targets: &super::RouteTargets,
+        _decided: Route,
+    ) -> Result<Option<super::overrides::RouteChange>, TicketingError> {
+        Ok(match observed {
+            super::overrides::Observed::Plain(c) => {
+                super::overrides::plain_route_change(c, targets)
+            }
+            super::overrides::Observed::Pylon { .. } => None,
+        })
     }
 
     async fn execute(&self, a: &Action) -> Result<(), TicketingError> {

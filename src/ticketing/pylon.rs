@@ -37,10 +37,10 @@ use super::{
 };
 use crate::{
     domain::{
-        Decision, DomainError, IdempotencyKey, MAX_ID_BYTES, RawTicket, Source, Ticket, Tier,
-        TierSource,
+        Decision, DomainError, IdempotencyKey, MAX_ID_BYTES, RawTicket, Route, Source, Ticket,
+        Tier, TierSource,
+        work::{Action, ActionKind, NewDelivery, PendingDelivery},
     },
-    store::{Action, NewDelivery, PendingDelivery},
     text::escape_html,
 };
 
@@ -80,6 +80,15 @@ pub enum PylonAction {
         /// [`note_html`].
         body_html: String,
     },
+}
+
+impl super::ToolAction for PylonAction {
+    fn kind(&self) -> ActionKind {
+        match self {
+            PylonAction::Update { .. } => ActionKind::PylonUpdate,
+            PylonAction::Note { .. } => ActionKind::PylonNote,
+        }
+    }
 }
 
 /// What a Pylon delivery stores: the "doorbell" (the issue itself is read over the API when
@@ -330,11 +339,11 @@ impl Pylon {
         Ok((tier, arr))
     }
 
-    /// The issue's current tags and team, for an agent's override (`crate::review::overrides`).
+    /// The issue's current tags and team, for an agent's override.
     ///
     /// # Errors
     /// [`TicketingError`] from `GET /issues/{id}`.
-    pub async fn routing_of(
+    async fn routing_of(
         &self,
         issue_id: &str,
     ) -> Result<(Vec<String>, Option<String>), TicketingError> {
@@ -571,6 +580,7 @@ impl Ticketing for Pylon {
             }),
             webhook_version: Some(trigger_shape(&v)),
             missing_fields: missing,
+            trace_context: None,
         }))
     }
 
@@ -623,20 +633,29 @@ impl Ticketing for Pylon {
                 subject: crate::text::truncate_chars(title, crate::domain::MAX_SUBJECT_CHARS)
                     .to_owned(),
                 body: crate::text::truncate_chars(body, crate::domain::MAX_BODY_CHARS).to_owned(),
-                tier: tier
-                    .unwrap_or(self.settings.default_tier)
-                    .as_str()
-                    .to_owned(),
+                tier: Some(tier.unwrap_or(self.settings.default_tier)),
                 arr_usd: arr.or(self.settings.default_arr_usd),
                 customer_id: customer.to_owned(),
             },
             "issue.",
         )
         .map(|t| t.with_tier_source(source, failed))
-        .map_err(|e| TicketingError::Rejected {
-            status: 200,
-            message: e.to_string(),
-        })
+        .map_err(TicketingError::InvalidTicket)
+    }
+
+    async fn route_change(
+        &self,
+        observed: &super::overrides::Observed,
+        targets: &super::RouteTargets,
+        decided: Route,
+    ) -> Result<Option<super::overrides::RouteChange>, TicketingError> {
+        let super::overrides::Observed::Pylon { issue_id } = observed else {
+            return Ok(None);
+        };
+        let (tags, team) = self.routing_of(issue_id).await?;
+        Ok(super::overrides::pylon_route_change(
+            &tags, team, targets, decided,
+        ))
     }
 
     async fn execute(&self, a: &Action) -> Result<(), TicketingError> {

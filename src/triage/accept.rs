@@ -1,17 +1,19 @@
 //! The webhook use case: verify and parse a delivery through its tool's adapter, make it durable
 //! under its idempotency key before the sender gets a 2xx, and wake the worker, which decides
-//! it later ([`crate::worker`]).
+//! it later ([`crate::worker`]). An agent's routing change goes to an [`OverrideSink`] (the
+//! daily review's `crate::review::overrides` in the service).
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::Utc;
 use reqwest::header::HeaderMap;
 use tokio::sync::Notify;
 
 use crate::{
     domain::Source,
-    store::Store,
-    ticketing::{Accepted, Adapters, TRACEPARENT_KEY, WebhookError},
+    store::{Store, StoreError},
+    ticketing::{Accepted, Adapters, WebhookError, overrides::Observed},
 };
 
 /// What [`Bridge::receive`] did with a delivery.
@@ -36,20 +38,65 @@ impl Received {
     }
 }
 
+/// Why a delivery was not taken. Mapped to an HTTP status in `crate::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// The adapter refused it (configuration, signature, body).
+    #[error(transparent)]
+    Refused(#[from] WebhookError),
+    /// The routing log cannot be written; the sender must retry.
+    #[error("the routing log is unavailable; retry later")]
+    StoreUnavailable(#[source] StoreError),
+    /// Anything else (the log, or the tool an override is read from); details are logged,
+    /// never returned.
+    #[error("internal error")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl From<StoreError> for ReceiveError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => ReceiveError::StoreUnavailable(e),
+            other => ReceiveError::Unexpected(other.into()),
+        }
+    }
+}
+
+/// What became of an agent's routing change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverrideOutcome {
+    /// Stored as an override verdict.
+    Stored,
+    /// The same change was stored before (a redelivery): nothing done.
+    Duplicate,
+    /// Not an override (escalator's own change, no route change, no decision): nothing done.
+    NotAnOverride,
+}
+
+/// Where the bridge hands an agent's routing change (the daily review takes it as a verdict).
+#[async_trait]
+pub trait OverrideSink: Send + Sync {
+    /// Records `observed` when it is an agent's override.
+    ///
+    /// # Errors
+    /// [`ReceiveError`]: the sender retries.
+    async fn record(&self, observed: &Observed) -> Result<OverrideOutcome, ReceiveError>;
+}
+
 /// The webhook use case: verify, parse, make durable, wake the worker.
 #[derive(Clone)]
 pub struct Bridge {
-    store: Arc<dyn Store>,
+    inbox: Arc<dyn Store>,
     adapters: Adapters,
     wake: Arc<Notify>,
-    overrides: Option<Arc<crate::review::overrides::Overrides>>,
+    overrides: Option<Arc<dyn OverrideSink>>,
 }
 
 impl Bridge {
-    /// A bridge storing into `store`; `wake` is notified after each new delivery.
-    pub fn new(store: Arc<dyn Store>, adapters: Adapters, wake: Arc<Notify>) -> Self {
+    /// A bridge storing into `inbox`; `wake` is notified after each new delivery.
+    pub fn new(inbox: Arc<dyn Store>, adapters: Adapters, wake: Arc<Notify>) -> Self {
         Self {
-            store,
+            inbox,
             adapters,
             wake,
             overrides: None,
@@ -58,8 +105,8 @@ impl Bridge {
 
     /// Takes agents' overrides as verdicts (without this they are acknowledged and ignored).
     #[must_use]
-    pub fn with_overrides(mut self, overrides: crate::review::overrides::Overrides) -> Self {
-        self.overrides = Some(Arc::new(overrides));
+    pub fn with_overrides(mut self, overrides: Arc<dyn OverrideSink>) -> Self {
+        self.overrides = Some(overrides);
         self
     }
 
@@ -67,15 +114,15 @@ impl Bridge {
     /// ignored), so the sender may be told 2xx.
     ///
     /// # Errors
-    /// [`WebhookError`] from verification and parsing, or when the store cannot be written.
+    /// [`ReceiveError`] from verification and parsing, or when the store cannot be written.
     pub async fn receive(
         &self,
         source: Source,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<Received, WebhookError> {
+    ) -> Result<Received, ReceiveError> {
         let Some(adapter) = self.adapters.get(source) else {
-            return Err(WebhookError::MissingField("source".into()));
+            return Err(WebhookError::MissingField("source".into()).into());
         };
         let accepted = match adapter.accept(headers, body, Utc::now()) {
             Ok(a) => a,
@@ -89,41 +136,34 @@ impl Bridge {
                 // and the sender still gets the 400 it would have got.
                 let version = adapter.webhook_version(body);
                 if let Err(store_error) = self
-                    .store
+                    .inbox
                     .record_rejection(source, version.as_deref(), &e.to_string())
                     .await
                 {
                     tracing::warn!(error = %store_error, "cannot count a refused webhook");
                 }
-                return Err(e);
+                return Err(e.into());
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         match accepted {
             Accepted::Ignored { event_type } => {
                 tracing::info!(%source, event_type, "webhook event ignored");
                 Ok(Received::Ignored)
             }
-            Accepted::Override(observed) => {
-                use crate::review::overrides::Outcome;
-                Ok(match &self.overrides {
-                    Some(o) => match o.record(&observed).await? {
-                        Outcome::Stored => Received::Accepted,
-                        Outcome::Duplicate => Received::Duplicate,
-                        Outcome::NotAnOverride => Received::Ignored,
-                    },
-                    None => Received::Ignored,
-                })
-            }
+            Accepted::Override(observed) => Ok(match &self.overrides {
+                Some(o) => match o.record(&observed).await? {
+                    OverrideOutcome::Stored => Received::Accepted,
+                    OverrideOutcome::Duplicate => Received::Duplicate,
+                    OverrideOutcome::NotAnOverride => Received::Ignored,
+                },
+                None => Received::Ignored,
+            }),
             Accepted::Ticket(mut delivery) => {
                 // The worker that decides the delivery continues this request's trace.
-                if let (Some(tp), Some(obj)) = (
-                    crate::telemetry::traceparent_of(&tracing::Span::current()),
-                    delivery.payload.as_object_mut(),
-                ) {
-                    obj.insert(TRACEPARENT_KEY.to_owned(), tp.into());
-                }
-                if self.store.accept_delivery(&delivery).await? {
+                delivery.trace_context =
+                    crate::telemetry::traceparent_of(&tracing::Span::current());
+                if self.inbox.accept_delivery(&delivery).await? {
                     tracing::info!(key = %delivery.key, event_type = delivery.event_type, "webhook delivery stored");
                     self.wake.notify_one();
                     Ok(Received::Accepted)

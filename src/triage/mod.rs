@@ -1,5 +1,7 @@
-//! The use cases, over traits only (the ports of `store`, `classifier` and `ticketing`); the
-//! edges (gRPC, HTTP, the worker) call them and the adapters are plugged in at startup.
+//! The use cases, over the ports (the store's concerns, `Ticketing`, `ActionPlanner`, the
+//! [`OverrideSink`] an agent's change goes to) and the classifier's fallback policy
+//! (`crate::classifier::Decider`, itself over the `Classifier` trait); the edges (gRPC, HTTP,
+//! the worker) call them and the adapters are plugged in at startup.
 //!
 //! - [`decide`]: claim a ticket, enrich, classify, log the decision with the actions it implies
 //!   ([`Triage`]); one trace per ticket ([`Triage::traced`]).
@@ -16,7 +18,7 @@ use crate::{
     store::StoreError,
 };
 
-pub use accept::{Bridge, Received};
+pub use accept::{Bridge, OverrideOutcome, OverrideSink, ReceiveError, Received};
 pub use decide::{Mode, Triage};
 
 /// Why a ticket could not be triaged. Each edge maps these in one place (`crate::error`).

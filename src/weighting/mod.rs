@@ -221,7 +221,7 @@ mod tests {
             RawTicket {
                 id: "T-1".into(),
                 body: "How do I export?".into(),
-                tier: tier.into(),
+                tier: Tier::parse_given("tier", tier).unwrap(),
                 arr_usd: arr,
                 ..RawTicket::default()
             },

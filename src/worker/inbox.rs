@@ -20,10 +20,9 @@ use super::{Worker, isolated, persist};
 use crate::{
     causes::chain,
     classifier::INTERNAL_ERROR,
-    domain::{IdempotencyKey, RawTicket, Source, Ticket},
-    store::PendingDelivery,
+    domain::{IdempotencyKey, RawTicket, Source, Ticket, work::PendingDelivery},
     telemetry::{self, metrics::metrics},
-    ticketing::{TRACEPARENT_KEY, TicketingError},
+    ticketing::TicketingError,
     triage::{Mode, Outcome, TriageError},
 };
 
@@ -142,6 +141,7 @@ impl Worker {
         };
         let ticket = adapter.ticket(d).await.map_err(|e| match e {
             TicketingError::InvalidPayload(_) => Failed::Internal(chain(&e)),
+            TicketingError::InvalidTicket(_) => Failed::Invalid(chain(&e)),
             e if e.is_retryable() => Failed::Later {
                 error: chain(&e),
                 hint: e.retry_after(),
@@ -149,10 +149,7 @@ impl Worker {
             e => Failed::GiveUp(chain(&e)),
         })?;
         // One trace per ticket: this span continues the webhook request's trace.
-        let parent = d
-            .payload
-            .get(TRACEPARENT_KEY)
-            .and_then(serde_json::Value::as_str);
+        let parent = d.trace_context.as_deref();
         let result = self
             .triage
             .traced(

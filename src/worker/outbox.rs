@@ -14,10 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Worker, isolated, persist};
-use crate::{
-    store::{Action, Store},
-    telemetry::metrics::metrics,
-};
+use crate::{domain::work::Action, store::Store, telemetry::metrics::metrics};
 
 /// How long the completer waits for more completions before writing a batch.
 const COMPLETE_WINDOW: Duration = Duration::from_millis(2);
@@ -145,19 +142,7 @@ impl Worker {
     /// Executes one action; `true` when it is done and must be marked so.
     #[tracing::instrument(skip_all, fields(action_id = a.id, kind = %a.kind, decision_id = %a.decision_id, attempt = a.attempts))]
     async fn execute(&self, a: &Action) -> bool {
-        let Some(adapter) = self.adapters.for_kind(&a.kind) else {
-            let error = format!("no ticketing tool executes {}", a.kind);
-            tracing::error!(error, "action cannot run; giving up");
-            if let Err(e) = persist(self.settings.action_lease / 2, || {
-                self.store.fail_action(a.id, &error)
-            })
-            .await
-            {
-                tracing::warn!(error = %e, "cannot record the failed action");
-            }
-            return false;
-        };
-        match adapter.execute(a).await {
+        match self.adapters.for_kind(a.kind).execute(a).await {
             Ok(()) => {
                 tracing::debug!("action done");
                 true
@@ -166,7 +151,7 @@ impl Worker {
                 let error = crate::causes::chain(&e);
                 metrics()
                     .action_failures
-                    .with_label_values(&[&a.kind])
+                    .with_label_values(&[a.kind.as_str()])
                     .inc();
                 let within = self.settings.action_lease / 2;
                 let recorded = if e.is_retryable() {

@@ -10,9 +10,10 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone as _, Utc};
 use escalator::{
     audit::{self, AuditRequest, Outcome, Report, weeks::IsoWeek},
+    domain::work::NewDelivery,
     domain::{Decision, IdempotencyKey, RawTicket, Severity, Source, Ticket, Tier, Usage},
     review::{NewReview, Origin, ReviewVerdict},
-    store::{NewDelivery, Store},
+    store::Store,
 };
 use serde_json::json;
 
@@ -206,7 +207,7 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
                 version: "1".into(),
                 subject: format!("Seeded ticket {id}"),
                 body: seeded_body(&id, i),
-                tier: tier.as_str().into(),
+                tier: Some(tier),
                 arr_usd: None,
                 customer_id: String::new(),
             },
@@ -290,6 +291,7 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
                 } else {
                     Vec::new()
                 },
+                trace_context: None,
             };
             assert!(store.accept_delivery(&delivery).await.unwrap());
             if i == 0 || (bad && i < 6) {

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 
 use escalator::{
     config::Settings,
-    domain::{RawTicket, Source, Ticket},
+    domain::{RawTicket, Source, Ticket, Tier},
     grpc::pb::{self, escalator_client::EscalatorClient},
     startup::App,
     store::{self, PgStore, SqliteStore, Store},
@@ -206,7 +206,7 @@ pub fn domain_ticket(id: &str, version: &str, customer: &str) -> Ticket {
             version: version.into(),
             subject: "s".into(),
             body: "How do I export a dashboard?".into(),
-            tier: "pro".into(),
+            tier: Some(Tier::Pro),
             arr_usd: Some(1200.0),
             customer_id: customer.into(),
         },

@@ -38,7 +38,7 @@ async fn seed_labelled(
             body: format!(
                 "Charged twice again on invoice {ticket_id}; we are looking at other tools."
             ),
-            tier: "pro".into(),
+            tier: Some(Tier::Pro),
             ..RawTicket::default()
         },
         "",

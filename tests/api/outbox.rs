@@ -5,8 +5,9 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use escalator::{
+    domain::work::{ActionKind, NewAction, NewDelivery},
     domain::{Decision, IdempotencyKey, RawTicket, Severity, Source, Ticket, Tier, Usage},
-    store::{ClaimOptions, NewAction, NewDelivery, PgStore, SqliteStore, Store, Undecided},
+    store::{ClaimOptions, PgStore, SqliteStore, Store, Undecided},
 };
 use serde_json::json;
 
@@ -23,6 +24,7 @@ fn delivery(id: &str) -> NewDelivery {
         payload: json!({"thread_id": id}),
         webhook_version: Some("2026-02-27".into()),
         missing_fields: Vec::new(),
+        trace_context: None,
     }
 }
 
@@ -80,7 +82,7 @@ async fn decided_as(
     let actions: Vec<NewAction> = kinds
         .iter()
         .map(|k| NewAction {
-            kind: (*k).to_owned(),
+            kind: ActionKind::parse("kind", k).unwrap(),
             payload: json!({"thread_id": id}),
         })
         .collect();
@@ -265,7 +267,7 @@ both_backends! {
                     version: "v1".into(),
                     subject: "s".into(),
                     body: "hello".into(),
-                    tier: "pro".into(),
+                    tier: Some(Tier::Pro),
                     arr_usd: Some(5.0),
                     customer_id: "c_1".into(),
                 },
@@ -393,5 +395,94 @@ async fn a_dead_holders_work_is_taken_over_on_sqlite(pool: sqlx::SqlitePool) {
         Arc::new(SqliteStore::new(pool.clone())),
         Arc::new(SqliteStore::new(pool).stale_after(Duration::from_millis(300))),
     )
+    .await;
+}
+
+/// The queue rows come back typed: a delivery's trace context from its column, or from the
+/// payload of a row an older release stored (taken out of the payload); an action row of a kind
+/// this release does not know is given up with the reason while the others still run. `sql`
+/// runs a statement on the backend's own pool; the time literal is one both accept.
+async fn queue_rows_are_read_typed<F, Fut>(store: Arc<dyn Store>, sql: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let lease = Duration::from_secs(60);
+    let traced = NewDelivery {
+        trace_context: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+        ..delivery("th_traced")
+    };
+    assert!(store.accept_delivery(&traced).await.unwrap());
+    sql(
+        "INSERT INTO deliveries (source, ticket_id, version, event_type, payload, status, \
+         attempts, next_attempt_at, received_at) VALUES ('plain', 'th_older', 'v1', \
+         'thread.thread_created', '{\"thread_id\":\"th_older\",\"_traceparent\":\"00-older-01\"}', \
+         'pending', 0, '2020-01-01T00:00:00+00:00', '2020-01-01T00:00:00+00:00')"
+            .to_owned(),
+    )
+    .await;
+    let mut leased = store.lease_deliveries(lease, 10).await.unwrap();
+    leased.sort_by(|a, b| a.key.ticket_id.cmp(&b.key.ticket_id));
+    let contexts: Vec<(&str, Option<&str>)> = leased
+        .iter()
+        .map(|d| (d.key.ticket_id.as_str(), d.trace_context.as_deref()))
+        .collect();
+    assert_eq!(
+        contexts,
+        [
+            ("th_older", Some("00-older-01")),
+            ("th_traced", traced.trace_context.as_deref()),
+        ]
+    );
+    assert_eq!(leased[0].payload, json!({"thread_id": "th_older"}));
+
+    let odd = decided_with_actions(&store, "th_odd", &["plain.label"]).await;
+    decided_with_actions(&store, "th_fine", &["plain.note"]).await;
+    sql(format!(
+        "UPDATE actions SET kind = 'slack.post' WHERE decision_id = '{}'",
+        odd.id
+    ))
+    .await;
+    let runnable = store.lease_actions(lease, 10).await.unwrap();
+    let kinds: Vec<(&str, ActionKind)> = runnable
+        .iter()
+        .map(|a| (a.ticket_id.as_str(), a.kind))
+        .collect();
+    assert_eq!(kinds, [("th_fine", ActionKind::PlainNote)]);
+    assert!(store.lease_actions(lease, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.backlog().await.unwrap().actions_failed,
+        1,
+        "the unreadable action is failed"
+    );
+}
+
+#[sqlx::test(migrations = "migrations/postgres")]
+async fn queue_rows_are_read_typed_on_postgres(pool: sqlx::PgPool) {
+    let raw = pool.clone();
+    queue_rows_are_read_typed(Arc::new(PgStore::new(pool)), move |q| {
+        let raw = raw.clone();
+        async move {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(q))
+                .execute(&raw)
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+}
+
+#[sqlx::test(migrations = "migrations/sqlite")]
+async fn queue_rows_are_read_typed_on_sqlite(pool: sqlx::SqlitePool) {
+    let raw = pool.clone();
+    queue_rows_are_read_typed(Arc::new(SqliteStore::new(pool)), move |q| {
+        let raw = raw.clone();
+        async move {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(q))
+                .execute(&raw)
+                .await
+                .unwrap();
+        }
+    })
     .await;
 }

@@ -70,7 +70,7 @@ pub async fn seed_with(
             version: "1".into(),
             subject: subject.into(),
             body: body.into(),
-            tier: "enterprise".into(),
+            tier: Some(Tier::Enterprise),
             arr_usd: Some(120_000.0),
             customer_id: String::new(),
         },

@@ -5,8 +5,9 @@ use std::time::Duration;
 use chrono::Utc;
 use escalator::{
     classifier::OfflineClassifier,
+    domain::work::{ActionKind, NewAction},
     domain::{Decision, TicketContext},
-    store::{Claim, NewAction, Recorded},
+    store::{Claim, Recorded},
 };
 
 use crate::{both_backends, harness::domain_ticket};
@@ -41,7 +42,7 @@ both_backends! {
         let t = domain_ticket("T-3", "v1", "");
         store.claim(&t, Duration::from_secs(60)).await.unwrap();
         let d = decision_for(&t);
-        let actions = vec![NewAction { kind: "plain.note".into(), payload: serde_json::json!({"x": 1}) }];
+        let actions = vec![NewAction { kind: ActionKind::PlainNote, payload: serde_json::json!({"x": 1}) }];
         assert_eq!(store.record(&d, &actions).await.unwrap(), Recorded::New);
         let stored = store.decision(t.key()).await.unwrap().unwrap();
         assert_eq!(stored.id, d.id);

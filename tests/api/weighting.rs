@@ -62,7 +62,7 @@ fn weighed(
             id: id.into(),
             version: "1".into(),
             body: "How do I export a CSV?".into(),
-            tier: "enterprise".into(),
+            tier: Some(Tier::Enterprise),
             arr_usd: Some(90_000.0),
             ..RawTicket::default()
         },
@@ -185,7 +185,7 @@ both_backends! {
         let d = weighed("W-5", at, Some("tiers.enterprise"), true);
         let t = Ticket::parse(
             Source::Api,
-            RawTicket { id: "W-5".into(), version: "1".into(), body: "b".into(), tier: "pro".into(), ..RawTicket::default() },
+            RawTicket { id: "W-5".into(), version: "1".into(), body: "b".into(), tier: Some(Tier::Pro), ..RawTicket::default() },
             "",
         )
         .unwrap()

@@ -21,7 +21,7 @@ fn ctx(subject: &str, body: &str, tier: &str, repeats: u32) -> TicketContext {
         id: "T".into(),
         subject: subject.into(),
         body: body.into(),
-        tier: tier.into(),
+        tier: crate::domain::Tier::parse_given("tier", tier).unwrap(),
         ..RawTicket::default()
     };
     TicketContext {

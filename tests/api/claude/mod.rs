@@ -23,7 +23,7 @@ use escalator::{
         Classifier as _, ClaudeClassifier, Decider, OfflineClassifier,
         claude::{ApiVersion, CacheTtl, ClaudeSettings, Effort, TokenSource},
     },
-    domain::{Classification, RawTicket, Route, Severity, Source, Ticket, TicketContext},
+    domain::{Classification, RawTicket, Route, Severity, Source, Ticket, TicketContext, Tier},
     examples,
     prompt::{self, Prompt},
 };
@@ -67,7 +67,7 @@ fn ticket(id: &str, subject: &str, body: &str, tier: &str) -> TicketContext {
         id: id.into(),
         subject: subject.into(),
         body: body.into(),
-        tier: tier.into(),
+        tier: Tier::parse_given("tier", tier).unwrap(),
         arr_usd: Some(48_000.0),
         ..RawTicket::default()
     };

@@ -44,7 +44,7 @@ fn enterprise_how_to(id: &str, tier: &str, arr: Option<f64>) -> Ticket {
             id: id.into(),
             subject: "Export".into(),
             body: "How do I export a CSV of our dashboards?".into(),
-            tier: tier.into(),
+            tier: Tier::parse_given("tier", tier).unwrap(),
             arr_usd: arr,
             ..RawTicket::default()
         },

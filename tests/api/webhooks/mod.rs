@@ -20,10 +20,10 @@ use crate::{
 };
 use escalator::{
     config::Settings,
-    domain::{Decision, RawTicket, Source, Ticket},
+    domain::{Decision, RawTicket, Source, Ticket, Tier, work::NewDelivery},
     http::{HttpState, router},
     startup::{App, build_decider},
-    store::{self, NewDelivery, SqliteStore, Store, StoreSettings},
+    store::{self, SqliteStore, Store, StoreSettings},
     ticketing::{
         Adapters, RoutingPlanner, note_html, note_marker, note_text,
         plain::{

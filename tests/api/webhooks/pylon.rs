@@ -79,6 +79,66 @@ async fn a_pylon_doorbell_is_fetched_decided_and_routed_once() {
     app.stop().await;
 }
 
+/// An issue the domain refuses as a ticket (no title, no text) is decided safely at once: a
+/// person reads it (the same as Plain's invalid ticket; before, Pylon gave the delivery up).
+#[tokio::test]
+async fn a_pylon_issue_that_is_no_valid_ticket_is_decided_safely_at_once() {
+    let db = TestDb::new().await;
+    let mocks = Mocks::start().await;
+    let empty = json!({"data": {
+        "id": "iss_9", "title": "", "body_html": "<p> </p>", "state": "new",
+        "requester": {"id": "ct_1"}, "account": null, "team": null, "assignee": null,
+        "tags": []
+    }});
+    Mock::given(method("GET"))
+        .and(path("/issues/iss_9"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(empty.clone()))
+        .mount(&mocks.pylon)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/issues/iss_9"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(empty))
+        .mount(&mocks.pylon)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/issues/iss_9/note"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": {"id": "msg_9", "issue_id": "iss_9"}})),
+        )
+        .mount(&mocks.pylon)
+        .await;
+    let app = spawn(&db, &mocks, "").await;
+    let pool = db.pool().await;
+    let body = br#"{"issue_id":"iss_9","event":"issue.created"}"#.to_vec();
+    assert_eq!(app.pylon(body).await.0, 202);
+    let store = store::PgStore::new(pool.clone());
+    let key = escalator::domain::IdempotencyKey::new(Source::Pylon, "iss_9", "issue.created");
+    let mut decided = None;
+    for _ in 0..200 {
+        decided = store.decision(&key).await.unwrap();
+        if decided.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = decided.expect("the invalid ticket was decided");
+    let reason = d.fallback_reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("invalid_ticket: invalid ticket: invalid issue.body"),
+        "{reason}"
+    );
+    assert_eq!(d.route.as_str(), "human");
+    let status: String = sqlx::query_scalar(
+        "SELECT status FROM deliveries WHERE source = 'pylon' AND ticket_id = 'iss_9'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "done");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn pylon_error_paths() {
     let db = TestDb::new().await;

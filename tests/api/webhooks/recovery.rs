@@ -10,7 +10,7 @@ fn outage_ticket() -> Ticket {
             version: UPDATED_AT.into(),
             subject: "Production down".into(),
             body: OUTAGE.into(),
-            tier: "enterprise".into(),
+            tier: Some(Tier::Enterprise),
             arr_usd: None,
             customer_id: CUSTOMER.into(),
         },
@@ -115,6 +115,7 @@ async fn a_delivery_stored_before_a_crash_is_decided_and_routed_on_restart() {
                                 "text": OUTAGE, "customer_id": CUSTOMER}),
                 webhook_version: None,
                 missing_fields: Vec::new(),
+                trace_context: None,
             })
             .await
             .unwrap();

@@ -18,7 +18,7 @@ use tracing::Instrument as _;
 use crate::{
     domain::Source,
     error,
-    store::Store,
+    store::Liveness,
     telemetry::{self, metrics::metrics},
     triage::{Bridge, Received},
 };
@@ -29,8 +29,8 @@ pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct HttpState {
-    /// The routing log, pinged by `/readyz`.
-    pub store: Arc<dyn Store>,
+    /// The database, pinged by `/readyz`, and the queues' backlog for `/metrics`.
+    pub store: Arc<dyn Liveness>,
     /// The webhook bridge.
     pub bridge: Bridge,
     /// The worker loops, checked by `/readyz`.

@@ -23,7 +23,7 @@ use crate::{
     env::ProcessEnv,
     examples::Example,
     exit,
-    store::{Store, StoreError},
+    store::{AuditLog, Reviews, StoreError},
     taxonomy::{Category, Kind, Mode},
 };
 
@@ -103,8 +103,8 @@ impl Gate {
 ///
 /// # Errors
 /// When the store cannot be read.
-pub async fn gate(
-    store: &dyn Store,
+pub async fn gate<S: AuditLog + ?Sized>(
+    store: &S,
     category: &str,
     min_reviewed: u64,
 ) -> Result<Gate, StoreError> {
@@ -125,8 +125,8 @@ pub async fn gate(
 ///
 /// # Errors
 /// When the store cannot be read.
-pub async fn clause_examples(
-    store: &dyn Store,
+pub async fn clause_examples<S: AuditLog + Reviews + ?Sized>(
+    store: &S,
     category: &Category,
     severity: Severity,
     existing: &[Example],

@@ -203,7 +203,11 @@ impl App {
         let bridge = Bridge::new(store.clone(), adapters.clone(), wake.clone())
             .with_overrides(Arc::new(overrides));
         let worker = Worker::new(
-            store.clone(),
+            crate::worker::Queues {
+                inbox: store.clone(),
+                outbox: store.clone(),
+                liveness: store.clone(),
+            },
             triage.clone(),
             adapters,
             settings.worker.clone(),
@@ -314,6 +318,7 @@ impl App {
         })
         .merge(crate::web::router(
             self.store.clone(),
+            self.store.clone(),
             &self.settings,
             self.reviewers.clone(),
         ));
@@ -340,7 +345,7 @@ impl App {
                     loops.clone(),
                     shutdown.clone(),
                     move || {
-                        crate::telemetry::scores::run_sender(
+                        crate::worker::scores::run_sender(
                             store.clone(),
                             sender.clone(),
                             interval,

@@ -215,41 +215,35 @@ fn langfuse_traces_metrics_and_scores() {
     t.rt.block_on(async {
         let key = IdempotencyKey::new(escalator::domain::Source::Api, "T-42", "1");
         let decision = store.decision(&key).await.unwrap().unwrap();
-        let row = scores::record_review(
-            store.as_ref(),
-            &decision,
-            false,
-            Some("engineering -> human"),
-        )
-        .await
-        .unwrap();
+        let row = scores::review_score(&decision, false, Some("engineering -> human"));
+        store.upsert_score(&row).await.unwrap();
         assert_eq!(row.id, format!("{TRACE_ID}-routing_correct"));
         let sender =
             scores::ScoreSender::new(t.settings.telemetry.langfuse.as_ref().unwrap(), "staging")
                 .unwrap();
         let now = chrono::Utc::now();
         assert_eq!(
-            scores::send_due(store.as_ref(), &sender, now)
+            escalator::worker::scores::send_due(store.as_ref(), &sender, now)
                 .await
                 .unwrap(),
             0
         );
         // Not due again until its back-off has passed.
         assert_eq!(
-            scores::send_due(store.as_ref(), &sender, now)
+            escalator::worker::scores::send_due(store.as_ref(), &sender, now)
                 .await
                 .unwrap(),
             0
         );
         let later = now + chrono::Duration::minutes(5);
         assert_eq!(
-            scores::send_due(store.as_ref(), &sender, later)
+            escalator::worker::scores::send_due(store.as_ref(), &sender, later)
                 .await
                 .unwrap(),
             1
         );
         assert_eq!(
-            scores::send_due(store.as_ref(), &sender, later)
+            escalator::worker::scores::send_due(store.as_ref(), &sender, later)
                 .await
                 .unwrap(),
             0

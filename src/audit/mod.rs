@@ -37,7 +37,7 @@ use crate::stats::Rate;
 use crate::{
     domain::{Severity, Source, Tier},
     review::{Origin, ReviewVerdict},
-    store::{Store, StoreError},
+    store::{AuditLog, Reviews, StoreError},
 };
 use figures::{Calibration, WeekFigures};
 use symptoms::Symptom;
@@ -199,7 +199,10 @@ impl Report {
 ///
 /// # Errors
 /// When the store cannot be read.
-pub async fn build(store: &dyn Store, req: &AuditRequest) -> Result<Report, StoreError> {
+pub async fn build<S: AuditLog + Reviews + ?Sized>(
+    store: &S,
+    req: &AuditRequest,
+) -> Result<Report, StoreError> {
     let tz = req.time_zone;
     let weeks = req.last_week.ending_with(req.weeks.max(1));
     let (from, _) = weeks[0].bounds(tz);
@@ -254,7 +257,10 @@ pub async fn build(store: &dyn Store, req: &AuditRequest) -> Result<Report, Stor
 ///
 /// # Errors
 /// When the store cannot be read.
-pub async fn misses(store: &dyn Store, rows: &[&AuditRow]) -> Result<Vec<Miss>, StoreError> {
+pub async fn misses<S: Reviews + ?Sized>(
+    store: &S,
+    rows: &[&AuditRow],
+) -> Result<Vec<Miss>, StoreError> {
     let mut out = Vec::new();
     for pass in [false, true] {
         for r in rows {

@@ -22,7 +22,7 @@ use crate::{
     prompt::{self, Prompt},
     review,
     stats::Rate,
-    store::{Store, StoreError},
+    store::{AuditLog, Reviews, StoreError},
 };
 
 /// GitHub's limit on a pull request body, in characters.
@@ -119,9 +119,9 @@ pub fn branch_name(week: super::weeks::IsoWeek) -> String {
 /// # Errors
 /// [`PrError`]; nothing is left half done that a re-run would not fix (a branch without a pull
 /// request is moved and gets one on the next run).
-pub async fn open_or_update(
+pub async fn open_or_update<S: AuditLog + Reviews + ?Sized>(
     gh: &Github,
-    store: &dyn Store,
+    store: &S,
     report: &Report,
     audit: &AuditSettings,
     claude: &ClaudeSettings,
@@ -273,7 +273,10 @@ fn rows(misses: &[Miss], existing: &[Example], week: super::weeks::IsoWeek) -> V
 
 /// The reviewed tickets of the week as labelled examples (the reviewer's severity as the
 /// label), for measuring classifiers on them.
-async fn reviewed(store: &dyn Store, report: &Report) -> Result<(Vec<Example>, Rate), StoreError> {
+async fn reviewed<S: AuditLog + Reviews + ?Sized>(
+    store: &S,
+    report: &Report,
+) -> Result<(Vec<Example>, Rate), StoreError> {
     let tz: chrono_tz::Tz = report.time_zone.parse().unwrap_or(chrono_tz::UTC);
     let (from, to) = report.gate.week.bounds(tz);
     let mut out = Vec::new();
@@ -308,8 +311,8 @@ async fn reviewed(store: &dyn Store, report: &Report) -> Result<(Vec<Example>, R
 
 /// The offline classifier before and after, and with an API key the Claude path with the
 /// candidate prompt through the Message Batches API.
-async fn measure(
-    store: &dyn Store,
+async fn measure<S: AuditLog + Reviews + ?Sized>(
+    store: &S,
     report: &Report,
     (before, after): (&[Example], &[Example]),
     candidate: &Prompt,

@@ -2,7 +2,11 @@
 //! share: the request from the settings, and the labels pull request for a report.
 
 use super::{AuditRequest, Report, github::Github, pr, weeks::IsoWeek};
-use crate::{config::Settings, examples::Summary, store::Store};
+use crate::{
+    config::Settings,
+    examples::Summary,
+    store::{AuditLog, Reviews},
+};
 
 /// The request for `settings` at `now`, with the command line's overrides; the labels' urgent
 /// share comes from the labels the prompt is built from.
@@ -57,8 +61,8 @@ pub fn request(
 ///
 /// # Errors
 /// When GitHub is not configured or the flow fails.
-pub async fn pull_request(
-    store: &dyn Store,
+pub async fn pull_request<S: AuditLog + Reviews + ?Sized>(
+    store: &S,
     settings: &Settings,
     report: &Report,
 ) -> anyhow::Result<String> {

@@ -8,7 +8,10 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Datelike as _, NaiveTime, TimeZone as _, Utc, Weekday};
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Settings, store::Store};
+use crate::{
+    config::Settings,
+    store::{AuditLog, Reviews},
+};
 
 /// The first `weekday` at `hour:00` in `tz` strictly after `now`.
 pub fn next_run(
@@ -43,7 +46,11 @@ pub fn next_run(
 
 /// One weekly run: the audit of the last full week and, below the bar, the pull request.
 /// Logs what it did; failures are logged and wait for the next week (or a manual run).
-pub async fn run_once(store: &dyn Store, settings: &Settings, now: DateTime<Utc>) {
+pub async fn run_once<S: AuditLog + Reviews + ?Sized>(
+    store: &S,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) {
     let req = match super::run::request(settings, now, None, None, None, None) {
         Ok(r) => r,
         Err(e) => {
@@ -82,7 +89,11 @@ pub async fn run_once(store: &dyn Store, settings: &Settings, now: DateTime<Utc>
 }
 
 /// Runs [`run_once`] at each scheduled time until `stop`.
-pub async fn run(store: Arc<dyn Store>, settings: Settings, stop: CancellationToken) {
+pub async fn run<S: AuditLog + Reviews + ?Sized>(
+    store: Arc<S>,
+    settings: Settings,
+    stop: CancellationToken,
+) {
     let Some((weekday, hour)) = settings.audit.schedule else {
         return;
     };

@@ -1,6 +1,6 @@
 //! What the audit reads from the routing log: one row per decision with its verdicts and its
 //! delivery, the deliveries themselves and the webhooks the parse refused. No ticket text: the
-//! figures need none (the misses are read one by one with `Store::review_item`).
+//! figures need none (the misses are read one by one with `Reviews::review_item`).
 
 use chrono::{DateTime, Utc};
 

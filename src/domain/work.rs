@@ -1,5 +1,6 @@
-//! The rows of the two queues, typed: the inbox (webhook deliveries, decided by the worker) and
-//! the outbox (actions a decision implies, executed in the ticketing tool). The store parses
+//! The rows of the queues, typed: the inbox (webhook deliveries, decided by the worker), the
+//! outbox (actions a decision implies, executed in the ticketing tool) and the score outbox
+//! (reviews on their way to Langfuse). The store parses
 //! each column once, as it reads a row, so everything above it works with these values; the
 //! text forms (`plain.label`, `pending`) are the database's.
 
@@ -141,6 +142,51 @@ pub struct PendingDelivery {
     pub internal_errors: u32,
     /// The webhook request's `traceparent`, when it was traced.
     pub trace_context: Option<String>,
+}
+
+/// A routing score in the score outbox, waiting to be sent to Langfuse (or sent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreRow {
+    /// Idempotency id, also the Langfuse score id.
+    pub id: String,
+    /// The decision it judges.
+    pub decision_id: String,
+    /// The decision's trace, when traced.
+    pub trace_id: Option<String>,
+    /// The generation span of the model call, when there was one.
+    pub observation_id: Option<String>,
+    /// The ticket id (Langfuse session id).
+    pub session_id: String,
+    /// Score name (`routing_correct`).
+    pub name: String,
+    /// The value: `routing_correct` is BOOLEAN (1 correct, 0 corrected), `corrected_severity`
+    /// CATEGORICAL (the severity the reviewer says is right).
+    pub value: ScoreValue,
+    /// Free text from the reviewer (e.g. the corrected route).
+    pub comment: Option<String>,
+    /// JSON object of filterable context (severity, route, prompt version, model).
+    pub metadata: String,
+    /// Failed send attempts so far.
+    pub attempts: i32,
+}
+
+/// A score's value and, with it, its Langfuse `dataType`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScoreValue {
+    /// `dataType: BOOLEAN`, sent as `1` or `0`.
+    Boolean(bool),
+    /// `dataType: CATEGORICAL`, sent as the string.
+    Categorical(String),
+}
+
+impl ScoreValue {
+    /// The Langfuse `dataType` (also the stored `data_type`).
+    pub fn data_type(&self) -> &'static str {
+        match self {
+            ScoreValue::Boolean(_) => "BOOLEAN",
+            ScoreValue::Categorical(_) => "CATEGORICAL",
+        }
+    }
 }
 
 #[cfg(test)]

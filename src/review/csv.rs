@@ -15,7 +15,7 @@ use std::{borrow::Cow, collections::BTreeSet};
 
 use crate::{
     domain::{Sentiment, Severity},
-    store::Store,
+    store::Reviews,
     taxonomy::Taxonomy,
 };
 
@@ -168,8 +168,8 @@ pub struct Parsed {
 ///
 /// # Errors
 /// Every problem found, each naming its line and column; nothing is stored then.
-pub async fn parse(
-    store: &dyn Store,
+pub async fn parse<S: Reviews + ?Sized>(
+    store: &S,
     file: &str,
     text: &str,
     default_reviewer: &str,

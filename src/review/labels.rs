@@ -11,7 +11,7 @@ use crate::{
     domain::{Severity, Tier},
     examples::{self, Example},
     prompt,
-    store::Store,
+    store::Reviews,
 };
 
 use super::ReviewVerdict;
@@ -51,8 +51,8 @@ pub enum AddError {
 ///
 /// # Errors
 /// [`AddError`]; the file is unchanged then.
-pub async fn add_from_reviews(
-    store: &dyn Store,
+pub async fn add_from_reviews<S: Reviews + ?Sized>(
+    store: &S,
     tz: chrono_tz::Tz,
     file: &Path,
     since: Option<NaiveDate>,

@@ -28,7 +28,7 @@ pub use settings::ReviewSettings;
 
 use crate::{
     domain::{Decision, Source},
-    store::{Store, StoreError},
+    store::{Reviews, ScoreQueue, StoreError},
     telemetry::scores,
 };
 
@@ -113,8 +113,8 @@ pub fn draw(len: usize, k: usize, seed: u64) -> Vec<usize> {
 ///
 /// # Errors
 /// When the store cannot be read or written.
-pub async fn sample(
-    store: &dyn Store,
+pub async fn sample<S: Reviews + ?Sized>(
+    store: &S,
     tz: chrono_tz::Tz,
     req: &SampleRequest,
 ) -> Result<Sample, StoreError> {
@@ -178,8 +178,8 @@ pub fn clean_why(why: Option<&str>) -> Option<String> {
 ///
 /// # Errors
 /// When the store cannot be written; recording again is safe (scores are idempotent).
-pub async fn record(
-    store: &dyn Store,
+pub async fn record<S: Reviews + ScoreQueue + ?Sized>(
+    store: &S,
     decision: &Decision,
     mut review: NewReview,
 ) -> Result<Option<Review>, StoreError> {
@@ -202,18 +202,21 @@ pub async fn record(
     );
     let comment = crate::text::excerpt(&comment, 500);
     let correct = review.verdict == ReviewVerdict::Correct;
-    scores::record_review(store, decision, correct, Some(&comment)).await?;
+    store
+        .upsert_score(&scores::review_score(decision, correct, Some(&comment)))
+        .await?;
     let was_corrected = earlier
         .iter()
         .any(|r| matches!(r.verdict, ReviewVerdict::Corrected(_)));
     if !correct || was_corrected {
-        scores::record_corrected_severity(
-            store,
-            decision,
-            review.verdict.right_severity(decision),
-            Some(&comment),
-        )
-        .await?;
+        let right = review.verdict.right_severity(decision);
+        store
+            .upsert_score(&scores::corrected_severity_score(
+                decision,
+                right,
+                Some(&comment),
+            ))
+            .await?;
     }
     let l = &review.labels;
     let who = format!("({}, {})", review.origin.as_str(), review.reviewer);
@@ -223,7 +226,8 @@ pub async fn record(
         l.topic.as_deref(),
     ) {
         let comment = format!("topic {decided} -> {right} {who}");
-        scores::record_label(store, decision, scores::TOPIC_CORRECT, c, Some(&comment)).await?;
+        let score = scores::label_score(decision, scores::TOPIC_CORRECT, c, Some(&comment));
+        store.upsert_score(&score).await?;
     }
     if let (Some(c), Some(decided), Some(right)) = (
         l.sentiment_correct(decision.sentiment),
@@ -231,14 +235,8 @@ pub async fn record(
         l.sentiment,
     ) {
         let comment = format!("sentiment {decided} -> {right} {who}");
-        scores::record_label(
-            store,
-            decision,
-            scores::SENTIMENT_CORRECT,
-            c,
-            Some(&comment),
-        )
-        .await?;
+        let score = scores::label_score(decision, scores::SENTIMENT_CORRECT, c, Some(&comment));
+        store.upsert_score(&score).await?;
     }
     Ok(Some(stored))
 }
@@ -247,8 +245,8 @@ pub async fn record(
 ///
 /// # Errors
 /// [`ReviewError::UnknownDecision`] when the id is not logged; store errors.
-pub async fn record_by_id(
-    store: &dyn Store,
+pub async fn record_by_id<S: Reviews + ScoreQueue + ?Sized>(
+    store: &S,
     review: NewReview,
 ) -> Result<Option<Review>, ReviewError> {
     let decision = store
@@ -262,8 +260,8 @@ pub async fn record_by_id(
 ///
 /// # Errors
 /// When the store cannot be read.
-pub async fn tally(
-    store: &dyn Store,
+pub async fn tally<S: Reviews + ?Sized>(
+    store: &S,
     tz: chrono_tz::Tz,
     day: NaiveDate,
 ) -> Result<Tally, StoreError> {

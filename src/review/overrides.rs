@@ -26,7 +26,7 @@ use async_trait::async_trait;
 
 use crate::{
     domain::Decision,
-    store::Store,
+    store::{Reviews, ScoreQueue},
     ticketing::{Adapters, RouteTargets, TicketingError, overrides::RouteChange},
     triage::{OverrideOutcome, OverrideSink, ReceiveError},
 };
@@ -39,19 +39,19 @@ pub use crate::ticketing::overrides::{
     Actor, Observed, PYLON_OVERRIDE_EVENT, PlainChange, PlainRouting, plain_change, pylon_doorbell,
 };
 
-/// Takes agents' changes in the tools as verdicts.
-pub struct Overrides {
-    store: Arc<dyn Store>,
+/// Takes agents' changes in the tools as verdicts, into the review's `store`.
+pub struct Overrides<S: ?Sized> {
+    store: Arc<S>,
     routes: RouteTargets,
     plain_self: Option<String>,
     adapters: Adapters,
 }
 
-impl Overrides {
+impl<S: Reviews + ScoreQueue + ?Sized> Overrides<S> {
     /// Overrides into `store`, reading routes from `routes` and the tools through `adapters`
     /// (a set of its own, so it takes nothing from the action worker's rate limits).
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<S>,
         routes: RouteTargets,
         review: &ReviewSettings,
         adapters: Adapters,
@@ -118,7 +118,7 @@ impl Overrides {
 }
 
 #[async_trait]
-impl OverrideSink for Overrides {
+impl<S: Reviews + ScoreQueue + ?Sized + 'static> OverrideSink for Overrides<S> {
     /// Stores `observed` as an `override` verdict when an agent moved the ticket to another
     /// route than the one escalator decided.
     async fn record(&self, observed: &Observed) -> Result<OverrideOutcome, ReceiveError> {

@@ -10,7 +10,7 @@ use std::io::{BufRead, Write};
 
 use crate::{
     domain::{Decision, Sentiment, Severity, Source},
-    store::Store,
+    store::{Reviews, ScoreQueue},
     taxonomy::Taxonomy,
     text::usd,
 };
@@ -316,9 +316,9 @@ fn ask_labels(
 /// # Errors
 /// When the terminal cannot be read or written, or a verdict cannot be stored (what was judged
 /// before it is kept).
-pub fn run(
+pub fn run<S: Reviews + ScoreQueue + ?Sized>(
     handle: &tokio::runtime::Handle,
-    store: &dyn Store,
+    store: &S,
     sample: &Sample,
     reviewer: &str,
     taxonomy: &Taxonomy,

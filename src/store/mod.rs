@@ -1,35 +1,45 @@
-//! The routing log: accepted tickets, decisions and their pending actions.
+//! The routing log and everything else escalator keeps: accepted tickets and their decisions,
+//! the inbox and outbox, the score outbox, the reviews, the audit's reads, the review's login
+//! sessions.
 //!
 //! PostgreSQL in production, SQLite as the embedded default; the URL scheme of `DATABASE_URL`
 //! chooses. Both speak the same SQL here (numbered `$n` placeholders, `ON CONFLICT`,
-//! `RETURNING`), so one macro writes both implementations and they cannot drift apart.
-//!
-//! Over 450 lines: the `Store` port (every method documented with its guarantees) and its row
-//! types; the SQL is in sql.rs.
+//! `RETURNING`), so each concern writes its statements once for both backends and they cannot
+//! drift apart. One file per concern, each with the trait a consumer asks for alone
+//! (`routing_log.rs`, `inbox.rs`, `outbox.rs`, `scores.rs`, `reviews.rs`, `audit.rs`,
+//! `liveness.rs`, `sessions.rs`); `backend.rs` holds the two stores and what the statements
+//! share. This file: the error, the sum [`Store`] for wiring, connecting and migrating.
 
+mod audit;
+mod backend;
+mod inbox;
+mod liveness;
+mod outbox;
 mod redact;
+mod reviews;
+mod routing_log;
+mod scores;
 pub mod sessions;
 pub mod settings;
-mod sql;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
 };
 
-use crate::domain::{
-    Decision, IdempotencyKey, Source, Ticket,
-    work::{Action, NewAction, NewDelivery, PendingDelivery},
-};
-
+pub use audit::AuditLog;
+pub use backend::{PgStore, SqliteStore};
+pub use inbox::Inbox;
+pub use liveness::{Backlog, Liveness};
+pub use outbox::Outbox;
 pub use redact::redact_url;
+pub use reviews::Reviews;
+pub use routing_log::{Claim, ClaimOptions, Recorded, RoutingLog, Undecided};
+pub use scores::ScoreQueue;
 pub use sessions::{SessionRow, SessionStore};
 pub use settings::{DEFAULT_STALE_AFTER, StoreSettings};
-pub use sql::{PgStore, SqliteStore};
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -68,397 +78,34 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// The outcome of claiming a ticket for classification.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Claim {
-    /// This caller stored the ticket (or took over an expired claim) and must decide it.
-    New,
-    /// The key was decided already: here is the decision; do nothing else.
-    Decided(Box<Decision>),
-    /// Another worker holds a live claim and is deciding it now.
-    InFlight,
+/// The whole store, for wiring: the sum of its concerns, each a trait a consumer asks for alone
+/// ([`RoutingLog`], [`Inbox`], [`Outbox`], [`ScoreQueue`], [`Reviews`], [`AuditLog`],
+/// [`Liveness`], [`SessionStore`]). `Arc<dyn Store>` upcasts to any of them.
+pub trait Store:
+    RoutingLog + Inbox + Outbox + ScoreQueue + Reviews + AuditLog + Liveness + SessionStore
+{
 }
 
-/// How a ticket is claimed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ClaimOptions {
-    /// Count the customer's other tickets since then (0 without a customer or this).
-    pub repeats_since: Option<DateTime<Utc>>,
-    /// A live claim of this very process is stale and may be taken over: the caller knows
-    /// nothing in this process is deciding the key now (e.g. an earlier attempt failed while
-    /// the database was down and could not release it).
-    pub take_own: bool,
-    /// Whether the decision implies ticketing actions (gRPC `Classify` only logs), stored with
-    /// the claim so whoever decides an abandoned ticket does what its request would have.
-    pub acts: bool,
+impl<T> Store for T where
+    T: RoutingLog
+        + Inbox
+        + Outbox
+        + ScoreQueue
+        + Reviews
+        + AuditLog
+        + Liveness
+        + SessionStore
+        + ?Sized
+{
 }
 
-impl Default for ClaimOptions {
-    fn default() -> Self {
-        Self {
-            repeats_since: None,
-            take_own: false,
-            acts: true,
-        }
-    }
-}
-
-/// A ticket whose claim ran out (or whose holder died) without a decision.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Undecided {
-    /// The ticket as it was claimed.
-    pub ticket: Ticket,
-    /// Whether its request would have acted on the decision (see [`ClaimOptions::acts`]).
-    pub acts: bool,
-}
-
-/// The outcome of recording a decision.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Recorded {
-    /// The decision and its actions were written.
-    New,
-    /// A decision for the same key was already logged (a concurrent duplicate won the race);
-    /// nothing was written and this is the stored one.
-    Existing(Box<Decision>),
-}
-
-/// How much work waits in the inbox and the outbox, read at scrape time.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Backlog {
-    /// Deliveries not yet decided.
-    pub deliveries_pending: i64,
-    /// Deliveries given up on.
-    pub deliveries_failed: i64,
-    /// When the oldest pending delivery was received.
-    pub oldest_delivery: Option<DateTime<Utc>>,
-    /// Actions not yet done.
-    pub actions_pending: i64,
-    /// Actions given up on.
-    pub actions_failed: i64,
-    /// When the oldest pending action was logged.
-    pub oldest_action: Option<DateTime<Utc>>,
-}
-
-/// A routing score waiting to be sent to Langfuse (or sent).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScoreRow {
-    /// Idempotency id, also the Langfuse score id.
-    pub id: String,
-    /// The decision it judges.
-    pub decision_id: String,
-    /// The decision's trace, when traced.
-    pub trace_id: Option<String>,
-    /// The generation span of the model call, when there was one.
-    pub observation_id: Option<String>,
-    /// The ticket id (Langfuse session id).
-    pub session_id: String,
-    /// Score name (`routing_correct`).
-    pub name: String,
-    /// The value: `routing_correct` is BOOLEAN (1 correct, 0 corrected), `corrected_severity`
-    /// CATEGORICAL (the severity the reviewer says is right).
-    pub value: ScoreValue,
-    /// Free text from the reviewer (e.g. the corrected route).
-    pub comment: Option<String>,
-    /// JSON object of filterable context (severity, route, prompt version, model).
-    pub metadata: String,
-    /// Failed send attempts so far.
-    pub attempts: i32,
-}
-
-/// A score's value and, with it, its Langfuse `dataType`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScoreValue {
-    /// `dataType: BOOLEAN`, sent as `1` or `0`.
-    Boolean(bool),
-    /// `dataType: CATEGORICAL`, sent as the string.
-    Categorical(String),
-}
-
-impl ScoreValue {
-    /// The Langfuse `dataType` (also the stored `data_type`).
-    pub fn data_type(&self) -> &'static str {
-        match self {
-            ScoreValue::Boolean(_) => "BOOLEAN",
-            ScoreValue::Categorical(_) => "CATEGORICAL",
-        }
-    }
-}
-
-/// The routing log (and, through [`SessionStore`], the review's login sessions).
-#[async_trait]
-pub trait Store: SessionStore + Send + Sync {
-    /// `postgres` or `sqlite`, for logs.
-    fn backend(&self) -> &'static str;
-
-    /// Checks the database answers (readiness).
-    async fn ping(&self) -> Result<(), StoreError>;
-
-    /// This process's id as a lease holder: every lease and claim it takes names it, and its
-    /// [`Store::heartbeat`] keeps them alive.
-    fn holder(&self) -> &str;
-
-    /// Refreshes this process's heartbeat. Leases and claims of a holder whose heartbeat is
-    /// older than the store's `stale_after` are taken over at once by any other process.
-    async fn heartbeat(&self) -> Result<(), StoreError>;
-
-    /// Removes this process's heartbeat at the end of a graceful shutdown, so whatever it still
-    /// holds is taken over without waiting.
-    async fn retire(&self) -> Result<(), StoreError>;
-
-    /// Makes the ticket durable under its idempotency key and claims it for `lease`.
-    async fn claim(&self, ticket: &Ticket, lease: Duration) -> Result<Claim, StoreError> {
-        Ok(self
-            .claim_counting(ticket, lease, &ClaimOptions::default())
-            .await?
-            .0)
-    }
-
-    /// [`Store::claim`], and for a new claim also the number of other tickets (distinct ids)
-    /// the same customer opened in the same source since `options.repeats_since`, in the same
-    /// round trip where the backend allows.
-    async fn claim_counting(
-        &self,
-        ticket: &Ticket,
-        lease: Duration,
-        options: &ClaimOptions,
-    ) -> Result<(Claim, u32), StoreError>;
-
-    /// Gives up this process's claim on `key` at once (its decision failed unexpectedly), so a
-    /// retry is decided without waiting out the claim lease.
-    /// `true` when there was such a claim on an undecided ticket.
-    async fn release_claim(&self, key: &IdempotencyKey) -> Result<bool, StoreError>;
-
-    /// The decision logged for `key`, if any.
-    async fn decision(&self, key: &IdempotencyKey) -> Result<Option<Decision>, StoreError>;
-
-    /// Writes the decision and its actions in one transaction, and marks the delivery of the
-    /// same key done (if there is one). Actions get the decision's severity as their priority.
-    async fn record(
-        &self,
-        decision: &Decision,
-        actions: &[NewAction],
-    ) -> Result<Recorded, StoreError>;
-
-    /// How many other tickets (distinct ids) this customer opened in `source` since `since`.
-    async fn recent_tickets(
-        &self,
-        source: Source,
-        customer_id: &str,
-        exclude_ticket_id: &str,
-        since: DateTime<Utc>,
-    ) -> Result<u32, StoreError>;
-
-    /// Makes a webhook delivery durable; `true` when it is new, `false` for a repeat of its key
-    /// (which does nothing else but count the repeat on the stored delivery).
-    async fn accept_delivery(&self, delivery: &NewDelivery) -> Result<bool, StoreError>;
-
-    /// Leases up to `limit` pending deliveries that are due and not leased by a live worker, for
-    /// `lease`, counting an attempt on each. Atomic across workers and replicas.
-    async fn lease_deliveries(
-        &self,
-        lease: Duration,
-        limit: u32,
-    ) -> Result<Vec<PendingDelivery>, StoreError>;
-
-    /// Marks a delivery processed (its ticket is decided, or deliberately skipped).
-    async fn finish_delivery(&self, key: &IdempotencyKey) -> Result<(), StoreError>;
-
-    /// Releases a delivery for another attempt at `next_attempt_at`, recording why this one failed.
-    async fn retry_delivery(
-        &self,
-        key: &IdempotencyKey,
-        error: &str,
-        next_attempt_at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-
-    /// Gives a delivery up for good (the tool says the ticket does not exist or is invalid).
-    async fn fail_delivery(&self, key: &IdempotencyKey, error: &str) -> Result<(), StoreError>;
-
-    /// Like [`Store::retry_delivery`] for an attempt that panicked or failed unexpectedly:
-    /// also counts it in `internal_errors`, which bounds such attempts.
-    async fn delivery_crashed(
-        &self,
-        key: &IdempotencyKey,
-        error: &str,
-        next_attempt_at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-
-    /// Leases up to `limit` pending actions that are due and not leased by a live worker, for
-    /// `lease`, counting an attempt on each. Atomic across workers and replicas (`FOR UPDATE SKIP
-    /// LOCKED` on PostgreSQL; SQLite serialises writers).
-    async fn lease_actions(&self, lease: Duration, limit: u32) -> Result<Vec<Action>, StoreError>;
-
-    /// Marks an action done; `false` when it was not pending any more (someone else finished it).
-    async fn complete_action(&self, id: i64) -> Result<bool, StoreError> {
-        Ok(self.complete_actions(&[id]).await? == 1)
-    }
-
-    /// Marks many actions done in one statement; returns how many were still pending.
-    async fn complete_actions(&self, ids: &[i64]) -> Result<u64, StoreError>;
-
-    /// Releases an action for another attempt at `next_attempt_at`, recording why this one failed.
-    async fn retry_action(
-        &self,
-        id: i64,
-        error: &str,
-        next_attempt_at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-
-    /// Gives an action up for good (the tool rejected it as invalid or forbidden).
-    async fn fail_action(&self, id: i64, error: &str) -> Result<(), StoreError>;
-
-    /// Like [`Store::retry_action`] for an attempt that panicked: also counts it in
-    /// `internal_errors`, which bounds such attempts.
-    async fn action_crashed(
-        &self,
-        id: i64,
-        error: &str,
-        next_attempt_at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-
-    /// Every action of a decision, oldest first (for audits and tests).
-    async fn actions(&self, decision_id: &str) -> Result<Vec<Action>, StoreError>;
-
-    /// Tickets from `source` whose claim ran out without a decision (the process deciding them
-    /// died), oldest first, for the worker to decide.
-    async fn undecided_tickets(
-        &self,
-        source: Source,
-        limit: u32,
-    ) -> Result<Vec<Undecided>, StoreError>;
-
-    /// Writes a score to the outbox as pending; a score with the same id is replaced (a
-    /// correction of a review wins) and sent again.
-    async fn upsert_score(&self, score: &ScoreRow) -> Result<(), StoreError>;
-
-    /// Pending scores whose next attempt is due, oldest first.
-    async fn due_scores(&self, now: DateTime<Utc>, limit: i64)
-    -> Result<Vec<ScoreRow>, StoreError>;
-
-    /// Marks a score sent.
-    async fn score_sent(&self, id: &str) -> Result<(), StoreError>;
-
-    /// Records a failed send and when to try again.
-    async fn score_failed(
-        &self,
-        id: &str,
-        error: &str,
-        next_attempt_at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-
-    /// Inbox and outbox backlog, for `/metrics`.
-    async fn backlog(&self) -> Result<Backlog, StoreError>;
-
-    /// Closes the pool (end of graceful shutdown).
-    async fn close(&self);
-
-    // The daily review (`crate::review`): samples and verdicts.
-
-    /// The decision with this id.
-    async fn decision_by_id(&self, id: &str) -> Result<Option<Decision>, StoreError>;
-
-    /// The most recent decision logged for a ticket (any version), for an agent's override.
-    async fn latest_decision(
-        &self,
-        source: Source,
-        ticket_id: &str,
-    ) -> Result<Option<Decision>, StoreError>;
-
-    /// Ids of the decisions logged in `[from, to)` (from `source`, if given) that were never
-    /// offered for review, in id order (so a seeded draw over them is reproducible).
-    async fn review_candidates(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        source: Option<Source>,
-    ) -> Result<Vec<String>, StoreError>;
-
-    /// Records `ids` as offered in the sample of `day` / `sample_source` (positions from
-    /// `first_position` on). A decision already offered anywhere is left as it was.
-    async fn add_to_sample(
-        &self,
-        day: &str,
-        sample_source: &str,
-        seed: u64,
-        first_position: i32,
-        ids: &[String],
-    ) -> Result<(), StoreError>;
-
-    /// The sample of `day` / `sample_source`, in order, with tickets and latest verdicts.
-    async fn sample_items(
-        &self,
-        day: &str,
-        sample_source: &str,
-    ) -> Result<Vec<crate::domain::review::ReviewItem>, StoreError>;
-
-    /// One decision with its ticket and latest sampled-review verdict.
-    async fn review_item(
-        &self,
-        decision_id: &str,
-    ) -> Result<Option<crate::domain::review::ReviewItem>, StoreError>;
-
-    /// Marks a sampled decision skipped: it is not offered again.
-    async fn skip_sampled(&self, decision_id: &str) -> Result<(), StoreError>;
-
-    /// Stores a verdict; `None` when its `external_key` was stored before (a redelivery).
-    async fn insert_review(
-        &self,
-        review: &crate::domain::review::NewReview,
-    ) -> Result<Option<crate::domain::review::Review>, StoreError>;
-
-    /// Every verdict on a decision, oldest first (the last one counts).
-    async fn reviews(
-        &self,
-        decision_id: &str,
-    ) -> Result<Vec<crate::domain::review::Review>, StoreError>;
-
-    /// The last verdict of every decision whose last verdict was given at or after `since`,
-    /// oldest first.
-    async fn latest_reviews_since(
-        &self,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<crate::domain::review::Review>, StoreError>;
-
-    /// Last verdicts of the decisions logged in `[from, to)`: sampled reviews and overrides
-    /// counted apart.
-    async fn review_tally(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<crate::domain::review::Tally, StoreError>;
-
-    // The weekly audit (`crate::audit`): reads only, besides the refused webhooks it counts.
-
-    /// Every decision logged in `[from, to)`, oldest first, with its last sampled-review
-    /// verdict, its last override and the version of the delivery it came from.
-    async fn audit_decisions(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<crate::domain::audit::AuditRow>, StoreError>;
-
-    /// Every webhook delivery received in `[from, to)`, oldest first.
-    async fn audit_deliveries(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<crate::domain::audit::DeliveryRow>, StoreError>;
-
-    /// Every signed webhook the parse refused in `[from, to)`, oldest first.
-    async fn audit_rejections(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<crate::domain::audit::RejectionRow>, StoreError>;
-
-    /// Counts a signed webhook the parse refused (never stored as a delivery), with its
-    /// payload version when it could be read.
-    async fn record_rejection(
-        &self,
-        source: Source,
-        webhook_version: Option<&str>,
-        reason: &str,
-    ) -> Result<(), StoreError>;
+/// Every concern's trait, unnamed: `use escalator::store::prelude::*` lets a test or the wiring
+/// call any method on an `Arc<dyn Store>`.
+pub mod prelude {
+    pub use super::{
+        AuditLog as _, Inbox as _, Liveness as _, Outbox as _, Reviews as _, RoutingLog as _,
+        ScoreQueue as _, SessionStore as _, Store,
+    };
 }
 
 /// The PostgreSQL migrations, run by every replica at start.

@@ -1,12 +1,16 @@
 //! The review's login sessions (`review_sessions`), held in the database so that logging out
 //! ends a session on every replica. Only the SHA-256 of a session id is stored: the id is the
-//! cookie's secret. Written once for both backends (`impl_sessions!`), as the rest of the store.
+//! cookie's secret. Written once for both backends (`impl_sessions!`), as every concern of the
+//! store.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
-use super::{PgStore, SqliteStore, StoreError};
+use super::{
+    StoreError,
+    backend::{PgStore, SqliteStore, for_both_backends},
+};
 
 /// A session as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +48,7 @@ pub trait SessionStore: Send + Sync {
 }
 
 macro_rules! impl_sessions {
-    ($store:ident) => {
+    ($store:ident, $pool:ty, $row:ty, $backend:literal, $skip_locked:literal) => {
         #[async_trait]
         impl SessionStore for $store {
             async fn create_session(&self, s: &SessionRow) -> Result<(), StoreError> {
@@ -108,5 +112,4 @@ macro_rules! impl_sessions {
     };
 }
 
-impl_sessions!(PgStore);
-impl_sessions!(SqliteStore);
+for_both_backends!(impl_sessions);

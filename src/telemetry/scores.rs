@@ -2,24 +2,24 @@
 //! (BOOLEAN) on its trace and generation, and a corrected one also `corrected_severity`
 //! (CATEGORICAL: the severity the reviewer says is right).
 //!
-//! [`record_review`] is what the review flow calls: it only writes the score to the database
-//! outbox, so a review is never lost to a Langfuse outage. [`run_sender`] delivers pending scores
-//! with back-off; the score id is an idempotency key, so a re-send (or a corrected review)
-//! updates the score in Langfuse instead of duplicating it.
+//! The review flow writes the rows built here ([`review_score`], [`corrected_severity_score`],
+//! [`label_score`]) to the score outbox only, so a review is never lost to a Langfuse outage;
+//! the worker's score loop (`crate::worker::scores`) delivers them through [`ScoreSender`] with
+//! back-off. The score id is an idempotency key, so a re-send (or a corrected review) updates
+//! the score in Langfuse instead of duplicating it.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use chrono::Utc;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     backoff::{Backoff, OUTBOX_JITTER},
-    domain::Decision,
-    domain::Severity,
-    store::{ScoreRow, ScoreValue, Store, StoreError},
-    telemetry::{metrics::metrics, settings::LangfuseSettings},
+    domain::{
+        Decision, Severity,
+        work::{ScoreRow, ScoreValue},
+    },
+    telemetry::settings::LangfuseSettings,
 };
 
 /// The score name the dashboards average.
@@ -31,58 +31,37 @@ pub const TOPIC_CORRECT: &str = "topic_correct";
 /// The BOOLEAN score of a reviewed sentiment label.
 pub const SENTIMENT_CORRECT: &str = "sentiment_correct";
 
-/// Writes a BOOLEAN label score of `decision` to the outbox (pending): [`TOPIC_CORRECT`] or
-/// [`SENTIMENT_CORRECT`], each on its own so Langfuse charts each label's accuracy apart from
-/// `routing_correct`. Idempotent like [`record_review`] (`<trace id>-<name>`).
-///
-/// # Errors
-/// When the score cannot be written; the caller should retry the review.
-pub async fn record_label(
-    store: &dyn Store,
+/// A BOOLEAN label score of `decision`: [`TOPIC_CORRECT`] or [`SENTIMENT_CORRECT`], each on its
+/// own so Langfuse charts each label's accuracy apart from `routing_correct`. Its id
+/// (`<trace id>-<name>`) makes writing it again an update.
+pub fn label_score(
     decision: &Decision,
     name: &str,
     correct: bool,
     comment: Option<&str>,
-) -> Result<ScoreRow, StoreError> {
-    let score = score_row(decision, name, ScoreValue::Boolean(correct), comment);
-    store.upsert_score(&score).await?;
-    Ok(score)
+) -> ScoreRow {
+    score_row(decision, name, ScoreValue::Boolean(correct), comment)
 }
 
-/// Writes the review of `decision` to the score outbox (pending). `correct = false` means the
-/// reviewer corrected the decision; `comment` says how (e.g. `human -> engineering`).
-///
-/// # Errors
-/// When the score cannot be written; the caller should retry the review.
-pub async fn record_review(
-    store: &dyn Store,
-    decision: &Decision,
-    correct: bool,
-    comment: Option<&str>,
-) -> Result<ScoreRow, StoreError> {
-    record_label(store, decision, SCORE_NAME, correct, comment).await
+/// The `routing_correct` score of a review of `decision`: `correct = false` means the reviewer
+/// corrected it; `comment` says how (e.g. `human -> engineering`).
+pub fn review_score(decision: &Decision, correct: bool, comment: Option<&str>) -> ScoreRow {
+    label_score(decision, SCORE_NAME, correct, comment)
 }
 
-/// Writes the `corrected_severity` score of `decision` to the outbox (pending): the severity a
-/// reviewer says is right. Idempotent like [`record_review`] (`<trace id>-corrected_severity`),
-/// so a re-judged decision updates it.
-///
-/// # Errors
-/// When the score cannot be written; the caller should retry the review.
-pub async fn record_corrected_severity(
-    store: &dyn Store,
+/// The `corrected_severity` score of `decision`: the severity a reviewer says is right
+/// (`<trace id>-corrected_severity`, so a re-judged decision updates it).
+pub fn corrected_severity_score(
     decision: &Decision,
     severity: Severity,
     comment: Option<&str>,
-) -> Result<ScoreRow, StoreError> {
-    let score = score_row(
+) -> ScoreRow {
+    score_row(
         decision,
         CORRECTED_SEVERITY,
         ScoreValue::Categorical(severity.as_str().to_owned()),
         comment,
-    );
-    store.upsert_score(&score).await?;
-    Ok(score)
+    )
 }
 
 /// A score on `decision`'s trace (or, untraced, its id) named `name`, with the filterable
@@ -217,54 +196,6 @@ pub fn backoff(attempts: i32) -> Duration {
         jitter: OUTBOX_JITTER,
     }
     .delay(u32::try_from(attempts).unwrap_or(0))
-}
-
-/// Sends every score due at `now` once; returns how many were sent.
-///
-/// # Errors
-/// When the outbox cannot be read or updated.
-pub async fn send_due(
-    store: &dyn Store,
-    sender: &ScoreSender,
-    now: chrono::DateTime<Utc>,
-) -> Result<usize, StoreError> {
-    let mut sent = 0;
-    for s in store.due_scores(now, 100).await? {
-        match sender.send(&s).await {
-            Ok(()) => {
-                store.score_sent(&s.id).await?;
-                metrics().scores.with_label_values(&["sent"]).inc();
-                sent += 1;
-            }
-            Err(e) => {
-                let delay = backoff(s.attempts);
-                tracing::warn!(score_id = %s.id, attempts = s.attempts + 1, error = %e, retry_in_secs = delay.as_secs(), "sending a score to Langfuse failed");
-                metrics().scores.with_label_values(&["failed"]).inc();
-                let next = Utc::now()
-                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
-                store.score_failed(&s.id, &e, next).await?;
-            }
-        }
-    }
-    Ok(sent)
-}
-
-/// Sends due scores every `interval` until `shutdown` is cancelled.
-pub async fn run_sender(
-    store: Arc<dyn Store>,
-    sender: ScoreSender,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    loop {
-        if let Err(e) = send_due(store.as_ref(), &sender, Utc::now()).await {
-            tracing::warn!(error = %e, "score outbox unavailable; retrying");
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(interval) => {}
-        }
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! Each tool's module ([`plain`], [`pylon`]) holds what is that tool's: its webhook parse, its
 //! typed actions ([`PlainAction`], [`PylonAction`]), how a decision is planned into them and
 //! rendered as a note, how they are executed, and how its routing changes read. What both
-//! share has a file of its own: [`webhook`](mod@webhook) (signatures and the
+//! share has a file of its own: `webhook.rs` (signatures and the
 //! refuse-verify-parse steps), `http.rs` (the client and status mapping), [`overrides`] (the
 //! agents' changes as the webhooks report them), [`settings`].
 //!

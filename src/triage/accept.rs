@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use crate::{
     domain::Source,
-    store::{Store, StoreError},
+    store::{Inbox, StoreError},
     ticketing::{Accepted, Adapters, WebhookError, overrides::Observed},
 };
 
@@ -86,7 +86,7 @@ pub trait OverrideSink: Send + Sync {
 /// The webhook use case: verify, parse, make durable, wake the worker.
 #[derive(Clone)]
 pub struct Bridge {
-    inbox: Arc<dyn Store>,
+    inbox: Arc<dyn Inbox>,
     adapters: Adapters,
     wake: Arc<Notify>,
     overrides: Option<Arc<dyn OverrideSink>>,
@@ -94,7 +94,7 @@ pub struct Bridge {
 
 impl Bridge {
     /// A bridge storing into `inbox`; `wake` is notified after each new delivery.
-    pub fn new(inbox: Arc<dyn Store>, adapters: Adapters, wake: Arc<Notify>) -> Self {
+    pub fn new(inbox: Arc<dyn Inbox>, adapters: Adapters, wake: Arc<Notify>) -> Self {
         Self {
             inbox,
             adapters,

@@ -12,8 +12,8 @@ use tracing::Instrument as _;
 use super::{Outcome, TriageError, TriageSettings};
 use crate::{
     classifier::Decider,
-    domain::{Decision, IdempotencyKey, Ticket, TicketContext},
-    store::{Claim, ClaimOptions, Recorded, Store},
+    domain::{Decision, IdempotencyKey, Source, Ticket, TicketContext},
+    store::{Claim, ClaimOptions, Recorded, RoutingLog, StoreError, Undecided},
     telemetry::{self, HeaderSource, metrics::metrics},
     ticketing::ActionPlanner,
 };
@@ -33,7 +33,7 @@ pub enum Mode {
 /// The triage use case.
 #[derive(Clone)]
 pub struct Triage {
-    store: Arc<dyn Store>,
+    log: Arc<dyn RoutingLog>,
     decider: Decider,
     planner: Arc<dyn ActionPlanner>,
     settings: TriageSettings,
@@ -59,15 +59,15 @@ impl Drop for Deciding {
 }
 
 impl Triage {
-    /// A use case over the given store, classifier and action planner.
+    /// A use case over the given routing log, classifier and action planner.
     pub fn new(
-        store: Arc<dyn Store>,
+        log: Arc<dyn RoutingLog>,
         decider: Decider,
         planner: Arc<dyn ActionPlanner>,
         settings: TriageSettings,
     ) -> Self {
         Self {
-            store,
+            log,
             decider,
             planner,
             settings,
@@ -90,7 +90,7 @@ impl Triage {
             acts,
         };
         Ok(self
-            .store
+            .log
             .claim_counting(ticket, self.settings.claim_lease, &options)
             .await?)
     }
@@ -112,9 +112,17 @@ impl Triage {
         self
     }
 
-    /// The store, for readiness checks.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// Tickets from `source` whose claim ran out undecided (their process died), oldest
+    /// first, for the worker's recovery loop to decide.
+    ///
+    /// # Errors
+    /// When the routing log cannot be read.
+    pub async fn undecided(
+        &self,
+        source: Source,
+        limit: u32,
+    ) -> Result<Vec<Undecided>, StoreError> {
+        self.log.undecided_tickets(source, limit).await
     }
 
     /// The classifier, for the startup log line.
@@ -230,7 +238,7 @@ impl Triage {
                 if decided.is_err() {
                     // Nothing was logged: hand the claim back now, so the caller's retry (or
                     // the worker) decides the ticket instead of waiting out the lease.
-                    match self.store.release_claim(&key).await {
+                    match self.log.release_claim(&key).await {
                         Ok(released) => {
                             tracing::info!(%key, released, "claim released after a failure")
                         }
@@ -315,7 +323,7 @@ impl Triage {
     /// # Errors
     /// When the store cannot be written (the claim then expires with its lease).
     pub async fn release(&self, key: &crate::domain::IdempotencyKey) -> Result<bool, TriageError> {
-        Ok(self.store.release_claim(key).await?)
+        Ok(self.log.release_claim(key).await?)
     }
 
     /// Writes the decision for `ctx` and, with `act`, the actions it implies.
@@ -332,7 +340,7 @@ impl Triage {
         } else {
             Vec::new()
         };
-        match self.store.record(&decision, &actions).await? {
+        match self.log.record(&decision, &actions).await? {
             Recorded::New => {
                 if let (Some(outbox), false) = (&self.acted, actions.is_empty()) {
                     outbox.notify_one();
@@ -380,7 +388,7 @@ impl Triage {
         ticket: Ticket,
         trace_id: Option<String>,
     ) -> Result<Outcome, TriageError> {
-        if let Some(d) = self.store.decision(ticket.key()).await? {
+        if let Some(d) = self.log.decision(ticket.key()).await? {
             return Ok(Outcome {
                 decision: d,
                 duplicate: true,
@@ -398,7 +406,7 @@ impl Triage {
         let repeat_count_24h = match ticket.customer_id() {
             Some(customer) => {
                 let since = Utc::now() - chrono::Duration::hours(24);
-                self.store
+                self.log
                     .recent_tickets(
                         ticket.key().source,
                         customer,
@@ -422,7 +430,7 @@ impl Triage {
         let mut pause = Duration::from_millis(20);
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(pause).await;
-            if let Some(d) = self.store.decision(ticket.key()).await? {
+            if let Some(d) = self.log.decision(ticket.key()).await? {
                 metrics()
                     .duplicates
                     .with_label_values(&[d.source.as_str()])

@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq as _;
 
 use crate::{
     credentials::CredentialsFile,
-    store::{SessionRow, Store, StoreError},
+    store::{SessionRow, SessionStore, StoreError},
 };
 
 /// The session cookie (`Path=/`: `/review` and `/dashboard` share the login).
@@ -78,7 +78,7 @@ pub(super) struct Auth {
     admin: Option<[u8; 32]>,
     reviewers: Option<Arc<CredentialsFile>>,
     secure: bool,
-    store: Arc<dyn Store>,
+    store: Arc<dyn SessionStore>,
 }
 
 fn digest(s: &str) -> [u8; 32] {
@@ -105,7 +105,7 @@ impl Auth {
         admin: Option<&SecretString>,
         reviewers: Option<Arc<CredentialsFile>>,
         secure: bool,
-        store: Arc<dyn Store>,
+        store: Arc<dyn SessionStore>,
     ) -> Self {
         Self {
             admin: admin.map(|t| digest(t.expose_secret())),
@@ -311,7 +311,7 @@ mod tests {
         h
     }
 
-    async fn store() -> Arc<dyn Store> {
+    async fn store() -> Arc<dyn SessionStore> {
         let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)

@@ -16,8 +16,8 @@ use crate::telemetry::metrics::metrics;
 
 /// The session of the request, or the response to give instead: the login form going on to
 /// `next` (none), or 503 (the sessions cannot be read).
-pub(super) async fn session_or_login(
-    p: &Pages,
+pub(super) async fn session_or_login<S: ?Sized>(
+    p: &Pages<S>,
     headers: &HeaderMap,
     next: &str,
 ) -> Result<auth::Session, Response> {
@@ -32,8 +32,8 @@ pub(super) async fn session_or_login(
 }
 
 /// The login form with a fresh nonce cookie.
-pub(super) fn login_form(
-    p: &Pages,
+pub(super) fn login_form<S: ?Sized>(
+    p: &Pages<S>,
     status: StatusCode,
     error: Option<&str>,
     next: &str,
@@ -70,7 +70,11 @@ fn after_login(next: &str) -> &'static str {
 
 /// The client's address for the login limits: the configured proxy header (the last entry of
 /// `X-Forwarded-For`, which the nearest proxy appended), else the TCP peer.
-fn client_address(p: &Pages, headers: &HeaderMap, peer: SocketAddr) -> std::net::IpAddr {
+fn client_address<S: ?Sized>(
+    p: &Pages<S>,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> std::net::IpAddr {
     p.settings
         .client_address_header
         .as_deref()
@@ -84,8 +88,8 @@ fn client_address(p: &Pages, headers: &HeaderMap, peer: SocketAddr) -> std::net:
 /// `POST /review/login`: checks the login limits, the login CSRF token and the token, and opens
 /// the session. A throttled login is answered 429 with `Retry-After` and its token is not
 /// checked; a wrong token is counted, logged (never the token) and answered 401.
-pub(super) async fn login(
-    State(p): State<Pages>,
+pub(super) async fn login<S: ?Sized>(
+    State(p): State<Pages<S>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
@@ -159,8 +163,8 @@ pub(super) struct LogoutForm {
 
 /// `POST /review/logout`: ends the session server-side (its cookie stops working on every
 /// replica) and clears the cookie.
-pub(super) async fn logout(
-    State(p): State<Pages>,
+pub(super) async fn logout<S: ?Sized>(
+    State(p): State<Pages<S>>,
     headers: HeaderMap,
     Form(f): Form<LogoutForm>,
 ) -> Response {

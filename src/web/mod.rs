@@ -39,16 +39,21 @@ use crate::{
     credentials::CredentialsFile,
     domain::{Severity, Source},
     review::{self, NewReview, Origin, ReviewSettings, ReviewVerdict, SampleRequest},
-    store::Store,
+    store::{AuditLog, Reviews, ScoreQueue, SessionStore},
 };
 
 use auth::Auth;
 use throttle::Throttle;
 
+/// What the pages read and write: the daily review (samples, verdicts and their scores) and
+/// the audit's reads for the dashboard.
+pub trait PageStore: Reviews + ScoreQueue + AuditLog {}
+
+impl<T: Reviews + ScoreQueue + AuditLog + ?Sized> PageStore for T {}
+
 /// Shared state of the review pages.
-#[derive(Clone)]
-struct Pages {
-    store: Arc<dyn Store>,
+struct Pages<S: ?Sized> {
+    store: Arc<S>,
     settings: ReviewSettings,
     /// Everything the dashboard's audit needs (`[audit]`, the labels).
     all: Arc<Settings>,
@@ -57,11 +62,25 @@ struct Pages {
     throttle: Arc<Throttle>,
 }
 
-/// The `/review` and `/dashboard` routes over `store`, or none (so every such path is a 404)
-/// when neither an admin token nor `reviewers` is set. Logs at start which one it is. Served
-/// with `ConnectInfo<SocketAddr>` (failed logins are counted per client address).
-pub fn router(
-    store: Arc<dyn Store>,
+impl<S: ?Sized> Clone for Pages<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            settings: self.settings.clone(),
+            all: self.all.clone(),
+            auth: self.auth.clone(),
+            throttle: self.throttle.clone(),
+        }
+    }
+}
+
+/// The `/review` and `/dashboard` routes over `store` (logins kept in `sessions`), or none (so
+/// every such path is a 404) when neither an admin token nor `reviewers` is set. Logs at start
+/// which one it is. Served with `ConnectInfo<SocketAddr>` (failed logins are counted per client
+/// address).
+pub fn router<S: PageStore + ?Sized + 'static>(
+    store: Arc<S>,
+    sessions: Arc<dyn SessionStore>,
     all: &Settings,
     reviewers: Option<Arc<CredentialsFile>>,
 ) -> Router {
@@ -84,7 +103,7 @@ pub fn router(
             settings.admin_token.as_ref(),
             reviewers,
             settings.secure_cookie,
-            store.clone(),
+            sessions,
         ),
         store,
         settings: settings.clone(),
@@ -92,11 +111,11 @@ pub fn router(
         throttle: Arc::new(Throttle::new()),
     };
     Router::new()
-        .route("/dashboard", get(show_dashboard))
-        .route("/review", get(show))
-        .route("/review/login", post(login::login))
-        .route("/review/logout", post(login::logout))
-        .route("/review/verdict", post(verdict))
+        .route("/dashboard", get(show_dashboard::<S>))
+        .route("/review", get(show::<S>))
+        .route("/review/login", post(login::login::<S>))
+        .route("/review/logout", post(login::logout::<S>))
+        .route("/review/verdict", post(verdict::<S>))
         .with_state(pages)
 }
 
@@ -184,7 +203,11 @@ fn with_cookie(mut r: Response, cookie: &str) -> Response {
 }
 
 /// `GET /review`: the login form, or the day's sample.
-async fn show(State(p): State<Pages>, headers: HeaderMap, Query(which): Query<Which>) -> Response {
+async fn show<S: PageStore + ?Sized + 'static>(
+    State(p): State<Pages<S>>,
+    headers: HeaderMap,
+    Query(which): Query<Which>,
+) -> Response {
     let session = match login::session_or_login(&p, &headers, "/review").await {
         Ok(s) => s,
         Err(r) => return r,
@@ -230,8 +253,8 @@ struct DashboardQuery {
 }
 
 /// `GET /dashboard`: the login form, or the weekly audit as charts and tables.
-async fn show_dashboard(
-    State(p): State<Pages>,
+async fn show_dashboard<S: PageStore + ?Sized + 'static>(
+    State(p): State<Pages<S>>,
     headers: HeaderMap,
     Query(q): Query<DashboardQuery>,
 ) -> Response {
@@ -335,8 +358,8 @@ fn form_labels(
 }
 
 /// `POST /review/verdict`: records a verdict (or a skip) and shows the page again.
-async fn verdict(
-    State(p): State<Pages>,
+async fn verdict<S: PageStore + ?Sized + 'static>(
+    State(p): State<Pages<S>>,
     headers: HeaderMap,
     Form(f): Form<VerdictForm>,
 ) -> Response {

@@ -38,7 +38,7 @@ pub async fn run(w: Worker, shutdown: CancellationToken) {
         &wake,
         &shutdown,
         |n| {
-            let store = w.store.clone();
+            let store = w.queues.inbox.clone();
             let lease = w.settings.delivery_lease;
             async move { store.lease_deliveries(lease, n).await }
         },
@@ -114,8 +114,11 @@ impl Worker {
                     );
                     self.decide_safely(&d, INTERNAL_ERROR).await;
                 } else if let Err(se) = persist(self.settings.delivery_lease / 2, || {
-                    self.store
-                        .delivery_crashed(&d.key, &error, self.next_attempt(internal, None))
+                    self.queues.inbox.delivery_crashed(
+                        &d.key,
+                        &error,
+                        self.next_attempt(internal, None),
+                    )
                 })
                 .await
                 {
@@ -179,7 +182,7 @@ impl Worker {
     async fn finished(&self, key: &IdempotencyKey, outcome: &Outcome) {
         if outcome.duplicate {
             if let Err(e) = persist(self.settings.delivery_lease / 2, || {
-                self.store.finish_delivery(key)
+                self.queues.inbox.finish_delivery(key)
             })
             .await
             {
@@ -258,7 +261,7 @@ impl Worker {
     ) {
         let next = self.next_attempt(d.attempts, hint);
         if let Err(se) = persist(self.settings.delivery_lease / 2, || {
-            self.store.retry_delivery(&d.key, error, next)
+            self.queues.inbox.retry_delivery(&d.key, error, next)
         })
         .await
         {
@@ -273,7 +276,7 @@ impl Worker {
             "delivery cannot be decided; giving up (see deliveries.last_error)"
         );
         if let Err(e) = persist(self.settings.delivery_lease / 2, || {
-            self.store.fail_delivery(key, error)
+            self.queues.inbox.fail_delivery(key, error)
         })
         .await
         {
@@ -303,11 +306,7 @@ fn unreadable_ticket(key: &IdempotencyKey) -> Result<Ticket, crate::domain::Doma
 pub async fn recover(w: Worker, shutdown: CancellationToken) {
     let mut failures: HashMap<IdempotencyKey, (u32, Instant)> = HashMap::new();
     loop {
-        match w
-            .store
-            .undecided_tickets(Source::Api, w.settings.batch)
-            .await
-        {
+        match w.triage.undecided(Source::Api, w.settings.batch).await {
             Ok(tickets) => {
                 for undecided in tickets {
                     // Decided as its request would have: `Classify` logs only, `Route` acts.

@@ -1,5 +1,6 @@
-//! The worker behind the webhook bridge, over the `Store` and `Ticketing` traits. It runs as
-//! independent loops, each restarted by a supervisor if it ever ends outside shutdown:
+//! The worker behind the webhook bridge, over the store's `Inbox`, `Outbox` and `Liveness` and the
+//! `Ticketing` port. It runs as independent loops, each restarted by a supervisor if it ever
+//! ends outside shutdown:
 //!
 //! 1. **Inbox** ([`inbox`]). Stored webhook deliveries are leased oldest first and decided
 //!    through [`Triage::decide`] (which logs the decision, its actions and the delivery's
@@ -11,6 +12,8 @@
 //! 4. **Heartbeat.** This process's row in `workers` is refreshed every few seconds; leases and
 //!    claims name their holder, so when a process dies any other takes its work over within
 //!    `[worker] stale_after_secs` instead of waiting out the lease.
+//! 5. **Scores** ([`scores`]), with Langfuse configured: the reviews' scores are sent from their
+//!    outbox with back-off.
 //!
 //! Each loop keeps a fixed number of slots ([`pump::Pump`]): it leases as many items as it has
 //! free slots, runs each in its own task, and leases again as soon as a slot frees (no
@@ -24,6 +27,7 @@
 pub mod inbox;
 pub mod outbox;
 pub mod pump;
+pub mod scores;
 pub mod settings;
 
 use std::{
@@ -39,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     backoff::{Backoff, OUTBOX_JITTER},
-    store::Store,
+    store::{Inbox, Liveness, Outbox},
     telemetry::metrics::metrics,
     ticketing::Adapters,
     triage::Triage,
@@ -108,9 +112,13 @@ pub async fn supervise<F, Fut>(
 }
 
 /// Refreshes this process's heartbeat every `interval` until `shutdown`.
-pub async fn heartbeat(store: Arc<dyn Store>, interval: Duration, shutdown: CancellationToken) {
+pub async fn heartbeat(
+    liveness: Arc<dyn Liveness>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     loop {
-        if let Err(e) = store.heartbeat().await {
+        if let Err(e) = liveness.heartbeat().await {
             tracing::warn!(error = %e, "cannot refresh the worker heartbeat; retrying");
         }
         tokio::select! {
@@ -120,10 +128,21 @@ pub async fn heartbeat(store: Arc<dyn Store>, interval: Duration, shutdown: Canc
     }
 }
 
+/// The store's concerns the worker's loops use.
+#[derive(Clone)]
+pub struct Queues {
+    /// Webhook deliveries to decide.
+    pub inbox: Arc<dyn Inbox>,
+    /// Actions to execute.
+    pub outbox: Arc<dyn Outbox>,
+    /// This process's heartbeat and lease holder id.
+    pub liveness: Arc<dyn Liveness>,
+}
+
 /// The inbox, outbox and recovery loops.
 #[derive(Clone)]
 pub struct Worker {
-    store: Arc<dyn Store>,
+    queues: Queues,
     triage: Triage,
     adapters: Adapters,
     settings: WorkerSettings,
@@ -141,17 +160,17 @@ pub struct Wakes {
 }
 
 impl Worker {
-    /// A worker over `store`, deciding through `triage` and acting through `adapters`, woken
+    /// A worker over `queues`, deciding through `triage` and acting through `adapters`, woken
     /// early by `wakes`.
     pub fn new(
-        store: Arc<dyn Store>,
+        queues: Queues,
         triage: Triage,
         adapters: Adapters,
         settings: WorkerSettings,
         wakes: Wakes,
     ) -> Self {
         Self {
-            store,
+            queues,
             triage,
             adapters,
             settings,
@@ -182,7 +201,7 @@ impl Worker {
         tracing::info!(
             inbox_concurrency = self.settings.inbox_concurrency,
             outbox_concurrency = self.settings.outbox_concurrency,
-            holder = self.store.holder(),
+            holder = self.queues.liveness.holder(),
             "worker started"
         );
         let inbox = self.spawn_loop("inbox", &shutdown, inbox::run);

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Worker, isolated, persist};
-use crate::{domain::work::Action, store::Store, telemetry::metrics::metrics};
+use crate::{domain::work::Action, store::Outbox, telemetry::metrics::metrics};
 
 /// How long the completer waits for more completions before writing a batch.
 const COMPLETE_WINDOW: Duration = Duration::from_millis(2);
@@ -25,7 +25,7 @@ const COMPLETE_BATCH: usize = 512;
 pub async fn run(w: Worker, shutdown: CancellationToken) {
     let (done, completions) = mpsc::unbounded_channel();
     let completer = tokio::spawn(complete(
-        w.store.clone(),
+        w.queues.outbox.clone(),
         completions,
         w.settings.action_lease / 2,
     ));
@@ -35,7 +35,7 @@ pub async fn run(w: Worker, shutdown: CancellationToken) {
         &wake,
         &shutdown,
         |n| {
-            let store = w.store.clone();
+            let store = w.queues.outbox.clone();
             let lease = w.settings.action_lease;
             async move { store.lease_actions(lease, n).await }
         },
@@ -56,7 +56,11 @@ pub async fn run(w: Worker, shutdown: CancellationToken) {
 }
 
 /// Writes completed action ids in batches until every sender is gone.
-async fn complete(store: Arc<dyn Store>, mut ids: mpsc::UnboundedReceiver<i64>, within: Duration) {
+async fn complete(
+    outbox: Arc<dyn Outbox>,
+    mut ids: mpsc::UnboundedReceiver<i64>,
+    within: Duration,
+) {
     while let Some(first) = ids.recv().await {
         let mut batch = vec![first];
         let until = tokio::time::Instant::now() + COMPLETE_WINDOW;
@@ -66,7 +70,7 @@ async fn complete(store: Arc<dyn Store>, mut ids: mpsc::UnboundedReceiver<i64>, 
                 Ok(None) | Err(_) => break,
             }
         }
-        match persist(within, || store.complete_actions(&batch)).await {
+        match persist(within, || outbox.complete_actions(&batch)).await {
             Ok(n) => {
                 let n = usize::try_from(n).unwrap_or(usize::MAX);
                 if n < batch.len() {
@@ -81,7 +85,7 @@ async fn complete(store: Arc<dyn Store>, mut ids: mpsc::UnboundedReceiver<i64>, 
                 // ones that really cannot be written run again.
                 tracing::warn!(error = %e, actions = batch.len(), "cannot mark a batch of actions done; marking each");
                 for id in batch {
-                    if let Err(e) = store.complete_action(id).await {
+                    if let Err(e) = outbox.complete_action(id).await {
                         tracing::warn!(
                             action_id = id,
                             error = %e,
@@ -124,11 +128,13 @@ impl Worker {
                 let within = self.settings.action_lease / 2;
                 let result = if internal >= self.settings.max_attempts {
                     let why = format!("panicked {internal} times (stage act)");
-                    persist(within, || self.store.fail_action(a.id, &why)).await
+                    persist(within, || self.queues.outbox.fail_action(a.id, &why)).await
                 } else {
                     let at = self.next_attempt(internal, None);
                     persist(within, || {
-                        self.store.action_crashed(a.id, "panicked (stage act)", at)
+                        self.queues
+                            .outbox
+                            .action_crashed(a.id, "panicked (stage act)", at)
                     })
                     .await
                 };
@@ -157,10 +163,13 @@ impl Worker {
                 let recorded = if e.is_retryable() {
                     tracing::warn!(error, "action failed; will retry");
                     let next = self.next_attempt(a.attempts, e.retry_after());
-                    persist(within, || self.store.retry_action(a.id, &error, next)).await
+                    persist(within, || {
+                        self.queues.outbox.retry_action(a.id, &error, next)
+                    })
+                    .await
                 } else {
                     tracing::error!(error, "action rejected by the tool; giving up");
-                    persist(within, || self.store.fail_action(a.id, &error)).await
+                    persist(within, || self.queues.outbox.fail_action(a.id, &error)).await
                 };
                 if let Err(se) = recorded {
                     tracing::warn!(error = %se, "cannot record the failed attempt; the action's lease will expire");

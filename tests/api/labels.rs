@@ -8,10 +8,11 @@ use std::{collections::BTreeMap, time::Duration};
 use chrono::Utc;
 use escalator::{
     audit::labels,
+    domain::work::ScoreValue,
     domain::{Decision, RawTicket, Sentiment, Severity, Source, Ticket, Tier, Usage},
     promote,
     review::{self, LabelVerdict, NewReview, Origin, ReviewVerdict},
-    store::{ScoreValue, Store},
+    store::Store,
     taxonomy::Taxonomy,
 };
 

@@ -10,9 +10,10 @@ use std::{
 
 use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
 use escalator::{
+    domain::work::ScoreValue,
     domain::{Decision, RawTicket, Route, Severity, Source, Ticket, Tier, Usage},
     review::{self, NewReview, Origin, ReviewVerdict, SampleRequest},
-    store::{ScoreValue, Store},
+    store::Store,
 };
 
 use crate::both_backends;

@@ -23,7 +23,7 @@ use escalator::{
     domain::{Decision, RawTicket, Source, Ticket, Tier, work::NewDelivery},
     http::{HttpState, router},
     startup::{App, build_decider},
-    store::{self, SqliteStore, Store, StoreSettings},
+    store::{self, SqliteStore, Store, StoreSettings, prelude::*},
     ticketing::{
         Adapters, RoutingPlanner, note_html, note_marker, note_text,
         plain::{

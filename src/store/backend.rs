@@ -1,0 +1,391 @@
+//! The two backends, [`PgStore`] and [`SqliteStore`], and what every concern's statements share:
+//! the column lists, the lease condition, the bind-run-read macros, the readers of a decision
+//! row. Each concern (`routing_log.rs`, `inbox.rs`, `outbox.rs`, `scores.rs`, `reviews.rs`,
+//! `audit.rs`, `liveness.rs`) writes its statements once and implements its trait for both
+//! backends with [`for_both_backends!`], since PostgreSQL and SQLite accept the same statements
+//! here. Timestamps are `TIMESTAMPTZ` on PostgreSQL and RFC 3339 UTC text on SQLite (which sorts
+//! lexically, so range queries work on both).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row as _;
+
+use super::{DEFAULT_STALE_AFTER, StoreError};
+use crate::domain::{Decision, Route, Severity, Source, Tier, TierSource, Usage, work::NewAction};
+
+/// The routing log on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pub(super) pool: sqlx::PgPool,
+    pub(super) holder: String,
+    pub(super) stale_after: Duration,
+}
+
+/// The routing log on SQLite (the embedded default).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pub(super) pool: sqlx::SqlitePool,
+    pub(super) holder: String,
+    pub(super) stale_after: Duration,
+}
+
+macro_rules! decision_columns {
+    () => {
+        "id, source, ticket_id, ticket_version, severity, route, confidence, \
+     reasoning, prompt_version, model, fallback, fallback_reason, notes, tier, request_id, \
+     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, trace_id, \
+     observation_id, created_at, model_latency_ms, model_retries, model_severity, weighting_rule, \
+     arr_usd, tier_source, enrichment_failed, topic, sentiment, shadow, caller"
+    };
+}
+pub(super) use decision_columns;
+
+macro_rules! review_columns {
+    () => {
+        "r.id, r.decision_id, r.reviewer, r.reviewed_at, r.verdict, r.corrected_severity, r.why, \
+         r.origin, r.topic, r.sentiment, r.shadow"
+    };
+}
+pub(super) use review_columns;
+
+/// A decision (qualified `d.`, as tickets share column names), its ticket and its sample.
+macro_rules! review_item_columns {
+    () => {
+        "d.id, d.source, d.ticket_id, d.ticket_version, d.severity, d.route, d.confidence, \
+         d.reasoning, d.prompt_version, d.model, d.fallback, d.fallback_reason, d.notes, d.tier, \
+         d.request_id, d.input_tokens, d.output_tokens, d.cache_read_tokens, d.cache_write_tokens, \
+         d.cost_usd, d.trace_id, d.observation_id, d.created_at, d.model_latency_ms, \
+         d.model_retries, d.model_severity, d.weighting_rule, d.arr_usd, d.tier_source, \
+         d.enrichment_failed, d.topic, d.sentiment, d.shadow, d.caller, t.subject AS t_subject, \
+         t.body AS t_body, t.tier AS t_tier, t.arr_usd AS t_arr_usd, s.skipped_at AS s_skipped_at"
+    };
+}
+pub(super) use review_item_columns;
+
+macro_rules! action_columns {
+    () => {
+        "id, decision_id, source, ticket_id, kind, payload, status, attempts, last_error, \
+         internal_errors"
+    };
+}
+pub(super) use action_columns;
+
+/// The condition under which a row of `$table` may be leased: not leased, its lease ran out, or
+/// its holder's heartbeat stopped. A holder never takes its own live lease over. Binds: `$2`
+/// now, `$4` the oldest live heartbeat, `$5` this holder.
+macro_rules! leasable {
+    ($table:literal) => {
+        concat!(
+            "(",
+            $table,
+            ".locked_until IS NULL OR ",
+            $table,
+            ".locked_until < $2 OR (",
+            $table,
+            ".locked_by IS NOT NULL AND ",
+            $table,
+            ".locked_by <> $5 \
+             AND NOT EXISTS (SELECT 1 FROM workers w \
+             WHERE w.id = ",
+            $table,
+            ".locked_by AND w.heartbeat_at >= $4)))"
+        )
+    };
+}
+pub(super) use leasable;
+
+/// How many rows of `$table` are pending and failed, and when (`$at`) the oldest pending one
+/// came in: the one statement for both the inbox and the outbox.
+macro_rules! backlog_of {
+    ($table:literal, $at:literal) => {
+        concat!(
+            "SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+             COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) AS failed, \
+             MIN(CASE WHEN status = 'pending' THEN ",
+            $at,
+            " END) AS oldest FROM ",
+            $table,
+            " WHERE status IN ('pending', 'failed')"
+        )
+    };
+}
+pub(super) use backlog_of;
+
+/// The decision's severity as an action priority: lower runs first.
+pub(super) fn priority(severity: Severity) -> i16 {
+    match severity {
+        Severity::OnFire => 0,
+        Severity::Urgent => 1,
+        Severity::Routine => 2,
+    }
+}
+
+/// The actions of a decision as one JSON array, so every backend inserts them in one statement.
+pub(super) fn actions_json(actions: &[NewAction]) -> String {
+    serde_json::Value::Array(
+        actions
+            .iter()
+            .map(|a| serde_json::json!({"kind": a.kind.as_str(), "payload": a.payload.to_string()}))
+            .collect(),
+    )
+    .to_string()
+}
+
+/// Ids as a JSON array, bound as one text parameter on both backends.
+pub(super) fn ids_json(ids: &[i64]) -> String {
+    serde_json::Value::from(ids.to_vec()).to_string()
+}
+
+pub(super) fn attempts(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+/// A row that could not be read back: a column's value, or its parse into a domain type.
+pub(super) fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+pub(super) fn json(col: &str, text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+}
+
+/// A stored sentiment label (NULL: not labelled or not judged).
+pub(super) fn sentiment(
+    text: Option<String>,
+) -> Result<Option<crate::domain::Sentiment>, StoreError> {
+    text.map(|t| crate::domain::Sentiment::parse("sentiment", &t).map_err(corrupt))
+        .transpose()
+}
+
+/// A stored shadow map (NULL: none asked or judged).
+pub(super) fn shadow(
+    text: Option<String>,
+) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
+    crate::taxonomy::shadow_from_json(text.as_deref()).map_err(StoreError::Corrupt)
+}
+
+pub(super) fn lease_end(lease: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60))
+}
+
+/// The payload key an older release kept a delivery's `traceparent` under (now the
+/// `trace_context` column, migration 0050).
+pub(super) const LEGACY_TRACEPARENT_KEY: &str = "_traceparent";
+
+// The statuses written below are the spellings of `ActionStatus` and `DeliveryStatus` (a test
+// holds them to the tables' CHECK constraints).
+
+/// What an attempt that failed but may succeed later writes: the error, and when to try again.
+pub(super) const RETRY: &str = "last_error = $1, next_attempt_at = $2";
+/// What giving up writes: failed for good, with the reason and when.
+pub(super) const FAIL: &str = "status = 'failed', last_error = $1, done_at = $2";
+/// What an attempt that panicked or failed unexpectedly writes: as [`RETRY`], counted in
+/// `internal_errors` (which bounds such attempts).
+pub(super) const CRASHED: &str =
+    "last_error = $1, next_attempt_at = $2, internal_errors = internal_errors + 1";
+
+// Most statements below differ only in their SQL, their binds and how a row is read back:
+// these macros write the bind-run-read steps once, so each method states just what differs.
+// `$ex` is the executor (`&self.pool`, or a transaction); `$from_row` reads one row.
+
+/// `$sql` with each `$bind` bound in order (`$1`, `$2`, ...).
+macro_rules! statement {
+    ($sql:expr $(, $bind:expr)* $(,)?) => {
+        sqlx::query($sql)$(.bind($bind))*
+    };
+}
+pub(super) use statement;
+
+/// Runs `$sql`; how many rows it changed.
+macro_rules! execute {
+    ($ex:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        statement!($sql $(, $bind)*).execute($ex).await?.rows_affected()
+    };
+}
+pub(super) use execute;
+
+/// Every row of `$sql`, each read by `$from_row`.
+macro_rules! fetch_all {
+    ($ex:expr, $from_row:expr, $sql:expr $(, $bind:expr)* $(,)?) => {{
+        let rows = statement!($sql $(, $bind)*).fetch_all($ex).await?;
+        rows.iter().map($from_row).collect::<Result<Vec<_>, StoreError>>()
+    }};
+}
+pub(super) use fetch_all;
+
+/// The row of `$sql`, if there is one, read by `$from_row`.
+macro_rules! fetch_optional {
+    ($ex:expr, $from_row:expr, $sql:expr $(, $bind:expr)* $(,)?) => {{
+        let row = statement!($sql $(, $bind)*).fetch_optional($ex).await?;
+        row.as_ref().map($from_row).transpose()
+    }};
+}
+pub(super) use fetch_optional;
+
+/// `$ty { .. }` with each `$col` read from the column of its name, then the `$field`s given:
+/// for row types that are mostly columns.
+macro_rules! from_columns {
+    ($row:expr, $ty:ident { $($col:ident),* $(,)? } $(; $($field:ident: $value:expr),* $(,)?)?) => {
+        $ty {
+            $($col: $row.try_get(stringify!($col)).map_err(corrupt)?,)*
+            $($($field: $value,)*)?
+        }
+    };
+}
+pub(super) use from_columns;
+
+macro_rules! impl_backend {
+    ($store:ident, $pool:ty, $row:ty, $backend:literal, $skip_locked:literal) => {
+        impl $store {
+            /// A store over an already migrated pool, holding leases under a fresh holder id.
+            pub fn new(pool: $pool) -> Self {
+                Self {
+                    pool,
+                    holder: uuid::Uuid::now_v7().to_string(),
+                    stale_after: DEFAULT_STALE_AFTER,
+                }
+            }
+
+            /// Sets how old a holder's heartbeat may be before its leases are taken over.
+            #[must_use]
+            pub fn stale_after(mut self, stale_after: Duration) -> Self {
+                self.stale_after = stale_after;
+                self
+            }
+
+            /// The oldest heartbeat that still counts as alive.
+            pub(super) fn live_since(&self) -> DateTime<Utc> {
+                Utc::now()
+                    - chrono::Duration::from_std(self.stale_after)
+                        .unwrap_or(chrono::Duration::seconds(6))
+            }
+
+            /// The pool, for tests and the action worker.
+            pub fn pool(&self) -> &$pool {
+                &self.pool
+            }
+
+            /// The usage columns of a decision row: a decision and an audit row read them alike.
+            pub(super) fn usage_from_row(row: &$row) -> Result<Usage, StoreError> {
+                Ok(from_columns!(
+                    row,
+                    Usage {
+                        request_id,
+                        input_tokens,
+                        output_tokens,
+                        cache_read_tokens,
+                        cache_write_tokens,
+                        cost_usd,
+                        model_latency_ms,
+                        model_retries,
+                    }
+                ))
+            }
+
+            pub(super) fn decision_from_row(row: &$row) -> Result<Decision, StoreError> {
+                let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
+                Ok(Decision {
+                    id: text("id")?,
+                    source: Source::parse("source", &text("source")?).map_err(corrupt)?,
+                    ticket_id: text("ticket_id")?,
+                    ticket_version: text("ticket_version")?,
+                    severity: Severity::parse("severity", &text("severity")?).map_err(corrupt)?,
+                    route: Route::parse("route", &text("route")?).map_err(corrupt)?,
+                    confidence: row.try_get::<f32, _>("confidence").map_err(corrupt)?,
+                    reasoning: text("reasoning")?,
+                    prompt_version: text("prompt_version")?,
+                    model: text("model")?,
+                    fallback: row.try_get::<bool, _>("fallback").map_err(corrupt)?,
+                    fallback_reason: row.try_get("fallback_reason").map_err(corrupt)?,
+                    notes: row.try_get("notes").map_err(corrupt)?,
+                    tier: Tier::parse("tier", &text("tier")?).map_err(corrupt)?,
+                    usage: Self::usage_from_row(row)?,
+                    trace_id: row.try_get("trace_id").map_err(corrupt)?,
+                    observation_id: row.try_get("observation_id").map_err(corrupt)?,
+                    created_at: row.try_get("created_at").map_err(corrupt)?,
+                    model_severity: match row
+                        .try_get::<Option<String>, _>("model_severity")
+                        .map_err(corrupt)?
+                    {
+                        Some(s) => Severity::parse("model_severity", &s).map_err(corrupt)?,
+                        // Logged before the weighting rules: the classifier's severity stood.
+                        None => Severity::parse("severity", &text("severity")?).map_err(corrupt)?,
+                    },
+                    weighting_rule: row.try_get("weighting_rule").map_err(corrupt)?,
+                    arr_usd: row.try_get("arr_usd").map_err(corrupt)?,
+                    tier_source: row
+                        .try_get::<Option<String>, _>("tier_source")
+                        .map_err(corrupt)?
+                        .map(|s| TierSource::parse("tier_source", &s))
+                        .transpose()
+                        .map_err(corrupt)?,
+                    enrichment_failed: row.try_get("enrichment_failed").map_err(corrupt)?,
+                    topic: row.try_get("topic").map_err(corrupt)?,
+                    sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
+                    shadow: shadow(row.try_get("shadow").map_err(corrupt)?)?,
+                    caller: row.try_get("caller").map_err(corrupt)?,
+                })
+            }
+
+            /// Runs a lease statement of `lease_deliveries` or `lease_actions`, which both bind
+            /// `$1` the lease's end, `$2` now, `$3` the limit, `$4` the oldest live heartbeat and
+            /// `$5` this holder.
+            pub(super) async fn lease_rows(
+                &self,
+                sql: &'static str,
+                lease: Duration,
+                limit: u32,
+            ) -> Result<Vec<$row>, StoreError> {
+                let now = Utc::now();
+                let rows = statement!(
+                    sql,
+                    lease_end(lease),
+                    now,
+                    i64::from(limit),
+                    self.live_since(),
+                    &self.holder
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows)
+            }
+        }
+    };
+}
+
+/// Maps a pool type to its database, so `impl_store!` can name the executor bound.
+pub(super) trait PoolDb {
+    /// The sqlx database.
+    type Db: sqlx::Database;
+}
+impl PoolDb for sqlx::PgPool {
+    type Db = sqlx::Postgres;
+}
+impl PoolDb for sqlx::SqlitePool {
+    type Db = sqlx::Sqlite;
+}
+
+/// Writes `$impl!` (a concern's implementation) for both backends: PostgreSQL, and SQLite, which
+/// has no row locks (writers are serialised, so an UPDATE alone is atomic: no `SKIP LOCKED`).
+macro_rules! for_both_backends {
+    ($impl:ident) => {
+        $impl!(
+            PgStore,
+            sqlx::PgPool,
+            sqlx::postgres::PgRow,
+            "postgres",
+            "FOR UPDATE SKIP LOCKED"
+        );
+        $impl!(
+            SqliteStore,
+            sqlx::SqlitePool,
+            sqlx::sqlite::SqliteRow,
+            "sqlite",
+            ""
+        );
+    };
+}
+pub(super) use for_both_backends;
+
+for_both_backends!(impl_backend);

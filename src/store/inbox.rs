@@ -1,0 +1,203 @@
+//! The inbox: webhook deliveries made durable under their idempotency key, leased to one worker
+//! at a time and finished, retried or failed; and the signed webhooks the parse refused, counted
+//! for the weekly audit.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row as _;
+
+use super::StoreError;
+#[allow(clippy::wildcard_imports)]
+use super::backend::*;
+use crate::domain::{
+    IdempotencyKey, Source,
+    work::{NewDelivery, PendingDelivery},
+};
+
+/// The inbox of webhook deliveries.
+#[async_trait]
+pub trait Inbox: Send + Sync {
+    /// Makes a webhook delivery durable; `true` when it is new, `false` for a repeat of its key
+    /// (which does nothing else but count the repeat on the stored delivery).
+    async fn accept_delivery(&self, delivery: &NewDelivery) -> Result<bool, StoreError>;
+
+    /// Leases up to `limit` pending deliveries that are due and not leased by a live worker, for
+    /// `lease`, counting an attempt on each. Atomic across workers and replicas.
+    async fn lease_deliveries(
+        &self,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<PendingDelivery>, StoreError>;
+
+    /// Marks a delivery processed (its ticket is decided, or deliberately skipped).
+    async fn finish_delivery(&self, key: &IdempotencyKey) -> Result<(), StoreError>;
+
+    /// Releases a delivery for another attempt at `next_attempt_at`, recording why this one failed.
+    async fn retry_delivery(
+        &self,
+        key: &IdempotencyKey,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Gives a delivery up for good (the tool says the ticket does not exist or is invalid).
+    async fn fail_delivery(&self, key: &IdempotencyKey, error: &str) -> Result<(), StoreError>;
+
+    /// Like [`Inbox::retry_delivery`] for an attempt that panicked or failed unexpectedly:
+    /// also counts it in `internal_errors`, which bounds such attempts.
+    async fn delivery_crashed(
+        &self,
+        key: &IdempotencyKey,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Counts a signed webhook the parse refused (never stored as a delivery), with its
+    /// payload version when it could be read.
+    async fn record_rejection(
+        &self,
+        source: Source,
+        webhook_version: Option<&str>,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+}
+
+macro_rules! impl_inbox {
+    ($store:ident, $pool:ty, $row:ty, $backend:literal, $skip_locked:literal) => {
+        impl $store {
+            /// Releases the lease of a pending delivery and applies `set`, which binds `$1` (an
+            /// error text, or NULL) and `$2` (a time).
+            async fn update_delivery(
+                &self,
+                key: &IdempotencyKey,
+                set: &'static str,
+                error: Option<&str>,
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "UPDATE deliveries SET locked_until = NULL, {set} \
+                     WHERE source = $3 AND ticket_id = $4 AND version = $5 AND status = 'pending'"
+                ));
+                execute!(&self.pool, sql, error, at, key.source.as_str(), &key.ticket_id, &key.version);
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl Inbox for $store {
+            async fn accept_delivery(&self, d: &NewDelivery) -> Result<bool, StoreError> {
+                let now = Utc::now();
+                // A repeat of the key changes nothing but its count of repeats (which the audit
+                // reports): `duplicates` comes back 0 only from the insert.
+                let duplicates: i32 = sqlx::query_scalar(
+                    "INSERT INTO deliveries (source, ticket_id, version, event_type, payload, status, \
+                     attempts, next_attempt_at, received_at, webhook_version, missing_fields, \
+                     trace_context) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $7, $8, $9) \
+                     ON CONFLICT (source, ticket_id, version) \
+                     DO UPDATE SET duplicates = deliveries.duplicates + 1 RETURNING duplicates",
+                )
+                .bind(d.key.source.as_str())
+                .bind(&d.key.ticket_id)
+                .bind(&d.key.version)
+                .bind(&d.event_type)
+                .bind(d.payload.to_string())
+                .bind(now)
+                .bind(&d.webhook_version)
+                .bind((!d.missing_fields.is_empty()).then(|| d.missing_fields.join(",")))
+                .bind(&d.trace_context)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(duplicates == 0)
+            }
+
+            async fn lease_deliveries(
+                &self, lease: Duration, limit: u32,
+            ) -> Result<Vec<PendingDelivery>, StoreError> {
+                // Oldest first. The outer WHERE repeats the test so that a row another worker
+                // leased between the pick and the update is not taken twice.
+                // The pick is a MATERIALIZED CTE so it runs once: as a plain subquery PostgreSQL
+                // may re-run it per row and, skipping the rows this very statement updated,
+                // lease more than `limit`.
+                let sql = concat!(
+                    "WITH picked AS MATERIALIZED ( \
+                       SELECT source, ticket_id, version FROM deliveries \
+                       WHERE status = 'pending' AND next_attempt_at <= $2 AND ",
+                    leasable!("deliveries"),
+                    " ORDER BY received_at LIMIT $3 ",
+                    $skip_locked,
+                    ") UPDATE deliveries SET locked_until = $1, locked_by = $5, attempts = attempts + 1 \
+                     WHERE (source, ticket_id, version) IN (SELECT source, ticket_id, version FROM picked) \
+                       AND status = 'pending' AND ",
+                    leasable!("deliveries"),
+                    " RETURNING source, ticket_id, version, event_type, payload, attempts, internal_errors, \
+                     trace_context"
+                );
+                let rows = self.lease_rows(sql, lease, limit).await?;
+                rows.iter()
+                    .map(|row| {
+                        let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
+                        let mut payload = json("payload", &text("payload")?)?;
+                        // A delivery an older release stored during a rolling upgrade carries
+                        // its trace context in the payload.
+                        let older = payload
+                            .as_object_mut()
+                            .and_then(|o| o.remove(LEGACY_TRACEPARENT_KEY))
+                            .and_then(|v| v.as_str().map(str::to_owned));
+                        let trace_context: Option<String> = row.try_get("trace_context").map_err(corrupt)?;
+                        Ok(PendingDelivery {
+                            key: IdempotencyKey::new(
+                                Source::parse("source", &text("source")?)
+                                    .map_err(corrupt)?,
+                                text("ticket_id")?,
+                                text("version")?,
+                            ),
+                            event_type: text("event_type")?,
+                            payload,
+                            attempts: attempts(row.try_get("attempts").map_err(corrupt)?),
+                            internal_errors: attempts(row.try_get("internal_errors").map_err(corrupt)?),
+                            trace_context: trace_context.or(older),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn finish_delivery(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
+                self.update_delivery(key, "status = 'done', done_at = $2, last_error = $1", None, Utc::now())
+                    .await
+            }
+
+            async fn retry_delivery(
+                &self, key: &IdempotencyKey, error: &str, next_attempt_at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                self.update_delivery(key, RETRY, Some(error), next_attempt_at).await
+            }
+
+            async fn fail_delivery(&self, key: &IdempotencyKey, error: &str) -> Result<(), StoreError> {
+                self.update_delivery(key, FAIL, Some(error), Utc::now()).await
+            }
+
+            async fn delivery_crashed(
+                &self, key: &IdempotencyKey, error: &str, next_attempt_at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                self.update_delivery(key, CRASHED, Some(error), next_attempt_at).await
+            }
+
+            async fn record_rejection(
+                &self, source: Source, webhook_version: Option<&str>, reason: &str,
+            ) -> Result<(), StoreError> {
+                execute!(
+                    &self.pool,
+                    "INSERT INTO webhook_rejections (source, webhook_version, reason, received_at) \
+                     VALUES ($1, $2, $3, $4)",
+                    source.as_str(), webhook_version, crate::text::excerpt(reason, 200), Utc::now()
+                );
+                Ok(())
+            }
+        }
+    };
+}
+
+for_both_backends!(impl_inbox);

@@ -1,0 +1,137 @@
+//! The store as the running process and its probes see it: which backend, whether the database
+//! answers, this process's heartbeat (the lease holder every lease and claim names), and how much
+//! work waits in the queues (for `/metrics`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row as _;
+
+use super::StoreError;
+#[allow(clippy::wildcard_imports)]
+use super::backend::*;
+
+/// How much work waits in the inbox and the outbox, read at scrape time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Backlog {
+    /// Deliveries not yet decided.
+    pub deliveries_pending: i64,
+    /// Deliveries given up on.
+    pub deliveries_failed: i64,
+    /// When the oldest pending delivery was received.
+    pub oldest_delivery: Option<DateTime<Utc>>,
+    /// Actions not yet done.
+    pub actions_pending: i64,
+    /// Actions given up on.
+    pub actions_failed: i64,
+    /// When the oldest pending action was logged.
+    pub oldest_action: Option<DateTime<Utc>>,
+}
+
+/// This process and the database: liveness, leases' holder, backlog.
+#[async_trait]
+pub trait Liveness: Send + Sync {
+    /// `postgres` or `sqlite`, for logs.
+    fn backend(&self) -> &'static str;
+
+    /// Checks the database answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// This process's id as a lease holder: every lease and claim it takes names it, and its
+    /// [`Liveness::heartbeat`] keeps them alive.
+    fn holder(&self) -> &str;
+
+    /// Refreshes this process's heartbeat. Leases and claims of a holder whose heartbeat is
+    /// older than the store's `stale_after` are taken over at once by any other process.
+    async fn heartbeat(&self) -> Result<(), StoreError>;
+
+    /// Removes this process's heartbeat at the end of a graceful shutdown, so whatever it still
+    /// holds is taken over without waiting.
+    async fn retire(&self) -> Result<(), StoreError>;
+
+    /// Closes the pool (end of graceful shutdown).
+    async fn close(&self);
+
+    /// Inbox and outbox backlog, for `/metrics`.
+    async fn backlog(&self) -> Result<Backlog, StoreError>;
+}
+
+macro_rules! impl_liveness {
+    ($store:ident, $pool:ty, $row:ty, $backend:literal, $skip_locked:literal) => {
+        #[async_trait]
+        impl Liveness for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                execute!(&self.pool, "SELECT 1");
+                Ok(())
+            }
+
+            fn holder(&self) -> &str {
+                &self.holder
+            }
+
+            async fn heartbeat(&self) -> Result<(), StoreError> {
+                let now = Utc::now();
+                execute!(
+                    &self.pool,
+                    "INSERT INTO workers (id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
+                     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                    &self.holder,
+                    now
+                );
+                // Rows of processes gone for a day are no use to anyone.
+                let day_ago = now - chrono::Duration::days(1);
+                execute!(
+                    &self.pool,
+                    "DELETE FROM workers WHERE heartbeat_at < $1",
+                    day_ago
+                );
+                Ok(())
+            }
+
+            async fn retire(&self) -> Result<(), StoreError> {
+                execute!(
+                    &self.pool,
+                    "DELETE FROM workers WHERE id = $1",
+                    &self.holder
+                );
+                Ok(())
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+
+            async fn backlog(&self) -> Result<Backlog, StoreError> {
+                let d = statement!(backlog_of!("deliveries", "received_at"))
+                    .fetch_one(&self.pool)
+                    .await?;
+                let a = statement!(backlog_of!("actions", "created_at"))
+                    .fetch_one(&self.pool)
+                    .await?;
+                // The same three columns of both rows.
+                let counts = |row: &$row| -> Result<(i64, i64, Option<DateTime<Utc>>), StoreError> {
+                    Ok((
+                        row.try_get("pending").map_err(corrupt)?,
+                        row.try_get("failed").map_err(corrupt)?,
+                        row.try_get("oldest").map_err(corrupt)?,
+                    ))
+                };
+                let (deliveries_pending, deliveries_failed, oldest_delivery) = counts(&d)?;
+                let (actions_pending, actions_failed, oldest_action) = counts(&a)?;
+                Ok(Backlog {
+                    deliveries_pending,
+                    deliveries_failed,
+                    oldest_delivery,
+                    actions_pending,
+                    actions_failed,
+                    oldest_action,
+                })
+            }
+        }
+    };
+}
+
+for_both_backends!(impl_liveness);

@@ -293,7 +293,7 @@ impl OfflineClassifier {
 
     /// The same classifier with `phrases` switched off: each matches nothing, as if it had never
     /// been written in the rules (a clause-level rule's pair is written `first … then`, see
-    /// [`contamination::pair_key`]). What a decision would be without them.
+    /// [`doc::pair_key`]). What a decision would be without them.
     #[must_use]
     pub fn without(&self, phrases: impl IntoIterator<Item = String>) -> Self {
         let mut this = self.clone();
@@ -701,13 +701,13 @@ fn pair_phrases(pair: &'static Pair) -> impl Iterator<Item = (&'static str, &'st
 /// Where `first` then `then` occur as `pair` asks: at most `pair.gap` words apart in one
 /// clause, with a word of `pair.context` in the sentence when it has any. Each occurrence spans
 /// from the first part to the end of the second, so the guards look before the first part.
-/// Masked as a whole under [`contamination::pair_key`].
+/// Masked as a whole under [`doc::pair_key`].
 fn pair_occurrences(doc: &Doc, pair: &Pair, first: &str, then: &str) -> Vec<At> {
     let mut out = Vec::new();
     let first_len = first.split(' ').count();
     let then_len = then.split(' ').count();
     for (i, s) in doc.sentences.iter().enumerate() {
-        if s.is_masked(&contamination::pair_key(first, then))
+        if s.is_masked(&doc::pair_key(first, then))
             || !(pair.context.is_empty() || pair.context.iter().any(|c| s.has(c)))
         {
             continue;

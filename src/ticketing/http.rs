@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{StatusCode, header::HeaderMap};
 use serde_json::Value;
 
-use super::{TicketingError, retry_after};
+use super::port::{TicketingError, retry_after};
 
 /// The HTTP client of an adapter: its timeout and escalator's user agent.
 ///

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::RouteTargets;
+use super::settings::RouteTargets;
 use crate::domain::{Route, Source};
 
 /// The `event` of the Pylon trigger that reports a tag or team change.

@@ -20,10 +20,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Accepted, Ticketing, TicketingError, Webhook, WebhookError, from_delivery, from_row, http,
-    note_labels, note_reasoning, required_str,
-    settings::{PlainSettings, PlainTarget, PlainTierFrom},
-    to_payload,
+    http, overrides,
+    port::{
+        Accepted, Ticketing, TicketingError, ToolAction, WebhookError, enrichment_failed,
+        from_delivery, from_row, note_labels, note_reasoning, required_str, to_payload,
+    },
+    settings::{PlainSettings, PlainTarget, PlainTierFrom, RouteTargets},
+    webhook::Webhook,
 };
 use crate::domain::{
     Decision, DomainError, MAX_BODY_CHARS, MAX_SUBJECT_CHARS, RawTicket, Route, Source, Ticket,
@@ -154,7 +157,7 @@ impl PlainDelivery {
     }
 }
 
-impl super::ToolAction for PlainAction {
+impl ToolAction for PlainAction {
     fn kind(&self) -> ActionKind {
         match self {
             PlainAction::Label { .. } => ActionKind::PlainLabel,
@@ -539,10 +542,8 @@ impl Ticketing for Plain {
             webhook_version = version.as_deref().unwrap_or("unversioned"),
             "plain webhook verified"
         );
-        if let Some(change) = super::overrides::plain_change(&event_type, &v) {
-            return Ok(Accepted::Override(super::overrides::Observed::Plain(
-                change,
-            )));
+        if let Some(change) = overrides::plain_change(&event_type, &v) {
+            return Ok(Accepted::Override(overrides::Observed::Plain(change)));
         }
         if !self.settings.event_types.contains(&event_type) {
             return Ok(Accepted::Ignored { event_type });
@@ -620,12 +621,7 @@ impl Ticketing for Plain {
             match self.enrich(&p.thread_id).await {
                 Ok(e) => (tier, arr) = (e.tier, e.arr_usd),
                 Err(e) => {
-                    super::enrichment_failed(
-                        Source::Plain,
-                        d,
-                        e,
-                        self.settings.enrichment_attempts,
-                    )?;
+                    enrichment_failed(Source::Plain, d, e, self.settings.enrichment_attempts)?;
                     failed = true;
                 }
             }
@@ -644,15 +640,13 @@ impl Ticketing for Plain {
 
     async fn route_change(
         &self,
-        observed: &super::overrides::Observed,
-        targets: &super::RouteTargets,
+        observed: &overrides::Observed,
+        targets: &RouteTargets,
         _decided: Route,
-    ) -> Result<Option<super::overrides::RouteChange>, TicketingError> {
+    ) -> Result<Option<overrides::RouteChange>, TicketingError> {
         Ok(match observed {
-            super::overrides::Observed::Plain(c) => {
-                super::overrides::plain_route_change(c, targets)
-            }
-            super::overrides::Observed::Pylon { .. } => None,
+            overrides::Observed::Plain(c) => overrides::plain_route_change(c, targets),
+            overrides::Observed::Pylon { .. } => None,
         })
     }
 

@@ -30,10 +30,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Accepted, Ticketing, TicketingError, Webhook, WebhookError, from_delivery, from_row, http,
-    note_labels, note_reasoning, required_str,
-    settings::{PylonSettings, PylonTarget},
-    to_payload,
+    http, overrides,
+    port::{
+        Accepted, Ticketing, TicketingError, ToolAction, WebhookError, enrichment_failed,
+        from_delivery, from_row, note_labels, note_reasoning, required_str, to_payload,
+    },
+    settings::{PylonSettings, PylonTarget, RouteTargets},
+    webhook::Webhook,
 };
 use crate::{
     domain::{
@@ -82,7 +85,7 @@ pub enum PylonAction {
     },
 }
 
-impl super::ToolAction for PylonAction {
+impl ToolAction for PylonAction {
     fn kind(&self) -> ActionKind {
         match self {
             PylonAction::Update { .. } => ActionKind::PylonUpdate,
@@ -568,7 +571,7 @@ impl Ticketing for Pylon {
         if issue_id.contains(['/', '?', '#']) {
             return Err(DomainError::invalid("issue_id", "must not contain / ? or #").into());
         }
-        if let Some(o) = super::overrides::pylon_doorbell(event, issue_id) {
+        if let Some(o) = overrides::pylon_doorbell(event, issue_id) {
             return Ok(Accepted::Override(o));
         }
         Ok(Accepted::Ticket(NewDelivery {
@@ -610,12 +613,7 @@ impl Ticketing for Pylon {
             match self.account(account_id).await {
                 Ok((t, a)) => (tier, arr) = (t, a),
                 Err(e) => {
-                    super::enrichment_failed(
-                        Source::Pylon,
-                        d,
-                        e,
-                        self.settings.enrichment_attempts,
-                    )?;
+                    enrichment_failed(Source::Pylon, d, e, self.settings.enrichment_attempts)?;
                     failed = true;
                 }
             }
@@ -645,17 +643,15 @@ impl Ticketing for Pylon {
 
     async fn route_change(
         &self,
-        observed: &super::overrides::Observed,
-        targets: &super::RouteTargets,
+        observed: &overrides::Observed,
+        targets: &RouteTargets,
         decided: Route,
-    ) -> Result<Option<super::overrides::RouteChange>, TicketingError> {
-        let super::overrides::Observed::Pylon { issue_id } = observed else {
+    ) -> Result<Option<overrides::RouteChange>, TicketingError> {
+        let overrides::Observed::Pylon { issue_id } = observed else {
             return Ok(None);
         };
         let (tags, team) = self.routing_of(issue_id).await?;
-        Ok(super::overrides::pylon_route_change(
-            &tags, team, targets, decided,
-        ))
+        Ok(overrides::pylon_route_change(&tags, team, targets, decided))
     }
 
     async fn execute(&self, a: &Action) -> Result<(), TicketingError> {

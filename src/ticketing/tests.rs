@@ -2,16 +2,25 @@
 //!
 //! Over 450 lines: it is a test file, one test per planning rule, row shape and signature case of
 //! both tools.
-use std::{collections::BTreeMap, io::Write as _};
+use std::{collections::BTreeMap, io::Write as _, time::Duration};
+
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
 
 use hmac::{Hmac, Mac as _};
 use secrecy::SecretString;
 use sha2::Sha256;
 
-use super::*;
+use super::{
+    port::{ToolAction, from_delivery, from_row},
+    *,
+};
 use crate::{
     config::Settings,
-    domain::{RawTicket, Route, Severity, Tier, Usage},
+    domain::{
+        RawTicket, Route, Severity, Tier, Usage,
+        work::{Action, PendingDelivery},
+    },
 };
 
 fn settings(toml: &str, env: &[(&str, &str)]) -> TicketingSettings {

@@ -6,7 +6,7 @@ use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::Sha256;
 
-use super::WebhookError;
+use super::port::WebhookError;
 use crate::domain::Source;
 
 /// Checks a hex HMAC-SHA256 of `body` under `secret`, in constant time. Upper- or lower-case hex

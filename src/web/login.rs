@@ -11,7 +11,11 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{Pages, auth, html, page, unavailable, with_cookie};
+use super::{
+    auth,
+    common::{Pages, html, unavailable, with_cookie},
+    page,
+};
 use crate::telemetry::metrics::metrics;
 
 /// The session of the request, or the response to give instead: the login form going on to

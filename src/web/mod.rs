@@ -18,6 +18,7 @@
 
 mod auth;
 mod charts;
+mod common;
 mod dashboard;
 mod login;
 mod page;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use axum::{
     Form, Router,
     extract::{Query, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
@@ -39,40 +40,13 @@ use crate::{
     credentials::CredentialsFile,
     domain::{Severity, Source},
     review::{self, NewReview, Origin, ReviewSettings, ReviewVerdict, SampleRequest},
-    store::{AuditLog, Reviews, ScoreQueue, SessionStore},
+    store::SessionStore,
 };
 
 use auth::Auth;
+pub use common::PageStore;
+use common::{Pages, html, unavailable};
 use throttle::Throttle;
-
-/// What the pages read and write: the daily review (samples, verdicts and their scores) and
-/// the audit's reads for the dashboard.
-pub trait PageStore: Reviews + ScoreQueue + AuditLog {}
-
-impl<T: Reviews + ScoreQueue + AuditLog + ?Sized> PageStore for T {}
-
-/// Shared state of the review pages.
-struct Pages<S: ?Sized> {
-    store: Arc<S>,
-    settings: ReviewSettings,
-    /// Everything the dashboard's audit needs (`[audit]`, the labels).
-    all: Arc<Settings>,
-    auth: Auth,
-    /// Failed logins of this replica.
-    throttle: Arc<Throttle>,
-}
-
-impl<S: ?Sized> Clone for Pages<S> {
-    fn clone(&self) -> Self {
-        Self {
-            store: self.store.clone(),
-            settings: self.settings.clone(),
-            all: self.all.clone(),
-            auth: self.auth.clone(),
-            throttle: self.throttle.clone(),
-        }
-    }
-}
 
 /// The `/review` and `/dashboard` routes over `store` (logins kept in `sessions`), or none (so
 /// every such path is a 404) when neither an admin token nor `reviewers` is set. Logs at start
@@ -162,44 +136,6 @@ impl Which {
             review::source_key(source)
         )
     }
-}
-
-/// Headers every page gets: not cached, not framed, no scripts at all.
-/// The page for a routing log that cannot be read (the caller logs why).
-fn unavailable() -> Response {
-    html(
-        StatusCode::SERVICE_UNAVAILABLE,
-        page::message(
-            "Unavailable",
-            "The routing log cannot be read; retry later.",
-        ),
-    )
-}
-
-fn html(status: StatusCode, body: String) -> Response {
-    let mut r = (status, body).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        ),
-    );
-    r
-}
-
-fn with_cookie(mut r: Response, cookie: &str) -> Response {
-    if let Ok(v) = HeaderValue::from_str(cookie) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-    r
 }
 
 /// `GET /review`: the login form, or the day's sample.

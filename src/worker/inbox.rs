@@ -16,7 +16,7 @@ use std::{collections::HashMap, time::Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Worker, isolated, persist};
+use super::state::{Worker, isolated, persist};
 use crate::{
     causes::chain,
     classifier::INTERNAL_ERROR,

@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Worker, isolated, persist};
+use super::state::{Worker, isolated, persist};
 use crate::{domain::work::Action, store::Outbox, telemetry::metrics::metrics};
 
 /// How long the completer waits for more completions before writing a batch.

@@ -4,6 +4,9 @@
 //! pull request instead of opening another; 401, 404 on the repository and 422 "a pull request
 //! already exists". With an API key, the candidate prompt is measured through a mock Message
 //! Batches API. And `escalator eval --classifier claude --batch` against the same mock.
+//!
+//! Over 700 lines: one flow against one mock GitHub, whose fixtures (the base branch's files,
+//! the recorded requests) every test shares; split, each file would rebuild them.
 
 use std::{collections::BTreeMap, io::Write as _};
 

@@ -4,6 +4,9 @@
 //! the real service against a fresh PostgreSQL database (`DATABASE_URL`) and the stateful fakes
 //! of `fakes.rs`, and checks what a support agent finally sees in the tool: every ticket
 //! that got a 2xx is decided once and routed once (one note, its label, its priority).
+//!
+//! Over 700 lines: five fault scenarios over one load-and-check harness (start the binary, send
+//! the tickets, wait, read what the tool saw); each scenario is a few dozen lines over it.
 use std::{
     collections::BTreeMap,
     io::Write as _,

@@ -105,7 +105,7 @@ impl ClaudeClassifier {
             status: status.as_u16(),
             kind: envelope
                 .kind()
-                .map_or_else(|| super::status_kind(status), str::to_owned),
+                .map_or_else(|| super::wire::status_kind(status), str::to_owned),
             request_id: request_id.or(envelope.request_id),
         })
     }

@@ -40,11 +40,8 @@ use std::{
 };
 
 use async_trait::async_trait;
-use reqwest::{
-    StatusCode,
-    header::{self, HeaderMap, HeaderName, HeaderValue},
-};
-use secrecy::{ExposeSecret as _, SecretString};
+use reqwest::header::HeaderMap;
+use secrecy::SecretString;
 use tracing::{Instrument as _, Span};
 
 use self::{
@@ -52,7 +49,10 @@ use self::{
     limits::Limiter,
     price::{Price, PriceTable, TokenCounts},
     retry::RetryBudget,
-    wire::{CountTokensResponse, ErrorEnvelope, MessagesRequest, MessagesResponse, WireUsage},
+    wire::{
+        CountTokensResponse, ErrorEnvelope, MessagesRequest, MessagesResponse, WireUsage,
+        api_headers, status_kind, transport_error,
+    },
 };
 use super::{Classifier, ClassifierError};
 use crate::{
@@ -597,38 +597,6 @@ impl ClaudeClassifier {
     }
 }
 
-/// The headers of every request to the API: version, content type and the auth header that
-/// goes with the version. The one place the API key is exposed.
-fn api_headers(version: ApiVersion, api_key: &SecretString) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(
-        HeaderName::from_static("anthropic-version"),
-        HeaderValue::from_static(version.as_str()),
-    );
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-    let (name, value) = match version {
-        ApiVersion::V2026_10_21 => (
-            header::AUTHORIZATION,
-            HeaderValue::from_str(&format!("Bearer {}", api_key.expose_secret())),
-        ),
-        ApiVersion::V2023_06_01 => (
-            HeaderName::from_static("x-api-key"),
-            HeaderValue::from_str(api_key.expose_secret()),
-        ),
-    };
-    // A key with bytes a header cannot hold is sent as nothing; the API answers 401, which
-    // is logged as such (the key itself never is).
-    if let Ok(mut value) = value {
-        value.set_sensitive(true);
-        h.insert(name, value);
-    }
-    h
-}
-
 /// Logs a [`CacheCheck`]: INFO when the block is cacheable, WARN when it is not.
 pub fn log_cache_check(model: &str, check: &CacheCheck) {
     if check.cacheable() {
@@ -649,20 +617,6 @@ pub fn log_cache_check(model: &str, check: &CacheCheck) {
              and every call pays full input price"
         );
     }
-}
-
-fn transport_error(e: &reqwest::Error) -> ClassifierError {
-    if e.is_timeout() {
-        return ClassifierError::Timeout;
-    }
-    ClassifierError::Transport(crate::causes::chain(e))
-}
-
-fn status_kind(status: StatusCode) -> String {
-    status.canonical_reason().map_or_else(
-        || "unknown".to_owned(),
-        |r| r.to_lowercase().replace(' ', "_"),
-    )
 }
 
 #[async_trait]

@@ -14,8 +14,10 @@ use std::{collections::BTreeMap, time::Duration};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::ClaudeSettings;
-use super::{Effort, wire::ErrorEnvelope};
+use super::{
+    settings::{ClaudeSettings, Effort},
+    wire::{ErrorEnvelope, api_headers, transport_error},
+};
 
 /// How long the start-up check waits for each answer (at most; `timeout_ms` if shorter).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -234,7 +236,7 @@ pub async fn check_model(settings: &ClaudeSettings) -> Result<Option<ModelInfo>,
         Err(e) => {
             tracing::warn!(
                 model,
-                error = %super::transport_error(&e).reason(),
+                error = %transport_error(&e).reason(),
                 "cannot reach the Claude API to check the model; starting unchecked"
             );
             return Ok(None);
@@ -342,7 +344,7 @@ async fn get(
     key: &SecretString,
 ) -> Result<reqwest::Response, reqwest::Error> {
     http.get(url)
-        .headers(super::api_headers(settings.api_version, key))
+        .headers(api_headers(settings.api_version, key))
         .send()
         .await
 }
@@ -370,7 +372,7 @@ async fn suggestions(
             Vec::new()
         }
         Err(e) => {
-            tracing::warn!(error = %super::transport_error(&e).reason(), "cannot list the models to suggest one");
+            tracing::warn!(error = %transport_error(&e).reason(), "cannot list the models to suggest one");
             Vec::new()
         }
     };

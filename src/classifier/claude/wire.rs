@@ -5,10 +5,19 @@
 //! Over 450 lines with its tests: the request and response types of one API, kept together so the
 //! cached prefix's byte order is visible in one place.
 
+use reqwest::{
+    StatusCode,
+    header::{self, HeaderMap, HeaderName, HeaderValue},
+};
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::{price::CacheTtl, settings::Effort};
+use super::{
+    price::CacheTtl,
+    settings::{ApiVersion, Effort},
+};
 use crate::{
+    classifier::ClassifierError,
     domain::{Confidence, Labels, Route, Sentiment, Severity, Verdict},
     prompt::AnswerSchema,
     taxonomy::{OTHER_TOPIC, Taxonomy},
@@ -291,6 +300,54 @@ pub fn parse_answer(text: &str, taxonomy: &Taxonomy) -> Result<Verdict, String> 
     }
     verdict.labels = labels(&a, taxonomy, &mut verdict.notes);
     Ok(verdict)
+}
+
+/// The headers of every request to the API: version, content type and the auth header that
+/// goes with the version. The one place the API key is exposed.
+pub(super) fn api_headers(version: ApiVersion, api_key: &SecretString) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        HeaderName::from_static("anthropic-version"),
+        HeaderValue::from_static(version.as_str()),
+    );
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    let (name, value) = match version {
+        ApiVersion::V2026_10_21 => (
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {}", api_key.expose_secret())),
+        ),
+        ApiVersion::V2023_06_01 => (
+            HeaderName::from_static("x-api-key"),
+            HeaderValue::from_str(api_key.expose_secret()),
+        ),
+    };
+    // A key with bytes a header cannot hold is sent as nothing; the API answers 401, which
+    // is logged as such (the key itself never is).
+    if let Ok(mut value) = value {
+        value.set_sensitive(true);
+        h.insert(name, value);
+    }
+    h
+}
+
+/// A request that got no answer: a timeout, or the connection failing.
+pub(super) fn transport_error(e: &reqwest::Error) -> ClassifierError {
+    if e.is_timeout() {
+        return ClassifierError::Timeout;
+    }
+    ClassifierError::Transport(crate::causes::chain(e))
+}
+
+/// An HTTP status as an error kind (`too_many_requests`), for a reply without a JSON error.
+pub(super) fn status_kind(status: StatusCode) -> String {
+    status.canonical_reason().map_or_else(
+        || "unknown".to_owned(),
+        |r| r.to_lowercase().replace(' ', "_"),
+    )
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::{
     OfflineClassifier,
-    doc::{Doc, Mask},
+    doc::{Doc, Mask, pair_key},
     pair_occurrences, pair_phrases, rules,
 };
 use crate::{domain::Severity, examples::Example, stats::Rate, weighting::Weighting};
@@ -47,12 +47,6 @@ fn definitions() -> Doc {
     let end = t[start..].find("\nROUTE").map_or(t.len(), |e| start + e);
     // `start` and `end` come from `find`, so both are char boundaries.
     Doc::masked("", &t[start..end], &Mask::default())
-}
-
-/// How a clause-level rule's pair is written in the report and in a mask:
-/// `first … then` (`moving to … amplitude`).
-pub fn pair_key(first: &str, then: &str) -> String {
-    format!("{first} … {then}")
 }
 
 /// A phrase of the rules found in the evaluated file and in no training row.

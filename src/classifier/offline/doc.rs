@@ -521,3 +521,8 @@ pub(super) fn content_words(doc: &Doc) -> BTreeSet<String> {
         })
         .collect()
 }
+/// How a clause-level rule's pair is written in the report and in a mask:
+/// `first … then` (`moving to … amplitude`).
+pub(super) fn pair_key(first: &str, then: &str) -> String {
+    format!("{first} … {then}")
+}

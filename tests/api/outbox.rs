@@ -457,32 +457,30 @@ where
     );
 }
 
+/// A statement runner on `pool`, whichever backend it is.
+macro_rules! raw_sql {
+    ($pool:expr) => {{
+        let pool = $pool.clone();
+        move |q: String| {
+            let pool = pool.clone();
+            async move {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(q))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        }
+    }};
+}
+
 #[sqlx::test(migrations = "migrations/postgres")]
 async fn queue_rows_are_read_typed_on_postgres(pool: sqlx::PgPool) {
-    let raw = pool.clone();
-    queue_rows_are_read_typed(Arc::new(PgStore::new(pool)), move |q| {
-        let raw = raw.clone();
-        async move {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(q))
-                .execute(&raw)
-                .await
-                .unwrap();
-        }
-    })
-    .await;
+    let sql = raw_sql!(pool);
+    queue_rows_are_read_typed(Arc::new(PgStore::new(pool)), sql).await;
 }
 
 #[sqlx::test(migrations = "migrations/sqlite")]
 async fn queue_rows_are_read_typed_on_sqlite(pool: sqlx::SqlitePool) {
-    let raw = pool.clone();
-    queue_rows_are_read_typed(Arc::new(SqliteStore::new(pool)), move |q| {
-        let raw = raw.clone();
-        async move {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(q))
-                .execute(&raw)
-                .await
-                .unwrap();
-        }
-    })
-    .await;
+    let sql = raw_sql!(pool);
+    queue_rows_are_read_typed(Arc::new(SqliteStore::new(pool)), sql).await;
 }

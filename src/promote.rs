@@ -2,8 +2,9 @@
 //!
 //! The gate: at least [`MIN_ACCURACY_PERCENT`]% of the reviewed verdicts on the category right
 //! (the classifier said it applies or not, and the reviewer agreed), over at least
-//! `[labels] promote_min_reviewed` reviewed tickets (whole routing log, latest sampled review
-//! per decision, as the audit counts them). Until then it refuses with the figures (exit 1).
+//! `[labels] promote_min_reviewed` reviewed tickets (whole routing log, sampled decisions only,
+//! the verdict each counts with and weighted by the sample design, as the audit counts them).
+//! Until then it refuses with the figures (exit 1).
 //! When it passes it sets `mode = "live"` in the category's table of the `ESCALATOR_CONFIG`
 //! file, leaving every other byte of the file as it was (`toml_edit`), and prints the prompt
 //! version the service will classify with from then on: a live topic joins the topic enum, a
@@ -49,11 +50,17 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// Judges `figures` against [`MIN_ACCURACY_PERCENT`] and `min_reviewed` (in whole numbers,
-    /// so 27 of 30 is exactly 90%).
+    /// Judges `figures` against [`MIN_ACCURACY_PERCENT`] and `min_reviewed` (unweighted in
+    /// whole numbers, so 27 of 30 is exactly 90%; a weighted share to within rounding).
     pub fn judge(figures: ShadowFigures, min_reviewed: u64) -> Self {
         let a = &figures.accuracy;
-        let passed = a.n >= min_reviewed && a.k * 100 >= a.n * MIN_ACCURACY_PERCENT;
+        #[allow(clippy::cast_precision_loss)]
+        let bar = MIN_ACCURACY_PERCENT as f64 / 100.0;
+        let right = match a.effective_n {
+            None => a.k * 100 >= a.n * MIN_ACCURACY_PERCENT,
+            Some(_) => a.share + 1e-9 >= bar,
+        };
+        let passed = a.n >= min_reviewed && right;
         Self {
             figures,
             min_reviewed,
@@ -66,11 +73,14 @@ impl Gate {
         let f = &self.figures;
         let a = &f.accuracy;
         let mut s = format!(
-            "{}: {} of {} reviewed verdicts right ({:.1}%; 95% interval {:.1}–{:.1}%), precision {}, recall {} (tp {}, fp {}, fn {}, tn {})\n",
+            "{}: {} of {} sampled verdicts right ({:.1}%{}; 95% interval {:.1}–{:.1}%), precision {}, recall {} (tp {}, fp {}, fn {}, tn {})\n",
             f.category,
             a.k,
             a.n,
             a.share * 100.0,
+            a.effective_n
+                .map(|e| format!(" weighted, effective sample size {e:.1}"))
+                .unwrap_or_default(),
             a.lo * 100.0,
             a.hi * 100.0,
             f.precision,
@@ -107,13 +117,15 @@ pub async fn gate<S: AuditLog + ?Sized>(
     store: &S,
     category: &str,
     min_reviewed: u64,
+    tz: chrono_tz::Tz,
 ) -> Result<Gate, StoreError> {
-    let rows = store
-        .audit_decisions(
-            chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
-            chrono::Utc::now(),
-        )
-        .await?;
+    let rows = crate::review::judged(
+        store,
+        chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+        chrono::Utc::now(),
+        tz,
+    )
+    .await?;
     let rows: Vec<_> = rows.iter().collect();
     Ok(Gate::judge(shadow(&rows, category), min_reviewed))
 }
@@ -254,7 +266,13 @@ fn run(args: &PromoteArgs) -> Result<ExitCode, ExitCode> {
     let (gate, rows) = rt
         .block_on(async {
             let store = crate::store::connect(&settings.store).await?;
-            let g = gate(store.as_ref(), name, settings.labels.promote_min_reviewed).await;
+            let g = gate(
+                store.as_ref(),
+                name,
+                settings.labels.promote_min_reviewed,
+                settings.review.time_zone,
+            )
+            .await;
             let rows = match (category.kind, &labels_file) {
                 (Kind::Severity(s), Some(_)) => {
                     clause_examples(store.as_ref(), &category, s, &existing).await

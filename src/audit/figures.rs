@@ -1,6 +1,9 @@
 //! The figures of one ISO week, computed from the rows the store hands back: accuracy from the
-//! sampled reviews with its splits, the agents' overrides beside it, and the numbers the
-//! symptoms and the dashboard chart (urgent share, enterprise recall, latency, cost, webhooks).
+//! sampled reviews (each verdict weighted by the inverse of its inclusion probability: the
+//! Hájek estimate of `crate::stats::Weighted`) with its splits, the agents' overrides beside
+//! it, and the numbers the symptoms and the dashboard chart (urgent share, enterprise recall,
+//! latency, cost, webhooks). The sample's own figures (per stratum, the unsampled verdicts, the
+//! double review's agreement) are in `super::sample`.
 //!
 //! Over 450 lines: every figure of a week is computed in one pass over the same rows, so the
 //! splits, the symptoms' numbers and the chart data cannot disagree.
@@ -10,12 +13,12 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::weeks::IsoWeek;
+use super::{sample::SampleFigures, weeks::IsoWeek};
 use crate::domain::{
     Route, Severity, Tier,
     audit::{AuditRow, DeliveryRow, RejectionRow},
 };
-use crate::stats::{self, Rate};
+use crate::stats::{self, Rate, Weighted};
 
 /// One ISO week of the audit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,8 +27,12 @@ pub struct WeekFigures {
     pub week: IsoWeek,
     /// Decisions logged.
     pub decisions: u64,
-    /// Sampled reviews: correct of judged, with the 95% interval. The headline.
+    /// Sampled reviews: the weighted estimate of the share of decisions right, with its 95%
+    /// interval (with equal inclusion probabilities: correct of judged). The headline.
     pub accuracy: Rate,
+    /// The sample itself: per stratum, the unsampled verdicts apart, the double review's
+    /// agreement.
+    pub sample: SampleFigures,
     /// Recall per true severity (the reviewer's): correct of those truly that severity.
     pub by_true_severity: BTreeMap<Severity, Rate>,
     /// Precision per decided severity: correct of those decided that severity.
@@ -160,6 +167,9 @@ pub struct WebhookFigures {
     pub missing_fields: u64,
     /// Sampled-review accuracy of the decisions from these deliveries.
     pub accuracy: Rate,
+    /// The weighted verdicts behind it (so weeks can be added up).
+    #[serde(skip)]
+    pub verdicts: Weighted,
 }
 
 /// One day of decisions.
@@ -173,8 +183,9 @@ pub struct DayFigures {
     pub cache_writes: u64,
 }
 
-/// `Rate` counters keyed by a split.
-struct Split<K: Ord>(BTreeMap<K, (u64, u64)>);
+/// Weighted verdicts keyed by a split: each split's figure is the same weighted estimate as
+/// the headline, over its verdicts (a domain estimate).
+pub(super) struct Split<K: Ord>(pub(super) BTreeMap<K, Weighted>);
 
 impl<K: Ord> Default for Split<K> {
     fn default() -> Self {
@@ -183,16 +194,11 @@ impl<K: Ord> Default for Split<K> {
 }
 
 impl<K: Ord> Split<K> {
-    fn add(&mut self, key: K, correct: bool) {
-        let e = self.0.entry(key).or_default();
-        e.0 += u64::from(correct);
-        e.1 += 1;
+    pub(super) fn add(&mut self, key: K, weight: f64, correct: bool) {
+        self.0.entry(key).or_default().add(weight, correct);
     }
-    fn rates(self) -> BTreeMap<K, Rate> {
-        self.0
-            .into_iter()
-            .map(|(k, (c, n))| (k, Rate::of(c, n)))
-            .collect()
+    pub(super) fn rates(self) -> BTreeMap<K, Rate> {
+        self.0.into_iter().map(|(k, w)| (k, w.rate())).collect()
     }
 }
 
@@ -226,7 +232,9 @@ pub fn week(
     rejections: &[&RejectionRow],
     seen_tickets: &mut std::collections::HashSet<(String, String)>,
 ) -> WeekFigures {
-    let mut accuracy = (0u64, 0u64);
+    let mut accuracy = Weighted::default();
+    let mut truth_urgent = Weighted::default();
+    let mut ent_recall = Weighted::default();
     let mut by_true = Split::default();
     let mut by_decided = Split::default();
     let mut by_tier = Split::default();
@@ -236,8 +244,8 @@ pub fn week(
     let mut by_caller = Split::default();
     let mut callers: BTreeMap<String, CallerFigures> = BTreeMap::new();
     let mut overrides = Overrides::default();
-    let (mut urgent, mut truth_urgent, mut urgent_down) = (0, 0, 0);
-    let mut ent = (0u64, 0u64, 0u64, 0u64, 0u64); // reviewed, up, recall k, recall n, overridden up
+    let (mut urgent, mut urgent_down) = (0, 0);
+    let mut ent = (0u64, 0u64, 0u64); // reviewed, up, overridden up
     let mut latencies = Vec::new();
     let mut retries = 0i64;
     let mut cost = 0.0;
@@ -270,9 +278,10 @@ pub fn week(
                 parse_failures: 0,
                 missing_fields: 0,
                 accuracy: Rate::of(0, 0),
+                verdicts: Weighted::default(),
             });
     };
-    let mut hook_acc: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    let mut hook_acc: BTreeMap<(String, String), Weighted> = BTreeMap::new();
     for r in rows {
         if r.severity == Severity::Urgent {
             urgent += 1;
@@ -310,7 +319,7 @@ pub fn week(
                 if rank(to) > rank(r.severity) {
                     overrides.raised += 1;
                     if r.tier == Tier::Enterprise {
-                        ent.4 += 1;
+                        ent.2 += 1;
                     }
                 } else {
                     overrides.lowered += 1;
@@ -320,20 +329,18 @@ pub fn week(
         let (Some(truth), Some(correct)) = (r.truth(), r.correct()) else {
             continue;
         };
-        accuracy.1 += 1;
-        accuracy.0 += u64::from(correct);
-        by_true.add(truth, correct);
-        by_decided.add(r.severity, correct);
-        by_tier.add(r.tier, correct);
-        by_source.add(r.source.as_str().to_owned(), correct);
-        by_prompt.add(r.prompt_version.clone(), correct);
-        by_model.add(r.model.clone(), correct);
+        let w = r.weight();
+        accuracy.add(w, correct);
+        by_true.add(truth, w, correct);
+        by_decided.add(r.severity, w, correct);
+        by_tier.add(r.tier, w, correct);
+        by_source.add(r.source.as_str().to_owned(), w, correct);
+        by_prompt.add(r.prompt_version.clone(), w, correct);
+        by_model.add(r.model.clone(), w, correct);
         if let Some(c) = &r.caller {
-            by_caller.add(c.clone(), correct);
+            by_caller.add(c.clone(), w, correct);
         }
-        if truth == Severity::Urgent {
-            truth_urgent += 1;
-        }
+        truth_urgent.add(w, truth == Severity::Urgent);
         if r.severity == Severity::Urgent && truth == Severity::Routine {
             urgent_down += 1;
         }
@@ -343,8 +350,7 @@ pub fn week(
                 ent.1 += 1;
             }
             if truth != Severity::Routine {
-                ent.3 += 1;
-                ent.2 += u64::from(correct);
+                ent_recall.add(w, correct);
             }
         }
         if r.source != crate::domain::Source::Api {
@@ -352,9 +358,7 @@ pub fn week(
                 r.source.as_str().to_owned(),
                 version_label(r.webhook_version.as_deref()),
             );
-            let e = hook_acc.entry(key).or_default();
-            e.0 += u64::from(correct);
-            e.1 += 1;
+            hook_acc.entry(key).or_default().add(w, correct);
         }
     }
     for d in deliveries {
@@ -372,10 +376,11 @@ pub fn week(
             h.parse_failures += 1;
         }
     }
-    for (key, (c, n)) in hook_acc {
+    for (key, verdicts) in hook_acc {
         hook(&mut hooks, &key.0, key.1.clone());
         if let Some(h) = hooks.get_mut(&key) {
-            h.accuracy = Rate::of(c, n);
+            h.accuracy = verdicts.rate();
+            h.verdicts = verdicts;
         }
     }
     let n = rows.len() as u64;
@@ -407,7 +412,8 @@ pub fn week(
     WeekFigures {
         week,
         decisions: n,
-        accuracy: Rate::of(accuracy.0, accuracy.1),
+        accuracy: accuracy.rate(),
+        sample: super::sample::figures(rows),
         by_true_severity: by_true.rates(),
         by_decided_severity: by_decided.rates(),
         by_tier: by_tier.rates(),
@@ -418,13 +424,13 @@ pub fn week(
         callers,
         overrides,
         urgent_share: Rate::of(urgent, n),
-        truth_urgent_share: Rate::of(truth_urgent, accuracy.1),
+        truth_urgent_share: truth_urgent.rate(),
         urgent_corrected_down: urgent_down,
         enterprise: Enterprise {
             reviewed: ent.0,
             corrected_up: ent.1,
-            recall: Rate::of(ent.2, ent.3),
-            overridden_up: ent.4,
+            recall: ent_recall.rate(),
+            overridden_up: ent.2,
         },
         latency,
         cost,
@@ -468,38 +474,41 @@ pub struct Band {
 /// The band edges: below 0.5 is one band (models rarely go there), then tenths.
 pub const BAND_EDGES: [f64; 7] = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 
-/// Calibration per model over the sampled reviews in `rows`, models in name order.
+/// Calibration per model over the sampled reviews in `rows`, models in name order: each
+/// band's accuracy and mean confidence weighted like the headline, its share of the error the
+/// weighted share of the model's verdicts it holds.
 pub fn calibration(rows: &[AuditRow]) -> Vec<Calibration> {
-    let mut per: BTreeMap<&str, Vec<(f64, bool)>> = BTreeMap::new();
+    let mut per: BTreeMap<&str, Vec<(f64, f64, bool)>> = BTreeMap::new();
     for r in rows {
         if let Some(c) = r.correct() {
             per.entry(r.model.as_str())
                 .or_default()
-                .push((f64::from(r.confidence), c));
+                .push((f64::from(r.confidence), r.weight(), c));
         }
     }
     per.into_iter()
         .map(|(model, points)| {
             let mut bands = Vec::new();
             let mut ece = 0.0;
-            #[allow(clippy::cast_precision_loss)]
-            let total = points.len() as f64;
-            for w in BAND_EDGES.windows(2) {
-                let (from, to) = (w[0], w[1]);
+            let total: f64 = points.iter().map(|(_, w, _)| w).sum();
+            for e in BAND_EDGES.windows(2) {
+                let (from, to) = (e[0], e[1]);
                 let last = (to - 1.0).abs() < f64::EPSILON;
-                let inside: Vec<&(f64, bool)> = points
+                let inside: Vec<&(f64, f64, bool)> = points
                     .iter()
-                    .filter(|(c, _)| *c >= from && (*c < to || (last && *c <= to)))
+                    .filter(|(c, _, _)| *c >= from && (*c < to || (last && *c <= to)))
                     .collect();
                 if inside.is_empty() {
                     continue;
                 }
-                #[allow(clippy::cast_precision_loss)]
-                let n = inside.len() as f64;
-                let mean = inside.iter().map(|(c, _)| c).sum::<f64>() / n;
-                let k = inside.iter().filter(|(_, ok)| *ok).count() as u64;
-                let accuracy = Rate::of(k, inside.len() as u64);
-                ece += n / total * (accuracy.share - mean).abs();
+                let weight: f64 = inside.iter().map(|(_, w, _)| w).sum();
+                let mean = inside.iter().map(|(c, w, _)| c * w).sum::<f64>() / weight;
+                let mut acc = Weighted::default();
+                for (_, w, ok) in &inside {
+                    acc.add(*w, *ok);
+                }
+                let accuracy = acc.rate();
+                ece += weight / total * (accuracy.share - mean).abs();
                 bands.push(Band {
                     from,
                     to,

@@ -1,14 +1,18 @@
-//! The labels besides severity in the audit: topic and sentiment accuracy on the reviewed
-//! decisions, and each shadow category's accuracy, precision and recall on the decisions whose
-//! reviewer judged it. Computed over the whole window (labels are judged less often than the
-//! severity, and a shadow category needs every verdict it can get); `escalator promote` gates
-//! on the same figures over the whole log.
+//! The labels besides severity in the audit: topic and sentiment accuracy on the sampled
+//! reviewed decisions, and each shadow category's accuracy, precision and recall on the sampled
+//! decisions whose reviewer judged it, each weighted like the headline (by the inverse of the
+//! decision's inclusion probability). Computed over the whole window (labels are judged less
+//! often than the severity, and a shadow category needs every verdict it can get);
+//! `escalator promote` gates on the same figures over the whole log.
 
 use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::{domain::audit::AuditRow, stats::Rate};
+use crate::{
+    domain::audit::AuditRow,
+    stats::{Rate, Weighted},
+};
 
 /// Topic, sentiment and shadow figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,7 +37,8 @@ pub struct ShadowFigures {
     pub false_positive: u64,
     /// Said not to apply, and it does.
     pub false_negative: u64,
-    /// Said not to apply, and it does not.
+    /// Said not to apply, and it does not. (The four counts are plain counts of verdicts; the
+    /// rates below are weighted.)
     pub true_negative: u64,
     /// Right of judged: what `escalator promote` gates on.
     pub accuracy: Rate,
@@ -50,15 +55,28 @@ impl ShadowFigures {
     }
 }
 
-/// The figures of `category` over `rows`.
+/// The figures of `category` over `rows` (the sampled verdicts that judged it).
 pub fn shadow(rows: &[&AuditRow], category: &str) -> ShadowFigures {
     let (mut tp, mut fp, mut fneg, mut tn) = (0, 0, 0, 0);
+    let (mut accuracy, mut precision, mut recall) = (
+        Weighted::default(),
+        Weighted::default(),
+        Weighted::default(),
+    );
     for r in rows {
         let (Some(said), Some(truth)) =
             (r.shadow.get(category), r.review_labels.shadow.get(category))
         else {
             continue;
         };
+        let w = r.weight();
+        accuracy.add(w, said == truth);
+        if *said {
+            precision.add(w, *truth);
+        }
+        if *truth {
+            recall.add(w, *said);
+        }
         match (said, truth) {
             (true, true) => tp += 1,
             (true, false) => fp += 1,
@@ -72,24 +90,22 @@ pub fn shadow(rows: &[&AuditRow], category: &str) -> ShadowFigures {
         false_positive: fp,
         false_negative: fneg,
         true_negative: tn,
-        accuracy: Rate::of(tp + tn, tp + fp + fneg + tn),
-        precision: Rate::of(tp, tp + fp),
-        recall: Rate::of(tp, tp + fneg),
+        accuracy: accuracy.rate(),
+        precision: precision.rate(),
+        recall: recall.rate(),
     }
 }
 
 /// The label figures of `rows`.
 pub fn figures(rows: &[&AuditRow]) -> LabelFigures {
-    let (mut topic, mut sentiment) = ((0, 0), (0, 0));
+    let (mut topic, mut sentiment) = (Weighted::default(), Weighted::default());
     let mut names = BTreeSet::new();
     for r in rows {
         if let Some(c) = r.review_labels.topic_correct(r.topic.as_deref()) {
-            topic.0 += u64::from(c);
-            topic.1 += 1;
+            topic.add(r.weight(), c);
         }
         if let Some(c) = r.review_labels.sentiment_correct(r.sentiment) {
-            sentiment.0 += u64::from(c);
-            sentiment.1 += 1;
+            sentiment.add(r.weight(), c);
         }
         for name in r.shadow.keys() {
             if r.review_labels.shadow.contains_key(name) {
@@ -98,8 +114,8 @@ pub fn figures(rows: &[&AuditRow]) -> LabelFigures {
         }
     }
     LabelFigures {
-        topic: Rate::of(topic.0, topic.1),
-        sentiment: Rate::of(sentiment.0, sentiment.1),
+        topic: topic.rate(),
+        sentiment: sentiment.rate(),
         shadow: names.iter().map(|n| shadow(rows, n)).collect(),
     }
 }

@@ -1,14 +1,17 @@
 //! The weekly audit: after two weeks of daily review a team audits once a week. Accuracy per
-//! ISO week from the sampled reviews with honest 95% intervals and its splits, the agents'
-//! overrides beside it (never mixed in: they only see misses), confidence calibration per
-//! model, the five symptoms with their trends and usual fixes, and, when a week falls under
-//! the bar, a pull request against the labels.
+//! ISO week from the sampled reviews only (each verdict weighted by the inverse of its
+//! inclusion probability, a double review once) with honest 95% intervals, its splits and its
+//! strata; the verdicts on unsampled decisions and the agents' overrides beside it (never mixed
+//! in: a reviewer chose the first, the second only see misses); the two reviewers' agreement;
+//! confidence calibration per model, the five symptoms with their trends and usual fixes, and,
+//! when a week falls under the bar, a pull request against the labels.
 //!
 //! - [`weeks`]: ISO weeks in the review time zone; `crate::stats`: Wilson intervals and
 //!   percentiles.
 //! - `crate::domain::audit`: what is read from the log; [`figures`]: one week's figures and
-//!   calibration; [`labels`]: the topic, sentiment and shadow figures; [`symptoms`]: the five
-//!   diagnoses; [`render`]: the terminal report.
+//!   calibration; [`sample`]: the sample's own figures (per stratum, unsampled verdicts apart,
+//!   the double review's agreement); [`labels`]: the topic, sentiment and shadow figures;
+//!   [`symptoms`]: the five diagnoses; [`render`]: the terminal report.
 //! - [`github`]: the GitHub REST client; [`pr`]: the labels pull request; [`schedule`]: the
 //!   optional weekly run inside `serve`; [`cli`]: `escalator audit`; [`settings`]: `[audit]`.
 //!
@@ -21,6 +24,7 @@ pub mod labels;
 pub mod pr;
 pub mod render;
 pub mod run;
+pub mod sample;
 pub mod schedule;
 pub mod settings;
 pub mod symptoms;
@@ -36,7 +40,7 @@ pub use settings::AuditSettings;
 use crate::stats::Rate;
 use crate::{
     domain::{Severity, Source, Tier},
-    review::{Origin, ReviewVerdict},
+    review::{Origin, Pass, ReviewVerdict},
     store::{AuditLog, Reviews, StoreError},
 };
 use figures::{Calibration, WeekFigures};
@@ -132,8 +136,8 @@ impl Gate {
     }
 }
 
-/// A missed ticket of the last week: a sampled review or an agent's override that corrected
-/// the decision.
+/// A missed ticket of the last week: a sampled review, an agent's override or an unsampled
+/// review that corrected the decision.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Miss {
     /// The decision.
@@ -153,7 +157,8 @@ pub struct Miss {
     pub why: Option<String>,
     /// The decision's own reasoning.
     pub reasoning: String,
-    /// Who corrected it: a sampled review or an agent's override.
+    /// Who corrected it: a sampled review, an agent's override, or a review of a decision the
+    /// draw never offered (`unsampled review`: a miss to learn from, not in the accuracy).
     pub origin: String,
     /// The tier decided with.
     pub tier: Tier,
@@ -207,7 +212,7 @@ pub async fn build<S: AuditLog + Reviews + ?Sized>(
     let weeks = req.last_week.ending_with(req.weeks.max(1));
     let (from, _) = weeks[0].bounds(tz);
     let (_, to) = req.last_week.bounds(tz);
-    let rows = store.audit_decisions(from, to).await?;
+    let rows = crate::review::judged(store, from, to, tz).await?;
     let deliveries = store.audit_deliveries(from, to).await?;
     let rejections = store.audit_rejections(from, to).await?;
     let mut seen = HashSet::new();
@@ -252,8 +257,10 @@ pub async fn build<S: AuditLog + Reviews + ?Sized>(
     })
 }
 
-/// The corrected decisions among `rows`, each with its ticket text and the reviewer's why:
-/// sampled reviews first, then overrides of decisions no sampled review judged.
+/// The corrected decisions among `rows`, each with its ticket text and the why of the verdict
+/// that corrected it: sampled reviews first, then overrides of decisions no sampled review
+/// judged, then verdicts on decisions the draw never offered (not in the accuracy, but still a
+/// miss to learn from).
 ///
 /// # Errors
 /// When the store cannot be read.
@@ -262,23 +269,32 @@ pub async fn misses<S: Reviews + ?Sized>(
     rows: &[&AuditRow],
 ) -> Result<Vec<Miss>, StoreError> {
     let mut out = Vec::new();
-    for pass in [false, true] {
+    for kind in [MissKind::Sampled, MissKind::Override, MissKind::Unsampled] {
         for r in rows {
-            let (verdict, is_override) = match (r.review, r.overridden) {
-                (Some(v @ ReviewVerdict::Corrected(_)), _) if !pass => (v, false),
+            let verdict = match (kind, r.review, r.overridden, r.unsampled) {
+                (MissKind::Sampled, Some(v @ ReviewVerdict::Corrected(_)), _, _) => v,
                 // A sampled review that said correct wins over an agent's change.
-                (None, Some(v @ ReviewVerdict::Corrected(_))) if pass => (v, true),
+                (MissKind::Override, None, Some(v @ ReviewVerdict::Corrected(_)), _) => v,
+                (MissKind::Unsampled, None, None, Some(v @ ReviewVerdict::Corrected(_))) => v,
                 _ => continue,
             };
             let Some(right) = verdict.corrected_severity() else {
                 continue;
             };
             let item = store.review_item(&r.decision_id).await?;
+            let pass = if kind == MissKind::Sampled {
+                r.passes.counted_pass()
+            } else {
+                Some(Pass::First)
+            };
             let why = store
                 .reviews(&r.decision_id)
                 .await?
                 .into_iter()
-                .rfind(|v| (v.origin == Origin::Override) == is_override)
+                .rfind(|v| {
+                    (v.origin == Origin::Override) == (kind == MissKind::Override)
+                        && (kind == MissKind::Override || Some(v.pass) == pass)
+                })
                 .and_then(|v| v.why);
             let (subject, body) = match item.as_ref().and_then(|i| i.ticket.as_ref()) {
                 Some(t) => (Some(t.subject.clone()), Some(t.body.clone())),
@@ -298,11 +314,7 @@ pub async fn misses<S: Reviews + ?Sized>(
                 reviewer_said: right,
                 why,
                 reasoning: item.map(|i| i.decision.reasoning).unwrap_or_default(),
-                origin: if is_override {
-                    "agent override".to_owned()
-                } else {
-                    "sampled review".to_owned()
-                },
+                origin: kind.as_str().to_owned(),
                 tier: r.tier,
                 model: r.model.clone(),
                 subject,
@@ -311,4 +323,22 @@ pub async fn misses<S: Reviews + ?Sized>(
         }
     }
     Ok(out)
+}
+
+/// Where a miss was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MissKind {
+    Sampled,
+    Override,
+    Unsampled,
+}
+
+impl MissKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            MissKind::Sampled => "sampled review",
+            MissKind::Override => "agent override",
+            MissKind::Unsampled => "unsampled review",
+        }
+    }
 }

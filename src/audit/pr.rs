@@ -398,18 +398,32 @@ pub fn body(
     let a = &g.accuracy;
     let mut out = String::new();
     let _ = writeln!(out, "## Labels from the audit of {}\n", g.week);
+    let how = match a.effective_n {
+        None => format!(
+            "**{:.1}%** ({}/{}), 95% Wilson interval {:.1}–{:.1}% (±{:.1} points with {} verdicts)",
+            a.share * 100.0,
+            a.k,
+            a.n,
+            a.lo * 100.0,
+            a.hi * 100.0,
+            a.plus_minus_points(),
+            a.n
+        ),
+        Some(e) => format!(
+            "**{:.1}%** weighted by the sample design ({}/{} verdicts correct, unweighted), 95% \
+             Wilson interval {:.1}–{:.1}% on the effective sample size {e:.1} (±{:.1} points)",
+            a.share * 100.0,
+            a.k,
+            a.n,
+            a.lo * 100.0,
+            a.hi * 100.0,
+            a.plus_minus_points()
+        ),
+    };
     let _ = writeln!(
         out,
-        "Sampled-review accuracy in {}: **{:.1}%** ({}/{}), 95% Wilson interval {:.1}–{:.1}% \
-         (±{:.1} points with {} verdicts); the bar is {:.0}%.\n",
+        "Sampled-review accuracy in {}: {how}; the bar is {:.0}%.\n",
         g.week,
-        a.share * 100.0,
-        a.k,
-        a.n,
-        a.lo * 100.0,
-        a.hi * 100.0,
-        a.plus_minus_points(),
-        a.n,
         g.min_accuracy * 100.0
     );
     let added: BTreeSet<&str> = rows.iter().map(|r| r.ticket_id.as_str()).collect();
@@ -462,7 +476,9 @@ pub fn body(
     );
     let _ = writeln!(
         out,
-        "### Measured effect on the week's {} reviewed tickets\n",
+        "### Measured effect on the week's {} sampled, reviewed tickets\n\nCorrect of those \
+         tickets, unweighted: the same tickets for each classifier, so the columns compare; the \
+         sample over-weights costly strata, so these are not estimates of the week's accuracy.\n",
         effect.tickets
     );
     let _ = writeln!(

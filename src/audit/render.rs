@@ -1,5 +1,6 @@
 //! The audit as text for a terminal: the weekly headline table with intervals, the last week's
-//! splits, the overrides beside, calibration, the symptoms and the bar.
+//! splits and sample (strata, unsampled verdicts, the two reviewers' agreement), the overrides
+//! beside, calibration, the symptoms and the bar.
 
 use std::fmt::{self, Write as _};
 
@@ -89,52 +90,91 @@ impl fmt::Display for Report {
         );
         let _ = writeln!(
             out,
-            "accuracy from sampled reviews (95% Wilson intervals); agents' overrides beside, never in it"
+            "accuracy from sampled reviews only: each verdict weighted by 1/(its inclusion probability), \
+             a double review once; 95% Wilson intervals on the effective sample size (n_eff); \
+             unsampled verdicts and agents' overrides beside, never in it"
         );
         let _ = writeln!(
             out,
-            "  {:<9} {:>9} {:>8} {:>9} {:>15} {:>10} {:>10}",
-            "week", "decisions", "verdicts", "accuracy", "95% interval", "± points", "overrides"
+            "  {:<9} {:>9} {:>8} {:>9} {:>15} {:>10} {:>7} {:>9} {:>10}",
+            "week",
+            "decisions",
+            "verdicts",
+            "accuracy",
+            "95% interval",
+            "± points",
+            "n_eff",
+            "unsampled",
+            "overrides"
         );
         for w in &self.weeks {
             let a = &w.accuracy;
-            let (acc, ci, pm) = if a.n == 0 {
-                ("-".to_owned(), "-".to_owned(), "-".to_owned())
+            let (acc, ci, pm, ne) = if a.n == 0 {
+                (
+                    "-".to_owned(),
+                    "-".to_owned(),
+                    "-".to_owned(),
+                    "-".to_owned(),
+                )
             } else {
+                #[allow(clippy::cast_precision_loss)]
+                let ne = a.effective_n.unwrap_or(a.n as f64);
                 (
                     pct(a.share),
                     format!("{:.1}–{:.1}%", a.lo * 100.0, a.hi * 100.0),
                     format!("±{:.1}", a.plus_minus_points()),
+                    format!("{ne:.1}"),
                 )
             };
             let _ = writeln!(
                 out,
-                "  {:<9} {:>9} {:>8} {:>9} {:>15} {:>10} {:>10}",
+                "  {:<9} {:>9} {:>8} {:>9} {:>15} {:>10} {:>7} {:>9} {:>10}",
                 w.week.to_string(),
                 w.decisions,
                 a.n,
                 acc,
                 ci,
                 pm,
+                ne,
+                w.sample.unsampled.n,
                 w.overrides.count
             );
         }
         if let Some(w) = self.last() {
             let a = &w.accuracy;
             if a.n > 0 {
-                let _ = writeln!(
-                    out,
-                    "\n{}: {}/{} correct = {}, 95% interval {:.1}–{:.1}% (±{:.1} points with {} verdicts)",
-                    w.week,
-                    a.k,
-                    a.n,
-                    pct(a.share),
-                    a.lo * 100.0,
-                    a.hi * 100.0,
-                    a.plus_minus_points(),
-                    a.n
-                );
+                match a.effective_n {
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            "\n{}: {}/{} correct = {}, 95% interval {:.1}–{:.1}% (±{:.1} points with {} verdicts)",
+                            w.week,
+                            a.k,
+                            a.n,
+                            pct(a.share),
+                            a.lo * 100.0,
+                            a.hi * 100.0,
+                            a.plus_minus_points(),
+                            a.n
+                        );
+                    }
+                    Some(e) => {
+                        let _ = writeln!(
+                            out,
+                            "\n{}: weighted accuracy {} ({}/{} verdicts correct, unweighted), 95% interval {:.1}–{:.1}% (±{:.1} points, effective sample size {e:.1} of {} verdicts)",
+                            w.week,
+                            pct(a.share),
+                            a.k,
+                            a.n,
+                            a.lo * 100.0,
+                            a.hi * 100.0,
+                            a.plus_minus_points(),
+                            a.n
+                        );
+                    }
+                }
             }
+            sample(&mut out, w);
             let _ = writeln!(out, "\n{} by", w.week);
             split(&mut out, "true severity (recall)", &w.by_true_severity);
             split(
@@ -245,11 +285,81 @@ impl fmt::Display for Report {
     }
 }
 
+/// The last week's sample: per stratum beside the headline, the unsampled verdicts apart, the
+/// two reviewers' agreement with every disagreement.
+fn sample(out: &mut String, w: &super::figures::WeekFigures) {
+    let s = &w.sample;
+    let _ = writeln!(
+        out,
+        "\nsample in {}: {} decisions offered; per stratum (accuracy weighted within it; weight = the share of the week's decisions its verdicts stand for; mean π = mean inclusion probability)",
+        w.week, s.offered
+    );
+    lines(out, &s.strata, "  no decisions offered", |f| {
+        format!(
+            "  {:<16} {:>4} offered  {:<36} weight {:>6}  mean π {:.3}",
+            f.stratum,
+            f.offered,
+            f.accuracy.to_string(),
+            pct(f.weight_share),
+            f.mean_inclusion_probability
+        )
+    });
+    let u = &s.unsampled;
+    if u.n == 0 {
+        let _ = writeln!(
+            out,
+            "unsampled verdicts in {}: none (verdicts on decisions the draw never offered are shown here, never in the accuracy)",
+            w.week
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "unsampled verdicts in {}: {}, accuracy {u} ({} corrected; a reviewer chose these decisions, so they are not in the accuracy; the corrections still become labels)",
+            w.week, u.n, s.unsampled_corrected
+        );
+    }
+    let a = &s.agreement;
+    if a.offered == 0 {
+        let _ = writeln!(
+            out,
+            "double review in {}: none offered ([review] second_reviewer_share)",
+            w.week
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "double review in {}: {} offered to a second reviewer; agreement on the severity: {} (Cohen's kappa, 95% interval); {} disagreement(s), {} awaiting adjudication (counted with the first verdict until then)",
+        w.week,
+        a.offered,
+        a.kappa,
+        a.disagreements.len(),
+        a.awaiting_adjudication
+    );
+    for d in &a.disagreements {
+        let _ = writeln!(
+            out,
+            "  {} {} (decided {}): first {} ({}), second {} ({}); {}",
+            d.source,
+            d.ticket_id,
+            d.decided,
+            d.first.0,
+            d.first.1,
+            d.second.0,
+            d.second.1,
+            d.adjudicated.as_ref().map_or_else(
+                || "awaiting adjudication".to_owned(),
+                |(s, who)| format!("adjudicated {s} by {who}")
+            )
+        );
+    }
+}
+
 /// The labels section of the text report (topic, sentiment and shadow-category figures).
 pub fn labels(l: &super::labels::LabelFigures, out: &mut String) {
     let _ = writeln!(
         out,
-        "\nlabels (sampled reviews, whole window; route never depends on them)"
+        "\nlabels (sampled reviews, weighted, whole window; route never depends on them)"
     );
     let _ = writeln!(out, "  topic accuracy:     {}", l.topic);
     let _ = writeln!(out, "  sentiment accuracy: {}", l.sentiment);

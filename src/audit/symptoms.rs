@@ -181,8 +181,7 @@ fn tool_update(weeks: &[WeekFigures]) -> Symptom {
         deliveries: u64,
         failures: u64,
         missing: u64,
-        correct: u64,
-        verdicts: u64,
+        verdicts: stats::Weighted,
     }
     let mut order: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut totals: BTreeMap<(String, String), Totals> = BTreeMap::new();
@@ -198,8 +197,7 @@ fn tool_update(weeks: &[WeekFigures]) -> Symptom {
             t.deliveries += h.deliveries;
             t.failures += h.parse_failures;
             t.missing += h.missing_fields;
-            t.correct += h.accuracy.k;
-            t.verdicts += h.accuracy.n;
+            t.verdicts.merge(&h.verdicts);
         }
     }
     let problem_share = |t: &Totals| {
@@ -227,15 +225,14 @@ fn tool_update(weeks: &[WeekFigures]) -> Symptom {
             before.deliveries += t.deliveries;
             before.failures += t.failures;
             before.missing += t.missing;
-            before.correct += t.correct;
-            before.verdicts += t.verdicts;
+            before.verdicts.merge(&t.verdicts);
         }
         let after = totals[&(source.clone(), newest.clone())];
-        let acc = |t: &Totals| stats::Rate::of(t.correct, t.verdicts);
+        let acc = |t: &Totals| t.verdicts.rate();
         let (ab, aa) = (acc(&before), acc(&after));
         let (pb, pa) = (problem_share(&before), problem_share(&after));
-        let accuracy_dropped = before.verdicts >= MIN_PER_VERSION
-            && after.verdicts >= MIN_PER_VERSION
+        let accuracy_dropped = before.verdicts.n >= MIN_PER_VERSION
+            && after.verdicts.n >= MIN_PER_VERSION
             && ab.share - aa.share >= VERSION_ACCURACY_DROP;
         let problems_rose =
             after.deliveries + after.failures >= MIN_PER_VERSION && pa - pb >= VERSION_PROBLEM_RISE;

@@ -1,12 +1,15 @@
-//! What the audit reads from the routing log: one row per decision with its verdicts and its
-//! delivery, the deliveries themselves and the webhooks the parse refused. No ticket text: the
-//! figures need none (the misses are read one by one with `Reviews::review_item`).
+//! What the audit reads from the routing log: one row per decision with its verdicts, its
+//! place in the review sample and its delivery, the deliveries themselves and the webhooks the
+//! parse refused. No ticket text: the figures need none (the misses are read one by one with
+//! `Reviews::review_item`).
 
-use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
     Severity, Source, Tier,
-    review::{LabelVerdict, ReviewVerdict},
+    review::{LabelVerdict, Passes, ReviewVerdict, SampleMark},
 };
 
 /// One logged decision as the audit sees it.
@@ -36,8 +39,16 @@ pub struct AuditRow {
     pub tier: Tier,
     /// Tokens, cost, time and retries of the model call.
     pub usage: super::Usage,
-    /// The last verdict of a sampled review (terminal, web, import): the accuracy headline.
+    /// The verdict a sampled decision counts with (terminal, web, import; a double review
+    /// once: see [`Passes::counted`]): the accuracy headline. `None` when not sampled.
     pub review: Option<ReviewVerdict>,
+    /// The last verdict on a decision the draw never offered: reported apart, never in the
+    /// accuracy (the reviewer chose it, the draw did not).
+    pub unsampled: Option<ReviewVerdict>,
+    /// The last verdict of each pass, with who gave it.
+    pub passes: Passes,
+    /// Its place in the review sample; `None` when never offered.
+    pub sample: Option<SampleMark>,
     /// The last agent's override in the tool: reported beside, never mixed in.
     pub overridden: Option<ReviewVerdict>,
     /// The payload version of the webhook delivery it came from (none for gRPC tickets).
@@ -56,7 +67,8 @@ pub struct AuditRow {
     pub sentiment: Option<super::Sentiment>,
     /// The shadow categories the classifier was asked about, and whether it said each applies.
     pub shadow: std::collections::BTreeMap<String, bool>,
-    /// The last sampled review's word on the labels (empty when not reviewed or not judged).
+    /// The counted sampled review's word on the labels (empty when not sampled, not reviewed
+    /// or not judged).
     pub review_labels: LabelVerdict,
     /// The authenticated gRPC caller that asked for it (none for webhooks and unauthenticated
     /// gRPC).
@@ -73,6 +85,63 @@ impl AuditRow {
     /// Whether the sampled review says the decision was right, when reviewed.
     pub fn correct(&self) -> Option<bool> {
         self.review.map(|v| v == ReviewVerdict::Correct)
+    }
+
+    /// The weight of its verdict: the inverse of its inclusion probability (1 when not
+    /// sampled or not known).
+    pub fn weight(&self) -> f64 {
+        match self.sample.as_ref().and_then(|s| s.inclusion_probability) {
+            Some(p) if p > 0.0 && p <= 1.0 => 1.0 / p,
+            _ => 1.0,
+        }
+    }
+}
+
+/// Gives the rows sampled before strata existed (no inclusion probability recorded) the
+/// probability of that uniform draw: the decisions sampled that day for that source filter,
+/// over the decisions of that day (by `local_day`) the filter covered, among `rows`. Call it
+/// with whole days in `rows`; a day it cannot count is taken as drawn whole (probability 1).
+pub fn fill_uniform_probabilities(
+    rows: &mut [AuditRow],
+    local_day: impl Fn(DateTime<Utc>) -> NaiveDate,
+) {
+    let mut sampled: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for r in rows.iter() {
+        if let Some(s) = r
+            .sample
+            .as_ref()
+            .filter(|s| s.inclusion_probability.is_none())
+        {
+            *sampled
+                .entry((s.day.clone(), s.source.clone()))
+                .or_default() += 1;
+        }
+    }
+    if sampled.is_empty() {
+        return;
+    }
+    let mut frame: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for r in rows.iter() {
+        let day = local_day(r.created_at).format("%Y-%m-%d").to_string();
+        for key in ["all", r.source.as_str()] {
+            if sampled.contains_key(&(day.clone(), key.to_owned())) {
+                *frame.entry((day.clone(), key.to_owned())).or_default() += 1;
+            }
+        }
+    }
+    for r in rows.iter_mut() {
+        if let Some(s) = r
+            .sample
+            .as_mut()
+            .filter(|s| s.inclusion_probability.is_none())
+        {
+            let key = (s.day.clone(), s.source.clone());
+            let n = sampled.get(&key).copied().unwrap_or(1);
+            let all = frame.get(&key).copied().unwrap_or(0).max(n);
+            #[allow(clippy::cast_precision_loss)]
+            let p = n as f64 / all as f64;
+            s.inclusion_probability = Some(p);
+        }
     }
 }
 

@@ -6,8 +6,8 @@
 //! Over 700 lines: the vocabulary every layer imports (ticket, severity, route, tier, decision,
 //! the classifier's answer) in one file so it is read in one place; about a quarter of it is
 //! its tests. The types only some layers need have their own files: [`review`] (the
-//! reviewer's verdicts), [`audit`] (the rows the audit reads), [`clause`] (the definition
-//! clauses by name).
+//! reviewer's verdicts), [`sample`] (the daily sample's design), [`audit`] (the rows the audit
+//! reads), [`clause`] (the definition clauses by name).
 
 use std::{collections::BTreeMap, fmt};
 
@@ -97,7 +97,8 @@ macro_rules! string_enum {
     };
 }
 
-// After the macro, so the queue rows can use it.
+// After the macro, so the queue rows and the sample design can use it.
+pub mod sample;
 pub mod work;
 
 string_enum! {

@@ -1,11 +1,14 @@
-//! The review's pure types: a verdict on a logged decision, where it came from, and what the
-//! store hands back for a reviewer to look at.
+//! The review's pure types: a verdict on a logged decision, where it came from and which pass
+//! of the review it belongs to, which verdict of a double review counts, and what the store
+//! hands back for a reviewer to look at.
 
-use std::{collections::BTreeMap, fmt};
+use std::collections::BTreeMap;
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use super::{Decision, DomainError, Route, Sentiment, Severity, Tier};
+pub use super::sample::Pass;
+use super::{Decision, DomainError, Route, Sentiment, Severity, Tier, sample::Stratum};
 
 /// A reviewer's word on the labels besides the severity. Each part is `None` (or empty) when
 /// not judged: an agent's override, an import without those columns, a decision logged before
@@ -60,7 +63,12 @@ impl ReviewVerdict {
 
     /// The severity this verdict says is right for `decision`.
     pub fn right_severity(self, decision: &Decision) -> Severity {
-        self.corrected_severity().unwrap_or(decision.severity)
+        self.right_severity_of(decision.severity)
+    }
+
+    /// The severity this verdict says is right for a decision of severity `decided`.
+    pub fn right_severity_of(self, decided: Severity) -> Severity {
+        self.corrected_severity().unwrap_or(decided)
     }
 
     /// A correction to the severity the decision already has is no correction: it is `Correct`.
@@ -169,6 +177,8 @@ pub struct NewReview {
     pub external_key: Option<String>,
     /// The reviewer's word on topic, sentiment and shadow categories.
     pub labels: LabelVerdict,
+    /// The pass it belongs to (`First` for every single review and for overrides).
+    pub pass: Pass,
 }
 
 /// A stored verdict.
@@ -190,6 +200,8 @@ pub struct Review {
     pub origin: Origin,
     /// The reviewer's word on topic, sentiment and shadow categories.
     pub labels: LabelVerdict,
+    /// The pass it belongs to.
+    pub pass: Pass,
 }
 
 /// The ticket text a decision was made on, as the routing log holds it.
@@ -205,23 +217,124 @@ pub struct TicketText {
     pub arr_usd: Option<f64>,
 }
 
-/// One decision as a reviewer sees it: the decision, its ticket, and the verdicts so far.
+/// Where a decision sits in the review sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleMark {
+    /// The day of the sample it was offered in (`YYYY-MM-DD` in the review time zone).
+    pub day: String,
+    /// That sample's source filter (`all`, `plain`, `pylon`, `api`).
+    pub source: String,
+    /// Its stratum; `None` when drawn before strata existed (uniformly).
+    pub stratum: Option<Stratum>,
+    /// Its probability of being drawn on its day; `None` when drawn before strata existed
+    /// (the audit then computes it from the day's decisions).
+    pub inclusion_probability: Option<f64>,
+    /// Offered to a second reviewer as well.
+    pub double_review: bool,
+}
+
+/// One decision as a reviewer sees it: the decision, its ticket, its place in the sample and
+/// the verdicts so far, by pass.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReviewItem {
     /// The logged decision.
     pub decision: Decision,
     /// Its ticket, when the log has it.
     pub ticket: Option<TicketText>,
-    /// The last verdict from a review (not an override), if any.
+    /// The last verdict of the first pass (a review, not an override), if any.
     pub latest: Option<Review>,
+    /// The last verdict of the second reviewer, if any.
+    pub second: Option<Review>,
+    /// The last adjudication, if any.
+    pub adjudication: Option<Review>,
     /// Skipped in its sample (not offered again).
     pub skipped: bool,
+    /// Its place in the sample; `None` when it was never offered.
+    pub sample: Option<SampleMark>,
 }
 
 impl ReviewItem {
-    /// Still waiting for a verdict in its sample.
+    /// An item of `decision` nobody has judged, outside any sample.
+    pub fn unjudged(decision: Decision, ticket: Option<TicketText>) -> Self {
+        Self {
+            decision,
+            ticket,
+            latest: None,
+            second: None,
+            adjudication: None,
+            skipped: false,
+            sample: None,
+        }
+    }
+
+    /// Still waiting for a first-pass verdict in its sample.
     pub fn open(&self) -> bool {
         self.latest.is_none() && !self.skipped
+    }
+
+    /// Offered to a second reviewer as well.
+    pub fn double_review(&self) -> bool {
+        self.sample.as_ref().is_some_and(|s| s.double_review)
+    }
+
+    /// The last verdict of `pass`.
+    pub fn verdict(&self, pass: Pass) -> Option<&Review> {
+        match pass {
+            Pass::First => self.latest.as_ref(),
+            Pass::Second => self.second.as_ref(),
+            Pass::Adjudication => self.adjudication.as_ref(),
+        }
+    }
+
+    /// The first and the second verdict, both given and not alike.
+    pub fn disputed(&self) -> bool {
+        matches!((&self.latest, &self.second), (Some(a), Some(b)) if a.verdict != b.verdict)
+    }
+
+    /// Whether `reviewer` still has to judge this item in `pass`: the first pass every item
+    /// not judged nor skipped, unless `reviewer` gave its second verdict; the second pass the
+    /// items offered for a double review not judged in it, unless `reviewer` gave the first
+    /// verdict; adjudication the disputed items not adjudicated.
+    pub fn open_for(&self, pass: Pass, reviewer: &str) -> bool {
+        let by = |r: &Option<Review>| r.as_ref().is_some_and(|r| r.reviewer == reviewer);
+        match pass {
+            Pass::First => self.open() && !by(&self.second),
+            Pass::Second => self.double_review() && self.second.is_none() && !by(&self.latest),
+            Pass::Adjudication => self.disputed() && self.adjudication.is_none(),
+        }
+    }
+
+    /// Whether `review` may be recorded on this item, and why not: a second verdict only on
+    /// a decision offered for a double review and from another reviewer than the first
+    /// verdict's; a first verdict not from the reviewer who gave the second; an adjudication
+    /// only where the first and the second verdict disagree. Agents' overrides always may.
+    ///
+    /// # Errors
+    /// The reason, for the reviewer.
+    pub fn check(&self, review: &NewReview) -> Result<(), String> {
+        if review.origin == Origin::Override {
+            return Ok(());
+        }
+        let by = |r: &Option<Review>| r.as_ref().is_some_and(|r| r.reviewer == review.reviewer);
+        match review.pass {
+            Pass::First if by(&self.second) => Err(format!(
+                "{} gave the second verdict on decision {}; the first must come from someone else",
+                review.reviewer, self.decision.id
+            )),
+            Pass::Second if !self.double_review() => Err(format!(
+                "decision {} was not offered for a second review",
+                self.decision.id
+            )),
+            Pass::Second if by(&self.latest) => Err(format!(
+                "{} gave the first verdict on decision {}; the second must come from someone else",
+                review.reviewer, self.decision.id
+            )),
+            Pass::Adjudication if !self.disputed() => Err(format!(
+                "decision {} has no disagreement to adjudicate (it needs a first and a second verdict that differ)",
+                self.decision.id
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The decision's route.
@@ -230,42 +343,75 @@ impl ReviewItem {
     }
 }
 
-/// Latest verdicts of a day's decisions, sampled reviews and agents' overrides apart.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
-    /// Decisions whose last sampled-review verdict is `correct`.
-    pub reviewed_correct: u64,
-    /// Decisions whose last sampled-review verdict is `corrected`.
-    pub reviewed_corrected: u64,
-    /// Decisions an agent overrode in the tool.
-    pub overrides: u64,
+/// One pass's last verdict on a decision, and who gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judged {
+    /// The verdict.
+    pub verdict: ReviewVerdict,
+    /// Who gave it.
+    pub reviewer: String,
 }
 
-impl Tally {
-    /// Sampled decisions with a verdict.
-    pub fn reviewed(&self) -> u64 {
-        self.reviewed_correct + self.reviewed_corrected
-    }
+/// The last verdict of each pass on a decision (overrides apart).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Passes {
+    /// The first pass's.
+    pub first: Option<Judged>,
+    /// The second reviewer's.
+    pub second: Option<Judged>,
+    /// The adjudication's.
+    pub adjudication: Option<Judged>,
 }
 
-impl fmt::Display for Tally {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.reviewed();
-        if n == 0 {
-            write!(f, "reviewed: none yet")?;
-        } else {
-            #[allow(clippy::cast_precision_loss)]
-            let pct = self.reviewed_correct as f64 * 100.0 / n as f64;
-            write!(
-                f,
-                "reviewed: {}/{n} correct ({pct:.0}%)",
-                self.reviewed_correct
-            )?;
+impl Passes {
+    /// The last verdict of each pass in `history` (oldest first; overrides left out).
+    pub fn of(history: &[Review]) -> Self {
+        let mut p = Passes::default();
+        for r in history.iter().filter(|r| r.origin != Origin::Override) {
+            let j = Some(Judged {
+                verdict: r.verdict,
+                reviewer: r.reviewer.clone(),
+            });
+            match r.pass {
+                Pass::First => p.first = j,
+                Pass::Second => p.second = j,
+                Pass::Adjudication => p.adjudication = j,
+            }
         }
-        write!(
-            f,
-            "; agents' overrides (misses only, counted apart): {}",
-            self.overrides
-        )
+        p
+    }
+
+    /// The verdict the decision counts with, once however many reviewers judged it: the
+    /// adjudication when there is one; else the first verdict (the same as the second when
+    /// they agree; while they disagree, the first stands until an adjudication settles it);
+    /// else the second.
+    pub fn counted(&self) -> Option<&Judged> {
+        self.adjudication
+            .as_ref()
+            .or(self.first.as_ref())
+            .or(self.second.as_ref())
+    }
+
+    /// The pass of [`Passes::counted`].
+    pub fn counted_pass(&self) -> Option<Pass> {
+        if self.adjudication.is_some() {
+            Some(Pass::Adjudication)
+        } else if self.first.is_some() {
+            Some(Pass::First)
+        } else if self.second.is_some() {
+            Some(Pass::Second)
+        } else {
+            None
+        }
+    }
+
+    /// Both reviewers judged it and they differ.
+    pub fn disputed(&self) -> bool {
+        matches!((&self.first, &self.second), (Some(a), Some(b)) if a.verdict != b.verdict)
+    }
+
+    /// Disputed and not yet adjudicated (it counts with the first verdict meanwhile).
+    pub fn awaiting_adjudication(&self) -> bool {
+        self.disputed() && self.adjudication.is_none()
     }
 }

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::{config::Settings, domain::Source, exit, store::Store};
 
-use super::{ReviewVerdict, SampleRequest};
+use super::{Pass, ReviewVerdict, SampleRequest};
 
 /// `escalator review`: judge a day's sample in the terminal (or export / import it).
 #[derive(Debug, Args)]
@@ -53,6 +53,14 @@ struct SampleArgs {
     /// Only decisions of this source.
     #[arg(long, value_enum)]
     source: Option<SourceArg>,
+    /// Judge as the second reviewer: the decisions offered for a double review, shown without
+    /// the first verdict.
+    #[arg(long, conflicts_with = "adjudicate")]
+    second: bool,
+    /// Settle the disagreements between the first and the second verdict (terminal and page
+    /// only).
+    #[arg(long)]
+    adjudicate: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -122,6 +130,16 @@ fn open_sample(
 }
 
 impl SampleArgs {
+    fn pass(&self) -> Pass {
+        if self.second {
+            Pass::Second
+        } else if self.adjudicate {
+            Pass::Adjudication
+        } else {
+            Pass::First
+        }
+    }
+
     fn request(&self, settings: &Settings) -> SampleRequest {
         SampleRequest {
             day: self
@@ -130,6 +148,7 @@ impl SampleArgs {
             n: self.n.map_or(settings.review.sample_size, usize::from),
             seed: self.seed,
             source: self.source.map(Source::from),
+            design: settings.review.design,
         }
     }
 }
@@ -143,8 +162,9 @@ pub fn main(args: ReviewArgs) -> ExitCode {
     }
 }
 
-fn review(sample: &SampleArgs, reviewer: &str) -> ExitCode {
-    let (env, req, sample) = match open_sample("review", sample) {
+fn review(args: &SampleArgs, reviewer: &str) -> ExitCode {
+    let pass = args.pass();
+    let (env, req, sample) = match open_sample("review", args) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
@@ -167,18 +187,24 @@ fn review(sample: &SampleArgs, reviewer: &str) -> ExitCode {
         env.rt.handle(),
         env.store.as_ref(),
         &sample,
-        reviewer,
-        &env.settings.labels.taxonomy,
+        &super::terminal::Judge {
+            reviewer,
+            pass,
+            taxonomy: &env.settings.labels.taxonomy,
+        },
         input,
         &mut out,
     );
     match outcome {
         Ok(_) => {
-            if let Ok(t) = env
-                .rt
-                .block_on(super::tally(env.store.as_ref(), tz, req.day))
-            {
-                println!("{}: {t}", req.day);
+            // A second reviewer sees nothing of the first verdicts, not even their tally.
+            if pass != Pass::Second {
+                if let Ok(t) = env
+                    .rt
+                    .block_on(super::tally(env.store.as_ref(), tz, req.day))
+                {
+                    println!("{}: {t}", req.day);
+                }
             }
             ExitCode::SUCCESS
         }
@@ -189,21 +215,35 @@ fn review(sample: &SampleArgs, reviewer: &str) -> ExitCode {
     }
 }
 
-fn export(sample: &SampleArgs) -> ExitCode {
-    let (_env, req, sample) = match open_sample("review export", sample) {
+fn export(args: &SampleArgs) -> ExitCode {
+    let pass = args.pass();
+    if pass == Pass::Adjudication {
+        eprintln!(
+            "escalator review export: adjudicate in the terminal (`escalator review --adjudicate`) or on the /review page"
+        );
+        return ExitCode::from(exit::USAGE);
+    }
+    let (_env, req, sample) = match open_sample("review export", args) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let open: Vec<_> = sample.open().map(|(_, i)| i).collect();
-    if let Err(e) = super::csv::export(&open, &mut std::io::stdout().lock()) {
+    // The reviewer is not known here: the import refuses a second verdict from the first
+    // reviewer.
+    let open: Vec<_> = sample.open_for(pass, "").map(|(_, i)| i).collect();
+    if let Err(e) = super::csv::export(&open, pass, &mut std::io::stdout().lock()) {
         eprintln!("escalator review export: {e}");
         return ExitCode::from(exit::SOFTWARE);
     }
     eprintln!(
-        "{} decisions of {} to judge (seed {}); fill in verdict (correct | corrected), \
+        "{} decisions of {} to judge{} (seed {}); fill in verdict (correct | corrected), \
          corrected_severity (routine | urgent | on_fire) and why, then `escalator review import`",
         open.len(),
         req.day,
+        if pass == Pass::Second {
+            " as the second reviewer"
+        } else {
+            ""
+        },
         sample.seed
     );
     ExitCode::SUCCESS
@@ -291,7 +331,7 @@ pub fn add_from_reviews(args: AddFromReviewsArgs) -> ExitCode {
                 println!("{}", crate::text::for_terminal(&line));
             }
             println!(
-                "{name}: {} row(s) {}, {} already there, {} without ticket text; labels check: ok",
+                "{name}: {} row(s) {}, {} already there, {} without ticket text, {} awaiting adjudication; labels check: ok",
                 added.rows.len(),
                 if args.dry_run {
                     "to add (dry run)"
@@ -299,7 +339,8 @@ pub fn add_from_reviews(args: AddFromReviewsArgs) -> ExitCode {
                     "added"
                 },
                 added.already_there,
-                added.without_text
+                added.without_text,
+                added.disputed
             );
             println!("prompt version: {}", added.prompt_version);
             ExitCode::SUCCESS

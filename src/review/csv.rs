@@ -19,14 +19,16 @@ use crate::{
     taxonomy::Taxonomy,
 };
 
-use super::{LabelVerdict, NewReview, Origin, ReviewItem, ReviewVerdict};
+use super::{LabelVerdict, NewReview, Origin, Pass, ReviewItem, ReviewVerdict};
 
-/// The exact header of an export (and of a file to import). The last six are the labels:
-/// the decision's `topic`, `sentiment` and `shadow` (`churn_risk=yes; vip=no`: what the
-/// classifier said of each shadow category), then the reviewer's `right_topic` and
+/// The exact header of an export (and of a file to import). Six columns before the last are
+/// the labels: the decision's `topic`, `sentiment` and `shadow` (`churn_risk=yes; vip=no`:
+/// what the classifier said of each shadow category), then the reviewer's `right_topic` and
 /// `right_sentiment` (blank: the decision's label is right) and `shadow_applies` (the same
-/// shape; a category left out is not judged).
-pub const HEADER: [&str; 26] = [
+/// shape; a category left out is not judged). The last, `pass`, says whose verdicts the file
+/// holds: `first` (the day's reviewer) or `second` (the second reviewer of a double review).
+/// A file with the header before `pass` existed (without it) imports as `first`.
+pub const HEADER: [&str; 27] = [
     "decision_id",
     "source",
     "ticket_id",
@@ -53,6 +55,7 @@ pub const HEADER: [&str; 26] = [
     "right_topic",
     "right_sentiment",
     "shadow_applies",
+    "pass",
 ];
 
 /// The first characters that make a spreadsheet read a cell as a formula (OWASP, "CSV
@@ -94,11 +97,16 @@ fn col(name: &str) -> usize {
     HEADER.iter().position(|h| *h == name).unwrap_or(0)
 }
 
-/// Writes `items` as CSV with empty verdict columns.
+/// Writes `items` as CSV with empty verdict columns, for `pass` (`first` or `second`; the
+/// columns never show another pass's verdict).
 ///
 /// # Errors
 /// When the writer fails.
-pub fn export(items: &[&ReviewItem], out: &mut dyn std::io::Write) -> Result<(), csv::Error> {
+pub fn export(
+    items: &[&ReviewItem],
+    pass: Pass,
+    out: &mut dyn std::io::Write,
+) -> Result<(), csv::Error> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record(HEADER)?;
     for item in items {
@@ -133,6 +141,7 @@ pub fn export(items: &[&ReviewItem], out: &mut dyn std::io::Write) -> Result<(),
             "",
             "",
             "",
+            pass.as_str(),
         ];
         w.write_record(cells.iter().map(|c| neutralise(c).into_owned()))?;
     }
@@ -162,9 +171,10 @@ pub struct Parsed {
 }
 
 /// Parses and validates an import: the header, every row's verdict, corrected severity, why and
-/// reviewer, each decision id present once and known to `store` with the row's ticket id, and
-/// the labels columns (a topic of `taxonomy`, a sentiment, shadow categories the decision was
-/// asked about).
+/// reviewer, each decision id present once and known to `store` with the row's ticket id, the
+/// labels columns (a topic of `taxonomy`, a sentiment, shadow categories the decision was
+/// asked about), and the pass (`first` or `second`, fitting the decision as
+/// [`ReviewItem::check`] says).
 ///
 /// # Errors
 /// Every problem found, each naming its line and column; nothing is stored then.
@@ -178,7 +188,13 @@ pub async fn parse<S: Reviews + ?Sized>(
     let problem =
         |line: u64, column: usize, message: String| Problem::at(file, line, column, message);
     let (header, rows) = crate::examples::read_csv(file, text).map_err(|p| vec![p])?;
-    if header.iter().ne(HEADER.iter().copied()) {
+    // The header before `pass` existed is read as a first-pass file.
+    let width = if header.iter().eq(HEADER[..HEADER.len() - 1].iter().copied()) {
+        HEADER.len() - 1
+    } else {
+        HEADER.len()
+    };
+    if header.iter().ne(HEADER[..width].iter().copied()) {
         return Err(vec![problem(
             1,
             0,
@@ -191,7 +207,7 @@ pub async fn parse<S: Reviews + ?Sized>(
     let mut problems = Vec::new();
     let mut parsed = Parsed::default();
     let mut seen = BTreeSet::new();
-    for row in rows.of_width(HEADER.len()) {
+    for row in rows.of_width(width) {
         let (line, record) = match row {
             Ok(row) => row,
             Err(p) => {
@@ -199,7 +215,14 @@ pub async fn parse<S: Reviews + ?Sized>(
                 continue;
             }
         };
-        let field = |name: &str| restore(&record[col(name)]).trim();
+        let field = |name: &str| {
+            let i = col(name);
+            if i < width {
+                restore(&record[i]).trim()
+            } else {
+                ""
+            }
+        };
         let verdict = field("verdict");
         let severity = field("corrected_severity");
         if verdict.is_empty() && severity.is_empty() {
@@ -208,7 +231,7 @@ pub async fn parse<S: Reviews + ?Sized>(
         }
         let id = field("decision_id");
         let mut ok = true;
-        let mut decision = None;
+        let mut item = None;
         if id.is_empty() {
             problems.push(problem(
                 line,
@@ -224,9 +247,9 @@ pub async fn parse<S: Reviews + ?Sized>(
             ));
             ok = false;
         } else {
-            match store.decision_by_id(id).await {
-                Ok(Some(d)) if d.ticket_id == field("ticket_id") => decision = Some(d),
-                Ok(Some(d)) => {
+            match store.review_item(id).await {
+                Ok(Some(i)) if i.decision.ticket_id == field("ticket_id") => item = Some(i),
+                Ok(Some(ReviewItem { decision: d, .. })) => {
                     problems.push(problem(
                         line,
                         col("ticket_id") + 1,
@@ -286,8 +309,21 @@ pub async fn parse<S: Reviews + ?Sized>(
             ));
             ok = false;
         }
+        let pass = match field("pass") {
+            "" | "first" => Some(Pass::First),
+            "second" => Some(Pass::Second),
+            other => {
+                problems.push(problem(
+                    line,
+                    col("pass") + 1,
+                    format!("pass {other:?} is not one of first, second (adjudicate in the terminal or on the page)"),
+                ));
+                ok = false;
+                None
+            }
+        };
         let mut labels = LabelVerdict::default();
-        if let Some(d) = &decision {
+        if let Some(d) = item.as_ref().map(|i| &i.decision) {
             let labelled = d.topic.is_some() || d.sentiment.is_some();
             match field("right_topic") {
                 "" if labelled => labels.topic.clone_from(&d.topic),
@@ -350,19 +386,21 @@ pub async fn parse<S: Reviews + ?Sized>(
                 }
             }
         }
-        if let (true, Some(verdict)) = (ok, verdict) {
-            parsed.rows.push(Row {
-                line,
-                review: NewReview {
-                    decision_id: id.to_owned(),
-                    reviewer: reviewer.to_owned(),
-                    verdict,
-                    why: Some(field("why").to_owned()),
-                    origin: Origin::Import,
-                    external_key: None,
-                    labels,
-                },
-            });
+        if let (true, Some(verdict), Some(pass), Some(item)) = (ok, verdict, pass, item) {
+            let review = NewReview {
+                decision_id: id.to_owned(),
+                reviewer: reviewer.to_owned(),
+                verdict: verdict.normalised(&item.decision),
+                why: Some(field("why").to_owned()),
+                origin: Origin::Import,
+                external_key: None,
+                labels,
+                pass,
+            };
+            match item.check(&review) {
+                Ok(()) => parsed.rows.push(Row { line, review }),
+                Err(e) => problems.push(problem(line, col("pass") + 1, e)),
+            }
         }
     }
     if problems.is_empty() {
@@ -381,8 +419,8 @@ mod tests {
 
     /// A reviewable item whose free-text cells are the given strings.
     fn item(ticket_id: &str, subject: &str, body: &str, reasoning: &str) -> ReviewItem {
-        ReviewItem {
-            decision: Decision {
+        ReviewItem::unjudged(
+            Decision {
                 id: "dec-1".into(),
                 source: crate::domain::Source::Api,
                 ticket_id: ticket_id.into(),
@@ -411,22 +449,20 @@ mod tests {
                 shadow: std::collections::BTreeMap::new(),
                 caller: None,
             },
-            ticket: Some(TicketText {
+            Some(TicketText {
                 subject: subject.into(),
                 body: body.into(),
                 tier: Tier::Free,
                 arr_usd: None,
             }),
-            latest: None,
-            skipped: false,
-        }
+        )
     }
 
     /// The export of `item` read back as the import reads it: every cell as written, and
     /// restored.
     fn round_trip(item: &ReviewItem) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        export(&[item], &mut out).unwrap();
+        export(&[item], Pass::First, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let (_, rows) = crate::examples::read_csv("s.csv", &text).unwrap();
         let (_, record) = rows.of_width(HEADER.len()).next().unwrap().unwrap();

@@ -25,6 +25,8 @@ pub struct Added {
     pub already_there: usize,
     /// Corrected decisions whose ticket text is not in the routing log, skipped.
     pub without_text: usize,
+    /// Double reviews whose two verdicts differ and wait for an adjudication, skipped.
+    pub disputed: usize,
     /// The prompt version with the new file.
     pub prompt_version: String,
 }
@@ -43,9 +45,12 @@ pub enum AddError {
     Io(#[from] anyhow::Error),
 }
 
-/// Appends the tickets whose last verdict since `since` (start of that day in `tz`; all when
+/// Appends the tickets whose verdict since `since` (start of that day in `tz`; all when
 /// `None`) is a correction to the labels file at `file`, with the corrected severity and the
-/// reviewer's why; tickets already in the file are skipped. The combined file must pass the
+/// reviewer's why; tickets already in the file are skipped. A decision's verdict is the one it
+/// counts with ([`super::Passes::counted`]: the adjudication, else the first reviewer's; an
+/// agent's override when no reviewer judged it), sampled or not; a double review whose two
+/// verdicts differ waits for its adjudication. The combined file must pass the
 /// labels checks (against the holdout beside it, when there is one) or nothing is written.
 /// `template` is the prompt template for the version (the embedded one when `None`).
 ///
@@ -79,9 +84,24 @@ pub async fn add_from_reviews<S: Reviews + ?Sized>(
         rows: Vec::new(),
         already_there: 0,
         without_text: 0,
+        disputed: 0,
         prompt_version: String::new(),
     };
-    for review in store.latest_reviews_since(since).await? {
+    for last in store.latest_reviews_since(since).await? {
+        let history = store.reviews(&last.decision_id).await?;
+        let passes = super::Passes::of(&history);
+        if passes.awaiting_adjudication() {
+            added.disputed += 1;
+            continue;
+        }
+        let review = match passes.counted_pass() {
+            Some(pass) => history
+                .iter()
+                .rev()
+                .find(|r| r.origin != super::Origin::Override && r.pass == pass)
+                .unwrap_or(&last),
+            None => &last,
+        };
         let ReviewVerdict::Corrected(severity) = review.verdict else {
             continue;
         };

@@ -2,11 +2,16 @@
 //! each was right. Without verdicts no accuracy figure exists; with them the labels and the
 //! Langfuse dashboards learn from the misses.
 //!
-//! - [`sample`] draws N decisions uniformly at random from one day (in the configured time
-//!   zone), reproducibly for a `--seed`, and records them, so a decision is never offered twice.
-//! - [`record`] stores a verdict (history kept, the last one counts) and writes the Langfuse
-//!   scores to the outbox: `routing_correct` (BOOLEAN), and `corrected_severity` (CATEGORICAL)
-//!   for a correction.
+//! - [`sample`] draws N decisions from one day (in the configured time zone) by the stratified
+//!   design of `crate::domain::sample` (the costly strata taken whole, low confidence and
+//!   enterprise oversampled, the rest uniform), reproducibly for a `--seed`, and records them
+//!   with their strata and inclusion probabilities, so a decision is never offered twice and
+//!   each verdict can be weighted; a share of each draw is offered to a second reviewer too.
+//! - [`record`] stores a verdict of a pass (history kept, the last of each pass counts) and
+//!   writes the Langfuse scores to the outbox: `routing_correct` (BOOLEAN), and
+//!   `corrected_severity` (CATEGORICAL) for a correction.
+//! - [`judged`] reads a window's decisions with the verdict each counts with and its weight,
+//!   as the audit, the promotion gate and the day's [`Tally`] read them.
 //! - [`terminal`] is `escalator review`, [`csv`] its spreadsheet export and import,
 //!   [`labels`] `escalator labels add-from-reviews`, [`overrides`] the agents' changes in Plain
 //!   and Pylon taken as verdicts; `crate::web` serves the same sample as a page.
@@ -18,17 +23,20 @@ pub mod overrides;
 pub mod settings;
 pub mod terminal;
 
+use std::fmt;
+
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone as _, Utc};
-use rand::{SeedableRng as _, rngs::StdRng};
 
 pub use crate::domain::review::{
-    LabelVerdict, NewReview, Origin, Review, ReviewItem, ReviewVerdict, Tally, TicketText,
+    LabelVerdict, NewReview, Origin, Pass, Passes, Review, ReviewItem, ReviewVerdict, TicketText,
 };
+pub use crate::domain::sample::{Design, Stratum};
 pub use settings::ReviewSettings;
 
 use crate::{
-    domain::{Decision, Source},
-    store::{Reviews, ScoreQueue, StoreError},
+    domain::{Decision, Source, audit::AuditRow},
+    stats::{Rate, Weighted},
+    store::{AuditLog, NewDraw, Reviews, ScoreQueue, StoreError},
     telemetry::scores,
 };
 
@@ -36,7 +44,7 @@ use crate::{
 pub const MAX_WHY_CHARS: usize = 300;
 
 /// Which decisions to sample.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SampleRequest {
     /// The day, in the review time zone.
     pub day: NaiveDate,
@@ -46,6 +54,8 @@ pub struct SampleRequest {
     pub seed: Option<u64>,
     /// Only decisions of this source.
     pub source: Option<Source>,
+    /// The sample design (`[review]`).
+    pub design: Design,
 }
 
 /// A day's sample: every decision offered for it, judged or not, in the order drawn.
@@ -64,9 +74,35 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// Items still waiting for a verdict.
+    /// Items still waiting for a first-pass verdict.
     pub fn open(&self) -> impl Iterator<Item = (usize, &ReviewItem)> {
         self.items.iter().enumerate().filter(|(_, i)| i.open())
+    }
+
+    /// The items `pass` shows (with their position in the sample): every item for the first
+    /// pass, those offered for a double review for the second, the disputed ones for
+    /// adjudication.
+    pub fn of_pass(&self, pass: Pass) -> impl Iterator<Item = (usize, &ReviewItem)> {
+        self.items
+            .iter()
+            .enumerate()
+            .filter(move |(_, i)| match pass {
+                Pass::First => true,
+                Pass::Second => i.double_review(),
+                Pass::Adjudication => i.disputed(),
+            })
+    }
+
+    /// The items `reviewer` still has to judge in `pass`.
+    pub fn open_for<'a>(
+        &'a self,
+        pass: Pass,
+        reviewer: &'a str,
+    ) -> impl Iterator<Item = (usize, &'a ReviewItem)> {
+        self.items
+            .iter()
+            .enumerate()
+            .filter(move |(_, i)| i.open_for(pass, reviewer))
     }
 }
 
@@ -100,16 +136,10 @@ pub fn day_bounds(day: NaiveDate, tz: chrono_tz::Tz) -> (DateTime<Utc>, DateTime
     (day_start(day, tz), day_start(next, tz))
 }
 
-/// Picks `k` of `len` indices uniformly at random without replacement, in draw order; the same
-/// seed always gives the same picks.
-pub fn draw(len: usize, k: usize, seed: u64) -> Vec<usize> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    rand::seq::index::sample(&mut rng, len, k.min(len)).into_vec()
-}
-
 /// The day's sample for `req`: the decisions offered for that day and source before, topped up
-/// to `req.n` with a uniform draw from the decisions of that day never offered (fallbacks
-/// included), which is recorded before it is returned.
+/// to `req.n` with a stratified draw from the decisions of that day never offered (fallbacks
+/// included), which is recorded with its strata, and every sampled decision's inclusion
+/// probability updated, before it is returned.
 ///
 /// # Errors
 /// When the store cannot be read or written.
@@ -126,14 +156,19 @@ pub async fn sample<S: Reviews + ?Sized>(
     if existing.len() < req.n {
         let (from, to) = day_bounds(req.day, tz);
         let candidates = store.review_candidates(from, to, req.source).await?;
-        let picks: Vec<String> = draw(candidates.len(), req.n - existing.len(), seed)
-            .into_iter()
-            .map(|i| candidates[i].clone())
-            .collect();
-        if !picks.is_empty() {
-            let first = i32::try_from(existing.len()).unwrap_or(i32::MAX);
-            store.add_to_sample(&day, key, seed, first, &picks).await?;
-            drawn = picks.len();
+        let draw =
+            crate::domain::sample::draw(&candidates, req.n - existing.len(), seed, &req.design);
+        if !draw.picks.is_empty() {
+            drawn = store
+                .add_draw(&NewDraw {
+                    day: &day,
+                    source: req.source,
+                    seed,
+                    drawn_at: Utc::now(),
+                    first_position: i32::try_from(existing.len()).unwrap_or(i32::MAX),
+                    draw: &draw,
+                })
+                .await?;
         }
     }
     let items = if drawn > 0 {
@@ -156,6 +191,10 @@ pub enum ReviewError {
     /// The decision id is not in the routing log.
     #[error("no decision {0} in the routing log")]
     UnknownDecision(String),
+    /// The verdict does not fit the decision's passes (a second verdict on a decision not
+    /// offered for one, or from the first reviewer; an adjudication with nothing to settle).
+    #[error("{0}")]
+    Refused(String),
     /// The store failed; nothing or only part was written (recording again is safe).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -167,7 +206,8 @@ pub fn clean_why(why: Option<&str>) -> Option<String> {
     (!w.is_empty()).then_some(w)
 }
 
-/// Stores a verdict on `decision` and writes its Langfuse scores to the outbox:
+/// Stores a verdict on `decision` (after [`ReviewItem::check`]: the pass must fit) and writes
+/// its Langfuse scores to the outbox:
 /// `routing_correct` (1 correct, 0 corrected) and, for a correction, `corrected_severity`; and
 /// `topic_correct` / `sentiment_correct` for each label the reviewer judged on a labelled
 /// decision. A
@@ -177,22 +217,34 @@ pub fn clean_why(why: Option<&str>) -> Option<String> {
 /// before (a redelivered override): nothing else is written.
 ///
 /// # Errors
-/// When the store cannot be written; recording again is safe (scores are idempotent).
+/// [`ReviewError::Refused`] when the pass does not fit; store errors (recording again is
+/// safe: scores are idempotent).
 pub async fn record<S: Reviews + ScoreQueue + ?Sized>(
     store: &S,
     decision: &Decision,
     mut review: NewReview,
-) -> Result<Option<Review>, StoreError> {
+) -> Result<Option<Review>, ReviewError> {
     review.verdict = review.verdict.normalised(decision);
     review.why = clean_why(review.why.as_deref());
+    if review.origin != Origin::Override {
+        let item = store.review_item(&decision.id).await?;
+        if let Some(item) = item {
+            item.check(&review).map_err(ReviewError::Refused)?;
+        }
+    }
     let earlier = store.reviews(&decision.id).await?;
     let Some(stored) = store.insert_review(&review).await? else {
         return Ok(None);
     };
     let comment = format!(
-        "{} ({}, {}){}",
+        "{} ({}{}, {}){}",
         review.verdict,
         review.origin.as_str(),
+        match review.pass {
+            Pass::First => "",
+            Pass::Second => ", second review",
+            Pass::Adjudication => ", adjudication",
+        },
         review.reviewer,
         review
             .why
@@ -253,20 +305,111 @@ pub async fn record_by_id<S: Reviews + ScoreQueue + ?Sized>(
         .decision_by_id(&review.decision_id)
         .await?
         .ok_or_else(|| ReviewError::UnknownDecision(review.decision_id.clone()))?;
-    Ok(record(store, &decision, review).await?)
+    record(store, &decision, review).await
 }
 
-/// Last verdicts of `day`'s decisions (in `tz`), sampled reviews and overrides apart.
+/// The decisions logged in `[from, to)` with the verdict each counts with and its weight:
+/// [`AuditLog::audit_decisions`], with the rows sampled before strata existed given the
+/// inclusion probability of their uniform draw (their days in `tz`). Read whole days.
 ///
 /// # Errors
 /// When the store cannot be read.
-pub async fn tally<S: Reviews + ?Sized>(
+pub async fn judged<S: AuditLog + ?Sized>(
+    store: &S,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> Result<Vec<AuditRow>, StoreError> {
+    let mut rows = store.audit_decisions(from, to).await?;
+    crate::domain::audit::fill_uniform_probabilities(&mut rows, |t| {
+        t.with_timezone(&tz).date_naive()
+    });
+    Ok(rows)
+}
+
+/// A day's verdicts at a glance: the sampled ones (a double review once, weighted by the
+/// design), the ones on decisions the draw never offered and the agents' overrides, each apart.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tally {
+    /// Sampled decisions with a verdict: the weighted estimate.
+    pub sampled: Rate,
+    /// Verdicts on decisions never sampled (a reviewer's own choice): never in the accuracy.
+    pub unsampled: Rate,
+    /// Decisions an agent overrode in the tool.
+    pub overrides: u64,
+    /// Double reviews whose two verdicts differ and wait for an adjudication.
+    pub awaiting_adjudication: u64,
+}
+
+impl Tally {
+    /// The tally of `rows`.
+    pub fn of(rows: &[AuditRow]) -> Self {
+        let (mut sampled, mut unsampled) = (Weighted::default(), Weighted::default());
+        let (mut overrides, mut awaiting) = (0, 0);
+        for r in rows {
+            if let Some(c) = r.correct() {
+                sampled.add(r.weight(), c);
+            }
+            if let Some(v) = r.unsampled {
+                unsampled.add(1.0, v == ReviewVerdict::Correct);
+            }
+            overrides += u64::from(r.overridden.is_some());
+            awaiting += u64::from(r.sample.is_some() && r.passes.awaiting_adjudication());
+        }
+        Self {
+            sampled: sampled.rate(),
+            unsampled: unsampled.rate(),
+            overrides,
+            awaiting_adjudication: awaiting,
+        }
+    }
+
+    /// Sampled decisions with a verdict.
+    pub fn reviewed(&self) -> u64 {
+        self.sampled.n
+    }
+}
+
+impl fmt::Display for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.sampled.n == 0 {
+            write!(f, "sampled verdicts: none yet")?;
+        } else {
+            write!(f, "sampled verdicts: {}", self.sampled)?;
+        }
+        if self.awaiting_adjudication > 0 {
+            write!(
+                f,
+                " ({} disagreement(s) await adjudication, counted with the first verdict)",
+                self.awaiting_adjudication
+            )?;
+        }
+        if self.unsampled.n > 0 {
+            write!(
+                f,
+                "; unsampled verdicts (not in the accuracy): {}, accuracy {}",
+                self.unsampled.n, self.unsampled
+            )?;
+        }
+        write!(
+            f,
+            "; agents' overrides (misses only, counted apart): {}",
+            self.overrides
+        )
+    }
+}
+
+/// The [`Tally`] of `day`'s decisions (in `tz`).
+///
+/// # Errors
+/// When the store cannot be read.
+pub async fn tally<S: AuditLog + ?Sized>(
     store: &S,
     tz: chrono_tz::Tz,
     day: NaiveDate,
 ) -> Result<Tally, StoreError> {
     let (from, to) = day_bounds(day, tz);
-    store.review_tally(from, to).await
+    Ok(Tally::of(&judged(store, from, to, tz).await?))
 }
 
 #[cfg(test)]
@@ -290,30 +433,6 @@ mod tests {
         let gap = NaiveDate::from_ymd_opt(2026, 9, 6).unwrap();
         let (from, to) = day_bounds(gap, chrono_tz::America::Santiago);
         assert!(from < to);
-    }
-
-    #[test]
-    fn draws_are_uniform_reproducible_and_never_repeat_within() {
-        assert_eq!(draw(100, 10, 7), draw(100, 10, 7));
-        assert_ne!(draw(100, 10, 7), draw(100, 10, 8));
-        let picks = draw(100, 10, 7);
-        let mut unique = picks.clone();
-        unique.sort_unstable();
-        unique.dedup();
-        assert_eq!(unique.len(), 10);
-        assert_eq!(draw(3, 10, 1).len(), 3);
-        assert!(draw(0, 10, 1).is_empty());
-        // Every index is about equally likely: 20,000 draws of 2 of 5, each index ~8,000.
-        let mut counts = [0u32; 5];
-        for seed in 0..20_000 {
-            for i in draw(5, 2, seed) {
-                counts[i] += 1;
-            }
-        }
-        assert!(
-            counts.iter().all(|c| (7_400..8_600).contains(c)),
-            "{counts:?}"
-        );
     }
 
     #[test]

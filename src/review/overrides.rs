@@ -159,8 +159,16 @@ impl<S: Reviews + ScoreQueue + ?Sized + 'static> OverrideSink for Overrides<S> {
             external_key: Some(key),
             // An agent's change in the tool says nothing about topic or sentiment.
             labels: super::LabelVerdict::default(),
+            pass: super::Pass::First,
         };
-        match super::record(self.store.as_ref(), &decision, review).await? {
+        let stored = super::record(self.store.as_ref(), &decision, review)
+            .await
+            .map_err(|e| match e {
+                super::ReviewError::Store(e) => ReceiveError::from(e),
+                // An override is never checked against the passes, and its decision is known.
+                other => ReceiveError::Unexpected(other.into()),
+            })?;
+        match stored {
             Some(_) => {
                 tracing::info!(%source, ticket_id, decision_id = %decision.id, %from, %to, "agent's override stored as a verdict");
                 Ok(OverrideOutcome::Stored)

@@ -50,6 +50,30 @@ pub const SETTINGS: &[Setting] = &[
         example: "10",
     },
     Setting {
+        key: "review.on_fire_cap",
+        default: SettingDefault::Value("3"),
+        meaning: "The daily sample takes every `on_fire` decision, up to this many a draw (more are drawn among at random; 0..=1000).",
+        example: "3",
+    },
+    Setting {
+        key: "review.oversample",
+        default: SettingDefault::Value("3.0"),
+        meaning: "How many times as likely as an ordinary decision a low-confidence or enterprise decision is to be drawn into the daily sample (1.0..=100.0; 1.0: uniform).",
+        example: "3.0",
+    },
+    Setting {
+        key: "review.low_confidence_below",
+        default: SettingDefault::Value("0.6"),
+        meaning: "A decision with a confidence below this is in the sample's `low_confidence` stratum (0.0..=1.0).",
+        example: "0.6",
+    },
+    Setting {
+        key: "review.second_reviewer_share",
+        default: SettingDefault::Value("0.0"),
+        meaning: "The share of each day's sample offered to a second reviewer as well, who does not see the first verdict (0.0..=1.0; rounded to whole decisions per draw).",
+        example: "0.2",
+    },
+    Setting {
         key: "review.secure_cookie",
         default: SettingDefault::Value("false"),
         meaning: "Mark the `/review` session cookie `Secure` (set it when served over HTTPS).",
@@ -76,6 +100,9 @@ pub struct ReviewSettings {
     pub time_zone: chrono_tz::Tz,
     /// `[review] sample_size`: decisions per day's sample (`--n` overrides it).
     pub sample_size: usize,
+    /// `[review] on_fire_cap`, `oversample`, `low_confidence_below` and
+    /// `second_reviewer_share`: the sample design.
+    pub design: crate::domain::sample::Design,
     /// `ESCALATOR_ADMIN_TOKEN`: the shared `/review` login. Unset (and no reviewers): the
     /// page answers 404.
     pub admin_token: Option<SecretString>,
@@ -98,6 +125,7 @@ impl Default for ReviewSettings {
         Self {
             time_zone: chrono_tz::UTC,
             sample_size: DEFAULT_SAMPLE_SIZE,
+            design: crate::domain::sample::Design::default(),
             admin_token: None,
             reviewers_file: None,
             client_address_header: None,
@@ -113,6 +141,10 @@ impl Default for ReviewSettings {
 pub(crate) struct FileReview {
     time_zone: Option<String>,
     sample_size: Option<usize>,
+    on_fire_cap: Option<usize>,
+    oversample: Option<f64>,
+    low_confidence_below: Option<f32>,
+    second_reviewer_share: Option<f64>,
     secure_cookie: Option<bool>,
     plain_machine_user_id: Option<String>,
     reviewers_file: Option<PathBuf>,
@@ -146,6 +178,34 @@ impl ReviewSettings {
         if sample_size == 0 || sample_size > 1_000 {
             return Err(invalid("review.sample_size", "must be within 1..=1000"));
         }
+        let design = crate::domain::sample::Design {
+            on_fire_cap: file.on_fire_cap.unwrap_or(d.design.on_fire_cap),
+            oversample: file.oversample.unwrap_or(d.design.oversample),
+            low_confidence_below: file
+                .low_confidence_below
+                .unwrap_or(d.design.low_confidence_below),
+            second_reviewer_share: file
+                .second_reviewer_share
+                .unwrap_or(d.design.second_reviewer_share),
+        };
+        if design.on_fire_cap > 1_000 {
+            return Err(invalid("review.on_fire_cap", "must be within 0..=1000"));
+        }
+        if !(1.0..=100.0).contains(&design.oversample) {
+            return Err(invalid("review.oversample", "must be within 1.0..=100.0"));
+        }
+        if !(0.0..=1.0).contains(&design.low_confidence_below) {
+            return Err(invalid(
+                "review.low_confidence_below",
+                "must be within 0.0..=1.0",
+            ));
+        }
+        if !(0.0..=1.0).contains(&design.second_reviewer_share) {
+            return Err(invalid(
+                "review.second_reviewer_share",
+                "must be within 0.0..=1.0",
+            ));
+        }
         let admin_token = env.get("ESCALATOR_ADMIN_TOKEN").map(SecretString::from);
         if let Some(t) = &admin_token {
             if t.expose_secret().chars().count() < MIN_ADMIN_TOKEN_CHARS {
@@ -170,6 +230,7 @@ impl ReviewSettings {
         Ok(Self {
             time_zone,
             sample_size,
+            design,
             admin_token,
             reviewers_file: env
                 .get("ESCALATOR_REVIEWERS_FILE")
@@ -242,5 +303,37 @@ mod tests {
             "ESCALATOR_ADMIN_TOKEN: must be at least 16 characters"
         );
         assert!(toml::from_str::<FileReview>("colour = 1").is_err());
+        let s = ReviewSettings::load(
+            &BTreeMap::new(),
+            file("on_fire_cap = 5\noversample = 2.5\nlow_confidence_below = 0.7\nsecond_reviewer_share = 0.2"),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                s.design.on_fire_cap,
+                s.design.oversample,
+                s.design.low_confidence_below,
+                s.design.second_reviewer_share
+            ),
+            (5, 2.5, 0.7, 0.2)
+        );
+        assert_eq!(
+            ReviewSettings::load(&BTreeMap::new(), FileReview::default())
+                .unwrap()
+                .design,
+            crate::domain::sample::Design::default()
+        );
+        for (toml, key) in [
+            ("oversample = 0.5", "review.oversample"),
+            (
+                "second_reviewer_share = 1.5",
+                "review.second_reviewer_share",
+            ),
+            ("low_confidence_below = -0.1", "review.low_confidence_below"),
+            ("on_fire_cap = 5000", "review.on_fire_cap"),
+        ] {
+            let e = ReviewSettings::load(&BTreeMap::new(), file(toml)).unwrap_err();
+            assert!(e.to_string().starts_with(&format!("{key}: ")), "{e}");
+        }
     }
 }

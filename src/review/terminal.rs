@@ -15,7 +15,7 @@ use crate::{
     text::usd,
 };
 
-use super::{LabelVerdict, NewReview, Origin, ReviewItem, ReviewVerdict, Sample};
+use super::{LabelVerdict, NewReview, Origin, Pass, Review, ReviewItem, ReviewVerdict, Sample};
 
 /// Longest first message shown, in characters (the rest is cut with `…`).
 const SHOWN_BODY_CHARS: usize = 1_500;
@@ -25,7 +25,7 @@ const SHOWN_BODY_CHARS: usize = 1_500;
 pub struct Outcome {
     /// Verdicts recorded.
     pub judged: usize,
-    /// Items skipped (not offered again).
+    /// Items skipped (in the first pass not offered again; in the others offered next time).
     pub skipped: usize,
     /// Items left open (the reviewer quit, or the input ended).
     pub left: usize,
@@ -128,6 +128,29 @@ pub fn render(item: &ReviewItem, position: usize, total: usize) -> String {
 }
 
 const KEYS: &str = "[c] correct  [r] routine  [u] urgent  [f] on_fire  [s] skip  [q] quit";
+
+/// The two verdicts an adjudication settles, escaped for the terminal like the card.
+fn disagreement(item: &ReviewItem) -> String {
+    let line = |label: &str, r: Option<&Review>| {
+        r.map_or_else(String::new, |r| {
+            format!(
+                "{label} {} by {}{}\n",
+                r.verdict,
+                r.reviewer,
+                r.why
+                    .as_deref()
+                    .map(|w| format!(": {w}"))
+                    .unwrap_or_default()
+            )
+        })
+    };
+    crate::text::for_terminal(&format!(
+        "{}{}",
+        line("First:     ", item.latest.as_ref()),
+        line("Second:    ", item.second.as_ref())
+    ))
+    .into_owned()
+}
 
 /// Where the reviewer's keys and lines come from.
 pub trait Keys {
@@ -307,10 +330,25 @@ fn ask_labels(
     Ok(v)
 }
 
-/// Runs the review of `sample`'s open items: shows each, reads a key, an optional why and, for
-/// a labelled decision, the reviewer's word on its topic, sentiment and shadow categories
-/// (checked against `taxonomy`), and records the verdict at once (so quitting keeps what was judged). `handle` runs the store
-/// calls; call this from a thread outside the runtime (the CLI's main thread, or
+/// Who judges in a terminal session, in which pass, with which labels.
+#[derive(Debug, Clone, Copy)]
+pub struct Judge<'a> {
+    /// Stored with every verdict.
+    pub reviewer: &'a str,
+    /// The pass of the review.
+    pub pass: Pass,
+    /// The topics and shadow categories the labels are checked against.
+    pub taxonomy: &'a Taxonomy,
+}
+
+/// Runs `pass` of the review of `sample` for `reviewer` (the [`Judge`]): the items still open to them in it
+/// (the first pass: every item not judged nor skipped; the second: those offered for a double
+/// review, shown without the first verdict; adjudication: the disputed ones, shown with both
+/// verdicts). Shows each, reads a key, an optional why and, for a labelled decision, the
+/// reviewer's word on its topic, sentiment and shadow categories (checked against
+/// `taxonomy`), and records the verdict at once (so quitting keeps what was judged). A skip in
+/// the second pass or in adjudication records nothing (the item is offered again). `handle`
+/// runs the store calls; call this from a thread outside the runtime (the CLI's main thread, or
 /// `spawn_blocking`).
 ///
 /// # Errors
@@ -320,27 +358,45 @@ pub fn run<S: Reviews + ScoreQueue + ?Sized>(
     handle: &tokio::runtime::Handle,
     store: &S,
     sample: &Sample,
-    reviewer: &str,
-    taxonomy: &Taxonomy,
+    judge: &Judge<'_>,
     input: &mut dyn Keys,
     out: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
+    let Judge {
+        reviewer,
+        pass,
+        taxonomy,
+    } = *judge;
     let total = sample.items.len();
-    let open: Vec<(usize, &ReviewItem)> = sample.open().collect();
+    let open: Vec<(usize, &ReviewItem)> = sample.open_for(pass, reviewer).collect();
     let mut outcome = Outcome {
         left: open.len(),
         ..Outcome::default()
     };
     let source = sample.source.map_or("all sources", Source::as_str);
+    let what = match pass {
+        Pass::First => String::new(),
+        Pass::Second => format!(
+            ", second review: {} offered to a second reviewer",
+            sample.of_pass(Pass::Second).count()
+        ),
+        Pass::Adjudication => format!(
+            ", adjudication: {} disagreement(s)",
+            sample.of_pass(Pass::Adjudication).count()
+        ),
+    };
     writeln!(
         out,
-        "Review of {} ({source}): {total} decisions sampled, {} to judge (seed {}).",
+        "Review of {} ({source}): {total} decisions sampled{what}, {} to judge (seed {}).",
         sample.day,
         open.len(),
         sample.seed
     )?;
     'items: for (i, item) in open {
         write!(out, "{}", render(item, i + 1, total))?;
+        if pass == Pass::Adjudication {
+            write!(out, "{}", disagreement(item))?;
+        }
         let key = loop {
             write!(out, "{KEYS}{}\n> ", input.hint())?;
             out.flush()?;
@@ -355,7 +411,9 @@ pub fn run<S: Reviews + ScoreQueue + ?Sized>(
         match key {
             Key::Quit => break 'items,
             Key::Skip => {
-                handle.block_on(store.skip_sampled(&item.decision.id))?;
+                if pass == Pass::First {
+                    handle.block_on(store.skip_sampled(&item.decision.id))?;
+                }
                 outcome.skipped += 1;
                 outcome.left -= 1;
                 writeln!(out, "skipped")?;
@@ -374,6 +432,7 @@ pub fn run<S: Reviews + ScoreQueue + ?Sized>(
                     origin: Origin::Cli,
                     external_key: None,
                     labels,
+                    pass,
                 };
                 handle.block_on(super::record(store, &item.decision, review))?;
                 outcome.judged += 1;
@@ -435,12 +494,7 @@ mod tests {
             observation_id: None,
         };
         let plain = crate::domain::Decision::new(&ctx, c, None);
-        let item = |decision| ReviewItem {
-            decision,
-            ticket: None,
-            latest: None,
-            skipped: false,
-        };
+        let item = |decision| ReviewItem::unjudged(decision, None);
         assert!(!render(&item(plain.clone()), 1, 1).contains("Weighting:"));
         let weighed = plain.weighed(Severity::Urgent, Some("tiers.enterprise".into()));
         let shown = render(&item(weighed), 1, 1);

@@ -13,8 +13,9 @@ use crate::domain::{Severity, Source, Tier};
 /// The weekly audit's reads.
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Every decision logged in `[from, to)`, oldest first, with its last sampled-review
-    /// verdict, its last override and the version of the delivery it came from.
+    /// Every decision logged in `[from, to)`, oldest first, with its place in the review
+    /// sample, its last verdict of each pass and the one it counts with, its last override and
+    /// the version of the delivery it came from.
     async fn audit_decisions(
         &self,
         from: DateTime<Utc>,
@@ -43,19 +44,34 @@ macro_rules! impl_audit {
             async fn audit_decisions(
                 &self, from: DateTime<Utc>, to: DateTime<Utc>,
             ) -> Result<Vec<crate::domain::audit::AuditRow>, StoreError> {
+                // The last verdict of each pass (`rf` first, `rs` second, `ra` adjudication),
+                // the one the decision counts with (`rc`: the adjudication, else the first,
+                // else the second; its labels are the review's), and the last override.
                 let rows = statement!(
                     "SELECT d.id, d.source, d.ticket_id, d.severity, d.confidence, d.prompt_version, \
                      d.model, d.fallback, d.fallback_reason, d.tier, d.request_id, d.input_tokens, d.output_tokens, \
                      d.cache_read_tokens, d.cache_write_tokens, d.cost_usd, d.model_latency_ms, \
-                     d.model_retries, d.created_at, rv.verdict AS rv_verdict, \
-                     rv.corrected_severity AS rv_severity, ov.verdict AS ov_verdict, \
+                     d.model_retries, d.created_at, \
+                     rf.verdict AS rf_verdict, rf.corrected_severity AS rf_severity, rf.reviewer AS rf_reviewer, \
+                     rs.verdict AS rs_verdict, rs.corrected_severity AS rs_severity, rs.reviewer AS rs_reviewer, \
+                     ra.verdict AS ra_verdict, ra.corrected_severity AS ra_severity, ra.reviewer AS ra_reviewer, \
+                     rc.verdict AS rc_verdict, rc.corrected_severity AS rc_severity, \
+                     ov.verdict AS ov_verdict, \
                      ov.corrected_severity AS ov_severity, dl.webhook_version, dl.missing_fields, \
                      d.model_severity, d.weighting_rule, d.enrichment_failed, \
-                     d.topic, d.sentiment, d.shadow, d.caller, rv.topic AS rv_topic, \
-                     rv.sentiment AS rv_sentiment, rv.shadow AS rv_shadow \
+                     d.topic, d.sentiment, d.shadow, d.caller, rc.topic AS rv_topic, \
+                     rc.sentiment AS rv_sentiment, rc.shadow AS rv_shadow, \
+                     s.sample_day AS s_day, s.sample_source AS s_source, s.stratum AS s_stratum, \
+                     s.inclusion_probability AS s_pi, s.double_review AS s_double \
                      FROM decisions d \
-                     LEFT JOIN reviews rv ON rv.id = (SELECT MAX(r.id) FROM reviews r \
-                       WHERE r.decision_id = d.id AND r.origin <> 'override') \
+                     LEFT JOIN review_samples s ON s.decision_id = d.id \
+                     LEFT JOIN reviews rf ON rf.id = (SELECT MAX(r.id) FROM reviews r \
+                       WHERE r.decision_id = d.id AND r.origin <> 'override' AND r.pass = 'first') \
+                     LEFT JOIN reviews rs ON rs.id = (SELECT MAX(r.id) FROM reviews r \
+                       WHERE r.decision_id = d.id AND r.origin <> 'override' AND r.pass = 'second') \
+                     LEFT JOIN reviews ra ON ra.id = (SELECT MAX(r.id) FROM reviews r \
+                       WHERE r.decision_id = d.id AND r.origin <> 'override' AND r.pass = 'adjudication') \
+                     LEFT JOIN reviews rc ON rc.id = COALESCE(ra.id, rf.id, rs.id) \
                      LEFT JOIN reviews ov ON ov.id = (SELECT MAX(r.id) FROM reviews r \
                        WHERE r.decision_id = d.id AND r.origin = 'override') \
                      LEFT JOIN deliveries dl ON dl.source = d.source AND dl.ticket_id = d.ticket_id \
@@ -74,7 +90,22 @@ macro_rules! impl_audit {
                             v.map(|v| crate::domain::review::ReviewVerdict::parse(&v, s.as_deref()).map_err(corrupt))
                                 .transpose()
                         };
+                        let judged = |p: &str| -> Result<Option<crate::domain::review::Judged>, StoreError> {
+                            let v = verdict(&format!("{p}_verdict"), &format!("{p}_severity"))?;
+                            let who: Option<String> = row.try_get(format!("{p}_reviewer").as_str()).map_err(corrupt)?;
+                            Ok(v.map(|verdict| crate::domain::review::Judged {
+                                verdict,
+                                reviewer: who.unwrap_or_default(),
+                            }))
+                        };
                         let missing: Option<String> = row.try_get("missing_fields").map_err(corrupt)?;
+                        let sample = Self::sample_mark(row)?;
+                        let counted = verdict("rc_verdict", "rc_severity")?;
+                        let labels = crate::domain::review::LabelVerdict {
+                            topic: row.try_get("rv_topic").map_err(corrupt)?,
+                            sentiment: sentiment(row.try_get("rv_sentiment").map_err(corrupt)?)?,
+                            shadow: shadow(row.try_get("rv_shadow").map_err(corrupt)?)?,
+                        };
                         Ok(crate::domain::audit::AuditRow {
                             decision_id: text("id")?,
                             source: Source::parse("source", &text("source")?).map_err(corrupt)?,
@@ -88,7 +119,13 @@ macro_rules! impl_audit {
                             fallback_reason: row.try_get("fallback_reason").map_err(corrupt)?,
                             tier: Tier::parse("tier", &text("tier")?).map_err(corrupt)?,
                             usage: Self::usage_from_row(row)?,
-                            review: verdict("rv_verdict", "rv_severity")?,
+                            review: if sample.is_some() { counted } else { None },
+                            unsampled: if sample.is_some() { None } else { counted },
+                            passes: crate::domain::review::Passes {
+                                first: judged("rf")?,
+                                second: judged("rs")?,
+                                adjudication: judged("ra")?,
+                            },
                             overridden: verdict("ov_verdict", "ov_severity")?,
                             webhook_version: row.try_get("webhook_version").map_err(corrupt)?,
                             missing_fields: crate::domain::audit::split_fields(missing.as_deref()),
@@ -101,12 +138,9 @@ macro_rules! impl_audit {
                             topic: row.try_get("topic").map_err(corrupt)?,
                             sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
                             shadow: shadow(row.try_get("shadow").map_err(corrupt)?)?,
-                            review_labels: crate::domain::review::LabelVerdict {
-                                topic: row.try_get("rv_topic").map_err(corrupt)?,
-                                sentiment: sentiment(row.try_get("rv_sentiment").map_err(corrupt)?)?,
-                                shadow: shadow(row.try_get("rv_shadow").map_err(corrupt)?)?,
-                            },
+                            review_labels: if sample.is_some() { labels } else { Default::default() },
                             caller: row.try_get("caller").map_err(corrupt)?,
+                            sample,
                         })
                     })
                     .collect()

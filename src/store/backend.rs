@@ -44,7 +44,7 @@ pub(super) use decision_columns;
 macro_rules! review_columns {
     () => {
         "r.id, r.decision_id, r.reviewer, r.reviewed_at, r.verdict, r.corrected_severity, r.why, \
-         r.origin, r.topic, r.sentiment, r.shadow"
+         r.origin, r.topic, r.sentiment, r.shadow, r.pass"
     };
 }
 pub(super) use review_columns;
@@ -58,7 +58,9 @@ macro_rules! review_item_columns {
          d.cost_usd, d.trace_id, d.observation_id, d.created_at, d.model_latency_ms, \
          d.model_retries, d.model_severity, d.weighting_rule, d.arr_usd, d.tier_source, \
          d.enrichment_failed, d.topic, d.sentiment, d.shadow, d.caller, t.subject AS t_subject, \
-         t.body AS t_body, t.tier AS t_tier, t.arr_usd AS t_arr_usd, s.skipped_at AS s_skipped_at"
+         t.body AS t_body, t.tier AS t_tier, t.arr_usd AS t_arr_usd, s.skipped_at AS s_skipped_at, \
+         s.sample_day AS s_day, s.sample_source AS s_source, s.stratum AS s_stratum, \
+         s.inclusion_probability AS s_pi, s.double_review AS s_double"
     };
 }
 pub(super) use review_item_columns;

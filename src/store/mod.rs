@@ -35,7 +35,7 @@ pub use inbox::Inbox;
 pub use liveness::{Backlog, Liveness};
 pub use outbox::Outbox;
 pub use redact::redact_url;
-pub use reviews::Reviews;
+pub use reviews::{NewDraw, Reviews};
 pub use routing_log::{Claim, ClaimOptions, Recorded, RoutingLog, Undecided};
 pub use scores::ScoreQueue;
 pub use sessions::{SessionRow, SessionStore};

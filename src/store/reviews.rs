@@ -1,5 +1,6 @@
 //! The daily review's reads and writes: decisions by id (and the latest of a ticket, for an
-//! agent's override), the day's samples, and the verdicts with their history.
+//! agent's override), the day's samples with their draws and inclusion probabilities, and the
+//! verdicts with their history and pass.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,6 +10,23 @@ use super::StoreError;
 #[allow(clippy::wildcard_imports)]
 use super::backend::*;
 use crate::domain::{Decision, Severity, Source, Tier};
+
+/// A draw to record: the day's sample it tops up, its seed and time, and what it picked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDraw<'a> {
+    /// The day, `YYYY-MM-DD` in the review time zone.
+    pub day: &'a str,
+    /// The source filter (`None`: all sources).
+    pub source: Option<Source>,
+    /// The seed of the draw.
+    pub seed: u64,
+    /// When it was drawn (a decision logged later was not in its frame).
+    pub drawn_at: DateTime<Utc>,
+    /// The position of its first pick in the day's sample.
+    pub first_position: i32,
+    /// The picks and the strata.
+    pub draw: &'a crate::domain::sample::Draw,
+}
 
 /// The daily review: samples, verdicts, and the decisions they judge.
 #[async_trait]
@@ -23,34 +41,31 @@ pub trait Reviews: Send + Sync {
         ticket_id: &str,
     ) -> Result<Option<Decision>, StoreError>;
 
-    /// Ids of the decisions logged in `[from, to)` (from `source`, if given) that were never
-    /// offered for review, in id order (so a seeded draw over them is reproducible).
+    /// The decisions logged in `[from, to)` (from `source`, if given) that were never offered
+    /// for review, in id order (so a seeded draw over them is reproducible), with what the
+    /// sample design reads of each.
     async fn review_candidates(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         source: Option<Source>,
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> Result<Vec<crate::domain::sample::Candidate>, StoreError>;
 
-    /// Records `ids` as offered in the sample of `day` / `sample_source` (positions from
-    /// `first_position` on). A decision already offered anywhere is left as it was.
-    async fn add_to_sample(
-        &self,
-        day: &str,
-        sample_source: &str,
-        seed: u64,
-        first_position: i32,
-        ids: &[String],
-    ) -> Result<(), StoreError>;
+    /// Records a draw of the day's sample: the draw with its strata (each stratum's drawn
+    /// count being the picks actually recorded), its picks (a decision already offered
+    /// anywhere is left as it was), and every sampled decision of that day's inclusion
+    /// probability computed again over all its draws, in one transaction (on PostgreSQL under
+    /// a lock per day, so draws of one day never interleave). Returns the picks recorded.
+    async fn add_draw(&self, draw: &NewDraw<'_>) -> Result<usize, StoreError>;
 
-    /// The sample of `day` / `sample_source`, in order, with tickets and latest verdicts.
+    /// The sample of `day` / `sample_source`, in order, with tickets and verdicts by pass.
     async fn sample_items(
         &self,
         day: &str,
         sample_source: &str,
     ) -> Result<Vec<crate::domain::review::ReviewItem>, StoreError>;
 
-    /// One decision with its ticket and latest sampled-review verdict.
+    /// One decision with its ticket, its place in the sample and its verdicts by pass.
     async fn review_item(
         &self,
         decision_id: &str,
@@ -65,7 +80,7 @@ pub trait Reviews: Send + Sync {
         review: &crate::domain::review::NewReview,
     ) -> Result<Option<crate::domain::review::Review>, StoreError>;
 
-    /// Every verdict on a decision, oldest first (the last one counts).
+    /// Every verdict on a decision, oldest first (the last one of each pass counts).
     async fn reviews(
         &self,
         decision_id: &str,
@@ -77,14 +92,6 @@ pub trait Reviews: Send + Sync {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<crate::domain::review::Review>, StoreError>;
-
-    /// Last verdicts of the decisions logged in `[from, to)`: sampled reviews and overrides
-    /// counted apart.
-    async fn review_tally(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<crate::domain::review::Tally, StoreError>;
 }
 
 macro_rules! impl_reviews {
@@ -102,6 +109,8 @@ macro_rules! impl_reviews {
                     verdict: crate::domain::review::ReviewVerdict::parse(&verdict, severity.as_deref()).map_err(corrupt)?,
                     why: row.try_get("why").map_err(corrupt)?,
                     origin: crate::domain::review::Origin::parse(&origin).map_err(corrupt)?,
+                    pass: crate::domain::review::Pass::parse("pass", &row.try_get::<String, _>("pass").map_err(corrupt)?)
+                        .map_err(corrupt)?,
                     labels: crate::domain::review::LabelVerdict {
                         topic: row.try_get("topic").map_err(corrupt)?,
                         sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
@@ -110,8 +119,8 @@ macro_rules! impl_reviews {
                 })
             }
 
-            /// A decision row joined with its ticket (`t_*`) and sample (`s_skipped_at`), and
-            /// its last sampled-review verdict.
+            /// A decision row joined with its ticket (`t_*`) and sample (`s_*`), and its last
+            /// verdict of each pass.
             async fn item_from_row(&self, row: &$row) -> Result<crate::domain::review::ReviewItem, StoreError> {
                 let decision = Self::decision_from_row(row)?;
                 let subject: Option<String> = row.try_get("t_subject").map_err(corrupt)?;
@@ -129,19 +138,41 @@ macro_rules! impl_reviews {
                     None => None,
                 };
                 let skipped: Option<DateTime<Utc>> = row.try_get("s_skipped_at").map_err(corrupt)?;
+                let sample = Self::sample_mark(row)?;
                 let sql = concat!(
                     "SELECT ",
                     review_columns!(),
-                    " FROM reviews r WHERE r.decision_id = $1 AND r.origin <> 'override' \
-                     ORDER BY r.id DESC LIMIT 1"
+                    " FROM reviews r WHERE r.decision_id = $1 AND r.origin <> 'override' ORDER BY r.id"
                 );
-                let latest = fetch_optional!(&self.pool, Self::review_from_row, sql, &decision.id)?;
+                let history = fetch_all!(&self.pool, Self::review_from_row, sql, &decision.id)?;
+                let last = |pass: crate::domain::review::Pass| {
+                    history.iter().rev().find(|r| r.pass == pass).cloned()
+                };
                 Ok(crate::domain::review::ReviewItem {
-                    latest,
+                    latest: last(crate::domain::review::Pass::First),
+                    second: last(crate::domain::review::Pass::Second),
+                    adjudication: last(crate::domain::review::Pass::Adjudication),
                     decision,
                     ticket,
                     skipped: skipped.is_some(),
+                    sample,
                 })
+            }
+
+            /// The sample columns (`s_*`) of a row joined with `review_samples`; `None` when
+            /// the decision was never offered.
+            pub(super) fn sample_mark(row: &$row) -> Result<Option<crate::domain::review::SampleMark>, StoreError> {
+                let day: Option<String> = row.try_get("s_day").map_err(corrupt)?;
+                let Some(day) = day else { return Ok(None) };
+                let stratum: Option<String> = row.try_get("s_stratum").map_err(corrupt)?;
+                let double: Option<bool> = row.try_get("s_double").map_err(corrupt)?;
+                Ok(Some(crate::domain::review::SampleMark {
+                    day,
+                    source: row.try_get("s_source").map_err(corrupt)?,
+                    stratum: crate::domain::sample::Stratum::parse_stored(stratum.as_deref()).map_err(corrupt)?,
+                    inclusion_probability: row.try_get("s_pi").map_err(corrupt)?,
+                    double_review: double.unwrap_or(false),
+                }))
             }
         }
 
@@ -166,40 +197,146 @@ macro_rules! impl_reviews {
 
             async fn review_candidates(
                 &self, from: DateTime<Utc>, to: DateTime<Utc>, source: Option<Source>,
-            ) -> Result<Vec<String>, StoreError> {
-                let ids: Vec<String> = sqlx::query_scalar(
-                    "SELECT d.id FROM decisions d WHERE d.created_at >= $1 AND d.created_at < $2 \
+            ) -> Result<Vec<crate::domain::sample::Candidate>, StoreError> {
+                let sql = "SELECT d.id, d.source, d.created_at, d.severity, d.fallback, d.confidence, \
+                     d.tier, EXISTS (SELECT 1 FROM reviews r WHERE r.decision_id = d.id \
+                       AND r.origin = 'override') AS overridden \
+                     FROM decisions d WHERE d.created_at >= $1 AND d.created_at < $2 \
                      AND ($3 = '' OR d.source = $3) \
                      AND NOT EXISTS (SELECT 1 FROM review_samples s WHERE s.decision_id = d.id) \
-                     ORDER BY d.id",
+                     ORDER BY d.id";
+                fetch_all!(
+                    &self.pool,
+                    |row| {
+                        let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
+                        Ok(crate::domain::sample::Candidate {
+                            id: text("id")?,
+                            source: Source::parse("source", &text("source")?).map_err(corrupt)?,
+                            created_at: row.try_get("created_at").map_err(corrupt)?,
+                            severity: Severity::parse("severity", &text("severity")?).map_err(corrupt)?,
+                            fallback: row.try_get("fallback").map_err(corrupt)?,
+                            confidence: row.try_get::<f32, _>("confidence").map_err(corrupt)?,
+                            tier: Tier::parse("tier", &text("tier")?).map_err(corrupt)?,
+                            overridden: row.try_get("overridden").map_err(corrupt)?,
+                        })
+                    },
+                    sql, from, to, source.map_or("", Source::as_str)
                 )
-                .bind(from)
-                .bind(to)
-                .bind(source.map_or("", Source::as_str))
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(ids)
             }
 
-            async fn add_to_sample(
-                &self, day: &str, sample_source: &str, seed: u64, first_position: i32, ids: &[String],
-            ) -> Result<(), StoreError> {
-                let now = Utc::now();
+            async fn add_draw(&self, new: &NewDraw<'_>) -> Result<usize, StoreError> {
+                use crate::domain::sample::{DrawRecord, Sampled, Stratum};
+                let key = new.source.map_or("all", Source::as_str);
                 // The seed's bits, as the column is a signed 64-bit integer.
-                let seed = i64::from_ne_bytes(seed.to_ne_bytes());
+                let seed = i64::from_ne_bytes(new.seed.to_ne_bytes());
+                let now = Utc::now();
                 let mut tx = self.pool.begin().await?;
-                for (i, id) in ids.iter().enumerate() {
-                    let position = first_position.saturating_add(i32::try_from(i).unwrap_or(i32::MAX));
-                    execute!(
+                if $backend == "postgres" {
+                    // Draws of one day never interleave (two replicas serving /review at once).
+                    statement!("SELECT pg_advisory_xact_lock(hashtext($1))", format!("review_samples {}", new.day))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let draw_id: i64 = statement!(
+                    "INSERT INTO review_draws (sample_day, sample_source, seed, drawn_at) \
+                     VALUES ($1, $2, $3, $4) RETURNING id",
+                    new.day, key, seed, new.drawn_at
+                )
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")
+                .map_err(corrupt)?;
+                let mut recorded: std::collections::BTreeMap<Stratum, usize> = std::collections::BTreeMap::new();
+                for (i, pick) in new.draw.picks.iter().enumerate() {
+                    let position = new.first_position.saturating_add(i32::try_from(i).unwrap_or(i32::MAX));
+                    let added = execute!(
                         &mut *tx,
                         "INSERT INTO review_samples (decision_id, sample_day, sample_source, position, \
-                         seed, offered_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                         seed, offered_at, draw_id, stratum, double_review) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                          ON CONFLICT (decision_id) DO NOTHING",
-                        id, day, sample_source, position, seed, now
+                        &pick.id, new.day, key, position, seed, now, draw_id, pick.stratum.as_str(),
+                        pick.double_review
+                    );
+                    *recorded.entry(pick.stratum).or_default() += usize::try_from(added).unwrap_or(0);
+                }
+                for st in new.draw.strata.iter().filter(|st| st.frame > 0) {
+                    let drawn = recorded.get(&st.stratum).copied().unwrap_or(0).min(st.frame);
+                    execute!(
+                        &mut *tx,
+                        "INSERT INTO review_draw_strata (draw_id, stratum, frame_size, drawn) \
+                         VALUES ($1, $2, $3, $4)",
+                        draw_id, st.stratum.as_str(),
+                        i32::try_from(st.frame).unwrap_or(i32::MAX),
+                        i32::try_from(drawn).unwrap_or(i32::MAX)
                     );
                 }
+                // Every sampled decision of the day, over every draw of the day.
+                let mut draws: Vec<DrawRecord> = fetch_all!(
+                    &mut *tx,
+                    |row| {
+                        let source: String = row.try_get("sample_source").map_err(corrupt)?;
+                        Ok(DrawRecord {
+                            id: row.try_get("id").map_err(corrupt)?,
+                            source: match source.as_str() {
+                                "all" => None,
+                                s => Some(Source::parse("sample_source", s).map_err(corrupt)?),
+                            },
+                            drawn_at: row.try_get("drawn_at").map_err(corrupt)?,
+                            strata: std::collections::BTreeMap::new(),
+                        })
+                    },
+                    "SELECT id, sample_source, drawn_at FROM review_draws WHERE sample_day = $1 ORDER BY id",
+                    new.day
+                )?;
+                let strata = statement!(
+                    "SELECT st.draw_id, st.stratum, st.frame_size, st.drawn FROM review_draw_strata st \
+                     JOIN review_draws w ON w.id = st.draw_id WHERE w.sample_day = $1",
+                    new.day
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                for row in &strata {
+                    let id: i64 = row.try_get("draw_id").map_err(corrupt)?;
+                    let stratum: String = row.try_get("stratum").map_err(corrupt)?;
+                    let frame: i32 = row.try_get("frame_size").map_err(corrupt)?;
+                    let drawn: i32 = row.try_get("drawn").map_err(corrupt)?;
+                    if let Some(w) = draws.iter_mut().find(|w| w.id == id) {
+                        w.strata.insert(
+                            Stratum::parse("stratum", &stratum).map_err(corrupt)?,
+                            (usize::try_from(frame).unwrap_or(0), usize::try_from(drawn).unwrap_or(0)),
+                        );
+                    }
+                }
+                let sampled: Vec<Sampled> = fetch_all!(
+                    &mut *tx,
+                    |row| {
+                        let source: String = row.try_get("source").map_err(corrupt)?;
+                        let stratum: String = row.try_get("stratum").map_err(corrupt)?;
+                        Ok(Sampled {
+                            decision_id: row.try_get("decision_id").map_err(corrupt)?,
+                            source: Source::parse("source", &source).map_err(corrupt)?,
+                            created_at: row.try_get("created_at").map_err(corrupt)?,
+                            stratum: Stratum::parse("stratum", &stratum).map_err(corrupt)?,
+                            draw_id: row.try_get("draw_id").map_err(corrupt)?,
+                        })
+                    },
+                    "SELECT s.decision_id, d.source, d.created_at, s.stratum, s.draw_id \
+                     FROM review_samples s JOIN decisions d ON d.id = s.decision_id \
+                     WHERE s.sample_day = $1 AND s.draw_id IS NOT NULL AND s.stratum IS NOT NULL",
+                    new.day
+                )?;
+                for (id, pi) in crate::domain::sample::inclusion_probabilities(&draws, &sampled) {
+                    if pi > 0.0 {
+                        execute!(
+                            &mut *tx,
+                            "UPDATE review_samples SET inclusion_probability = $1 WHERE decision_id = $2",
+                            pi, &id
+                        );
+                    }
+                }
                 tx.commit().await?;
-                Ok(())
+                Ok(recorded.values().sum())
             }
 
             async fn sample_items(
@@ -256,16 +393,16 @@ macro_rules! impl_reviews {
                     Self::review_from_row,
                     "INSERT INTO reviews (decision_id, reviewer, reviewed_at, verdict, \
                      corrected_severity, corrected_route, why, origin, external_key, topic, \
-                     sentiment, shadow) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     sentiment, shadow, pass) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                      ON CONFLICT (external_key) DO NOTHING \
                      RETURNING id, decision_id, reviewer, reviewed_at, verdict, corrected_severity, why, \
-                     origin, topic, sentiment, shadow",
+                     origin, topic, sentiment, shadow, pass",
                     &r.decision_id, &r.reviewer, Utc::now(), r.verdict.as_str(),
                     severity.map(Severity::as_str), severity.map(|s| s.route().as_str()), &r.why,
                     r.origin.as_str(), &r.external_key, &r.labels.topic,
                     r.labels.sentiment.map(crate::domain::Sentiment::as_str),
-                    crate::taxonomy::shadow_to_json(&r.labels.shadow)
+                    crate::taxonomy::shadow_to_json(&r.labels.shadow), r.pass.as_str()
                 )
             }
 
@@ -286,39 +423,6 @@ macro_rules! impl_reviews {
                      ORDER BY r.id"
                 );
                 fetch_all!(&self.pool, Self::review_from_row, sql, since)
-            }
-
-            async fn review_tally(
-                &self, from: DateTime<Utc>, to: DateTime<Utc>,
-            ) -> Result<crate::domain::review::Tally, StoreError> {
-                // The last verdict per decision within each group: a sampled review and an
-                // agent's override of the same decision both count, each in its own column.
-                let rows = statement!(
-                    "SELECT CASE WHEN r.origin = 'override' THEN 'override' ELSE 'review' END AS grp, \
-                     r.verdict AS verdict, COUNT(*) AS n FROM reviews r \
-                     JOIN decisions d ON d.id = r.decision_id \
-                     WHERE d.created_at >= $1 AND d.created_at < $2 AND r.id = ( \
-                       SELECT MAX(r2.id) FROM reviews r2 WHERE r2.decision_id = r.decision_id \
-                       AND (CASE WHEN r2.origin = 'override' THEN 1 ELSE 0 END) = \
-                           (CASE WHEN r.origin = 'override' THEN 1 ELSE 0 END)) \
-                     GROUP BY 1, 2",
-                    from, to
-                )
-                .fetch_all(&self.pool)
-                .await?;
-                let mut t = crate::domain::review::Tally::default();
-                for row in &rows {
-                    let grp: String = row.try_get("grp").map_err(corrupt)?;
-                    let verdict: String = row.try_get("verdict").map_err(corrupt)?;
-                    let n: i64 = row.try_get("n").map_err(corrupt)?;
-                    let n = u64::try_from(n).unwrap_or(0);
-                    match (grp.as_str(), verdict.as_str()) {
-                        ("override", _) => t.overrides += n,
-                        (_, "correct") => t.reviewed_correct += n,
-                        _ => t.reviewed_corrected += n,
-                    }
-                }
-                Ok(t)
             }
         }
     };

@@ -95,9 +95,9 @@ fn week_chart<'a, 'b>(
     Ok(chart)
 }
 
-/// Accuracy per week: a point at the sampled accuracy (the error bar draws it), a bar over its
-/// 95% Wilson interval, the
-/// number of verdicts above it, and the bar (`min_accuracy`) as a dashed line.
+/// Accuracy per week: a point at the sampled (weighted) accuracy (the error bar draws it), a
+/// bar over its 95% interval, the number of verdicts above it (and the effective sample size
+/// when the weights differ), and the bar (`min_accuracy`) as a dashed line.
 pub(super) fn accuracy(weeks: &[WeekFigures], min_accuracy: f64) -> Res {
     svg(|root| {
         let mut chart = week_chart(
@@ -136,7 +136,14 @@ pub(super) fn accuracy(weeks: &[WeekFigures], min_accuracy: f64) -> Res {
         chart
             .draw_series(judged.iter().map(|(i, w)| {
                 Text::new(
-                    format!("n={}", w.accuracy.n),
+                    format!(
+                        "n={}{}",
+                        w.accuracy.n,
+                        w.accuracy
+                            .effective_n
+                            .map(|e| format!(" (eff {e:.0})"))
+                            .unwrap_or_default()
+                    ),
                     (SegmentValue::CenterOf(*i), (w.accuracy.hi + 0.07).min(1.09)),
                     (FONT, 11).into_font().color(&BLACK),
                 )

@@ -38,6 +38,82 @@ fn figure(out: &mut String, id: &str, caption: &str, svg: Result<String, String>
     }
 }
 
+/// The last week's sample: the accuracy per stratum, the unsampled verdicts apart, the two
+/// reviewers' agreement and their disagreements.
+fn sample(body: &mut String, w: &crate::audit::figures::WeekFigures) {
+    let s = &w.sample;
+    let _ = write!(
+        body,
+        "<section class=\"card\" id=\"sample\"><h2>Sample in {}</h2>\
+         <p>{} decisions offered. Each stratum's accuracy is weighted within it; its weight is the share \
+         of the week's decisions its verdicts stand for in the headline.</p>\
+         <table id=\"strata\"><tr><th>stratum</th><th>offered</th><th>accuracy</th><th>weight</th>\
+         <th>mean inclusion probability</th></tr>",
+        w.week, s.offered
+    );
+    for f in &s.strata {
+        let _ = write!(
+            body,
+            "<tr data-stratum=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{:.3}</td></tr>",
+            esc(&f.stratum),
+            esc(&f.stratum),
+            f.offered,
+            esc(&f.accuracy.to_string()),
+            f.weight_share * 100.0,
+            f.mean_inclusion_probability
+        );
+    }
+    body.push_str("</table>");
+    let u = &s.unsampled;
+    let _ = write!(
+        body,
+        "<p id=\"unsampled\">Unsampled verdicts: {}{} (a reviewer chose these decisions, so they are \
+         not in the accuracy; their corrections still become labels).</p>",
+        u.n,
+        if u.n > 0 {
+            format!(", accuracy {}", esc(&u.to_string()))
+        } else {
+            String::new()
+        }
+    );
+    let a = &s.agreement;
+    let _ = write!(
+        body,
+        "<p id=\"agreement\">Double review: {} offered to a second reviewer; agreement on the severity: {} \
+         (Cohen's kappa, 95% interval); {} awaiting adjudication (counted with the first verdict until then).</p>",
+        a.offered,
+        esc(&a.kappa.to_string()),
+        a.awaiting_adjudication
+    );
+    if !a.disagreements.is_empty() {
+        body.push_str(
+            "<table id=\"disagreements\"><tr><th>ticket</th><th>decided</th><th>first</th><th>second</th>\
+             <th>adjudication</th></tr>",
+        );
+        for d in &a.disagreements {
+            let _ = write!(
+                body,
+                "<tr class=\"disagreement\" data-decision=\"{}\"><td>{} {}</td><td>{}</td><td>{} ({})</td>\
+                 <td>{} ({})</td><td>{}</td></tr>",
+                esc(&d.decision_id),
+                esc(d.source.as_str()),
+                esc(&d.ticket_id),
+                esc(d.decided.as_str()),
+                esc(d.first.0.as_str()),
+                esc(&d.first.1),
+                esc(d.second.0.as_str()),
+                esc(&d.second.1),
+                d.adjudicated.as_ref().map_or_else(
+                    || "awaiting".to_owned(),
+                    |(s, who)| format!("{} ({})", esc(s.as_str()), esc(who))
+                ),
+            );
+        }
+        body.push_str("</table>");
+    }
+    body.push_str("</section>");
+}
+
 /// The whole page for `report`, for `reviewer` (whose logout form carries `csrf`).
 pub(super) fn page(report: &Report, reviewer: &str, csrf: &str) -> String {
     let weeks = &report.weeks;
@@ -50,17 +126,19 @@ pub(super) fn page(report: &Report, reviewer: &str, csrf: &str) -> String {
     let _ = write!(
         body,
         "<section class=\"card\" id=\"gate\"><p class=\"{class}\">{}</p>\
-         <p>Sampled reviews make the accuracy; agents' overrides (misses only) are counted \
-         beside it: {} in {}.</p></section>",
+         <p>Sampled reviews alone make the accuracy, each verdict weighted by the inverse of its \
+         inclusion probability; verdicts on decisions the draw never offered ({} in {}) and \
+         agents' overrides (misses only: {}) are counted beside it.</p></section>",
         esc(&g.message()),
+        report.last().map_or(0, |w| w.sample.unsampled.n),
+        g.week,
         report.last().map_or(0, |w| w.overrides.count),
-        g.week
     );
     body.push_str("<div class=\"charts\">");
     figure(
         &mut body,
         "chart-accuracy",
-        "Accuracy of sampled reviews per ISO week: point = accuracy, bar = 95% Wilson interval, n = verdicts; dashed line = the bar.",
+        "Accuracy of sampled reviews per ISO week, weighted by the sample design: point = accuracy, bar = 95% Wilson interval on the effective sample size, n = verdicts (eff = effective sample size, when the weights differ); dashed line = the bar.",
         charts::accuracy(weeks, g.min_accuracy),
     );
     figure(
@@ -118,6 +196,9 @@ pub(super) fn page(report: &Report, reviewer: &str, csrf: &str) -> String {
         ),
     );
     body.push_str("</div>");
+    if let Some(w) = report.last() {
+        sample(&mut body, w);
+    }
     body.push_str(
         "<section class=\"card\" id=\"symptoms\"><h2>Symptoms</h2><table><tr><th></th><th>symptom</th><th>now</th><th>fix that usually works</th></tr>",
     );

@@ -39,7 +39,7 @@ use crate::{
     config::Settings,
     credentials::CredentialsFile,
     domain::{Severity, Source},
-    review::{self, NewReview, Origin, ReviewSettings, ReviewVerdict, SampleRequest},
+    review::{self, NewReview, Origin, Pass, ReviewSettings, ReviewVerdict, SampleRequest},
     store::SessionStore,
 };
 
@@ -93,11 +93,20 @@ pub fn router<S: PageStore + ?Sized + 'static>(
         .with_state(pages)
 }
 
-/// Which sample a page shows.
+/// Which sample a page shows, and which pass of its review.
 #[derive(Debug, Default, Deserialize)]
 struct Which {
     date: Option<String>,
     source: Option<String>,
+    pass: Option<String>,
+}
+
+/// The pass a form or query names (`first` when absent), or a message for a 400.
+fn pass_of(text: Option<&str>) -> Result<Pass, String> {
+    match text.map(str::trim).filter(|p| !p.is_empty()) {
+        None => Ok(Pass::First),
+        Some(p) => Pass::parse("pass", p).map_err(|e| e.to_string()),
+    }
 }
 
 impl Which {
@@ -128,12 +137,13 @@ impl Which {
         Ok((day, source))
     }
 
-    /// The query string that shows the same sample again.
-    fn query(day: chrono::NaiveDate, source: Option<Source>) -> String {
+    /// The query string that shows the same sample and pass again.
+    fn query(day: chrono::NaiveDate, source: Option<Source>, pass: Pass) -> String {
         format!(
-            "date={}&source={}",
+            "date={}&source={}&pass={}",
             day.format("%Y-%m-%d"),
-            review::source_key(source)
+            review::source_key(source),
+            pass.as_str()
         )
     }
 }
@@ -148,7 +158,10 @@ async fn show<S: PageStore + ?Sized + 'static>(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (day, source) = match which.parse(&p.settings) {
+    let (day, source, pass) = match which
+        .parse(&p.settings)
+        .and_then(|(d, s)| Ok((d, s, pass_of(which.pass.as_deref())?)))
+    {
         Ok(v) => v,
         Err(e) => return html(StatusCode::BAD_REQUEST, page::message("Bad request", &e)),
     };
@@ -157,6 +170,7 @@ async fn show<S: PageStore + ?Sized + 'static>(
         n: p.settings.sample_size,
         seed: None,
         source,
+        design: p.settings.design,
     };
     let tz = p.settings.time_zone;
     let sample = match review::sample(p.store.as_ref(), tz, &req).await {
@@ -166,16 +180,24 @@ async fn show<S: PageStore + ?Sized + 'static>(
             return unavailable();
         }
     };
-    let tally = review::tally(p.store.as_ref(), tz, day).await.ok();
+    // A second reviewer sees nothing of the first verdicts, not even their tally.
+    let tally = if pass == Pass::Second {
+        None
+    } else {
+        review::tally(p.store.as_ref(), tz, day).await.ok()
+    };
     let csrf = p.auth.csrf(&session);
     html(
         StatusCode::OK,
         page::sample(
-            &sample,
-            tally,
-            &session.reviewer,
-            &csrf,
-            &tz.to_string(),
+            &page::View {
+                sample: &sample,
+                pass,
+                tally,
+                reviewer: &session.reviewer,
+                csrf: &csrf,
+                tz: &tz.to_string(),
+            },
             &p.all.labels.taxonomy,
         ),
     )
@@ -229,6 +251,9 @@ struct VerdictForm {
     source: String,
     #[serde(default)]
     card: String,
+    /// The pass of the page the verdict was given on (`first` when absent).
+    #[serde(default)]
+    pass: String,
     /// The topic the reviewer says is right (preset to the decision's).
     #[serde(default)]
     topic: String,
@@ -321,8 +346,12 @@ async fn verdict<S: PageStore + ?Sized + 'static>(
     let which = Which {
         date: Some(f.date.clone()),
         source: Some(f.source.clone()),
+        pass: Some(f.pass.clone()),
     };
-    let (day, source) = match which.parse(&p.settings) {
+    let (day, source, pass) = match which
+        .parse(&p.settings)
+        .and_then(|(d, s)| Ok((d, s, pass_of(Some(&f.pass))?)))
+    {
         Ok(v) => v,
         Err(e) => return html(StatusCode::BAD_REQUEST, page::message("Bad request", &e)),
     };
@@ -358,7 +387,10 @@ async fn verdict<S: PageStore + ?Sized + 'static>(
         Err(e) => return html(StatusCode::BAD_REQUEST, page::message("Bad request", &e)),
     };
     let result = match verdict {
-        None => store.skip_sampled(&decision.id).await,
+        // A skip only means something in the first pass (not offered again); in the others the
+        // item stays open.
+        None if pass == Pass::First => store.skip_sampled(&decision.id).await.map_err(Into::into),
+        None => Ok(()),
         Some(v) => review::record(
             store,
             &decision,
@@ -370,11 +402,15 @@ async fn verdict<S: PageStore + ?Sized + 'static>(
                 origin: Origin::Web,
                 external_key: None,
                 labels,
+                pass,
             },
         )
         .await
         .map(|_| ()),
     };
+    if let Err(review::ReviewError::Refused(why)) = &result {
+        return html(StatusCode::CONFLICT, page::message("Not recorded", why));
+    }
     if let Err(e) = result {
         tracing::error!(error = %e, "review page: cannot store the verdict");
         return html(
@@ -388,7 +424,7 @@ async fn verdict<S: PageStore + ?Sized + 'static>(
     let card: usize = f.card.parse().unwrap_or(0);
     Redirect::to(&format!(
         "/review?{}#card-{}",
-        Which::query(day, source),
+        Which::query(day, source, pass),
         card + 1
     ))
     .into_response()

@@ -5,10 +5,27 @@ use std::fmt::Write as _;
 
 use crate::{
     domain::Sentiment,
-    review::{ReviewItem, ReviewVerdict, Sample, Tally, source_key},
+    review::{Pass, Review, ReviewItem, ReviewVerdict, Sample, Tally, source_key},
     taxonomy::Taxonomy,
     text::{escape_html as esc, usd},
 };
+
+/// What a review page shows: a day's sample in one pass, to one reviewer.
+pub(super) struct View<'a> {
+    /// The sample.
+    pub(super) sample: &'a Sample,
+    /// The pass: every item (first), those offered for a double review (second, without the
+    /// first verdict), or the disputed ones (adjudication, with both verdicts).
+    pub(super) pass: Pass,
+    /// The day's tally (never on the second pass).
+    pub(super) tally: Option<Tally>,
+    /// Who is logged in.
+    pub(super) reviewer: &'a str,
+    /// The CSRF token of the session.
+    pub(super) csrf: &'a str,
+    /// The review time zone.
+    pub(super) tz: &'a str,
+}
 
 const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}\
 header{background:#1d2330;color:#fff;padding:12px 24px;display:flex;gap:16px;align-items:center;flex-wrap:wrap}\
@@ -21,7 +38,7 @@ padding:8px 10px;border-radius:6px;margin:8px 0;max-height:16em;overflow:auto}.d
 .buttons{display:flex;gap:8px;flex-wrap:wrap;margin-top:10px}button{font:inherit;padding:6px 12px;border-radius:6px;\
 border:1px solid #889;background:#fff;cursor:pointer}button.ok{background:#1a7f37;color:#fff;border-color:#1a7f37}\
 select{font:inherit;padding:4px 6px}input[type=text],input[type=password]{font:inherit;padding:6px 8px;width:100%;box-sizing:border-box;border:1px solid #aab;border-radius:6px}\
-.tally{font-size:14px}label{display:block;margin:10px 0 4px}";
+.tally{font-size:14px}label{display:block;margin:10px 0 4px}.passes a{color:#fff}";
 
 fn shell(title: &str, header: &str, body: &str) -> String {
     format!(
@@ -76,25 +93,50 @@ pub(super) fn login_to(csrf: &str, error: Option<&str>, next: &str, ask_name: bo
     )
 }
 
-fn status(item: &ReviewItem) -> String {
-    match (&item.latest, item.skipped) {
-        (Some(r), _) => {
-            let class = match r.verdict {
-                ReviewVerdict::Correct => "done",
-                ReviewVerdict::Corrected(_) => "corrected",
-            };
-            format!(
-                "<p class=\"{class} verdict\">Judged {} by {}{}</p>",
-                esc(&r.verdict.to_string()),
-                esc(&r.reviewer),
-                r.why
-                    .as_deref()
-                    .map(|w| format!(": “{}”", esc(w)))
-                    .unwrap_or_default()
-            )
+/// One verdict as a card shows it.
+fn judged(r: &Review, label: &str) -> String {
+    let class = match r.verdict {
+        ReviewVerdict::Correct => "done",
+        ReviewVerdict::Corrected(_) => "corrected",
+    };
+    format!(
+        "<p class=\"{class} verdict\">{label} {} by {}{}</p>",
+        esc(&r.verdict.to_string()),
+        esc(&r.reviewer),
+        r.why
+            .as_deref()
+            .map(|w| format!(": “{}”", esc(w)))
+            .unwrap_or_default()
+    )
+}
+
+/// The verdicts a card of `pass` shows: its own pass's (never the first verdict on the second
+/// pass), and on adjudication both verdicts it settles.
+fn status(item: &ReviewItem, pass: Pass) -> String {
+    match pass {
+        Pass::First => match (&item.latest, item.skipped) {
+            (Some(r), _) => judged(r, "Judged"),
+            (None, true) => "<p class=\"skipped verdict\">Skipped</p>".to_owned(),
+            (None, false) => String::new(),
+        },
+        Pass::Second => item
+            .second
+            .as_ref()
+            .map(|r| judged(r, "Second verdict:"))
+            .unwrap_or_default(),
+        Pass::Adjudication => {
+            let mut out = String::new();
+            for (r, label) in [
+                (&item.latest, "First verdict:"),
+                (&item.second, "Second verdict:"),
+                (&item.adjudication, "Adjudicated:"),
+            ] {
+                if let Some(r) = r {
+                    out.push_str(&judged(r, label));
+                }
+            }
+            out
         }
-        (None, true) => "<p class=\"skipped verdict\">Skipped</p>".to_owned(),
-        (None, false) => String::new(),
     }
 }
 
@@ -102,9 +144,9 @@ fn status(item: &ReviewItem) -> String {
 /// asked, whether it applies. Each is preset to the last review's word when it gave one, else
 /// to the decision's labels (so Correct alone confirms them): judging a card again (say, its
 /// severity) keeps the labels the reviewer corrected instead of reverting them to the model's.
-fn label_fields(i: usize, item: &ReviewItem, taxonomy: &Taxonomy) -> String {
+fn label_fields(i: usize, item: &ReviewItem, pass: Pass, taxonomy: &Taxonomy) -> String {
     let d = &item.decision;
-    let judged = item.latest.as_ref().map(|r| &r.labels);
+    let judged = item.verdict(pass).map(|r| &r.labels);
     let mut out = String::new();
     let select = |out: &mut String, name: &str, label: &str, options: &[&str], chosen: &str| {
         let _ = write!(
@@ -169,15 +211,9 @@ fn label_fields(i: usize, item: &ReviewItem, taxonomy: &Taxonomy) -> String {
     out
 }
 
-fn card(
-    out: &mut String,
-    i: usize,
-    total: usize,
-    item: &ReviewItem,
-    sample: &Sample,
-    csrf: &str,
-    taxonomy: &Taxonomy,
-) {
+fn card(out: &mut String, i: usize, item: &ReviewItem, view: &View<'_>, taxonomy: &Taxonomy) {
+    let (sample, csrf, pass) = (view.sample, view.csrf, view.pass);
+    let total = sample.items.len();
     let d = &item.decision;
     let _ = write!(
         out,
@@ -238,8 +274,20 @@ fn card(
             d.sentiment.map_or("-", Sentiment::as_str)
         );
     }
-    out.push_str(&status(item));
-    if !item.skipped {
+    out.push_str(&status(item, pass));
+    let mine = |r: &Option<Review>| r.as_ref().is_some_and(|r| r.reviewer == view.reviewer);
+    let barred = match pass {
+        Pass::First if mine(&item.second) => Some(
+            "You gave the second verdict on this decision; the first must come from someone else.",
+        ),
+        Pass::Second if mine(&item.latest) => Some(
+            "You gave the first verdict on this decision; the second must come from someone else.",
+        ),
+        _ => None,
+    };
+    if let Some(why) = barred {
+        let _ = write!(out, "<p class=\"skipped barred\">{}</p>", esc(why));
+    } else if !(item.skipped && pass == Pass::First) {
         let _ = write!(
             out,
             "<form method=\"post\" action=\"/review/verdict\">\
@@ -248,6 +296,7 @@ fn card(
              <input type=\"hidden\" name=\"date\" value=\"{day}\">\
              <input type=\"hidden\" name=\"source\" value=\"{source}\">\
              <input type=\"hidden\" name=\"card\" value=\"{i}\">\
+             <input type=\"hidden\" name=\"pass\" value=\"{pass}\">\
              <label for=\"why-{i}\">Why (optional, one line)</label>\
              <input type=\"text\" id=\"why-{i}\" name=\"why\" maxlength=\"300\">\
              {labels}<div class=\"buttons\">\
@@ -260,8 +309,9 @@ fn card(
             id = esc(&d.id),
             day = sample.day.format("%Y-%m-%d"),
             source = source_key(sample.source),
-            labels = label_fields(i, item, taxonomy),
-            skip = if item.latest.is_none() {
+            pass = pass.as_str(),
+            labels = label_fields(i, item, pass, taxonomy),
+            skip = if pass == Pass::First && item.latest.is_none() {
                 "<button name=\"verdict\" value=\"skip\">Skip</button>"
             } else {
                 ""
@@ -271,37 +321,68 @@ fn card(
     out.push_str("</section>");
 }
 
-/// The day's sample, one card per ticket.
-pub(super) fn sample(
-    sample: &Sample,
-    tally: Option<Tally>,
-    reviewer: &str,
-    csrf: &str,
-    tz: &str,
-    taxonomy: &Taxonomy,
-) -> String {
+/// The day's sample in one pass, one card per ticket of the pass, with links to the other
+/// passes.
+pub(super) fn sample(view: &View<'_>, taxonomy: &Taxonomy) -> String {
+    let sample = view.sample;
     let total = sample.items.len();
-    let open = sample.open().count();
+    let shown: Vec<(usize, &ReviewItem)> = sample.of_pass(view.pass).collect();
+    let open = sample.open_for(view.pass, view.reviewer).count();
+    let link = |p: Pass, label: String| {
+        if p == view.pass {
+            format!("<strong class=\"pass\">{}</strong>", esc(&label))
+        } else {
+            format!(
+                "<a class=\"pass\" href=\"/review?date={}&amp;source={}&amp;pass={}\">{}</a>",
+                sample.day.format("%Y-%m-%d"),
+                source_key(sample.source),
+                p.as_str(),
+                esc(&label)
+            )
+        }
+    };
+    let passes = format!(
+        "<nav class=\"passes\">{} · {} · {}</nav>",
+        link(Pass::First, "Review".to_owned()),
+        link(
+            Pass::Second,
+            format!("Second review ({})", sample.of_pass(Pass::Second).count())
+        ),
+        link(
+            Pass::Adjudication,
+            format!(
+                "Adjudication ({})",
+                sample.of_pass(Pass::Adjudication).count()
+            )
+        ),
+    );
     let header = format!(
-        "<span>{day} ({tz}) · {source}</span><span class=\"tally\">{done}/{total} done{tally}</span>\
+        "<span>{day} ({tz}) · {source}</span>{passes}<span class=\"tally\">{done}/{count} done{tally}</span>\
          <span>{reviewer}</span><form method=\"post\" action=\"/review/logout\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button type=\"submit\">Log out</button></form>",
         day = sample.day.format("%Y-%m-%d"),
-        tz = esc(tz),
+        tz = esc(view.tz),
         source = source_key(sample.source),
-        done = total - open,
-        tally = tally
+        done = shown.len() - open.min(shown.len()),
+        count = shown.len(),
+        tally = view
+            .tally
             .map(|t| format!(" · {}", esc(&t.to_string())))
             .unwrap_or_default(),
-        reviewer = esc(reviewer),
-        csrf = esc(csrf),
+        reviewer = esc(view.reviewer),
+        csrf = esc(view.csrf),
     );
     let mut body = String::new();
-    if total == 0 {
-        body.push_str("<div class=\"card\"><h2>No decisions to review for this day.</h2><p>Pick another day with <code>?date=YYYY-MM-DD</code>.</p></div>");
+    match view.pass {
+        _ if total == 0 => body.push_str("<div class=\"card\"><h2>No decisions to review for this day.</h2><p>Pick another day with <code>?date=YYYY-MM-DD</code>.</p></div>"),
+        Pass::Second if shown.is_empty() => body.push_str("<div class=\"card\"><h2>No decision of this day was offered for a second review.</h2><p><code>[review] second_reviewer_share</code> sets the share of each day's sample offered.</p></div>"),
+        Pass::Second => body.push_str("<div class=\"card\"><p>Second review: judge each ticket on its own. The first verdict is not shown; a disagreement goes to adjudication.</p></div>"),
+        Pass::Adjudication if shown.is_empty() => body.push_str("<div class=\"card\"><h2>No disagreement to settle for this day.</h2></div>"),
+        Pass::Adjudication => body.push_str("<div class=\"card\"><p>Adjudication: the two reviewers disagree on these tickets. Your verdict settles each; it is the one the accuracy counts.</p></div>"),
+        Pass::First => {}
     }
-    for (i, item) in sample.items.iter().enumerate() {
-        card(&mut body, i, total, item, sample, csrf, taxonomy);
+    for (i, item) in shown {
+        card(&mut body, i, item, view, taxonomy);
     }
     shell("Review", &header, &body)
 }

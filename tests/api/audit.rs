@@ -13,10 +13,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone as _, Utc};
 use escalator::{
     audit::{self, AuditRequest, Outcome, Report, weeks::IsoWeek},
+    domain::sample::{Draw, Pick, StratumDraw},
     domain::work::NewDelivery,
     domain::{Decision, IdempotencyKey, RawTicket, Severity, Source, Ticket, Tier, Usage},
-    review::{NewReview, Origin, ReviewVerdict},
-    store::Store,
+    review::{NewReview, Origin, Pass, ReviewVerdict, Stratum},
+    store::{NewDraw, Store},
 };
 use serde_json::json;
 
@@ -185,6 +186,7 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
     let n = if kind == Kind::Thin { 20 } else { 100 };
     let bad = kind == Kind::Bad;
     let mut out = Vec::new();
+    let mut picks = Vec::new();
     for i in 0..n {
         let (severity, tier, truth, ov) = spec(kind, i);
         let day = w.monday() + chrono::Duration::days(i64::try_from(i % 7).unwrap());
@@ -307,6 +309,29 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
             )
             .await;
         }
+        if truth.is_some() {
+            picks.push(Pick {
+                id: d.id.clone(),
+                stratum: Stratum::Rest,
+                double_review: false,
+            });
+        }
+        // A reviewer's own pick, never drawn: shown apart, never in the accuracy.
+        if bad && i % 10 == 5 {
+            store
+                .insert_review(&NewReview {
+                    decision_id: d.id.clone(),
+                    reviewer: "Bo".into(),
+                    verdict: ReviewVerdict::Correct,
+                    why: None,
+                    origin: Origin::Import,
+                    external_key: None,
+                    labels: Default::default(),
+                    pass: Pass::First,
+                })
+                .await
+                .unwrap();
+        }
         if let Some(t) = truth {
             let verdict = if t == severity {
                 ReviewVerdict::Correct
@@ -322,6 +347,7 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
                     origin: Origin::Web,
                     external_key: None,
                     labels: Default::default(),
+                    pass: Pass::First,
                 })
                 .await
                 .unwrap();
@@ -336,12 +362,35 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
                     origin: Origin::Override,
                     external_key: Some(format!("plain:pEv_{id}")),
                     labels: Default::default(),
+                    pass: Pass::First,
                 })
                 .await
                 .unwrap();
         }
         out.push(d);
     }
+    // The reviewed half was the week's sample: one stratum, each decision drawn with
+    // probability one half (a uniform draw, as before strata existed).
+    let (_, end) = w.bounds(chrono_tz::UTC);
+    let drawn = picks.len();
+    store
+        .add_draw(&NewDraw {
+            day: &w.monday().format("%Y-%m-%d").to_string(),
+            source: None,
+            seed: 1,
+            drawn_at: end,
+            first_position: 0,
+            draw: &Draw {
+                picks,
+                strata: vec![StratumDraw {
+                    stratum: Stratum::Rest,
+                    frame: n,
+                    drawn,
+                }],
+            },
+        })
+        .await
+        .unwrap();
     if bad {
         for k in 0..6 {
             store
@@ -407,6 +456,21 @@ async fn a_bad_week_fires_every_symptom_and_fails_the_bar(db: Db) {
     let last = r.last().unwrap();
     assert_eq!(last.accuracy.to_string(), "80.0% [67.0–88.8] (40/50)");
     assert!((last.accuracy.plus_minus_points() - 10.9).abs() < 0.1);
+    // One stratum, one inclusion probability: the weighted estimate is exactly k/n with its
+    // Wilson interval, as before strata.
+    assert_eq!(last.accuracy, escalator::stats::Rate::of(40, 50));
+    assert_eq!(steady.accuracy, escalator::stats::Rate::of(47, 50));
+    assert_eq!(last.sample.strata.len(), 1);
+    let rest = &last.sample.strata[0];
+    assert_eq!((rest.stratum.as_str(), rest.offered), ("rest", 50));
+    assert_eq!(rest.accuracy, last.accuracy);
+    assert!(
+        (rest.weight_share - 1.0).abs() < 1e-12
+            && (rest.mean_inclusion_probability - 0.5).abs() < 1e-12
+    );
+    // The reviewer's own ten picks are shown apart and move nothing.
+    assert_eq!((last.sample.unsampled.k, last.sample.unsampled.n), (10, 10));
+    assert_eq!(steady.sample.unsampled.n, 0);
     // Overrides beside, never in: two per week, one raising an enterprise ticket.
     assert_eq!(last.overrides.count, 2);
     assert_eq!((last.overrides.raised, last.overrides.lowered), (2, 0));
@@ -556,6 +620,14 @@ async fn a_bad_week_fires_every_symptom_and_fails_the_bar(db: Db) {
     let text = r.to_string();
     assert!(text.contains("2026-W48: 40/50 correct = 80.0%, 95% interval 67.0–88.8% (±10.9 points with 50 verdicts)"), "{text}");
     assert!(text.contains("[FIRING] 4. latency climbed"), "{text}");
+    assert!(
+        text.contains("unsampled verdicts in 2026-W48: 10, accuracy 100.0% [72.2–100.0] (10/10)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  rest               50 offered  80.0% [67.0–88.8] (40/50)"),
+        "{text}"
+    );
     assert!(text.contains("(exit 1)"), "{text}");
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["gate"]["outcome"], "below");

@@ -11,14 +11,14 @@ use escalator::{
     domain::work::ScoreValue,
     domain::{Decision, RawTicket, Sentiment, Severity, Source, Ticket, Tier, Usage},
     promote,
-    review::{self, LabelVerdict, NewReview, Origin, ReviewVerdict},
+    review::{self, LabelVerdict, NewReview, Origin, Pass, ReviewVerdict},
     store::Store,
     taxonomy::Taxonomy,
 };
 
 use crate::{
     both_backends,
-    review::{day, seed},
+    review::{day, offer_all, seed},
 };
 
 /// Logs a decision for `ticket_id` with labels, at noon of the review day plus `i` seconds.
@@ -104,6 +104,7 @@ async fn judge(store: &dyn Store, d: &Decision, labels: LabelVerdict) {
             origin: Origin::Cli,
             external_key: None,
             labels,
+            pass: Pass::First,
         },
     )
     .await
@@ -121,6 +122,7 @@ both_backends! {
         let plain = seed(store.as_ref(), Source::Api, "T-lab-old", "s", "b", Severity::Routine, false, Utc::now()).await;
         let old = store.decision_by_id(&plain.id).await.unwrap().unwrap();
         assert_eq!((old.topic, old.sentiment, old.shadow.is_empty()), (None, None, true));
+        offer_all(store.as_ref()).await;
 
         // The reviewer corrects the topic, confirms the sentiment, says churn risk applies.
         judge(store.as_ref(), &stored, judged(Some("bug"), Some(Sentiment::Negative), &[("churn_risk", true)])).await;
@@ -151,10 +153,10 @@ both_backends! {
         let d = seed_labelled(store.as_ref(), "T-lab-csv", 0, "billing", Sentiment::Neutral, &[("churn_risk", false)]).await;
         let item = store.review_item(&d.id).await.unwrap().unwrap();
         let mut out = Vec::new();
-        review::csv::export(&[&item], &mut out).unwrap();
+        review::csv::export(&[&item], Pass::First, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.lines().nth(1).unwrap().ends_with(",billing,neutral,churn_risk=no,,,"), "{text}");
-        let filled = text.replacen(",billing,neutral,churn_risk=no,,,", ",billing,neutral,churn_risk=no,how_to,negative,churn_risk=yes", 1)
+        assert!(text.lines().nth(1).unwrap().ends_with(",billing,neutral,churn_risk=no,,,,first"), "{text}");
+        let filled = text.replacen(",billing,neutral,churn_risk=no,,,,first", ",billing,neutral,churn_risk=no,how_to,negative,churn_risk=yes,first", 1)
             .replacen(",false,,,,,", ",false,,correct,,,", 1);
         let t = Taxonomy::default();
         let parsed = review::csv::parse(store.as_ref(), "s.csv", &filled, "ann", &t).await.unwrap();
@@ -174,7 +176,7 @@ both_backends! {
 
     async fn the_terminal_asks_for_each_label_and_stores_the_corrections(store) {
         let d = seed_labelled(store.as_ref(), "T-lab-tty", 0, "billing", Sentiment::Negative, &[("churn_risk", false)]).await;
-        let sample = review::sample(store.as_ref(), chrono_tz::UTC, &review::SampleRequest { day: day(), n: 1, seed: Some(1), source: None }).await.unwrap();
+        let sample = review::sample(store.as_ref(), chrono_tz::UTC, &review::SampleRequest { day: day(), n: 1, seed: Some(1), source: None, design: Default::default() }).await.unwrap();
         let handle = tokio::runtime::Handle::current();
         // correct, no why; a typo, then topic bug (sentiment kept); churn risk: a typo, then yes.
         let input = "c
@@ -188,7 +190,7 @@ y
             let store = store.clone();
             tokio::task::spawn_blocking(move || {
                 let mut out = Vec::new();
-                let o = review::terminal::run(&handle, store.as_ref(), &sample, "tess", &Taxonomy::default(), &mut review::terminal::Lines(&mut input.as_bytes()), &mut out).unwrap();
+                let o = review::terminal::run(&handle, store.as_ref(), &sample, &review::terminal::Judge { reviewer: "tess", pass: Pass::First, taxonomy: &Taxonomy::default() }, &mut review::terminal::Lines(&mut input.as_bytes()), &mut out).unwrap();
                 assert_eq!(o.judged, 1);
                 String::from_utf8(out).unwrap()
             })
@@ -218,16 +220,24 @@ y
             let d = seed_labelled(store.as_ref(), &format!("T-gate-{i:03}"), i, "billing", Sentiment::Negative, &[("churn_risk", true), ("vip", true)]).await;
             judge(store.as_ref(), &d, judged(None, None, &[("churn_risk", i < 89), ("vip", i < 90)])).await;
         }
-        let g = promote::gate(store.as_ref(), "churn_risk", 30).await.unwrap();
+        offer_all(store.as_ref()).await;
+        // Verdicts on decisions the draw never offered do not move the gate: ten more that
+        // say vip is wrong, logged after the day's sample was drawn.
+        for i in 100..110 {
+            let d = seed_labelled(store.as_ref(), &format!("T-gate-{i:03}"), i, "billing", Sentiment::Negative, &[("churn_risk", true), ("vip", true)]).await;
+            judge(store.as_ref(), &d, judged(None, None, &[("vip", false)])).await;
+        }
+        let utc = chrono_tz::UTC;
+        let g = promote::gate(store.as_ref(), "churn_risk", 30, utc).await.unwrap();
         assert!(!g.passed, "{}", g.message());
         assert_eq!((g.figures.accuracy.k, g.figures.accuracy.n, g.figures.false_positive), (89, 100, 11));
-        assert!(g.message().contains("89 of 100 reviewed verdicts right (89.0%"), "{}", g.message());
+        assert!(g.message().contains("89 of 100 sampled verdicts right (89.0%;"), "{}", g.message());
         assert!(g.message().ends_with("not promoted: accuracy is below 90%"), "{}", g.message());
-        let g = promote::gate(store.as_ref(), "vip", 30).await.unwrap();
+        let g = promote::gate(store.as_ref(), "vip", 30, utc).await.unwrap();
         assert!(g.passed, "{}", g.message());
         assert_eq!((g.figures.accuracy.k, g.figures.precision.k, g.figures.precision.n), (90, 90, 100));
         // The same 90% over fewer reviewed tickets than configured is refused.
-        let g = promote::gate(store.as_ref(), "vip", 101).await.unwrap();
+        let g = promote::gate(store.as_ref(), "vip", 101, utc).await.unwrap();
         assert!(!g.passed);
         assert!(g.message().contains("100 reviewed tickets, at least 101 are needed"), "{}", g.message());
     }
@@ -266,6 +276,7 @@ async fn promote_rewrites_the_config_file_and_prints_the_new_prompt_version() {
         )
         .await;
     }
+    offer_all(store.as_ref()).await;
     store.close().await;
     let config = dir.path().join("escalator.toml");
     let text = "# escalator config\n[labels]\ntopics = [\"billing\", \"bug\", \"other\"]\npromote_min_reviewed = 10\n\n\
@@ -299,7 +310,7 @@ async fn promote_rewrites_the_config_file_and_prints_the_new_prompt_version() {
     let (code, out, err) = run("churn_risk");
     assert_eq!(code, Some(1), "{out}{err}");
     assert!(
-        out.contains("churn_risk: 8 of 10 reviewed verdicts right (80.0%"),
+        out.contains("churn_risk: 8 of 10 sampled verdicts right (80.0%"),
         "{out}"
     );
     assert!(out.contains("not promoted: accuracy is below 90%"), "{out}");
@@ -311,7 +322,7 @@ async fn promote_rewrites_the_config_file_and_prints_the_new_prompt_version() {
     let (code, out, err) = run("vip");
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(
-        out.contains("vip: 9 of 10 reviewed verdicts right (90.0%"),
+        out.contains("vip: 9 of 10 sampled verdicts right (90.0%"),
         "{out}"
     );
     assert!(out.contains("vip is live (a topic)"), "{out}");
@@ -466,6 +477,7 @@ async fn promoting_a_severity_clause_adds_its_reviewed_tickets_to_the_labels_fil
         .await;
         judge(store.as_ref(), &d, judged(None, None, &[("vip", i < 9)])).await;
     }
+    offer_all(store.as_ref()).await;
     store.close().await;
     let labels_file = dir.path().join("labels.csv");
     std::fs::write(&labels_file, escalator::examples::EMBEDDED_LABELS).unwrap();
@@ -494,7 +506,7 @@ async fn promoting_a_severity_clause_adds_its_reviewed_tickets_to_the_labels_fil
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("vip: 10 of 10 reviewed verdicts right"),
+        text.contains("vip: 10 of 10 sampled verdicts right"),
         "{text}"
     );
     assert!(text.contains("9 examples added"), "{text}");

@@ -1,7 +1,8 @@
-//! The daily review on PostgreSQL and SQLite: sampling (random, reproducible, never repeating,
-//! fallbacks included), verdicts (history kept, the last one counts, scores in the outbox), the
+//! The daily review on PostgreSQL and SQLite: sampling (stratified, reproducible, never
+//! repeating, topped up with the inclusion probabilities recomputed), verdicts (history kept,
+//! the last one counts, scores in the outbox), the second reviewer and the adjudication, the
 //! CSV round trip with a malformed row, the terminal flow through its input stream, and
-//! `labels add-from-reviews`.
+//! `labels add-from-reviews` (unsampled verdicts too, disputed pairs not).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -12,7 +13,7 @@ use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
 use escalator::{
     domain::work::ScoreValue,
     domain::{Decision, RawTicket, Route, Severity, Source, Ticket, Tier, Usage},
-    review::{self, NewReview, Origin, ReviewVerdict, SampleRequest},
+    review::{self, Design, NewReview, Origin, Pass, ReviewVerdict, SampleRequest, Stratum},
     store::Store,
 };
 
@@ -181,11 +182,36 @@ fn req(n: usize, seed: Option<u64>, source: Option<Source>) -> SampleRequest {
         n,
         seed,
         source,
+        design: Design::default(),
     }
 }
 
+/// Offers every decision of the review day for review (a draw of all of them: each one's
+/// inclusion probability 1), so verdicts on them are sampled verdicts.
+pub async fn offer_all(store: &dyn Store) {
+    review::sample(store, chrono_tz::UTC, &req(1_000, Some(0), None))
+        .await
+        .unwrap();
+}
+
+/// The stratum and inclusion probability recorded for each item.
+fn design_of(s: &review::Sample) -> Vec<(String, Stratum, f64)> {
+    s.items
+        .iter()
+        .map(|i| {
+            let m = i.sample.as_ref().unwrap();
+            (
+                i.decision.id.clone(),
+                m.stratum.unwrap(),
+                m.inclusion_probability.unwrap(),
+            )
+        })
+        .collect()
+}
+
 both_backends! {
-    async fn sampling_is_uniform_reproducible_never_repeats_and_keeps_fallbacks(store) {
+    async fn sampling_is_stratified_reproducible_never_repeats_and_tops_up(store) {
+        // 30 decisions: 10 fallbacks, 10 on_fire, 10 urgent (all enterprise).
         seed_day(store.as_ref(), 30).await;
         let tz = chrono_tz::UTC;
         // The same seed over the same log draws the same sample: a second store with the same
@@ -195,27 +221,74 @@ both_backends! {
             .await
             .unwrap();
         assert_eq!(candidates.len(), 30, "only the day's decisions, in id order");
-        assert!(candidates.windows(2).all(|w| w[0] < w[1]));
-        let expected: Vec<String> = review::draw(30, 10, 42).into_iter().map(|i| candidates[i].clone()).collect();
+        assert!(candidates.windows(2).all(|w| w[0].id < w[1].id));
+        let design = Design::default();
+        let expected: Vec<String> = escalator::domain::sample::draw(&candidates, 10, 42, &design)
+            .picks
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
         let first = review::sample(store.as_ref(), tz, &req(10, Some(42), None)).await.unwrap();
         assert_eq!(ids(&first), expected);
         assert_eq!((first.seed, first.drawn), (42, 10));
         assert!(first.items.iter().all(|i| i.ticket.as_ref().is_some_and(|t| t.tier == Tier::Enterprise)));
+        // Half the draw to the costly strata in turn (3 fallbacks, 2 on_fire), the rest to the
+        // enterprise stratum; each recorded with drawn / frame of its stratum.
+        let count = |s: &review::Sample, st: Stratum| design_of(s).iter().filter(|d| d.1 == st).count();
+        assert_eq!(
+            (count(&first, Stratum::Fallback), count(&first, Stratum::OnFire), count(&first, Stratum::Enterprise)),
+            (3, 2, 5)
+        );
+        for (id, stratum, p) in design_of(&first) {
+            let want = match stratum {
+                Stratum::Fallback => 0.3,
+                Stratum::OnFire => 0.2,
+                Stratum::Enterprise => 0.5,
+                other => panic!("{id} in {other}"),
+            };
+            assert!((p - want).abs() < 1e-12, "{id} {stratum} {p}");
+        }
         // Asking again is the same sample (resumable), drawing nothing.
         let again = review::sample(store.as_ref(), tz, &req(10, Some(7), None)).await.unwrap();
         assert_eq!((ids(&again), again.drawn), (expected.clone(), 0));
-        // A bigger sample tops up with decisions never offered; all 30 eventually, no repeats,
-        // fallbacks among them; nothing from the neighbouring days.
+        // A top-up to 20 draws 10 more, never one offered, and every sampled decision's
+        // probability becomes (drawn before + drawn now) / stratum size: fallbacks 6/10,
+        // on_fire 4/10, enterprise 10/10.
+        let twenty = review::sample(store.as_ref(), tz, &req(20, Some(1), None)).await.unwrap();
+        assert_eq!((twenty.items.len(), twenty.drawn), (20, 10));
+        assert_eq!(ids(&twenty)[..10], expected[..]);
+        for (id, stratum, p) in design_of(&twenty) {
+            let want = match stratum {
+                Stratum::Fallback => 0.6,
+                Stratum::OnFire => 0.4,
+                Stratum::Enterprise => 1.0,
+                other => panic!("{id} in {other}"),
+            };
+            assert!((p - want).abs() < 1e-12, "{id} {stratum} {p}");
+        }
+        // All 30 eventually, no repeats, nothing from the neighbouring days; every one certain.
         let all = review::sample(store.as_ref(), tz, &req(100, Some(1), None)).await.unwrap();
         assert_eq!(all.items.len(), 30);
-        assert_eq!(ids(&all)[..10], expected[..]);
         let unique: BTreeSet<String> = ids(&all).into_iter().collect();
         assert_eq!(unique.len(), 30);
         assert_eq!(all.items.iter().filter(|i| i.decision.fallback).count(), 10);
         assert!(!unique.contains("dec-T-before") && !unique.contains("dec-T-after"));
+        assert!(design_of(&all).iter().all(|(_, _, p)| (p - 1.0).abs() < 1e-12));
         // A per-source sample of the same day finds nothing left: offered once means once.
         let plain = review::sample(store.as_ref(), tz, &req(10, None, Some(Source::Plain))).await.unwrap();
         assert!(plain.items.is_empty());
+    }
+
+    async fn a_share_of_each_draw_goes_to_a_second_reviewer(store) {
+        seed_day(store.as_ref(), 30).await;
+        let design = Design { second_reviewer_share: 0.2, ..Design::default() };
+        let r = SampleRequest { design, ..req(10, Some(5), None) };
+        let s = review::sample(store.as_ref(), chrono_tz::UTC, &r).await.unwrap();
+        let doubles: Vec<&str> = s.of_pass(Pass::Second).map(|(_, i)| i.decision.id.as_str()).collect();
+        assert_eq!(doubles.len(), 2, "20% of 10");
+        // A top-up of 5 offers one more (20% of 5).
+        let more = review::sample(store.as_ref(), chrono_tz::UTC, &SampleRequest { design, ..req(15, Some(6), None) }).await.unwrap();
+        assert_eq!(more.of_pass(Pass::Second).count(), 3);
     }
 
     async fn per_source_samples_and_time_zones(store) {
@@ -226,10 +299,15 @@ both_backends! {
         assert!(plain.items.iter().all(|i| i.decision.source == Source::Plain));
         let rest = review::sample(store.as_ref(), tz, &req(50, Some(3), None)).await.unwrap();
         assert_eq!(rest.items.len(), 8, "the 4 plain ones were offered already");
+        // The plain decisions drawn by both draws have the probability of either: every
+        // decision of the day ends up drawn, so every one is certain.
+        assert!(design_of(&rest).iter().all(|(_, _, p)| (p - 1.0).abs() < 1e-12));
+        let plain = review::sample(store.as_ref(), tz, &req(4, Some(3), Some(Source::Plain))).await.unwrap();
+        assert!(design_of(&plain).iter().all(|(_, _, p)| (p - 1.0).abs() < 1e-12));
         // In New York the day starts at 05:00 UTC: T-00..T-04 (00:00-04:04 UTC) belong to the
         // day before, T-after (00:00 UTC next day) to this one.
         let (from, to) = review::day_bounds(day(), chrono_tz::America::New_York);
-        let ny = store.review_candidates(from, to, None).await.unwrap();
+        let ny: Vec<String> = store.review_candidates(from, to, None).await.unwrap().into_iter().map(|c| c.id).collect();
         assert!(ny.contains(&"dec-T-after".to_owned()));
         assert!(!ny.contains(&"dec-T-00".to_owned()));
     }
@@ -244,6 +322,7 @@ both_backends! {
             origin,
             external_key: None,
             labels: Default::default(),
+            pass: Pass::First,
         };
         review::record(store.as_ref(), &d, review(ReviewVerdict::Corrected(Severity::OnFire), "prod\ndown", Origin::Cli)).await.unwrap().unwrap();
         let scores = store.due_scores(Utc::now() + chrono::Duration::minutes(1), 10).await.unwrap();
@@ -273,8 +352,13 @@ both_backends! {
         assert!(review::record(store.as_ref(), &d, o.clone()).await.unwrap().is_some());
         assert!(review::record(store.as_ref(), &d, o).await.unwrap().is_none());
         assert_eq!(store.reviews(&d.id).await.unwrap().len(), 3);
+        // Not sampled: the tally counts the verdict apart; once the day is drawn it is sampled.
         let t = review::tally(store.as_ref(), chrono_tz::UTC, day()).await.unwrap();
-        assert_eq!((t.reviewed_correct, t.reviewed_corrected, t.overrides), (1, 0, 1));
+        assert_eq!((t.sampled.n, t.unsampled.k, t.unsampled.n, t.overrides), (0, 1, 1, 1));
+        assert!(t.to_string().starts_with("sampled verdicts: none yet; unsampled verdicts (not in the accuracy): 1, accuracy 100.0%"), "{t}");
+        offer_all(store.as_ref()).await;
+        let t = review::tally(store.as_ref(), chrono_tz::UTC, day()).await.unwrap();
+        assert_eq!((t.sampled.k, t.sampled.n, t.unsampled.n, t.overrides), (1, 1, 0, 1));
         let since = store.latest_reviews_since(at(day(), 0)).await.unwrap();
         assert_eq!(since.len(), 1);
         assert_eq!(since[0].origin, Origin::Override);
@@ -285,7 +369,7 @@ both_backends! {
         let sample = review::sample(store.as_ref(), chrono_tz::UTC, &req(3, Some(5), None)).await.unwrap();
         let open: Vec<_> = sample.open().map(|(_, i)| i).collect();
         let mut out = Vec::new();
-        review::csv::export(&open, &mut out).unwrap();
+        review::csv::export(&open, Pass::First, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let mut rows: Vec<Vec<String>> = csv::Reader::from_reader(text.as_bytes())
             .records()
@@ -322,7 +406,7 @@ both_backends! {
         ]);
         let short = format!("{}\n{}\n", review::csv::HEADER.join(","), "a,b");
         let p = review::csv::parse(store.as_ref(), "s.csv", &short, "ann", &escalator::taxonomy::Taxonomy::default()).await.unwrap_err();
-        assert_eq!(p[0].to_string(), "s.csv:2: has 2 fields, expected 26");
+        assert_eq!(p[0].to_string(), "s.csv:2: has 2 fields, expected 27");
         // The good file: two verdicts, one unjudged row.
         let parsed = review::csv::parse(store.as_ref(), "s.csv", &write(&rows), "ann", &escalator::taxonomy::Taxonomy::default()).await.unwrap();
         assert_eq!((parsed.rows.len(), parsed.unjudged), (2, 1));
@@ -349,7 +433,7 @@ both_backends! {
             let sample = sample.clone();
             tokio::task::spawn_blocking(move || {
                 let mut out = Vec::new();
-                let o = review::terminal::run(&handle, store.as_ref(), &sample, "tess", &escalator::taxonomy::Taxonomy::default(), &mut review::terminal::Lines(&mut input.as_bytes()), &mut out).unwrap();
+                let o = review::terminal::run(&handle, store.as_ref(), &sample, &review::terminal::Judge { reviewer: "tess", pass: Pass::First, taxonomy: &escalator::taxonomy::Taxonomy::default() }, &mut review::terminal::Lines(&mut input.as_bytes()), &mut out).unwrap();
                 (o, String::from_utf8(out).unwrap())
             })
             .await
@@ -377,7 +461,7 @@ both_backends! {
             tokio::task::spawn_blocking(move || {
                 let mut out = Vec::new();
                 // The input ends without a key: that is a quit, nothing recorded.
-                review::terminal::run(&handle, store.as_ref(), &again, "tess", &escalator::taxonomy::Taxonomy::default(), &mut review::terminal::Lines(&mut "".as_bytes()), &mut out).unwrap();
+                review::terminal::run(&handle, store.as_ref(), &again, &review::terminal::Judge { reviewer: "tess", pass: Pass::First, taxonomy: &escalator::taxonomy::Taxonomy::default() }, &mut review::terminal::Lines(&mut "".as_bytes()), &mut out).unwrap();
                 String::from_utf8(out).unwrap()
             })
             .await
@@ -402,7 +486,7 @@ both_backends! {
             let (store, sample) = (store.clone(), sample.clone());
             tokio::task::spawn_blocking(move || {
                 let mut out = Vec::new();
-                review::terminal::run(&handle, store.as_ref(), &sample, "tess", &escalator::taxonomy::Taxonomy::default(), &mut review::terminal::Lines(&mut "q\n".as_bytes()), &mut out).unwrap();
+                review::terminal::run(&handle, store.as_ref(), &sample, &review::terminal::Judge { reviewer: "tess", pass: Pass::First, taxonomy: &escalator::taxonomy::Taxonomy::default() }, &mut review::terminal::Lines(&mut "q\n".as_bytes()), &mut out).unwrap();
                 String::from_utf8(out).unwrap()
             })
             .await
@@ -417,7 +501,7 @@ both_backends! {
 
         let open: Vec<_> = sample.open().map(|(_, i)| i).collect();
         let mut out = Vec::new();
-        review::csv::export(&open, &mut out).unwrap();
+        review::csv::export(&open, Pass::First, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let col = |n: &str| review::csv::HEADER.iter().position(|h| *h == n).unwrap();
         let mut row: Vec<String> = csv::Reader::from_reader(text.as_bytes())
@@ -452,7 +536,7 @@ both_backends! {
         let b = seed(store.as_ref(), Source::Pylon, "L-001", "dup", "already labelled id", Severity::Routine, false, at(day(), 9)).await;
         let c = seed(store.as_ref(), Source::Api, "T-ok", "fine", "was right", Severity::Routine, false, at(day(), 10)).await;
         for (d, v, why) in [(&a, ReviewVerdict::Corrected(Severity::OnFire), "Billing dispute over $1k with legal language."), (&b, ReviewVerdict::Corrected(Severity::Urgent), "x"), (&c, ReviewVerdict::Correct, "")] {
-            review::record(store.as_ref(), d, NewReview { decision_id: d.id.clone(), reviewer: "r".into(), verdict: v, why: Some(why.into()), origin: Origin::Cli, external_key: None, labels: Default::default() }).await.unwrap();
+            review::record(store.as_ref(), d, NewReview { decision_id: d.id.clone(), reviewer: "r".into(), verdict: v, why: Some(why.into()), origin: Origin::Cli, external_key: None, labels: Default::default(), pass: Pass::First }).await.unwrap();
         }
         let before = std::fs::read_to_string(&file).unwrap();
         let dry = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, Some(day()), None, true, &escalator::prompt::PromptSpec::default()).await.unwrap();
@@ -477,7 +561,7 @@ both_backends! {
         assert_eq!((again.rows.len(), again.already_there), (0, 2));
         // A file that fails the checks is not written: the holdout overlaps the new row.
         let d = seed(store.as_ref(), Source::Plain, "th_dup", "s", escalator::examples::parse("h", escalator::examples::EMBEDDED_HOLDOUT).unwrap()[0].first_message.as_str(), Severity::Routine, false, at(day(), 11)).await;
-        review::record(store.as_ref(), &d, NewReview { decision_id: d.id.clone(), reviewer: "r".into(), verdict: ReviewVerdict::Corrected(Severity::Urgent), why: Some("w".into()), origin: Origin::Cli, external_key: None, labels: Default::default() }).await.unwrap();
+        review::record(store.as_ref(), &d, NewReview { decision_id: d.id.clone(), reviewer: "r".into(), verdict: ReviewVerdict::Corrected(Severity::Urgent), why: Some("w".into()), origin: Origin::Cli, external_key: None, labels: Default::default(), pass: Pass::First }).await.unwrap();
         let now = std::fs::read_to_string(&file).unwrap();
         let e = review::labels::add_from_reviews(store.as_ref(), chrono_tz::UTC, &file, None, None, false, &escalator::prompt::PromptSpec::default()).await.unwrap_err();
         assert!(e.to_string().contains("overlaps"), "{e}");
@@ -558,7 +642,7 @@ async fn the_review_commands_run_end_to_end_on_the_binary() {
     assert!(out.contains("── 1/2 "), "{out}");
     assert!(out.contains("1 judged, 0 skipped, 1 left"), "{out}");
     assert!(
-        out.contains("2026-11-24: reviewed: 0/1 correct (0%)"),
+        out.contains("2026-11-24: sampled verdicts: 0.0% [0.0–79.3] (0/1); agents' overrides"),
         "{out}"
     );
     let (code, csv_text, err) = run(&["review", "export", "--date", "2026-11-24"], "");

@@ -206,8 +206,9 @@ pub fn clean_why(why: Option<&str>) -> Option<String> {
     (!w.is_empty()).then_some(w)
 }
 
-/// Stores a verdict on `decision` (after [`ReviewItem::check`]: the pass must fit) and writes
-/// its Langfuse scores to the outbox:
+/// Stores a verdict on `decision` (after [`ReviewItem::check`]: the pass must fit) and, when it
+/// is the verdict the decision now counts with ([`Passes::counted`]; a second verdict beside a
+/// first is not) or an agent's override, writes its Langfuse scores to the outbox:
 /// `routing_correct` (1 correct, 0 corrected) and, for a correction, `corrected_severity`; and
 /// `topic_correct` / `sentiment_correct` for each label the reviewer judged on a labelled
 /// decision. A
@@ -236,6 +237,15 @@ pub async fn record<S: Reviews + ScoreQueue + ?Sized>(
     let Some(stored) = store.insert_review(&review).await? else {
         return Ok(None);
     };
+    // Langfuse carries the verdict the decision counts with: a second verdict beside a first
+    // one changes nothing there (a disagreement waits for its adjudication); an adjudication
+    // does. An agent's override is scored as before.
+    let mut history = earlier.clone();
+    history.push(stored.clone());
+    if review.origin != Origin::Override && Passes::of(&history).counted_pass() != Some(review.pass)
+    {
+        return Ok(Some(stored));
+    }
     let comment = format!(
         "{} ({}{}, {}){}",
         review.verdict,

@@ -668,6 +668,231 @@ async fn a_thin_week_has_not_enough_verdicts(db: Db) {
     );
 }
 
+/// The README's worked example as the last week: one day (Monday 2026-11-23) of 200
+/// decisions (1 fallback, 4 on_fire, 20 with low confidence, 15 enterprise, 160 others), its
+/// sample of ten drawn by the design (fallback 1 of 1, on_fire 3 of 4, low confidence 2 of 20,
+/// enterprise 1 of 15, rest 3 of 160), eight verdicts correct: the headline is the weighted
+/// estimate 94.3% with the Wilson interval on n_eff 4.5, each stratum beside it, and a
+/// reviewer's own pick outside the sample apart.
+async fn a_stratified_week_is_weighted_and_shown_per_stratum(db: Db) {
+    use crate::review::seed_with;
+    let store = db.store();
+    let monday = week("2026-W48").monday();
+    let at = |i: usize| {
+        Utc.from_utc_datetime(&monday.and_hms_opt(8, 0, 0).unwrap())
+            + chrono::Duration::seconds(i64::try_from(i).unwrap() * 60)
+    };
+    for i in 0..200 {
+        let stratum = match i {
+            0 => Stratum::Fallback,
+            1..5 => Stratum::OnFire,
+            5..25 => Stratum::LowConfidence,
+            25..40 => Stratum::Enterprise,
+            _ => Stratum::Rest,
+        };
+        seed_with(
+            store.as_ref(),
+            Source::Api,
+            &format!("S-{i:03}"),
+            "Subject",
+            &seeded_body("S", i),
+            Severity::Urgent,
+            stratum == Stratum::Fallback,
+            at(i),
+            |d| {
+                d.tier = if stratum == Stratum::Enterprise {
+                    Tier::Enterprise
+                } else {
+                    Tier::Pro
+                };
+                d.confidence = if stratum == Stratum::LowConfidence {
+                    0.4
+                } else {
+                    0.9
+                };
+                if stratum == Stratum::OnFire {
+                    d.severity = Severity::OnFire;
+                    d.route = Severity::OnFire.route();
+                    d.model_severity = Severity::OnFire;
+                }
+            },
+        )
+        .await;
+    }
+    let sample = escalator::review::sample(
+        store.as_ref(),
+        chrono_tz::UTC,
+        &escalator::review::SampleRequest {
+            day: monday,
+            n: 10,
+            seed: Some(23),
+            source: None,
+            design: escalator::review::Design::default(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut by: std::collections::BTreeMap<Stratum, Vec<Decision>> = Default::default();
+    for i in &sample.items {
+        by.entry(i.sample.as_ref().unwrap().stratum.unwrap())
+            .or_default()
+            .push(i.decision.clone());
+    }
+    let sizes: Vec<(Stratum, usize)> = by.iter().map(|(s, d)| (*s, d.len())).collect();
+    assert_eq!(
+        sizes,
+        [
+            (Stratum::Fallback, 1),
+            (Stratum::OnFire, 3),
+            (Stratum::LowConfidence, 2),
+            (Stratum::Enterprise, 1),
+            (Stratum::Rest, 3)
+        ]
+    );
+    let judge = |d: &Decision, correct: bool| NewReview {
+        decision_id: d.id.clone(),
+        reviewer: "Ada".into(),
+        verdict: if correct {
+            ReviewVerdict::Correct
+        } else {
+            ReviewVerdict::Corrected(Severity::Routine)
+        },
+        why: (!correct).then(|| "A how-to.".to_owned()),
+        origin: Origin::Web,
+        external_key: None,
+        labels: Default::default(),
+        pass: Pass::First,
+    };
+    for (stratum, decisions) in &by {
+        for (k, d) in decisions.iter().enumerate() {
+            let wrong = matches!(
+                (stratum, k),
+                (Stratum::OnFire, 2) | (Stratum::LowConfidence, 1)
+            );
+            escalator::review::record(store.as_ref(), d, judge(d, !wrong))
+                .await
+                .unwrap();
+        }
+    }
+    // A reviewer's own pick outside the sample: apart, and still a miss to learn from.
+    let sampled: std::collections::BTreeSet<String> =
+        sample.items.iter().map(|i| i.decision.id.clone()).collect();
+    let own = store
+        .decision_by_id(
+            &(40..200)
+                .map(|i| format!("dec-S-{i:03}"))
+                .find(|id| !sampled.contains(id))
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    escalator::review::record(store.as_ref(), &own, judge(&own, false))
+        .await
+        .unwrap();
+
+    let r = audit::build(store.as_ref(), &request()).await.unwrap();
+    let last = r.last().unwrap();
+    let a = &last.accuracy;
+    assert_eq!((a.k, a.n), (8, 10));
+    assert!((a.share - 0.943_333).abs() < 1e-6, "{a:?}");
+    assert!((a.effective_n.unwrap() - 4.461_96).abs() < 1e-4, "{a:?}");
+    assert_eq!(a.to_string(), "94.3% [48.0–99.7] (8/10, n_eff 4.5)");
+    let strata: Vec<(String, u64, String, String)> = last
+        .sample
+        .strata
+        .iter()
+        .map(|f| {
+            (
+                f.stratum.clone(),
+                f.offered,
+                f.accuracy.to_string(),
+                format!("{:.3}", f.weight_share),
+            )
+        })
+        .collect();
+    assert_eq!(
+        strata,
+        [
+            (
+                "fallback".into(),
+                1,
+                "100.0% [20.7–100.0] (1/1)".into(),
+                "0.005".into()
+            ),
+            (
+                "on_fire".into(),
+                3,
+                "66.7% [20.8–93.9] (2/3)".into(),
+                "0.020".into()
+            ),
+            (
+                "low_confidence".into(),
+                2,
+                "50.0% [9.5–90.5] (1/2)".into(),
+                "0.100".into()
+            ),
+            (
+                "enterprise".into(),
+                1,
+                "100.0% [20.7–100.0] (1/1)".into(),
+                "0.075".into()
+            ),
+            (
+                "rest".into(),
+                3,
+                "100.0% [43.9–100.0] (3/3)".into(),
+                "0.800".into()
+            ),
+        ]
+    );
+    let on_fire = last
+        .sample
+        .strata
+        .iter()
+        .find(|f| f.stratum == "on_fire")
+        .unwrap();
+    assert!((on_fire.mean_inclusion_probability - 0.75).abs() < 1e-12);
+    assert_eq!(
+        (
+            last.sample.unsampled.k,
+            last.sample.unsampled.n,
+            last.sample.unsampled_corrected
+        ),
+        (0, 1, 1)
+    );
+    assert_eq!(r.gate.outcome, Outcome::NotEnoughVerdicts);
+    assert!(
+        r.misses
+            .iter()
+            .any(|m| m.decision_id == own.id && m.origin == "unsampled review")
+    );
+    let text = r.to_string();
+    assert!(
+        text.contains("2026-W48: weighted accuracy 94.3% (8/10 verdicts correct, unweighted), 95% interval 48.0–99.7% (±25.8 points, effective sample size 4.5 of 10 verdicts)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  on_fire             3 offered  66.7% [20.8–93.9] (2/3)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "unsampled verdicts in 2026-W48: 1, accuracy 0.0% [0.0–79.3] (0/1) (1 corrected"
+        ),
+        "{text}"
+    );
+    let json = serde_json::to_value(&r).unwrap();
+    assert!(
+        (json["weeks"][3]["accuracy"]["effective_n"]
+            .as_f64()
+            .unwrap()
+            - 4.462)
+            .abs()
+            < 1e-3
+    );
+}
+
 macro_rules! on_both {
     ($($name:ident),+) => {
         mod on_postgres {
@@ -691,6 +916,7 @@ macro_rules! on_both {
 
 on_both!(
     a_bad_week_fires_every_symptom_and_fails_the_bar,
+    a_stratified_week_is_weighted_and_shown_per_stratum,
     a_steady_week_fires_nothing_and_passes,
     a_thin_week_has_not_enough_verdicts
 );

@@ -527,6 +527,122 @@ both_backends! {
         assert_eq!(parsed.rows[0].review.decision_id, d.id);
     }
 
+    async fn a_second_reviewer_judges_blind_and_a_pair_counts_once(store) {
+        seed_day(store.as_ref(), 10).await;
+        let tz = chrono_tz::UTC;
+        let design = Design { second_reviewer_share: 0.5, ..Design::default() };
+        let sample = review::sample(store.as_ref(), tz, &SampleRequest { design, ..req(4, Some(11), None) }).await.unwrap();
+        let doubles: Vec<Decision> = sample.of_pass(Pass::Second).map(|(_, i)| i.decision.clone()).collect();
+        assert_eq!((sample.items.len(), doubles.len()), (4, 2));
+        let single = sample.items.iter().find(|i| !i.double_review()).unwrap().decision.clone();
+        let verdict = |d: &Decision, who: &str, v: ReviewVerdict, pass: Pass| NewReview {
+            decision_id: d.id.clone(),
+            reviewer: who.into(),
+            verdict: v,
+            why: Some(format!("{who} on {}", d.id)),
+            origin: Origin::Web,
+            external_key: None,
+            labels: Default::default(),
+            pass,
+        };
+        // The first reviewer judges the whole sample correct.
+        for i in &sample.items {
+            review::record(store.as_ref(), &i.decision, verdict(&i.decision, "ann", ReviewVerdict::Correct, Pass::First)).await.unwrap();
+        }
+        // What is refused: a second verdict from the first reviewer, or on a decision not
+        // offered for one; an adjudication with nothing to settle.
+        let refused = |r: Result<_, review::ReviewError>| match r {
+            Err(review::ReviewError::Refused(why)) => why,
+            other => panic!("not refused: {other:?}"),
+        };
+        let d1 = &doubles[0];
+        let d2 = &doubles[1];
+        let why = refused(review::record(store.as_ref(), d1, verdict(d1, "ann", ReviewVerdict::Correct, Pass::Second)).await);
+        assert!(why.contains("ann gave the first verdict"), "{why}");
+        let why = refused(review::record(store.as_ref(), &single, verdict(&single, "bo", ReviewVerdict::Correct, Pass::Second)).await);
+        assert!(why.contains("was not offered for a second review"), "{why}");
+        let why = refused(review::record(store.as_ref(), d1, verdict(d1, "cy", ReviewVerdict::Correct, Pass::Adjudication)).await);
+        assert!(why.contains("no disagreement to adjudicate"), "{why}");
+        // The second reviewer in the terminal: only the two doubles, never the first verdict;
+        // agrees on the first, disagrees on the second.
+        let other = |d: &Decision| if d.severity == Severity::OnFire { "u" } else { "f" };
+        let input = format!("c\n\n{}\nsecond look\n", other(d2));
+        let (outcome, shown) = {
+            let (store, sample) = (store.clone(), sample.clone());
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                let judge = review::terminal::Judge { reviewer: "bo", pass: Pass::Second, taxonomy: &escalator::taxonomy::Taxonomy::default() };
+                let o = review::terminal::run(&handle, store.as_ref(), &sample, &judge, &mut review::terminal::Lines(&mut input.as_bytes()), &mut out).unwrap();
+                (o, String::from_utf8(out).unwrap())
+            })
+            .await
+            .unwrap()
+        };
+        assert_eq!(outcome.judged, 2, "{shown}");
+        assert!(shown.contains("second review: 2 offered to a second reviewer, 2 to judge"), "{shown}");
+        assert!(!shown.contains("ann"), "the first verdict leaked: {shown}");
+        let item = store.review_item(&d2.id).await.unwrap().unwrap();
+        assert!(item.disputed());
+        assert_eq!(item.second.as_ref().unwrap().reviewer, "bo");
+        // Langfuse keeps the first verdict of the disputed pair until it is adjudicated.
+        let routing = |scores: &[escalator::domain::work::ScoreRow]| {
+            scores
+                .iter()
+                .find(|s| s.name == "routing_correct" && s.decision_id == d2.id)
+                .map(|s| s.value.clone())
+        };
+        let due = store.due_scores(Utc::now() + chrono::Duration::minutes(1), 100).await.unwrap();
+        assert_eq!(routing(&due), Some(ScoreValue::Boolean(true)));
+        // The pair counts once, with the first verdict while they disagree.
+        let t = review::tally(store.as_ref(), tz, day()).await.unwrap();
+        assert_eq!((t.sampled.k, t.sampled.n, t.awaiting_adjudication), (4, 4, 1));
+        assert!(t.to_string().contains("(1 disagreement(s) await adjudication, counted with the first verdict)"), "{t}");
+        let (from, to) = review::day_bounds(day(), tz);
+        let rows = review::judged(store.as_ref(), from, to, tz).await.unwrap();
+        let refs: Vec<_> = rows.iter().collect();
+        let f = escalator::audit::sample::figures(&refs);
+        let a = &f.agreement;
+        assert_eq!((a.offered, a.kappa.pairs, a.kappa.agreed, a.awaiting_adjudication), (2, 2, 1, 1));
+        assert_eq!(a.disagreements.len(), 1);
+        assert_eq!(a.disagreements[0].decision_id, d2.id);
+        assert_eq!((a.disagreements[0].first.1.as_str(), a.disagreements[0].second.1.as_str()), ("ann", "bo"));
+        // A disputed pair does not become a label until it is settled.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("labels.csv");
+        std::fs::write(&file, escalator::examples::EMBEDDED_LABELS).unwrap();
+        let dry = review::labels::add_from_reviews(store.as_ref(), tz, &file, None, None, true, &escalator::prompt::PromptSpec::default()).await.unwrap();
+        assert_eq!((dry.rows.len(), dry.disputed), (0, 1));
+        // The adjudication settles it: it is what the decision counts with, and Langfuse too.
+        let settled = ReviewVerdict::Corrected(if d2.severity == Severity::OnFire { Severity::Urgent } else { Severity::OnFire });
+        review::record(store.as_ref(), d2, verdict(d2, "cy", settled, Pass::Adjudication)).await.unwrap();
+        let t = review::tally(store.as_ref(), tz, day()).await.unwrap();
+        assert_eq!((t.sampled.k, t.sampled.n, t.awaiting_adjudication), (3, 4, 0));
+        let due = store.due_scores(Utc::now() + chrono::Duration::minutes(1), 100).await.unwrap();
+        assert_eq!(routing(&due), Some(ScoreValue::Boolean(false)));
+        let rows = review::judged(store.as_ref(), from, to, tz).await.unwrap();
+        let refs: Vec<_> = rows.iter().collect();
+        let f = escalator::audit::sample::figures(&refs);
+        assert_eq!(f.agreement.awaiting_adjudication, 0);
+        assert_eq!(f.agreement.disagreements[0].adjudicated.as_ref().map(|a| a.1.as_str()), Some("cy"));
+        let dry = review::labels::add_from_reviews(store.as_ref(), tz, &file, None, None, true, &escalator::prompt::PromptSpec::default()).await.unwrap();
+        assert_eq!((dry.rows.len(), dry.disputed), (1, 0));
+        assert_eq!(dry.rows[0].severity, settled.corrected_severity().unwrap());
+        // The spreadsheet for the second reviewer: only what is left for them, marked second;
+        // the first reviewer cannot import it.
+        let again = review::sample(store.as_ref(), tz, &SampleRequest { design, ..req(4, None, None) }).await.unwrap();
+        assert_eq!(again.open_for(Pass::Second, "").count(), 0, "both doubles have a second verdict");
+        let mut out = Vec::new();
+        let items: Vec<_> = again.of_pass(Pass::Second).map(|(_, i)| i).collect();
+        review::csv::export(&items, Pass::Second, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().skip(1).all(|l| l.ends_with(",second")), "{text}");
+        assert!(!text.contains("ann"), "{text}");
+        let filled = text.replacen(",false,,,,,", ",false,,correct,,,ann", 1);
+        let problems = review::csv::parse(store.as_ref(), "s.csv", &filled, "x", &escalator::taxonomy::Taxonomy::default()).await.unwrap_err();
+        assert!(problems[0].to_string().contains("ann gave the first verdict"), "{problems:?}");
+    }
+
     async fn labels_add_from_reviews_appends_checks_and_skips_what_is_there(store) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("labels.csv");

@@ -180,8 +180,13 @@ async fn show<S: PageStore + ?Sized + 'static>(
             return unavailable();
         }
     };
-    // A second reviewer sees nothing of the first verdicts, not even their tally.
-    let tally = if pass == Pass::Second {
+    // A second reviewer sees nothing of the first verdicts, not even their tally: it waits
+    // until every second review of the day is in, on every pass.
+    let blind = sample
+        .items
+        .iter()
+        .any(|i| i.double_review() && i.second.is_none());
+    let tally = if blind {
         None
     } else {
         review::tally(p.store.as_ref(), tz, day).await.ok()
@@ -194,6 +199,7 @@ async fn show<S: PageStore + ?Sized + 'static>(
                 sample: &sample,
                 pass,
                 tally,
+                tally_hidden: blind,
                 reviewer: &session.reviewer,
                 csrf: &csrf,
                 tz: &tz.to_string(),

@@ -17,8 +17,10 @@ pub(super) struct View<'a> {
     /// The pass: every item (first), those offered for a double review (second, without the
     /// first verdict), or the disputed ones (adjudication, with both verdicts).
     pub(super) pass: Pass,
-    /// The day's tally (never on the second pass).
+    /// The day's tally (none while a second review of the day is open).
     pub(super) tally: Option<Tally>,
+    /// The tally is held back until the day's second reviews are in.
+    pub(super) tally_hidden: bool,
     /// Who is logged in.
     pub(super) reviewer: &'a str,
     /// The CSRF token of the session.
@@ -274,9 +276,22 @@ fn card(out: &mut String, i: usize, item: &ReviewItem, view: &View<'_>, taxonomy
             d.sentiment.map_or("-", Sentiment::as_str)
         );
     }
-    out.push_str(&status(item, pass));
     let mine = |r: &Option<Review>| r.as_ref().is_some_and(|r| r.reviewer == view.reviewer);
+    // A first verdict waiting for its blind second review is shown to its author only.
+    let held = pass == Pass::First
+        && item.double_review()
+        && item.second.is_none()
+        && item.latest.is_some()
+        && !mine(&item.latest);
+    if held {
+        out.push_str(
+            "<p class=\"skipped verdict held\">Judged by another reviewer; the verdict is hidden until its second review is in.</p>",
+        );
+    } else {
+        out.push_str(&status(item, pass));
+    }
     let barred = match pass {
+        Pass::First if held => Some("This decision waits for its second review."),
         Pass::First if mine(&item.second) => Some(
             "You gave the second verdict on this decision; the first must come from someone else.",
         ),
@@ -365,10 +380,11 @@ pub(super) fn sample(view: &View<'_>, taxonomy: &Taxonomy) -> String {
         source = source_key(sample.source),
         done = shown.len() - open.min(shown.len()),
         count = shown.len(),
-        tally = view
-            .tally
-            .map(|t| format!(" · {}", esc(&t.to_string())))
-            .unwrap_or_default(),
+        tally = match (view.tally, view.tally_hidden) {
+            (Some(t), _) => format!(" · {}", esc(&t.to_string())),
+            (None, true) => " · the tally waits until the day's second reviews are in".to_owned(),
+            (None, false) => String::new(),
+        },
         reviewer = esc(view.reviewer),
         csrf = esc(view.csrf),
     );

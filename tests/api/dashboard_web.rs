@@ -1,7 +1,8 @@
 //! `/dashboard` in a real headless Chromium (as the review page test): behind the admin login,
 //! it renders every chart of the seeded month as server-side SVG (the elements are there, with
-//! the interval bars and verdict counts), the symptoms and last week's misses with their
-//! reasoning; a screenshot is saved under `target/test-artifacts/`.
+//! the interval bars and verdict counts), the sample's strata and the unsampled verdicts apart,
+//! the symptoms and last week's misses with their reasoning; a screenshot is saved under
+//! `target/test-artifacts/`. (The two reviewers' agreement on it is in `review_web`.)
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -143,6 +144,33 @@ async fn the_dashboard_renders_every_chart_in_headless_chromium(pool: sqlx::Sqli
         .await
         .unwrap();
     assert!(gate.contains("below 0.90 with 50 verdicts"), "{gate}");
+    assert!(
+        gate.contains("verdicts on decisions the draw never offered (10 in 2026-W48)"),
+        "{gate}"
+    );
+    // The sample beside the headline: its one stratum, and the unsampled verdicts apart.
+    let rest = browser
+        .find(Locator::Css("#strata tr[data-stratum=rest]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        rest.contains("80.0% [67.0–88.8] (40/50)") && rest.contains("100.0%"),
+        "{rest}"
+    );
+    let unsampled = browser
+        .find(Locator::Css("#unsampled"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        unsampled.starts_with("Unsampled verdicts: 10, accuracy 100.0% [72.2–100.0] (10/10)"),
+        "{unsampled}"
+    );
     let html = browser.source().await.unwrap();
     assert!(!html.contains("<script"), "no JavaScript on the page");
     let png = browser.screenshot().await.unwrap();

@@ -547,3 +547,268 @@ async fn without_a_token_the_page_is_not_there(pool: sqlx::SqlitePool) {
     assert_eq!(app.get("/review/login").await.0, 404);
     app.stop().await;
 }
+
+/// Logs `browser` in at `url` with the admin token as `name`, and waits for `ready`.
+async fn log_in(browser: &fantoccini::Client, url: &str, name: &str, ready: &str) {
+    let wait = || browser.wait().at_most(Duration::from_secs(15));
+    browser.goto(url).await.unwrap();
+    wait()
+        .for_element(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys(TOKEN)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#name"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait().for_element(Locator::Css(ready)).await.unwrap();
+}
+
+/// Clicks `css` and waits for `then`.
+async fn click_then(browser: &fantoccini::Client, css: &str, then: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css(then))
+        .await
+        .unwrap();
+}
+
+/// Two reviewers and an adjudicator in two headless Chromium sessions, with every decision of
+/// the sample offered to a second reviewer (`second_reviewer_share = 1.0`): Ada judges the day;
+/// Bo, on the second review, sees none of her verdicts (nor her tally) and disagrees on one;
+/// Ada cannot give the second verdicts; the adjudication page shows both verdicts of the one
+/// disagreement and settles it; the dashboard lists it with its adjudication beside the
+/// two reviewers' kappa.
+#[sqlx::test(migrations = "migrations/sqlite")]
+async fn two_reviewers_and_an_adjudication_in_headless_chromium(pool: sqlx::SqlitePool) {
+    let lf = collector::Collector::start();
+    let store = harness::lite(pool);
+    seed_yesterday(store.as_ref()).await;
+    let app = start_with(store.clone(), &lf, "second_reviewer_share = 1.0\n").await;
+    let driver = driver();
+    let (pa, pb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ada = browser(&driver, &pa, "1000,2400").await;
+    let bo = browser(&driver, &pb, "1000,2400").await;
+    let base = &app.base;
+
+    // Ada, the first reviewer: all three correct.
+    log_in(&ada, &format!("{base}/review"), "Ada", "#card-3").await;
+    for n in 1..=3 {
+        click_then(
+            &ada,
+            &format!("#card-{n} button[value=correct]"),
+            &format!("#card-{n} .verdict"),
+        )
+        .await;
+    }
+    // On the second review, every card tells her the second verdict is someone else's.
+    ada.goto(&format!("{base}/review?pass=second"))
+        .await
+        .unwrap();
+    ada.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("#card-3 .barred"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ada.find_all(Locator::Css("form[action='/review/verdict']"))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // Bo, the second reviewer: on the first pass Ada's verdicts are held back (and the tally
+    // with them); on the second, nothing of hers at all.
+    log_in(&bo, &format!("{base}/review"), "Bo", "#card-3").await;
+    let html = bo.source().await.unwrap();
+    assert!(!html.contains("Ada"), "{html}");
+    assert_eq!(bo.find_all(Locator::Css(".held")).await.unwrap().len(), 3);
+    assert!(
+        html.contains("the tally waits until the day&#x27;s second reviews are in")
+            || html.contains("the tally waits until the day's second reviews are in"),
+        "{html}"
+    );
+    bo.goto(&format!("{base}/review?pass=second"))
+        .await
+        .unwrap();
+    bo.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("#card-3"))
+        .await
+        .unwrap();
+    let html = bo.source().await.unwrap();
+    if let Some(at) = html.find("Ada") {
+        panic!(
+            "the first verdict leaked to the second reviewer: …{}…",
+            &html[at.saturating_sub(300)..(at + 100).min(html.len())]
+        );
+    }
+    assert!(
+        !html.contains("Judged") && !html.contains("sampled verdicts"),
+        "{html}"
+    );
+    assert!(html.contains("Second review: judge each ticket on its own"));
+    click_then(&bo, "#card-1 button[value=correct]", "#card-1 .verdict").await;
+    click_then(&bo, "#card-2 button[value=urgent]", "#card-2 .verdict").await;
+    click_then(&bo, "#card-3 button[value=correct]", "#card-3 .verdict").await;
+    let shown = bo
+        .find(Locator::Css("#card-2 .verdict"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        shown.contains("Second verdict: corrected to urgent (human) by Bo"),
+        "{shown}"
+    );
+    let disputed = bo
+        .find(Locator::Css("#card-2"))
+        .await
+        .unwrap()
+        .attr("data-decision")
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The adjudication: one card, both verdicts on it; Bo's reading is the right one.
+    bo.goto(&format!("{base}/review?pass=adjudication"))
+        .await
+        .unwrap();
+    bo.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("#card-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        bo.find_all(Locator::Css("section.card[data-decision]"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let card = bo
+        .find(Locator::Css("#card-2"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(card.contains("First verdict: correct by Ada"), "{card}");
+    assert!(
+        card.contains("Second verdict: corrected to urgent (human) by Bo"),
+        "{card}"
+    );
+    bo.find(Locator::Css("#why-1"))
+        .await
+        .unwrap()
+        .send_keys("Asked twice: a human should answer")
+        .await
+        .unwrap();
+    click_then(
+        &bo,
+        "#card-2 button[value=urgent]",
+        "#card-2 p.verdict:nth-of-type(3)",
+    )
+    .await;
+    let card = bo
+        .find(Locator::Css("#card-2"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        card.contains("Adjudicated: corrected to urgent (human) by Bo"),
+        "{card}"
+    );
+    let item = app.store.review_item(&disputed).await.unwrap().unwrap();
+    assert_eq!(
+        item.adjudication.as_ref().map(|r| (r.verdict, r.pass)),
+        Some((
+            ReviewVerdict::Corrected(Severity::Urgent),
+            review::Pass::Adjudication
+        ))
+    );
+    // Ada's first pass now shows the day's tally with the pair counted once, as adjudicated.
+    ada.goto(&format!("{base}/review")).await.unwrap();
+    let header = ada
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("header .tally"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        header.contains("sampled verdicts: 66.7%") && header.contains("(2/3)"),
+        "{header}"
+    );
+
+    // The dashboard of that week: the disagreement with its adjudication, and kappa.
+    let day = review::yesterday(chrono_tz::UTC);
+    let iso = chrono::Datelike::iso_week(&day);
+    let week = format!("{}-W{:02}", iso.year(), iso.week());
+    ada.goto(&format!("{base}/dashboard?week={week}&weeks=1"))
+        .await
+        .unwrap();
+    let row = ada
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css(&format!(
+            "#disagreements tr[data-decision='{disputed}']"
+        )))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        row.contains("routine (Ada)")
+            && row.contains("urgent (Bo)")
+            && row.ends_with("urgent (Bo)"),
+        "{row}"
+    );
+    let agreement = ada
+        .find(Locator::Css("#agreement"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        agreement.contains("3 offered to a second reviewer")
+            && agreement.contains("(2 of 3 pairs agree)"),
+        "{agreement}"
+    );
+    assert!(agreement.contains("0 awaiting adjudication"), "{agreement}");
+    let png = ada.screenshot().await.unwrap();
+    std::fs::write(artifacts().join("dashboard-agreement.png"), &png).unwrap();
+    ada.close().await.unwrap();
+    bo.close().await.unwrap();
+    drop(driver);
+    app.shutdown.cancel();
+    app.task.await.unwrap().unwrap();
+}

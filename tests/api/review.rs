@@ -796,6 +796,23 @@ async fn the_review_commands_run_end_to_end_on_the_binary() {
     let (code, out, _) = run(&["review", "--date", "2026-11-24"], "");
     assert_eq!(code, Some(0));
     assert!(out.contains("0 to judge"), "{out}");
+    // The second pass (no decision of this day was offered for one; and no tally for a second
+    // reviewer), and adjudication, which is not a spreadsheet's.
+    let (code, out, err) = run(&["review", "--date", "2026-11-24", "--second"], "");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("second review: 0 offered to a second reviewer, 0 to judge"),
+        "{out}"
+    );
+    assert!(!out.contains("sampled verdicts"), "{out}");
+    let (code, _, err) = run(
+        &["review", "export", "--date", "2026-11-24", "--adjudicate"],
+        "",
+    );
+    assert_eq!(code, Some(64));
+    assert!(err.contains("adjudicate in the terminal"), "{err}");
+    let (code, _, err) = run(&["review", "--second", "--adjudicate"], "");
+    assert_eq!(code, Some(2), "{err}");
 }
 
 /// On a real terminal a verdict is one keystroke, no Enter: the binary runs under a

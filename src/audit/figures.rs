@@ -185,7 +185,7 @@ pub struct DayFigures {
 
 /// Weighted verdicts keyed by a split: each split's figure is the same weighted estimate as
 /// the headline, over its verdicts (a domain estimate).
-pub(super) struct Split<K: Ord>(pub(super) BTreeMap<K, Weighted>);
+struct Split<K: Ord>(BTreeMap<K, Weighted>);
 
 impl<K: Ord> Default for Split<K> {
     fn default() -> Self {
@@ -194,10 +194,10 @@ impl<K: Ord> Default for Split<K> {
 }
 
 impl<K: Ord> Split<K> {
-    pub(super) fn add(&mut self, key: K, weight: f64, correct: bool) {
+    fn add(&mut self, key: K, weight: f64, correct: bool) {
         self.0.entry(key).or_default().add(weight, correct);
     }
-    pub(super) fn rates(self) -> BTreeMap<K, Rate> {
+    fn rates(self) -> BTreeMap<K, Rate> {
         self.0.into_iter().map(|(k, w)| (k, w.rate())).collect()
     }
 }

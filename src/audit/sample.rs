@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::figures::Split;
 use crate::{
     domain::{
         Severity, Source,
@@ -99,7 +98,7 @@ fn index(s: Severity) -> usize {
 
 /// The sample figures of one week's `rows`.
 pub fn figures(rows: &[&AuditRow]) -> SampleFigures {
-    let mut strata: Split<String> = Split::default();
+    let mut strata: BTreeMap<String, Weighted> = BTreeMap::new();
     let mut offered: BTreeMap<String, u64> = BTreeMap::new();
     let mut probability: BTreeMap<String, f64> = BTreeMap::new();
     let mut unsampled = Weighted::default();
@@ -118,7 +117,7 @@ pub fn figures(rows: &[&AuditRow]) -> SampleFigures {
             .map_or_else(|| UNIFORM.to_owned(), |s| s.as_str().to_owned());
         *offered.entry(name.clone()).or_default() += 1;
         if let Some(c) = r.correct() {
-            strata.add(name.clone(), r.weight(), c);
+            strata.entry(name.clone()).or_default().add(r.weight(), c);
             *probability.entry(name).or_default() += 1.0 / r.weight();
         }
         if !s.double_review {
@@ -142,7 +141,7 @@ pub fn figures(rows: &[&AuditRow]) -> SampleFigures {
             }
         }
     }
-    let total: f64 = strata.0.values().map(|w| w.weight).sum();
+    let total: f64 = strata.values().map(|w| w.weight).sum();
     let order = |name: &str| {
         crate::domain::sample::Stratum::ALL
             .iter()
@@ -154,7 +153,7 @@ pub fn figures(rows: &[&AuditRow]) -> SampleFigures {
     let strata_figures = names
         .into_iter()
         .map(|name| {
-            let w = strata.0.get(&name).copied().unwrap_or_default();
+            let w = strata.get(&name).copied().unwrap_or_default();
             #[allow(clippy::cast_precision_loss)]
             let mean = if w.n == 0 {
                 0.0

@@ -370,9 +370,25 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
         out.push(d);
     }
     // The reviewed half was the week's sample: one stratum, each decision drawn with
-    // probability one half (a uniform draw, as before strata existed).
+    // probability one half (a uniform draw). A thin week's sample is one drawn before strata
+    // existed: daily rows with neither draw nor probability, as an older release wrote them.
     let (_, end) = w.bounds(chrono_tz::UTC);
     let drawn = picks.len();
+    if kind == Kind::Thin {
+        for (p, d) in picks
+            .iter()
+            .zip(out.iter().filter(|d| picks.iter().any(|p| p.id == d.id)))
+        {
+            assert_eq!(p.id, d.id);
+            let sql = format!(
+                "INSERT INTO review_samples (decision_id, sample_day, sample_source, position, \
+                 seed, offered_at) VALUES ($2, '{}', 'all', 0, 0, $1)",
+                d.created_at.format("%Y-%m-%d")
+            );
+            db.exec(&sql, d.created_at, &d.id).await;
+        }
+        return out;
+    }
     store
         .add_draw(&NewDraw {
             day: &w.monday().format("%Y-%m-%d").to_string(),
@@ -659,6 +675,23 @@ async fn a_thin_week_has_not_enough_verdicts(db: Db) {
     let r = audit::build(db.store().as_ref(), &request()).await.unwrap();
     assert_eq!(r.gate.outcome, Outcome::NotEnoughVerdicts);
     assert_eq!((r.gate.accuracy.k, r.gate.accuracy.n), (5, 10));
+    // Drawn before strata: each day's verdicts weigh the day's decisions over its sampled ones
+    // (3/2, 3/1 or 2/1), so the estimate is 10.5 of 20 decisions, n_eff 20²/44.5.
+    let a = &r.gate.accuracy;
+    assert!((a.share - 0.525).abs() < 1e-12, "{a:?}");
+    assert!(
+        (a.effective_n.unwrap() - 400.0 / 44.5).abs() < 1e-9,
+        "{a:?}"
+    );
+    let last = r.last().unwrap();
+    assert_eq!(last.sample.strata.len(), 1);
+    assert_eq!(
+        (
+            last.sample.strata[0].stratum.as_str(),
+            last.sample.strata[0].offered
+        ),
+        ("uniform", 10)
+    );
     assert!(
         r.gate
             .message()

@@ -530,12 +530,38 @@ async fn the_page_needs_the_token_a_session_and_a_csrf_token(pool: sqlx::SqliteP
         app.store.reviews(&id).await.unwrap().is_empty(),
         "nothing stored without CSRF and session"
     );
-    assert_eq!(post(session, csrf).await.unwrap().status(), 303);
+    assert_eq!(
+        post(session.clone(), csrf.clone()).await.unwrap().status(),
+        303
+    );
     let h = app.store.reviews(&id).await.unwrap();
     assert_eq!(
         (h.len(), h[0].verdict, h[0].reviewer.as_str()),
         (1, ReviewVerdict::Corrected(Severity::Urgent), "Ben")
     );
+    // A second verdict on a decision not offered for one is refused with the reason.
+    let refused = http
+        .post(format!("{}/review/verdict", app.base))
+        .header("cookie", session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("csrf", csrf.as_str()),
+            ("decision_id", id.as_str()),
+            ("verdict", "correct"),
+            ("pass", "second"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("was not offered for a second review")
+    );
+    assert_eq!(app.store.reviews(&id).await.unwrap().len(), 1);
     app.shutdown.cancel();
     app.task.await.unwrap().unwrap();
 }

@@ -102,6 +102,34 @@ impl Rate {
         (self.hi - self.lo) * 50.0
     }
 
+    /// The audit's headline: `k/n correct = x%, 95% interval lo–hi% (±p points with n
+    /// verdicts)`, or for a weighted rate `weighted accuracy x% (k/n verdicts correct,
+    /// unweighted), 95% interval lo–hi% (±p points, effective sample size e of n verdicts)`.
+    pub fn headline(&self) -> String {
+        match self.effective_n {
+            None => format!(
+                "{}/{} correct = {:.1}%, 95% interval {:.1}–{:.1}% (±{:.1} points with {} verdicts)",
+                self.k,
+                self.n,
+                self.share * 100.0,
+                self.lo * 100.0,
+                self.hi * 100.0,
+                self.plus_minus_points(),
+                self.n
+            ),
+            Some(e) => format!(
+                "weighted accuracy {:.1}% ({}/{} verdicts correct, unweighted), 95% interval {:.1}–{:.1}% (±{:.1} points, effective sample size {e:.1} of {} verdicts)",
+                self.share * 100.0,
+                self.k,
+                self.n,
+                self.lo * 100.0,
+                self.hi * 100.0,
+                self.plus_minus_points(),
+                self.n
+            ),
+        }
+    }
+
     /// `k/n = x% (95% Wilson interval lo%–hi%)`: how every accuracy of `escalator eval` reads.
     /// A weighted rate says so: `x% weighted, k/n correct (effective sample size e; 95%
     /// Wilson interval lo%–hi%)`.

@@ -398,32 +398,11 @@ pub fn body(
     let a = &g.accuracy;
     let mut out = String::new();
     let _ = writeln!(out, "## Labels from the audit of {}\n", g.week);
-    let how = match a.effective_n {
-        None => format!(
-            "**{:.1}%** ({}/{}), 95% Wilson interval {:.1}–{:.1}% (±{:.1} points with {} verdicts)",
-            a.share * 100.0,
-            a.k,
-            a.n,
-            a.lo * 100.0,
-            a.hi * 100.0,
-            a.plus_minus_points(),
-            a.n
-        ),
-        Some(e) => format!(
-            "**{:.1}%** weighted by the sample design ({}/{} verdicts correct, unweighted), 95% \
-             Wilson interval {:.1}–{:.1}% on the effective sample size {e:.1} (±{:.1} points)",
-            a.share * 100.0,
-            a.k,
-            a.n,
-            a.lo * 100.0,
-            a.hi * 100.0,
-            a.plus_minus_points()
-        ),
-    };
     let _ = writeln!(
         out,
-        "Sampled-review accuracy in {}: {how}; the bar is {:.0}%.\n",
+        "Sampled-review accuracy in {}: {}; the bar is {:.0}%.\n",
         g.week,
+        a.headline(),
         g.min_accuracy * 100.0
     );
     let added: BTreeSet<&str> = rows.iter().map(|r| r.ticket_id.as_str()).collect();

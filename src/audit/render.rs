@@ -143,36 +143,7 @@ impl fmt::Display for Report {
         if let Some(w) = self.last() {
             let a = &w.accuracy;
             if a.n > 0 {
-                match a.effective_n {
-                    None => {
-                        let _ = writeln!(
-                            out,
-                            "\n{}: {}/{} correct = {}, 95% interval {:.1}–{:.1}% (±{:.1} points with {} verdicts)",
-                            w.week,
-                            a.k,
-                            a.n,
-                            pct(a.share),
-                            a.lo * 100.0,
-                            a.hi * 100.0,
-                            a.plus_minus_points(),
-                            a.n
-                        );
-                    }
-                    Some(e) => {
-                        let _ = writeln!(
-                            out,
-                            "\n{}: weighted accuracy {} ({}/{} verdicts correct, unweighted), 95% interval {:.1}–{:.1}% (±{:.1} points, effective sample size {e:.1} of {} verdicts)",
-                            w.week,
-                            pct(a.share),
-                            a.k,
-                            a.n,
-                            a.lo * 100.0,
-                            a.hi * 100.0,
-                            a.plus_minus_points(),
-                            a.n
-                        );
-                    }
-                }
+                let _ = writeln!(out, "\n{}: {}", w.week, a.headline());
             }
             sample(&mut out, w);
             let _ = writeln!(out, "\n{} by", w.week);

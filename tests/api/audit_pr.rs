@@ -331,7 +331,7 @@ async fn a_week_below_the_bar_opens_one_pull_request_and_a_rerun_updates_it() {
         "labels: 12 tickets missed in 2026-W48 (accuracy 80.0%)"
     );
     let md = pr_body["body"].as_str().unwrap();
-    assert!(md.contains("**80.0%** (40/50), 95% Wilson interval 67.0–88.8% (±10.9 points with 50 verdicts); the bar is 90%"), "{md}");
+    assert!(md.contains("Sampled-review accuracy in 2026-W48: 40/50 correct = 80.0%, 95% interval 67.0–88.8% (±10.9 points with 50 verdicts); the bar is 90%"), "{md}");
     for m in &report.misses {
         assert!(
             md.contains(&format!("`{}`", m.ticket_id)),

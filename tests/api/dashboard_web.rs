@@ -12,7 +12,7 @@ use fantoccini::Locator;
 use crate::{
     audit::{Db, Kind, seed_month},
     harness::{self, TestApp},
-    review_web::{artifacts, browser, driver},
+    review_web::{artifacts, browser, driver, log_in},
 };
 
 const TOKEN: &str = "dashboard-admin-token-0123456789";
@@ -48,28 +48,7 @@ async fn the_dashboard_renders_every_chart_in_headless_chromium(pool: sqlx::Sqli
     let profile = tempfile::tempdir().unwrap();
     let browser = browser(&driver, &profile, "1400,3200").await;
     let wait = || browser.wait().at_most(Duration::from_secs(15));
-    browser.goto(&url).await.unwrap();
-    wait()
-        .for_element(Locator::Css("#token"))
-        .await
-        .unwrap()
-        .send_keys(TOKEN)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("#name"))
-        .await
-        .unwrap()
-        .send_keys("Ada")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("#login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    log_in(&browser, &url, TOKEN, "Ada", "header").await;
     // The login goes on to the dashboard; the same session opens the review too.
     wait()
         .for_element(Locator::Css("#chart-accuracy svg"))

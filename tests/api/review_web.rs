@@ -218,29 +218,14 @@ async fn a_reviewer_judges_three_tickets_in_headless_chromium(pool: sqlx::Sqlite
     let browser = browser(&driver, &profile, "1000,1800").await;
     let wait = || browser.wait().at_most(Duration::from_secs(15));
 
-    browser.goto(&format!("{}/review", app.base)).await.unwrap();
-    wait()
-        .for_element(Locator::Css("#token"))
-        .await
-        .unwrap()
-        .send_keys(TOKEN)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("#name"))
-        .await
-        .unwrap()
-        .send_keys("Ada")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("#login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait().for_element(Locator::Css("#card-3")).await.unwrap();
+    log_in(
+        &browser,
+        &format!("{}/review", app.base),
+        TOKEN,
+        "Ada",
+        "#card-3",
+    )
+    .await;
     let html = browser.source().await.unwrap();
     assert!(
         html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
@@ -574,15 +559,21 @@ async fn without_a_token_the_page_is_not_there(pool: sqlx::SqlitePool) {
     app.stop().await;
 }
 
-/// Logs `browser` in at `url` with the admin token as `name`, and waits for `ready`.
-async fn log_in(browser: &fantoccini::Client, url: &str, name: &str, ready: &str) {
+/// Logs `browser` in at `url` with the admin `token` as `name`, and waits for `ready`.
+pub(crate) async fn log_in(
+    browser: &fantoccini::Client,
+    url: &str,
+    token: &str,
+    name: &str,
+    ready: &str,
+) {
     let wait = || browser.wait().at_most(Duration::from_secs(15));
     browser.goto(url).await.unwrap();
     wait()
         .for_element(Locator::Css("#token"))
         .await
         .unwrap()
-        .send_keys(TOKEN)
+        .send_keys(token)
         .await
         .unwrap();
     browser
@@ -638,7 +629,7 @@ async fn two_reviewers_and_an_adjudication_in_headless_chromium(pool: sqlx::Sqli
     let base = &app.base;
 
     // Ada, the first reviewer: all three correct.
-    log_in(&ada, &format!("{base}/review"), "Ada", "#card-3").await;
+    log_in(&ada, &format!("{base}/review"), TOKEN, "Ada", "#card-3").await;
     for n in 1..=3 {
         click_then(
             &ada,
@@ -666,7 +657,7 @@ async fn two_reviewers_and_an_adjudication_in_headless_chromium(pool: sqlx::Sqli
 
     // Bo, the second reviewer: on the first pass Ada's verdicts are held back (and the tally
     // with them); on the second, nothing of hers at all.
-    log_in(&bo, &format!("{base}/review"), "Bo", "#card-3").await;
+    log_in(&bo, &format!("{base}/review"), TOKEN, "Bo", "#card-3").await;
     let html = bo.source().await.unwrap();
     assert!(!html.contains("Ada"), "{html}");
     assert_eq!(bo.find_all(Locator::Css(".held")).await.unwrap().len(), 3);

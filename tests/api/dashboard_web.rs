@@ -12,7 +12,7 @@ use fantoccini::Locator;
 use crate::{
     audit::{Db, Kind, seed_month},
     harness::{self, TestApp},
-    review_web::{artifacts, browser, driver, log_in},
+    review_web::{artifacts, browser, driver, log_in, text_of},
 };
 
 const TOKEN: &str = "dashboard-admin-token-0123456789";
@@ -128,24 +128,12 @@ async fn the_dashboard_renders_every_chart_in_headless_chromium(pool: sqlx::Sqli
         "{gate}"
     );
     // The sample beside the headline: its one stratum, and the unsampled verdicts apart.
-    let rest = browser
-        .find(Locator::Css("#strata tr[data-stratum=rest]"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let rest = text_of(&browser, "#strata tr[data-stratum=rest]").await;
     assert!(
         rest.contains("80.0% [67.0–88.8] (40/50)") && rest.contains("100.0%"),
         "{rest}"
     );
-    let unsampled = browser
-        .find(Locator::Css("#unsampled"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let unsampled = text_of(&browser, "#unsampled").await;
     assert!(
         unsampled.starts_with("Unsampled verdicts: 10, accuracy 100.0% [72.2–100.0] (10/10)"),
         "{unsampled}"

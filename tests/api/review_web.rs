@@ -593,6 +593,17 @@ pub(crate) async fn log_in(
     wait().for_element(Locator::Css(ready)).await.unwrap();
 }
 
+/// The text of the element `css` names.
+pub(crate) async fn text_of(browser: &fantoccini::Client, css: &str) -> String {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Clicks `css` and waits for `then`.
 async fn click_then(browser: &fantoccini::Client, css: &str, then: &str) {
     browser
@@ -689,13 +700,7 @@ async fn two_reviewers_and_an_adjudication_in_headless_chromium(pool: sqlx::Sqli
     click_then(&bo, "#card-1 button[value=correct]", "#card-1 .verdict").await;
     click_then(&bo, "#card-2 button[value=urgent]", "#card-2 .verdict").await;
     click_then(&bo, "#card-3 button[value=correct]", "#card-3 .verdict").await;
-    let shown = bo
-        .find(Locator::Css("#card-2 .verdict"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let shown = text_of(&bo, "#card-2 .verdict").await;
     assert!(
         shown.contains("Second verdict: corrected to urgent (human) by Bo"),
         "{shown}"
@@ -725,13 +730,7 @@ async fn two_reviewers_and_an_adjudication_in_headless_chromium(pool: sqlx::Sqli
             .len(),
         1
     );
-    let card = bo
-        .find(Locator::Css("#card-2"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let card = text_of(&bo, "#card-2").await;
     assert!(card.contains("First verdict: correct by Ada"), "{card}");
     assert!(
         card.contains("Second verdict: corrected to urgent (human) by Bo"),
@@ -749,13 +748,7 @@ async fn two_reviewers_and_an_adjudication_in_headless_chromium(pool: sqlx::Sqli
         "#card-2 p.verdict:nth-of-type(3)",
     )
     .await;
-    let card = bo
-        .find(Locator::Css("#card-2"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let card = text_of(&bo, "#card-2").await;
     assert!(
         card.contains("Adjudicated: corrected to urgent (human) by Bo"),
         "{card}"
@@ -808,13 +801,7 @@ async fn two_reviewers_and_an_adjudication_in_headless_chromium(pool: sqlx::Sqli
             && row.ends_with("urgent (Bo)"),
         "{row}"
     );
-    let agreement = ada
-        .find(Locator::Css("#agreement"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let agreement = text_of(&ada, "#agreement").await;
     assert!(
         agreement.contains("3 offered to a second reviewer")
             && agreement.contains("(2 of 3 pairs agree)"),

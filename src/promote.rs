@@ -130,8 +130,8 @@ pub async fn gate<S: AuditLog + ?Sized>(
     Ok(Gate::judge(shadow(&rows, category), min_reviewed))
 }
 
-/// The labels rows a live severity clause `category` brings: every ticket whose last sampled
-/// review says the category fits, not already in `existing` (by ticket id) and with its text in
+/// The labels rows a live severity clause `category` brings: every ticket whose review (the one
+/// it counts with, sampled or not: a label is a label) says the category fits, not already in `existing` (by ticket id) and with its text in
 /// the log, labelled with the reviewed severity raised to at least `severity`, and a why naming
 /// the clause.
 ///
@@ -165,7 +165,10 @@ pub async fn clause_examples<S: AuditLog + Reviews + ?Sized>(
         if !ids.insert(r.ticket_id.clone()) {
             continue;
         }
-        let reviewed = r.truth().unwrap_or(r.severity);
+        let reviewed = r
+            .review
+            .or(r.unsampled)
+            .map_or(r.severity, |v| v.right_severity_of(r.severity));
         out.push(crate::review::labels::example_from(
             r.ticket_id.clone(),
             &ticket.subject,

@@ -63,7 +63,7 @@ pub fn shadow(rows: &[&AuditRow], category: &str) -> ShadowFigures {
         Weighted::default(),
         Weighted::default(),
     );
-    for r in rows {
+    for r in rows.iter().filter(|r| r.sample.is_some()) {
         let (Some(said), Some(truth)) =
             (r.shadow.get(category), r.review_labels.shadow.get(category))
         else {
@@ -100,7 +100,7 @@ pub fn shadow(rows: &[&AuditRow], category: &str) -> ShadowFigures {
 pub fn figures(rows: &[&AuditRow]) -> LabelFigures {
     let (mut topic, mut sentiment) = (Weighted::default(), Weighted::default());
     let mut names = BTreeSet::new();
-    for r in rows {
+    for r in rows.iter().filter(|r| r.sample.is_some()) {
         if let Some(c) = r.review_labels.topic_correct(r.topic.as_deref()) {
             topic.add(r.weight(), c);
         }

@@ -67,8 +67,8 @@ pub struct AuditRow {
     pub sentiment: Option<super::Sentiment>,
     /// The shadow categories the classifier was asked about, and whether it said each applies.
     pub shadow: std::collections::BTreeMap<String, bool>,
-    /// The counted sampled review's word on the labels (empty when not sampled, not reviewed
-    /// or not judged).
+    /// The word on the labels of the review the decision counts with, sampled or not (empty
+    /// when not reviewed or not judged); the figures read it of sampled decisions only.
     pub review_labels: LabelVerdict,
     /// The authenticated gRPC caller that asked for it (none for webhooks and unauthenticated
     /// gRPC).

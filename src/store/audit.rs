@@ -138,7 +138,7 @@ macro_rules! impl_audit {
                             topic: row.try_get("topic").map_err(corrupt)?,
                             sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
                             shadow: shadow(row.try_get("shadow").map_err(corrupt)?)?,
-                            review_labels: if sample.is_some() { labels } else { Default::default() },
+                            review_labels: labels,
                             caller: row.try_get("caller").map_err(corrupt)?,
                             sample,
                         })

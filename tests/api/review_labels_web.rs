@@ -101,16 +101,41 @@ impl Session {
     }
 
     /// Clicks `button` in card 1 and waits for the page again, the verdict shown.
+    /// The old page is marked first, so a `.verdict` it already shows (a card judged before)
+    /// does not pass for the answer to this click.
     async fn judge_first_card(&self, button: &str) {
+        self.browser
+            .execute("window.__before_judging = true;", vec![])
+            .await
+            .unwrap();
         self.find(&format!("#card-1 button[value={button}]"))
             .await
             .click()
             .await
             .unwrap();
-        self.wait()
-            .for_element(Locator::Css("#card-1 .verdict"))
-            .await
-            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let ready = self
+                .browser
+                .execute(
+                    "return window.__before_judging === undefined \
+                     && document.readyState === 'complete' \
+                     && document.querySelector('#card-1 .verdict') !== null;",
+                    vec![],
+                )
+                .await
+                .ok()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            if ready {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the page did not come back with card 1 judged within 15 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn close(self) {

@@ -226,6 +226,12 @@ impl App {
         let grpc_tls = settings.grpc.server_tls()?;
         let reviewers = settings.review.reviewers()?;
         log_grpc_access(&settings, callers.as_deref());
+        let m = crate::telemetry::metrics::metrics();
+        m.prime_models(&triage.decider().models());
+        if let Some(c) = &callers {
+            let current = c.current();
+            m.prime_callers(&current.names());
+        }
         let grpc_listener = bind("ESCALATOR_GRPC_ADDR", settings.grpc_addr).await?;
         let http_listener = bind("ESCALATOR_HTTP_ADDR", settings.http_addr).await?;
         tracing::info!(

@@ -116,6 +116,14 @@ impl Decider {
         self.offline.taxonomy()
     }
 
+    /// The model labels its decisions can carry: the configured model's (if any) and the
+    /// offline classifier's.
+    pub fn models(&self) -> Vec<&str> {
+        let mut models: Vec<&str> = self.primary.iter().map(|p| p.model()).collect();
+        models.push(self.offline.model());
+        models
+    }
+
     /// The model the service classifies with, for the startup log line.
     pub fn describe(&self) -> String {
         match &self.primary {

@@ -11,7 +11,26 @@ use crate::domain::{Route, Severity, Tier};
 /// review import read their files the same way.
 pub struct CsvRows<'t> {
     file: String,
+    text: &'t str,
     records: csv::StringRecordsIntoIter<&'t [u8]>,
+}
+
+/// The line of `text` that byte `pos` is on, 1-based, as an editor shows it: one more than the
+/// newlines before it, so a quoted field that spans lines moves the rows after it down (the
+/// CSV reader's own line counter counts records, not lines). One convention for every file
+/// escalator reads: `labels check` and `review import` locate problems the same way.
+fn line_at(text: &str, pos: Option<&csv::Position>) -> u64 {
+    let Some(pos) = pos else { return 0 };
+    let mut end = usize::try_from(pos.byte()).map_or(text.len(), |b| b.min(text.len()));
+    // The reader's position of a record is where it started reading it, which can be the end
+    // of the line before (the `\n` of a `\r\n`) or blank lines it skips: the record itself
+    // starts after them.
+    let bytes = text.as_bytes();
+    while end < bytes.len() && matches!(bytes[end], b'\r' | b'\n') {
+        end += 1;
+    }
+    let newlines = bytes[..end].iter().filter(|&&b| b == b'\n').count();
+    u64::try_from(newlines).map_or(u64::MAX, |n| n + 1)
 }
 
 /// Reads the header of the CSV `text` (named `file` in problems).
@@ -34,6 +53,7 @@ pub fn read_csv<'t>(
             header,
             CsvRows {
                 file: file.to_owned(),
+                text,
                 records,
             },
         )),
@@ -47,13 +67,13 @@ impl<'t> CsvRows<'t> {
         self,
         width: usize,
     ) -> impl Iterator<Item = Result<(u64, csv::StringRecord), Problem>> + 't {
-        let file = self.file;
+        let (file, text) = (self.file, self.text);
         self.records.map(move |record| {
             let record = record.map_err(|e| {
-                let line = e.position().map_or(0, csv::Position::line);
+                let line = line_at(text, e.position());
                 Problem::at(&file, line, 0, format!("malformed CSV: {e}"))
             })?;
-            let line = record.position().map_or(0, csv::Position::line);
+            let line = line_at(text, record.position());
             if record.len() == width {
                 Ok((line, record))
             } else {
@@ -318,6 +338,27 @@ pub fn render_rows(examples: &[Example], columns: &[&str]) -> String {
 mod tests {
     use super::super::testing::*;
     use super::*;
+
+    /// Every row is located by the file's line an editor shows: the header is line 1, the
+    /// first row line 2, and a quoted field that spans lines (CRLF too) moves the rows after
+    /// it down by the lines it spans.
+    #[test]
+    fn rows_are_located_by_the_files_line() {
+        let text = "a,b\r\n\"one\r\ntwo\nthree\",x\r\nshort\n\n\"é, 🔥\",y\n";
+        let (_, rows) = read_csv("f.csv", text).unwrap();
+        let got: Vec<Result<u64, String>> = rows
+            .of_width(2)
+            .map(|r| r.map(|(line, _)| line).map_err(|p| p.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                Ok(2),
+                Err("f.csv:5: has 1 fields, expected 2".to_owned()),
+                Ok(7),
+            ]
+        );
+    }
 
     #[test]
     fn rendered_rows_parse_back() {

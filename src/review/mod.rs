@@ -34,9 +34,9 @@ pub use crate::domain::sample::{Design, Stratum};
 pub use settings::ReviewSettings;
 
 use crate::{
-    domain::{Decision, Source, audit::AuditRow},
+    domain::{Decision, Source, audit::AuditRow, work::ScoreRow},
     stats::{Rate, Weighted},
-    store::{AuditLog, NewDraw, Reviews, ScoreQueue, StoreError},
+    store::{AuditLog, NewDraw, Reviews, StoreError},
     telemetry::scores,
 };
 
@@ -220,7 +220,7 @@ pub fn clean_why(why: Option<&str>) -> Option<String> {
 /// # Errors
 /// [`ReviewError::Refused`] when the pass does not fit; store errors (recording again is
 /// safe: scores are idempotent).
-pub async fn record<S: Reviews + ScoreQueue + ?Sized>(
+pub async fn record<S: Reviews + ?Sized>(
     store: &S,
     decision: &Decision,
     mut review: NewReview,
@@ -234,18 +234,36 @@ pub async fn record<S: Reviews + ScoreQueue + ?Sized>(
         }
     }
     let earlier = store.reviews(&decision.id).await?;
-    let Some(stored) = store.insert_review(&review).await? else {
-        return Ok(None);
-    };
+    let scores = scores_of(decision, &earlier, &review);
+    // The verdict and its scores in one transaction: the answer ("stored" or "not stored")
+    // is true of both.
+    Ok(store.insert_review(&review, &scores).await?)
+}
+
+/// The Langfuse scores `review` makes on `decision` after `earlier` verdicts (see [`record`]):
+/// none when it is not the verdict the decision now counts with.
+fn scores_of(decision: &Decision, earlier: &[Review], review: &NewReview) -> Vec<ScoreRow> {
     // Langfuse carries the verdict the decision counts with: a second verdict beside a first
     // one changes nothing there (a disagreement waits for its adjudication); an adjudication
-    // does. An agent's override is scored as before.
-    let mut history = earlier.clone();
-    history.push(stored.clone());
+    // does. An agent's override is scored as before. The new verdict counts as the last one
+    // of its pass (it gets the highest id when stored).
+    let mut history = earlier.to_vec();
+    history.push(Review {
+        id: i64::MAX,
+        decision_id: review.decision_id.clone(),
+        reviewer: review.reviewer.clone(),
+        reviewed_at: Utc::now(),
+        verdict: review.verdict,
+        why: review.why.clone(),
+        origin: review.origin,
+        labels: review.labels.clone(),
+        pass: review.pass,
+    });
     if review.origin != Origin::Override && Passes::of(&history).counted_pass() != Some(review.pass)
     {
-        return Ok(Some(stored));
+        return Vec::new();
     }
+    let mut out = Vec::new();
     let comment = format!(
         "{} ({}{}, {}){}",
         review.verdict,
@@ -264,21 +282,17 @@ pub async fn record<S: Reviews + ScoreQueue + ?Sized>(
     );
     let comment = crate::text::excerpt(&comment, 500);
     let correct = review.verdict == ReviewVerdict::Correct;
-    store
-        .upsert_score(&scores::review_score(decision, correct, Some(&comment)))
-        .await?;
+    out.push(scores::review_score(decision, correct, Some(&comment)));
     let was_corrected = earlier
         .iter()
         .any(|r| matches!(r.verdict, ReviewVerdict::Corrected(_)));
     if !correct || was_corrected {
         let right = review.verdict.right_severity(decision);
-        store
-            .upsert_score(&scores::corrected_severity_score(
-                decision,
-                right,
-                Some(&comment),
-            ))
-            .await?;
+        out.push(scores::corrected_severity_score(
+            decision,
+            right,
+            Some(&comment),
+        ));
     }
     let l = &review.labels;
     let who = format!("({}, {})", review.origin.as_str(), review.reviewer);
@@ -288,8 +302,12 @@ pub async fn record<S: Reviews + ScoreQueue + ?Sized>(
         l.topic.as_deref(),
     ) {
         let comment = format!("topic {decided} -> {right} {who}");
-        let score = scores::label_score(decision, scores::TOPIC_CORRECT, c, Some(&comment));
-        store.upsert_score(&score).await?;
+        out.push(scores::label_score(
+            decision,
+            scores::TOPIC_CORRECT,
+            c,
+            Some(&comment),
+        ));
     }
     if let (Some(c), Some(decided), Some(right)) = (
         l.sentiment_correct(decision.sentiment),
@@ -297,17 +315,21 @@ pub async fn record<S: Reviews + ScoreQueue + ?Sized>(
         l.sentiment,
     ) {
         let comment = format!("sentiment {decided} -> {right} {who}");
-        let score = scores::label_score(decision, scores::SENTIMENT_CORRECT, c, Some(&comment));
-        store.upsert_score(&score).await?;
+        out.push(scores::label_score(
+            decision,
+            scores::SENTIMENT_CORRECT,
+            c,
+            Some(&comment),
+        ));
     }
-    Ok(Some(stored))
+    out
 }
 
 /// [`record`] by decision id.
 ///
 /// # Errors
 /// [`ReviewError::UnknownDecision`] when the id is not logged; store errors.
-pub async fn record_by_id<S: Reviews + ScoreQueue + ?Sized>(
+pub async fn record_by_id<S: Reviews + ?Sized>(
     store: &S,
     review: NewReview,
 ) -> Result<Option<Review>, ReviewError> {

@@ -74,10 +74,13 @@ pub trait Reviews: Send + Sync {
     /// Marks a sampled decision skipped: it is not offered again.
     async fn skip_sampled(&self, decision_id: &str) -> Result<(), StoreError>;
 
-    /// Stores a verdict; `None` when its `external_key` was stored before (a redelivery).
+    /// Stores a verdict and, in the same transaction, the Langfuse scores it makes (written
+    /// as by [`super::ScoreQueue::upsert_score`]): both are stored or neither is. `None` when
+    /// its `external_key` was stored before (a redelivery): nothing is written.
     async fn insert_review(
         &self,
         review: &crate::domain::review::NewReview,
+        scores: &[crate::domain::work::ScoreRow],
     ) -> Result<Option<crate::domain::review::Review>, StoreError>;
 
     /// Every verdict on a decision, oldest first (the last one of each pass counts).
@@ -386,10 +389,12 @@ macro_rules! impl_reviews {
             async fn insert_review(
                 &self,
                 r: &crate::domain::review::NewReview,
+                scores: &[crate::domain::work::ScoreRow],
             ) -> Result<Option<crate::domain::review::Review>, StoreError> {
                 let severity = r.verdict.corrected_severity();
-                fetch_optional!(
-                    &self.pool,
+                let mut tx = self.pool.begin().await?;
+                let stored = fetch_optional!(
+                    &mut *tx,
                     Self::review_from_row,
                     "INSERT INTO reviews (decision_id, reviewer, reviewed_at, verdict, \
                      corrected_severity, corrected_route, why, origin, external_key, topic, \
@@ -403,7 +408,14 @@ macro_rules! impl_reviews {
                     r.origin.as_str(), &r.external_key, &r.labels.topic,
                     r.labels.sentiment.map(crate::domain::Sentiment::as_str),
                     crate::taxonomy::shadow_to_json(&r.labels.shadow), r.pass.as_str()
-                )
+                )?;
+                // A redelivery: the transaction ends unused (rolled back), nothing written.
+                let Some(stored) = stored else { return Ok(None) };
+                for score in scores {
+                    Self::write_score(&mut *tx, score).await?;
+                }
+                tx.commit().await?;
+                Ok(Some(stored))
             }
 
             async fn reviews(&self, decision_id: &str) -> Result<Vec<crate::domain::review::Review>, StoreError> {

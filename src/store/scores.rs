@@ -34,9 +34,13 @@ pub trait ScoreQueue: Send + Sync {
 
 macro_rules! impl_scores {
     ($store:ident, $pool:ty, $row:ty, $backend:literal, $skip_locked:literal) => {
-        #[async_trait]
-        impl ScoreQueue for $store {
-            async fn upsert_score(&self, sc: &ScoreRow) -> Result<(), StoreError> {
+        impl $store {
+            /// Writes `sc` as pending on `ex` (the pool, or a transaction a verdict is stored
+            /// in): a score with the same id is replaced and sent again.
+            pub(super) async fn write_score<'e, E>(ex: E, sc: &ScoreRow) -> Result<(), StoreError>
+            where
+                E: sqlx::Executor<'e, Database = <$row as sqlx::Row>::Database>,
+            {
                 let now = Utc::now();
                 // `value` for a BOOLEAN score, `string_value` for a CATEGORICAL one.
                 let (value, string_value) = match &sc.value {
@@ -44,7 +48,7 @@ macro_rules! impl_scores {
                     ScoreValue::Categorical(v) => (None, Some(v.as_str())),
                 };
                 execute!(
-                    &self.pool,
+                    ex,
                     "INSERT INTO scores (id, decision_id, trace_id, observation_id, session_id, name, \
                      value, comment, metadata, status, attempts, next_attempt_at, created_at, \
                      data_type, string_value) \
@@ -58,6 +62,13 @@ macro_rules! impl_scores {
                     &sc.name, value, &sc.comment, &sc.metadata, now, sc.value.data_type(), string_value
                 );
                 Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl ScoreQueue for $store {
+            async fn upsert_score(&self, sc: &ScoreRow) -> Result<(), StoreError> {
+                Self::write_score(&self.pool, sc).await
             }
 
             async fn due_scores(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ScoreRow>, StoreError> {

@@ -11,7 +11,58 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::domain::{Decision, Usage};
+use crate::domain::{Decision, Severity, Source, Usage, work::ActionKind};
+
+/// The label values of every labelled counter that are known before anything happens, so each
+/// series is exported at 0 from the start (Prometheus' advice on missing series: a dashboard or
+/// an alert that reads `rate(escalator_worker_panics_total[5m])` sees 0, not nothing). Values
+/// that come from the configuration (the model, the gRPC callers) are added at start-up by
+/// [`Metrics::prime_models`] and [`Metrics::prime_callers`].
+pub mod known {
+    /// `escalator_worker_panics_total{stage}`.
+    pub const PANIC_STAGES: &[&str] = &["decide", "act", "recover"];
+    /// `escalator_worker_restarts_total{loop}` and `escalator_worker_loop_up{loop}`.
+    pub const WORKER_LOOPS: &[&str] = &["inbox", "outbox", "recovery"];
+    /// `escalator_scores_total{outcome}`.
+    pub const SCORE_OUTCOMES: &[&str] = &["sent", "failed"];
+    /// `escalator_webhook_rejections_total{reason}`: the edge's own refusals (`too_large`,
+    /// `unreadable_body`) and every value of [`crate::error::webhook_reason`].
+    pub const WEBHOOK_REJECTIONS: &[&str] = &[
+        "too_large",
+        "unreadable_body",
+        "not_configured",
+        "missing_signature",
+        "bad_signature",
+        "stale",
+        "malformed",
+        "invalid_field",
+        "store_unavailable",
+        "internal",
+    ];
+    /// `escalator_fallbacks_total{reason}`: the reason kinds that carry no status code (an
+    /// `upstream_<status>` kind appears when that status is first seen).
+    pub const FALLBACK_REASONS: &[&str] = &[
+        "invalid_answer",
+        "timeout",
+        "transport",
+        "overloaded",
+        "spend_cap",
+    ];
+    /// `escalator_tokens_total{kind}`.
+    pub const TOKEN_KINDS: &[&str] = &["input", "output", "cache_read", "cache_write"];
+    /// `escalator_claude_spend_cap_transitions_total{state}`.
+    pub const SPEND_CAP_STATES: &[&str] = &["open", "closed"];
+    /// `escalator_grpc_unauthenticated_total{reason}`.
+    pub const GRPC_REFUSALS: &[&str] = &["missing", "malformed", "unknown"];
+    /// The gRPC methods of `escalator_grpc_calls_total{method}`.
+    pub const GRPC_METHODS: &[&str] = &["Classify", "Route"];
+    /// `escalator_review_login_failures_total{reason}`.
+    pub const LOGIN_FAILURES: &[&str] = &["wrong_token"];
+    /// `escalator_review_login_throttled_total{scope}`.
+    pub const LOGIN_THROTTLE_SCOPES: &[&str] = &["address", "global"];
+    /// The model label of decisions made with no classifier (the safe decision).
+    pub const NO_MODEL: &str = "none";
+}
 
 /// Every metric escalator exports.
 #[derive(Debug)]
@@ -329,7 +380,7 @@ impl Metrics {
                 &["scope"],
             ),
         };
-        Self {
+        let m = Self {
             registry,
             auth,
             decisions,
@@ -352,6 +403,87 @@ impl Metrics {
             claude_spend_cap,
             weighting_changes,
             enrichment_failures,
+        };
+        m.prime();
+        m
+    }
+
+    /// Creates every series of [`known`] label values at 0.
+    fn prime(&self) {
+        let zero = |c: &IntCounterVec, values: &[&str]| {
+            c.with_label_values(values).inc_by(0);
+        };
+        for stage in known::PANIC_STAGES {
+            zero(&self.worker_panics, &[stage]);
+        }
+        for name in known::WORKER_LOOPS {
+            zero(&self.worker_restarts, &[name]);
+        }
+        for outcome in known::SCORE_OUTCOMES {
+            zero(&self.scores, &[outcome]);
+        }
+        for reason in known::FALLBACK_REASONS {
+            zero(&self.fallbacks, &[reason]);
+        }
+        for state in known::SPEND_CAP_STATES {
+            zero(&self.claude_spend_cap.transitions, &[state]);
+        }
+        for reason in known::GRPC_REFUSALS {
+            zero(&self.auth.grpc_refused, &[reason]);
+        }
+        for reason in known::LOGIN_FAILURES {
+            zero(&self.auth.review_login_failures, &[reason]);
+        }
+        for scope in known::LOGIN_THROTTLE_SCOPES {
+            zero(&self.auth.review_login_throttled, &[scope]);
+        }
+        for kind in ActionKind::ALL {
+            zero(&self.action_failures, &[kind.as_str()]);
+        }
+        for source in Source::ALL {
+            let s = source.as_str();
+            zero(&self.duplicates, &[s]);
+            zero(&self.webhook_previous_secret, &[s]);
+            zero(&self.enrichment_failures, &[s]);
+            for reason in known::WEBHOOK_REJECTIONS {
+                zero(&self.webhook_rejections, &[s, reason]);
+            }
+        }
+        self.prime_models(&[known::NO_MODEL]);
+    }
+
+    /// Creates the series of `models` (the configured model and the offline classifier's) at
+    /// 0: decisions by source and severity, tokens by kind, spend.
+    pub fn prime_models(&self, models: &[&str]) {
+        for model in models {
+            for source in Source::ALL {
+                for severity in Severity::ALL {
+                    self.decisions
+                        .with_label_values(&[
+                            source.as_str(),
+                            severity.as_str(),
+                            severity.route().as_str(),
+                            model,
+                        ])
+                        .inc_by(0);
+                }
+            }
+            for kind in known::TOKEN_KINDS {
+                self.tokens.with_label_values(&[model, kind]).inc_by(0);
+            }
+            self.cost_usd.with_label_values(&[model]).inc_by(0.0);
+        }
+    }
+
+    /// Creates the series of each gRPC caller and method at 0.
+    pub fn prime_callers(&self, callers: &[&str]) {
+        for caller in callers {
+            for method in known::GRPC_METHODS {
+                self.auth
+                    .grpc_calls
+                    .with_label_values(&[caller, method])
+                    .inc_by(0);
+            }
         }
     }
 

@@ -319,16 +319,19 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
         // A reviewer's own pick, never drawn: shown apart, never in the accuracy.
         if bad && i % 10 == 5 {
             store
-                .insert_review(&NewReview {
-                    decision_id: d.id.clone(),
-                    reviewer: "Bo".into(),
-                    verdict: ReviewVerdict::Correct,
-                    why: None,
-                    origin: Origin::Import,
-                    external_key: None,
-                    labels: Default::default(),
-                    pass: Pass::First,
-                })
+                .insert_review(
+                    &NewReview {
+                        decision_id: d.id.clone(),
+                        reviewer: "Bo".into(),
+                        verdict: ReviewVerdict::Correct,
+                        why: None,
+                        origin: Origin::Import,
+                        external_key: None,
+                        labels: Default::default(),
+                        pass: Pass::First,
+                    },
+                    &[],
+                )
                 .await
                 .unwrap();
         }
@@ -339,31 +342,37 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
                 ReviewVerdict::Corrected(t)
             };
             store
-                .insert_review(&NewReview {
-                    decision_id: d.id.clone(),
-                    reviewer: "Ada".into(),
-                    verdict,
-                    why: (t != severity).then(|| format!("Reviewer: {id} is {t}")),
-                    origin: Origin::Web,
-                    external_key: None,
-                    labels: Default::default(),
-                    pass: Pass::First,
-                })
+                .insert_review(
+                    &NewReview {
+                        decision_id: d.id.clone(),
+                        reviewer: "Ada".into(),
+                        verdict,
+                        why: (t != severity).then(|| format!("Reviewer: {id} is {t}")),
+                        origin: Origin::Web,
+                        external_key: None,
+                        labels: Default::default(),
+                        pass: Pass::First,
+                    },
+                    &[],
+                )
                 .await
                 .unwrap();
         }
         if let Some(o) = ov {
             store
-                .insert_review(&NewReview {
-                    decision_id: d.id.clone(),
-                    reviewer: "agent_1".into(),
-                    verdict: ReviewVerdict::Corrected(o),
-                    why: None,
-                    origin: Origin::Override,
-                    external_key: Some(format!("plain:pEv_{id}")),
-                    labels: Default::default(),
-                    pass: Pass::First,
-                })
+                .insert_review(
+                    &NewReview {
+                        decision_id: d.id.clone(),
+                        reviewer: "agent_1".into(),
+                        verdict: ReviewVerdict::Corrected(o),
+                        why: None,
+                        origin: Origin::Override,
+                        external_key: Some(format!("plain:pEv_{id}")),
+                        labels: Default::default(),
+                        pass: Pass::First,
+                    },
+                    &[],
+                )
                 .await
                 .unwrap();
         }

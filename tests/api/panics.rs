@@ -212,3 +212,79 @@ async fn eval_counts_a_ticket_whose_classifier_panicked_as_a_miss() {
             .contains("E-2: expected on_fire, FAILED: classification panicked")
     );
 }
+
+/// A fresh process (the binary on its embedded defaults: a SQLite file, the offline
+/// classifier) exports every labelled counter's known series at 0 before anything happened, so
+/// an alert on `rate(escalator_worker_panics_total[5m]) > 0` or a dashboard panel has a series
+/// to read from the first scrape on.
+#[tokio::test]
+async fn a_fresh_process_exports_every_known_counter_at_zero() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    fn port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+    let http = port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_escalator"))
+        .arg("serve")
+        .env_clear()
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("fresh.db").display()),
+        )
+        .env("ESCALATOR_HTTP_ADDR", format!("127.0.0.1:{http}"))
+        .env("ESCALATOR_GRPC_ADDR", format!("127.0.0.1:{}", port()))
+        .env("ESCALATOR_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{http}/metrics");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        if let Ok(r) = client.get(&url).send().await
+            && r.status() == 200
+        {
+            break r.text().await.unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the service did not answer /metrics within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for series in [
+        "escalator_worker_panics_total{stage=\"decide\"} 0",
+        "escalator_worker_panics_total{stage=\"act\"} 0",
+        "escalator_worker_panics_total{stage=\"recover\"} 0",
+        "escalator_worker_restarts_total{loop=\"outbox\"} 0",
+        "escalator_action_failures_total{kind=\"plain.note\"} 0",
+        "escalator_action_failures_total{kind=\"pylon.update\"} 0",
+        "escalator_webhook_rejections_total{reason=\"bad_signature\",source=\"plain\"} 0",
+        "escalator_duplicates_total{source=\"pylon\"} 0",
+        "escalator_scores_total{outcome=\"failed\"} 0",
+        "escalator_fallbacks_total{reason=\"timeout\"} 0",
+        "escalator_claude_spend_cap_transitions_total{state=\"open\"} 0",
+        "escalator_grpc_unauthenticated_total{reason=\"unknown\"} 0",
+        "escalator_review_login_throttled_total{scope=\"global\"} 0",
+        "escalator_enrichment_failures_total{source=\"plain\"} 0",
+    ] {
+        assert!(text.contains(series), "missing {series} in:\n{text}");
+    }
+    // The offline classifier's decisions, by source and severity, from the first scrape.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("escalator_decisions_total{")
+                && l.contains("severity=\"on_fire\"")
+                && l.contains("source=\"plain\"")
+                && l.ends_with(" 0")),
+        "no zero decisions series for the offline classifier:\n{text}"
+    );
+}

@@ -685,6 +685,101 @@ both_backends! {
     }
 }
 
+/// A verdict whose scores cannot be written is not stored either (one transaction, one
+/// answer): the scores table is dropped under the store, the verdict fails, and no review of
+/// the decision is left behind. Then, once scores can be written, the same verdict stores both.
+async fn a_verdict_is_stored_with_its_scores_or_not_at_all(
+    store: std::sync::Arc<dyn Store>,
+    break_scores: impl std::future::Future<Output = ()>,
+    mend_scores: impl std::future::Future<Output = ()>,
+) {
+    let d = seed(
+        store.as_ref(),
+        Source::Plain,
+        "T-tx",
+        "Down",
+        "All down",
+        Severity::Urgent,
+        false,
+        at(day(), 9),
+    )
+    .await;
+    let verdict = NewReview {
+        decision_id: d.id.clone(),
+        reviewer: "Ada".into(),
+        verdict: ReviewVerdict::Corrected(Severity::OnFire),
+        why: None,
+        origin: Origin::Web,
+        external_key: None,
+        labels: Default::default(),
+        pass: Pass::First,
+    };
+    break_scores.await;
+    let err = review::record(store.as_ref(), &d, verdict.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, review::ReviewError::Store(_)), "{err:?}");
+    assert!(
+        store.reviews(&d.id).await.unwrap().is_empty(),
+        "the verdict was rolled back with its scores"
+    );
+    mend_scores.await;
+    review::record(store.as_ref(), &d, verdict)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.reviews(&d.id).await.unwrap().len(), 1);
+    let scores = store
+        .due_scores(Utc::now() + chrono::Duration::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        scores.len(),
+        2,
+        "routing_correct and corrected_severity: {scores:?}"
+    );
+}
+
+mod one_transaction {
+    use super::*;
+
+    // The scores table renamed away and back: every write to it fails in between.
+    const BREAK: &str = "ALTER TABLE scores RENAME TO scores_away";
+    const MEND: &str = "ALTER TABLE scores_away RENAME TO scores";
+
+    #[sqlx::test(migrations = "migrations/postgres")]
+    async fn on_postgres(pool: sqlx::PgPool) {
+        let run = |sql: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+        };
+        a_verdict_is_stored_with_its_scores_or_not_at_all(
+            crate::harness::pg(pool.clone()),
+            run(BREAK),
+            run(MEND),
+        )
+        .await;
+    }
+
+    #[sqlx::test(migrations = "migrations/sqlite")]
+    async fn on_sqlite(pool: sqlx::SqlitePool) {
+        let run = |sql: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+        };
+        a_verdict_is_stored_with_its_scores_or_not_at_all(
+            crate::harness::lite(pool.clone()),
+            run(BREAK),
+            run(MEND),
+        )
+        .await;
+    }
+}
+
 /// The binary as a reviewer runs it, on a SQLite file: `review` with keys on stdin, `export`,
 /// and `import` of a malformed then a good file.
 #[tokio::test]

@@ -109,6 +109,9 @@ pub struct Metrics {
     pub weighting_changes: IntCounterVec,
     /// Enrichment calls that failed after their retries (the default tier was used), by source.
     pub enrichment_failures: IntCounterVec,
+    /// Tickets decided safely because they could not be read or were invalid, by source and
+    /// cause ([`UNREADABLE_CAUSES`]).
+    pub unreadable_tickets: IntCounterVec,
     /// The logins of the gRPC API and the review pages: refusals, throttling, callers.
     pub auth: AuthMetrics,
 }
@@ -354,6 +357,12 @@ impl Metrics {
             "Enrichment calls that failed after their retries; the ticket was decided with the default tier.",
             &["source"],
         );
+        let unreadable_tickets = counter(
+            &registry,
+            "unreadable_tickets_total",
+            "Acknowledged tickets that could not be read from the tool or were invalid, so they got the safe decision (urgent, a person), by source and cause (auth: the tool refused the token; not_found; rejected: another 4xx; invalid; other).",
+            &["source", "cause"],
+        );
         let auth = AuthMetrics {
             grpc_refused: counter(
                 &registry,
@@ -403,6 +412,7 @@ impl Metrics {
             claude_spend_cap,
             weighting_changes,
             enrichment_failures,
+            unreadable_tickets,
         };
         m.prime();
         m
@@ -445,6 +455,12 @@ impl Metrics {
             zero(&self.duplicates, &[s]);
             zero(&self.webhook_previous_secret, &[s]);
             zero(&self.enrichment_failures, &[s]);
+            if *source != Source::Api {
+                // A tool's tickets only: `api` tickets are never read from a tool.
+                for cause in UNREADABLE_CAUSES {
+                    zero(&self.unreadable_tickets, &[s, cause]);
+                }
+            }
             for reason in known::WEBHOOK_REJECTIONS {
                 zero(&self.webhook_rejections, &[s, reason]);
             }
@@ -539,6 +555,9 @@ impl Metrics {
 pub fn reason_kind(reason: &str) -> &str {
     reason.split(':').next().unwrap_or(reason).trim()
 }
+
+/// The causes `escalator_unreadable_tickets_total` counts, each exported at zero from the start.
+pub const UNREADABLE_CAUSES: [&str; 5] = ["auth", "not_found", "rejected", "invalid", "other"];
 
 /// The process-wide metrics.
 pub fn metrics() -> &'static Metrics {

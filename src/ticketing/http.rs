@@ -20,6 +20,17 @@ pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Erro
         .build()
 }
 
+/// `text` with every occurrence of the credential `secret` replaced, so an error that echoes
+/// the request (a tool's message quoting our header) never carries it into a log or a row.
+pub(crate) fn without_secret(text: &str, secret: &secrecy::SecretString) -> String {
+    use secrecy::ExposeSecret as _;
+    let secret = secret.expose_secret();
+    if secret.is_empty() {
+        return text.to_owned();
+    }
+    text.replace(secret, "[redacted]")
+}
+
 /// A header's value as text, empty when absent or not text (for logs).
 pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers

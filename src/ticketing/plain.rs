@@ -311,22 +311,22 @@ impl Plain {
                 .pointer("/extensions/code")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            let message = format!(
-                "{code}: {}",
-                errors[0]
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
+            let message = http::without_secret(
+                &format!(
+                    "plain {op} answered {}: {code}: {}",
+                    status.as_u16(),
+                    errors[0]
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                ),
+                key,
             );
             let retryable = code == "INTERNAL_SERVER_ERROR" || status.is_server_error();
             return Err(http::failure(retryable, status.as_u16(), message));
         }
         http::check_status(status, || {
-            if status.is_server_error() {
-                "server error".into()
-            } else {
-                format!("HTTP {status}")
-            }
+            format!("plain {op} answered {}", status.as_u16())
         })?;
         http::take_data(body, status)
     }

@@ -109,6 +109,18 @@ impl TicketingError {
         }
     }
 
+    /// Whether the tool refused our credential (HTTP 401 or 403): a rotated or revoked token,
+    /// or one without the scope. Never retried; the operator has to fix the token.
+    pub fn is_unauthorised(&self) -> bool {
+        matches!(
+            self,
+            TicketingError::Rejected {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+
     /// The delay the tool asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -242,7 +254,9 @@ pub(super) fn from_delivery<T: DeserializeOwned>(d: &PendingDelivery) -> Result<
 }
 
 /// A failed enrichment call of delivery `d`: `Err` (retry the delivery) while the error is
-/// retryable and `d` has attempts left under `max_attempts`; otherwise it is counted in
+/// retryable and `d` has attempts left under `max_attempts`, and always for a credential the
+/// tool refuses ([`TicketingError::is_unauthorised`]: the ticket cannot be read as the tool
+/// has it, so the worker logs the safe decision naming the cause); otherwise it is counted in
 /// `escalator_enrichment_failures_total{source}`, logged at WARN (key and cause, no ticket
 /// text) and `Ok`: the caller decides with the default tier and flags `enrichment_failed`.
 pub(super) fn enrichment_failed(
@@ -251,7 +265,7 @@ pub(super) fn enrichment_failed(
     e: TicketingError,
     max_attempts: u32,
 ) -> Result<(), TicketingError> {
-    if e.is_retryable() && d.attempts < max_attempts {
+    if (e.is_retryable() && d.attempts < max_attempts) || e.is_unauthorised() {
         return Err(e);
     }
     crate::telemetry::metrics::metrics()

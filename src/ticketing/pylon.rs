@@ -267,14 +267,20 @@ impl Pylon {
             .and_then(Value::as_str)
             .unwrap_or("");
         tracing::debug!(%method, path, status = status.as_u16(), request_id, "pylon answered");
+        // The call and its status first, so a failure names what was asked (`pylon GET
+        // /issues/iss_1 answered 401`), then what Pylon said, with our token kept out.
+        let called = format!("pylon {method} {path} answered {}", status.as_u16());
         let message = || {
             v.as_ref()
                 .and_then(|v| v.pointer("/errors/0"))
                 .and_then(Value::as_str)
-                .map_or_else(|| format!("HTTP {status}"), str::to_owned)
+                .map_or_else(
+                    || called.clone(),
+                    |said| http::without_secret(&format!("{called}: {said}"), token),
+                )
         };
         if status.as_u16() == 404 {
-            return Err(TicketingError::NotFound(format!("pylon {path}")));
+            return Err(TicketingError::NotFound(called));
         }
         http::check_status(status, message)?;
         http::take_data(v, status)

@@ -8,9 +8,13 @@
 //! |---|---|
 //! | decided (or found decided) | the delivery is done (in the decision's transaction) |
 //! | the tool or the database is unavailable, another worker holds the ticket | retried with backoff, unbounded |
-//! | the tool says the ticket does not exist, or rejects the call | the delivery is failed with the reason |
+//! | the ticket cannot be read (the tool says it does not exist, refuses the token, rejects the call) | the safe decision at once, reason `ticket_unreadable: <the call and its answer>` |
 //! | the ticket is invalid (e.g. an empty message) | the safe decision at once: a person reads it |
 //! | a panic or an unexpected error | one failed attempt (claim released, backoff); the safe decision after `max_attempts` |
+//! | the safe decision itself cannot be logged (not an outage) | the delivery is failed with both reasons |
+//!
+//! So every delivery that got a 2xx ends with a decision in the routing log, and its actions
+//! (which may fail too, e.g. with the same refused token, and then end `failed`).
 
 use std::{collections::HashMap, time::Instant};
 
@@ -62,8 +66,9 @@ enum Failed {
     },
     /// A bug or a corrupt row: counted towards `max_attempts`.
     Internal(String),
-    /// The tool says the ticket cannot be had: give the delivery up.
-    GiveUp(String),
+    /// The tool will not give the ticket (no such ticket, our token refused, the call
+    /// rejected): decide it safely now, naming the cause (`cause` is the metric's label).
+    Unreadable { error: String, cause: &'static str },
     /// The ticket can be had but is invalid: decide it safely now.
     Invalid(String),
 }
@@ -94,10 +99,21 @@ impl Worker {
                 tracing::warn!(key = %d.key, error, "cannot decide the delivery yet; will retry");
                 self.retry_later(&d, &error, hint).await;
             }
-            Failed::GiveUp(error) => self.give_up_delivery(&d.key, &error).await,
+            Failed::Unreadable { error, cause } => {
+                unreadable(&d.key, cause);
+                tracing::error!(
+                    key = %d.key,
+                    cause,
+                    error,
+                    "the ticket cannot be read from its tool; logging the safe decision"
+                );
+                self.decide_safely(&d, &format!("ticket_unreadable: {error}"), false)
+                    .await;
+            }
             Failed::Invalid(error) => {
+                unreadable(&d.key, "invalid");
                 tracing::warn!(key = %d.key, error, "the ticket is invalid; logging the safe decision");
-                self.decide_safely(&d, &format!("invalid_ticket: {error}"))
+                self.decide_safely(&d, &format!("invalid_ticket: {error}"), false)
                     .await;
             }
             Failed::Internal(error) => {
@@ -112,7 +128,7 @@ impl Worker {
                         internal_errors = internal,
                         "delivery failed {internal} times unexpectedly; logging the safe decision"
                     );
-                    self.decide_safely(&d, INTERNAL_ERROR).await;
+                    self.decide_safely(&d, INTERNAL_ERROR, true).await;
                 } else if let Err(se) = persist(self.settings.delivery_lease / 2, || {
                     self.queues.inbox.delivery_crashed(
                         &d.key,
@@ -132,15 +148,15 @@ impl Worker {
     async fn decide_delivery(&self, d: &PendingDelivery) -> Result<(), Failed> {
         if d.internal_errors >= self.settings.max_attempts {
             // The process died before it could log the safe decision last time.
-            self.decide_safely(d, INTERNAL_ERROR).await;
+            self.decide_safely(d, INTERNAL_ERROR, true).await;
             return Ok(());
         }
         let key = &d.key;
         let Some(adapter) = self.adapters.get(key.source) else {
-            return Err(Failed::GiveUp(format!(
-                "no ticketing tool is configured for {}",
-                key.source
-            )));
+            return Err(Failed::Unreadable {
+                error: format!("no ticketing tool is configured for {}", key.source),
+                cause: "other",
+            });
         };
         let ticket = adapter.ticket(d).await.map_err(|e| match e {
             TicketingError::InvalidPayload(_) => Failed::Internal(chain(&e)),
@@ -149,7 +165,10 @@ impl Worker {
                 error: chain(&e),
                 hint: e.retry_after(),
             },
-            e => Failed::GiveUp(chain(&e)),
+            e => Failed::Unreadable {
+                cause: unreadable_cause(&e),
+                error: chain(&e),
+            },
         })?;
         // One trace per ticket: this span continues the webhook request's trace.
         let parent = d.trace_context.as_deref();
@@ -193,11 +212,12 @@ impl Worker {
         tracing::debug!(%key, decision_id = %outcome.decision.id, duplicate = outcome.duplicate, "delivery decided");
     }
 
-    /// Logs the safe decision for a delivery that cannot be decided: from the ticket as the
-    /// tool has it if that can be read, else from its key alone; if even that cannot be logged,
-    /// the delivery is failed with the reason. Every step is isolated.
-    async fn decide_safely(&self, d: &PendingDelivery, reason: &str) {
-        let read = match self.adapters.get(d.key.source) {
+    /// Logs the safe decision for a delivery that cannot be decided: with `read`, from the
+    /// ticket as the tool has it if that can be read, else (and without `read`, when reading it
+    /// is what failed) from its key alone; if even that cannot be logged, the delivery is failed
+    /// with the reason. Every step is isolated.
+    async fn decide_safely(&self, d: &PendingDelivery, reason: &str, read: bool) {
+        let read = match self.adapters.get(d.key.source).filter(|_| read) {
             Some(adapter) => {
                 let (adapter, d) = (adapter.clone(), d.clone());
                 isolated(async move { adapter.ticket(&d).await })
@@ -283,6 +303,24 @@ impl Worker {
             tracing::warn!(%key, error = %e, "cannot record the failed delivery");
         }
     }
+}
+
+/// The label of `escalator_unreadable_tickets_total` for a ticket the tool would not give.
+fn unreadable_cause(e: &TicketingError) -> &'static str {
+    match e {
+        e if e.is_unauthorised() => "auth",
+        TicketingError::NotFound(_) => "not_found",
+        TicketingError::Rejected { .. } => "rejected",
+        _ => "other",
+    }
+}
+
+/// Counts a ticket decided safely because it could not be read (or was invalid).
+fn unreadable(key: &IdempotencyKey, cause: &'static str) {
+    metrics()
+        .unreadable_tickets
+        .with_label_values(&[key.source.as_str(), cause])
+        .inc();
 }
 
 /// A ticket from its key alone, for the safe decision when the tool's copy cannot be read.

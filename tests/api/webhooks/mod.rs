@@ -11,6 +11,7 @@ mod pylon;
 mod recovery;
 mod replicas;
 mod rotation;
+mod unreadable;
 
 use std::{collections::BTreeMap, io::Write as _, sync::Arc, time::Duration};
 

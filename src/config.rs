@@ -329,7 +329,6 @@ impl Settings {
             file.worker,
             claude.api_key.is_some().then_some(claude.max_concurrency),
         )?;
-        let store = StoreSettings::load(env, file.database_url, file.database, worker.stale_after)?;
         let ticketing = TicketingSettings::load(
             env,
             FileTicketing {
@@ -338,6 +337,13 @@ impl Settings {
                 api_tool,
                 routes: file.routes,
             },
+        )?;
+        let store = StoreSettings::load(
+            env,
+            file.database_url,
+            file.database,
+            worker.stale_after,
+            ticketing.request_timeout(),
         )?;
         let grpc_addr = addr("ESCALATOR_GRPC_ADDR", file.grpc_addr, "127.0.0.1:50051")?;
         Ok(Self {

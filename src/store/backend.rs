@@ -20,6 +20,7 @@ pub struct PgStore {
     pub(super) pool: sqlx::PgPool,
     pub(super) holder: String,
     pub(super) stale_after: Duration,
+    pub(super) in_flight_grace: Duration,
 }
 
 /// The routing log on SQLite (the embedded default).
@@ -28,6 +29,7 @@ pub struct SqliteStore {
     pub(super) pool: sqlx::SqlitePool,
     pub(super) holder: String,
     pub(super) stale_after: Duration,
+    pub(super) in_flight_grace: Duration,
 }
 
 macro_rules! decision_columns {
@@ -73,17 +75,23 @@ macro_rules! action_columns {
 }
 pub(super) use action_columns;
 
-/// The condition under which a row of `$table` may be leased: not leased, its lease ran out, or
-/// its holder's heartbeat stopped. A holder never takes its own live lease over. Binds: `$2`
-/// now, `$4` the oldest live heartbeat, `$5` this holder.
+/// The condition under which a row of `$table` may be leased: not leased, its lease ran out
+/// (before `$expired`), or its holder's heartbeat stopped (is older than `$live`). A holder never
+/// takes its own live lease over. Binds: `$2` now, `$4` the oldest live heartbeat, `$5` this
+/// holder; the outbox's statement also `$6` and `$7` ([`action_leasable!`]).
 macro_rules! leasable {
     ($table:literal) => {
+        leasable!($table, "$2", "$4")
+    };
+    ($table:literal, $expired:expr, $live:expr) => {
         concat!(
             "(",
             $table,
             ".locked_until IS NULL OR ",
             $table,
-            ".locked_until < $2 OR (",
+            ".locked_until < ",
+            $expired,
+            " OR (",
             $table,
             ".locked_by IS NOT NULL AND ",
             $table,
@@ -91,11 +99,47 @@ macro_rules! leasable {
              AND NOT EXISTS (SELECT 1 FROM workers w \
              WHERE w.id = ",
             $table,
-            ".locked_by AND w.heartbeat_at >= $4)))"
+            ".locked_by AND w.heartbeat_at >= ",
+            $live,
+            ")))"
         )
     };
 }
 pub(super) use leasable;
+
+/// The kinds of action a repeat would apply twice (a note: neither tool has an idempotency key
+/// for it). Taken over from a dead holder only after whatever it had in flight has landed or
+/// died: [`action_leasable!`] binds `$6`, the oldest heartbeat that still counts as alive for
+/// their holder (`stale_after` plus the clients' request timeout ago), and `$7`, the latest
+/// expiry after which such a lease may be taken (the request timeout ago). Labels, priority,
+/// assignment and the Pylon update are taken over at once.
+macro_rules! non_idempotent_kinds {
+    () => {
+        "('plain.note', 'pylon.note')"
+    };
+}
+pub(super) use non_idempotent_kinds;
+
+/// [`leasable!`] for the outbox: a non-idempotent action's lease and holder are held to the
+/// later bounds `$7` and `$6`.
+macro_rules! action_leasable {
+    () => {
+        leasable!(
+            "actions",
+            concat!(
+                "(CASE WHEN actions.kind IN ",
+                non_idempotent_kinds!(),
+                " THEN $7 ELSE $2 END)"
+            ),
+            concat!(
+                "(CASE WHEN actions.kind IN ",
+                non_idempotent_kinds!(),
+                " THEN $6 ELSE $4 END)"
+            )
+        )
+    };
+}
+pub(super) use action_leasable;
 
 /// How many rows of `$table` are pending and failed, and when (`$at`) the oldest pending one
 /// came in: the one statement for both the inbox and the outbox.
@@ -246,6 +290,7 @@ macro_rules! impl_backend {
                     pool,
                     holder: uuid::Uuid::now_v7().to_string(),
                     stale_after: DEFAULT_STALE_AFTER,
+                    in_flight_grace: Duration::ZERO,
                 }
             }
 
@@ -253,6 +298,15 @@ macro_rules! impl_backend {
             #[must_use]
             pub fn stale_after(mut self, stale_after: Duration) -> Self {
                 self.stale_after = stale_after;
+                self
+            }
+
+            /// Sets how long a request to a ticketing tool may still land after its sender
+            /// stopped (the clients' timeout): a note leased by a dead holder waits that much
+            /// longer before it is taken over.
+            #[must_use]
+            pub fn in_flight_grace(mut self, grace: Duration) -> Self {
+                self.in_flight_grace = grace;
                 self
             }
 
@@ -347,6 +401,34 @@ macro_rules! impl_backend {
                     i64::from(limit),
                     self.live_since(),
                     &self.holder
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows)
+            }
+
+            /// As [`Self::lease_rows`] for `lease_actions`, which also binds `$6` the oldest
+            /// heartbeat still alive for a non-idempotent action's holder and `$7` the latest
+            /// expiry after which such an action's lease may be taken.
+            pub(super) async fn lease_action_rows(
+                &self,
+                sql: &'static str,
+                lease: Duration,
+                limit: u32,
+            ) -> Result<Vec<$row>, StoreError> {
+                let now = Utc::now();
+                let grace = chrono::Duration::from_std(self.in_flight_grace)
+                    .unwrap_or(chrono::Duration::seconds(60));
+                let live_since = self.live_since();
+                let rows = statement!(
+                    sql,
+                    lease_end(lease),
+                    now,
+                    i64::from(limit),
+                    live_since,
+                    &self.holder,
+                    live_since - grace,
+                    now - grace
                 )
                 .fetch_all(&self.pool)
                 .await?;

@@ -54,6 +54,14 @@ pub trait Inbox: Send + Sync {
         next_attempt_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
+    /// Extends, to `lease` from now, the leases this holder still has on `keys` (the deliveries
+    /// it is still deciding); returns how many it still held.
+    async fn extend_deliveries(
+        &self,
+        keys: &[IdempotencyKey],
+        lease: Duration,
+    ) -> Result<u64, StoreError>;
+
     /// Counts a signed webhook the parse refused (never stored as a delivery), with its
     /// payload version when it could be read.
     async fn record_rejection(
@@ -76,11 +84,13 @@ macro_rules! impl_inbox {
                 error: Option<&str>,
                 at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
+                // Only the current holder's outcome counts (see the outbox's `update_action`).
                 let sql = sqlx::AssertSqlSafe(format!(
                     "UPDATE deliveries SET locked_until = NULL, {set} \
-                     WHERE source = $3 AND ticket_id = $4 AND version = $5 AND status = 'pending'"
+                     WHERE source = $3 AND ticket_id = $4 AND version = $5 AND status = 'pending' \
+                       AND locked_by = $6"
                 ));
-                execute!(&self.pool, sql, error, at, key.source.as_str(), &key.ticket_id, &key.version);
+                execute!(&self.pool, sql, error, at, key.source.as_str(), &key.ticket_id, &key.version, &self.holder);
                 Ok(())
             }
         }
@@ -183,6 +193,21 @@ macro_rules! impl_inbox {
                 &self, key: &IdempotencyKey, error: &str, next_attempt_at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
                 self.update_delivery(key, CRASHED, Some(error), next_attempt_at).await
+            }
+
+            async fn extend_deliveries(
+                &self, keys: &[IdempotencyKey], lease: Duration,
+            ) -> Result<u64, StoreError> {
+                let mut held = 0;
+                for key in keys {
+                    held += execute!(
+                        &self.pool,
+                        "UPDATE deliveries SET locked_until = $1 WHERE source = $2 AND ticket_id = $3 \
+                         AND version = $4 AND status = 'pending' AND locked_by = $5",
+                        lease_end(lease), key.source.as_str(), &key.ticket_id, &key.version, &self.holder
+                    );
+                }
+                Ok(held)
             }
 
             async fn record_rejection(

@@ -160,7 +160,9 @@ pub async fn connect(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>>
         let pool =
             open_migrated(pool, opts, settings, postgres_migrator(), POSTGRES_ERRORS).await?;
         Ok(Arc::new(
-            PgStore::new(pool).stale_after(settings.stale_after),
+            PgStore::new(pool)
+                .stale_after(settings.stale_after)
+                .in_flight_grace(settings.in_flight_grace),
         ))
     } else if url.starts_with("sqlite:") {
         let opts = SqliteConnectOptions::from_str(url)
@@ -172,7 +174,9 @@ pub async fn connect(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>>
         let pool = SqlitePoolOptions::new();
         let pool = open_migrated(pool, opts, settings, sqlite_migrator(), SQLITE_ERRORS).await?;
         Ok(Arc::new(
-            SqliteStore::new(pool).stale_after(settings.stale_after),
+            SqliteStore::new(pool)
+                .stale_after(settings.stale_after)
+                .in_flight_grace(settings.in_flight_grace),
         ))
     } else {
         anyhow::bail!(

@@ -23,13 +23,19 @@ pub trait Outbox: Send + Sync {
     /// LOCKED` on PostgreSQL; SQLite serialises writers).
     async fn lease_actions(&self, lease: Duration, limit: u32) -> Result<Vec<Action>, StoreError>;
 
-    /// Marks an action done; `false` when it was not pending any more (someone else finished it).
+    /// Marks an action done; `false` when it was not pending any more (someone else finished it)
+    /// or this holder does not hold its lease.
     async fn complete_action(&self, id: i64) -> Result<bool, StoreError> {
         Ok(self.complete_actions(&[id]).await? == 1)
     }
 
-    /// Marks many actions done in one statement; returns how many were still pending.
+    /// Marks many actions done in one statement; returns how many were still pending and
+    /// leased by this holder (an action another holder took over is not this one's to finish).
     async fn complete_actions(&self, ids: &[i64]) -> Result<u64, StoreError>;
+
+    /// Extends, to `lease` from now, the leases this holder still has on `ids` (the actions it
+    /// is still working on); returns how many it still held.
+    async fn extend_actions(&self, ids: &[i64], lease: Duration) -> Result<u64, StoreError>;
 
     /// Releases an action for another attempt at `next_attempt_at`, recording why this one failed.
     async fn retry_action(
@@ -67,10 +73,13 @@ macro_rules! impl_outbox {
                 error: &str,
                 at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
+                // Only the current holder's outcome counts: a holder whose lease was taken over
+                // (it ran out, or the holder was taken for dead) changes nothing.
                 let sql = sqlx::AssertSqlSafe(format!(
-                    "UPDATE actions SET locked_until = NULL, {set} WHERE id = $3 AND status = 'pending'"
+                    "UPDATE actions SET locked_until = NULL, {set} \
+                     WHERE id = $3 AND status = 'pending' AND locked_by = $4"
                 ));
-                execute!(&self.pool, sql, error, at, id);
+                execute!(&self.pool, sql, error, at, id, &self.holder);
                 Ok(())
             }
 
@@ -101,16 +110,16 @@ macro_rules! impl_outbox {
                     "WITH picked AS MATERIALIZED ( \
                        SELECT id FROM actions \
                        WHERE status = 'pending' AND next_attempt_at <= $2 AND ",
-                    leasable!("actions"),
+                    action_leasable!(),
                     " ORDER BY priority, next_attempt_at, id LIMIT $3 ",
                     $skip_locked,
                     ") UPDATE actions SET locked_until = $1, locked_by = $5, attempts = attempts + 1 \
                      WHERE id IN (SELECT id FROM picked) AND status = 'pending' AND ",
-                    leasable!("actions"),
+                    action_leasable!(),
                     " RETURNING ",
                     action_columns!()
                 );
-                let rows = self.lease_rows(sql, lease, limit).await?;
+                let rows = self.lease_action_rows(sql, lease, limit).await?;
                 let mut actions = Vec::with_capacity(rows.len());
                 for row in &rows {
                     match Self::action_from_row(row) {
@@ -137,11 +146,29 @@ macro_rules! impl_outbox {
                 } else {
                     "SELECT value FROM json_each($2)"
                 };
+                // Done counts only for the current holder (the lease names it): an action
+                // another holder took over is that holder's to finish.
                 let sql = sqlx::AssertSqlSafe(format!(
                     "UPDATE actions SET status = 'done', done_at = $1, locked_until = NULL, \
-                     last_error = NULL WHERE id IN ({list}) AND status = 'pending'"
+                     last_error = NULL WHERE id IN ({list}) AND status = 'pending' AND locked_by = $3"
                 ));
-                Ok(execute!(&self.pool, sql, Utc::now(), ids_json(ids)))
+                Ok(execute!(&self.pool, sql, Utc::now(), ids_json(ids), &self.holder))
+            }
+
+            async fn extend_actions(&self, ids: &[i64], lease: Duration) -> Result<u64, StoreError> {
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                let list = if $backend == "postgres" {
+                    "SELECT (jsonb_array_elements_text($2::jsonb))::bigint"
+                } else {
+                    "SELECT value FROM json_each($2)"
+                };
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "UPDATE actions SET locked_until = $1 \
+                     WHERE id IN ({list}) AND status = 'pending' AND locked_by = $3"
+                ));
+                Ok(execute!(&self.pool, sql, lease_end(lease), ids_json(ids), &self.holder))
             }
 
             async fn retry_action(

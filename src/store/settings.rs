@@ -47,6 +47,13 @@ pub struct StoreSettings {
     /// A lease holder whose heartbeat is older than this is taken for dead
     /// (`[worker] stale_after_secs`).
     pub stale_after: Duration,
+    /// How long a request to a ticketing tool may still land after its sender stopped: the
+    /// longer of the Plain and Pylon clients' timeouts, derived by `crate::config`. A
+    /// non-idempotent action (a note) leased by a dead holder is taken over only this long after
+    /// the holder would have been taken for dead, and an expired lease of one this long after it
+    /// ran out, so whatever the holder had in flight has landed or died before the next holder
+    /// looks for it.
+    pub in_flight_grace: Duration,
 }
 
 /// Default of [`StoreSettings::stale_after`]: three missed heartbeats of two seconds.
@@ -71,6 +78,7 @@ impl StoreSettings {
         file_url: Option<String>,
         file: FileDatabase,
         stale_after: Duration,
+        in_flight_grace: Duration,
     ) -> Result<Self, ConfigError> {
         let url = env
             .get("DATABASE_URL")
@@ -90,6 +98,7 @@ impl StoreSettings {
             max_connections: file.max_connections.unwrap_or(10),
             acquire_timeout: Duration::from_secs(file.acquire_timeout_secs.unwrap_or(5)),
             stale_after,
+            in_flight_grace,
         })
     }
 }

@@ -380,6 +380,15 @@ pub struct TicketingSettings {
     pub api_tool: Option<Source>,
 }
 
+impl TicketingSettings {
+    /// The longest a request to either tool can take before its client gives up (the longer of
+    /// `plain.timeout_secs` and `pylon.timeout_secs`): after that, whatever a dead holder had
+    /// in flight has landed or died.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        self.plain.timeout.max(self.pylon.timeout)
+    }
+}
+
 /// `[plain]` in the file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -20,7 +20,10 @@ use std::{collections::HashMap, time::Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::state::{Worker, isolated, persist};
+use super::{
+    holding::{MAX_HOLD_LEASES, max_hold},
+    state::{Worker, isolated, persist},
+};
 use crate::{
     causes::chain,
     classifier::INTERNAL_ERROR,
@@ -78,10 +81,20 @@ impl Worker {
     async fn attempt_delivery(&self, d: PendingDelivery) {
         let w = self.clone();
         let leased = d.clone();
-        let result = isolated(async move { w.decide_delivery(&leased).await }).await;
+        // Registered while in hand, so the lease keeper extends its lease; cut off where the
+        // extensions stop (counted as an unexpected failure: the safe decision follows).
+        let _held = self.holdings.deliveries.hold(d.key.clone());
+        let max = max_hold(self.settings.delivery_lease);
+        let result =
+            isolated(async move { tokio::time::timeout(max, w.decide_delivery(&leased)).await })
+                .await;
         let failed = match result {
-            Ok(Ok(())) => return,
-            Ok(Err(f)) => f,
+            Ok(Ok(Ok(()))) => return,
+            Ok(Ok(Err(f))) => f,
+            Ok(Err(_)) => Failed::Internal(format!(
+                "cut off after {}s ({MAX_HOLD_LEASES} leases) in hand",
+                max.as_secs()
+            )),
             Err(join) => {
                 metrics().worker_panics.with_label_values(&["decide"]).inc();
                 tracing::error!(

@@ -12,7 +12,11 @@
 //! 4. **Heartbeat.** This process's row in `workers` is refreshed every few seconds; leases and
 //!    claims name their holder, so when a process dies any other takes its work over within
 //!    `[worker] stale_after_secs` instead of waiting out the lease.
-//! 5. **Scores** ([`scores`]), with Langfuse configured: the reviews' scores are sent from their
+//! 5. **Leases** ([`leases`], over [`holding`]). Every heartbeat, the leases of the deliveries and actions this
+//!    process is still working on are extended (up to `holding::MAX_HOLD_LEASES` leases, where
+//!    every attempt is cut off), so a lease never runs out under a live holder; a completion
+//!    counts only for the holder that holds the lease.
+//! 6. **Scores** ([`scores`]), with Langfuse configured: the reviews' scores are sent from their
 //!    outbox with back-off.
 //!
 //! Each loop keeps a fixed number of slots ([`pump::Pump`]): it leases as many items as it has
@@ -24,7 +28,9 @@
 //! decision (`urgent` / `human`, fallback `internal_error`) so a person sees it, and an action
 //! is given up.
 
+pub mod holding;
 pub mod inbox;
+pub mod leases;
 pub mod outbox;
 pub mod pump;
 pub mod scores;
@@ -109,10 +115,18 @@ impl Worker {
         let inbox = self.spawn_loop("inbox", &shutdown, inbox::run);
         let outbox = self.spawn_loop("outbox", &shutdown, outbox::run);
         let recovery = self.spawn_loop("recovery", &shutdown, inbox::recover);
+        // The keeper runs until the inbox and outbox have drained, so leases in hand during the
+        // drain are still extended.
+        let keeper_stop = CancellationToken::new();
+        let keeper = self.spawn_loop("leases", &keeper_stop, leases::keep_leases);
         for (name, task) in [("inbox", inbox), ("outbox", outbox), ("recovery", recovery)] {
             if let Err(e) = task.await {
                 tracing::error!(worker_loop = name, error = %e, "supervisor failed");
             }
+        }
+        keeper_stop.cancel();
+        if let Err(e) = keeper.await {
+            tracing::error!(worker_loop = "leases", error = %e, "supervisor failed");
         }
         tracing::info!("worker stopped");
     }

@@ -13,7 +13,10 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::state::{Worker, isolated, persist};
+use super::{
+    holding::{MAX_HOLD_LEASES, max_hold},
+    state::{Worker, isolated, persist},
+};
 use crate::{domain::work::Action, store::Outbox, telemetry::metrics::metrics};
 
 /// How long the completer waits for more completions before writing a batch.
@@ -103,8 +106,34 @@ impl Worker {
     async fn attempt_action(&self, a: Action, done: &mpsc::UnboundedSender<i64>) {
         let w = self.clone();
         let leased = a.clone();
-        match isolated(async move { w.execute(&leased).await }).await {
-            Ok(true) => {
+        // Registered while in hand, so the lease keeper extends its lease; cut off where the
+        // extensions stop, so it never runs on under a lease another holder may take.
+        let _held = self.holdings.actions.hold(a.id);
+        let max = max_hold(self.settings.action_lease);
+        let ran = isolated(async move { tokio::time::timeout(max, w.execute(&leased)).await })
+            .await
+            .map(|r| r.map_err(|_| max));
+        match ran {
+            Ok(Err(max)) => {
+                metrics()
+                    .action_failures
+                    .with_label_values(&[a.kind.as_str()])
+                    .inc();
+                let error = format!(
+                    "cut off after {}s ({MAX_HOLD_LEASES} leases) in hand",
+                    max.as_secs()
+                );
+                tracing::error!(action_id = a.id, kind = %a.kind, error, "action took too long; will retry");
+                let next = self.next_attempt(a.attempts, None);
+                if let Err(e) = persist(self.settings.action_lease / 2, || {
+                    self.queues.outbox.retry_action(a.id, &error, next)
+                })
+                .await
+                {
+                    tracing::warn!(action_id = a.id, error = %e, "cannot record the cut-off attempt; its lease will expire");
+                }
+            }
+            Ok(Ok(true)) => {
                 if done.send(a.id).is_err() {
                     tracing::warn!(
                         action_id = a.id,
@@ -112,7 +141,7 @@ impl Worker {
                     );
                 }
             }
-            Ok(false) => {}
+            Ok(Ok(false)) => {}
             Err(join) => {
                 metrics().worker_panics.with_label_values(&["act"]).inc();
                 let internal = a.internal_errors + 1;

@@ -69,6 +69,7 @@ pub struct Worker {
     pub(super) settings: WorkerSettings,
     pub(super) wakes: Wakes,
     pub(super) health: Arc<Health>,
+    pub(super) holdings: Arc<super::holding::Holdings>,
 }
 
 /// The signals that wake the worker's loops before their poll interval.
@@ -97,6 +98,7 @@ impl Worker {
             settings,
             wakes,
             health: Arc::new(Health::default()),
+            holdings: Arc::new(super::holding::Holdings::default()),
         }
     }
 

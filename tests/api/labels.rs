@@ -256,6 +256,7 @@ async fn promote_rewrites_the_config_file_and_prints_the_new_prompt_version() {
         max_connections: 2,
         acquire_timeout: Duration::from_secs(5),
         stale_after: escalator::store::DEFAULT_STALE_AFTER,
+        in_flight_grace: Duration::from_secs(15),
     })
     .await
     .unwrap();
@@ -462,6 +463,7 @@ async fn promoting_a_severity_clause_adds_its_reviewed_tickets_to_the_labels_fil
         max_connections: 2,
         acquire_timeout: Duration::from_secs(5),
         stale_after: escalator::store::DEFAULT_STALE_AFTER,
+        in_flight_grace: Duration::from_secs(15),
     })
     .await
     .unwrap();

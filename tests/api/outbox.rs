@@ -484,3 +484,216 @@ async fn queue_rows_are_read_typed_on_sqlite(pool: sqlx::SqlitePool) {
     let sql = raw_sql!(pool);
     queue_rows_are_read_typed(Arc::new(SqliteStore::new(pool)), sql).await;
 }
+
+/// A note (no idempotency key in either tool) leased by a holder that died is taken over only
+/// after whatever that holder could still have in flight has landed or died: `stale_after` plus
+/// the clients' request timeout (`in_flight_grace`, 1 s here) after its last heartbeat, and an
+/// expired lease of one only that long after it ran out. An idempotent action (a label) is
+/// taken over as soon as the holder is stale. Only the current holder's outcome counts.
+async fn a_dead_holders_note_waits_for_its_requests_in_flight(
+    dead: Arc<dyn Store>,
+    other: Arc<dyn Store>,
+) {
+    let lease = Duration::from_secs(600);
+    dead.heartbeat().await.unwrap();
+    other.heartbeat().await.unwrap();
+    let d = decided_with_actions(&dead, "th_n", &["plain.label", "plain.note"]).await;
+    let held = dead.lease_actions(lease, 10).await.unwrap();
+    assert_eq!(held.len(), 2);
+    let (label, note) = (held[0].id, held[1].id);
+    assert_eq!(held[1].kind.as_str(), "plain.note");
+
+    // Stale (300 ms) but within the grace: the label is taken over, the note is not.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    other.heartbeat().await.unwrap();
+    let taken = other.lease_actions(lease, 10).await.unwrap();
+    assert_eq!(
+        taken.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [label],
+        "only the idempotent action is taken at once"
+    );
+    // The old holder's late outcomes count for nothing; the new holder's does.
+    assert!(!dead.complete_action(label).await.unwrap());
+    assert!(other.complete_action(label).await.unwrap());
+
+    // Past stale_after + the grace: the note is taken over, its second attempt.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    other.heartbeat().await.unwrap();
+    let taken = other.lease_actions(lease, 10).await.unwrap();
+    assert_eq!(
+        taken.iter().map(|a| (a.id, a.attempts)).collect::<Vec<_>>(),
+        [(note, 2)]
+    );
+    dead.retry_action(note, "late", chrono::Utc::now())
+        .await
+        .unwrap();
+    let now = other.actions(&d.id).await.unwrap();
+    assert_eq!(
+        now[1].last_error, None,
+        "the old holder's late retry changed nothing"
+    );
+    assert!(
+        other.lease_actions(lease, 10).await.unwrap().is_empty(),
+        "still leased"
+    );
+    assert!(other.complete_action(note).await.unwrap());
+    let statuses: Vec<&str> = other
+        .actions(&d.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.status.as_str())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(statuses, ["done", "done"]);
+
+    // A live holder's expired note lease also waits out the grace before another takes it.
+    let e = decided_with_actions(&dead, "th_m", &["plain.note"]).await;
+    dead.heartbeat().await.unwrap();
+    other.heartbeat().await.unwrap();
+    let short = dead
+        .lease_actions(Duration::from_millis(100), 10)
+        .await
+        .unwrap();
+    assert_eq!(short.len(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    dead.heartbeat().await.unwrap();
+    assert!(other.lease_actions(lease, 10).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    dead.heartbeat().await.unwrap();
+    let taken = other.lease_actions(lease, 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].decision_id, e.id);
+}
+
+#[sqlx::test(migrations = "migrations/postgres")]
+async fn a_dead_holders_note_waits_for_its_requests_in_flight_on_postgres(pool: sqlx::PgPool) {
+    a_dead_holders_note_waits_for_its_requests_in_flight(
+        Arc::new(PgStore::new(pool.clone())),
+        Arc::new(
+            PgStore::new(pool)
+                .stale_after(Duration::from_millis(300))
+                .in_flight_grace(Duration::from_secs(1)),
+        ),
+    )
+    .await;
+}
+
+#[sqlx::test(migrations = "migrations/sqlite")]
+async fn a_dead_holders_note_waits_for_its_requests_in_flight_on_sqlite(pool: sqlx::SqlitePool) {
+    a_dead_holders_note_waits_for_its_requests_in_flight(
+        Arc::new(SqliteStore::new(pool.clone())),
+        Arc::new(
+            SqliteStore::new(pool)
+                .stale_after(Duration::from_millis(300))
+                .in_flight_grace(Duration::from_secs(1)),
+        ),
+    )
+    .await;
+}
+
+/// A live holder's leases on what it still works on are extended (the lease keeper's
+/// statement), so they never run out under it; an item it does not extend runs out and is
+/// taken; completing, retrying or extending counts only for the holder of the lease.
+async fn extended_leases_stay_with_their_holder(holder: Arc<dyn Store>, other: Arc<dyn Store>) {
+    holder.heartbeat().await.unwrap();
+    other.heartbeat().await.unwrap();
+    decided_with_actions(&holder, "th_x", &["plain.label", "plain.priority"]).await;
+    let short = Duration::from_millis(300);
+    let held = holder.lease_actions(short, 10).await.unwrap();
+    let (label, priority) = (held[0].id, held[1].id);
+    assert_eq!(
+        holder
+            .extend_actions(&[label], Duration::from_secs(60))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        other
+            .extend_actions(&[priority], Duration::from_secs(60))
+            .await
+            .unwrap(),
+        0,
+        "nobody extends a lease it does not hold"
+    );
+    assert!(holder.accept_delivery(&delivery("th_dx")).await.unwrap());
+    let d = holder.lease_deliveries(short, 10).await.unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        holder
+            .extend_deliveries(&[d[0].key.clone()], Duration::from_secs(60))
+            .await
+            .unwrap(),
+        1
+    );
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    holder.heartbeat().await.unwrap();
+    other.heartbeat().await.unwrap();
+    let taken = other
+        .lease_actions(Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [priority],
+        "the extended lease holds; the other one ran out"
+    );
+    assert!(
+        other
+            .lease_deliveries(Duration::from_secs(60), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !holder.complete_action(priority).await.unwrap(),
+        "no longer its lease"
+    );
+    assert!(holder.complete_action(label).await.unwrap());
+    assert!(other.complete_action(priority).await.unwrap());
+    // The other process's retry of the delivery it does not hold changes nothing.
+    other
+        .retry_delivery(&d[0].key, "not mine", Utc::now())
+        .await
+        .unwrap();
+    assert!(
+        other
+            .lease_deliveries(Duration::from_secs(60), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    holder
+        .retry_delivery(&d[0].key, "mine", Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        other
+            .lease_deliveries(Duration::from_secs(60), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[sqlx::test(migrations = "migrations/postgres")]
+async fn extended_leases_stay_with_their_holder_on_postgres(pool: sqlx::PgPool) {
+    extended_leases_stay_with_their_holder(
+        Arc::new(PgStore::new(pool.clone())),
+        Arc::new(PgStore::new(pool)),
+    )
+    .await;
+}
+
+#[sqlx::test(migrations = "migrations/sqlite")]
+async fn extended_leases_stay_with_their_holder_on_sqlite(pool: sqlx::SqlitePool) {
+    extended_leases_stay_with_their_holder(
+        Arc::new(SqliteStore::new(pool.clone())),
+        Arc::new(SqliteStore::new(pool)),
+    )
+    .await;
+}

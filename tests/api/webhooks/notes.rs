@@ -78,6 +78,7 @@ async fn a_plain_note_whose_completion_failed_is_found_and_not_posted_again() {
             max_connections: 1,
             acquire_timeout: Duration::from_secs(5),
             stale_after: store::DEFAULT_STALE_AFTER,
+            in_flight_grace: Duration::from_secs(15),
         })
         .await
         .unwrap();

@@ -28,6 +28,7 @@ async fn log_then_die(db: &TestDb, mocks: &Mocks, mid_action: bool) {
         max_connections: 2,
         acquire_timeout: Duration::from_secs(5),
         stale_after: store::DEFAULT_STALE_AFTER,
+        in_flight_grace: Duration::from_secs(15),
     })
     .await
     .unwrap();
@@ -104,6 +105,7 @@ async fn a_delivery_stored_before_a_crash_is_decided_and_routed_on_restart() {
             max_connections: 2,
             acquire_timeout: Duration::from_secs(5),
             stale_after: store::DEFAULT_STALE_AFTER,
+            in_flight_grace: Duration::from_secs(15),
         })
         .await
         .unwrap();

@@ -22,7 +22,7 @@ pub mod known {
     /// `escalator_worker_panics_total{stage}`.
     pub const PANIC_STAGES: &[&str] = &["decide", "act", "recover"];
     /// `escalator_worker_restarts_total{loop}` and `escalator_worker_loop_up{loop}`.
-    pub const WORKER_LOOPS: &[&str] = &["inbox", "outbox", "recovery"];
+    pub const WORKER_LOOPS: &[&str] = &["inbox", "outbox", "recovery", "leases"];
     /// `escalator_scores_total{outcome}`.
     pub const SCORE_OUTCOMES: &[&str] = &["sent", "failed"];
     /// `escalator_webhook_rejections_total{reason}`: the edge's own refusals (`too_large`,

@@ -275,6 +275,9 @@ async fn a_fresh_process_exports_every_known_counter_at_zero() {
         "escalator_grpc_unauthenticated_total{reason=\"unknown\"} 0",
         "escalator_review_login_throttled_total{scope=\"global\"} 0",
         "escalator_enrichment_failures_total{source=\"plain\"} 0",
+        "escalator_worker_restarts_total{loop=\"leases\"} 0",
+        "escalator_unreadable_tickets_total{cause=\"auth\",source=\"pylon\"} 0",
+        "escalator_unreadable_tickets_total{cause=\"not_found\",source=\"plain\"} 0",
     ] {
         assert!(text.contains(series), "missing {series} in:\n{text}");
     }

@@ -49,6 +49,10 @@ struct PlainState {
     threads: Mutex<BTreeMap<String, Thread>>,
     down: AtomicBool,
     latency_ms: AtomicU64,
+    /// Notes on threads whose id contains `slow` are read this much later (0: not delayed).
+    slow_notes_ms: AtomicU64,
+    /// Delayed notes not yet read.
+    slow_in_flight: AtomicU64,
     refused: AtomicU64,
     failed: AtomicU64,
 }
@@ -103,6 +107,18 @@ impl FakePlain {
         self.state.latency_ms.store(ms, Ordering::SeqCst);
     }
 
+    /// Reads a `createNote` on a thread whose id contains `slow` only `ms` after it arrived, as
+    /// a tool with a full listen backlog does: the note is stored then whether or not the
+    /// sender is still there (a killed sender's request still lands), and answered after.
+    pub fn set_slow_notes_ms(&self, ms: u64) {
+        self.state.slow_notes_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Delayed notes that have arrived but are not read yet.
+    pub fn slow_in_flight(&self) -> u64 {
+        self.state.slow_in_flight.load(Ordering::SeqCst)
+    }
+
     /// Every thread the service touched.
     pub fn threads(&self) -> BTreeMap<String, Thread> {
         self.state.threads.lock().unwrap().clone()
@@ -154,6 +170,32 @@ async fn plain_graphql(
         s.failed.fetch_add(1, Ordering::SeqCst);
         return gql_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR");
     }
+    let slow = s.slow_notes_ms.load(Ordering::SeqCst);
+    if slow > 0
+        && body["operationName"] == "createNote"
+        && body["variables"]["input"]["threadId"]
+            .as_str()
+            .is_some_and(|t| t.contains("slow"))
+    {
+        // Read later in a task of its own, so the note lands even if the sender is gone.
+        s.slow_in_flight.fetch_add(1, Ordering::SeqCst);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let state = s.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(slow)).await;
+            let answer = plain_answer(&state, &body);
+            state.slow_in_flight.fetch_sub(1, Ordering::SeqCst);
+            let _ = tx.send(answer);
+        });
+        return rx
+            .await
+            .unwrap_or_else(|_| gql_error(StatusCode::INTERNAL_SERVER_ERROR, "LOST"));
+    }
+    plain_answer(&s, &body)
+}
+
+/// What the fake Plain answers to an authorised call while up.
+fn plain_answer(s: &PlainState, body: &Value) -> Response {
     let op = body["operationName"]
         .as_str()
         .unwrap_or_default()

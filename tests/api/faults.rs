@@ -464,6 +464,132 @@ async fn kill_9_mid_load_loses_nothing_and_repeats_nothing() {
     child.wait().unwrap();
 }
 
+/// `kill -9` while Plain is slow to read notes (a full listen backlog: a request waits seconds
+/// before the tool reads it, and lands even after its sender died) posts no note twice: a note
+/// the dead process had leased is taken over only `stale_after` plus the client's timeout after
+/// its last heartbeat, when whatever it had in flight has landed, so the lookup before posting
+/// sees it. Half the threads' notes are read 3 s late, inside the 6 s client timeout.
+#[tokio::test]
+async fn kill_9_while_the_tool_is_slow_posts_no_note_twice() {
+    let db = TestDb::new().await;
+    let plain = FakePlain::start().await;
+    plain.set_slow_notes_ms(3_000);
+    // Heartbeat 0.5 s, stale after 2 s, client timeout 6 s: the dead process's notes are taken
+    // over 8 s after its last heartbeat; its slow notes land within 3.5 s of it.
+    let mut config = tempfile::NamedTempFile::new().unwrap();
+    config
+        .write_all(
+            format!(
+                "{}\n[worker]\nheartbeat_ms = 500\nstale_after_secs = 2\n",
+                CONFIG.replace("timeout_secs = 3", "timeout_secs = 6")
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let env = env(&db.url, &plain, &config);
+    let port = free_port();
+    let http = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut child = spawn_binary(&env, port);
+    wait_ready(&client, &http).await;
+
+    // 300 deliveries from 32 senders; the kill lands once 150 are acknowledged and slow notes
+    // are on the wire.
+    let plain = &plain;
+    let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (client, http, acked, next) =
+            (client.clone(), http.clone(), acked.clone(), next.clone());
+        senders.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= 300 {
+                    break;
+                }
+                let id = if i % 2 == 0 {
+                    format!("th_slow_{i:03}")
+                } else {
+                    format!("th_fast_{i:03}")
+                };
+                let text = if i % 3 == 0 { OUTAGE } else { HOWTO };
+                let status = deliver(&client, &http, plain_delivery(&id, text)).await;
+                if status == 202 || status == 200 {
+                    acked.lock().unwrap().push(id);
+                }
+            }
+        });
+    }
+    let seen = &acked;
+    wait_for(
+        Duration::from_secs(30),
+        "150 acknowledged and notes in flight",
+        || async move { seen.lock().unwrap().len() >= 150 && plain.slow_in_flight() >= 5 },
+    )
+    .await;
+    let in_flight_at_kill = plain.slow_in_flight();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    senders.join_all().await;
+    let acked = acked.lock().unwrap().clone();
+
+    let restarted = Instant::now();
+    let mut child = spawn_binary(&env, port);
+    let pool = &db.pool().await;
+    let acked = &acked;
+    wait_for(
+        Duration::from_secs(15),
+        "every acknowledged ticket routed",
+        || async move {
+            let threads = plain.threads();
+            acked.iter().all(|id| {
+                threads.get(id).is_some_and(|t| {
+                    !t.notes.is_empty() && !t.labels.is_empty() && t.priority.is_some()
+                })
+            })
+        },
+    )
+    .await;
+    wait_for(
+        Duration::from_secs(15).saturating_sub(restarted.elapsed()),
+        "every action marked done within 15 s of the restart",
+        || async move {
+            count(pool, "SELECT COUNT(*) FROM actions WHERE status <> 'done'").await == 0
+        },
+    )
+    .await;
+    let recovered = restarted.elapsed();
+    // Every note that was on the wire has landed by now; none may have made a second one.
+    wait_for(
+        Duration::from_secs(10),
+        "the slow notes landed",
+        || async move { plain.slow_in_flight() == 0 },
+    )
+    .await;
+    let doubled: Vec<(String, usize)> = plain
+        .threads()
+        .into_iter()
+        .filter(|(_, t)| t.notes.len() > 1)
+        .map(|(id, t)| (id, t.notes.len()))
+        .collect();
+    assert!(doubled.is_empty(), "threads with two notes: {doubled:?}");
+    assert_routed_once(pool, plain, acked).await;
+    let taken_over: i64 = count(
+        pool,
+        "SELECT COUNT(*) FROM actions WHERE kind = 'plain.note' AND attempts > 1",
+    )
+    .await;
+    eprintln!(
+        "kill -9 with slow notes: {} acknowledged, {in_flight_at_kill} notes on the wire at the kill, \
+         {taken_over} notes taken over, recovered {:.1}s after the restart",
+        acked.len(),
+        recovered.as_secs_f64()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // The model answers 529 for 30 s
 // ---------------------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "plain.timeout_secs",
         default: SettingDefault::Value("15"),
-        meaning: "Per-request timeout of the Plain GraphQL client.",
+        meaning: "Per-request timeout of the Plain GraphQL client. The longer of this and `pylon.timeout_secs` is also how long after `worker.stale_after_secs` a dead process's note is taken over, so a request it had in flight has landed or died.",
         example: "15",
     },
     Setting {
@@ -176,7 +176,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "pylon.timeout_secs",
         default: SettingDefault::Value("15"),
-        meaning: "Per-request timeout of the Pylon client.",
+        meaning: "Per-request timeout of the Pylon client (see `plain.timeout_secs` for the note takeover it also sets).",
         example: "15",
     },
     Setting {

@@ -1,7 +1,11 @@
 //! The outbox loop: logged actions are leased worst ticket first and executed in the ticketing
 //! tool until done. Attempts and the last error are recorded; an action is marked done once.
 //! A process killed mid-call leaves the action leased; once its heartbeat is stale (or the lease
-//! runs out) it runs again, and the executors are written so a repeat does not apply twice.
+//! runs out) it runs again, and the executors are written so a repeat does not apply twice. A
+//! note (no idempotency key in either tool) is taken over only the clients' request timeout
+//! later than that, so a request the dead process had on the wire has landed before the retry
+//! looks for it (the store's lease statement holds that wait). A live holder's leases are
+//! extended while it works (`super::leases`), and only the holder's completion counts.
 //!
 //! Completions go through a completer that writes them in batches (one `UPDATE` for every action
 //! finished within a few milliseconds), so each action does not pay its own round trip. An

@@ -26,13 +26,13 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "actions.action_lease_secs",
         default: SettingDefault::Value("120"),
-        meaning: "An action is leased for this long; must exceed one execution (rate-limit waits and HTTP timeouts included). A dead holder loses it sooner, after `worker.stale_after_secs`.",
+        meaning: "An action is leased for this long, and the lease is extended every heartbeat while its holder still works on it, up to 10 leases, where the attempt is cut off and retried. A dead holder loses it sooner, after `worker.stale_after_secs` (a note: that plus the longer client timeout).",
         example: "120",
     },
     Setting {
         key: "actions.delivery_lease_secs",
         default: SettingDefault::Value("180"),
-        meaning: "A delivery is leased for this long; must exceed enrichment plus classification.",
+        meaning: "A delivery is leased for this long, extended every heartbeat while its holder still decides it, up to 10 leases, where the attempt is cut off (an unexpected failure).",
         example: "180",
     },
     Setting {
@@ -100,9 +100,10 @@ pub struct WorkerSettings {
     pub enabled: bool,
     /// How often a loop looks for due work when nobody wakes it.
     pub poll_interval: Duration,
-    /// How long a leased action is held before another worker may take it over; must exceed
-    /// one execution (rate-limit waits and HTTP timeouts included), or a slow call may be
-    /// repeated by another worker. A holder whose heartbeat stops loses it sooner.
+    /// How long a leased action is held before another worker may take it over; extended every
+    /// heartbeat while its holder works on it (`crate::worker::leases`), up to
+    /// `holding::MAX_HOLD_LEASES` leases, where the attempt is cut off. A holder whose heartbeat
+    /// stops loses it sooner.
     pub action_lease: Duration,
     /// How long a leased delivery is held; must exceed building and classifying a ticket.
     pub delivery_lease: Duration,

@@ -203,7 +203,8 @@ macro_rules! impl_inbox {
                     held += execute!(
                         &self.pool,
                         "UPDATE deliveries SET locked_until = $1 WHERE source = $2 AND ticket_id = $3 \
-                         AND version = $4 AND status = 'pending' AND locked_by = $5",
+                         AND version = $4 AND status = 'pending' AND locked_by = $5 \
+                         AND locked_until IS NOT NULL",
                         lease_end(lease), key.source.as_str(), &key.ticket_id, &key.version, &self.holder
                     );
                 }

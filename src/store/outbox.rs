@@ -165,8 +165,10 @@ macro_rules! impl_outbox {
                     "SELECT value FROM json_each($2)"
                 };
                 let sql = sqlx::AssertSqlSafe(format!(
-                    "UPDATE actions SET locked_until = $1 \
-                     WHERE id IN ({list}) AND status = 'pending' AND locked_by = $3"
+                    // Only a lease still running: an attempt that just released its action (a
+                    // retry sets `locked_until` NULL) must not be leased again by its keeper.
+                    "UPDATE actions SET locked_until = $1 WHERE id IN ({list}) \
+                     AND status = 'pending' AND locked_by = $3 AND locked_until IS NOT NULL"
                 ));
                 Ok(execute!(&self.pool, sql, lease_end(lease), ids_json(ids), &self.holder))
             }

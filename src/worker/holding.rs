@@ -17,10 +17,11 @@ use crate::domain::IdempotencyKey;
 /// `delivery_lease_secs`): the leases stop being extended then, and the attempt is cut off.
 pub const MAX_HOLD_LEASES: u32 = 10;
 
-/// The items of one kind in hand, with when each was taken.
+/// The items of one kind in hand, with when each was last taken and by how many attempts (an
+/// attempt that released its item may still be ending when the next attempt takes it).
 #[derive(Debug)]
 pub struct Holding<K> {
-    items: std::sync::Mutex<HashMap<K, Instant>>,
+    items: std::sync::Mutex<HashMap<K, (Instant, u32)>>,
 }
 
 impl<K> Default for Holding<K> {
@@ -35,7 +36,8 @@ impl<K: Eq + Hash + Clone> Holding<K> {
     /// Registers `key` until the returned guard is dropped.
     pub fn hold(self: &Arc<Self>, key: K) -> Held<K> {
         if let Ok(mut items) = self.items.lock() {
-            items.insert(key.clone(), Instant::now());
+            let held = items.entry(key.clone()).or_insert((Instant::now(), 0));
+            *held = (Instant::now(), held.1 + 1);
         }
         Held {
             holding: self.clone(),
@@ -51,7 +53,7 @@ impl<K: Eq + Hash + Clone> Holding<K> {
             .map(|items| {
                 items
                     .iter()
-                    .filter(|(_, since)| now.duration_since(**since) < max)
+                    .filter(|(_, (since, _))| now.duration_since(*since) < max)
                     .map(|(k, _)| k.clone())
                     .collect()
             })
@@ -68,8 +70,13 @@ pub struct Held<K: Eq + Hash> {
 
 impl<K: Eq + Hash> Drop for Held<K> {
     fn drop(&mut self) {
-        if let Ok(mut items) = self.holding.items.lock() {
-            items.remove(&self.key);
+        if let Ok(mut items) = self.holding.items.lock()
+            && let Some((_, n)) = items.get_mut(&self.key)
+        {
+            *n -= 1;
+            if *n == 0 {
+                items.remove(&self.key);
+            }
         }
     }
 }
@@ -111,12 +118,19 @@ mod tests {
             [2],
             "the first is past its maximum: its lease is no longer extended"
         );
+        // The next attempt takes the first item again before the old attempt has ended: the
+        // old attempt's end does not let the new one go.
+        let again = holding.hold(1);
+        drop(first);
+        let mut held = holding.held_within(max);
+        held.sort_unstable();
+        assert_eq!(held, [1, 2]);
+        drop(again);
         drop(second);
         assert!(
             holding.held_within(max).is_empty(),
             "a finished item is let go"
         );
-        drop(first);
         assert!(holding.items.lock().map(|i| i.is_empty()).unwrap_or(false));
     }
 }

@@ -670,6 +670,15 @@ async fn extended_leases_stay_with_their_holder(holder: Arc<dyn Store>, other: A
         .retry_delivery(&d[0].key, "mine", Utc::now())
         .await
         .unwrap();
+    // The keeper's next round, just after the attempt released the delivery, does not take it
+    // back (it would sit leased with nobody working on it).
+    assert_eq!(
+        holder
+            .extend_deliveries(&[d[0].key.clone()], Duration::from_secs(60))
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(
         other
             .lease_deliveries(Duration::from_secs(60), 10)

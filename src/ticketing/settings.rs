@@ -121,9 +121,9 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         key: "plain.timeout_secs",
-        default: SettingDefault::Value("15"),
+        default: SettingDefault::Value("8"),
         meaning: "Per-request timeout of the Plain GraphQL client. The longer of this and `pylon.timeout_secs` is also how long after `worker.stale_after_secs` a dead process's note is taken over, so a request it had in flight has landed or died.",
-        example: "15",
+        example: "8",
     },
     Setting {
         key: "pylon.api_url",
@@ -175,9 +175,9 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         key: "pylon.timeout_secs",
-        default: SettingDefault::Value("15"),
+        default: SettingDefault::Value("8"),
         meaning: "Per-request timeout of the Pylon client (see `plain.timeout_secs` for the note takeover it also sets).",
-        example: "15",
+        example: "8",
     },
     Setting {
         key: "actions.api_tool",
@@ -222,6 +222,13 @@ pub const SETTINGS: &[Setting] = &[
         example: "\"user_oncall\"",
     },
 ];
+
+/// The default per-request timeout of both ticketing clients, in seconds. It also sets how long
+/// a dead process's note waits before it is taken over (`worker.stale_after_secs` plus this), so
+/// it is kept short enough that a `kill -9` recovers within 15 s of the restart on the defaults
+/// (6 + 8 s), and long enough for a tool's slow answer (GraphQL mutations answer in well under a
+/// second normally).
+pub const DEFAULT_TIMEOUT_SECS: u64 = 8;
 
 /// Default Plain GraphQL endpoint.
 pub const DEFAULT_PLAIN_API_URL: &str = "https://core-api.uk.plain.com/graphql/v1";
@@ -494,7 +501,7 @@ impl TicketingSettings {
             default_tier: tier("plain.default_tier", p.default_tier)?,
             default_arr_usd: amount("plain.default_arr_usd", p.default_arr_usd)?,
             enrichment_attempts: p.enrichment_attempts.unwrap_or(3).max(1),
-            timeout: Duration::from_secs(p.timeout_secs.unwrap_or(15)),
+            timeout: Duration::from_secs(p.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)),
             tier_from: match p.tier_from {
                 None => vec![
                     PlainTierFrom::Thread,
@@ -528,7 +535,7 @@ impl TicketingSettings {
             default_tier: tier("pylon.default_tier", y.default_tier)?,
             default_arr_usd: amount("pylon.default_arr_usd", y.default_arr_usd)?,
             rate_share,
-            timeout: Duration::from_secs(y.timeout_secs.unwrap_or(15)),
+            timeout: Duration::from_secs(y.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)),
             account_tier_field: non_empty(y.account_tier_field),
             account_arr_field: non_empty(y.account_arr_field),
             tier_values: y

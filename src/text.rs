@@ -2,7 +2,7 @@
 //! other scripts, zero-width characters, NUL. One home for the few things the service does to
 //! such text, so no module slices a `str` at a byte offset of its own:
 //!
-//! - [`truncate_chars`], [`ellipsize`], [`excerpt`]: cuts by characters that land on grapheme
+//! - [`truncate_chars`], [`tail_chars`], [`ellipsize`], [`excerpt`]: cuts by characters that land on grapheme
 //!   cluster boundaries (an emoji sequence or a letter with its accents is never split);
 //! - [`fold`]: the matching key of the phrase rules (typographic punctuation as ASCII, invisible
 //!   characters dropped, NFKC, Unicode full case folding);
@@ -40,6 +40,26 @@ pub fn truncate_chars(s: &str, max: usize) -> &str {
         end = i + g.len();
     }
     if end == 0 { &s[..hard] } else { &s[..end] }
+}
+
+/// The longest suffix of `s` with at most `max` characters that starts on a grapheme cluster
+/// boundary: the newest end of a text that must keep its end (a conversation capped with the
+/// newest message kept). When even the last cluster is longer than `max`, the suffix starts at
+/// the last `max` characters instead, so it is never empty for a non-empty `s` and `max > 0`.
+pub fn tail_chars(s: &str, max: usize) -> &str {
+    let total = s.chars().count();
+    if total <= max {
+        return s;
+    }
+    // `hard`: the byte offset of the first character that may be kept (a char boundary).
+    let hard = s
+        .char_indices()
+        .nth(total - max)
+        .map_or(s.len(), |(i, _)| i);
+    match s.grapheme_indices(true).find(|(i, _)| *i >= hard) {
+        Some((start, _)) => &s[start..],
+        None => &s[hard..],
+    }
 }
 
 /// `s` cut to at most `max` characters, ending in [`ELLIPSIS`] when it was cut (the ellipsis

@@ -643,6 +643,19 @@ proptest! {
     }
 
     #[test]
+    fn a_tail_is_a_char_bounded_suffix(s in any_text(), max in 0usize..64) {
+        let t = text::tail_chars(&s, max);
+        prop_assert!(s.ends_with(t));
+        prop_assert!(t.chars().count() <= max);
+        if s.chars().count() <= max {
+            prop_assert_eq!(t, s.as_str());
+        }
+        if !s.is_empty() && max > 0 {
+            prop_assert!(!t.is_empty());
+        }
+    }
+
+    #[test]
     fn ellipsize_and_excerpt_stay_within_the_limit(s in any_text(), max in 0usize..64) {
         let e = text::ellipsize(&s, max);
         prop_assert!(e.chars().count() <= max);

@@ -18,6 +18,7 @@ use crate::text;
 
 pub mod audit;
 pub mod clause;
+pub mod conversation;
 pub mod review;
 
 /// Longest accepted ticket id, customer id or version, in bytes.
@@ -330,6 +331,7 @@ pub struct Ticket {
     tier_source: TierSource,
     enrichment_failed: bool,
     caller: Option<String>,
+    conversation: Option<conversation::Conversation>,
 }
 
 /// The raw fields of a ticket as an edge received them, before validation.
@@ -404,6 +406,7 @@ impl Ticket {
             },
             enrichment_failed: false,
             caller: None,
+            conversation: None,
         })
     }
 
@@ -461,6 +464,24 @@ impl Ticket {
     #[must_use]
     pub fn with_caller(mut self, caller: Option<String>) -> Self {
         self.caller = caller;
+        self
+    }
+
+    /// The conversation a follow-up is decided on (its rendering is the body); `None` for a
+    /// ticket's first message.
+    pub fn conversation(&self) -> Option<&conversation::Conversation> {
+        self.conversation.as_ref()
+    }
+
+    /// A copy carrying `conversation`, with the body set to its rendering (at most
+    /// [`MAX_BODY_CHARS`], the newest kept): the same prompt reads the conversation so far.
+    #[must_use]
+    pub fn with_conversation(mut self, conversation: conversation::Conversation) -> Self {
+        let rendered = conversation.render(MAX_BODY_CHARS);
+        if !rendered.trim().is_empty() {
+            self.body = text::without_nul(&rendered).into_owned();
+        }
+        self.conversation = Some(conversation);
         self
     }
 
@@ -714,6 +735,10 @@ pub struct Decision {
     /// logged before callers existed. Left out of JSON when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caller: Option<String>,
+    /// The decision this one supersedes: set on a follow-up's re-decision (the thread's
+    /// decision before it), `None` for a ticket's first decision. Left out of JSON when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<String>,
 }
 
 impl Decision {
@@ -759,6 +784,7 @@ impl Decision {
             sentiment: Some(c.verdict.labels.sentiment),
             shadow: c.verdict.labels.shadow,
             caller: ctx.ticket.caller().map(str::to_owned),
+            supersedes: None,
         }
     }
 
@@ -776,6 +802,23 @@ impl Decision {
     pub fn key(&self) -> IdempotencyKey {
         IdempotencyKey::new(self.source, &self.ticket_id, &self.ticket_version)
     }
+}
+
+/// What a re-decision does in the tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUpChange {
+    /// The severity rose and nobody else touched the routing: labels, priority and assignee
+    /// change as for a new ticket, and a note says what changed and why.
+    Raise {
+        /// The severity of the decision it supersedes.
+        from: Severity,
+    },
+    /// The severity rose, but a person changed the routing since escalator last acted: a
+    /// note says what escalator would do, nothing else changes.
+    WouldRaise {
+        /// The severity of the decision it supersedes.
+        from: Severity,
+    },
 }
 
 #[cfg(test)]

@@ -448,6 +448,7 @@ mod tests {
                 sentiment: None,
                 shadow: std::collections::BTreeMap::new(),
                 caller: None,
+                supersedes: None,
             },
             Some(TicketText {
                 subject: subject.into(),

@@ -38,7 +38,7 @@ macro_rules! decision_columns {
      reasoning, prompt_version, model, fallback, fallback_reason, notes, tier, request_id, \
      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, trace_id, \
      observation_id, created_at, model_latency_ms, model_retries, model_severity, weighting_rule, \
-     arr_usd, tier_source, enrichment_failed, topic, sentiment, shadow, caller"
+     arr_usd, tier_source, enrichment_failed, topic, sentiment, shadow, caller, supersedes"
     };
 }
 pub(super) use decision_columns;
@@ -59,7 +59,8 @@ macro_rules! review_item_columns {
          d.request_id, d.input_tokens, d.output_tokens, d.cache_read_tokens, d.cache_write_tokens, \
          d.cost_usd, d.trace_id, d.observation_id, d.created_at, d.model_latency_ms, \
          d.model_retries, d.model_severity, d.weighting_rule, d.arr_usd, d.tier_source, \
-         d.enrichment_failed, d.topic, d.sentiment, d.shadow, d.caller, t.subject AS t_subject, \
+         d.enrichment_failed, d.topic, d.sentiment, d.shadow, d.caller, d.supersedes, \
+         t.subject AS t_subject, \
          t.body AS t_body, t.tier AS t_tier, t.arr_usd AS t_arr_usd, s.skipped_at AS s_skipped_at, \
          s.sample_day AS s_day, s.sample_source AS s_source, s.stratum AS s_stratum, \
          s.inclusion_probability AS s_pi, s.double_review AS s_double"
@@ -381,6 +382,7 @@ macro_rules! impl_backend {
                     sentiment: sentiment(row.try_get("sentiment").map_err(corrupt)?)?,
                     shadow: shadow(row.try_get("shadow").map_err(corrupt)?)?,
                     caller: row.try_get("caller").map_err(corrupt)?,
+                    supersedes: row.try_get("supersedes").map_err(corrupt)?,
                 })
             }
 

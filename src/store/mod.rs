@@ -12,6 +12,7 @@
 
 mod audit;
 mod backend;
+mod followups;
 mod inbox;
 mod liveness;
 mod outbox;
@@ -31,6 +32,7 @@ use sqlx::{
 
 pub use audit::AuditLog;
 pub use backend::{PgStore, SqliteStore};
+pub use followups::{FollowUpLog, ThreadState};
 pub use inbox::Inbox;
 pub use liveness::{Backlog, Liveness};
 pub use outbox::Outbox;
@@ -82,7 +84,15 @@ impl From<sqlx::Error> for StoreError {
 /// ([`RoutingLog`], [`Inbox`], [`Outbox`], [`ScoreQueue`], [`Reviews`], [`AuditLog`],
 /// [`Liveness`], [`SessionStore`]). `Arc<dyn Store>` upcasts to any of them.
 pub trait Store:
-    RoutingLog + Inbox + Outbox + ScoreQueue + Reviews + AuditLog + Liveness + SessionStore
+    RoutingLog
+    + Inbox
+    + Outbox
+    + ScoreQueue
+    + Reviews
+    + AuditLog
+    + Liveness
+    + SessionStore
+    + FollowUpLog
 {
 }
 
@@ -95,6 +105,7 @@ impl<T> Store for T where
         + AuditLog
         + Liveness
         + SessionStore
+        + FollowUpLog
         + ?Sized
 {
 }
@@ -103,8 +114,8 @@ impl<T> Store for T where
 /// call any method on an `Arc<dyn Store>`.
 pub mod prelude {
     pub use super::{
-        AuditLog as _, Inbox as _, Liveness as _, Outbox as _, Reviews as _, RoutingLog as _,
-        ScoreQueue as _, SessionStore as _, Store,
+        AuditLog as _, FollowUpLog as _, Inbox as _, Liveness as _, Outbox as _, Reviews as _,
+        RoutingLog as _, ScoreQueue as _, SessionStore as _, Store,
     };
 }
 

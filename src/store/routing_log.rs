@@ -258,10 +258,10 @@ macro_rules! impl_routing_log {
                      fallback_reason, notes, tier, request_id, input_tokens, output_tokens, \
                      cache_read_tokens, cache_write_tokens, cost_usd, trace_id, observation_id, \
                      created_at, model_latency_ms, model_retries, model_severity, weighting_rule, \
-                     arr_usd, tier_source, enrichment_failed, topic, sentiment, shadow, caller) \
+                     arr_usd, tier_source, enrichment_failed, topic, sentiment, shadow, caller, supersedes) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
                      $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, \
-                     $32, $33, $34) \
+                     $32, $33, $34, $35) \
                      ON CONFLICT (source, ticket_id, ticket_version) DO NOTHING";
                 macro_rules! bind_decision {
                     ($q:expr) => {
@@ -299,6 +299,7 @@ macro_rules! impl_routing_log {
                             .bind(d.sentiment.map(crate::domain::Sentiment::as_str))
                             .bind(crate::taxonomy::shadow_to_json(&d.shadow))
                             .bind(&d.caller)
+                            .bind(&d.supersedes)
                     };
                 }
                 let inserted = if $backend == "postgres" {
@@ -308,8 +309,8 @@ macro_rules! impl_routing_log {
                         "WITH dec AS ({INSERT} RETURNING id), \
                          act AS (INSERT INTO actions (decision_id, source, ticket_id, kind, payload, \
                            status, attempts, next_attempt_at, created_at, priority) \
-                           SELECT dec.id, $2, $3, a.elem->>'kind', a.elem->>'payload', 'pending', 0, $23, $23, $35 \
-                           FROM dec, jsonb_array_elements($36::jsonb) WITH ORDINALITY AS a(elem, n) \
+                           SELECT dec.id, $2, $3, a.elem->>'kind', a.elem->>'payload', 'pending', 0, $23, $23, $36 \
+                           FROM dec, jsonb_array_elements($37::jsonb) WITH ORDINALITY AS a(elem, n) \
                            ORDER BY a.n RETURNING 1), \
                          del AS (UPDATE deliveries SET status = 'done', done_at = $23, \
                            locked_until = NULL, last_error = NULL \

@@ -75,6 +75,7 @@ fn decision(source: Source, fallback: bool) -> Decision {
         sentiment: Some(crate::domain::Sentiment::Negative),
         shadow: std::collections::BTreeMap::new(),
         caller: None,
+        supersedes: None,
     }
 }
 

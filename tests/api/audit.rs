@@ -282,6 +282,7 @@ pub async fn seed_week(db: &Db, w: IsoWeek, kind: Kind) -> Vec<Decision> {
             sentiment: None,
             shadow: Default::default(),
             caller: None,
+            supersedes: None,
         };
         store.record(&d, &[]).await.unwrap();
         if source == Source::Plain {

@@ -75,6 +75,7 @@ async fn seed_labelled(
         sentiment: Some(sentiment),
         shadow: shadow.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
         caller: None,
+        supersedes: None,
     };
     store.record(&d, &[]).await.unwrap();
     d

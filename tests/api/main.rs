@@ -21,6 +21,7 @@ mod dashboard_web;
 mod deploy;
 mod fakes;
 mod faults;
+mod followups;
 mod harness;
 mod labels;
 mod migrations;

@@ -78,6 +78,7 @@ async fn decided_as(
         sentiment: None,
         shadow: Default::default(),
         caller: None,
+        supersedes: None,
     };
     let actions: Vec<NewAction> = kinds
         .iter()

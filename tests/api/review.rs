@@ -115,6 +115,7 @@ pub async fn seed_with(
         sentiment: None,
         shadow: Default::default(),
         caller: None,
+        supersedes: None,
     };
     edit(&mut d);
     store.record(&d, &[]).await.unwrap();

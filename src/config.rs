@@ -181,6 +181,8 @@ struct FileSettings {
     tiers: crate::weighting::settings::FileTiers,
     #[serde(default)]
     labels: crate::taxonomy::settings::FileLabels,
+    #[serde(default)]
+    followups: crate::triage::followup::FileFollowUps,
 }
 
 /// `[actions]`: one table with keys of two sections, kept together so existing files stay
@@ -354,6 +356,7 @@ impl Settings {
             claude,
             triage: TriageSettings {
                 weighting: crate::weighting::Weighting::load(file.tiers)?,
+                followups: crate::triage::FollowUpSettings::load(file.followups)?,
                 ..TriageSettings::default()
             },
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(20)),
@@ -392,7 +395,7 @@ pub struct ReferenceSection {
 
 /// Every setting, grouped by the module that owns it: the source of the configuration
 /// reference in `deploy/README.md` (rendered by [`render_reference`]).
-pub fn reference() -> [ReferenceSection; 11] {
+pub fn reference() -> [ReferenceSection; 12] {
     [
         ReferenceSection {
             title: "Server",
@@ -423,6 +426,11 @@ pub fn reference() -> [ReferenceSection; 11] {
             title: "Tier weighting",
             owner: "src/weighting/settings.rs",
             settings: crate::weighting::settings::SETTINGS,
+        },
+        ReferenceSection {
+            title: "Follow-ups",
+            owner: "src/triage/followup.rs",
+            settings: crate::triage::followup::SETTINGS,
         },
         ReferenceSection {
             title: "Worker",

@@ -187,7 +187,8 @@ impl App {
             Arc::new(RoutingPlanner::new(&settings.ticketing)),
             settings.triage.clone(),
         )
-        .notifying(outbox_wake.clone());
+        .notifying(outbox_wake.clone())
+        .with_followups(store.clone());
         let adapters = Adapters::new(&settings.ticketing)
             .context("cannot build the ticketing HTTP clients")?;
         let wake = Arc::new(tokio::sync::Notify::new());

@@ -16,6 +16,9 @@ string_enum! {
         /// Plain `addLabels`: the route's label types.
         #[serde(rename = "plain.label")]
         PlainLabel = "plain.label",
+        /// Plain `removeLabels`: a raised follow-up takes the previous route's labels off.
+        #[serde(rename = "plain.unlabel")]
+        PlainUnlabel = "plain.unlabel",
         /// Plain `changeThreadPriority`.
         #[serde(rename = "plain.priority")]
         PlainPriority = "plain.priority",
@@ -39,6 +42,7 @@ impl ActionKind {
     pub fn tool(self) -> Source {
         match self {
             ActionKind::PlainLabel
+            | ActionKind::PlainUnlabel
             | ActionKind::PlainPriority
             | ActionKind::PlainAssign
             | ActionKind::PlainNote => Source::Plain,

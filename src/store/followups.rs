@@ -32,12 +32,13 @@ pub struct ThreadState {
 /// The follow-ups' part of the log.
 #[async_trait]
 pub trait FollowUpLog: Send + Sync {
-    /// The newest decision of a thread (any version): the one a re-decision supersedes.
-    async fn thread_decision(
+    /// Every decision of a thread (any version), newest first: the newest is the one a
+    /// re-decision supersedes, and the highest severity among them the one it must exceed.
+    async fn thread_decisions(
         &self,
         source: Source,
         ticket_id: &str,
-    ) -> Result<Option<Decision>, StoreError>;
+    ) -> Result<Vec<Decision>, StoreError>;
 
     /// The thread's messages, unsorted: its first message (the body of the first ticket
     /// stored for it, as of its receipt, id `first`) and every message delivery stored for it
@@ -113,16 +114,16 @@ macro_rules! impl_followups {
 
         #[async_trait]
         impl FollowUpLog for $store {
-            async fn thread_decision(
+            async fn thread_decisions(
                 &self, source: Source, ticket_id: &str,
-            ) -> Result<Option<Decision>, StoreError> {
+            ) -> Result<Vec<Decision>, StoreError> {
                 let sql = concat!(
                     "SELECT ",
                     decision_columns!(),
                     " FROM decisions WHERE source = $1 AND ticket_id = $2 \
-                     ORDER BY created_at DESC, id DESC LIMIT 1"
+                     ORDER BY created_at DESC, id DESC"
                 );
-                fetch_optional!(&self.pool, Self::decision_from_row, sql, source.as_str(), ticket_id)
+                fetch_all!(&self.pool, Self::decision_from_row, sql, source.as_str(), ticket_id)
             }
 
             async fn thread_messages(

@@ -121,6 +121,33 @@ impl ActionPlanner for RoutingPlanner {
             Some(Source::Plain | Source::Pylon | Source::Api) | None => Vec::new(),
         }
     }
+
+    fn plan_follow_up(
+        &self,
+        ticket: &Ticket,
+        d: &Decision,
+        change: crate::domain::FollowUpChange,
+    ) -> Vec<NewAction> {
+        let tool = match d.source {
+            Source::Api => self.api_tool,
+            other => Some(other),
+        };
+        match tool {
+            Some(Source::Plain) if self.plain_enabled => {
+                plain::plan_follow_up(&self.routes, ticket, d, change)
+                    .iter()
+                    .map(to_row)
+                    .collect()
+            }
+            Some(Source::Pylon) if self.pylon_enabled => {
+                pylon::plan_follow_up(self.routes.pylon(d.route), d, change)
+                    .iter()
+                    .map(to_row)
+                    .collect()
+            }
+            Some(Source::Plain | Source::Pylon | Source::Api) | None => Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ use super::{
 use crate::domain::{
     Decision, DomainError, MAX_BODY_CHARS, MAX_SUBJECT_CHARS, RawTicket, Route, Source, Ticket,
     Tier, TierSource,
+    conversation::{Author, MESSAGE_VERSION_PREFIX, Message},
     work::{Action, ActionKind, NewDelivery, PendingDelivery},
 };
 
@@ -41,6 +42,10 @@ const WEBHOOK: Webhook = Webhook::new(Source::Plain, SIGNATURE_HEADER, "PLAIN_WE
 
 /// Adds the route's labels. `label_with_given_type_already_added_to_thread` counts as done.
 pub const ADD_LABELS: &str = "mutation addLabels($input: AddLabelsInput!) { addLabels(input: $input) { labels { id labelType { id name externalId } } error { message type code fields { field message type } } } }";
+/// Reads the thread's labels (label ids with their types), for a label swap.
+pub const THREAD_LABELS: &str = "query threadLabels($threadId: ID!) { thread(threadId: $threadId) { id labels { id labelType { id } } } }";
+/// Removes labels by label id (`l_…`, not the type).
+pub const REMOVE_LABELS: &str = "mutation removeLabels($input: RemoveLabelsInput!) { removeLabels(input: $input) { error { message type code fields { field message type } } } }";
 /// Sets the thread priority (0 urgent … 3 low).
 pub const CHANGE_PRIORITY: &str = "mutation changeThreadPriority($input: ChangeThreadPriorityInput!) { changeThreadPriority(input: $input) { thread { id priority } error { message type code fields { field message type } } } }";
 /// Assigns the thread to a user.
@@ -76,6 +81,15 @@ pub enum PlainAction {
         /// The thread.
         thread_id: String,
         /// `labelTypeIds`.
+        label_type_ids: Vec<String>,
+    },
+    /// `removeLabels`: the labels of these types come off the thread (a raised follow-up's
+    /// previous route); none there counts as done.
+    #[serde(rename = "plain.unlabel")]
+    Unlabel {
+        /// The thread.
+        thread_id: String,
+        /// The label types whose labels are removed.
         label_type_ids: Vec<String>,
     },
     /// `changeThreadPriority`.
@@ -161,6 +175,7 @@ impl ToolAction for PlainAction {
     fn kind(&self) -> ActionKind {
         match self {
             PlainAction::Label { .. } => ActionKind::PlainLabel,
+            PlainAction::Unlabel { .. } => ActionKind::PlainUnlabel,
             PlainAction::Priority { .. } => ActionKind::PlainPriority,
             PlainAction::Assign { .. } => ActionKind::PlainAssign,
             PlainAction::Note { .. } => ActionKind::PlainNote,
@@ -198,6 +213,60 @@ pub fn plan(target: &PlainTarget, ticket: &Ticket, d: &Decision) -> Vec<PlainAct
             text: note_text(d),
             markdown: note_markdown(d),
         });
+    }
+    out
+}
+
+/// The actions of a follow-up's re-decision that raised the severity (see
+/// `ActionPlanner::plan_follow_up`): for a raise, the new route's actions as for a new ticket,
+/// the previous route's label types (those the new route does not share) swapped out, and the
+/// note headed by what changed; for a note-only raise, the note alone.
+pub fn plan_follow_up(
+    routes: &RouteTargets,
+    ticket: &Ticket,
+    d: &Decision,
+    change: crate::domain::FollowUpChange,
+) -> Vec<PlainAction> {
+    let head = super::port::follow_up_head(d, change);
+    let mut out = match change {
+        crate::domain::FollowUpChange::Raise { from } => {
+            let target = routes.plain(d.route);
+            let old: Vec<String> = routes
+                .plain(from.route())
+                .label_type_ids
+                .iter()
+                .filter(|l| !target.label_type_ids.contains(l))
+                .cloned()
+                .collect();
+            let mut out = plan(target, ticket, d);
+            if !old.is_empty() {
+                out.insert(
+                    0,
+                    PlainAction::Unlabel {
+                        thread_id: d.ticket_id.clone(),
+                        label_type_ids: old,
+                    },
+                );
+            }
+            out
+        }
+        crate::domain::FollowUpChange::WouldRaise { .. } => ticket
+            .customer_id()
+            .map(|customer_id| PlainAction::Note {
+                thread_id: d.ticket_id.clone(),
+                customer_id: customer_id.to_owned(),
+                decision_id: d.id.clone(),
+                text: String::new(),
+                markdown: String::new(),
+            })
+            .into_iter()
+            .collect(),
+    };
+    for a in &mut out {
+        if let PlainAction::Note { text, markdown, .. } = a {
+            *text = format!("{head}\n{}", note_text(d));
+            *markdown = format!("{head}\n\n{}", note_markdown(d));
+        }
     }
     out
 }
@@ -418,6 +487,37 @@ impl Plain {
         Ok(false)
     }
 
+    /// The ids of the thread's labels whose type is one of `types`.
+    async fn labels_of_types(
+        &self,
+        thread_id: &str,
+        types: &[String],
+    ) -> Result<Vec<String>, TicketingError> {
+        let data = self
+            .graphql(
+                "threadLabels",
+                THREAD_LABELS,
+                json!({ "threadId": thread_id }),
+            )
+            .await?;
+        let thread = data
+            .get("thread")
+            .filter(|t| !t.is_null())
+            .ok_or_else(|| TicketingError::NotFound(format!("plain thread {thread_id}")))?;
+        Ok(thread
+            .get("labels")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|l| {
+                l.pointer("/labelType/id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| types.iter().any(|x| x == t))
+            })
+            .filter_map(|l| l.get("id").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
     /// Tier (with its source) and ARR of a thread from the GraphQL API, read from the places
     /// `[plain] tier_from` names, in its order.
     ///
@@ -497,6 +597,148 @@ pub fn payload_version(v: &Value) -> Option<String> {
         .map(|s| crate::text::excerpt(s, 64))
 }
 
+/// The message events: who wrote the message and where the payload keeps it
+/// (reference/plain.md §2: `*_received` is the customer's, `*_sent` the team's). The Slack,
+/// Discord and MS Teams objects' names are not in the reference: unverified.
+const MESSAGE_EVENTS: &[(&str, Author, &str)] = &[
+    ("thread.email_received", Author::Customer, "/payload/email"),
+    ("thread.chat_received", Author::Customer, "/payload/chat"),
+    (
+        "thread.slack_message_received",
+        Author::Customer,
+        "/payload/slackMessage",
+    ),
+    (
+        "thread.discord_message_received",
+        Author::Customer,
+        "/payload/discordMessage",
+    ),
+    (
+        "thread.ms_teams_message_received",
+        Author::Customer,
+        "/payload/msTeamsMessage",
+    ),
+    ("thread.email_sent", Author::Agent, "/payload/email"),
+    ("thread.chat_sent", Author::Agent, "/payload/chat"),
+    (
+        "thread.slack_message_sent",
+        Author::Agent,
+        "/payload/slackMessage",
+    ),
+    (
+        "thread.discord_message_sent",
+        Author::Agent,
+        "/payload/discordMessage",
+    ),
+    (
+        "thread.ms_teams_message_sent",
+        Author::Agent,
+        "/payload/msTeamsMessage",
+    ),
+];
+
+/// Who wrote the message of a message event, and its object's pointer.
+fn message_event(event_type: &str) -> Option<(Author, &'static str)> {
+    MESSAGE_EVENTS
+        .iter()
+        .find(|(t, _, _)| *t == event_type)
+        .map(|(_, a, o)| (*a, *o))
+}
+
+/// A time field that is an ISO 8601 string or Plain's `{iso8601, unixTimestamp}` object.
+fn time_at(v: &Value, pointer: &str) -> Option<DateTime<Utc>> {
+    let t = v.pointer(pointer)?;
+    let text = t
+        .as_str()
+        .or_else(|| t.get("iso8601").and_then(Value::as_str))?;
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// A message event as a delivery keyed `message:<message id>` on its thread: a follow-up
+/// (the customer's) or part of the conversation (the team's). The first message of a thread
+/// (`isStartOfThread`) is `thread.thread_created`'s, so it is ignored here.
+fn message_delivery(
+    v: &Value,
+    event_type: String,
+    author: Author,
+    object: &str,
+    version: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Accepted, WebhookError> {
+    let at = |key: &str| format!("{object}/{key}");
+    if v.pointer(&at("isStartOfThread")).and_then(Value::as_bool) == Some(true) {
+        return Ok(Accepted::Ignored { event_type });
+    }
+    let field = |key: &str| format!("{}.{key}", object.trim_start_matches('/').replace('/', "."));
+    let event_id = v.get("id").and_then(Value::as_str).unwrap_or("");
+    let thread_id = required_str(v, "/payload/thread/id", "payload.thread.id")?;
+    let title = required_str(v, "/payload/thread/title", "payload.thread.title")?;
+    let customer_id = required_str(
+        v,
+        "/payload/thread/customer/id",
+        "payload.thread.customer.id",
+    )?;
+    let message_id = first_text(v, &[&at("id")])
+        .or((!event_id.trim().is_empty()).then_some(event_id))
+        .ok_or_else(|| WebhookError::MissingField(field("id")))?;
+    let text = first_text(
+        v,
+        &[
+            &at("textContent"),
+            &at("markdownContent"),
+            &at("text"),
+            &at("markdown"),
+        ],
+    )
+    .ok_or_else(|| WebhookError::MissingField(field("textContent")))?;
+    let sent_at = time_at(v, &at("createdAt"))
+        .or_else(|| time_at(v, "/timestamp"))
+        .unwrap_or(now);
+    let received = PlainDelivery {
+        event_id: event_id.to_owned(),
+        thread_id: thread_id.to_owned(),
+        title: crate::text::truncate_chars(title, MAX_SUBJECT_CHARS).to_owned(),
+        text: crate::text::truncate_chars(text, MAX_BODY_CHARS).to_owned(),
+        customer_id: customer_id.to_owned(),
+    };
+    let version_key = format!("{MESSAGE_VERSION_PREFIX}{message_id}");
+    let ticket = received.ticket(&version_key, None, None, "payload.")?;
+    let stored = PlainDelivery {
+        thread_id: ticket.key().ticket_id.clone(),
+        title: ticket.subject().to_owned(),
+        text: ticket.body().to_owned(),
+        ..received
+    };
+    let message = Message {
+        id: message_id.to_owned(),
+        author,
+        sent_at,
+        text: stored.text.clone(),
+    };
+    let mut payload = to_payload(&stored);
+    if let Some(o) = payload.as_object_mut() {
+        o.insert(
+            "message".into(),
+            serde_json::to_value(&message).unwrap_or_default(),
+        );
+        o.insert("received_at".into(), Value::String(now.to_rfc3339()));
+    }
+    Ok(Accepted::Ticket(NewDelivery {
+        key: ticket.key().clone(),
+        event_type,
+        payload,
+        missing_fields: if version.is_none() {
+            vec!["webhookMetadata.webhookTargetVersion".to_owned()]
+        } else {
+            Vec::new()
+        },
+        webhook_version: version,
+        trace_context: None,
+    }))
+}
+
 /// The first non-blank string among `pointers`.
 fn first_text<'a>(v: &'a Value, pointers: &[&str]) -> Option<&'a str> {
     pointers.iter().find_map(|p| {
@@ -544,6 +786,9 @@ impl Ticketing for Plain {
         );
         if let Some(change) = overrides::plain_change(&event_type, &v) {
             return Ok(Accepted::Override(overrides::Observed::Plain(change)));
+        }
+        if let Some((author, object)) = message_event(&event_type) {
+            return message_delivery(&v, event_type, author, object, version, now);
         }
         if !self.settings.event_types.contains(&event_type) {
             return Ok(Accepted::Ignored { event_type });
@@ -664,6 +909,17 @@ impl Ticketing for Plain {
                     json!({ "threadId": thread_id, "labelTypeIds": label_type_ids }),
                     &["label_with_given_type_already_added_to_thread"],
                 ),
+                PlainAction::Unlabel {
+                    thread_id,
+                    label_type_ids,
+                } => {
+                    let label_ids = self.labels_of_types(&thread_id, &label_type_ids).await?;
+                    if label_ids.is_empty() {
+                        return Ok(());
+                    }
+                    let input = json!({ "labelIds": label_ids });
+                    ("removeLabels", REMOVE_LABELS, input, &[])
+                }
                 PlainAction::Priority {
                     thread_id,
                     priority,

@@ -12,7 +12,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::{overrides, settings::RouteTargets};
 use crate::domain::{
-    Decision, DomainError, Route, Source, Ticket,
+    Decision, DomainError, FollowUpChange, Route, Source, Ticket,
     work::{Action, ActionKind, NewAction, NewDelivery, PendingDelivery},
 };
 
@@ -207,6 +207,20 @@ pub trait Ticketing: Send + Sync {
 pub trait ActionPlanner: Send + Sync {
     /// The actions for `decision` on `ticket`, written in the same transaction as the decision.
     fn plan(&self, ticket: &Ticket, decision: &Decision) -> Vec<NewAction>;
+
+    /// The actions of a follow-up's re-decision that raised the severity: for
+    /// [`FollowUpChange::Raise`] the route's changes as for a new ticket (the previous route's
+    /// labels swapped for the new one's) and a note saying what changed and why; for
+    /// [`FollowUpChange::WouldRaise`] the note alone. None by default.
+    fn plan_follow_up(
+        &self,
+        ticket: &Ticket,
+        decision: &Decision,
+        change: FollowUpChange,
+    ) -> Vec<NewAction> {
+        let _ = (ticket, decision, change);
+        Vec::new()
+    }
 }
 
 /// A planner that plans nothing (decisions are logged, nobody is told).
@@ -313,6 +327,23 @@ pub(super) fn note_labels(d: &Decision) -> Option<String> {
             t.as_deref().unwrap_or("-"),
             s.map_or("-", crate::domain::Sentiment::as_str)
         )),
+    }
+}
+
+/// The first line of a follow-up's note: what changed and why, or what escalator would do.
+pub(super) fn follow_up_head(d: &Decision, change: FollowUpChange) -> String {
+    match change {
+        FollowUpChange::Raise { from } => format!(
+            "Raised from {from} to {} after the customer wrote again: {}",
+            d.severity,
+            note_reasoning(d)
+        ),
+        FollowUpChange::WouldRaise { .. } => format!(
+            "escalator would raise this to {}: {} A person changed this ticket's routing since \
+             escalator last acted, so nothing else was changed.",
+            d.severity,
+            note_reasoning(d)
+        ),
     }
 }
 

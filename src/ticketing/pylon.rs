@@ -125,6 +125,28 @@ pub fn plan(target: &PylonTarget, d: &Decision) -> Vec<PylonAction> {
     out
 }
 
+/// The actions of a follow-up's re-decision that raised the severity (see
+/// `ActionPlanner::plan_follow_up`): for a raise, the route's update as for a new ticket (tags
+/// are added; Pylon has no priority) and the note headed by what changed; for a note-only
+/// raise, the note alone.
+pub fn plan_follow_up(
+    target: &PylonTarget,
+    d: &Decision,
+    change: crate::domain::FollowUpChange,
+) -> Vec<PylonAction> {
+    let head = super::port::follow_up_head(d, change);
+    let mut out = plan(target, d);
+    if matches!(change, crate::domain::FollowUpChange::WouldRaise { .. }) {
+        out.retain(|a| matches!(a, PylonAction::Note { .. }));
+    }
+    for a in &mut out {
+        if let PylonAction::Note { body_html, .. } = a {
+            *body_html = format!("<p>{}</p>{body_html}", escape_html(&head));
+        }
+    }
+    out
+}
+
 /// The note as HTML for Pylon, with every value escaped.
 pub fn note_html(d: &Decision) -> String {
     let mut s = format!(

@@ -13,7 +13,7 @@ use super::{Outcome, TriageError, TriageSettings};
 use crate::{
     classifier::Decider,
     domain::{Decision, IdempotencyKey, Source, Ticket, TicketContext},
-    store::{Claim, ClaimOptions, Recorded, RoutingLog, StoreError, Undecided},
+    store::{Claim, ClaimOptions, FollowUpLog, Recorded, RoutingLog, StoreError, Undecided},
     telemetry::{self, HeaderSource, metrics::metrics},
     ticketing::ActionPlanner,
 };
@@ -33,10 +33,12 @@ pub enum Mode {
 /// The triage use case.
 #[derive(Clone)]
 pub struct Triage {
-    log: Arc<dyn RoutingLog>,
-    decider: Decider,
-    planner: Arc<dyn ActionPlanner>,
-    settings: TriageSettings,
+    pub(super) log: Arc<dyn RoutingLog>,
+    pub(super) decider: Decider,
+    pub(super) planner: Arc<dyn ActionPlanner>,
+    pub(super) settings: TriageSettings,
+    /// The follow-ups' part of the log; without it customers' later messages are not decided.
+    pub(super) followups: Option<Arc<dyn FollowUpLog>>,
     /// Told when a decision with actions is logged, so the outbox runs them at once.
     acted: Option<Arc<Notify>>,
     /// Keys this process is deciding now. A claim of this process on any other key is stale
@@ -45,7 +47,7 @@ pub struct Triage {
 }
 
 /// Marks a key as being decided in this process until dropped (also on unwind).
-struct Deciding {
+pub(super) struct Deciding {
     keys: Arc<std::sync::Mutex<std::collections::HashSet<IdempotencyKey>>>,
     key: IdempotencyKey,
 }
@@ -73,12 +75,20 @@ impl Triage {
             settings,
             acted: None,
             deciding: Arc::default(),
+            followups: None,
         }
+    }
+
+    /// Decides customers' later messages again, keeping their windows and counts in `log`.
+    #[must_use]
+    pub fn with_followups(mut self, log: Arc<dyn FollowUpLog>) -> Self {
+        self.followups = Some(log);
+        self
     }
 
     /// Claims `ticket` in the log (taking over this process's own stale claim), counting its
     /// repeats since `repeats_since` when given: the shared first step of both decide paths.
-    async fn claim(
+    pub(super) async fn claim(
         &self,
         ticket: &Ticket,
         repeats_since: Option<DateTime<Utc>>,
@@ -97,7 +107,7 @@ impl Triage {
 
     /// Registers `key` as being decided here; `None` when this process already is (a
     /// concurrent request, whose decision the caller then waits for).
-    fn enter(&self, key: &IdempotencyKey) -> Option<Deciding> {
+    pub(super) fn enter(&self, key: &IdempotencyKey) -> Option<Deciding> {
         let mut keys = self.deciding.lock().ok()?;
         keys.insert(key.clone()).then(|| Deciding {
             keys: self.deciding.clone(),
@@ -272,7 +282,7 @@ impl Triage {
     /// The decision for `ctx` from `classification`, with the weighting rules applied after
     /// the classifier: the final severity (and so the route) may be raised by a floor, and the
     /// classifier's own severity and the rule are kept beside it.
-    fn weighed(
+    pub(super) fn weighed(
         &self,
         ctx: &TicketContext,
         classification: crate::domain::Classification,
@@ -340,7 +350,17 @@ impl Triage {
         } else {
             Vec::new()
         };
-        match self.log.record(&decision, &actions).await? {
+        self.record_decided(decision, &actions).await
+    }
+
+    /// Writes `decision` with `actions` (the delivery of its key marked done in the same
+    /// transaction), logs it with its cost in the metrics, and wakes the outbox.
+    pub(super) async fn record_decided(
+        &self,
+        decision: Decision,
+        actions: &[crate::domain::work::NewAction],
+    ) -> Result<Outcome, TriageError> {
+        match self.log.record(&decision, actions).await? {
             Recorded::New => {
                 if let (Some(outbox), false) = (&self.acted, actions.is_empty()) {
                     outbox.notify_one();

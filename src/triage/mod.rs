@@ -5,11 +5,14 @@
 //!
 //! - [`decide`]: claim a ticket, enrich, classify, log the decision with the actions it implies
 //!   ([`Triage`]); one trace per ticket ([`Triage::traced`]).
+//! - [`followup`]: a customer's later message decided again on the conversation so far,
+//!   raise only, never undoing a person ([`Triage::follow_up`]).
 //! - [`accept`]: the webhook use case: verify and parse through the tool's adapter, make the
 //!   delivery durable under its idempotency key, wake the worker ([`Bridge`]).
 
 pub mod accept;
 pub mod decide;
+pub mod followup;
 
 use std::time::Duration;
 
@@ -20,6 +23,7 @@ use crate::{
 
 pub use accept::{Bridge, OverrideOutcome, OverrideSink, ReceiveError, Received};
 pub use decide::{Mode, Triage};
+pub use followup::{FollowUp, FollowUpSettings};
 
 /// Why a ticket could not be triaged. Each edge maps these in one place (`crate::error`).
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +70,8 @@ pub struct TriageSettings {
     pub in_flight_wait: Duration,
     /// The tier and repeat rules applied after the classifier (`[tiers]`).
     pub weighting: crate::weighting::Weighting,
+    /// How customers' later messages are decided again (`[followups]`).
+    pub followups: FollowUpSettings,
 }
 
 impl Default for TriageSettings {
@@ -74,6 +80,7 @@ impl Default for TriageSettings {
             claim_lease: Duration::from_secs(120),
             in_flight_wait: Duration::from_secs(20),
             weighting: crate::weighting::Weighting::default(),
+            followups: FollowUpSettings::default(),
         }
     }
 }

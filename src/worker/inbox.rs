@@ -19,6 +19,7 @@
 use std::{collections::HashMap, time::Instant};
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::{
     holding::{MAX_HOLD_LEASES, max_hold},
@@ -27,10 +28,17 @@ use super::{
 use crate::{
     causes::chain,
     classifier::INTERNAL_ERROR,
-    domain::{IdempotencyKey, RawTicket, Source, Ticket, work::PendingDelivery},
+    domain::{
+        IdempotencyKey, RawTicket, Source, Ticket,
+        conversation::{Author, MESSAGE_VERSION_PREFIX, Message},
+        work::PendingDelivery,
+    },
     telemetry::{self, metrics::metrics},
     ticketing::TicketingError,
-    triage::{Mode, Outcome, TriageError},
+    triage::{
+        FollowUp, Mode, Outcome, TriageError,
+        followup::{Gate, Ready},
+    },
 };
 
 /// What the message of a ticket whose text cannot be read says, in the safe decision's log row
@@ -171,6 +179,28 @@ impl Worker {
                 cause: "other",
             });
         };
+        let message = d
+            .key
+            .version
+            .starts_with(MESSAGE_VERSION_PREFIX)
+            .then(|| d.payload.get("message").cloned())
+            .flatten()
+            .and_then(|m| serde_json::from_value::<Message>(m).ok());
+        if let Some(m) = &message {
+            if m.author == Author::Agent || !self.triage.follow_ups_enabled() {
+                // Part of the conversation a later re-decision reads; nothing to decide now.
+                self.finish_message(key, "a message read, not decided")
+                    .await;
+                return Ok(());
+            }
+        }
+        let ready = match &message {
+            Some(m) => match self.follow_up_gate(d, m).await? {
+                Gate::Go(ready) => Some(ready),
+                Gate::Done(done) => return self.followed_up(d, Ok(done)).await,
+            },
+            None => None,
+        };
         let ticket = adapter.ticket(d).await.map_err(|e| match e {
             TicketingError::InvalidPayload(_) => Failed::Internal(chain(&e)),
             TicketingError::InvalidTicket(_) => Failed::Invalid(chain(&e)),
@@ -183,6 +213,9 @@ impl Worker {
                 error: chain(&e),
             },
         })?;
+        if let Some(ready) = ready {
+            return self.follow_up(d, ticket, ready).await;
+        }
         // One trace per ticket: this span continues the webhook request's trace.
         let parent = d.trace_context.as_deref();
         let result = self
@@ -210,6 +243,77 @@ impl Worker {
         }
     }
 
+    /// Asks the follow-up's gate (`crate::triage::followup`) whether to decide it now.
+    async fn follow_up_gate(&self, d: &PendingDelivery, message: &Message) -> Result<Gate, Failed> {
+        let received_at = d
+            .payload
+            .get("received_at")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or(message.sent_at, |t| t.with_timezone(&chrono::Utc));
+        self.triage
+            .follow_up_gate(&d.key, message, received_at)
+            .await
+            .map_err(failed_follow_up)
+    }
+
+    /// Decides a customer's follow-up again on the conversation, in a trace of its own.
+    async fn follow_up(
+        &self,
+        d: &PendingDelivery,
+        ticket: Ticket,
+        ready: Ready,
+    ) -> Result<(), Failed> {
+        let parent = telemetry::Traceparent(d.trace_context.as_deref());
+        let span = telemetry::root_span(&format!("follow-up {} delivery", d.key.source), &parent);
+        let trace = telemetry::trace_id(&span, &parent);
+        let result = self
+            .triage
+            .follow_up(ticket, ready, trace)
+            .instrument(span)
+            .await;
+        self.followed_up(d, result).await
+    }
+
+    /// What a follow-up's outcome does to its delivery: done, rescheduled for the end of its
+    /// window, or a failed attempt.
+    async fn followed_up(
+        &self,
+        d: &PendingDelivery,
+        result: Result<FollowUp, TriageError>,
+    ) -> Result<(), Failed> {
+        match result.map_err(failed_follow_up)? {
+            FollowUp::Skipped(why) => self.finish_message(&d.key, why).await,
+            FollowUp::Wait(until) => {
+                if let Err(se) = persist(self.settings.delivery_lease / 2, || {
+                    self.queues.inbox.retry_delivery(
+                        &d.key,
+                        "waiting for the end of the thread's follow-up window",
+                        until,
+                    )
+                })
+                .await
+                {
+                    tracing::warn!(key = %d.key, error = %se, "cannot reschedule the follow-up; its lease will expire");
+                }
+            }
+            FollowUp::Decided { outcome, .. } => self.finished(&d.key, &outcome).await,
+        }
+        Ok(())
+    }
+
+    /// Marks a message delivery done without a decision, saying why at DEBUG.
+    async fn finish_message(&self, key: &IdempotencyKey, why: &str) {
+        tracing::debug!(%key, why, "message delivery done without a decision");
+        if let Err(e) = persist(self.settings.delivery_lease / 2, || {
+            self.queues.inbox.finish_delivery(key)
+        })
+        .await
+        {
+            tracing::warn!(%key, error = %e, "cannot mark the message delivery done; it will be seen again");
+        }
+    }
+
     /// A new decision marked its delivery done in its own transaction; a duplicate did not.
     async fn finished(&self, key: &IdempotencyKey, outcome: &Outcome) {
         if outcome.duplicate {
@@ -230,6 +334,13 @@ impl Worker {
     /// is what failed) from its key alone; if even that cannot be logged, the delivery is failed
     /// with the reason. Every step is isolated.
     async fn decide_safely(&self, d: &PendingDelivery, reason: &str, read: bool) {
+        if d.key.version.starts_with(MESSAGE_VERSION_PREFIX) {
+            // A follow-up only ever raises: the safe decision (urgent) could lower the ticket.
+            // The thread keeps its decision; the message stays for the next re-decision.
+            self.give_up_delivery(&d.key, &format!("follow-up not decided: {reason}"))
+                .await;
+            return;
+        }
         let read = match self.adapters.get(d.key.source).filter(|_| read) {
             Some(adapter) => {
                 let (adapter, d) = (adapter.clone(), d.clone());
@@ -334,6 +445,18 @@ fn unreadable(key: &IdempotencyKey, cause: &'static str) {
         .unreadable_tickets
         .with_label_values(&[key.source.as_str(), cause])
         .inc();
+}
+
+/// A follow-up's error as the attempt's failure.
+fn failed_follow_up(e: TriageError) -> Failed {
+    match e {
+        TriageError::InvalidInput(e) => Failed::Invalid(e.to_string()),
+        e @ (TriageError::StoreUnavailable(_) | TriageError::InFlight(_)) => Failed::Later {
+            error: chain(&e),
+            hint: None,
+        },
+        e @ TriageError::Unexpected(_) => Failed::Internal(chain(&e)),
+    }
 }
 
 /// A ticket from its key alone, for the safe decision when the tool's copy cannot be read.

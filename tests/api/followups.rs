@@ -56,8 +56,9 @@ both_backends! {
         let stored = store.decision(again.key()).await.unwrap().unwrap();
         assert_eq!(stored.supersedes.as_deref(), Some(d1.id.as_str()));
         assert_eq!(store.decision(first.key()).await.unwrap().unwrap().supersedes, None);
-        let newest = store.thread_decision(Source::Api, "F-1").await.unwrap().unwrap();
-        assert_eq!(newest.id, d2.id);
+        let all = store.thread_decisions(Source::Api, "F-1").await.unwrap();
+        let ids: Vec<_> = all.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, [d2.id.as_str(), d1.id.as_str()]);
     }
 
     async fn a_thread_reads_its_first_message_and_every_message_delivery(store) {

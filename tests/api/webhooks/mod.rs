@@ -5,6 +5,7 @@
 
 mod enrichment;
 mod errors;
+mod followups;
 mod notes;
 mod plain;
 mod pylon;

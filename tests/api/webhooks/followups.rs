@@ -1,0 +1,469 @@
+//! Follow-ups (issue 26) end to end: Plain's documented message events on a decided thread are
+//! decided again on the conversation, raise only, never undoing a person, bounded per thread;
+//! every call to Plain is matched exactly and counted.
+
+use super::*;
+
+use escalator::ticketing::plain::{REMOVE_LABELS, THREAD_LABELS};
+
+/// Routes with labels on both ends of a raise, and follow-ups read at once (or after `secs`).
+fn tables(secs: u64) -> String {
+    format!(
+        "\n[routes.bot.plain]\nlabel_type_ids = [\"lt_bot\"]\n\
+         [routes.human.plain]\nlabel_type_ids = [\"lt_human\"]\n\
+         [followups]\nmin_interval_secs = {secs}\n"
+    )
+}
+
+async fn spawn_followups(db: &TestDb, mocks: &Mocks, secs: u64) -> TestApp {
+    let (s, config) = settings_with(db, mocks, "", &tables(secs));
+    TestApp::start(s, Some(config)).await
+}
+
+/// Enrichment answering `tier` (no contract value), expected `n` times (once per delivery
+/// decided: the first message and each re-decision).
+async fn mount_tier(mocks: &Mocks, tier: &str, n: u64) {
+    plain_call(
+        "threadForRouting",
+        THREAD_FOR_ROUTING,
+        json!({ "threadId": THREAD }),
+    )
+    .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+        "data": {"thread": {
+            "id": THREAD,
+            "tier": {"id": "tier_1", "name": tier, "externalId": tier},
+            "tenant": null,
+            "customer": {"id": CUSTOMER, "company": null}
+        }}
+    })))
+    .expect(n)
+    .mount(&mocks.plain)
+    .await;
+}
+
+/// One mutation with exactly these variables, expected `n` times.
+async fn expect_call(mocks: &Mocks, op: &str, query: &str, variables: Value, n: u64) {
+    plain_call(op, query, variables)
+        .respond_with(mutation_ok(op))
+        .expect(n)
+        .mount(&mocks.plain)
+        .await;
+}
+
+async fn expect_notes(mocks: &Mocks, n: u64) {
+    plain_call_op("createNote")
+        .respond_with(mutation_ok("createNote"))
+        .expect(n)
+        .mount(&mocks.plain)
+        .await;
+}
+
+/// A customer's `thread.email_received` (or, with `sent`, the team's `thread.email_sent`) as
+/// Plain documents it: `payload.email` with `textContent` and `isStartOfThread: false`.
+fn email(event_id: &str, email_id: &str, text: &str, sent: bool) -> Vec<u8> {
+    let kind = if sent {
+        "thread.email_sent"
+    } else {
+        "thread.email_received"
+    };
+    json!({
+        "id": event_id,
+        "type": kind,
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "workspaceId": "w_01GST0W989ZNAW53X6XYHAY87P",
+        "payload": {
+            "eventType": kind,
+            "thread": {
+                "id": THREAD,
+                "customer": {"id": CUSTOMER},
+                "title": TITLE,
+                "priority": 2,
+                "status": "TODO",
+                "labels": [],
+                "updatedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            },
+            "email": {
+                "id": email_id,
+                "subject": "Re: Production down",
+                "textContent": text,
+                "markdownContent": text,
+                "from": {"email": "peter@example.com"},
+                "to": [{"email": "help@example.com"}],
+                "isStartOfThread": false,
+                "createdAt": {"iso8601": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)}
+            }
+        },
+        "webhookMetadata": {
+            "webhookTargetId": "whTarget_01HD4400VTDJQ646V6RY37SR7K",
+            "webhookTargetVersion": "2026-07-14",
+            "webhookDeliveryAttemptId": "whAttempt_01HD44FJASQM23MNHYDYPAXEG8",
+            "webhookDeliveryAttemptNumber": 1,
+            "webhookDeliveryAttemptTimestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+async fn decisions(pool: &PgPool) -> Vec<(String, Option<String>, String)> {
+    sqlx::query_as("SELECT severity, supersedes, id FROM decisions ORDER BY created_at, id")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+/// Waits until `n` decisions are logged and every action is done.
+async fn wait_for_decisions(pool: &PgPool, n: i64, actions: i64) {
+    for _ in 0..400 {
+        if count(pool, "SELECT COUNT(*) FROM decisions").await >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(pool, "SELECT COUNT(*) FROM decisions").await, n);
+    wait_for_actions(pool, actions).await;
+}
+
+/// Waits until no delivery is pending.
+async fn wait_for_inbox(pool: &PgPool) {
+    for _ in 0..400 {
+        if count(
+            pool,
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'",
+        )
+        .await
+            == 0
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("deliveries still pending");
+}
+
+/// The thread's title: neutral, so the first message alone sets the severity.
+const TITLE: &str = "Exporting dashboards";
+
+/// A `thread.thread_created` delivery of [`TITLE`] with `text` as its first message.
+fn created(text: &str) -> Vec<u8> {
+    String::from_utf8(plain_body(text))
+        .unwrap()
+        .replace("\"Production down\"", &format!("{TITLE:?}"))
+        .into_bytes()
+}
+
+const HOW_TO: &str = "How do I export a CSV of my dashboards?";
+const DATA_LOSS: &str =
+    "The export deleted half of our records. We lost customer data in production!";
+
+#[tokio::test]
+async fn a_routine_ticket_whose_second_message_reports_data_loss_is_raised_to_on_fire() {
+    let db = TestDb::new().await;
+    let mocks = Mocks::start().await;
+    mount_tier(&mocks, "free", 2).await;
+    // The first decision: routine, the bot's label and priority, a note.
+    expect_call(
+        &mocks,
+        "addLabels",
+        ADD_LABELS,
+        json!({"input": {"threadId": THREAD, "labelTypeIds": ["lt_bot"]}}),
+        1,
+    )
+    .await;
+    expect_call(
+        &mocks,
+        "changeThreadPriority",
+        CHANGE_PRIORITY,
+        json!({"input": {"threadId": THREAD, "priority": 2}}),
+        1,
+    )
+    .await;
+    // The raise: one label swap (bot's off, engineering's on), one priority change, the
+    // route's assignee, one note.
+    plain_call("threadLabels", THREAD_LABELS, json!({"threadId": THREAD}))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": {"thread": {
+                "id": THREAD,
+                "labels": [{"id": "l_bot_1", "labelType": {"id": "lt_bot"}}]
+            }}})),
+        )
+        .expect(1)
+        .mount(&mocks.plain)
+        .await;
+    expect_call(
+        &mocks,
+        "removeLabels",
+        REMOVE_LABELS,
+        json!({"input": {"labelIds": ["l_bot_1"]}}),
+        1,
+    )
+    .await;
+    expect_call(
+        &mocks,
+        "addLabels",
+        ADD_LABELS,
+        json!({"input": {"threadId": THREAD, "labelTypeIds": ["lt_engineering"]}}),
+        1,
+    )
+    .await;
+    expect_call(
+        &mocks,
+        "changeThreadPriority",
+        CHANGE_PRIORITY,
+        json!({"input": {"threadId": THREAD, "priority": 0}}),
+        1,
+    )
+    .await;
+    expect_call(
+        &mocks,
+        "assignThread",
+        ASSIGN_THREAD,
+        json!({"input": {"threadId": THREAD, "userId": "u_oncall"}}),
+        1,
+    )
+    .await;
+    expect_notes(&mocks, 2).await;
+    let app = spawn_followups(&db, &mocks, 0).await;
+    let pool = db.pool().await;
+
+    assert_eq!(app.plain(created(HOW_TO)).await.0, 202);
+    wait_for_decisions(&pool, 1, 3).await;
+    // The team answers, then the customer writes again.
+    assert_eq!(
+        app.plain(email("pEv_a1", "em_a1", "Settings → Export → CSV.", true))
+            .await
+            .0,
+        202
+    );
+    assert_eq!(
+        app.plain(email("pEv_c1", "em_c1", DATA_LOSS, false))
+            .await
+            .0,
+        202
+    );
+    wait_for_decisions(&pool, 2, 8).await;
+
+    let d = decisions(&pool).await;
+    assert_eq!(d[0].0, "routine");
+    assert_eq!(d[1].0, "on_fire");
+    assert_eq!(
+        d[1].1.as_deref(),
+        Some(d[0].2.as_str()),
+        "the re-decision supersedes the first"
+    );
+    // The conversation was decided: first message, the agent's reply marked, the new message.
+    let body: String =
+        sqlx::query_scalar("SELECT body FROM tickets WHERE version = 'message:em_c1'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let (a, b, c) = (
+        body.find(HOW_TO).unwrap(),
+        body.find("[agent reply").unwrap(),
+        body.find(DATA_LOSS).unwrap(),
+    );
+    assert!(a < b && b < c, "{body}");
+    // The raise's note says what changed and why.
+    let note: String = sqlx::query_scalar(
+        "SELECT payload FROM actions WHERE kind = 'plain.note' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(note.contains("Raised from routine to on_fire"), "{note}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn thanks_on_an_urgent_ticket_changes_nothing_and_a_redelivery_is_decided_once() {
+    let db = TestDb::new().await;
+    let mocks = Mocks::start().await;
+    // Enterprise: the first message is urgent by the tier's floor.
+    mount_tier(&mocks, "enterprise", 2).await;
+    expect_call(
+        &mocks,
+        "addLabels",
+        ADD_LABELS,
+        json!({"input": {"threadId": THREAD, "labelTypeIds": ["lt_human"]}}),
+        1,
+    )
+    .await;
+    expect_call(
+        &mocks,
+        "changeThreadPriority",
+        CHANGE_PRIORITY,
+        json!({"input": {"threadId": THREAD, "priority": 1}}),
+        1,
+    )
+    .await;
+    expect_notes(&mocks, 1).await;
+    let app = spawn_followups(&db, &mocks, 0).await;
+    let pool = db.pool().await;
+
+    assert_eq!(app.plain(created(HOW_TO)).await.0, 202);
+    wait_for_decisions(&pool, 1, 3).await;
+    let thanks = || email("pEv_t1", "em_t1", "Thanks, that worked!", false);
+    assert_eq!(
+        app.plain(thanks()).await,
+        (202, json!({"status": "accepted"}))
+    );
+    // Plain redelivers the event: acknowledged, nothing else.
+    assert_eq!(
+        app.plain(thanks()).await,
+        (200, json!({"status": "duplicate"}))
+    );
+    wait_for_inbox(&pool).await;
+    wait_for_decisions(&pool, 2, 3).await;
+    let d = decisions(&pool).await;
+    assert_eq!((d[0].0.as_str(), d[1].0.as_str()), ("urgent", "urgent"));
+    assert_eq!(
+        count(&pool, "SELECT COUNT(*) FROM actions").await,
+        3,
+        "no action for an equal severity"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn after_an_agent_lowers_the_priority_a_stronger_message_is_a_note_only() {
+    let db = TestDb::new().await;
+    let mocks = Mocks::start().await;
+    mount_tier(&mocks, "enterprise", 2).await;
+    expect_call(
+        &mocks,
+        "addLabels",
+        ADD_LABELS,
+        json!({"input": {"threadId": THREAD, "labelTypeIds": ["lt_human"]}}),
+        1,
+    )
+    .await;
+    expect_call(
+        &mocks,
+        "changeThreadPriority",
+        CHANGE_PRIORITY,
+        json!({"input": {"threadId": THREAD, "priority": 1}}),
+        1,
+    )
+    .await;
+    // Nothing of the raise reaches the thread but its note.
+    for op in [
+        "addLabels",
+        "changeThreadPriority",
+        "assignThread",
+        "removeLabels",
+        "threadLabels",
+    ] {
+        plain_call_op(op)
+            .respond_with(mutation_ok(op))
+            .expect(0)
+            .with_priority(10)
+            .mount(&mocks.plain)
+            .await;
+    }
+    expect_notes(&mocks, 2).await;
+    let app = spawn_followups(&db, &mocks, 0).await;
+    let pool = db.pool().await;
+
+    assert_eq!(app.plain(created(HOW_TO)).await.0, 202);
+    wait_for_decisions(&pool, 1, 3).await;
+    // An agent lowers the priority from human's (1) to bot's (2).
+    let agent = json!({"actorType": "user", "userId": "u_agent"});
+    let thread = |p: u8| {
+        json!({
+            "id": THREAD, "title": TITLE, "priority": p,
+            "labels": [{"id": "l_h", "labelType": {"id": "lt_human", "name": "human"}}],
+            "customer": {"id": CUSTOMER}, "updatedAt": UPDATED_AT, "updatedBy": agent.clone(),
+        })
+    };
+    let lowered = json!({
+        "id": "pEv_low", "type": "thread.thread_priority_changed",
+        "payload": {"eventType": "thread.thread_priority_changed", "previousThread": thread(1), "thread": thread(2)},
+        "webhookMetadata": {"webhookDeliveryAttemptTimestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)}
+    }).to_string().into_bytes();
+    assert_eq!(app.plain(lowered).await.0, 202);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT COUNT(*) FROM reviews WHERE origin = 'override'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.plain(email("pEv_s1", "em_s1", DATA_LOSS, false))
+            .await
+            .0,
+        202
+    );
+    wait_for_decisions(&pool, 2, 4).await;
+    let d = decisions(&pool).await;
+    assert_eq!(d[1].0, "on_fire");
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM actions WHERE decision_id = $1")
+        .bind(&d[1].2)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kinds, ["plain.note"]);
+    let note: String = sqlx::query_scalar("SELECT payload FROM actions WHERE decision_id = $1")
+        .bind(&d[1].2)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        note.contains("escalator would raise this to on_fire"),
+        "{note}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ten_messages_in_the_window_cost_one_redecision() {
+    let db = TestDb::new().await;
+    let mocks = Mocks::start().await;
+    mount_tier(&mocks, "enterprise", 2).await;
+    expect_call(
+        &mocks,
+        "addLabels",
+        ADD_LABELS,
+        json!({"input": {"threadId": THREAD, "labelTypeIds": ["lt_human"]}}),
+        1,
+    )
+    .await;
+    expect_call(
+        &mocks,
+        "changeThreadPriority",
+        CHANGE_PRIORITY,
+        json!({"input": {"threadId": THREAD, "priority": 1}}),
+        1,
+    )
+    .await;
+    expect_notes(&mocks, 1).await;
+    let app = spawn_followups(&db, &mocks, 2).await;
+    let pool = db.pool().await;
+
+    assert_eq!(app.plain(created(HOW_TO)).await.0, 202);
+    wait_for_decisions(&pool, 1, 3).await;
+    for i in 0..10 {
+        let body = email(
+            &format!("pEv_w{i}"),
+            &format!("em_w{i}"),
+            &format!("Any news? ({i})"),
+            false,
+        );
+        assert_eq!(app.plain(body).await.0, 202);
+    }
+    wait_for_inbox(&pool).await;
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM decisions").await, 2);
+    let body: String = sqlx::query_scalar("SELECT t.body FROM tickets t JOIN decisions d \
+         ON d.ticket_id = t.ticket_id AND d.ticket_version = t.version WHERE d.supersedes IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    for i in 0..10 {
+        assert!(
+            body.contains(&format!("Any news? ({i})")),
+            "message {i} was read: {body}"
+        );
+    }
+    app.stop().await;
+}

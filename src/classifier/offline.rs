@@ -399,24 +399,38 @@ impl OfflineClassifier {
     /// Classifies and says how: which rules fired, which phrases a guard switched off, and the
     /// nearest labelled examples. The content only: `ctx`'s tier and repeat count are the
     /// weighting rules' to apply ([`crate::weighting::Weighting::apply`]).
+    ///
+    /// A follow-up's conversation is read newest customer message first: when a rule fires on
+    /// that message (with the subject), its reading stands, so what the customer says now is
+    /// what counts; otherwise the whole conversation is read as one body.
     pub fn explain(&self, ctx: &TicketContext) -> Explanation {
         let t = &ctx.ticket;
-        let doc = Doc::masked(t.subject(), t.body(), &self.mask);
-        let nearest = self.nearest(&doc);
+        if let Some(newest) = t.conversation().and_then(|c| c.newest_customer()) {
+            let e = self.explain_doc(&Doc::masked(t.subject(), &newest.text, &self.mask));
+            if !e.fired.is_empty() {
+                return e;
+            }
+        }
+        self.explain_doc(&Doc::masked(t.subject(), t.body(), &self.mask))
+    }
+
+    /// [`OfflineClassifier::explain`] over one text.
+    fn explain_doc(&self, doc: &Doc) -> Explanation {
+        let nearest = self.nearest(doc);
         let vote = vote(&nearest);
         let mut fired: Vec<RuleHit> = Vec::new();
         let mut suppressed: Vec<Suppressed> = Vec::new();
         let mut ambiguous: Vec<RuleHit> = Vec::new();
 
         for clause in rules::CLAUSES {
-            match_clause(clause, &doc, &mut fired, &mut ambiguous, &mut suppressed);
+            match_clause(clause, doc, &mut fired, &mut ambiguous, &mut suppressed);
         }
         let billing = rules::CLAUSES
             .iter()
             .find(|c| c.name == rules::BILLING_DISPUTE);
         let billing_disputed = fired.iter().any(|h| h.rule == rules::BILLING_DISPUTE);
         if let (true, Some(billing)) = (billing_disputed, billing) {
-            if let Some(amount) = amounts::disputed(&doc, billing) {
+            if let Some(amount) = amounts::disputed(doc, billing) {
                 if amount > BILLING_ON_FIRE_USD {
                     fired.push(RuleHit {
                         severity: Severity::OnFire,
@@ -504,7 +518,7 @@ impl OfflineClassifier {
             ),
         };
         let confidence = Confidence::parse(confidence.min(0.95)).unwrap_or(Confidence::ZERO);
-        let labels = self.labels(&doc, &fired);
+        let labels = self.labels(doc, &fired);
         Explanation {
             classification: Classification {
                 verdict: Verdict::new(severity, None, confidence, &reasoning).with_labels(labels),

@@ -883,3 +883,72 @@ fn the_billing_line_uses_the_disputed_amount() {
         "{x}"
     );
 }
+
+/// A follow-up's ticket: `messages` (author, text), one minute apart, as the conversation.
+fn conversation(messages: &[(crate::domain::conversation::Author, &str)]) -> TicketContext {
+    use crate::domain::conversation::{Conversation, Message};
+    let t0 = chrono::DateTime::<chrono::Utc>::from_timestamp(1_790_000_000, 0).unwrap();
+    let c = Conversation::new(
+        messages
+            .iter()
+            .zip(0i64..)
+            .map(|((author, text), i)| Message {
+                id: format!("m{i}"),
+                author: *author,
+                sent_at: t0 + chrono::Duration::minutes(i),
+                text: (*text).to_owned(),
+            })
+            .collect(),
+    );
+    let mut c0 = ctx("Exporting dashboards", messages[0].1, "free", 0);
+    c0.ticket = c0.ticket.with_conversation(c);
+    c0
+}
+
+#[test]
+fn a_conversation_is_read_newest_customer_message_first() {
+    use crate::domain::conversation::Author::{Agent, Customer};
+    let o = offline();
+    // The newest message reports data loss: on fire, whatever the how-to before it says.
+    let raised = conversation(&[
+        (Customer, "How do I export a CSV of my dashboards?"),
+        (Agent, "Settings, then Export."),
+        (
+            Customer,
+            "The export deleted half of our records. We lost customer data in production!",
+        ),
+    ]);
+    let e = o.explain(&raised);
+    assert_eq!(e.classification.verdict.severity, Severity::OnFire);
+    // The newest message alone fires no rule: the whole conversation is read, so an outage
+    // reported first still stands ("thanks" does not lower it).
+    let thanks = conversation(&[
+        (
+            Customer,
+            "Our production API is down for all users, every request returns 500.",
+        ),
+        (Agent, "Fixed, sorry about that."),
+        (Customer, "Thanks, that worked!"),
+    ]);
+    assert_eq!(o.decide(&thanks).verdict.severity, Severity::OnFire);
+    // A rule firing on the newest message stands over what the older ones said: what the
+    // customer says now is what counts (a follow-up only raises, so a lower reading acts on
+    // nothing).
+    let now_billing = conversation(&[
+        (
+            Customer,
+            "Our production API is down for all users, every request returns 500.",
+        ),
+        (
+            Customer,
+            "I want a refund for last month, you charged us twice.",
+        ),
+    ]);
+    let e = o.explain(&now_billing);
+    assert!(!e.fired.is_empty());
+    assert!(
+        e.fired.iter().all(|h| h.severity < Severity::OnFire),
+        "{:?}",
+        e.fired
+    );
+}

@@ -13,7 +13,10 @@ use futures_util::FutureExt as _;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{Decision, DomainError, RawTicket, Route, Severity, Source, Ticket, Tier},
+    domain::{
+        Decision, DomainError, MAX_BODY_CHARS, RawTicket, Route, Severity, Source, Ticket, Tier,
+        conversation::{Author, Conversation, Message},
+    },
     error,
     triage::{Mode, Outcome, Triage, TriageError},
 };
@@ -48,16 +51,91 @@ fn ticket_from(
     caller: Option<&auth::Caller>,
 ) -> Result<Ticket, TriageError> {
     let t = t.ok_or_else(|| DomainError::invalid("ticket", "is required"))?;
+    let conversation = conversation_from(&t.body, t.conversation)?;
+    let body = match &conversation {
+        // Validated as the body is; the conversation's rendering replaces it below.
+        Some(c) if t.body.trim().is_empty() => c
+            .messages()
+            .last()
+            .map(|m| m.text.clone())
+            .unwrap_or_default(),
+        _ => t.body,
+    };
     let raw = RawTicket {
         tier: Tier::parse_given("ticket.tier", &t.tier)?,
         id: t.id,
         version: t.version,
         subject: t.subject,
-        body: t.body,
+        body,
         arr_usd: t.arr_usd,
         customer_id: t.customer_id,
     };
-    Ok(Ticket::parse(Source::Api, raw, "ticket.")?.with_caller(caller.map(|c| c.0.clone())))
+    let ticket =
+        Ticket::parse(Source::Api, raw, "ticket.")?.with_caller(caller.map(|c| c.0.clone()));
+    Ok(match conversation {
+        Some(c) => ticket.with_conversation(c),
+        None => ticket,
+    })
+}
+
+/// The request's conversation (`None` when it has none), with `body`, when set, as the first
+/// customer message before every other.
+fn conversation_from(
+    body: &str,
+    messages: Vec<pb::Message>,
+) -> Result<Option<Conversation>, DomainError> {
+    if messages.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(messages.len() + 1);
+    for (i, m) in messages.into_iter().enumerate() {
+        let field = |f: &str| format!("ticket.conversation[{i}].{f}");
+        let author = match pb::Author::try_from(m.author) {
+            Ok(pb::Author::Customer) => Author::Customer,
+            Ok(pb::Author::Agent) => Author::Agent,
+            _ => {
+                return Err(DomainError::invalid(
+                    field("author"),
+                    "must be CUSTOMER or AGENT",
+                ));
+            }
+        };
+        let sent_at = chrono::DateTime::parse_from_rfc3339(m.sent_at.trim())
+            .map_err(|e| DomainError::invalid(field("sent_at"), format!("is not RFC 3339: {e}")))?
+            .with_timezone(&chrono::Utc);
+        if m.text.trim().is_empty() {
+            return Err(DomainError::invalid(field("text"), "is required"));
+        }
+        if m.text.chars().count() > MAX_BODY_CHARS {
+            return Err(DomainError::invalid(
+                field("text"),
+                format!("is longer than {MAX_BODY_CHARS} characters"),
+            ));
+        }
+        out.push(Message {
+            id: if m.id.is_empty() {
+                format!("m{i}")
+            } else {
+                m.id
+            },
+            author,
+            sent_at,
+            text: m.text,
+        });
+    }
+    if !body.trim().is_empty() {
+        let first = out.iter().map(|m| m.sent_at).min().unwrap_or_default();
+        out.insert(
+            0,
+            Message {
+                id: "body".to_owned(),
+                author: Author::Customer,
+                sent_at: first,
+                text: body.to_owned(),
+            },
+        );
+    }
+    Ok(Some(Conversation::new(out)))
 }
 
 impl From<Decision> for pb::Decision {
@@ -100,6 +178,7 @@ impl From<Decision> for pb::Decision {
                 .tier_source
                 .map(|s| s.as_str().to_owned())
                 .unwrap_or_default(),
+            supersedes: d.supersedes.unwrap_or_default(),
         }
     }
 }

@@ -299,6 +299,7 @@ impl Driver {
                         tier: t.tier.to_owned(),
                         arr_usd: Some(24_000.0),
                         customer_id: spec.customer_id.clone(),
+                        conversation: Vec::new(),
                     }),
                 };
                 let started = Instant::now();

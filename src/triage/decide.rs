@@ -344,7 +344,17 @@ impl Triage {
         trace_id: Option<String>,
         act: bool,
     ) -> Result<Outcome, TriageError> {
-        let decision = self.weighed(ctx, classification, trace_id);
+        let mut decision = self.weighed(ctx, classification, trace_id);
+        if let (Some(_), Some(log)) = (ctx.ticket.conversation(), &self.followups) {
+            // A ticket decided on its conversation supersedes its newest decision.
+            let key = ctx.ticket.key();
+            decision.supersedes = log
+                .thread_decisions(key.source, &key.ticket_id)
+                .await?
+                .into_iter()
+                .find(|d| d.ticket_version != key.version)
+                .map(|d| d.id);
+        }
         let actions = if act {
             self.planner.plan(&ctx.ticket, &decision)
         } else {

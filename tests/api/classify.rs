@@ -168,3 +168,56 @@ async fn futures_join<T: Send + 'static>(
     }
     out
 }
+
+fn message(author: pb::Author, minutes: i64, text: &str) -> pb::Message {
+    pb::Message {
+        author: author.into(),
+        sent_at: (chrono::DateTime::<chrono::Utc>::from_timestamp(1_790_000_000, 0).unwrap()
+            + chrono::Duration::minutes(minutes))
+        .to_rfc3339(),
+        text: text.into(),
+        id: String::new(),
+    }
+}
+
+mod conversations {
+    use super::*;
+
+    both_backends! {
+        async fn a_conversation_is_decided_and_supersedes_the_tickets_earlier_decision(store) {
+            let mut app = spawn_app(store).await;
+            let first = app.grpc.classify(ClassifyRequest {
+                ticket: Some(ticket("T-200", "Exporting dashboards", "How do I export a CSV of my dashboards?", "free")),
+            }).await.unwrap().into_inner().decision.unwrap();
+            assert_eq!((first.severity(), first.supersedes.as_str()), (pb::Severity::Routine, ""));
+            let mut again = ticket("T-200", "Exporting dashboards", "How do I export a CSV of my dashboards?", "free");
+            again.version = "v2".into();
+            again.conversation = vec![
+                message(pb::Author::Customer, 30, "The export deleted half of our records. We lost customer data in production!"),
+                message(pb::Author::Agent, 10, "Settings, then Export."),
+            ];
+            let d = app.grpc.route(RouteRequest { ticket: Some(again), dry_run: false })
+                .await.unwrap().into_inner().decision.unwrap();
+            assert_eq!(d.severity(), pb::Severity::OnFire);
+            assert_eq!(d.supersedes, first.decision_id);
+            // The conversation was decided: the first message, the agent's reply marked, the newest.
+            let logged = app.store.thread_messages(escalator::domain::Source::Api, "T-200").await.unwrap();
+            assert_eq!(logged.len(), 1, "the first ticket's body is the thread's first message");
+            app.stop().await;
+        }
+
+        async fn a_conversation_message_without_author_or_time_is_refused_naming_it(store) {
+            let mut app = spawn_app(store).await;
+            let mut t = ticket("T-201", "s", "", "free");
+            t.conversation = vec![message(pb::Author::Unspecified, 0, "hello")];
+            let e = app.grpc.classify(ClassifyRequest { ticket: Some(t.clone()) }).await.unwrap_err();
+            assert_eq!(e.code(), Code::InvalidArgument);
+            assert_eq!(e.message(), "invalid ticket.conversation[0].author: must be CUSTOMER or AGENT");
+            t.conversation = vec![pb::Message { sent_at: "yesterday".into(), ..message(pb::Author::Customer, 0, "hi") }];
+            let e = app.grpc.classify(ClassifyRequest { ticket: Some(t) }).await.unwrap_err();
+            assert_eq!(e.code(), Code::InvalidArgument);
+            assert!(e.message().starts_with("invalid ticket.conversation[0].sent_at: is not RFC 3339"), "{}", e.message());
+            app.stop().await;
+        }
+    }
+}

@@ -195,6 +195,7 @@ pub fn ticket(id: &str, subject: &str, body: &str, tier: &str) -> pb::Ticket {
         tier: tier.into(),
         arr_usd: None,
         customer_id: String::new(),
+        conversation: Vec::new(),
     }
 }
 

@@ -54,6 +54,7 @@ async fn grpc_route_acts_through_the_configured_tool_once() {
             tier: "enterprise".into(),
             arr_usd: None,
             customer_id: CUSTOMER.into(),
+            conversation: Vec::new(),
         }),
         dry_run: false,
     };
@@ -95,6 +96,7 @@ async fn grpc_classify_logs_but_queues_no_action_even_with_an_api_tool() {
         tier: "enterprise".into(),
         arr_usd: None,
         customer_id: CUSTOMER.into(),
+        conversation: Vec::new(),
     };
     let classified = client
         .classify(pb::ClassifyRequest {

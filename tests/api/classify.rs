@@ -200,7 +200,8 @@ mod conversations {
                 .await.unwrap().into_inner().decision.unwrap();
             assert_eq!(d.severity(), pb::Severity::OnFire);
             assert_eq!(d.supersedes, first.decision_id);
-            // The conversation was decided: the first message, the agent's reply marked, the newest.
+            // The request's messages are the caller's: only the thread's first ticket is kept as
+            // its first message (no message delivery was stored).
             let logged = app.store.thread_messages(escalator::domain::Source::Api, "T-200").await.unwrap();
             assert_eq!(logged.len(), 1, "the first ticket's body is the thread's first message");
             app.stop().await;

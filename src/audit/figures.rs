@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::{sample::SampleFigures, weeks::IsoWeek};
 use crate::domain::{
     Route, Severity, Tier,
-    audit::{AuditRow, DeliveryRow, RejectionRow},
+    audit::{AuditRow, DeliveryRow, FollowUpMark, RejectionRow},
 };
 use crate::stats::{self, Rate, Weighted};
 
@@ -51,6 +51,8 @@ pub struct WeekFigures {
     pub callers: BTreeMap<String, CallerFigures>,
     /// Agents' overrides, reported beside the accuracy and never in it (they see only misses).
     pub overrides: Overrides,
+    /// Follow-ups decided again: how many, how many raised, kept or undone, and how right.
+    pub follow_ups: FollowUps,
     /// Decisions decided `urgent`, of all decisions.
     pub urgent_share: Rate,
     /// Reviewed decisions whose true severity is `urgent`, of the reviewed.
@@ -91,6 +93,23 @@ pub struct CallerFigures {
     pub decisions: u64,
     /// Their model cost in USD.
     pub cost_usd: f64,
+}
+
+/// Follow-ups of one week: customers' later messages decided again (issue 26).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FollowUps {
+    /// Re-decisions of follow-ups logged.
+    pub redecisions: u64,
+    /// Of them, raises that changed the routing.
+    pub raised: u64,
+    /// Raises no agent overrode since.
+    pub kept: u64,
+    /// Raises an agent overrode (moved to another route).
+    pub undone: u64,
+    /// Raises posted as a note only, a person having changed the routing before.
+    pub note_only: u64,
+    /// Sampled raises the review says were right, of those judged.
+    pub raised_accuracy: Rate,
 }
 
 /// Agents' overrides of one week.
@@ -244,6 +263,15 @@ pub fn week(
     let mut by_caller = Split::default();
     let mut callers: BTreeMap<String, CallerFigures> = BTreeMap::new();
     let mut overrides = Overrides::default();
+    let mut follow_ups = FollowUps {
+        redecisions: 0,
+        raised: 0,
+        kept: 0,
+        undone: 0,
+        note_only: 0,
+        raised_accuracy: Rate::of(0, 0),
+    };
+    let (mut raised_right, mut raised_judged) = (0u64, 0u64);
     let (mut urgent, mut urgent_down) = (0, 0);
     let mut ent = (0u64, 0u64, 0u64); // reviewed, up, overridden up
     let mut latencies = Vec::new();
@@ -312,6 +340,25 @@ pub fn week(
         if let Some(d) = days.get_mut(&day) {
             *d.by_route.entry(r.severity.route()).or_default() += 1;
             d.cache_writes += u64::from(r.usage.cache_write_tokens > 0);
+        }
+        if let Some(mark) = r.follow_up {
+            follow_ups.redecisions += 1;
+            match mark {
+                FollowUpMark::Raised => {
+                    follow_ups.raised += 1;
+                    if r.overridden.is_some() {
+                        follow_ups.undone += 1;
+                    } else {
+                        follow_ups.kept += 1;
+                    }
+                    if let Some(c) = r.correct() {
+                        raised_judged += 1;
+                        raised_right += u64::from(c);
+                    }
+                }
+                FollowUpMark::NoteOnly => follow_ups.note_only += 1,
+                FollowUpMark::Unchanged => {}
+            }
         }
         if let Some(v) = r.overridden {
             if let Some(to) = v.corrected_severity() {
@@ -423,6 +470,10 @@ pub fn week(
         by_caller: by_caller.rates(),
         callers,
         overrides,
+        follow_ups: FollowUps {
+            raised_accuracy: Rate::of(raised_right, raised_judged),
+            ..follow_ups
+        },
         urgent_share: Rate::of(urgent, n),
         truth_urgent_share: truth_urgent.rate(),
         urgent_corrected_down: urgent_down,

@@ -179,6 +179,22 @@ impl fmt::Display for Report {
                 o.raised,
                 o.lowered
             );
+            let f = &w.follow_ups;
+            if f.redecisions > 0 {
+                let _ = writeln!(
+                    out,
+                    "follow-ups in {}: {} re-decided, {} raised ({} kept, {} undone by an agent), \
+                     {} note only; raised decisions right: {} of {} judged",
+                    w.week,
+                    f.redecisions,
+                    f.raised,
+                    f.kept,
+                    f.undone,
+                    f.note_only,
+                    f.raised_accuracy.k,
+                    f.raised_accuracy.n
+                );
+            }
         }
         weighting(&mut out, self);
         let _ = writeln!(

@@ -73,6 +73,19 @@ pub struct AuditRow {
     /// The authenticated gRPC caller that asked for it (none for webhooks and unauthenticated
     /// gRPC).
     pub caller: Option<String>,
+    /// What a follow-up's re-decision did in the tool (`None`: not a re-decision).
+    pub follow_up: Option<FollowUpMark>,
+}
+
+/// What a follow-up's re-decision did, read from the actions it logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUpMark {
+    /// It changed the routing (labels, priority, assignee): a raise.
+    Raised,
+    /// It only posted a note ("escalator would raise this"): a person had changed the routing.
+    NoteOnly,
+    /// Equal or lower, or logged without actions: nothing changed.
+    Unchanged,
 }
 
 impl AuditRow {

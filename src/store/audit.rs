@@ -62,7 +62,12 @@ macro_rules! impl_audit {
                      d.topic, d.sentiment, d.shadow, d.caller, rc.topic AS rv_topic, \
                      rc.sentiment AS rv_sentiment, rc.shadow AS rv_shadow, \
                      s.sample_day AS s_day, s.sample_source AS s_source, s.stratum AS s_stratum, \
-                     s.inclusion_probability AS s_pi, s.double_review AS s_double \
+                     s.inclusion_probability AS s_pi, s.double_review AS s_double, \
+                     CASE WHEN d.supersedes IS NULL THEN NULL \
+                       WHEN EXISTS (SELECT 1 FROM actions a WHERE a.decision_id = d.id \
+                         AND a.kind NOT IN ('plain.note', 'pylon.note')) THEN 'raised' \
+                       WHEN EXISTS (SELECT 1 FROM actions a WHERE a.decision_id = d.id) THEN 'note_only' \
+                       ELSE 'unchanged' END AS follow_up \
                      FROM decisions d \
                      LEFT JOIN review_samples s ON s.decision_id = d.id \
                      LEFT JOIN reviews rf ON rf.id = (SELECT MAX(r.id) FROM reviews r \
@@ -140,6 +145,16 @@ macro_rules! impl_audit {
                             shadow: shadow(row.try_get("shadow").map_err(corrupt)?)?,
                             review_labels: labels,
                             caller: row.try_get("caller").map_err(corrupt)?,
+                            follow_up: match row
+                                .try_get::<Option<String>, _>("follow_up")
+                                .map_err(corrupt)?
+                                .as_deref()
+                            {
+                                None => None,
+                                Some("raised") => Some(crate::domain::audit::FollowUpMark::Raised),
+                                Some("note_only") => Some(crate::domain::audit::FollowUpMark::NoteOnly),
+                                Some(_) => Some(crate::domain::audit::FollowUpMark::Unchanged),
+                            },
                             sample,
                         })
                     })

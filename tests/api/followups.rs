@@ -130,4 +130,61 @@ both_backends! {
         assert!(store.person_changed_since(Source::Api, "F-4", acted).await.unwrap());
         assert!(!store.person_changed_since(Source::Api, "F-4", Utc::now() + chrono::Duration::seconds(5)).await.unwrap());
     }
+
+    async fn the_audit_counts_follow_ups_raised_kept_undone_and_note_only(store) {
+        let now = Utc::now();
+        let acts = |thread: &str| vec![
+            NewAction { kind: ActionKind::PlainPriority, payload: serde_json::json!({"thread_id": thread, "priority": 0}) },
+            NewAction { kind: ActionKind::PlainNote, payload: serde_json::json!({}) },
+        ];
+        let note = vec![NewAction { kind: ActionKind::PlainNote, payload: serde_json::json!({}) }];
+        let log = |t: &escalator::domain::Ticket, supersedes: Option<&str>| {
+            let mut d = decision_for(t);
+            d.supersedes = supersedes.map(str::to_owned);
+            d
+        };
+        // F-5: first decision, a raise an agent then undoes, a note-only raise, an equal one.
+        let mut ids = Vec::new();
+        let mut previous: Option<String> = None;
+        for (version, actions) in [("v1", acts("F-5")), ("message:a", acts("F-5")), ("message:b", note.clone()), ("message:c", Vec::new())] {
+            let t = domain_ticket("F-5", version, "");
+            store.claim(&t, Duration::from_secs(60)).await.unwrap();
+            let d = log(&t, previous.as_deref());
+            store.record(&d, &actions).await.unwrap();
+            previous = Some(d.id.clone());
+            ids.push(d.id);
+        }
+        store.insert_review(&escalator::domain::review::NewReview {
+            decision_id: ids[1].clone(),
+            reviewer: "u_agent".into(),
+            verdict: escalator::domain::review::ReviewVerdict::Corrected(escalator::domain::Severity::Routine),
+            why: Some("lowered".into()),
+            origin: escalator::domain::review::Origin::Override,
+            external_key: Some("plain:pEv_y".into()),
+            labels: Default::default(),
+            pass: escalator::domain::review::Pass::First,
+        }, &[]).await.unwrap();
+        // F-6: a raise nobody undid.
+        let first = domain_ticket("F-6", "v1", "");
+        store.claim(&first, Duration::from_secs(60)).await.unwrap();
+        let d1 = log(&first, None);
+        store.record(&d1, &acts("F-6")).await.unwrap();
+        let again = domain_ticket("F-6", "message:z", "");
+        store.claim(&again, Duration::from_secs(60)).await.unwrap();
+        store.record(&log(&again, Some(&d1.id)), &acts("F-6")).await.unwrap();
+
+        let rows = store
+            .audit_decisions(now - chrono::Duration::hours(1), Utc::now() + chrono::Duration::hours(1))
+            .await
+            .unwrap();
+        let refs: Vec<_> = rows.iter().collect();
+        let week = escalator::audit::weeks::IsoWeek::of(now.date_naive());
+        let w = escalator::audit::figures::week(week, chrono_tz::UTC, &refs, &[], &[], &mut Default::default());
+        let f = w.follow_ups;
+        assert_eq!(
+            (f.redecisions, f.raised, f.kept, f.undone, f.note_only),
+            (4, 2, 1, 1, 1)
+        );
+        assert_eq!(f.raised_accuracy.n, 0, "nothing sampled, nothing judged");
+    }
 }

@@ -195,6 +195,21 @@ pub(super) fn page(report: &Report, reviewer: &str, csrf: &str) -> String {
             |y| format!("{:.1}%", y * 100.0),
         ),
     );
+    figure(
+        &mut body,
+        "chart-raises",
+        "Tickets raised by a customer's follow-up per week (a label, priority or assignee changed; note-only raises not counted).",
+        charts::weekly_line(
+            weeks,
+            "Follow-up raises",
+            |w| {
+                #[allow(clippy::cast_precision_loss)]
+                let v = w.follow_ups.raised as f64;
+                Some(v)
+            },
+            |y| format!("{y:.0}"),
+        ),
+    );
     body.push_str("</div>");
     if let Some(w) = report.last() {
         sample(&mut body, w);

@@ -72,6 +72,7 @@ async fn the_dashboard_renders_every_chart_in_headless_chromium(pool: sqlx::Sqli
         "chart-latency",
         "chart-cache",
         "chart-fallback",
+        "chart-raises",
     ] {
         assert_eq!(count(format!("#{id} svg")).await, 1, "{id} has no SVG");
         assert!(
@@ -97,7 +98,12 @@ async fn the_dashboard_renders_every_chart_in_headless_chromium(pool: sqlx::Sqli
     // Decisions per day: three routes stacked over 28 days.
     assert!(count("#chart-decisions svg rect".into()).await >= 28 * 3);
     // The lines: one point per week.
-    for id in ["chart-cost", "chart-latency", "chart-fallback"] {
+    for id in [
+        "chart-cost",
+        "chart-latency",
+        "chart-fallback",
+        "chart-raises",
+    ] {
         assert_eq!(count(format!("#{id} svg circle")).await, 4, "{id}");
     }
     // Symptoms and the misses with their reasoning.

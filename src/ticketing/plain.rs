@@ -1144,6 +1144,60 @@ mod tests {
         );
     }
 
+    /// A `thread.email_received` (or `_sent`) body as reference/plain.md §2 shapes it.
+    fn email_event(kind: &str, start: bool, text: Option<&str>) -> Vec<u8> {
+        let mut email = json!({"id": "em_1", "subject": "Re: logs", "isStartOfThread": start,
+            "createdAt": {"iso8601": "2023-10-19T14:12:00.000Z"}});
+        if let Some(t) = text {
+            email["textContent"] = json!(t);
+        }
+        json!({
+            "id": "pEv_m1", "type": kind, "timestamp": "2023-10-19T14:12:25.266Z",
+            "payload": {"eventType": kind, "email": email, "thread": {
+                "id": "th_01HD44FHMCDSSWE38N14FSYV6K", "title": "Unable to tail logs",
+                "customer": {"id": "c_01HD44FHDPG82VQ4QNHDR4N2T0"}}},
+            "webhookMetadata": {"webhookTargetVersion": "2026-02-27",
+                "webhookDeliveryAttemptTimestamp": "2023-10-19T14:12:26.073Z"}
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn message_events_are_keyed_by_message_with_their_author() {
+        let p = plain(Some("secret"));
+        let accept = |body: Vec<u8>| p.accept(&headers(&sign(&body)), &body, now());
+        let Accepted::Ticket(d) = accept(email_event(
+            "thread.email_received",
+            false,
+            Some("Still down, we lost data 😱"),
+        ))
+        .unwrap() else {
+            panic!("not a delivery")
+        };
+        assert_eq!(d.key.version, "message:em_1");
+        assert_eq!(d.payload["message"]["author"], "customer");
+        assert_eq!(d.payload["message"]["text"], "Still down, we lost data 😱");
+        assert_eq!(d.payload["message"]["sent_at"], "2023-10-19T14:12:00Z");
+        let Accepted::Ticket(d) =
+            accept(email_event("thread.email_sent", false, Some("On it."))).unwrap()
+        else {
+            panic!("not a delivery")
+        };
+        assert_eq!(d.payload["message"]["author"], "agent");
+        // The first message is thread_created's.
+        assert!(matches!(
+            accept(email_event("thread.email_received", true, Some("hi"))).unwrap(),
+            Accepted::Ignored { .. }
+        ));
+        // No text: 400 naming the field.
+        let e = accept(email_event("thread.email_received", false, None)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "missing or invalid field `payload.email.textContent`"
+        );
+    }
+
     #[test]
     fn tiers_are_read_from_external_id_or_name() {
         assert_eq!(

@@ -180,6 +180,20 @@ pub trait Ticketing: Send + Sync {
     /// [`TicketingError::InvalidTicket`] when the domain refuses the ticket.
     async fn ticket(&self, delivery: &PendingDelivery) -> Result<Ticket, TicketingError>;
 
+    /// The thread's messages as the tool has them, for a follow-up delivery (key version
+    /// `message:…`) whose webhook carries no message (Pylon's doorbell); `None` when the
+    /// delivery carries its message (Plain) or is not a follow-up.
+    ///
+    /// # Errors
+    /// [`TicketingError`] when the tool cannot answer.
+    async fn thread_messages(
+        &self,
+        d: &PendingDelivery,
+    ) -> Result<Option<Vec<crate::domain::conversation::Message>>, TicketingError> {
+        let _ = d;
+        Ok(None)
+    }
+
     /// How `observed` (an agent's change this adapter's webhook reported) moved the ticket
     /// between routes, read against the routes' `targets` in the tool; `decided` is the route
     /// escalator logged for the ticket. `None` when it moved it to no other route (or the

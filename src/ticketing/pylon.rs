@@ -42,6 +42,7 @@ use crate::{
     domain::{
         Decision, DomainError, IdempotencyKey, MAX_ID_BYTES, RawTicket, Route, Source, Ticket,
         Tier, TierSource,
+        conversation::{Author, MESSAGE_VERSION_PREFIX, Message},
         work::{Action, ActionKind, NewDelivery, PendingDelivery},
     },
     text::escape_html,
@@ -145,6 +146,38 @@ pub fn plan_follow_up(
         }
     }
     out
+}
+
+/// The `event` of the Pylon trigger that rings for a new message on an issue (a follow-up).
+pub const PYLON_MESSAGE_EVENT: &str = "issue.message_received";
+
+/// One of `GET /issues/{id}/messages` as a conversation message: internal notes
+/// (`is_private`) are left out; an author with a `contact` is the customer, any other (a
+/// `user`) the team (reference/pylon.md §5 lists `author` without its shape: unverified).
+fn message_of(m: &Value) -> Option<Message> {
+    if m.get("is_private").and_then(Value::as_bool) == Some(true) {
+        return None;
+    }
+    let text = html_to_text(m.get("message_html").and_then(Value::as_str)?);
+    if text.trim().is_empty() {
+        return None;
+    }
+    let sent_at = m
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())?
+        .with_timezone(&Utc);
+    let author = if m.pointer("/author/contact").is_some_and(|c| !c.is_null()) {
+        Author::Customer
+    } else {
+        Author::Agent
+    };
+    Some(Message {
+        id: m.get("id").and_then(Value::as_str)?.to_owned(),
+        author,
+        sent_at,
+        text: crate::text::truncate_chars(&text, crate::domain::MAX_BODY_CHARS).to_owned(),
+    })
 }
 
 /// The note as HTML for Pylon, with every value escaped.
@@ -575,7 +608,14 @@ impl Ticketing for Pylon {
         } else {
             Vec::new()
         };
-        let version = given_version.unwrap_or(event);
+        // A message trigger's doorbell is a follow-up, one per message: its `version` (the
+        // message marker the trigger templates) keys it.
+        let version = if event == PYLON_MESSAGE_EVENT {
+            format!("{MESSAGE_VERSION_PREFIX}{}", given_version.unwrap_or(event))
+        } else {
+            given_version.unwrap_or(event).to_owned()
+        };
+        let version = version.as_str();
         // All three are stored as keys: bounded, and without control characters (PostgreSQL
         // TEXT cannot hold NUL).
         for (field, value) in [
@@ -667,6 +707,26 @@ impl Ticketing for Pylon {
         )
         .map(|t| t.with_tier_source(source, failed))
         .map_err(TicketingError::InvalidTicket)
+    }
+
+    async fn thread_messages(
+        &self,
+        d: &PendingDelivery,
+    ) -> Result<Option<Vec<Message>>, TicketingError> {
+        if !d.key.version.starts_with(MESSAGE_VERSION_PREFIX) {
+            return Ok(None);
+        }
+        let PylonDelivery { issue_id, .. } = from_delivery(d)?;
+        let path = format!("/issues/{issue_id}/messages");
+        let messages = self.get(&self.limits.messages, &path).await?;
+        Ok(Some(
+            messages
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(message_of)
+                .collect(),
+        ))
     }
 
     async fn route_change(

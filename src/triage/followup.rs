@@ -233,10 +233,13 @@ impl Triage {
     ///
     /// # Errors
     /// As [`Triage::decide`].
+    /// `thread`: the thread's messages as the tool has them, when its webhook carries none
+    /// (Pylon); else the messages the inbox stored are read.
     pub async fn follow_up(
         &self,
         ticket: Ticket,
         ready: Ready,
+        thread: Option<Vec<Message>>,
         trace_id: Option<String>,
     ) -> Result<FollowUp, TriageError> {
         let Some(log) = self.followups.clone() else {
@@ -247,8 +250,11 @@ impl Triage {
         let Some(_deciding) = self.enter(&key) else {
             return Ok(FollowUp::Wait(now + LOST_RACE_PAUSE));
         };
-        let conversation =
-            Conversation::new(log.thread_messages(key.source, &key.ticket_id).await?);
+        let messages = match thread {
+            Some(m) => m,
+            None => log.thread_messages(key.source, &key.ticket_id).await?,
+        };
+        let conversation = Conversation::new(messages);
         let repeat_contact = conversation.repeat_contact();
         let ticket = ticket.with_conversation(conversation);
         let since = now - chrono::Duration::hours(24);

@@ -30,7 +30,7 @@ use crate::{
     classifier::INTERNAL_ERROR,
     domain::{
         IdempotencyKey, RawTicket, Source, Ticket,
-        conversation::{Author, MESSAGE_VERSION_PREFIX, Message},
+        conversation::{Author, Conversation, MESSAGE_VERSION_PREFIX, Message},
         work::PendingDelivery,
     },
     telemetry::{self, metrics::metrics},
@@ -179,13 +179,30 @@ impl Worker {
                 cause: "other",
             });
         };
-        let message = d
-            .key
-            .version
-            .starts_with(MESSAGE_VERSION_PREFIX)
-            .then(|| d.payload.get("message").cloned())
-            .flatten()
-            .and_then(|m| serde_json::from_value::<Message>(m).ok());
+        // A follow-up carries its message (Plain), or the tool has the thread (Pylon).
+        let (mut message, mut thread) = (None, None);
+        if d.key.version.starts_with(MESSAGE_VERSION_PREFIX) {
+            message = d
+                .payload
+                .get("message")
+                .cloned()
+                .and_then(|m| serde_json::from_value::<Message>(m).ok());
+            if message.is_none() {
+                if let Some(messages) =
+                    adapter.thread_messages(d).await.map_err(failed_ticketing)?
+                {
+                    message = Conversation::new(messages.clone())
+                        .messages()
+                        .last()
+                        .cloned();
+                    thread = Some(messages);
+                }
+                if message.is_none() {
+                    self.finish_message(key, "the tool shows no message").await;
+                    return Ok(());
+                }
+            }
+        }
         if let Some(m) = &message {
             if m.author == Author::Agent || !self.triage.follow_ups_enabled() {
                 // Part of the conversation a later re-decision reads; nothing to decide now.
@@ -201,20 +218,9 @@ impl Worker {
             },
             None => None,
         };
-        let ticket = adapter.ticket(d).await.map_err(|e| match e {
-            TicketingError::InvalidPayload(_) => Failed::Internal(chain(&e)),
-            TicketingError::InvalidTicket(_) => Failed::Invalid(chain(&e)),
-            e if e.is_retryable() => Failed::Later {
-                error: chain(&e),
-                hint: e.retry_after(),
-            },
-            e => Failed::Unreadable {
-                cause: unreadable_cause(&e),
-                error: chain(&e),
-            },
-        })?;
+        let ticket = adapter.ticket(d).await.map_err(failed_ticketing)?;
         if let Some(ready) = ready {
-            return self.follow_up(d, ticket, ready).await;
+            return self.follow_up(d, ticket, ready, thread).await;
         }
         // One trace per ticket: this span continues the webhook request's trace.
         let parent = d.trace_context.as_deref();
@@ -263,13 +269,14 @@ impl Worker {
         d: &PendingDelivery,
         ticket: Ticket,
         ready: Ready,
+        thread: Option<Vec<Message>>,
     ) -> Result<(), Failed> {
         let parent = telemetry::Traceparent(d.trace_context.as_deref());
         let span = telemetry::root_span(&format!("follow-up {} delivery", d.key.source), &parent);
         let trace = telemetry::trace_id(&span, &parent);
         let result = self
             .triage
-            .follow_up(ticket, ready, trace)
+            .follow_up(ticket, ready, thread, trace)
             .instrument(span)
             .await;
         self.followed_up(d, result).await
@@ -445,6 +452,22 @@ fn unreadable(key: &IdempotencyKey, cause: &'static str) {
         .unreadable_tickets
         .with_label_values(&[key.source.as_str(), cause])
         .inc();
+}
+
+/// A tool's error as the attempt's failure.
+fn failed_ticketing(e: TicketingError) -> Failed {
+    match e {
+        TicketingError::InvalidPayload(_) => Failed::Internal(chain(&e)),
+        TicketingError::InvalidTicket(_) => Failed::Invalid(chain(&e)),
+        e if e.is_retryable() => Failed::Later {
+            error: chain(&e),
+            hint: e.retry_after(),
+        },
+        e => Failed::Unreadable {
+            cause: unreadable_cause(&e),
+            error: chain(&e),
+        },
+    }
 }
 
 /// A follow-up's error as the attempt's failure.

@@ -467,3 +467,115 @@ async fn ten_messages_in_the_window_cost_one_redecision() {
     }
     app.stop().await;
 }
+
+/// Pylon: a second trigger's doorbell (`issue.message_received`, its `version` the message
+/// marker) is a follow-up; the conversation is read with `GET /issues/{id}/messages` (internal
+/// notes left out), and a raise is the route's update plus a note saying why.
+#[tokio::test]
+async fn a_pylon_message_trigger_raises_the_issue_on_its_conversation() {
+    let db = TestDb::new().await;
+    let mocks = Mocks::start().await;
+    let auth = format!("Bearer {PYLON_TOKEN}");
+    let issue = json!({"data": {
+        "id": "iss_2", "number": 43, "title": TITLE,
+        "body_html": format!("<p>{HOW_TO}</p>"),
+        "state": "new", "requester": {"id": "ct_1", "email": "ops@acme.test"},
+        "account": {"id": "acc_1"}, "team": null, "assignee": null, "tags": []
+    }, "request_id": "req_1"});
+    // Built twice (the first doorbell, the follow-up), read once more before the PATCH.
+    Mock::given(method("GET"))
+        .and(path("/issues/iss_2"))
+        .and(header("authorization", auth.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(issue.clone()))
+        .expect(3)
+        .mount(&mocks.pylon)
+        .await;
+    let t0 = chrono::Utc::now() - chrono::Duration::hours(1);
+    let at = |m: i64| (t0 + chrono::Duration::minutes(m)).to_rfc3339();
+    Mock::given(method("GET"))
+        .and(path("/issues/iss_2/messages"))
+        .and(header("authorization", auth.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
+            {"id": "pm_1", "author": {"name": "Ops", "contact": {"id": "ct_1", "email": "ops@acme.test"}},
+             "is_private": false, "message_html": format!("<p>{HOW_TO}</p>"), "timestamp": at(0)},
+            {"id": "pm_2", "author": {"name": "Agent", "user": {"id": "u_1", "email": "a@us.test"}},
+             "is_private": false, "message_html": "<p>Settings, then Export.</p>", "timestamp": at(10)},
+            {"id": "pm_3", "author": {"name": "escalator", "user": {"id": "u_bot"}},
+             "is_private": true, "message_html": "<p>escalator: routine</p>", "timestamp": at(11)},
+            {"id": "pm_4", "author": {"name": "Ops", "contact": {"id": "ct_1", "email": "ops@acme.test"}},
+             "is_private": false, "message_html": format!("<p>{DATA_LOSS}</p>"), "timestamp": at(30)}
+        ], "request_id": "req_2"})))
+        .expect(1)
+        .mount(&mocks.pylon)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/issues/iss_2"))
+        .and(header("authorization", auth.as_str()))
+        .and(body_json(
+            json!({"tags": ["escalator", "on-fire"], "team_id": "team_eng"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(issue.clone()))
+        .expect(1)
+        .mount(&mocks.pylon)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/issues/iss_2/note"))
+        .and(header("authorization", auth.as_str()))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": {"id": "msg_9", "issue_id": "iss_2"}})),
+        )
+        .expect(2)
+        .mount(&mocks.pylon)
+        .await;
+    let app = spawn_followups(&db, &mocks, 0).await;
+    let pool = db.pool().await;
+
+    let created = br#"{"issue_id":"iss_2","event":"issue.created"}"#.to_vec();
+    assert_eq!(app.pylon(created).await.0, 202);
+    wait_for_decisions(&pool, 1, 1).await;
+    let message =
+        br#"{"issue_id":"iss_2","event":"issue.message_received","version":"pm_4"}"#.to_vec();
+    assert_eq!(
+        app.pylon(message.clone()).await,
+        (202, json!({"status": "accepted"}))
+    );
+    assert_eq!(
+        app.pylon(message).await,
+        (200, json!({"status": "duplicate"}))
+    );
+    wait_for_decisions(&pool, 2, 3).await;
+    let d = decisions(&pool).await;
+    assert_eq!((d[0].0.as_str(), d[1].0.as_str()), ("routine", "on_fire"));
+    assert_eq!(d[1].1.as_deref(), Some(d[0].2.as_str()));
+    let body: String =
+        sqlx::query_scalar("SELECT body FROM tickets WHERE version = 'message:pm_4'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        body.contains("[agent reply") && body.contains(DATA_LOSS),
+        "{body}"
+    );
+    assert!(
+        !body.contains("escalator: routine"),
+        "internal notes are not the conversation"
+    );
+    let notes: Vec<Value> = mocks
+        .pylon
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/issues/iss_2/note")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert!(
+        notes[1]["body_html"]
+            .as_str()
+            .unwrap()
+            .contains("Raised from routine to on_fire"),
+        "{notes:?}"
+    );
+    app.stop().await;
+}

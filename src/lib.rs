@@ -23,7 +23,8 @@
 //!   ports, Plain and Pylon each in one module), [`telemetry`] (logs, traces, metrics, the
 //!   score client). Each owns its settings section.
 //! - Use cases: [`triage`] (`decide`: claim, classify, log with actions; `accept`: webhook
-//!   deliveries made durable), over the ports; [`review`] (the daily review: samples, verdicts,
+//!   deliveries made durable; `followup`: a customer's later message decided again on the
+//!   conversation, raise only), over the ports; [`review`] (the daily review: samples, verdicts,
 //!   overrides, labels from reviews), [`audit`] (the weekly figures, symptoms and the labels
 //!   pull request), [`promote`] (a shadow category goes live past its gate).
 //! - Edges: [`grpc`], [`http`], [`web`] (the `/review` and `/dashboard` pages) and [`worker`]

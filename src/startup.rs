@@ -137,7 +137,8 @@ pub struct App {
     reviewers: Option<Arc<crate::credentials::CredentialsFile>>,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
-    triage: Triage,
+    /// The use case over the accept path's connections, for the gRPC edge.
+    grpc_triage: Triage,
     store: Arc<dyn Store>,
     bridge: Bridge,
     worker: Worker,
@@ -201,7 +202,10 @@ impl App {
             Adapters::new(&settings.ticketing)
                 .context("cannot build the ticketing HTTP clients")?,
         );
-        let bridge = Bridge::new(store.clone(), adapters.clone(), wake.clone())
+        // The accept path (webhook deliveries stored, gRPC answers) has connections of its
+        // own, so its answers never queue behind the worker's statements.
+        let accepting = store.accepting();
+        let bridge = Bridge::new(accepting.clone(), adapters.clone(), wake.clone())
             .with_overrides(Arc::new(overrides));
         let worker = Worker::new(
             crate::worker::Queues {
@@ -251,7 +255,7 @@ impl App {
             reviewers,
             grpc_listener,
             http_listener,
-            triage,
+            grpc_triage: triage.over(accepting),
             store,
             bridge,
             worker,
@@ -298,7 +302,7 @@ impl App {
         // Only the Escalator service asks for a caller's token: health answers probes and
         // reflection (when on) describes the API, neither acts.
         let service = pb::escalator_server::EscalatorServer::with_interceptor(
-            EscalatorService::new(self.triage.clone()),
+            EscalatorService::new(self.grpc_triage.clone()),
             crate::grpc::auth::CallerCheck::new(self.callers.clone()),
         );
 

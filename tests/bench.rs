@@ -154,6 +154,14 @@ fn bench_on_postgres_reports_round_trips_and_every_ticket_routed() {
     assert!(u(&r, "/load/duplicates") > 0, "{r:#}");
     assert!(u(&r, "/database/round_trips") > 0, "{r:#}");
     assert!(f(&r, "/database/round_trips_per_ticket") > 0.0, "{r:#}");
+    // Statements and the pool's checks are told apart: sqlx checks every connection it takes
+    // back, so there are checks, and fewer statement round trips than round trips.
+    assert!(u(&r, "/database/pool_checks") > 0, "{r:#}");
+    let statements = f(&r, "/database/statement_trips_per_ticket");
+    assert!(
+        statements > 0.0 && statements < f(&r, "/database/round_trips_per_ticket"),
+        "{r:#}"
+    );
     assert!(u(&r, "/database/connections") > 0);
     assert!(r["machine"]["postgres_version"].is_string());
 }
@@ -179,6 +187,7 @@ fn bench_on_sqlite_reports_round_trips_as_not_available() {
     check_webhook_actions(&r);
     assert!(r["database"]["round_trips"].is_null(), "{r:#}");
     assert!(r["database"]["round_trips_per_ticket"].is_null());
+    assert!(r["database"]["statement_trips_per_ticket"].is_null());
     assert_eq!(r["database"]["backend"], "sqlite");
 }
 

@@ -562,11 +562,21 @@ async fn measure(args: &BenchArgs, db_url: &str, dir: &Path) -> anyhow::Result<R
             .round_trips()
             .saturating_sub(run.round_trips_before)
     });
+    let pool_checks = proxy.as_ref().map(|p| {
+        p.counters
+            .checks
+            .load(Ordering::Relaxed)
+            .saturating_sub(run.checks_before)
+    });
     #[allow(clippy::cast_precision_loss)]
-    let per_ticket = round_trips.and_then(|r| {
+    let ticket_share = |r: u64| {
         (end_state.completed > 0)
             .then(|| (r as f64 / end_state.completed as f64 * 10.0).round() / 10.0)
-    });
+    };
+    let per_ticket = round_trips.and_then(ticket_share);
+    let statement_trips = round_trips
+        .zip(pool_checks)
+        .and_then(|(r, c)| ticket_share(r.saturating_sub(c)));
     let wall = (run.end - run.load_start).as_secs_f64();
     let cpu_secs = (stats.cpu_secs - run.cpu_before).max(0.0);
     let latencies = std::mem::take(
@@ -619,6 +629,8 @@ async fn measure(args: &BenchArgs, db_url: &str, dir: &Path) -> anyhow::Result<R
             backend: if is_pg { "postgres" } else { "sqlite" },
             round_trips,
             round_trips_per_ticket: per_ticket,
+            pool_checks,
+            statement_trips_per_ticket: statement_trips,
             connections: proxy
                 .as_ref()
                 .map(|p| p.counters.connections.load(Ordering::Relaxed)),
@@ -670,6 +682,7 @@ struct Run {
     load_secs: f64,
     drain_secs: f64,
     round_trips_before: u64,
+    checks_before: u64,
     cpu_before: f64,
     /// CPU seconds of this process (load, mocks, proxy) over the run.
     own_cpu_secs: f64,
@@ -737,6 +750,7 @@ async fn drive(
     };
 
     let round_trips_before = proxy.map_or(0, |p| p.counters.round_trips());
+    let checks_before = proxy.map_or(0, |p| p.counters.checks.load(Ordering::Relaxed));
     let cpu_before = service.stats()?.cpu_secs;
     let own_before = service::proc_stats(std::process::id())?.cpu_secs;
     let load_start = Instant::now();
@@ -763,6 +777,7 @@ async fn drive(
         load_secs,
         drain_secs: (end - load_end).as_secs_f64(),
         round_trips_before,
+        checks_before,
         cpu_before,
         own_cpu_secs,
     })

@@ -38,6 +38,10 @@ pub(crate) struct PgCounters {
     pub(crate) syncs: AtomicU64,
     /// Simple `Query` messages: simple-query round trips.
     pub(crate) queries: AtomicU64,
+    /// `Sync` messages with nothing before them since the last round trip: no statement, only
+    /// a check that the connection is alive (sqlx sends one as a connection goes back to its
+    /// pool). Counted in `syncs` too.
+    pub(crate) checks: AtomicU64,
     /// Connections opened by the service.
     pub(crate) connections: AtomicU64,
 }
@@ -155,6 +159,8 @@ struct FrameCounter {
     header: [u8; 5],
     have: usize,
     skip: u64,
+    /// A message other than `Sync` and `Query` came since the last round trip.
+    pending: bool,
 }
 
 impl FrameCounter {
@@ -174,10 +180,19 @@ impl FrameCounter {
             data = &data[n..];
             if self.have == 5 {
                 match self.header[0] {
-                    b'S' => counters.syncs.fetch_add(1, Ordering::Relaxed),
-                    b'Q' => counters.queries.fetch_add(1, Ordering::Relaxed),
-                    _ => 0,
-                };
+                    b'S' => {
+                        counters.syncs.fetch_add(1, Ordering::Relaxed);
+                        if !self.pending {
+                            counters.checks.fetch_add(1, Ordering::Relaxed);
+                        }
+                        self.pending = false;
+                    }
+                    b'Q' => {
+                        counters.queries.fetch_add(1, Ordering::Relaxed);
+                        self.pending = false;
+                    }
+                    _ => self.pending = true,
+                }
                 let len = u32::from_be_bytes([
                     self.header[1],
                     self.header[2],
@@ -209,6 +224,8 @@ mod tests {
         s.extend(msg(b'B', b"\0\0\0\0\0\0\0\0"));
         s.extend(msg(b'E', b"\0\0\0\0\0"));
         s.extend(msg(b'S', b""));
+        // A bare Sync: the pool's liveness check.
+        s.extend(msg(b'S', b""));
         s.extend(msg(b'Q', b"COMMIT\0"));
         // A body that contains the byte 'S' must not be counted.
         s.extend(msg(b'd', b"SSSS"));
@@ -217,7 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_sync_and_query_whole_or_in_pieces() {
+    fn counts_sync_query_and_bare_checks_whole_or_in_pieces() {
         for chunk in [usize::MAX, 1, 2, 3, 7] {
             let c = PgCounters::default();
             let mut f = FrameCounter::default();
@@ -225,10 +242,11 @@ mod tests {
             for piece in s.chunks(chunk.min(s.len())) {
                 f.feed(piece, &c);
             }
-            assert_eq!(c.syncs.load(Ordering::Relaxed), 1, "chunk {chunk}");
+            assert_eq!(c.syncs.load(Ordering::Relaxed), 2, "chunk {chunk}");
+            assert_eq!(c.checks.load(Ordering::Relaxed), 1, "chunk {chunk}");
             assert_eq!(c.queries.load(Ordering::Relaxed), 1, "chunk {chunk}");
-            assert_eq!(c.round_trips(), 2);
-            assert_eq!((f.have, f.skip), (0, 0));
+            assert_eq!(c.round_trips(), 3);
+            assert_eq!((f.have, f.skip, f.pending), (0, 0, true));
         }
     }
 }

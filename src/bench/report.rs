@@ -177,6 +177,11 @@ pub struct DatabaseReport {
     pub round_trips: Option<u64>,
     /// `round_trips / tickets completed` (background polling included).
     pub round_trips_per_ticket: Option<f64>,
+    /// Of `round_trips`, the bare `Sync`s that only check a connection as it goes back to the
+    /// pool (sqlx does this after every use of a pooled connection).
+    pub pool_checks: Option<u64>,
+    /// `(round_trips - pool_checks) / tickets completed`: round trips that run statements.
+    pub statement_trips_per_ticket: Option<f64>,
     /// Connections the service opened, start-up included.
     pub connections: Option<u64>,
 }
@@ -360,9 +365,10 @@ impl fmt::Display for Report {
         let d = &self.database;
         writeln!(
             f,
-            "database      {} round trips, {} per completed ticket, {} connections",
+            "database      {} round trips, {} per completed ticket ({} running statements, the rest pool checks), {} connections",
             opt(d.round_trips),
             opt(d.round_trips_per_ticket),
+            opt(d.statement_trips_per_ticket),
             opt(d.connections)
         )?;
         let s = &self.service;

@@ -11,13 +11,25 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
-use super::{DEFAULT_STALE_AFTER, StoreError};
-use crate::domain::{Decision, Route, Severity, Source, Tier, TierSource, Usage, work::NewAction};
+use super::{DEFAULT_STALE_AFTER, StoreError, group::GroupCommit};
+use crate::{
+    domain::{Decision, Route, Severity, Source, Tier, TierSource, Usage, work::NewAction},
+    telemetry::metrics::metrics,
+};
 
 /// The routing log on PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct PgStore {
+    /// The pool this handle's statements use: the worker's, or the accept path's.
     pub(super) pool: sqlx::PgPool,
+    /// The accept path's pool (the same pool when there is one for every path).
+    pub(super) accept_pool: sqlx::PgPool,
+    /// Decisions waiting to be written in one statement (PostgreSQL; SQLite writes each).
+    pub(super) records: Records,
+    /// Tickets waiting to be stored and claimed in one statement (PostgreSQL; SQLite: each).
+    pub(super) claims: Claims,
+    /// Which path this handle serves, for the pool-wait metric.
+    pub(super) path: PoolPath,
     pub(super) holder: String,
     pub(super) stale_after: Duration,
     pub(super) in_flight_grace: Duration,
@@ -26,10 +38,73 @@ pub struct PgStore {
 /// The routing log on SQLite (the embedded default).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// The pool this handle's statements use: the worker's, or the accept path's.
     pub(super) pool: sqlx::SqlitePool,
+    /// The accept path's pool (the same pool when there is one for every path).
+    pub(super) accept_pool: sqlx::SqlitePool,
+    /// Decisions waiting to be written in one statement (PostgreSQL; SQLite writes each).
+    pub(super) records: Records,
+    /// Tickets waiting to be stored and claimed in one statement (PostgreSQL; SQLite: each).
+    pub(super) claims: Claims,
+    /// Which path this handle serves, for the pool-wait metric.
+    pub(super) path: PoolPath,
     pub(super) holder: String,
     pub(super) stale_after: Duration,
     pub(super) in_flight_grace: Duration,
+}
+
+/// The outcome of recording a decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// The decision and its actions were written.
+    New,
+    /// A decision for the same key was already logged (a concurrent duplicate won the race);
+    /// nothing was written and this is the stored one.
+    Existing(Box<Decision>),
+}
+
+/// A decision and its actions, waiting to be written with others ([`GroupCommit`]).
+pub(super) type RecordWrite = (Decision, Vec<NewAction>);
+
+/// The decisions waiting to be written together, and each one's outcome.
+pub(super) type Records = std::sync::Arc<GroupCommit<RecordWrite, Result<Recorded, StoreError>>>;
+
+/// A ticket to store and claim with others: its key, and its row of `tickets` (keys are its
+/// columns) with `since`, from when its customer's other tickets are counted (null: not
+/// counted).
+pub(super) type ClaimWrite = (crate::domain::IdempotencyKey, serde_json::Value);
+
+/// The claims waiting to be written together: each one's count of the customer's other tickets
+/// when its ticket went in, `None` when its key was stored already.
+pub(super) type Claims = std::sync::Arc<GroupCommit<ClaimWrite, Result<Option<u32>, StoreError>>>;
+
+/// The path a store handle serves: its pool, and the label of its waits in
+/// `escalator_db_pool_wait_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolPath {
+    /// The worker's loops (and every other reader): waits are labelled by queue, `inbox` or
+    /// `outbox`.
+    Worker,
+    /// Webhook deliveries made durable, gRPC `Classify` and `Route`: waits labelled `accept`.
+    Accept,
+}
+
+/// The queue a statement works for, when its handle is the worker's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Queue {
+    Inbox,
+    Outbox,
+}
+
+impl PoolPath {
+    /// The label of a wait for a connection for `queue` on this path.
+    pub(super) fn label(self, queue: Queue) -> &'static str {
+        match (self, queue) {
+            (PoolPath::Accept, _) => "accept",
+            (PoolPath::Worker, Queue::Inbox) => "inbox",
+            (PoolPath::Worker, Queue::Outbox) => "outbox",
+        }
+    }
 }
 
 macro_rules! decision_columns {
@@ -285,14 +360,55 @@ pub(super) use from_columns;
 macro_rules! impl_backend {
     ($store:ident, $pool:ty, $row:ty, $backend:literal, $skip_locked:literal) => {
         impl $store {
-            /// A store over an already migrated pool, holding leases under a fresh holder id.
+            /// A store over an already migrated pool, holding leases under a fresh holder id;
+            /// every path shares the pool.
             pub fn new(pool: $pool) -> Self {
                 Self {
+                    accept_pool: pool.clone(),
+                    records: Records::default(),
+                    claims: Claims::default(),
                     pool,
+                    path: PoolPath::Worker,
                     holder: uuid::Uuid::now_v7().to_string(),
                     stale_after: DEFAULT_STALE_AFTER,
                     in_flight_grace: Duration::ZERO,
                 }
+            }
+
+            /// Gives the accept path `accept_pool`, a pool of its own (see
+            /// [`AcceptPath::accepting`](super::AcceptPath::accepting)).
+            #[must_use]
+            pub fn with_accept_pool(mut self, accept_pool: $pool) -> Self {
+                self.accept_pool = accept_pool;
+                self
+            }
+
+            /// The same store (same holder) over the accept path's pool.
+            #[must_use]
+            pub fn accept_handle(&self) -> Self {
+                // Queues of its own, so its writes go over its own pool.
+                Self {
+                    pool: self.accept_pool.clone(),
+                    path: PoolPath::Accept,
+                    records: Records::default(),
+                    claims: Claims::default(),
+                    ..self.clone()
+                }
+            }
+
+            /// A connection of this handle's pool for `queue`; the wait is observed in
+            /// `escalator_db_pool_wait_seconds{path}`.
+            pub(super) async fn acquire(
+                &self,
+                queue: Queue,
+            ) -> Result<sqlx::pool::PoolConnection<<$pool as PoolDb>::Db>, StoreError> {
+                let started = std::time::Instant::now();
+                let conn = self.pool.acquire().await;
+                metrics()
+                    .db_pool_wait
+                    .with_label_values(&[self.path.label(queue)])
+                    .observe(started.elapsed().as_secs_f64());
+                Ok(conn?)
             }
 
             /// Sets how old a holder's heartbeat may be before its leases are taken over.
@@ -391,10 +507,12 @@ macro_rules! impl_backend {
             /// `$5` this holder.
             pub(super) async fn lease_rows(
                 &self,
+                queue: Queue,
                 sql: &'static str,
                 lease: Duration,
                 limit: u32,
             ) -> Result<Vec<$row>, StoreError> {
+                let mut conn = self.acquire(queue).await?;
                 let now = Utc::now();
                 let rows = statement!(
                     sql,
@@ -404,7 +522,7 @@ macro_rules! impl_backend {
                     self.live_since(),
                     &self.holder
                 )
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *conn)
                 .await?;
                 Ok(rows)
             }
@@ -418,6 +536,7 @@ macro_rules! impl_backend {
                 lease: Duration,
                 limit: u32,
             ) -> Result<Vec<$row>, StoreError> {
+                let mut conn = self.acquire(Queue::Outbox).await?;
                 let now = Utc::now();
                 let grace = chrono::Duration::from_std(self.in_flight_grace)
                     .unwrap_or(chrono::Duration::seconds(60));
@@ -432,7 +551,7 @@ macro_rules! impl_backend {
                     live_since - grace,
                     now - grace
                 )
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *conn)
                 .await?;
                 Ok(rows)
             }

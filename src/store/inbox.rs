@@ -90,7 +90,8 @@ macro_rules! impl_inbox {
                      WHERE source = $3 AND ticket_id = $4 AND version = $5 AND status = 'pending' \
                        AND locked_by = $6"
                 ));
-                execute!(&self.pool, sql, error, at, key.source.as_str(), &key.ticket_id, &key.version, &self.holder);
+                let mut conn = self.acquire(Queue::Inbox).await?;
+                execute!(&mut *conn, sql, error, at, key.source.as_str(), &key.ticket_id, &key.version, &self.holder);
                 Ok(())
             }
         }
@@ -98,6 +99,7 @@ macro_rules! impl_inbox {
         #[async_trait]
         impl Inbox for $store {
             async fn accept_delivery(&self, d: &NewDelivery) -> Result<bool, StoreError> {
+                let mut conn = self.acquire(Queue::Inbox).await?;
                 let now = Utc::now();
                 // A repeat of the key changes nothing but its count of repeats (which the audit
                 // reports): `duplicates` comes back 0 only from the insert.
@@ -118,7 +120,7 @@ macro_rules! impl_inbox {
                 .bind(&d.webhook_version)
                 .bind((!d.missing_fields.is_empty()).then(|| d.missing_fields.join(",")))
                 .bind(&d.trace_context)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *conn)
                 .await?;
                 Ok(duplicates == 0)
             }
@@ -145,7 +147,7 @@ macro_rules! impl_inbox {
                     " RETURNING source, ticket_id, version, event_type, payload, attempts, internal_errors, \
                      trace_context"
                 );
-                let rows = self.lease_rows(sql, lease, limit).await?;
+                let rows = self.lease_rows(Queue::Inbox, sql, lease, limit).await?;
                 rows.iter()
                     .map(|row| {
                         let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);

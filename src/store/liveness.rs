@@ -105,8 +105,11 @@ macro_rules! impl_liveness {
                 // counted again after the first close gave them back): two apps sharing one
                 // store, as the replica tests do, hung the second shutdown in about one run in
                 // three. Closing once is enough.
-                if !self.pool.is_closed() {
-                    self.pool.close().await;
+                // Both pools, whichever handle closes (one pool when every path shares it).
+                for pool in [&self.pool, &self.accept_pool] {
+                    if !pool.is_closed() {
+                        pool.close().await;
+                    }
                 }
             }
 

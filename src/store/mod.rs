@@ -13,9 +13,11 @@
 mod audit;
 mod backend;
 mod followups;
+mod group;
 mod inbox;
 mod liveness;
 mod outbox;
+mod paths;
 mod redact;
 mod reviews;
 mod routing_log;
@@ -31,17 +33,18 @@ use sqlx::{
 };
 
 pub use audit::AuditLog;
-pub use backend::{PgStore, SqliteStore};
+pub use backend::{PgStore, PoolPath, Recorded, SqliteStore};
 pub use followups::{FollowUpLog, ThreadState};
 pub use inbox::Inbox;
 pub use liveness::{Backlog, Liveness};
 pub use outbox::Outbox;
+pub use paths::AcceptPath;
 pub use redact::redact_url;
 pub use reviews::{NewDraw, Reviews};
-pub use routing_log::{Claim, ClaimOptions, Recorded, RoutingLog, Undecided};
+pub use routing_log::{Claim, ClaimOptions, RoutingLog, Undecided};
 pub use scores::ScoreQueue;
 pub use sessions::{SessionRow, SessionStore};
-pub use settings::{DEFAULT_STALE_AFTER, StoreSettings};
+pub use settings::{DEFAULT_ACCEPT_CONNECTIONS, DEFAULT_STALE_AFTER, StoreSettings};
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +85,8 @@ impl From<sqlx::Error> for StoreError {
 
 /// The whole store, for wiring: the sum of its concerns, each a trait a consumer asks for alone
 /// ([`RoutingLog`], [`Inbox`], [`Outbox`], [`ScoreQueue`], [`Reviews`], [`AuditLog`],
-/// [`Liveness`], [`SessionStore`]). `Arc<dyn Store>` upcasts to any of them.
+/// [`Liveness`], [`SessionStore`], and [`AcceptPath`] for wiring). `Arc<dyn Store>` upcasts to
+/// any of them.
 pub trait Store:
     RoutingLog
     + Inbox
@@ -93,6 +97,7 @@ pub trait Store:
     + Liveness
     + SessionStore
     + FollowUpLog
+    + AcceptPath
 {
 }
 
@@ -106,6 +111,7 @@ impl<T> Store for T where
         + Liveness
         + SessionStore
         + FollowUpLog
+        + AcceptPath
         + ?Sized
 {
 }
@@ -114,8 +120,8 @@ impl<T> Store for T where
 /// call any method on an `Arc<dyn Store>`.
 pub mod prelude {
     pub use super::{
-        AuditLog as _, FollowUpLog as _, Inbox as _, Liveness as _, Outbox as _, Reviews as _,
-        RoutingLog as _, ScoreQueue as _, SessionStore as _, Store,
+        AcceptPath as _, AuditLog as _, FollowUpLog as _, Inbox as _, Liveness as _, Outbox as _,
+        Reviews as _, RoutingLog as _, ScoreQueue as _, SessionStore as _, Store,
     };
 }
 
@@ -147,7 +153,9 @@ fn sqlite_migrator() -> sqlx::migrate::Migrator {
 }
 
 /// Opens the database named by `settings.url` (creating a missing SQLite file) and runs its
-/// migrations.
+/// migrations. On PostgreSQL with `accept_connections` set, the accept path gets a pool of its
+/// own of that size and the worker the rest of `max_connections` ([`AcceptPath::accepting`]);
+/// SQLite keeps one pool (it writes one transaction at a time whatever the pools).
 ///
 /// # Errors
 /// When the URL has an unknown scheme, the database cannot be reached, or a migration fails.
@@ -167,14 +175,28 @@ pub async fn connect(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>>
         // No ping before every query: it doubled the round trips of the hot path. A
         // connection the server dropped fails its next query as `Unavailable` (the caller
         // answers 503 or retries) and the pool replaces it.
-        let pool = PgPoolOptions::new().test_before_acquire(false);
-        let pool =
-            open_migrated(pool, opts, settings, postgres_migrator(), POSTGRES_ERRORS).await?;
-        Ok(Arc::new(
-            PgStore::new(pool)
-                .stale_after(settings.stale_after)
-                .in_flight_grace(settings.in_flight_grace),
-        ))
+        let (worker, accept) = settings.pool_sizes();
+        let options = || {
+            PgPoolOptions::new()
+                .test_before_acquire(false)
+                .acquire_timeout(settings.acquire_timeout)
+        };
+        let pool = open_migrated(
+            options().max_connections(worker),
+            opts.clone(),
+            postgres_migrator(),
+            POSTGRES_ERRORS,
+        )
+        .await?;
+        let store = PgStore::new(pool)
+            .stale_after(settings.stale_after)
+            .in_flight_grace(settings.in_flight_grace);
+        if accept == 0 {
+            return Ok(Arc::new(store));
+        }
+        // Opened lazily: its connections are made as the first answers need them.
+        let accept_pool = options().max_connections(accept).connect_lazy_with(opts);
+        Ok(Arc::new(store.with_accept_pool(accept_pool)))
     } else if url.starts_with("sqlite:") {
         let opts = SqliteConnectOptions::from_str(url)
             .context("DATABASE_URL is not a valid sqlite URL")?
@@ -182,8 +204,10 @@ pub async fn connect(settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>>
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new();
-        let pool = open_migrated(pool, opts, settings, sqlite_migrator(), SQLITE_ERRORS).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout);
+        let pool = open_migrated(pool, opts, sqlite_migrator(), SQLITE_ERRORS).await?;
         Ok(Arc::new(
             SqliteStore::new(pool)
                 .stale_after(settings.stale_after)
@@ -208,13 +232,12 @@ const SQLITE_ERRORS: [&str; 2] = [
     "SQLite migrations failed",
 ];
 
-/// Opens a pool sized and timed by `settings` and runs `migrator` on it: the steps both
+/// Opens a pool with `pool`'s size and timeout and runs `migrator` on it: the steps both
 /// backends share, written once. `errors` are the contexts of a failed open and a failed
 /// migration.
 async fn open_migrated<DB>(
     pool: sqlx::pool::PoolOptions<DB>,
     opts: <DB::Connection as sqlx::Connection>::Options,
-    settings: &StoreSettings,
     migrator: sqlx::migrate::Migrator,
     errors: [&'static str; 2],
 ) -> anyhow::Result<sqlx::Pool<DB>>
@@ -224,12 +247,7 @@ where
 {
     use anyhow::Context as _;
     let [cannot_open, migrations_failed] = errors;
-    let pool = pool
-        .max_connections(settings.max_connections)
-        .acquire_timeout(settings.acquire_timeout)
-        .connect_with(opts)
-        .await
-        .context(cannot_open)?;
+    let pool = pool.connect_with(opts).await.context(cannot_open)?;
     migrator.run(&pool).await.context(migrations_failed)?;
     Ok(pool)
 }

@@ -79,7 +79,8 @@ macro_rules! impl_outbox {
                     "UPDATE actions SET locked_until = NULL, {set} \
                      WHERE id = $3 AND status = 'pending' AND locked_by = $4"
                 ));
-                execute!(&self.pool, sql, error, at, id, &self.holder);
+                let mut conn = self.acquire(Queue::Outbox).await?;
+                execute!(&mut *conn, sql, error, at, id, &self.holder);
                 Ok(())
             }
 
@@ -152,7 +153,8 @@ macro_rules! impl_outbox {
                     "UPDATE actions SET status = 'done', done_at = $1, locked_until = NULL, \
                      last_error = NULL WHERE id IN ({list}) AND status = 'pending' AND locked_by = $3"
                 ));
-                Ok(execute!(&self.pool, sql, Utc::now(), ids_json(ids), &self.holder))
+                let mut conn = self.acquire(Queue::Outbox).await?;
+                Ok(execute!(&mut *conn, sql, Utc::now(), ids_json(ids), &self.holder))
             }
 
             async fn extend_actions(&self, ids: &[i64], lease: Duration) -> Result<u64, StoreError> {

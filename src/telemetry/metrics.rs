@@ -76,6 +76,8 @@ pub struct Metrics {
     pub duplicates: IntCounterVec,
     /// Wall time of model calls (retries included), by model and outcome.
     pub model_latency: HistogramVec,
+    /// Time spent waiting for a pooled database connection, by path (accept, inbox, outbox).
+    pub db_pool_wait: HistogramVec,
     /// Tokens used, by model and kind (input, output, cache_read, cache_write).
     pub tokens: IntCounterVec,
     /// Model spend in USD, by model.
@@ -220,6 +222,22 @@ impl Metrics {
                 )
                 .buckets(vec![0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
                 &["model", "outcome"],
+            ),
+        );
+        let db_pool_wait = register(
+            &registry,
+            "db_pool_wait_seconds",
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "db_pool_wait_seconds",
+                    "Time a statement waited for a pooled database connection, by path: accept \
+                     (webhook and gRPC answers, a pool of their own), inbox and outbox (the worker).",
+                )
+                .buckets(vec![
+                    0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                    2.5, 5.0,
+                ]),
+                &["path"],
             ),
         );
         let tokens = counter(
@@ -396,6 +414,7 @@ impl Metrics {
             fallbacks,
             duplicates,
             model_latency,
+            db_pool_wait,
             tokens,
             cost_usd,
             action_backlog,

@@ -115,6 +115,17 @@ impl Triage {
         })
     }
 
+    /// The same use case (same classifier, planner and keys in hand) over another handle of
+    /// the log: the gRPC edge decides over the accept path's pool, so its answers never wait
+    /// behind the worker's statements.
+    #[must_use]
+    pub fn over(&self, log: Arc<dyn RoutingLog>) -> Self {
+        Self {
+            log,
+            ..self.clone()
+        }
+    }
+
     /// Wakes `outbox` whenever a decision with actions is logged.
     #[must_use]
     pub fn notifying(mut self, outbox: Arc<Notify>) -> Self {

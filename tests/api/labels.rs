@@ -255,6 +255,7 @@ async fn promote_rewrites_the_config_file_and_prints_the_new_prompt_version() {
     let store = escalator::store::connect(&escalator::store::StoreSettings {
         url: url.clone(),
         max_connections: 2,
+        accept_connections: 0,
         acquire_timeout: Duration::from_secs(5),
         stale_after: escalator::store::DEFAULT_STALE_AFTER,
         in_flight_grace: Duration::from_secs(15),
@@ -462,6 +463,7 @@ async fn promoting_a_severity_clause_adds_its_reviewed_tickets_to_the_labels_fil
     let store = escalator::store::connect(&escalator::store::StoreSettings {
         url: url.clone(),
         max_connections: 2,
+        accept_connections: 0,
         acquire_timeout: Duration::from_secs(5),
         stale_after: escalator::store::DEFAULT_STALE_AFTER,
         in_flight_grace: Duration::from_secs(15),

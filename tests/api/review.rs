@@ -791,6 +791,7 @@ async fn the_review_commands_run_end_to_end_on_the_binary() {
     let store = escalator::store::connect(&escalator::store::StoreSettings {
         url: url.clone(),
         max_connections: 2,
+        accept_connections: 0,
         acquire_timeout: Duration::from_secs(5),
         stale_after: escalator::store::DEFAULT_STALE_AFTER,
         in_flight_grace: Duration::from_secs(15),
@@ -923,6 +924,7 @@ async fn on_a_terminal_one_keystroke_is_a_verdict() {
     let store = escalator::store::connect(&escalator::store::StoreSettings {
         url: url.clone(),
         max_connections: 2,
+        accept_connections: 0,
         acquire_timeout: Duration::from_secs(5),
         stale_after: escalator::store::DEFAULT_STALE_AFTER,
         in_flight_grace: Duration::from_secs(15),

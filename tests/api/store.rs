@@ -107,10 +107,216 @@ both_backends! {
         assert!(!store.release_claim(t8.key()).await.unwrap());
     }
 
+    // Decisions recorded at the same moment (slots freeing together) go to the database
+    // together (one statement on PostgreSQL): every one is stored as it was given, with its
+    // actions in order and its delivery done; a key decided before, and a key decided twice in
+    // the same batch, keep their first decision.
+    async fn decisions_recorded_together_are_each_stored_whole(store) {
+        use escalator::domain::{IdempotencyKey, TierSource, work::NewDelivery};
+        let kinds = [ActionKind::PlainLabel, ActionKind::PlainPriority, ActionKind::PlainNote];
+        let actions: Vec<NewAction> = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| NewAction { kind: *kind, payload: serde_json::json!({"n": i, "text": "Grüße 🚨 <b>"}) })
+            .collect();
+        let decided_before = domain_ticket("T-batch-before", "v1", "");
+        let first = decision_for(&decided_before);
+        assert_eq!(store.record(&first, &actions).await.unwrap(), Recorded::New);
+        let mut writes = Vec::new();
+        for i in 0..30 {
+            let t = domain_ticket(&format!("T-batch-{i}"), "v1", "cust-batch");
+            store.accept_delivery(&NewDelivery {
+                key: IdempotencyKey::new(t.key().source, t.key().ticket_id.clone(), t.key().version.clone()),
+                event_type: "thread.thread_created".into(),
+                payload: serde_json::json!({"i": i}),
+                webhook_version: None,
+                missing_fields: Vec::new(),
+                trace_context: None,
+            }).await.unwrap();
+            let mut d = decision_for(&t);
+            // Every column set, so a column the batch forgot cannot pass unseen.
+            d.usage.request_id = Some(format!("req_{i}"));
+            d.usage.input_tokens = 1000 + i;
+            d.usage.output_tokens = 40;
+            d.usage.cache_read_tokens = 3000;
+            d.usage.cache_write_tokens = 7;
+            d.usage.cost_usd = 0.001_25 * (i as f64 + 1.0);
+            d.usage.model_latency_ms = Some(300 + i);
+            d.usage.model_retries = 1;
+            d.fallback = i % 2 == 0;
+            d.fallback_reason = d.fallback.then(|| "timeout: «délai» 🚨".to_owned());
+            d.notes = Some("note with 'quotes' and \"json\"".into());
+            d.observation_id = Some(format!("obs-{i}"));
+            d.weighting_rule = Some("pro_floor".into());
+            d.arr_usd = Some(12_000.5);
+            d.tier_source = Some(TierSource::Request);
+            d.enrichment_failed = i % 3 == 0;
+            d.caller = Some("svc-✓".into());
+            d.shadow.insert("refund_request".into(), i % 2 == 1);
+            writes.push(d);
+        }
+        // The same key twice in one go, and a key decided before.
+        let twin = decision_for(&domain_ticket("T-batch-0", "v1", "cust-batch"));
+        let late = decision_for(&decided_before);
+        let all: Vec<&Decision> = writes.iter().chain([&twin, &late]).collect();
+        let results = futures_util::future::join_all(all.iter().map(|d| store.record(d, &actions))).await;
+        for (d, r) in writes.iter().zip(&results) {
+            assert_eq!(r.as_ref().unwrap(), &Recorded::New, "{}", d.ticket_id);
+            let mut stored = store.decision(&d.key()).await.unwrap().unwrap();
+            assert!((stored.created_at - d.created_at).num_milliseconds().abs() < 1);
+            stored.created_at = d.created_at;
+            assert_eq!(&stored, d);
+            let acts = store.actions(&d.id).await.unwrap();
+            let got: Vec<ActionKind> = acts.iter().map(|a| a.kind).collect();
+            assert_eq!(got, kinds, "actions in their order");
+            assert_eq!(acts[2].payload, serde_json::json!({"n": 2, "text": "Grüße 🚨 <b>"}));
+        }
+        match &results[30] {
+            Ok(Recorded::Existing(e)) => assert_eq!(e.id, writes[0].id),
+            other => panic!("the twin in the batch: {other:?}"),
+        }
+        match &results[31] {
+            Ok(Recorded::Existing(e)) => assert_eq!(e.id, first.id),
+            other => panic!("the late decision: {other:?}"),
+        }
+        assert!(store.actions(&twin.id).await.unwrap().is_empty());
+        assert!(store.actions(&late.id).await.unwrap().is_empty());
+        assert_eq!(store.backlog().await.unwrap().deliveries_pending, 0, "every delivery is done");
+    }
+
+    // Tickets claimed at the same moment are stored and claimed together (one statement on
+    // PostgreSQL): each new key is claimed once with its customer's earlier tickets counted,
+    // a key claimed twice at once is claimed by one caller only, and a decided key answers
+    // its decision.
+    async fn tickets_claimed_together_are_each_claimed_once_and_counted(store) {
+        let lease = Duration::from_secs(60);
+        let since = Utc::now() - chrono::Duration::hours(24);
+        let options = escalator::store::ClaimOptions { repeats_since: Some(since), ..Default::default() };
+        // The customer's earlier tickets, and a ticket decided before.
+        for id in ["G-old-1", "G-old-2"] {
+            store.claim(&domain_ticket(id, "v1", "cust-group"), lease).await.unwrap();
+        }
+        let decided = domain_ticket("G-decided", "v1", "cust-group");
+        store.claim(&decided, lease).await.unwrap();
+        let d = decision_for(&decided);
+        assert_eq!(store.record(&d, &[]).await.unwrap(), Recorded::New);
+        let mut tickets: Vec<escalator::domain::Ticket> = (0..20)
+            .map(|i| domain_ticket(&format!("G-{i}"), "v1", if i % 2 == 0 { "cust-group" } else { "" }))
+            .collect();
+        tickets.push(domain_ticket("G-0", "v1", "cust-group"));
+        tickets.push(decided.clone());
+        let results = futures_util::future::join_all(
+            tickets.iter().map(|t| store.claim_counting(t, lease, &options)),
+        )
+        .await;
+        let mut twins = Vec::new();
+        for (t, r) in tickets.iter().zip(results) {
+            let (claim, recent) = r.unwrap();
+            match t.key().ticket_id.as_str() {
+                "G-decided" => match claim {
+                    Claim::Decided(e) => assert_eq!(e.id, d.id),
+                    other => panic!("a decided key: {other:?}"),
+                },
+                "G-0" => twins.push(claim),
+                _ => {
+                    assert_eq!(claim, Claim::New, "{}", t.key());
+                    // A customer's three earlier tickets are counted (the ones claimed at the
+                    // same time may be, as they are by concurrent claims); no customer, no count.
+                    if t.customer_id().is_some() {
+                        assert!((3..=12).contains(&recent), "{}: {recent}", t.key());
+                    } else {
+                        assert_eq!(recent, 0, "{}", t.key());
+                    }
+                }
+            }
+        }
+        twins.sort_by_key(|c| format!("{c:?}"));
+        assert_eq!(twins, [Claim::InFlight, Claim::New], "one of two claims of one key wins");
+    }
+
     async fn a_closed_pool_is_reported_unavailable(store) {
         store.ping().await.unwrap();
         store.close().await;
         let e = store.ping().await.unwrap_err();
         assert!(matches!(e, escalator::store::StoreError::Unavailable(_)), "{e:?}");
+    }
+}
+
+/// The accept path has connections of its own: with every connection of the worker's pool
+/// taken (a backlog the worker is chewing on), a webhook delivery is still stored at once over
+/// the accept pool, while the worker's handle would have waited; the waits are on `/metrics`
+/// per path.
+#[sqlx::test(migrations = "migrations/postgres")]
+async fn the_accept_path_is_stored_while_the_worker_pool_is_exhausted(
+    _options: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    use escalator::{
+        domain::{IdempotencyKey, Source, work::NewDelivery},
+        store::{AcceptPath as _, Inbox as _, PgStore},
+    };
+    let pool = |n: u32| {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(n)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_lazy_with(connect.clone())
+    };
+    let (worker_pool, accept_pool) = (pool(2), pool(1));
+    let worker = PgStore::new(worker_pool.clone()).with_accept_pool(accept_pool);
+    let accepting = worker.accepting();
+    let delivery = |id: &str| NewDelivery {
+        key: IdempotencyKey::new(Source::Plain, id, "v1"),
+        event_type: "thread.thread_created".into(),
+        payload: serde_json::json!({"thread_id": id, "text": "Grüße 👋 <b>urgent</b>"}),
+        webhook_version: None,
+        missing_fields: Vec::new(),
+        trace_context: None,
+    };
+    // The worker's pool is busy: both its connections are held.
+    let held = [
+        worker_pool.acquire().await.unwrap(),
+        worker_pool.acquire().await.unwrap(),
+    ];
+    let stored = tokio::time::timeout(
+        Duration::from_secs(10),
+        accepting.accept_delivery(&delivery("th_accept_1")),
+    )
+    .await
+    .expect("the accept path waited behind the worker's pool");
+    assert!(stored.unwrap(), "a new delivery is stored");
+    // A repeat is a duplicate, still at once.
+    let again = tokio::time::timeout(
+        Duration::from_secs(10),
+        accepting.accept_delivery(&delivery("th_accept_1")),
+    )
+    .await
+    .expect("the accept path waited behind the worker's pool");
+    assert!(!again.unwrap(), "a repeat is a duplicate");
+    // The same statement over the worker's handle waits for its pool (this is what the
+    // accept pool spares a webhook).
+    let waited = tokio::time::timeout(
+        Duration::from_millis(300),
+        worker.accept_delivery(&delivery("th_accept_2")),
+    )
+    .await;
+    assert!(
+        waited.is_err(),
+        "the worker's handle did not wait: the pools are not apart"
+    );
+    drop(held);
+    assert!(
+        worker
+            .accept_delivery(&delivery("th_accept_2"))
+            .await
+            .unwrap()
+    );
+    let text = escalator::telemetry::metrics::metrics().render();
+    for path in ["accept", "inbox"] {
+        assert!(
+            text.contains(&format!(
+                "escalator_db_pool_wait_seconds_count{{path=\"{path}\"}}"
+            )),
+            "no pool waits for {path} on /metrics"
+        );
     }
 }

@@ -208,8 +208,10 @@ impl ClaudeClassifier {
         })
     }
 
-    /// The request body for one user turn.
-    fn body(&self, user: &str, max_tokens: Option<u32>) -> Vec<u8> {
+    /// The request body for one user turn: one buffer, which every attempt of the call sends
+    /// without copying it (with 256 calls in flight a copy per attempt was ~6 MiB of ~25 KiB
+    /// bodies, twice).
+    fn body(&self, user: &str, max_tokens: Option<u32>) -> bytes::Bytes {
         let req = MessagesRequest::new(
             &self.settings.model,
             max_tokens,
@@ -220,7 +222,7 @@ impl ClaudeClassifier {
             self.prompt.schema(),
         );
         // Serialising structs of strings and numbers cannot fail.
-        serde_json::to_vec(&req).unwrap_or_default()
+        serde_json::to_vec(&req).unwrap_or_default().into()
     }
 
     /// The headers of every call.
@@ -232,7 +234,7 @@ impl ClaudeClassifier {
     async fn post(
         &self,
         url: &str,
-        body: &[u8],
+        body: &bytes::Bytes,
         deadline: Instant,
     ) -> Result<Reply, ClassifierError> {
         let mut retries = 0;
@@ -275,7 +277,7 @@ impl ClaudeClassifier {
     }
 
     /// One HTTP attempt, classified by the retry rules.
-    async fn attempt(&self, url: &str, body: &[u8], deadline: Instant) -> Attempt {
+    async fn attempt(&self, url: &str, body: &bytes::Bytes, deadline: Instant) -> Attempt {
         let timeout = self
             .settings
             .timeout
@@ -285,7 +287,7 @@ impl ClaudeClassifier {
             .post(url)
             .headers(self.headers())
             .timeout(timeout)
-            .body(body.to_vec())
+            .body(body.clone())
             .send()
             .await;
         let resp = match sent {
@@ -515,7 +517,7 @@ impl ClaudeClassifier {
     async fn call(
         &self,
         url: &str,
-        body: &[u8],
+        body: &bytes::Bytes,
         deadline: Instant,
         admit: Option<breaker::Admit>,
     ) -> Result<Reply, ClassifierError> {

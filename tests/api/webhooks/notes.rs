@@ -76,6 +76,7 @@ async fn a_plain_note_whose_completion_failed_is_found_and_not_posted_again() {
         let s = store::connect(&StoreSettings {
             url: db.url.clone(),
             max_connections: 1,
+            accept_connections: 0,
             acquire_timeout: Duration::from_secs(5),
             stale_after: store::DEFAULT_STALE_AFTER,
             in_flight_grace: Duration::from_secs(15),

@@ -26,6 +26,7 @@ async fn log_then_die(db: &TestDb, mocks: &Mocks, mid_action: bool) {
     let store = store::connect(&StoreSettings {
         url: db.url.clone(),
         max_connections: 2,
+        accept_connections: 0,
         acquire_timeout: Duration::from_secs(5),
         stale_after: store::DEFAULT_STALE_AFTER,
         in_flight_grace: Duration::from_secs(15),
@@ -103,6 +104,7 @@ async fn a_delivery_stored_before_a_crash_is_decided_and_routed_on_restart() {
         let store = store::connect(&StoreSettings {
             url: db.url.clone(),
             max_connections: 2,
+            accept_connections: 0,
             acquire_timeout: Duration::from_secs(5),
             stale_after: store::DEFAULT_STALE_AFTER,
             in_flight_grace: Duration::from_secs(15),

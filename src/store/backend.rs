@@ -28,6 +28,8 @@ pub struct PgStore {
     pub(super) records: Records,
     /// Tickets waiting to be stored and claimed in one statement (PostgreSQL; SQLite: each).
     pub(super) claims: Claims,
+    /// Webhook deliveries waiting to be stored in one statement (PostgreSQL; SQLite: each).
+    pub(super) accepts: Accepts,
     /// Which path this handle serves, for the pool-wait metric.
     pub(super) path: PoolPath,
     pub(super) holder: String,
@@ -46,6 +48,8 @@ pub struct SqliteStore {
     pub(super) records: Records,
     /// Tickets waiting to be stored and claimed in one statement (PostgreSQL; SQLite: each).
     pub(super) claims: Claims,
+    /// Webhook deliveries waiting to be stored in one statement (PostgreSQL; SQLite: each).
+    pub(super) accepts: Accepts,
     /// Which path this handle serves, for the pool-wait metric.
     pub(super) path: PoolPath,
     pub(super) holder: String,
@@ -77,6 +81,11 @@ pub(super) type ClaimWrite = (crate::domain::IdempotencyKey, serde_json::Value);
 /// The claims waiting to be written together: each one's count of the customer's other tickets
 /// when its ticket went in, `None` when its key was stored already.
 pub(super) type Claims = std::sync::Arc<GroupCommit<ClaimWrite, Result<Option<u32>, StoreError>>>;
+
+/// The webhook deliveries waiting to be stored together: each one's answer is `true` when it
+/// is new, `false` for a repeat of its key.
+pub(super) type Accepts =
+    std::sync::Arc<GroupCommit<crate::domain::work::NewDelivery, Result<bool, StoreError>>>;
 
 /// The path a store handle serves: its pool, and the label of its waits in
 /// `escalator_db_pool_wait_seconds`.
@@ -367,6 +376,7 @@ macro_rules! impl_backend {
                     accept_pool: pool.clone(),
                     records: Records::default(),
                     claims: Claims::default(),
+                    accepts: Accepts::default(),
                     pool,
                     path: PoolPath::Worker,
                     holder: uuid::Uuid::now_v7().to_string(),
@@ -392,6 +402,7 @@ macro_rules! impl_backend {
                     path: PoolPath::Accept,
                     records: Records::default(),
                     claims: Claims::default(),
+                    accepts: Accepts::default(),
                     ..self.clone()
                 }
             }

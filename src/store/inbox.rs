@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
-use super::StoreError;
 #[allow(clippy::wildcard_imports)]
 use super::backend::*;
+use super::{StoreError, group::WriterGuard};
 use crate::domain::{
     IdempotencyKey, Source,
     work::{NewDelivery, PendingDelivery},
@@ -72,6 +72,9 @@ pub trait Inbox: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Most deliveries stored in one statement.
+const ACCEPT_BATCH: usize = 256;
+
 macro_rules! impl_inbox {
     ($store:ident, $pool:ty, $row:ty, $backend:literal, $skip_locked:literal) => {
         impl $store {
@@ -96,9 +99,9 @@ macro_rules! impl_inbox {
             }
         }
 
-        #[async_trait]
-        impl Inbox for $store {
-            async fn accept_delivery(&self, d: &NewDelivery) -> Result<bool, StoreError> {
+        impl $store {
+            /// Stores one delivery (a repeat of its key counted): `true` when it is new.
+            async fn accept_one(&self, d: &NewDelivery) -> Result<bool, StoreError> {
                 let mut conn = self.acquire(Queue::Inbox).await?;
                 let now = Utc::now();
                 // A repeat of the key changes nothing but its count of repeats (which the audit
@@ -123,6 +126,128 @@ macro_rules! impl_inbox {
                 .fetch_one(&mut *conn)
                 .await?;
                 Ok(duplicates == 0)
+            }
+
+
+            /// Stores the queued deliveries until none is left, each batch in one statement.
+            async fn write_accepts(&self) {
+                let mut writer = WriterGuard::new(&*self.accepts);
+                while let Some(batch) = writer.next(ACCEPT_BATCH) {
+                    let (writes, answers): (Vec<NewDelivery>, Vec<_>) = batch.into_iter().unzip();
+                    let results = self.accept_many(&writes).await;
+                    for (answer, result) in answers.into_iter().zip(results) {
+                        let _ = answer.send(result);
+                    }
+                }
+            }
+
+            /// Stores `writes`, each result in order: the first delivery of each key in one
+            /// statement, a repeat of a key within the batch after it (a duplicate, counted).
+            /// A batch the database refuses as a whole is stored one by one.
+            async fn accept_many(&self, writes: &[NewDelivery]) -> Vec<Result<bool, StoreError>> {
+                let mut results: Vec<Option<Result<bool, StoreError>>> = writes.iter().map(|_| None).collect();
+                let mut seen = std::collections::HashSet::new();
+                let firsts: Vec<usize> = (0..writes.len()).filter(|&i| seen.insert(&writes[i].key)).collect();
+                if firsts.len() > 1 {
+                    let batch: Vec<&NewDelivery> = firsts.iter().map(|&i| &writes[i]).collect();
+                    match self.accept_batch(&batch).await {
+                        Ok(new) => {
+                            for &i in &firsts {
+                                results[i] = Some(new.get(&writes[i].key).copied().ok_or_else(|| {
+                                    StoreError::Corrupt(format!("delivery {} was not stored", writes[i].key))
+                                }));
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, deliveries = batch.len(), "cannot store a batch of deliveries; storing each"),
+                    }
+                }
+                let mut out = Vec::with_capacity(writes.len());
+                for (d, result) in writes.iter().zip(results) {
+                    out.push(match result {
+                        Some(r) => r,
+                        None => self.accept_one(d).await,
+                    });
+                }
+                out
+            }
+
+            /// PostgreSQL: stores `batch` (distinct keys) in one statement, counting a repeat
+            /// of a key stored before; whether each key is new.
+            async fn accept_batch(
+                &self,
+                batch: &[&NewDelivery],
+            ) -> Result<std::collections::HashMap<IdempotencyKey, bool>, StoreError> {
+                let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+                let rows = serde_json::Value::Array(
+                    batch
+                        .iter()
+                        .map(|d| {
+                            serde_json::json!({
+                                "source": d.key.source.as_str(),
+                                "ticket_id": d.key.ticket_id,
+                                "version": d.key.version,
+                                "event_type": d.event_type,
+                                "payload": d.payload.to_string(),
+                                "status": "pending",
+                                "attempts": 0,
+                                "next_attempt_at": now,
+                                "received_at": now,
+                                "webhook_version": d.webhook_version,
+                                "missing_fields": (!d.missing_fields.is_empty()).then(|| d.missing_fields.join(",")),
+                                "trace_context": d.trace_context,
+                            })
+                        })
+                        .collect(),
+                )
+                .to_string();
+                let mut conn = self.acquire(Queue::Inbox).await?;
+                let stored = statement!(
+                    "INSERT INTO deliveries (source, ticket_id, version, event_type, payload, status, \
+                     attempts, next_attempt_at, received_at, webhook_version, missing_fields, \
+                     trace_context) \
+                     SELECT source, ticket_id, version, event_type, payload, status, attempts, \
+                     next_attempt_at, received_at, webhook_version, missing_fields, trace_context \
+                     FROM jsonb_populate_recordset(NULL::deliveries, $1::jsonb) \
+                     ON CONFLICT (source, ticket_id, version) \
+                     DO UPDATE SET duplicates = deliveries.duplicates + 1 \
+                     RETURNING source, ticket_id, version, duplicates",
+                    rows
+                )
+                .fetch_all(&mut *conn)
+                .await?;
+                stored
+                    .iter()
+                    .map(|row| {
+                        let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
+                        let key = IdempotencyKey::new(
+                            Source::parse("source", &text("source")?).map_err(corrupt)?,
+                            text("ticket_id")?,
+                            text("version")?,
+                        );
+                        let duplicates: i32 = row.try_get("duplicates").map_err(corrupt)?;
+                        Ok((key, duplicates == 0))
+                    })
+                    .collect()
+            }
+
+        }
+
+        #[async_trait]
+        impl Inbox for $store {
+            async fn accept_delivery(&self, d: &NewDelivery) -> Result<bool, StoreError> {
+                if $backend != "postgres" {
+                    return self.accept_one(d).await;
+                }
+                // Stored with the deliveries that arrive beside it, in one statement (and one
+                // commit): a burst of webhooks is answered at the pace of batches, not rows.
+                let (stored, start) = self.accepts.push(d.clone());
+                if start {
+                    let store = self.clone();
+                    tokio::spawn(async move { store.write_accepts().await });
+                }
+                stored
+                    .await
+                    .unwrap_or(Err(StoreError::Unavailable(sqlx::Error::WorkerCrashed)))
             }
 
             async fn lease_deliveries(

@@ -60,6 +60,8 @@ pub mod known {
     pub const LOGIN_FAILURES: &[&str] = &["wrong_token"];
     /// `escalator_review_login_throttled_total{scope}`.
     pub const LOGIN_THROTTLE_SCOPES: &[&str] = &["address", "global"];
+    /// `escalator_db_pool_wait_seconds{path}`.
+    pub const POOL_PATHS: &[&str] = &["accept", "inbox", "outbox"];
     /// The model label of decisions made with no classifier (the safe decision).
     pub const NO_MODEL: &str = "none";
 }
@@ -444,6 +446,10 @@ impl Metrics {
         };
         for stage in known::PANIC_STAGES {
             zero(&self.worker_panics, &[stage]);
+        }
+        for path in known::POOL_PATHS {
+            // A histogram's series start at 0 when created.
+            let _ = self.db_pool_wait.with_label_values(&[path]);
         }
         for name in known::WORKER_LOOPS {
             zero(&self.worker_restarts, &[name]);

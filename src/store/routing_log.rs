@@ -575,7 +575,11 @@ macro_rules! impl_routing_log {
                         .rows_affected();
                     (n == 1, None)
                 };
-                // The rare paths (a key stored before) on one connection.
+                if let (true, Some(recent)) = (inserted, recent) {
+                    // The common path: stored, claimed and counted in the batch.
+                    return Ok((Claim::New, recent));
+                }
+                // The rare paths (a key stored before, or SQLite's count) on one connection.
                 let mut conn = self.acquire(Queue::Inbox).await?;
                 let claim = if inserted {
                     Claim::New

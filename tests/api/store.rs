@@ -152,6 +152,7 @@ both_backends! {
             d.tier_source = Some(TierSource::Request);
             d.enrichment_failed = i % 3 == 0;
             d.caller = Some("svc-✓".into());
+            d.supersedes = (i % 2 == 1).then(|| format!("dec-earlier-{i}"));
             d.shadow.insert("refund_request".into(), i % 2 == 1);
             writes.push(d);
         }

@@ -332,6 +332,7 @@ pub struct Ticket {
     enrichment_failed: bool,
     caller: Option<String>,
     conversation: Option<conversation::Conversation>,
+    routing: RoutingRead,
 }
 
 /// The raw fields of a ticket as an edge received them, before validation.
@@ -407,6 +408,7 @@ impl Ticket {
             enrichment_failed: false,
             caller: None,
             conversation: None,
+            routing: RoutingRead::NotRead,
         })
     }
 
@@ -482,6 +484,20 @@ impl Ticket {
             self.body = text::without_nul(&rendered).into_owned();
         }
         self.conversation = Some(conversation);
+        self
+    }
+
+    /// The ticket's routing as its tool reported it when the ticket was built (a follow-up
+    /// compares it with what escalator last set); [`RoutingRead::NotRead`] until an adapter
+    /// says otherwise.
+    pub fn routing(&self) -> &RoutingRead {
+        &self.routing
+    }
+
+    /// A copy carrying the routing its tool reported (see [`Ticket::routing`]).
+    #[must_use]
+    pub fn with_routing(mut self, routing: RoutingRead) -> Self {
+        self.routing = routing;
         self
     }
 
@@ -804,6 +820,45 @@ impl Decision {
     }
 }
 
+/// A ticket's routing as its tool reports it now: what a person may have changed since
+/// escalator last acted. Ids only, never ticket text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolRouting {
+    /// Plain: the thread's labels' type ids; Pylon: the tags.
+    pub labels: Vec<String>,
+    /// Plain: the thread's priority (0 urgent … 3 low); Pylon has none.
+    pub priority: Option<u8>,
+    /// The assigned user's id; `None` when unassigned.
+    pub assignee: Option<String>,
+    /// Pylon: the team id; Plain has none.
+    pub team: Option<String>,
+}
+
+/// Whether the tool's current routing was read with the ticket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RoutingRead {
+    /// Not asked (no API credential, or a source with no tool).
+    #[default]
+    NotRead,
+    /// What the tool answered.
+    Read(ToolRouting),
+    /// The read failed; why (the call and its answer, no ticket text, no secret).
+    Failed(String),
+}
+
+/// Why a raise is only a note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteOnly {
+    /// An agent's routing change reached escalator as an override event after it last acted.
+    Override,
+    /// The tool's current routing is not what escalator last set: a person changed it
+    /// without an override event reaching escalator.
+    Moved,
+    /// The tool's current routing could not be read, so a person's change cannot be ruled
+    /// out.
+    Unread,
+}
+
 /// What a re-decision does in the tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FollowUpChange {
@@ -813,11 +868,13 @@ pub enum FollowUpChange {
         /// The severity of the decision it supersedes.
         from: Severity,
     },
-    /// The severity rose, but a person changed the routing since escalator last acted: a
-    /// note says what escalator would do, nothing else changes.
+    /// The severity rose, but a person changed the routing since escalator last acted (or
+    /// that cannot be ruled out): a note says what escalator would do, nothing else changes.
     WouldRaise {
         /// The severity of the decision it supersedes.
         from: Severity,
+        /// Why it is a note only.
+        why: NoteOnly,
     },
 }
 

@@ -12,6 +12,7 @@ use super::backend::*;
 use crate::domain::{
     Decision, Source,
     conversation::{Author, MESSAGE_VERSION_PREFIX, Message},
+    work::Action,
 };
 
 /// What the store keeps of a thread's follow-ups.
@@ -80,6 +81,15 @@ pub trait FollowUpLog: Send + Sync {
         source: Source,
         ticket_id: &str,
     ) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// What escalator set in the tool for the thread: the done actions other than notes of
+    /// all its decisions, oldest first (in the order they were logged), for a follow-up to compare
+    /// with the tool's current routing.
+    async fn acted_routing(
+        &self,
+        source: Source,
+        ticket_id: &str,
+    ) -> Result<Vec<Action>, StoreError>;
 
     /// Whether a person moved the thread's routing after `since`: an override verdict
     /// (`crate::review::overrides`) on any of its decisions, stored after `since`.
@@ -217,6 +227,21 @@ macro_rules! impl_followups {
                 .fetch_optional(&self.pool)
                 .await?;
                 row.map(|r| r.try_get("created_at").map_err(corrupt)).transpose()
+            }
+
+            async fn acted_routing(
+                &self, source: Source, ticket_id: &str,
+            ) -> Result<Vec<Action>, StoreError> {
+                let sql = concat!(
+                    "SELECT ",
+                    action_columns!(),
+                    " FROM actions WHERE source = $1 AND ticket_id = $2 AND status = 'done' \
+                     AND kind NOT IN ('plain.note', 'pylon.note') ORDER BY id"
+                );
+                let rows = statement!(sql, source.as_str(), ticket_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(Self::action_from_row).collect()
             }
 
             async fn person_changed_since(

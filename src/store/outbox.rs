@@ -84,7 +84,7 @@ macro_rules! impl_outbox {
                 Ok(())
             }
 
-            fn action_from_row(row: &$row) -> Result<Action, StoreError> {
+            pub(super) fn action_from_row(row: &$row) -> Result<Action, StoreError> {
                 let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
                 Ok(Action {
                     id: row.try_get("id").map_err(corrupt)?,

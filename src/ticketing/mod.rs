@@ -148,6 +148,23 @@ impl ActionPlanner for RoutingPlanner {
             Some(Source::Plain | Source::Pylon | Source::Api) | None => Vec::new(),
         }
     }
+
+    fn routing_moved(
+        &self,
+        ticket: &Ticket,
+        now: &crate::domain::ToolRouting,
+        acted: &[crate::domain::work::Action],
+    ) -> Option<String> {
+        let tool = match ticket.key().source {
+            Source::Api => self.api_tool,
+            other => Some(other),
+        };
+        match tool {
+            Some(Source::Plain) => plain::routing_moved(&self.routes, now, acted),
+            Some(Source::Pylon) => pylon::routing_moved(&self.routes, now, acted),
+            Some(Source::Api) | None => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -29,8 +29,8 @@ use super::{
     webhook::Webhook,
 };
 use crate::domain::{
-    Decision, DomainError, MAX_BODY_CHARS, MAX_SUBJECT_CHARS, RawTicket, Route, Source, Ticket,
-    Tier, TierSource,
+    Decision, DomainError, MAX_BODY_CHARS, MAX_SUBJECT_CHARS, RawTicket, Route, RoutingRead,
+    Source, Ticket, Tier, TierSource, ToolRouting,
     conversation::{Author, MESSAGE_VERSION_PREFIX, Message},
     work::{Action, ActionKind, NewDelivery, PendingDelivery},
 };
@@ -57,16 +57,20 @@ pub const CREATE_NOTE: &str = "mutation createNote($input: CreateNoteInput!) { c
 pub const THREAD_NOTES: &str = "query threadNotes($threadId: ID!, $before: String) { thread(threadId: $threadId) { timelineEntries(filters: { entryTypes: [NOTE] }, last: 50, before: $before) { edges { node { id entry { __typename ... on NoteEntry { noteId text markdown } } } } pageInfo { hasPreviousPage startCursor } } } }";
 /// Most pages of 50 notes a retried note looks through before posting anyway.
 const MAX_NOTE_PAGES: usize = 20;
-/// Reads the thread's tier and its customer's company (tier, contract value).
-pub const THREAD_FOR_ROUTING: &str = "query threadForRouting($threadId: ID!) { thread(threadId: $threadId) { id tier { id name externalId } tenant { id name externalId tier { id name externalId } tenantFields { externalFieldId value { __typename ... on TenantFieldStringValue { stringValue } ... on TenantFieldNumberValue { numberValue } } } } customer { id company { id name contractValue tier { id name externalId } } } } }";
+/// Reads the thread's routing as it stands (priority, labels, assignee: what a follow-up compares
+/// with what escalator last set) and its tier and customer's company (tier, contract value).
+pub const THREAD_FOR_ROUTING: &str = "query threadForRouting($threadId: ID!) { thread(threadId: $threadId) { id priority labels { id labelType { id } } assignedTo { __typename ... on User { id } ... on MachineUser { id } } tier { id name externalId } tenant { id name externalId tier { id name externalId } tenantFields { externalFieldId value { __typename ... on TenantFieldStringValue { stringValue } ... on TenantFieldNumberValue { numberValue } } } } customer { id company { id name contractValue tier { id name externalId } } } } }";
 
 /// What enrichment found for a thread: the tier and where it came from, and the ARR.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Enriched {
     /// The tier, when a configured place named one.
     pub tier: Option<(Tier, TierSource)>,
     /// The ARR in USD, when known.
     pub arr_usd: Option<f64>,
+    /// The thread's routing as Plain has it now; `None` when the answer has no valid
+    /// `priority` (an answer that cannot be compared).
+    pub routing: Option<ToolRouting>,
 }
 
 /// What escalator asks Plain to do, one variant per action kind. Adjacently tagged, so the tag
@@ -573,8 +577,99 @@ impl Plain {
                     .and_then(Value::as_f64)
                     .filter(|v| v.is_finite() && *v >= 0.0)
             });
-        Ok(Enriched { tier, arr_usd: arr })
+        Ok(Enriched {
+            tier,
+            arr_usd: arr,
+            routing: routing_of(thread),
+        })
     }
+}
+
+/// A `threadForRouting` thread's routing: its priority (required: an answer without a valid
+/// one cannot be compared), its labels' type ids, its assignee (a user or a machine user).
+fn routing_of(thread: &Value) -> Option<ToolRouting> {
+    let priority = thread
+        .get("priority")
+        .and_then(Value::as_u64)
+        .and_then(|p| u8::try_from(p).ok())
+        .filter(|p| *p <= 3)?;
+    let labels = thread
+        .get("labels")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.pointer("/labelType/id").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
+    let assignee = thread
+        .pointer("/assignedTo/id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Some(ToolRouting {
+        labels,
+        priority: Some(priority),
+        assignee,
+        team: None,
+    })
+}
+
+/// How the thread's routing `now` differs from what escalator's done routing actions `acted`
+/// (oldest first) set (see `ActionPlanner::routing_moved`): the priority and assignee it last
+/// set, and its routing labels: the label types it added and did not take off again must be
+/// there, and no other route's label type (of any route in `routes`, or one escalator once
+/// set) may be. Label types no route uses are not routing and are not compared.
+pub fn routing_moved(routes: &RouteTargets, now: &ToolRouting, acted: &[Action]) -> Option<String> {
+    use std::collections::BTreeSet;
+    let (mut labels, mut ever) = (BTreeSet::new(), BTreeSet::new());
+    let (mut priority, mut assignee) = (None, None);
+    for a in acted
+        .iter()
+        .filter(|a| a.status == crate::domain::work::ActionStatus::Done)
+    {
+        match from_row::<PlainAction>(a) {
+            Ok(PlainAction::Label { label_type_ids, .. }) => {
+                ever.extend(label_type_ids.iter().cloned());
+                labels.extend(label_type_ids);
+            }
+            Ok(PlainAction::Unlabel { label_type_ids, .. }) => {
+                for l in &label_type_ids {
+                    labels.remove(l);
+                }
+                ever.extend(label_type_ids);
+            }
+            Ok(PlainAction::Priority { priority: p, .. }) => priority = Some(p),
+            Ok(PlainAction::Assign { user_id, .. }) => assignee = Some(user_id),
+            Ok(PlainAction::Note { .. }) | Err(_) => {}
+        }
+    }
+    if let Some(p) = priority {
+        if now.priority != Some(p) {
+            return Some(format!(
+                "priority is {}, escalator set {p}",
+                now.priority.map_or("none".to_owned(), |n| n.to_string())
+            ));
+        }
+    }
+    if let Some(u) = assignee {
+        if now.assignee.as_deref() != Some(u.as_str()) {
+            return Some(format!(
+                "assignee is {}, escalator assigned {u}",
+                now.assignee.as_deref().unwrap_or("nobody")
+            ));
+        }
+    }
+    if let Some(gone) = labels.iter().find(|l| !now.labels.contains(l)) {
+        return Some(format!("label type {gone} escalator added is gone"));
+    }
+    let routing: BTreeSet<&String> = routes
+        .plain_targets()
+        .flat_map(|t| t.label_type_ids.iter())
+        .chain(ever.iter())
+        .collect();
+    now.labels
+        .iter()
+        .find(|l| routing.contains(l) && !labels.contains(*l))
+        .map(|l| format!("label type {l} is on the thread, escalator did not set it"))
 }
 
 /// A Plain tier object as one of ours: its `externalId`, else its `name`, when either spells
@@ -862,12 +957,26 @@ impl Ticketing for Plain {
     async fn ticket(&self, d: &PendingDelivery) -> Result<Ticket, TicketingError> {
         let p: PlainDelivery = from_delivery(d)?;
         let (mut tier, mut arr, mut failed) = (None, None, false);
+        let mut routing = RoutingRead::NotRead;
         if self.settings.api_key.is_some() {
             match self.enrich(&p.thread_id).await {
-                Ok(e) => (tier, arr) = (e.tier, e.arr_usd),
+                Ok(e) => {
+                    (tier, arr) = (e.tier, e.arr_usd);
+                    routing = e.routing.map_or_else(
+                        || {
+                            RoutingRead::Failed(
+                                "plain threadForRouting answered without the thread's priority"
+                                    .to_owned(),
+                            )
+                        },
+                        RoutingRead::Read,
+                    );
+                }
                 Err(e) => {
+                    let why = crate::causes::chain(&e);
                     enrichment_failed(Source::Plain, d, e, self.settings.enrichment_attempts)?;
                     failed = true;
+                    routing = RoutingRead::Failed(why);
                 }
             }
         }
@@ -879,7 +988,7 @@ impl Ticketing for Plain {
             arr.or(self.settings.default_arr_usd),
             "",
         )
-        .map(|t| t.with_tier_source(source, failed))
+        .map(|t| t.with_tier_source(source, failed).with_routing(routing))
         .map_err(TicketingError::InvalidTicket)
     }
 

@@ -12,7 +12,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::{overrides, settings::RouteTargets};
 use crate::domain::{
-    Decision, DomainError, FollowUpChange, Route, Source, Ticket,
+    Decision, DomainError, FollowUpChange, NoteOnly, Route, Source, Ticket, ToolRouting,
     work::{Action, ActionKind, NewAction, NewDelivery, PendingDelivery},
 };
 
@@ -235,6 +235,21 @@ pub trait ActionPlanner: Send + Sync {
         let _ = (ticket, decision, change);
         Vec::new()
     }
+
+    /// How `now` (the ticket's routing as its tool reports it, re-read for a follow-up)
+    /// differs from what escalator's done routing `acted` (the thread's executed actions other
+    /// than notes, oldest first) set, in words for the log (ids and numbers, no ticket text);
+    /// `None` when it does not, or when escalator set nothing there to compare. A field
+    /// escalator never set has no baseline and is not compared. None by default.
+    fn routing_moved(
+        &self,
+        ticket: &Ticket,
+        now: &ToolRouting,
+        acted: &[Action],
+    ) -> Option<String> {
+        let _ = (ticket, now, acted);
+        None
+    }
 }
 
 /// A planner that plans nothing (decisions are logged, nobody is told).
@@ -352,11 +367,24 @@ pub(super) fn follow_up_head(d: &Decision, change: FollowUpChange) -> String {
             d.severity,
             note_reasoning(d)
         ),
-        FollowUpChange::WouldRaise { .. } => format!(
-            "escalator would raise this to {}: {} A person changed this ticket's routing since \
-             escalator last acted, so nothing else was changed.",
+        FollowUpChange::WouldRaise { why, .. } => format!(
+            "escalator would raise this to {}: {} {}",
             d.severity,
-            note_reasoning(d)
+            note_reasoning(d),
+            match why {
+                NoteOnly::Override => {
+                    "A person changed this ticket's routing since escalator last acted, so \
+                     nothing else was changed."
+                }
+                NoteOnly::Moved => {
+                    "This ticket's routing in the tool is not what escalator last set (a person \
+                     changed it), so nothing else was changed."
+                }
+                NoteOnly::Unread => {
+                    "escalator could not re-read this ticket's routing in the tool to check that \
+                     nobody changed it, so nothing else was changed."
+                }
+            }
         ),
     }
 }

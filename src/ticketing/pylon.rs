@@ -40,8 +40,8 @@ use super::{
 };
 use crate::{
     domain::{
-        Decision, DomainError, IdempotencyKey, MAX_ID_BYTES, RawTicket, Route, Source, Ticket,
-        Tier, TierSource,
+        Decision, DomainError, IdempotencyKey, MAX_ID_BYTES, RawTicket, Route, RoutingRead, Source,
+        Ticket, Tier, TierSource, ToolRouting,
         conversation::{Author, MESSAGE_VERSION_PREFIX, Message},
         work::{Action, ActionKind, NewDelivery, PendingDelivery},
     },
@@ -146,6 +146,72 @@ pub fn plan_follow_up(
         }
     }
     out
+}
+
+/// An issue's routing as `GET /issues/{id}` reports it: its tags, team and assignee (Pylon's
+/// issue has no priority; its `state` is not routing, escalator never sets it).
+fn routing_of(issue: &Value) -> ToolRouting {
+    let id = |p: &str| issue.pointer(p).and_then(Value::as_str).map(str::to_owned);
+    ToolRouting {
+        labels: issue
+            .get("tags")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        priority: None,
+        assignee: id("/assignee/id"),
+        team: id("/team/id"),
+    }
+}
+
+/// How the issue's routing `now` differs from what escalator's done updates `acted` (oldest
+/// first) set (see `ActionPlanner::routing_moved`): the team and assignee it last set, and its
+/// routing tags: every tag it added must be there, and no other route's tag (of any route in
+/// `routes`) may be. Tags no route uses are not routing and are not compared.
+pub fn routing_moved(routes: &RouteTargets, now: &ToolRouting, acted: &[Action]) -> Option<String> {
+    use std::collections::BTreeSet;
+    let mut tags = BTreeSet::new();
+    let (mut team, mut assignee) = (None, None);
+    for a in acted
+        .iter()
+        .filter(|a| a.status == crate::domain::work::ActionStatus::Done)
+    {
+        if let Ok(PylonAction::Update {
+            tags: added,
+            team_id,
+            assignee_id,
+            ..
+        }) = from_row::<PylonAction>(a)
+        {
+            tags.extend(added);
+            team = team_id.or(team);
+            assignee = assignee_id.or(assignee);
+        }
+    }
+    for (what, set, has) in [
+        ("team", team, now.team.as_deref()),
+        ("assignee", assignee, now.assignee.as_deref()),
+    ] {
+        if let Some(set) = set {
+            if has != Some(set.as_str()) {
+                return Some(format!(
+                    "{what} is {}, escalator set {set}",
+                    has.unwrap_or("none")
+                ));
+            }
+        }
+    }
+    if let Some(gone) = tags.iter().find(|t| !now.labels.contains(t)) {
+        return Some(format!("tag {gone} escalator added is gone"));
+    }
+    let routing: BTreeSet<&String> = routes.pylon_targets().flat_map(|t| t.tags.iter()).collect();
+    now.labels
+        .iter()
+        .find(|t| routing.contains(t) && !tags.contains(*t))
+        .map(|t| format!("tag {t} is on the issue, escalator did not set it"))
 }
 
 /// The `event` of the Pylon trigger that rings for a new message on an issue (a follow-up).
@@ -705,7 +771,10 @@ impl Ticketing for Pylon {
             },
             "issue.",
         )
-        .map(|t| t.with_tier_source(source, failed))
+        .map(|t| {
+            t.with_tier_source(source, failed)
+                .with_routing(RoutingRead::Read(routing_of(&issue)))
+        })
         .map_err(TicketingError::InvalidTicket)
     }
 

@@ -371,6 +371,14 @@ impl RouteTargets {
     pub fn pylon(&self, route: Route) -> &PylonTarget {
         &self.pylon[&route]
     }
+    /// Every route's Plain target.
+    pub fn plain_targets(&self) -> impl Iterator<Item = &PlainTarget> {
+        self.plain.values()
+    }
+    /// Every route's Pylon target.
+    pub fn pylon_targets(&self) -> impl Iterator<Item = &PylonTarget> {
+        self.pylon.values()
+    }
 }
 
 /// Everything the bridge needs.

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::{Outcome, Triage, TriageError};
 use crate::{
     domain::{
-        FollowUpChange, IdempotencyKey, Ticket, TicketContext,
+        FollowUpChange, IdempotencyKey, NoteOnly, RoutingRead, Ticket, TicketContext,
         conversation::{Author, Conversation, Message},
     },
     env::{ConfigError, Setting, SettingDefault, invalid},
@@ -301,18 +301,12 @@ impl Triage {
         let mut decision = self.weighed(ctx, classification, trace_id);
         decision.supersedes = Some(supersedes.to_owned());
         let change = if decision.severity > standing {
-            let (source, thread) = (decision.source, decision.ticket_id.as_str());
-            let person = match &self.followups {
-                Some(log) => match log.last_acted_at(source, thread).await? {
-                    Some(acted) => log.person_changed_since(source, thread, acted).await?,
-                    None => false,
+            Some(match self.note_only(&ctx.ticket).await? {
+                Some(why) => FollowUpChange::WouldRaise {
+                    from: standing,
+                    why,
                 },
-                None => false,
-            };
-            Some(if person {
-                FollowUpChange::WouldRaise { from: standing }
-            } else {
-                FollowUpChange::Raise { from: standing }
+                None => FollowUpChange::Raise { from: standing },
             })
         } else {
             None
@@ -338,6 +332,53 @@ impl Triage {
             outcome: Box::new(outcome),
             change,
         })
+    }
+
+    /// Why a raise of `ticket` (a follow-up, built with the tool's current routing) must be a
+    /// note only, if it must: a person's override event stored after escalator last acted, or
+    /// the tool's routing (re-read when the ticket was built, no extra call) not being what
+    /// escalator's done actions set, or that routing not read (fail safe). `None`: raise.
+    async fn note_only(&self, ticket: &Ticket) -> Result<Option<NoteOnly>, TriageError> {
+        let Some(log) = &self.followups else {
+            return Ok(None);
+        };
+        let key = ticket.key();
+        let (source, thread) = (key.source, key.ticket_id.as_str());
+        if let Some(acted) = log.last_acted_at(source, thread).await? {
+            if log.person_changed_since(source, thread, acted).await? {
+                return Ok(Some(NoteOnly::Override));
+            }
+        }
+        let now = match ticket.routing() {
+            RoutingRead::Read(now) => now,
+            RoutingRead::Failed(error) => {
+                tracing::warn!(
+                    %key,
+                    error,
+                    "cannot re-read the ticket's routing in its tool; a raise is a note only"
+                );
+                return Ok(Some(NoteOnly::Unread));
+            }
+            RoutingRead::NotRead => {
+                tracing::warn!(
+                    %key,
+                    "the ticket's routing was not read from its tool; a raise is a note only"
+                );
+                return Ok(Some(NoteOnly::Unread));
+            }
+        };
+        let acted = log.acted_routing(source, thread).await?;
+        Ok(self
+            .planner
+            .routing_moved(ticket, now, &acted)
+            .map(|moved| {
+                tracing::info!(
+                    %key,
+                    moved,
+                    "the ticket's routing in its tool is not what escalator last set; a raise is a note only"
+                );
+                NoteOnly::Moved
+            }))
     }
 }
 

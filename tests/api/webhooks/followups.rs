@@ -21,24 +21,43 @@ async fn spawn_followups(db: &TestDb, mocks: &Mocks, secs: u64) -> TestApp {
 }
 
 /// Enrichment answering `tier` (no contract value), expected `n` times (once per delivery
-/// decided: the first message and each re-decision).
+/// decided: the first message and each re-decision), without the thread's routing.
 async fn mount_tier(mocks: &Mocks, tier: &str, n: u64) {
+    mount_thread(mocks, tier, json!({}), n).await;
+}
+
+/// `threadForRouting` answering `tier` and the thread's routing as Plain has it (`routing`:
+/// `priority`, `labels`, `assignedTo`), for the next `n` calls (then the next mount answers).
+async fn mount_thread(mocks: &Mocks, tier: &str, routing: Value, n: u64) {
+    let mut thread = json!({
+        "id": THREAD,
+        "tier": {"id": "tier_1", "name": tier, "externalId": tier},
+        "tenant": null,
+        "customer": {"id": CUSTOMER, "company": null}
+    });
+    for (k, v) in routing.as_object().unwrap() {
+        thread[k] = v.clone();
+    }
     plain_call(
         "threadForRouting",
         THREAD_FOR_ROUTING,
         json!({ "threadId": THREAD }),
     )
-    .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-        "data": {"thread": {
-            "id": THREAD,
-            "tier": {"id": "tier_1", "name": tier, "externalId": tier},
-            "tenant": null,
-            "customer": {"id": CUSTOMER, "company": null}
-        }}
-    })))
+    .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"thread": thread}})))
+    .up_to_n_times(n)
     .expect(n)
     .mount(&mocks.plain)
     .await;
+}
+
+/// A thread's routing as `threadForRouting` selects it: `priority`, labels of these types
+/// (label ids `l_<type>`), `assignedTo` a user or nobody.
+fn routing(priority: u8, label_types: &[&str], assignee: Option<&str>) -> Value {
+    json!({
+        "priority": priority,
+        "labels": label_types.iter().map(|t| json!({"id": format!("l_{t}"), "labelType": {"id": t}})).collect::<Vec<_>>(),
+        "assignedTo": assignee.map(|id| json!({"__typename": "User", "id": id})),
+    })
 }
 
 /// One mutation with exactly these variables, expected `n` times.
@@ -160,7 +179,15 @@ const DATA_LOSS: &str =
 async fn a_routine_ticket_whose_second_message_reports_data_loss_is_raised_to_on_fire() {
     let db = TestDb::new().await;
     let mocks = Mocks::start().await;
-    mount_tier(&mocks, "free", 2).await;
+    // Plain re-read before the raise shows what escalator set (the bot's label and priority,
+    // nobody assigned) and a label no route uses: nobody moved it, so it is raised.
+    mount_thread(
+        &mocks,
+        "free",
+        routing(2, &["lt_bot", "lt_feedback"], None),
+        2,
+    )
+    .await;
     // The first decision: routine, the bot's label and priority, a note.
     expect_call(
         &mocks,
@@ -578,4 +605,250 @@ async fn a_pylon_message_trigger_raises_the_issue_on_its_conversation() {
         "{notes:?}"
     );
     app.stop().await;
+}
+
+/// Re-reading the tool (issue 26): an agent changes the routing in Plain and no override event
+/// reaches escalator; the follow-up's `threadForRouting` (the enrichment read it makes anyway)
+/// shows the thread is not as escalator left it, so a raise is a note only. `now` is the
+/// routing the re-read shows; `reason` what the note must say.
+async fn plain_reread_case(now: Option<Value>, reason: &str) {
+    let db = TestDb::new().await;
+    let mocks = Mocks::start().await;
+    // Enterprise: urgent, the human route (its label, priority 1).
+    mount_thread(&mocks, "enterprise", routing(2, &[], None), 1).await;
+    match now {
+        Some(now) => mount_thread(&mocks, "enterprise", now, 1).await,
+        // The re-read fails (Plain answers 400): it cannot be compared.
+        None => {
+            plain_call(
+                "threadForRouting",
+                THREAD_FOR_ROUTING,
+                json!({ "threadId": THREAD }),
+            )
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"message": "bad"})))
+            .expect(1)
+            .mount(&mocks.plain)
+            .await;
+        }
+    }
+    expect_call(
+        &mocks,
+        "addLabels",
+        ADD_LABELS,
+        json!({"input": {"threadId": THREAD, "labelTypeIds": ["lt_human"]}}),
+        1,
+    )
+    .await;
+    expect_call(
+        &mocks,
+        "changeThreadPriority",
+        CHANGE_PRIORITY,
+        json!({"input": {"threadId": THREAD, "priority": 1}}),
+        1,
+    )
+    .await;
+    // Nothing of the raise reaches the thread but its note.
+    for op in [
+        "addLabels",
+        "changeThreadPriority",
+        "assignThread",
+        "removeLabels",
+        "threadLabels",
+    ] {
+        plain_call_op(op)
+            .respond_with(mutation_ok(op))
+            .expect(0)
+            .with_priority(10)
+            .mount(&mocks.plain)
+            .await;
+    }
+    expect_notes(&mocks, 2).await;
+    let app = spawn_followups(&db, &mocks, 0).await;
+    let pool = db.pool().await;
+
+    assert_eq!(app.plain(created(HOW_TO)).await.0, 202);
+    wait_for_decisions(&pool, 1, 3).await;
+    // No override webhook: escalator learns of the change only by re-reading the thread.
+    assert_eq!(
+        app.plain(email("pEv_r1", "em_r1", DATA_LOSS, false))
+            .await
+            .0,
+        202
+    );
+    wait_for_decisions(&pool, 2, 4).await;
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM reviews").await, 0);
+    let d = decisions(&pool).await;
+    assert_eq!(d[1].0, "on_fire");
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM actions WHERE decision_id = $1")
+        .bind(&d[1].2)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kinds, ["plain.note"]);
+    let notes: Vec<Value> = mocks
+        .plain
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+        .filter(|b| b["operationName"] == "createNote")
+        .collect();
+    let text = notes[1]["variables"]["input"]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("escalator would raise this to on_fire:") && text.contains(reason),
+        "{text}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_lowering_the_priority_in_plain_without_a_webhook_gets_a_note_only() {
+    plain_reread_case(
+        Some(routing(2, &["lt_human"], None)),
+        "not what escalator last set (a person changed it)",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_agent_moving_the_label_in_plain_without_a_webhook_gets_a_note_only() {
+    // The priority is escalator's, but the human label is off and the bot's is on.
+    plain_reread_case(
+        Some(routing(1, &["lt_bot"], None)),
+        "not what escalator last set (a person changed it)",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn when_plain_cannot_be_reread_a_raise_is_a_note_only_saying_so() {
+    plain_reread_case(None, "could not re-read this ticket's routing").await;
+}
+
+/// Pylon: the bot route sets a tag and a team; the follow-up's `GET /issues/{id}` (the read
+/// that builds the ticket anyway) shows the issue as escalator left it (`moved: false`: the
+/// raise's PATCH) or moved to another team by a person (`moved: true`: the note alone).
+async fn pylon_reread_case(moved: bool) {
+    let db = TestDb::new().await;
+    let mocks = Mocks::start().await;
+    let auth = format!("Bearer {PYLON_TOKEN}");
+    let issue = |tags: Value, team: Value| {
+        json!({"data": {
+            "id": "iss_3", "number": 44, "title": TITLE,
+            "body_html": format!("<p>{HOW_TO}</p>"),
+            "state": "waiting_on_you", "requester": {"id": "ct_1", "email": "ops@acme.test"},
+            "account": {"id": "acc_1"}, "team": team, "assignee": null, "tags": tags
+        }, "request_id": "req_1"})
+    };
+    // Built for the first doorbell and read before its PATCH: as it arrived.
+    Mock::given(method("GET"))
+        .and(path("/issues/iss_3"))
+        .and(header("authorization", auth.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(issue(json!([]), json!(null))))
+        .up_to_n_times(2)
+        .expect(2)
+        .mount(&mocks.pylon)
+        .await;
+    // Then as escalator set it, or with a team a person chose.
+    let team = if moved { "team_billing" } else { "team_bot" };
+    Mock::given(method("GET"))
+        .and(path("/issues/iss_3"))
+        .and(header("authorization", auth.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(issue(
+            json!(["escalator", "bot", "vip"]),
+            json!({"id": team}),
+        )))
+        .expect(if moved { 1 } else { 2 })
+        .mount(&mocks.pylon)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/issues/iss_3/messages"))
+        .and(header("authorization", auth.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
+            {"id": "pm_1", "author": {"name": "Ops", "contact": {"id": "ct_1"}},
+             "is_private": false, "message_html": format!("<p>{HOW_TO}</p>"),
+             "timestamp": (chrono::Utc::now() - chrono::Duration::minutes(30)).to_rfc3339()},
+            {"id": "pm_2", "author": {"name": "Ops", "contact": {"id": "ct_1"}},
+             "is_private": false, "message_html": format!("<p>{DATA_LOSS}</p>"),
+             "timestamp": chrono::Utc::now().to_rfc3339()}
+        ], "request_id": "req_2"})))
+        .expect(1)
+        .mount(&mocks.pylon)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/issues/iss_3"))
+        .and(body_json(
+            json!({"tags": ["escalator", "bot"], "team_id": "team_bot"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(issue(json!([]), json!(null))))
+        .expect(1)
+        .mount(&mocks.pylon)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/issues/iss_3"))
+        .and(body_json(json!({
+            "tags": ["escalator", "bot", "vip", "on-fire"], "team_id": "team_eng"
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(issue(json!([]), json!(null))))
+        .expect(u64::from(!moved))
+        .mount(&mocks.pylon)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/issues/iss_3/note"))
+        .and(header("authorization", auth.as_str()))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": {"id": "msg_9", "issue_id": "iss_3"}})),
+        )
+        .expect(2)
+        .mount(&mocks.pylon)
+        .await;
+    let config = format!(
+        "{}[routes.bot.pylon]\ntags = [\"escalator\", \"bot\"]\nteam_id = \"team_bot\"\n",
+        tables(0)
+    );
+    let (s, file) = settings_with(&db, &mocks, "", &config);
+    let app = TestApp::start(s, Some(file)).await;
+    let pool = db.pool().await;
+
+    let created = br#"{"issue_id":"iss_3","event":"issue.created"}"#.to_vec();
+    assert_eq!(app.pylon(created).await.0, 202);
+    wait_for_decisions(&pool, 1, 2).await;
+    let message =
+        br#"{"issue_id":"iss_3","event":"issue.message_received","version":"pm_2"}"#.to_vec();
+    assert_eq!(app.pylon(message).await.0, 202);
+    wait_for_decisions(&pool, 2, if moved { 3 } else { 4 }).await;
+    let d = decisions(&pool).await;
+    assert_eq!((d[0].0.as_str(), d[1].0.as_str()), ("routine", "on_fire"));
+    let notes: Vec<Value> = mocks
+        .pylon
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/issues/iss_3/note")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let note = notes[1]["body_html"].as_str().unwrap();
+    if moved {
+        assert!(
+            note.contains("escalator would raise this to on_fire")
+                && note.contains("not what escalator last set"),
+            "{note}"
+        );
+    } else {
+        assert!(note.contains("Raised from routine to on_fire"), "{note}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_pylon_issue_a_person_moved_to_another_team_without_a_webhook_gets_a_note_only() {
+    pylon_reread_case(true).await;
+}
+
+#[tokio::test]
+async fn a_pylon_issue_as_escalator_left_it_is_raised() {
+    pylon_reread_case(false).await;
 }

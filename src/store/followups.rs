@@ -1,6 +1,7 @@
 //! Follow-ups: a thread's messages as the inbox stored them (the conversation a re-decision
-//! reads), the per-thread window and count that bound re-decisions, and whether a person
-//! changed the routing since escalator last acted (the override verdicts the review stores).
+//! reads), the per-thread window and count that bound re-decisions, whether a person
+//! changed the routing since escalator last acted (the override verdicts the review stores),
+//! and what escalator's done actions set on the thread (compared with the tool's routing).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

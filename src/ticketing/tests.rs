@@ -506,3 +506,95 @@ fn a_previous_secret_alone_is_refused() {
         assert_eq!(e, format!("{key}: is set but {current} is not"));
     }
 }
+
+/// `rows` as the thread's executed actions (`status`), in order, notes left out as the store
+/// leaves them out.
+fn acted(rows: &[NewAction], status: crate::domain::work::ActionStatus) -> Vec<Action> {
+    rows.iter()
+        .filter(|r| !r.kind.as_str().ends_with(".note"))
+        .enumerate()
+        .map(|(i, r)| Action {
+            id: i64::try_from(i).unwrap(),
+            decision_id: "dec-1".into(),
+            source: r.kind.tool(),
+            ticket_id: "th_1".into(),
+            kind: r.kind,
+            payload: r.payload.clone(),
+            status,
+            attempts: 1,
+            last_error: None,
+            internal_errors: 0,
+        })
+        .collect()
+}
+
+#[test]
+fn plain_routing_moved_compares_what_escalator_set_with_the_thread() {
+    use crate::domain::{ToolRouting, work::ActionStatus};
+    let p = RoutingPlanner::new(&settings(ROUTES, KEYS));
+    let t = ticket(Source::Plain, "c_1");
+    let rows = p.plan(&t, &decision(Source::Plain, false));
+    let done = acted(&rows, ActionStatus::Done);
+    let now = |priority: u8, labels: &[&str], assignee: Option<&str>| ToolRouting {
+        labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+        priority: Some(priority),
+        assignee: assignee.map(str::to_owned),
+        team: None,
+    };
+    // As escalator left it, with a label type no route uses: not moved.
+    assert_eq!(
+        p.routing_moved(&t, &now(0, &["lt_eng", "lt_vip"], Some("u_1")), &done),
+        None
+    );
+    assert_eq!(
+        p.routing_moved(&t, &now(2, &["lt_eng"], Some("u_1")), &done)
+            .as_deref(),
+        Some("priority is 2, escalator set 0")
+    );
+    assert_eq!(
+        p.routing_moved(&t, &now(0, &["lt_eng"], None), &done)
+            .as_deref(),
+        Some("assignee is nobody, escalator assigned u_1")
+    );
+    assert_eq!(
+        p.routing_moved(&t, &now(0, &[], Some("u_1")), &done)
+            .as_deref(),
+        Some("label type lt_eng escalator added is gone")
+    );
+    // A pending (or failed) action set nothing: nothing to compare.
+    let pending = acted(&rows, ActionStatus::Pending);
+    assert_eq!(p.routing_moved(&t, &now(3, &[], None), &pending), None);
+}
+
+#[test]
+fn pylon_routing_moved_compares_tags_team_and_assignee() {
+    use crate::domain::{ToolRouting, work::ActionStatus};
+    let routes = "[routes.engineering.pylon]\ntags = [\"on-fire\"]\nteam_id = \"team_eng\"\n\
+                  [routes.human.pylon]\ntags = [\"urgent\"]\n";
+    let p = RoutingPlanner::new(&settings(routes, KEYS));
+    let t = ticket(Source::Pylon, "");
+    let done = acted(
+        &p.plan(&t, &decision(Source::Pylon, false)),
+        ActionStatus::Done,
+    );
+    let now = |tags: &[&str], team: Option<&str>| ToolRouting {
+        labels: tags.iter().map(|l| (*l).to_owned()).collect(),
+        priority: None,
+        assignee: None,
+        team: team.map(str::to_owned),
+    };
+    assert_eq!(
+        p.routing_moved(&t, &now(&["on-fire", "vip"], Some("team_eng")), &done),
+        None
+    );
+    assert_eq!(
+        p.routing_moved(&t, &now(&["on-fire"], Some("team_x")), &done)
+            .as_deref(),
+        Some("team is team_x, escalator set team_eng")
+    );
+    assert_eq!(
+        p.routing_moved(&t, &now(&["on-fire", "urgent"], Some("team_eng")), &done)
+            .as_deref(),
+        Some("tag urgent is on the issue, escalator did not set it")
+    );
+}

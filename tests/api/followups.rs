@@ -1,6 +1,6 @@
 //! Follow-ups (issue 26): the store's part on PostgreSQL and SQLite (the `supersedes` link,
 //! the thread's messages, the window and count that bound re-decisions, a person's change
-//! since escalator last acted).
+//! since escalator last acted, what escalator's done actions set on a thread).
 
 use std::time::Duration;
 
@@ -129,6 +129,37 @@ both_backends! {
         }, &[]).await.unwrap();
         assert!(store.person_changed_since(Source::Api, "F-4", acted).await.unwrap());
         assert!(!store.person_changed_since(Source::Api, "F-4", Utc::now() + chrono::Duration::seconds(5)).await.unwrap());
+    }
+
+    async fn what_escalator_set_is_the_threads_done_routing_actions_oldest_first(store) {
+        let first = domain_ticket("F-7", "v1", "");
+        store.claim(&first, Duration::from_secs(60)).await.unwrap();
+        let d1 = decision_for(&first);
+        store.record(&d1, &[
+            NewAction { kind: ActionKind::PlainLabel, payload: serde_json::json!({"thread_id": "F-7", "label_type_ids": ["lt_bot"]}) },
+            NewAction { kind: ActionKind::PlainPriority, payload: serde_json::json!({"thread_id": "F-7", "priority": 2}) },
+            NewAction { kind: ActionKind::PlainNote, payload: serde_json::json!({}) },
+        ]).await.unwrap();
+        // Nothing done yet: escalator set nothing.
+        assert!(store.acted_routing(Source::Api, "F-7").await.unwrap().is_empty());
+        let leased = store.lease_actions(Duration::from_secs(60), 10).await.unwrap();
+        assert_eq!(leased.len(), 3);
+        let ids: Vec<i64> = leased.iter().map(|a| a.id).collect();
+        assert_eq!(store.complete_actions(&ids).await.unwrap(), 3);
+        // A raise whose priority is still pending.
+        let again = domain_ticket("F-7", "message:m1", "");
+        store.claim(&again, Duration::from_secs(60)).await.unwrap();
+        let d2 = decision_for(&again);
+        store.record(&d2, &[
+            NewAction { kind: ActionKind::PlainPriority, payload: serde_json::json!({"thread_id": "F-7", "priority": 0}) },
+        ]).await.unwrap();
+        let acted = store.acted_routing(Source::Api, "F-7").await.unwrap();
+        let kinds: Vec<&str> = acted.iter().map(|a| a.kind.as_str()).collect();
+        assert_eq!(kinds, ["plain.label", "plain.priority"], "done, oldest first, no note");
+        assert_eq!(acted[1].payload["priority"], 2);
+        assert!(acted.iter().all(|a| a.decision_id == d1.id));
+        // Another thread's actions are not this one's.
+        assert!(store.acted_routing(Source::Api, "F-8").await.unwrap().is_empty());
     }
 
     async fn the_audit_counts_follow_ups_raised_kept_undone_and_note_only(store) {

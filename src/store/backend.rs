@@ -78,9 +78,12 @@ pub(super) type Records = std::sync::Arc<GroupCommit<RecordWrite, Result<Recorde
 /// counted).
 pub(super) type ClaimWrite = (crate::domain::IdempotencyKey, serde_json::Value);
 
-/// The claims waiting to be written together: each one's count of the customer's other tickets
-/// when its ticket went in, `None` when its key was stored already.
-pub(super) type Claims = std::sync::Arc<GroupCommit<ClaimWrite, Result<Option<u32>, StoreError>>>;
+/// A claim's outcome: its customer's other tickets counted when its ticket went in, `None`
+/// when its key was stored already.
+pub(super) type ClaimResult = Result<Option<u32>, StoreError>;
+
+/// The claims waiting to be written together, each with its [`ClaimResult`].
+pub(super) type Claims = std::sync::Arc<GroupCommit<ClaimWrite, ClaimResult>>;
 
 /// The webhook deliveries waiting to be stored together: each one's answer is `true` when it
 /// is new, `false` for a repeat of its key.

@@ -64,6 +64,23 @@ impl<T, R> GroupCommit<T, R> {
         state.queue.drain(..n).collect()
     }
 
+    /// Drains the queue as its writer (the caller [`GroupCommit::push`] told to start one):
+    /// each batch of up to `max` writes goes to `write`, which answers each write in order, until
+    /// the queue is empty. A caller that went away does not need its answer; the write stands.
+    pub(super) async fn drain<F, Fut>(&self, max: usize, mut write: F)
+    where
+        F: FnMut(Vec<T>) -> Fut,
+        Fut: std::future::Future<Output = Vec<R>>,
+    {
+        let mut writer = WriterGuard::new(self);
+        while let Some(batch) = writer.next(max) {
+            let (writes, answers): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
+            for (answer, result) in answers.into_iter().zip(write(writes).await) {
+                let _ = answer.send(result);
+            }
+        }
+    }
+
     /// Marks the writer gone (it panicked or was cancelled): the next write starts another,
     /// which drains what is still queued.
     pub(super) fn writer_gone(&self) {

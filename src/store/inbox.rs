@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
+use super::StoreError;
 #[allow(clippy::wildcard_imports)]
 use super::backend::*;
-use super::{StoreError, group::WriterGuard};
 use crate::domain::{
     IdempotencyKey, Source,
     work::{NewDelivery, PendingDelivery},
@@ -131,14 +131,9 @@ macro_rules! impl_inbox {
 
             /// Stores the queued deliveries until none is left, each batch in one statement.
             async fn write_accepts(&self) {
-                let mut writer = WriterGuard::new(&*self.accepts);
-                while let Some(batch) = writer.next(ACCEPT_BATCH) {
-                    let (writes, answers): (Vec<NewDelivery>, Vec<_>) = batch.into_iter().unzip();
-                    let results = self.accept_many(&writes).await;
-                    for (answer, result) in answers.into_iter().zip(results) {
-                        let _ = answer.send(result);
-                    }
-                }
+                self.accepts
+                    .drain(ACCEPT_BATCH, |writes| async move { self.accept_many(&writes).await })
+                    .await;
             }
 
             /// Stores `writes`, each result in order: the first delivery of each key in one

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
+use super::StoreError;
 #[allow(clippy::wildcard_imports)]
 use super::backend::*;
-use super::{StoreError, group::WriterGuard};
 use crate::domain::{
     Decision, IdempotencyKey, RawTicket, Source, Ticket, Tier, TierSource, work::NewAction,
 };
@@ -309,15 +309,9 @@ macro_rules! impl_routing_log {
 
             /// Writes the queued decisions until none is left, each batch in one statement.
             async fn write_records(&self) {
-                let mut writer = WriterGuard::new(&*self.records);
-                while let Some(batch) = writer.next(RECORD_BATCH) {
-                    let (writes, answers): (Vec<RecordWrite>, Vec<_>) = batch.into_iter().unzip();
-                    let results = self.record_many(&writes).await;
-                    for (answer, result) in answers.into_iter().zip(results) {
-                        // A caller that went away does not need its answer; the write stands.
-                        let _ = answer.send(result);
-                    }
-                }
+                self.records
+                    .drain(RECORD_BATCH, |writes| async move { self.record_many(&writes).await })
+                    .await;
             }
 
             /// Writes `writes` (one statement for all of them), each result in order. A batch
@@ -399,35 +393,34 @@ macro_rules! impl_routing_log {
             /// Stores and claims the queued tickets until none is left, each batch in one
             /// statement.
             async fn write_claims(&self) {
-                let mut writer = WriterGuard::new(&*self.claims);
-                while let Some(batch) = writer.next(RECORD_BATCH) {
-                    let (writes, answers): (Vec<ClaimWrite>, Vec<_>) = batch.into_iter().unzip();
-                    let results = match self.claim_batch(&writes).await {
-                        // A key twice in the batch went in once: the first write of it
-                        // claimed it, the later ones find it claimed.
-                        Ok(mut inserted) => writes
-                            .iter()
-                            .map(|(key, _)| Ok(inserted.remove(key)))
-                            .collect(),
-                        // Refused as a whole: each on its own, so one bad ticket never
-                        // stops the others.
-                        Err(e) if writes.len() > 1 => {
-                            tracing::warn!(error = %e, tickets = writes.len(), "cannot claim a batch of tickets; claiming each");
-                            let mut each = Vec::with_capacity(writes.len());
-                            for w in &writes {
-                                each.push(
-                                    self.claim_batch(std::slice::from_ref(w))
-                                        .await
-                                        .map(|inserted| inserted.get(&w.0).copied()),
-                                );
-                            }
-                            each
+                self.claims
+                    .drain(RECORD_BATCH, |writes| async move { self.claim_many(&writes).await })
+                    .await;
+            }
+
+            /// Stores and claims `writes` (one statement for all of them), each result in
+            /// order. A key twice in the batch went in once: the first write of it claimed it,
+            /// the later ones find it claimed. A batch the database refuses as a whole is
+            /// claimed one by one, so one bad ticket never stops the others.
+            async fn claim_many(&self, writes: &[ClaimWrite]) -> Vec<ClaimResult> {
+                match self.claim_batch(writes).await {
+                    Ok(mut inserted) => writes
+                        .iter()
+                        .map(|(key, _)| Ok(inserted.remove(key)))
+                        .collect(),
+                    Err(e) if writes.len() > 1 => {
+                        tracing::warn!(error = %e, tickets = writes.len(), "cannot claim a batch of tickets; claiming each");
+                        let mut each = Vec::with_capacity(writes.len());
+                        for w in writes {
+                            each.push(
+                                self.claim_batch(std::slice::from_ref(w))
+                                    .await
+                                    .map(|inserted| inserted.get(&w.0).copied()),
+                            );
                         }
-                        Err(e) => vec![Err(e)],
-                    };
-                    for (answer, result) in answers.into_iter().zip(results) {
-                        let _ = answer.send(result);
+                        each
                     }
+                    Err(e) => vec![Err(e)],
                 }
             }
 

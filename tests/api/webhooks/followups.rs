@@ -124,6 +124,43 @@ fn email(event_id: &str, email_id: &str, text: &str, sent: bool) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The first decision's routing (human: its label, priority 1) and its note, then nothing of a
+/// raise but a second note: no label, priority or assignee change, no label read.
+async fn expect_human_routing_then_a_note_only(mocks: &Mocks) {
+    expect_call(
+        mocks,
+        "addLabels",
+        ADD_LABELS,
+        json!({"input": {"threadId": THREAD, "labelTypeIds": ["lt_human"]}}),
+        1,
+    )
+    .await;
+    expect_call(
+        mocks,
+        "changeThreadPriority",
+        CHANGE_PRIORITY,
+        json!({"input": {"threadId": THREAD, "priority": 1}}),
+        1,
+    )
+    .await;
+    // Nothing of the raise reaches the thread but its note.
+    for op in [
+        "addLabels",
+        "changeThreadPriority",
+        "assignThread",
+        "removeLabels",
+        "threadLabels",
+    ] {
+        plain_call_op(op)
+            .respond_with(mutation_ok(op))
+            .expect(0)
+            .with_priority(10)
+            .mount(&mocks.plain)
+            .await;
+    }
+    expect_notes(mocks, 2).await;
+}
+
 async fn decisions(pool: &PgPool) -> Vec<(String, Option<String>, String)> {
     sqlx::query_as("SELECT severity, supersedes, id FROM decisions ORDER BY created_at, id")
         .fetch_all(pool)
@@ -356,38 +393,7 @@ async fn after_an_agent_lowers_the_priority_a_stronger_message_is_a_note_only() 
     let db = TestDb::new().await;
     let mocks = Mocks::start().await;
     mount_tier(&mocks, "enterprise", 2).await;
-    expect_call(
-        &mocks,
-        "addLabels",
-        ADD_LABELS,
-        json!({"input": {"threadId": THREAD, "labelTypeIds": ["lt_human"]}}),
-        1,
-    )
-    .await;
-    expect_call(
-        &mocks,
-        "changeThreadPriority",
-        CHANGE_PRIORITY,
-        json!({"input": {"threadId": THREAD, "priority": 1}}),
-        1,
-    )
-    .await;
-    // Nothing of the raise reaches the thread but its note.
-    for op in [
-        "addLabels",
-        "changeThreadPriority",
-        "assignThread",
-        "removeLabels",
-        "threadLabels",
-    ] {
-        plain_call_op(op)
-            .respond_with(mutation_ok(op))
-            .expect(0)
-            .with_priority(10)
-            .mount(&mocks.plain)
-            .await;
-    }
-    expect_notes(&mocks, 2).await;
+    expect_human_routing_then_a_note_only(&mocks).await;
     let app = spawn_followups(&db, &mocks, 0).await;
     let pool = db.pool().await;
 
@@ -631,38 +637,7 @@ async fn plain_reread_case(now: Option<Value>, reason: &str) {
             .await;
         }
     }
-    expect_call(
-        &mocks,
-        "addLabels",
-        ADD_LABELS,
-        json!({"input": {"threadId": THREAD, "labelTypeIds": ["lt_human"]}}),
-        1,
-    )
-    .await;
-    expect_call(
-        &mocks,
-        "changeThreadPriority",
-        CHANGE_PRIORITY,
-        json!({"input": {"threadId": THREAD, "priority": 1}}),
-        1,
-    )
-    .await;
-    // Nothing of the raise reaches the thread but its note.
-    for op in [
-        "addLabels",
-        "changeThreadPriority",
-        "assignThread",
-        "removeLabels",
-        "threadLabels",
-    ] {
-        plain_call_op(op)
-            .respond_with(mutation_ok(op))
-            .expect(0)
-            .with_priority(10)
-            .mount(&mocks.plain)
-            .await;
-    }
-    expect_notes(&mocks, 2).await;
+    expect_human_routing_then_a_note_only(&mocks).await;
     let app = spawn_followups(&db, &mocks, 0).await;
     let pool = db.pool().await;
 

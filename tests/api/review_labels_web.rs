@@ -17,7 +17,7 @@ use crate::{
     collector::Collector,
     harness,
     review::seed_with,
-    review_web::{Running, TOKEN, browser, driver, start_with},
+    review_web::{Running, TOKEN, browser, click_then, driver, start_with},
 };
 
 /// A decision of yesterday (UTC) at `hour`, routine unless `edit` says otherwise.
@@ -100,42 +100,14 @@ impl Session {
         self.find(css).await.prop("value").await.unwrap().unwrap()
     }
 
-    /// Clicks `button` in card 1 and waits for the page again, the verdict shown.
-    /// The old page is marked first, so a `.verdict` it already shows (a card judged before)
-    /// does not pass for the answer to this click.
+    /// Clicks `button` in card 1 and waits for the new page, the verdict shown.
     async fn judge_first_card(&self, button: &str) {
-        self.browser
-            .execute("window.__before_judging = true;", vec![])
-            .await
-            .unwrap();
-        self.find(&format!("#card-1 button[value={button}]"))
-            .await
-            .click()
-            .await
-            .unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let ready = self
-                .browser
-                .execute(
-                    "return window.__before_judging === undefined \
-                     && document.readyState === 'complete' \
-                     && document.querySelector('#card-1 .verdict') !== null;",
-                    vec![],
-                )
-                .await
-                .ok()
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false);
-            if ready {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the page did not come back with card 1 judged within 15 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        click_then(
+            &self.browser,
+            &format!("#card-1 button[value={button}]"),
+            "#card-1 .verdict",
+        )
+        .await;
     }
 
     async fn close(self) {

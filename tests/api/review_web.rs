@@ -604,8 +604,15 @@ pub(crate) async fn text_of(browser: &fantoccini::Client, css: &str) -> String {
         .unwrap()
 }
 
-/// Clicks `css` and waits for `then`.
-async fn click_then(browser: &fantoccini::Client, css: &str, then: &str) {
+/// Clicks `css` (a button that submits a form) and waits for the page that answers it, with
+/// `then` on it. The old page is marked first, so an element `then` names that the old page
+/// already shows (a card judged before) does not pass for the answer, and nothing is read
+/// from a page that is going away.
+pub(crate) async fn click_then(browser: &fantoccini::Client, css: &str, then: &str) {
+    browser
+        .execute("window.__before_click = true;", vec![])
+        .await
+        .unwrap();
     browser
         .find(Locator::Css(css))
         .await
@@ -613,12 +620,28 @@ async fn click_then(browser: &fantoccini::Client, css: &str, then: &str) {
         .click()
         .await
         .unwrap();
-    browser
-        .wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css(then))
-        .await
-        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let ready = browser
+            .execute(
+                "return window.__before_click === undefined \
+                 && document.readyState === 'complete' \
+                 && document.querySelector(arguments[0]) !== null;",
+                vec![serde_json::Value::String(then.to_owned())],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        if ready {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "after clicking {css}, no new page with {then} within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Two reviewers and an adjudicator in two headless Chromium sessions, with every decision of

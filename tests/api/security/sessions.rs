@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::grpc::callers_file;
 use crate::{
     review::seed,
-    review_web::{TOKEN, browser, csrf_of, driver, form, set_cookie},
+    review_web::{TOKEN, browser, click_then, csrf_of, driver, form, set_cookie},
 };
 
 const ADA: &str = "ada-reviewer-token-0123456789";
@@ -361,17 +361,12 @@ async fn a_cookie_copied_from_the_browser_is_dead_after_logout(pool: sqlx::Sqlit
     wait().for_element(Locator::Css("#card-1")).await.unwrap();
     let stolen = browser.get_named_cookie("escalator_review").await.unwrap();
     let stolen = format!("escalator_review={}", stolen.value());
-    browser
-        .find(Locator::Css("#card-1 button[value=correct]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait()
-        .for_element(Locator::Css("#card-1 .verdict"))
-        .await
-        .unwrap();
+    click_then(
+        &browser,
+        "#card-1 button[value=correct]",
+        "#card-1 .verdict",
+    )
+    .await;
     let text = browser
         .find(Locator::Css("#card-1 .verdict"))
         .await

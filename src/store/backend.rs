@@ -229,8 +229,26 @@ macro_rules! action_leasable {
 }
 pub(super) use action_leasable;
 
+/// `status = 'pending'` for a row found by its key, spelled so that PostgreSQL cannot prove it
+/// implies the predicate of the partial indexes `deliveries_pending` and `actions_pending` (the
+/// CHECK constraints allow only these three statuses). The row is then looked up in the primary
+/// key. Spelled `status = 'pending'`, the planner may instead read the whole partial index and
+/// filter it, once per statement or once per id, when the table's statistics are older than its
+/// backlog: seen under load at 0.3 ms per id with 6,000 pending actions, and at 30 ms per batch
+/// of decisions with 90,000 pending deliveries, which made the queue fall further behind.
+macro_rules! still_pending {
+    () => {
+        "status NOT IN ('done', 'failed')"
+    };
+    ($table:literal) => {
+        concat!($table, ".status NOT IN ('done', 'failed')")
+    };
+}
+pub(super) use still_pending;
+
 /// How many rows of `$table` are pending and failed, and when (`$at`) the oldest pending one
-/// came in: the one statement for both the inbox and the outbox.
+/// came in: the one statement for both the inbox and the outbox. Spelled with OR so that
+/// PostgreSQL can read the two partial indexes `*_pending` and `*_failed`.
 macro_rules! backlog_of {
     ($table:literal, $at:literal) => {
         concat!(
@@ -240,7 +258,7 @@ macro_rules! backlog_of {
             $at,
             " END) AS oldest FROM ",
             $table,
-            " WHERE status IN ('pending', 'failed')"
+            " WHERE status = 'pending' OR status = 'failed'"
         )
     };
 }
@@ -268,7 +286,7 @@ pub(super) fn actions_json(actions: &[NewAction]) -> String {
 
 /// `id` is one of the ids bound as `$2` ([`ids_json`]). On PostgreSQL the JSON array is turned
 /// into one `bigint[]` (`[1,2]` -> `{1,2}`), computed once per statement, so the planner can look
-/// the ids up in the primary key (or hash them). A join against
+/// the ids up in the primary key (with [`still_pending!`]). A join against
 /// `jsonb_array_elements_text($2)` instead let it choose a nested loop that expanded the whole
 /// list once per pending row: quadratic in the batch, 0.6 s for 512 ids once the outbox fell
 /// behind, which made it fall further behind.

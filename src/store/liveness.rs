@@ -53,7 +53,24 @@ pub trait Liveness: Send + Sync {
 
     /// Inbox and outbox backlog, for `/metrics`.
     async fn backlog(&self) -> Result<Backlog, StoreError>;
+
+    /// On PostgreSQL, analyses the queue tables (`deliveries`, `actions`) whose rows changed
+    /// by more than [`QUEUE_ANALYZE_CHANGES`] plus 2% since their last analysis, and returns
+    /// their names; nothing on SQLite.
+    ///
+    /// Autovacuum analyses at most once a minute per database (`autovacuum_naptime`), while a
+    /// queue's backlog can grow from none to 50,000 in that minute. On statistics that still
+    /// say "almost nothing pending", PostgreSQL read and sorted every pending row to lease a
+    /// batch of 64, and joined a batch of decisions to its deliveries through a scan of the
+    /// whole table (`escalator bench` and the shared harness, issue 25): each batch got slower
+    /// as the backlog grew. Only the columns the queue statements filter and sort on are
+    /// sampled, never the payloads; `SKIP_LOCKED` leaves a table another replica is analysing.
+    async fn refresh_queue_statistics(&self) -> Result<Vec<&'static str>, StoreError>;
 }
+
+/// Row changes (inserts, updates, deletes) since a queue table's last analysis, beyond 2% of its
+/// rows, after which [`Liveness::refresh_queue_statistics`] analyses it again.
+pub(super) const QUEUE_ANALYZE_CHANGES: i64 = 1_000;
 
 macro_rules! impl_liveness {
     ($store:ident, $pool:ty, $row:ty, $backend:literal, $skip_locked:literal) => {
@@ -111,6 +128,40 @@ macro_rules! impl_liveness {
                         pool.close().await;
                     }
                 }
+            }
+
+            async fn refresh_queue_statistics(&self) -> Result<Vec<&'static str>, StoreError> {
+                if $backend != "postgres" {
+                    return Ok(Vec::new());
+                }
+                // The cumulative statistics system's counters: a catalog read, no table scan.
+                let drifted: Vec<String> = sqlx::query_scalar(
+                    "SELECT relname::text FROM pg_stat_user_tables \
+                     WHERE schemaname = current_schema() AND relname IN ('deliveries', 'actions') \
+                     AND n_mod_since_analyze > $1 + n_live_tup / 50",
+                )
+                .bind(QUEUE_ANALYZE_CHANGES)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut analysed = Vec::new();
+                for table in drifted {
+                    let (name, sql) = match table.as_str() {
+                        "deliveries" => (
+                            "deliveries",
+                            "ANALYZE (SKIP_LOCKED) deliveries \
+                             (status, next_attempt_at, received_at, locked_until, locked_by)",
+                        ),
+                        "actions" => (
+                            "actions",
+                            "ANALYZE (SKIP_LOCKED) actions \
+                             (status, priority, next_attempt_at, locked_until, locked_by, kind)",
+                        ),
+                        _ => continue,
+                    };
+                    execute!(&self.pool, sql);
+                    analysed.push(name);
+                }
+                Ok(analysed)
             }
 
             async fn backlog(&self) -> Result<Backlog, StoreError> {

@@ -61,13 +61,6 @@ pub trait Outbox: Send + Sync {
     async fn actions(&self, decision_id: &str) -> Result<Vec<Action>, StoreError>;
 }
 
-/// `status = 'pending'`, spelled so that PostgreSQL cannot prove it implies the predicate of the
-/// partial index `actions_pending` (the CHECK constraint allows only these three statuses). The
-/// ids of [`ids_match!`] are then looked up in the primary key: through `actions_pending`, where
-/// `id` is the third column, each id cost a scan of every pending row (0.3 ms per id with a
-/// backlog of 6,000, seen under load when the table's statistics lag its backlog).
-const STILL_PENDING: &str = "status NOT IN ('done', 'failed')";
-
 macro_rules! impl_outbox {
     ($store:ident, $pool:ty, $row:ty, $backend:literal, $skip_locked:literal) => {
         impl $store {
@@ -84,7 +77,8 @@ macro_rules! impl_outbox {
                 // (it ran out, or the holder was taken for dead) changes nothing.
                 let sql = sqlx::AssertSqlSafe(format!(
                     "UPDATE actions SET locked_until = NULL, {set} \
-                     WHERE id = $3 AND {STILL_PENDING} AND locked_by = $4"
+                     WHERE id = $3 AND {} AND locked_by = $4",
+                    still_pending!()
                 ));
                 let mut conn = self.acquire(Queue::Outbox).await?;
                 execute!(&mut *conn, sql, error, at, id, &self.holder);
@@ -151,7 +145,7 @@ macro_rules! impl_outbox {
                     return Ok(0);
                 }
                 let ids_match = ids_match!($backend);
-                let still_pending = STILL_PENDING;
+                let still_pending = still_pending!();
                 // Done counts only for the current holder (the lease names it): an action
                 // another holder took over is that holder's to finish.
                 let sql = sqlx::AssertSqlSafe(format!(
@@ -167,7 +161,7 @@ macro_rules! impl_outbox {
                     return Ok(0);
                 }
                 let ids_match = ids_match!($backend);
-                let still_pending = STILL_PENDING;
+                let still_pending = still_pending!();
                 let sql = sqlx::AssertSqlSafe(format!(
                     // Only a lease still running: an attempt that just released its action (a
                     // retry sets `locked_until` NULL) must not be leased again by its keeper.

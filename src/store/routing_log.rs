@@ -379,7 +379,7 @@ macro_rules! impl_routing_log {
                      del AS (UPDATE deliveries SET status = 'done', done_at = dec.created_at, \
                        locked_until = NULL, last_error = NULL FROM dec \
                        WHERE deliveries.source = dec.source AND deliveries.ticket_id = dec.ticket_id \
-                       AND deliveries.version = dec.ticket_version AND deliveries.status = 'pending' \
+                       AND deliveries.version = dec.ticket_version AND ", still_pending!("deliveries"), " \
                        RETURNING 1) \
                      SELECT id FROM dec"
                 ))

@@ -80,7 +80,9 @@ pub async fn supervise<F, Fut>(
     }
 }
 
-/// Refreshes this process's heartbeat every `interval` until `shutdown`.
+/// Refreshes this process's heartbeat every `interval` until `shutdown`, and with it the
+/// planner's statistics of the queue tables once their backlog moved
+/// ([`Liveness::refresh_queue_statistics`]).
 pub async fn heartbeat(
     liveness: Arc<dyn Liveness>,
     interval: Duration,
@@ -89,6 +91,13 @@ pub async fn heartbeat(
     loop {
         if let Err(e) = liveness.heartbeat().await {
             tracing::warn!(error = %e, "cannot refresh the worker heartbeat; retrying");
+        }
+        match liveness.refresh_queue_statistics().await {
+            Ok(tables) if !tables.is_empty() => {
+                tracing::debug!(?tables, "analysed the queue tables");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot analyse the queue tables; retrying"),
         }
         tokio::select! {
             () = shutdown.cancelled() => break,

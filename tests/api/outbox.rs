@@ -707,3 +707,47 @@ async fn extended_leases_stay_with_their_holder_on_sqlite(pool: sqlx::SqlitePool
     )
     .await;
 }
+
+/// A backlog that grew since the queue tables were last analysed is analysed by the next
+/// heartbeat's `refresh_queue_statistics`, so the planner's row counts follow the backlog
+/// (on statistics that said "nothing pending" it read and sorted every pending row per lease).
+#[sqlx::test(migrations = "migrations/postgres")]
+async fn a_grown_backlog_is_analysed_for_the_planner_on_postgres(pool: sqlx::PgPool) {
+    let store = crate::harness::pg(pool.clone());
+    let reltuples = || async {
+        sqlx::query_scalar::<_, f32>("SELECT reltuples FROM pg_class WHERE relname = 'deliveries'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert!(reltuples().await < 1.0, "a new table has no row count yet");
+    for i in 0..1_500 {
+        assert!(
+            store
+                .accept_delivery(&delivery(&format!("th_{i}")))
+                .await
+                .unwrap()
+        );
+    }
+    // The statistics system's counters reach the catalog views within about a second.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let analysed = loop {
+        let tables = store.refresh_queue_statistics().await.unwrap();
+        if !tables.is_empty() || tokio::time::Instant::now() > deadline {
+            break tables;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(analysed, ["deliveries"], "only the table that changed");
+    assert!(
+        reltuples().await >= 1_500.0,
+        "the planner counts the backlog"
+    );
+}
+
+#[sqlx::test(migrations = "migrations/sqlite")]
+async fn sqlite_has_no_queue_statistics_to_refresh(pool: sqlx::SqlitePool) {
+    let store = crate::harness::lite(pool);
+    assert!(store.accept_delivery(&delivery("th_1")).await.unwrap());
+    assert!(store.refresh_queue_statistics().await.unwrap().is_empty());
+}

@@ -141,7 +141,7 @@ impl ClaudeClassifier {
             body.extend_from_slice(&serde_json::to_vec(&custom_id(i)).unwrap_or_default());
             body.extend_from_slice(b",\"params\":");
             let user = self.prompt.user_turn(ctx);
-            body.extend_from_slice(&self.body(&user, Some(self.settings.max_tokens)));
+            body.extend_from_slice(&self.body(&user, Some(self.settings.max_tokens)).to_vec());
             body.push(b'}');
         }
         body.extend_from_slice(b"]}");

@@ -121,6 +121,64 @@ pub struct ClaudeClassifier {
     breaker: SpendCapBreaker,
     /// Error kinds already logged at ERROR, so a broken key logs once, not per ticket.
     logged: Mutex<HashSet<String>>,
+    /// The serialised head every ticket's request shares ([`ClaudeClassifier::body`]).
+    head: std::sync::OnceLock<bytes::Bytes>,
+}
+
+/// A Messages request body: the head every ticket's call shares and the call's own tail, sent
+/// as two chunks of one body with its exact length (`content-length`, not chunked).
+#[derive(Debug, Clone)]
+pub(super) struct RequestBody {
+    head: bytes::Bytes,
+    tail: bytes::Bytes,
+}
+
+impl RequestBody {
+    /// The whole body in one buffer (a batch request embeds it).
+    pub(super) fn to_vec(&self) -> Vec<u8> {
+        [&self.head[..], &self.tail[..]].concat()
+    }
+
+    /// The body for one attempt: both buffers shared, nothing copied.
+    fn send(&self) -> reqwest::Body {
+        reqwest::Body::wrap(TwoChunks {
+            chunks: [Some(self.head.clone()), Some(self.tail.clone())],
+        })
+    }
+}
+
+/// An HTTP body of two buffers with its exact length up front. Written here because reqwest's
+/// own bodies are one buffer or a stream of unknown length (chunked encoding), and
+/// http-body-util has no chain of two.
+struct TwoChunks {
+    chunks: [Option<bytes::Bytes>; 2],
+}
+
+impl http_body::Body for TwoChunks {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let next = self.chunks.iter_mut().find_map(Option::take);
+        std::task::Poll::Ready(next.map(|b| Ok(http_body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.iter().all(Option::is_none)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let left = self
+            .chunks
+            .iter()
+            .flatten()
+            .map(bytes::Bytes::len)
+            .sum::<usize>();
+        http_body::SizeHint::with_exact(u64::try_from(left).unwrap_or(u64::MAX))
+    }
 }
 
 /// A 2xx answer.
@@ -205,13 +263,16 @@ impl ClaudeClassifier {
                 ..settings.clone()
             },
             prompt,
+            head: std::sync::OnceLock::new(),
         })
     }
 
-    /// The request body for one user turn: one buffer, which every attempt of the call sends
-    /// without copying it (with 256 calls in flight a copy per attempt was ~6 MiB of ~25 KiB
-    /// bodies, twice).
-    fn body(&self, user: &str, max_tokens: Option<u32>) -> bytes::Bytes {
+    /// The request body for one user turn. Its head (model, `max_tokens`, the system prompt)
+    /// is serialised once per client and shared by every ticket's call, its tail (the ticket,
+    /// the answer schema) is the call's own; every attempt sends both without copying them.
+    /// With 256 calls in flight a whole body per call was 256 copies of the ~55 KiB prompt
+    /// (16 MiB of the 100 MiB budget, issue 25); now it is one.
+    fn body(&self, user: &str, max_tokens: Option<u32>) -> RequestBody {
         let req = MessagesRequest::new(
             &self.settings.model,
             max_tokens,
@@ -221,8 +282,17 @@ impl ClaudeClassifier {
             user,
             self.prompt.schema(),
         );
-        // Serialising structs of strings and numbers cannot fail.
-        serde_json::to_vec(&req).unwrap_or_default().into()
+        let (head, tail) = req.split();
+        // Only the ticket calls' head is kept: probes (`max_tokens` 0 or none) are rare.
+        let head = if max_tokens == Some(self.settings.max_tokens) {
+            self.head.get_or_init(|| head.into()).clone()
+        } else {
+            head.into()
+        };
+        RequestBody {
+            head,
+            tail: tail.into(),
+        }
     }
 
     /// The headers of every call.
@@ -234,7 +304,7 @@ impl ClaudeClassifier {
     async fn post(
         &self,
         url: &str,
-        body: &bytes::Bytes,
+        body: &RequestBody,
         deadline: Instant,
     ) -> Result<Reply, ClassifierError> {
         let mut retries = 0;
@@ -277,7 +347,7 @@ impl ClaudeClassifier {
     }
 
     /// One HTTP attempt, classified by the retry rules.
-    async fn attempt(&self, url: &str, body: &bytes::Bytes, deadline: Instant) -> Attempt {
+    async fn attempt(&self, url: &str, body: &RequestBody, deadline: Instant) -> Attempt {
         let timeout = self
             .settings
             .timeout
@@ -287,7 +357,7 @@ impl ClaudeClassifier {
             .post(url)
             .headers(self.headers())
             .timeout(timeout)
-            .body(body.clone())
+            .body(body.send())
             .send()
             .await;
         let resp = match sent {
@@ -517,7 +587,7 @@ impl ClaudeClassifier {
     async fn call(
         &self,
         url: &str,
-        body: &bytes::Bytes,
+        body: &RequestBody,
         deadline: Instant,
         admit: Option<breaker::Admit>,
     ) -> Result<Reply, ClassifierError> {

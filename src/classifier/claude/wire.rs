@@ -107,6 +107,49 @@ impl<'a> MessagesRequest<'a> {
     }
 }
 
+/// The fields of [`MessagesRequest`] before `messages`: the same on every call of one client
+/// with one `max_tokens`.
+#[derive(Serialize)]
+struct Head<'r, 'a> {
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    system: &'r [SystemBlock<'a>; 1],
+}
+
+/// The fields of [`MessagesRequest`] from `messages` on: the call's own.
+#[derive(Serialize)]
+struct Tail<'r, 'a> {
+    messages: &'r [UserMessage<'a>; 1],
+    output_config: &'r OutputConfig<'a>,
+}
+
+impl MessagesRequest<'_> {
+    /// The serialised request in two parts whose concatenation is, byte for byte,
+    /// `serde_json::to_vec(self)`: `{"model":…,"system":[…],` and `"messages":[…],…}`. The head
+    /// carries the system prompt (about 55 KB), so a client serialises it once and every call
+    /// sends the same buffer (`ClaudeClassifier::body`).
+    pub(super) fn split(&self) -> (Vec<u8>, Vec<u8>) {
+        let head = Head {
+            model: self.model,
+            max_tokens: self.max_tokens,
+            system: &self.system,
+        };
+        let tail = Tail {
+            messages: &self.messages,
+            output_config: &self.output_config,
+        };
+        // Serialising structs of strings and numbers cannot fail; each is one JSON object,
+        // `{…}`: the head's closing brace becomes the comma before the tail's first field.
+        let mut head = serde_json::to_vec(&head).unwrap_or_default();
+        head.pop();
+        head.push(b',');
+        let mut tail = serde_json::to_vec(&tail).unwrap_or_default();
+        tail.remove(0);
+        (head, tail)
+    }
+}
+
 /// A `Message` response, read leniently.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -390,6 +433,19 @@ mod tests {
             &schema,
         );
         let s = serde_json::to_string(&counted).unwrap();
+        for req in [&r, &counted] {
+            let (head, tail) = req.split();
+            assert_eq!(
+                [head, tail].concat(),
+                serde_json::to_vec(req).unwrap(),
+                "the shared head and the call's tail are the whole body, byte for byte"
+            );
+        }
+        let (head, _) = r.split();
+        assert!(
+            head.ends_with(br#""ttl":"1h"}}],"#),
+            "the head ends with the system block"
+        );
         assert!(!s.contains("max_tokens"));
         assert!(s.contains(r#""ttl":"5m""#));
         assert!(s.contains(r#""output_config":{"effort":"low","format""#));

@@ -94,11 +94,28 @@ fn log_bridge_setup(settings: &Settings) {
     }
 }
 
+/// Connections the kernel may hold for a listener before it accepts them (Linux caps it at
+/// `net.core.somaxconn`, 4096 by default). `TcpListener::bind` asks for 128, like the
+/// standard library: 256 clients connecting at once overflowed it, and each dropped SYN cost
+/// its client a retransmit a second later (the shared harness saw 55 of 256 connections open
+/// 1 s late, and a second of latency on their first webhook). Node's HTTP server asks for 511.
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// Binds the listener of `addr`, naming the setting `key` when the address is taken.
 async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {key} {addr}"))
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As `TcpListener::bind` does: a restart may bind while old connections linger.
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().with_context(|| format!("cannot listen on {key} {addr}"))
 }
 
 /// Says at start who may call the gRPC API, so an open port is visible in the first lines of
@@ -455,5 +472,34 @@ impl App {
         self.store.close().await;
         tracing::info!("escalator stopped");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 300 clients connecting at once to a listener that has not accepted any of them yet all
+    /// get through the handshake. With the standard backlog of 128 the kernel drops the SYNs
+    /// past it and those clients retry only after a second, far past the 500 ms allowed here.
+    #[tokio::test]
+    async fn a_crowd_of_clients_connecting_at_once_is_not_turned_away() {
+        let listener = bind("TEST_ADDR", "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connects = (0..300).map(|_| {
+            tokio::time::timeout(
+                std::time::Duration::from_millis(500),
+                tokio::net::TcpStream::connect(addr),
+            )
+        });
+        let results = futures_util::future::join_all(connects).await;
+        let connected = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+        assert_eq!(
+            connected, 300,
+            "every handshake completes before any accept"
+        );
+        drop(listener);
     }
 }

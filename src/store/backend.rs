@@ -301,6 +301,22 @@ macro_rules! ids_match {
 }
 pub(super) use ids_match;
 
+/// The idempotency key of a row with `source`, `ticket_id` and `version` columns; inside a
+/// closure or function returning `Result<_, StoreError>` (a column that cannot be read returns
+/// [`StoreError::Corrupt`] from it).
+macro_rules! key_of_row {
+    ($row:expr) => {{
+        let row = $row;
+        let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
+        IdempotencyKey::new(
+            Source::parse("source", &text("source")?).map_err(corrupt)?,
+            text("ticket_id")?,
+            text("version")?,
+        )
+    }};
+}
+pub(super) use key_of_row;
+
 /// Ids as a JSON array, bound as one text parameter on both backends.
 pub(super) fn ids_json(ids: &[i64]) -> String {
     serde_json::Value::from(ids.to_vec()).to_string()

@@ -213,12 +213,7 @@ macro_rules! impl_inbox {
                 stored
                     .iter()
                     .map(|row| {
-                        let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
-                        let key = IdempotencyKey::new(
-                            Source::parse("source", &text("source")?).map_err(corrupt)?,
-                            text("ticket_id")?,
-                            text("version")?,
-                        );
+                        let key = key_of_row!(row);
                         let duplicates: i32 = row.try_get("duplicates").map_err(corrupt)?;
                         Ok((key, duplicates == 0))
                     })
@@ -284,12 +279,7 @@ macro_rules! impl_inbox {
                             .and_then(|v| v.as_str().map(str::to_owned));
                         let trace_context: Option<String> = row.try_get("trace_context").map_err(corrupt)?;
                         Ok(PendingDelivery {
-                            key: IdempotencyKey::new(
-                                Source::parse("source", &text("source")?)
-                                    .map_err(corrupt)?,
-                                text("ticket_id")?,
-                                text("version")?,
-                            ),
+                            key: key_of_row!(row),
                             event_type: text("event_type")?,
                             payload,
                             attempts: attempts(row.try_get("attempts").map_err(corrupt)?),

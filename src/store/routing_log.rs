@@ -462,12 +462,7 @@ macro_rules! impl_routing_log {
                 stored
                     .iter()
                     .map(|row| {
-                        let text = |col: &str| row.try_get::<String, _>(col).map_err(corrupt);
-                        let key = IdempotencyKey::new(
-                            Source::parse("source", &text("source")?).map_err(corrupt)?,
-                            text("ticket_id")?,
-                            text("version")?,
-                        );
+                        let key = key_of_row!(row);
                         let recent: i64 = row.try_get("recent").map_err(corrupt)?;
                         Ok((key, u32::try_from(recent).unwrap_or(u32::MAX)))
                     })

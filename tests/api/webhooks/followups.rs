@@ -69,6 +69,31 @@ async fn expect_call(mocks: &Mocks, op: &str, query: &str, variables: Value, n: 
         .await;
 }
 
+/// `addLabels` of `label_type`, expected `labels_n` times, and `changeThreadPriority` to
+/// `priority`, expected `priority_n` times.
+async fn expect_routed(
+    mocks: &Mocks,
+    (label_type, labels_n): (&str, u64),
+    (priority, priority_n): (u8, u64),
+) {
+    expect_call(
+        mocks,
+        "addLabels",
+        ADD_LABELS,
+        json!({"input": {"threadId": THREAD, "labelTypeIds": [label_type]}}),
+        labels_n,
+    )
+    .await;
+    expect_call(
+        mocks,
+        "changeThreadPriority",
+        CHANGE_PRIORITY,
+        json!({"input": {"threadId": THREAD, "priority": priority}}),
+        priority_n,
+    )
+    .await;
+}
+
 async fn expect_notes(mocks: &Mocks, n: u64) {
     plain_call_op("createNote")
         .respond_with(mutation_ok("createNote"))
@@ -127,22 +152,7 @@ fn email(event_id: &str, email_id: &str, text: &str, sent: bool) -> Vec<u8> {
 /// The first decision's routing (human: its label, priority 1) and its note, then nothing of a
 /// raise but a second note: no label, priority or assignee change, no label read.
 async fn expect_human_routing_then_a_note_only(mocks: &Mocks) {
-    expect_call(
-        mocks,
-        "addLabels",
-        ADD_LABELS,
-        json!({"input": {"threadId": THREAD, "labelTypeIds": ["lt_human"]}}),
-        1,
-    )
-    .await;
-    expect_call(
-        mocks,
-        "changeThreadPriority",
-        CHANGE_PRIORITY,
-        json!({"input": {"threadId": THREAD, "priority": 1}}),
-        1,
-    )
-    .await;
+    expect_routed(mocks, ("lt_human", 1), (1, 1)).await;
     // Nothing of the raise reaches the thread but its note.
     for op in [
         "addLabels",
@@ -226,22 +236,7 @@ async fn a_routine_ticket_whose_second_message_reports_data_loss_is_raised_to_on
     )
     .await;
     // The first decision: routine, the bot's label and priority, a note.
-    expect_call(
-        &mocks,
-        "addLabels",
-        ADD_LABELS,
-        json!({"input": {"threadId": THREAD, "labelTypeIds": ["lt_bot"]}}),
-        1,
-    )
-    .await;
-    expect_call(
-        &mocks,
-        "changeThreadPriority",
-        CHANGE_PRIORITY,
-        json!({"input": {"threadId": THREAD, "priority": 2}}),
-        1,
-    )
-    .await;
+    expect_routed(&mocks, ("lt_bot", 1), (2, 1)).await;
     // The raise: one label swap (bot's off, engineering's on), one priority change, the
     // route's assignee, one note.
     plain_call("threadLabels", THREAD_LABELS, json!({"threadId": THREAD}))
@@ -262,22 +257,7 @@ async fn a_routine_ticket_whose_second_message_reports_data_loss_is_raised_to_on
         1,
     )
     .await;
-    expect_call(
-        &mocks,
-        "addLabels",
-        ADD_LABELS,
-        json!({"input": {"threadId": THREAD, "labelTypeIds": ["lt_engineering"]}}),
-        1,
-    )
-    .await;
-    expect_call(
-        &mocks,
-        "changeThreadPriority",
-        CHANGE_PRIORITY,
-        json!({"input": {"threadId": THREAD, "priority": 0}}),
-        1,
-    )
-    .await;
+    expect_routed(&mocks, ("lt_engineering", 1), (0, 1)).await;
     expect_call(
         &mocks,
         "assignThread",
@@ -344,22 +324,7 @@ async fn thanks_on_an_urgent_ticket_changes_nothing_and_a_redelivery_is_decided_
     let mocks = Mocks::start().await;
     // Enterprise: the first message is urgent by the tier's floor.
     mount_tier(&mocks, "enterprise", 2).await;
-    expect_call(
-        &mocks,
-        "addLabels",
-        ADD_LABELS,
-        json!({"input": {"threadId": THREAD, "labelTypeIds": ["lt_human"]}}),
-        1,
-    )
-    .await;
-    expect_call(
-        &mocks,
-        "changeThreadPriority",
-        CHANGE_PRIORITY,
-        json!({"input": {"threadId": THREAD, "priority": 1}}),
-        1,
-    )
-    .await;
+    expect_routed(&mocks, ("lt_human", 1), (1, 1)).await;
     expect_notes(&mocks, 1).await;
     let app = spawn_followups(&db, &mocks, 0).await;
     let pool = db.pool().await;
@@ -454,22 +419,7 @@ async fn ten_messages_in_the_window_cost_one_redecision() {
     let db = TestDb::new().await;
     let mocks = Mocks::start().await;
     mount_tier(&mocks, "enterprise", 2).await;
-    expect_call(
-        &mocks,
-        "addLabels",
-        ADD_LABELS,
-        json!({"input": {"threadId": THREAD, "labelTypeIds": ["lt_human"]}}),
-        1,
-    )
-    .await;
-    expect_call(
-        &mocks,
-        "changeThreadPriority",
-        CHANGE_PRIORITY,
-        json!({"input": {"threadId": THREAD, "priority": 1}}),
-        1,
-    )
-    .await;
+    expect_routed(&mocks, ("lt_human", 1), (1, 1)).await;
     expect_notes(&mocks, 1).await;
     let app = spawn_followups(&db, &mocks, 2).await;
     let pool = db.pool().await;

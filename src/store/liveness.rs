@@ -65,6 +65,7 @@ pub trait Liveness: Send + Sync {
     /// whole table (`escalator bench` and the shared harness, issue 25): each batch got slower
     /// as the backlog grew. Only the columns the queue statements filter and sort on are
     /// sampled, never the payloads; `SKIP_LOCKED` leaves a table another replica is analysing.
+    /// A role that may not analyse a table (not its owner) leaves it to autovacuum.
     async fn refresh_queue_statistics(&self) -> Result<Vec<&'static str>, StoreError>;
 }
 
@@ -135,10 +136,17 @@ macro_rules! impl_liveness {
                     return Ok(Vec::new());
                 }
                 // The cumulative statistics system's counters: a catalog read, no table scan.
+                // Only tables this role may analyse: their owner's privileges, a superuser's
+                // or the database owner's (PostgreSQL 15's rule for ANALYZE). Another role would
+                // get a WARNING and no analysis on every heartbeat; autovacuum still runs.
                 let drifted: Vec<String> = sqlx::query_scalar(
-                    "SELECT relname::text FROM pg_stat_user_tables \
-                     WHERE schemaname = current_schema() AND relname IN ('deliveries', 'actions') \
-                     AND n_mod_since_analyze > $1 + n_live_tup / 50",
+                    "SELECT s.relname::text FROM pg_stat_user_tables s \
+                     JOIN pg_class c ON c.oid = s.relid \
+                     WHERE s.schemaname = current_schema() AND s.relname IN ('deliveries', 'actions') \
+                     AND s.n_mod_since_analyze > $1 + s.n_live_tup / 50 \
+                     AND (pg_has_role(current_user, c.relowner, 'USAGE') \
+                       OR pg_has_role(current_user, (SELECT datdba FROM pg_database \
+                         WHERE datname = current_database()), 'USAGE'))",
                 )
                 .bind(QUEUE_ANALYZE_CHANGES)
                 .fetch_all(&self.pool)

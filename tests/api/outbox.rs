@@ -745,6 +745,94 @@ async fn a_grown_backlog_is_analysed_for_the_planner_on_postgres(pool: sqlx::PgP
     );
 }
 
+/// A role that does not own the queue tables (a deployment whose migrations run as another
+/// role) is never made to analyse them: PostgreSQL would skip each with a WARNING on every
+/// heartbeat. Their owner still does.
+#[sqlx::test(migrations = "migrations/postgres")]
+async fn a_role_that_may_not_analyse_the_queue_leaves_it_to_autovacuum_on_postgres(
+    pool: sqlx::PgPool,
+) {
+    let owner = crate::harness::pg(pool.clone());
+    for i in 0..1_500 {
+        assert!(
+            owner
+                .accept_delivery(&delivery(&format!("th_{i}")))
+                .await
+                .unwrap()
+        );
+    }
+    // The counters reach the catalog views within about a second.
+    let drifted = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'deliveries'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+            > 1_000
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !drifted().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the statistics never counted the backlog"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Roles belong to the whole server: this one is dropped before anything is asserted.
+    let role = format!("escalator_not_owner_{}", uuid::Uuid::now_v7().simple());
+    for sql in [
+        format!("CREATE ROLE {role} NOLOGIN"),
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let options = pool.connect_options().as_ref().clone();
+    let set_role = format!("SET ROLE {role}");
+    let limited = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .after_connect(move |conn, _| {
+            let set_role = set_role.clone();
+            Box::pin(async move {
+                sqlx::Executor::execute(conn, sqlx::AssertSqlSafe(set_role)).await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .unwrap();
+    let current = sqlx::query_scalar::<_, String>("SELECT current_user::text")
+        .fetch_one(&limited)
+        .await;
+    let not_owner = crate::harness::pg(limited.clone())
+        .refresh_queue_statistics()
+        .await;
+    limited.close().await;
+    for sql in [format!("DROP OWNED BY {role}"), format!("DROP ROLE {role}")] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        current.unwrap(),
+        role,
+        "the second pool works as the other role"
+    );
+    assert!(
+        not_owner.unwrap().is_empty(),
+        "nothing analysed by a role that may not"
+    );
+    assert_eq!(
+        owner.refresh_queue_statistics().await.unwrap(),
+        ["deliveries"]
+    );
+}
+
 #[sqlx::test(migrations = "migrations/sqlite")]
 async fn sqlite_has_no_queue_statistics_to_refresh(pool: sqlx::SqlitePool) {
     let store = crate::harness::lite(pool);

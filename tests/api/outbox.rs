@@ -708,6 +708,18 @@ async fn extended_leases_stay_with_their_holder_on_sqlite(pool: sqlx::SqlitePool
     .await;
 }
 
+/// Stores `n` new deliveries: a backlog the queue's statistics do not know yet.
+async fn accept_backlog(store: &Arc<dyn escalator::store::Store>, n: usize) {
+    for i in 0..n {
+        assert!(
+            store
+                .accept_delivery(&delivery(&format!("th_{i}")))
+                .await
+                .unwrap()
+        );
+    }
+}
+
 /// A backlog that grew since the queue tables were last analysed is analysed by the next
 /// heartbeat's `refresh_queue_statistics`, so the planner's row counts follow the backlog
 /// (on statistics that said "nothing pending" it read and sorted every pending row per lease).
@@ -721,14 +733,7 @@ async fn a_grown_backlog_is_analysed_for_the_planner_on_postgres(pool: sqlx::PgP
             .unwrap()
     };
     assert!(reltuples().await < 1.0, "a new table has no row count yet");
-    for i in 0..1_500 {
-        assert!(
-            store
-                .accept_delivery(&delivery(&format!("th_{i}")))
-                .await
-                .unwrap()
-        );
-    }
+    accept_backlog(&store, 1_500).await;
     // The statistics system's counters reach the catalog views within about a second.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let analysed = loop {
@@ -753,14 +758,7 @@ async fn a_role_that_may_not_analyse_the_queue_leaves_it_to_autovacuum_on_postgr
     pool: sqlx::PgPool,
 ) {
     let owner = crate::harness::pg(pool.clone());
-    for i in 0..1_500 {
-        assert!(
-            owner
-                .accept_delivery(&delivery(&format!("th_{i}")))
-                .await
-                .unwrap()
-        );
-    }
+    accept_backlog(&owner, 1_500).await;
     // The counters reach the catalog views within about a second.
     let drifted = || async {
         sqlx::query_scalar::<_, i64>(

@@ -539,12 +539,20 @@ fn check_chars(field: &str, value: &str, max: usize) -> Result<(), DomainError> 
     Ok(())
 }
 
+/// How many of a customer's latest ticket rows (one per version) in the window are read to
+/// count its other tickets: the count stops there. The prompt and the repeat floor only ask
+/// whether there are any (`tiers.repeat.min_count`, which may not be more), and a customer or an
+/// integration that opens thousands of tickets a day would otherwise cost every new ticket a
+/// read of all of them.
+pub const MAX_REPEAT_ROWS: u32 = 20;
+
 /// A ticket plus what enrichment added: what the classifier sees.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TicketContext {
     /// The ticket.
     pub ticket: Ticket,
-    /// Other tickets from the same customer in the last 24 hours (from our own log).
+    /// Other tickets from the same customer in the last 24 hours (from our own log), counted
+    /// over its latest [`MAX_REPEAT_ROWS`] ticket rows.
     pub repeat_count_24h: u32,
 }
 

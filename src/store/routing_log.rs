@@ -11,7 +11,8 @@ use super::StoreError;
 #[allow(clippy::wildcard_imports)]
 use super::backend::*;
 use crate::domain::{
-    Decision, IdempotencyKey, RawTicket, Source, Ticket, Tier, TierSource, work::NewAction,
+    Decision, IdempotencyKey, MAX_REPEAT_ROWS, RawTicket, Source, Ticket, Tier, TierSource,
+    work::NewAction,
 };
 
 /// The outcome of claiming a ticket for classification.
@@ -70,8 +71,9 @@ pub trait RoutingLog: Send + Sync {
     }
 
     /// [`RoutingLog::claim`], and for a new claim also the number of other tickets (distinct ids)
-    /// the same customer opened in the same source since `options.repeats_since`, in the same
-    /// round trip where the backend allows.
+    /// the same customer opened in the same source since `options.repeats_since` (among its
+    /// latest [`MAX_REPEAT_ROWS`] ticket rows there), in the same round trip where the backend
+    /// allows.
     async fn claim_counting(
         &self,
         ticket: &Ticket,
@@ -95,7 +97,8 @@ pub trait RoutingLog: Send + Sync {
         actions: &[NewAction],
     ) -> Result<Recorded, StoreError>;
 
-    /// How many other tickets (distinct ids) this customer opened in `source` since `since`.
+    /// How many other tickets (distinct ids) this customer opened in `source` since `since`,
+    /// among its latest [`MAX_REPEAT_ROWS`] ticket rows there.
     async fn recent_tickets(
         &self,
         source: Source,
@@ -178,13 +181,15 @@ macro_rules! impl_routing_log {
                 E: sqlx::Executor<'e, Database = <$pool as PoolDb>::Db>,
             {
                 let n: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(DISTINCT ticket_id) FROM tickets \
-                     WHERE source = $1 AND customer_id = $2 AND ticket_id <> $3 AND received_at >= $4",
+                    "SELECT COUNT(DISTINCT r.ticket_id) FROM (SELECT ticket_id FROM tickets \
+                     WHERE source = $1 AND customer_id = $2 AND ticket_id <> $3 AND received_at >= $4 \
+                     ORDER BY received_at DESC LIMIT $5) r",
                 )
                 .bind(source.as_str())
                 .bind(customer_id)
                 .bind(exclude_ticket_id)
                 .bind(since)
+                .bind(i64::from(MAX_REPEAT_ROWS))
                 .fetch_one(executor)
                 .await?;
                 Ok(u32::try_from(n).unwrap_or(u32::MAX))
@@ -450,12 +455,14 @@ macro_rules! impl_routing_log {
                        RETURNING source, ticket_id, version, customer_id) \
                      SELECT ins.source, ins.ticket_id, ins.version, \
                        CASE WHEN extra.since IS NULL OR ins.customer_id IS NULL THEN 0 ELSE \
-                       (SELECT COUNT(DISTINCT t.ticket_id) FROM tickets t WHERE t.source = ins.source \
-                        AND t.customer_id = ins.customer_id AND t.ticket_id <> ins.ticket_id \
-                        AND t.received_at >= extra.since) END AS recent \
+                       (SELECT COUNT(DISTINCT r.ticket_id) FROM (SELECT t.ticket_id FROM tickets t \
+                        WHERE t.source = ins.source AND t.customer_id = ins.customer_id \
+                        AND t.ticket_id <> ins.ticket_id AND t.received_at >= extra.since \
+                        ORDER BY t.received_at DESC LIMIT $2) r) END AS recent \
                      FROM ins JOIN extra ON extra.source = ins.source \
                        AND extra.ticket_id = ins.ticket_id AND extra.version = ins.version",
-                    rows
+                    rows,
+                    i64::from(MAX_REPEAT_ROWS)
                 )
                 .fetch_all(&mut *conn)
                 .await?;

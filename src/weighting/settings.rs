@@ -174,6 +174,16 @@ impl Weighting {
                 "must be at least 1 (0 would count every ticket as a repeat)",
             ));
         }
+        if min_count > crate::domain::MAX_REPEAT_ROWS {
+            return Err(invalid(
+                "tiers.repeat.min_count",
+                format!(
+                    "is {min_count}; repeats are counted up to {} (over a customer's latest {0} \
+                     tickets), so a larger threshold would never be reached",
+                    crate::domain::MAX_REPEAT_ROWS
+                ),
+            ));
+        }
         Ok(Self {
             tiers,
             repeat: RepeatRule {
@@ -253,6 +263,18 @@ mod tests {
         );
         let e = load("[tiers.repeat]\nmin_count = 0\n").unwrap_err();
         assert!(e.to_string().starts_with("tiers.repeat.min_count: "), "{e}");
+        let e = load("[tiers.repeat]\nmin_count = 21\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("tiers.repeat.min_count: is 21"),
+            "{e}"
+        );
+        assert_eq!(
+            load("[tiers.repeat]\nmin_count = 20\n")
+                .unwrap()
+                .repeat()
+                .min_count,
+            20
+        );
         let e = load("[tiers.free]\nprompt = \"two\\nlines\"\n").unwrap_err();
         assert!(e.to_string().starts_with("tiers.free.prompt: "), "{e}");
     }

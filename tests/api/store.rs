@@ -82,6 +82,34 @@ both_backends! {
         assert_eq!(store.recent_tickets(src, "cust-1", "Z", future).await.unwrap(), 0);
     }
 
+    // A customer (or an integration) that opens many tickets a day costs each new ticket a
+    // bounded read: the count stops at the latest MAX_REPEAT_ROWS rows, in both ways of claiming.
+    async fn repeats_are_counted_over_the_customers_latest_rows_only(store) {
+        let cap = escalator::domain::MAX_REPEAT_ROWS;
+        let lease = Duration::from_secs(60);
+        for i in 0..cap + 5 {
+            store.claim(&domain_ticket(&format!("M-{i}"), "v1", "cust-many"), lease).await.unwrap();
+        }
+        for i in 0..3 {
+            store.claim(&domain_ticket(&format!("F-{i}"), "v1", "cust-few"), lease).await.unwrap();
+        }
+        let since = Utc::now() - chrono::Duration::hours(24);
+        let src = escalator::domain::Source::Api;
+        assert_eq!(store.recent_tickets(src, "cust-many", "Z", since).await.unwrap(), cap);
+        assert_eq!(store.recent_tickets(src, "cust-few", "Z", since).await.unwrap(), 3);
+        let options = escalator::store::ClaimOptions { repeats_since: Some(since), ..Default::default() };
+        let (claim, recent) = store
+            .claim_counting(&domain_ticket("M-new", "v1", "cust-many"), lease, &options)
+            .await
+            .unwrap();
+        assert_eq!((claim, recent), (Claim::New, cap));
+        let (claim, recent) = store
+            .claim_counting(&domain_ticket("F-new", "v1", "cust-few"), lease, &options)
+            .await
+            .unwrap();
+        assert_eq!((claim, recent), (Claim::New, 3));
+    }
+
     async fn a_released_claim_is_taken_over_at_once_and_a_decided_one_is_kept(store) {
         let t = domain_ticket("T-6", "v1", "");
         let lease = Duration::from_secs(600);

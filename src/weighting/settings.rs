@@ -36,7 +36,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "tiers.repeat.min_count",
         default: SettingDefault::Value("1"),
-        meaning: "Other tickets from the same customer in the last 24 hours at which the repeat floor applies (at least 1).",
+        meaning: "Other tickets from the same customer in the last 24 hours at which the repeat floor applies (1 to 20: repeats are counted over the customer's latest 20 tickets).",
         example: "2",
     },
     Setting {
